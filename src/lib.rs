@@ -1,0 +1,11 @@
+//! stemforge: offline stem mastering on the GPU (wgpu/WGSL) with a CPU reference engine.
+pub mod analysis;
+pub mod cpu;
+pub mod dsp;
+pub mod engine;
+pub mod error;
+pub mod gpu;
+pub mod io;
+pub mod session;
+
+pub use error::{Error, Result};
