@@ -81,8 +81,8 @@ format = "pcm24"
         )
         .unwrap();
         let kib = render_peak_kib(&d.join("session.toml"), &d.join("out"));
-        let (_, y) = (0, std::fs::metadata(d.join("out/master.wav")).unwrap().len());
-        assert!(y > (seconds as u64) * FS as u64 * 6, "{name}: master is complete");
+        let bytes = std::fs::metadata(d.join("out/master.wav")).unwrap().len();
+        assert!(bytes > (seconds as u64) * FS as u64 * 6, "{name}: master is complete ({bytes} bytes)");
         peaks.push(kib);
         // Free the disk before the next, larger case.
         std::fs::remove_dir_all(d.join("out")).unwrap();
