@@ -7,8 +7,9 @@
 //!
 //! Scales (DESIGN.md "Conventions": integer PCM reads as x / 2^(bits-1)):
 //! - Int16: (x as f32) * 2^-15, Int24: (x as f32) * 2^-23 — both exact (|x| < 2^24).
-//! - Int32: (x as f32) * 2^-31 — the i32 -> f32 conversion rounds to nearest even (as in WGSL's
-//!   `f32(i32)`), the power-of-two scale is then exact.
+//! - Int32: (x as f32) * 2^-31 — x rounded to the nearest f32 (ties to even), computed as
+//!   f32(x >> 16) * 2^16 + f32(x & 0xFFFF) so that only one correctly rounded addition rounds;
+//!   the power-of-two scale is then exact.
 //! - Float32: the bits as they are. Float64: rounded to nearest f32 (`as f32`); `f64_bits_to_f32`
 //!   does the same rounding with u32 operations only, for the shader (WGSL has no f64).
 use crate::io::SourceEncoding;
@@ -59,7 +60,15 @@ pub fn unpack_sample(bytes: &[u8], index: usize, encoding: SourceEncoding) -> f3
             let u = (byte_at(bytes, i) << 8) | (byte_at(bytes, i + 1) << 16) | (byte_at(bytes, i + 2) << 24);
             ((u as i32) >> 8) as f32 * SCALE_24
         }
-        SourceEncoding::Int32 => (word_at(bytes, index * 4) as i32) as f32 * SCALE_32,
+        SourceEncoding::Int32 => {
+            // x = hi * 2^16 + lo with both parts exact in f32: one correctly rounded (nearest
+            // even) f32 addition gives the nearest f32 to x. Same as `x as f32`, but it needs no
+            // i32 -> f32 conversion of a value above 2^24, whose rounding WGSL leaves open.
+            let x = word_at(bytes, index * 4) as i32;
+            let hi = (x >> 16) as f32 * 65536.0;
+            let lo = (x & 0xFFFF) as f32;
+            (hi + lo) * SCALE_32
+        }
         SourceEncoding::Float32 => f32::from_bits(word_at(bytes, index * 4)),
         SourceEncoding::Float64 => {
             let i = index * 8;
@@ -212,6 +221,20 @@ mod tests {
                 f64::from_bits((s & 0x800F_FFFF_FFFF_FFFF) | ((1023 - 160 + e) << 52))
             };
             check64(x);
+        }
+    }
+
+    #[test]
+    fn int32_split_matches_as_cast() {
+        let mut s = 0x9e37_79b9u32;
+        let edge = [0, 1, -1, i32::MAX, i32::MIN, (1 << 24) + 1, (1 << 24) + 3, -(1 << 24) - 1, 0x7FFF_FF80, 0x7FFF_FFC0];
+        for i in 0..2_000_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let x = if i < edge.len() { edge[i] } else { s as i32 };
+            let got = unpack_sample(&x.to_le_bytes(), 0, SourceEncoding::Int32);
+            assert_eq!(got.to_bits(), ((x as f32) * SCALE_32).to_bits(), "x = {x}");
         }
     }
 

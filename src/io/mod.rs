@@ -50,7 +50,16 @@ pub trait BlockReader: Send {
 /// zero-length audio, unsupported encoding: `Error::Input` naming the file.
 pub fn open(path: &Path) -> Result<Box<dyn BlockReader>> {
     match sniff(path)? {
-        Sniffed::Wav => Ok(Box::new(wav_reader::WavReader::open(path)?)),
+        Sniffed::Wav => match wav_reader::WavReader::open_inner(path) {
+            Ok(r) => Ok(Box::new(r)),
+            // 8-bit, A-law, mu-law...: symphonia's WAV reader decodes those; if it cannot either,
+            // our message (which names the encoding) is the clearer one.
+            Err(wav_reader::WavOpenError::Unsupported(ours)) => match symphonia_reader::SymphoniaReader::open(path) {
+                Ok(r) => Ok(Box::new(r)),
+                Err(_) => Err(ours),
+            },
+            Err(wav_reader::WavOpenError::Other(e)) => Err(e),
+        },
         Sniffed::Other(head) => match symphonia_reader::SymphoniaReader::open(path) {
             Ok(r) => Ok(Box::new(r)),
             Err(symphonia_reader::OpenError::NotRecognised) => {

@@ -71,10 +71,16 @@ impl SymphoniaReader {
             MetadataOptions::default(),
         ) {
             Ok(f) => f,
-            // "core (probe): no suitable format reader found", or EOF while scanning.
+            // "core (probe): no suitable format reader found" (the scan reached EOF or its limit).
             Err(SymError::Unsupported(_)) => return Err(OpenError::NotRecognised),
+            // The probe found a format marker and that format's reader ran off the end of the
+            // file (an AIFF cut short inside its SSND chunk, say).
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(OpenError::NotRecognised);
+                return Err(Error::input(
+                    path,
+                    "truncated or corrupt: the file ends before the data its header describes",
+                )
+                .into());
             }
             Err(e) => return Err(Error::input(path, format!("corrupt or unsupported audio file: {e}")).into()),
         };
@@ -109,10 +115,10 @@ impl SymphoniaReader {
             Channels::Positioned(p) if p.bits() < (1 << 18) => Some(p.bits() as u32),
             _ => None,
         };
-        let bits = params.bits_per_sample.unwrap_or(match params.sample_format {
+        let bits = params.bits_per_sample.or(params.bits_per_coded_sample).unwrap_or(match params.sample_format {
             Some(SymFormat::F64) => 64,
             Some(SymFormat::F32) => 32,
-            // Lossy codecs have no integer precision; 0 says so.
+            // Lossy and companded codecs (Vorbis, A-law, ...) state no integer precision; 0 says so.
             _ => 0,
         });
         let decoder = symphonia::default::get_codecs()
@@ -208,14 +214,12 @@ impl BlockReader for SymphoniaReader {
         let want = (total - self.frames_out).min(max_frames as u64) as usize;
         let mut done = 0;
         while done < want {
-            if self.pending_pos == self.pending_len {
-                if self.eof || !self.decode_next()? {
-                    self.eof = true;
-                    return Err(Error::input(
-                        &self.info.path,
-                        format!("truncated: header says {total} frames, file holds {}", self.frames_decoded),
-                    ));
-                }
+            if self.pending_pos == self.pending_len && (self.eof || !self.decode_next()?) {
+                self.eof = true;
+                return Err(Error::input(
+                    &self.info.path,
+                    format!("truncated: header says {total} frames, file holds {}", self.frames_decoded),
+                ));
             }
             let k = (want - done).min(self.pending_len - self.pending_pos);
             for (ch, (o, p)) in out.iter_mut().zip(&self.pending).enumerate() {

@@ -38,6 +38,34 @@ pub struct WavLayout {
     pub rf64: bool,
 }
 
+/// Why `WavReader::open_inner` failed.
+#[derive(Debug)]
+pub(crate) enum WavOpenError {
+    /// A well-formed header with an encoding this reader does not decode.
+    Unsupported(Error),
+    Other(Error),
+}
+
+impl WavOpenError {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            WavOpenError::Unsupported(e) | WavOpenError::Other(e) => e,
+        }
+    }
+}
+
+impl From<Error> for WavOpenError {
+    fn from(e: Error) -> Self {
+        WavOpenError::Other(e)
+    }
+}
+
+/// What `parse_header` found: a layout this reader streams, or a supported-by-others encoding.
+pub enum Parsed {
+    Layout(WavLayout),
+    Unsupported(Error),
+}
+
 /// Streaming reader of one WAV/RF64/BW64 file.
 pub struct WavReader {
     info: AudioInfo,
@@ -54,23 +82,30 @@ impl WavReader {
     /// is not WAV, an unsupported encoding, zero frames, or a file shorter than its header says
     /// are `Error::Input` naming the file.
     pub fn open(path: &Path) -> Result<WavReader> {
+        Self::open_inner(path).map_err(WavOpenError::into_error)
+    }
+
+    /// As `open`, telling an encoding this reader does not handle (8-bit, A-law, ...) apart, so
+    /// `io::open` can hand those files to symphonia.
+    pub(crate) fn open_inner(path: &Path) -> std::result::Result<WavReader, WavOpenError> {
         let file = File::open(path).map_err(|e| open_error(path, e))?;
         let file_len = file.metadata().map_err(|e| Error::input(path, format!("cannot read: {e}")))?.len();
         let mut file = BufReader::with_capacity(1 << 16, file);
         let layout = parse_header(&mut file, path, file_len)?;
+        let layout = match layout {
+            Parsed::Layout(l) => l,
+            Parsed::Unsupported(e) => return Err(WavOpenError::Unsupported(e)),
+        };
         let bps = pcm_unpack::bytes_per_sample(layout.encoding).expect("the WAV parser gives raw encodings");
         let bytes_per_frame = bps * layout.channels;
         let frames = layout.data_size / bytes_per_frame as u64;
         if frames == 0 {
-            return Err(Error::input(path, "contains no audio (0 frames)"));
+            return Err(Error::input(path, "contains no audio (0 frames)").into());
         }
         let end = layout.data_offset + frames * bytes_per_frame as u64;
         if file_len < end {
             let held = file_len.saturating_sub(layout.data_offset) / bytes_per_frame as u64;
-            return Err(Error::input(
-                path,
-                format!("truncated: header says {frames} frames, file holds {held}"),
-            ));
+            return Err(Error::input(path, format!("truncated: header says {frames} frames, file holds {held}")).into());
         }
         file.seek(SeekFrom::Start(layout.data_offset)).map_err(|e| read_error(path, e))?;
         let info = AudioInfo {
@@ -222,8 +257,9 @@ struct Fmt {
     valid_bits: u32,
 }
 
-/// Parse the RIFF/RF64/BW64 header up to the data chunk. `file` is at offset 0.
-pub fn parse_header<R: Read + Seek>(file: &mut R, path: &Path, file_len: u64) -> Result<WavLayout> {
+/// Parse the RIFF/RF64/BW64 header up to the data chunk. `file` is at offset 0. A well-formed
+/// header whose encoding this reader does not decode is `Parsed::Unsupported`.
+pub fn parse_header<R: Read + Seek>(file: &mut R, path: &Path, file_len: u64) -> Result<Parsed> {
     let bad = |msg: String| Error::input(path, msg);
     let mut head = [0u8; 12];
     read_header_bytes(file, &mut head, path, "the RIFF header")?;
@@ -262,12 +298,15 @@ pub fn parse_header<R: Read + Seek>(file: &mut R, path: &Path, file_len: u64) ->
                 }
             }
             b"fmt " => {
-                if size32 < 16 || size32 > 1024 {
+                if !(16..=1024).contains(&size32) {
                     return Err(bad(format!("corrupt WAV header: fmt chunk of {size32} bytes")));
                 }
                 let mut b = vec![0u8; size32 as usize];
                 read_header_bytes(file, &mut b, path, "the fmt chunk")?;
-                fmt = Some(parse_fmt(&b, path)?);
+                match parse_fmt(&b, path)? {
+                    Ok(f) => fmt = Some(f),
+                    Err(unsupported) => return Ok(Parsed::Unsupported(unsupported)),
+                }
             }
             b"data" => {
                 let size = if size32 == 0xFFFF_FFFF && rf64 {
@@ -302,7 +341,7 @@ pub fn parse_header<R: Read + Seek>(file: &mut R, path: &Path, file_len: u64) ->
     let Some((data_offset, data_size)) = data else {
         return Err(bad(format!("corrupt or truncated WAV: no data chunk in the file's {file_len} bytes")));
     };
-    Ok(WavLayout {
+    Ok(Parsed::Layout(WavLayout {
         encoding: fmt.encoding,
         channels: fmt.channels,
         sample_rate: fmt.sample_rate,
@@ -311,7 +350,7 @@ pub fn parse_header<R: Read + Seek>(file: &mut R, path: &Path, file_len: u64) ->
         data_offset,
         data_size,
         rf64,
-    })
+    }))
 }
 
 fn read_header_bytes<R: Read>(file: &mut R, buf: &mut [u8], path: &Path, what: &str) -> Result<()> {
@@ -324,7 +363,8 @@ fn read_header_bytes<R: Read>(file: &mut R, buf: &mut [u8], path: &Path, what: &
     })
 }
 
-fn parse_fmt(b: &[u8], path: &Path) -> Result<Fmt> {
+/// Ok(Ok(fmt)): readable; Ok(Err(e)): a valid header with an encoding we do not decode; Err: corrupt.
+fn parse_fmt(b: &[u8], path: &Path) -> Result<std::result::Result<Fmt, Error>> {
     let bad = |msg: String| Error::input(path, msg);
     let tag = le16(b, 0);
     let channels = le16(b, 2) as usize;
@@ -339,7 +379,7 @@ fn parse_fmt(b: &[u8], path: &Path) -> Result<Fmt> {
         let mask = le32(b, 20);
         let guid = &b[24..40];
         if guid[2..] != GUID_TAIL {
-            return Err(bad("unsupported WAV encoding: WAVE_FORMAT_EXTENSIBLE with an unknown sub-format GUID".into()));
+            return Ok(Err(bad("unsupported WAV encoding: WAVE_FORMAT_EXTENSIBLE with an unknown sub-format GUID".into())));
         }
         (le16(guid, 0), Some(mask), if valid == 0 { bits } else { valid })
     } else {
@@ -358,15 +398,15 @@ fn parse_fmt(b: &[u8], path: &Path) -> Result<Fmt> {
         (WAVE_FORMAT_IEEE_FLOAT, 32) => SourceEncoding::Float32,
         (WAVE_FORMAT_IEEE_FLOAT, 64) => SourceEncoding::Float64,
         (WAVE_FORMAT_PCM, b) => {
-            return Err(bad(format!("unsupported WAV encoding: {b}-bit integer PCM (16, 24 or 32-bit are read)")));
+            return Ok(Err(bad(format!("unsupported WAV encoding: {b}-bit integer PCM (16, 24 or 32-bit are read)"))));
         }
         (WAVE_FORMAT_IEEE_FLOAT, b) => {
-            return Err(bad(format!("unsupported WAV encoding: {b}-bit float (32 or 64-bit are read)")));
+            return Ok(Err(bad(format!("unsupported WAV encoding: {b}-bit float (32 or 64-bit are read)"))));
         }
         (c, _) => {
-            return Err(bad(format!(
+            return Ok(Err(bad(format!(
                 "unsupported WAV encoding: format code {c:#06x} (integer PCM and IEEE float are read)"
-            )));
+            ))));
         }
     };
     if valid_bits == 0 || valid_bits > bits {
@@ -379,5 +419,5 @@ fn parse_fmt(b: &[u8], path: &Path) -> Result<Fmt> {
             channels * bps
         )));
     }
-    Ok(Fmt { encoding, channels, sample_rate, channel_mask, valid_bits })
+    Ok(Ok(Fmt { encoding, channels, sample_rate, channel_mask, valid_bits }))
 }

@@ -72,15 +72,15 @@ impl WavWriter {
         if spec.sample_rate == 0 {
             return Err(Error::Internal("WavWriter: sample rate 0".into()));
         }
-        if let Some(l) = spec.layout {
-            if l.channels() != spec.channels {
-                return Err(Error::Internal(format!(
-                    "WavWriter: layout {} has {} channels, spec says {}",
-                    l.name(),
-                    l.channels(),
-                    spec.channels
-                )));
-            }
+        if let Some(l) = spec.layout
+            && l.channels() != spec.channels
+        {
+            return Err(Error::Internal(format!(
+                "WavWriter: layout {} has {} channels, spec says {}",
+                l.name(),
+                l.channels(),
+                spec.channels
+            )));
         }
         let name = final_path
             .file_name()
@@ -276,10 +276,10 @@ impl WavWriter {
         temp.persist(&path).map_err(|e| oerr("cannot rename the finished file into place", e.error))?;
         // Make the rename itself durable (POSIX: fsync the folder); best effort, as not every
         // filesystem allows opening a folder.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
         }
         let sha256 = sha256_file(&path).map_err(|e| oerr("cannot read back the finished file", e))?;
         Ok(WrittenFile { path, frames: self.frames, bytes: total, sha256 })
