@@ -3,7 +3,7 @@
 #[path = "common/analysis_signals.rs"]
 mod signals;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use signals::{Fmt, db_to_amp, music_noise, sine, write_wav};
@@ -204,7 +204,7 @@ fn json_keys_are_exact_one_object_or_a_list() {
     let s = music_noise(3, 2 * FS as usize, FS, 0.1);
     write_wav(&a, &[s.clone(), s.clone()], FS, Fmt::F32);
     write_wav(&b, &[s], FS, Fmt::I24);
-    let one = to_json(&measure(&[a.clone()]).unwrap());
+    let one = to_json(&measure(std::slice::from_ref(&a)).unwrap());
     let obj = one.as_object().expect("one file: one object");
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort();
@@ -239,7 +239,7 @@ fn json_keys_are_exact_one_object_or_a_list() {
 fn missing_file_is_an_input_error_naming_it() {
     let dir = tmp();
     let p = dir.path().join("nope.wav");
-    let e = measure(&[p.clone()]).unwrap_err();
+    let e = measure(std::slice::from_ref(&p)).unwrap_err();
     assert_eq!(e.exit_code(), 2);
     assert!(e.to_string().contains("nope.wav"), "{e}");
 }
@@ -274,7 +274,7 @@ fn ffmpeg_ebur128(path: &Path, prefilter: Option<&str>) -> (f64, f64) {
 const FFMPEG_LU: f64 = 0.1;
 const FFMPEG_TP_DB: f64 = 0.2;
 
-fn agree_with_ffmpeg(path: &PathBuf, prefilter: Option<&str>) {
+fn agree_with_ffmpeg(path: &Path, prefilter: Option<&str>) {
     let ours = measure_file(path).unwrap();
     let (i, tp) = ffmpeg_ebur128(path, prefilter);
     eprintln!("{}: I ours {:.3} ffmpeg {i}; TP ours {:.3} ffmpeg {tp}", path.display(), ours.integrated_lufs, ours.true_peak_dbtp);

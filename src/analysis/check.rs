@@ -49,10 +49,18 @@ pub const WINDOW_MAX_FRAMES: usize = 1 << 21;
 /// Largest offset searched, seconds (also at most half the window, so a peak has overlap to
 /// stand on).
 pub const MAX_LAG_SECONDS: f64 = 5.0;
-/// Normalised correlation below which a stem is "not found" in the mix minus the other stems.
-/// A stem present in the mix correlates near 1 even when other stems are wrong (independent
-/// material only adds to the denominator); 0.3 leaves room for heavy EQ before calling it absent.
-pub const MIN_CORRELATION: f64 = 0.3;
+/// A stem is "found" in the mix minus the other stems when its correlation peak stands this far
+/// above the median |xcorr| over the searched lags. The normalised correlation itself is not a
+/// good test: when another stem is also wrong, its error sits in every other stem's target and
+/// pulls their correlation down (to 0.3 in the tests' two-fault case) although they are in place.
+/// For a stem that is absent, |xcorr| is noise-like and its maximum over ~10^5 lags sits about
+/// 4.5σ, i.e. ~7x the median (0.67σ); a present stem peaks at ~sqrt(N)·ρ times the noise (hundreds
+/// on seconds of audio). 10 separates the two; strongly tonal material, whose correlation has no
+/// single peak, reads as not found rather than as a wrong offset.
+pub const MIN_PEAK_SIGNIFICANCE: f64 = 10.0;
+/// ... and when its estimated gain in the mix is at least this (−20 dB): a stem found only at a
+/// fraction of its level is as good as missing.
+pub const MIN_FOUND_GAIN: f64 = 0.1;
 /// A stem whose estimated gain in the mix differs from its session gain by more than this (dB) is
 /// a gain mismatch. 0.5 dB is a deliberate move, far above estimation noise on seconds of audio.
 pub const GAIN_TOLERANCE_DB: f64 = 0.5;
@@ -204,8 +212,14 @@ pub struct StemAlignment {
     /// Lag of the correlation peak, samples; positive = the stem is late against the mix.
     pub offset_samples: i64,
     pub polarity_inverted: bool,
-    /// Normalised correlation at the peak, in [−1, 1].
+    /// Normalised correlation at the peak, in [−1, 1] (lowered by any other stem's error, which
+    /// is part of this stem's target; informative, not the test).
     pub correlation: f64,
+    /// Correlation peak over the median |xcorr| of the searched lags.
+    pub peak_significance: f64,
+    /// The peak is significant (`MIN_PEAK_SIGNIFICANCE`) and the gain at least `MIN_FOUND_GAIN`:
+    /// offset, polarity and gain are trustworthy.
+    pub found: bool,
     /// The stem's level in the mix relative to its session gain and routing, dB (at the peak lag).
     #[serde(serialize_with = "crate::cpu::loudness::finite_or_null")]
     pub gain_db: f64,
@@ -506,12 +520,13 @@ pub fn check(session: &Session) -> Result<CheckReport> {
         _ => Some((r, n)),
     });
     let program_rate = program_rate.map(|(r, _)| r);
-    let longest = stem_scans.iter().flatten().map(|s| s.frames).max().unwrap_or(0);
+    let at_rate = |s: &Scan| program_rate.is_none_or(|r| r == s.sample_rate);
+    let longest = stem_scans.iter().flatten().filter(|s| at_rate(s)).map(|s| s.frames).max().unwrap_or(0);
     let longest_name = session
         .stems
         .iter()
         .zip(stem_scans)
-        .find(|(_, s)| s.as_ref().is_ok_and(|s| s.frames == longest))
+        .find(|(_, s)| s.as_ref().is_ok_and(|s| at_rate(s) && s.frames == longest))
         .map(|(st, _)| st.name.clone());
 
     let mut files = Vec::new();
@@ -540,7 +555,10 @@ pub fn check(session: &Session) -> Result<CheckReport> {
 
     // The reference length: the mix when it can be read (the stems must cover it), else the
     // longest stem (DESIGN.md DSP 1: the program is the longest stem, shorter ones are padded).
-    let mix_frames = mix_scan.and_then(|s| s.as_ref().ok()).filter(|s| s.frames > 0).map(|s| s.frames);
+    // Frame counts at another rate are not comparable: a mix or stem at the wrong rate gets a rate
+    // finding, not a length finding.
+    let mix_frames =
+        mix_scan.and_then(|s| s.as_ref().ok()).filter(|s| s.frames > 0 && at_rate(s)).map(|s| s.frames);
     let (ref_frames, ref_what) = match mix_frames {
         Some(f) => (f, "the reference mix".to_string()),
         None => (
@@ -604,7 +622,7 @@ pub fn check(session: &Session) -> Result<CheckReport> {
             findings.push(f);
             usable = false;
         }
-        if scan.frames > 0 && scan.frames != ref_frames && scan.read_error.is_none() {
+        if scan.frames > 0 && scan.frames != ref_frames && scan.read_error.is_none() && at_rate(scan) {
             let (d, how) = if scan.frames < ref_frames {
                 (ref_frames - scan.frames, "shorter")
             } else {
@@ -835,15 +853,17 @@ fn null_test_run(
             if !a.analysed {
                 continue;
             }
-            if a.correlation.abs() < MIN_CORRELATION {
+            if !a.found {
                 let mut f = Finding::new(
                     Some(name),
                     Some(&stem.path),
                     FindingKind::Uncorrelated,
                     format!(
-                        "stem `{name}` does not match the mix minus the other stems (correlation {:.2} in the analysis \
-                         window): it may be missing from the mix, a different take, or heavily processed{eq}",
-                        a.correlation
+                        "stem `{name}` is not found in the mix minus the other stems (correlation peak {:.1}x the \
+                         background, gain {} dB, in the analysis window): it may be missing from the mix, a \
+                         different take, heavily processed, or too tonal to align{eq}",
+                        a.peak_significance,
+                        fmt_db(a.gain_db, 1)
                     ),
                 );
                 f.correlation = Some(a.correlation);
@@ -949,12 +969,19 @@ fn align_stems(
     let mut xcorr = inv.make_output_vec();
     let mut scratch_f = fwd.make_scratch_vec();
     let mut scratch_i = inv.make_scratch_vec();
+    let mut magnitudes = Vec::with_capacity(2 * max_lag + 1);
 
     let mut out = Vec::new();
     for stem in stems {
         let frames_short = mix_frames as i64 - stem.frames as i64;
         let has_eq = stem.has_eq || session.bus_filter != Filter::None;
         let samples = read_window(&stem.path, start, w)?;
+        // Where the stem has signal in the window: a lag that slides it (mostly) off the window
+        // compares it with nothing, and FFT rounding there is not background.
+        let routed = |n: usize| stem.routes.iter().any(|&(src, _, _)| samples[src][n] != 0.0);
+        let first_nz = (0..w).find(|&n| routed(n)).unwrap_or(0) as i64;
+        let last_nz = (0..w).rev().find(|&n| routed(n)).unwrap_or(0) as i64;
+        let span = last_nz - first_nz + 1;
         acc.iter_mut().for_each(|z| *z = Complex::new(0.0, 0.0));
         let (mut et, mut ec) = (0.0f64, 0.0f64);
         let mut dsts: Vec<usize> = stem.routes.iter().map(|r| r.1).collect();
@@ -989,6 +1016,8 @@ fn align_stems(
                 offset_samples: 0,
                 polarity_inverted: false,
                 correlation: 0.0,
+                peak_significance: 0.0,
+                found: false,
                 gain_db: f64::NAN,
                 frames_short,
                 has_eq,
@@ -1005,13 +1034,30 @@ fn align_stems(
         inv.process_with_scratch(&mut acc, &mut xcorr, &mut scratch_i)
             .map_err(|e| Error::Internal(format!("alignment IFFT: {e}")))?;
         let mut best = (0i64, 0.0f32);
+        magnitudes.clear();
         for k in -(max_lag as i64)..=(max_lag as i64) {
             let idx = if k >= 0 { k as usize } else { fft_len - (-k) as usize };
+            // xcorr[k] pairs target frame n with stem frame n + k: the stem's active frames
+            // [first_nz, last_nz] meet the window's [k, w + k) over this many frames. Only lags
+            // with at least half the active span in the window count (for a full-length stem that
+            // is every lag up to w/2 = the largest searched).
+            let overlap = (last_nz + 1).min(w as i64 + k) - first_nz.max(k);
+            if 2 * overlap < span {
+                continue;
+            }
             let v = xcorr[idx];
+            magnitudes.push(v.abs());
             if v.abs() > best.1.abs() {
                 best = (k, v);
             }
         }
+        let median = if magnitudes.is_empty() {
+            0.0
+        } else {
+            let mid = magnitudes.len() / 2;
+            *magnitudes.select_nth_unstable_by(mid, f32::total_cmp).1 as f64
+        };
+        let peak_significance = if median > 0.0 { best.1.abs() as f64 / median } else { f64::INFINITY };
         // The unnormalised inverse FFT scales by fft_len.
         let peak = best.1 as f64 / fft_len as f64;
         let correlation = peak / (et * ec).sqrt();
@@ -1022,6 +1068,8 @@ fn align_stems(
             offset_samples: best.0,
             polarity_inverted: peak < 0.0,
             correlation,
+            peak_significance,
+            found: peak_significance >= MIN_PEAK_SIGNIFICANCE && gain >= MIN_FOUND_GAIN,
             gain_db: amplitude_db(gain),
             frames_short,
             has_eq,
@@ -1108,12 +1156,21 @@ impl CheckReport {
                 out.push_str(&format!("  left out of the sum: {}\n", n.stems_excluded.join(", ")));
             }
             for a in &n.alignment {
-                if a.analysed {
+                if a.analysed && !a.found {
                     out.push_str(&format!(
-                        "  {:<16} offset {:+} samples, correlation {:+.3}, gain {} dB, {} frames short\n",
+                        "  {:<16} not found (peak {:.1}x the background, gain {} dB), {} frames short\n",
+                        a.stem,
+                        a.peak_significance,
+                        fmt_db(a.gain_db, 2),
+                        a.frames_short
+                    ));
+                } else if a.analysed {
+                    out.push_str(&format!(
+                        "  {:<16} offset {:+} samples, correlation {:+.3} (peak {:.0}x the background), gain {} dB, {} frames short\n",
                         a.stem,
                         a.offset_samples,
                         a.correlation,
+                        a.peak_significance,
                         fmt_db(a.gain_db, 2),
                         a.frames_short
                     ));
