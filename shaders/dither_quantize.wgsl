@@ -18,8 +18,10 @@ struct DitherConfig {
 
 // Keep in sync with `DitherImmediates` in src/gpu/dither_quantize.rs.
 struct DitherImmediates {
-    first_frame: u32,  // program frame index of the block's frame 0 (the hash input)
-    frames: u32,       // frames to pack (<= block)
+    frame_lo: u32,  // program frame index of the block's frame 0 (the hash input), low 32 bits
+    frame_hi: u32,  // and high 32 bits
+    frames: u32,    // frames to pack (<= block)
+    _pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> cfg: DitherConfig;
@@ -27,8 +29,8 @@ struct DitherImmediates {
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
 var<immediate> imm: DitherImmediates;
 
-// "lowbias32" (C. Wellons, hash-prospector): a well-mixed 32-bit integer hash.
-fn hash32(v: u32) -> u32 {
+// lowbias32 (C. Wellons, "Prospecting for Hash Functions", 2018), as `lowbias32` in the CPU twin.
+fn lowbias32(v: u32) -> u32 {
     var x = v;
     x ^= x >> 16u;
     x *= 0x7feb352du;
@@ -38,16 +40,25 @@ fn hash32(v: u32) -> u32 {
     return x;
 }
 
-// Uniform in [0, 1) with 24 bits, exactly representable in f32.
-fn unit(h: u32) -> f32 {
+// The dither hash of (seed, channel, frame), inputs folded in one after another (CPU `hash`).
+fn dither_hash(channel: u32, frame_lo: u32, frame_hi: u32) -> u32 {
+    var h = lowbias32(cfg.seed ^ 0x9e3779b9u);
+    h = lowbias32(h ^ channel);
+    h = lowbias32(h ^ frame_lo);
+    h = lowbias32(h ^ frame_hi);
+    return h;
+}
+
+// A uniform in [0, 1) from the top 24 bits: exact in f32.
+fn uniform(h: u32) -> f32 {
     return f32(h >> 8u) * (1.0 / 16777216.0);
 }
 
-// TPDF noise in LSB, in (-1, 1): the difference of two independent uniforms.
-fn tpdf(channel: u32, frame: u32) -> f32 {
-    let h1 = hash32(cfg.seed ^ hash32(frame ^ hash32(channel)));
-    let h2 = hash32(h1 ^ 0x9e3779b9u);
-    return unit(h1) - unit(h2);
+// TPDF noise in LSB, u1 - u2 in (-1, 1), exact in f32 (CPU `tpdf`).
+fn tpdf(channel: u32, frame_lo: u32, frame_hi: u32) -> f32 {
+    let h1 = dither_hash(channel, frame_lo, frame_hi);
+    let h2 = lowbias32(h1 ^ 0x68e31da4u);
+    return uniform(h1) - uniform(h2);
 }
 
 fn bytes_per_sample() -> u32 {
@@ -58,7 +69,9 @@ fn bytes_per_sample() -> u32 {
     }
 }
 
-// The output word (its low `bytes_per_sample` bytes) for interleaved sample i.
+// The output word (its low `bytes_per_sample` bytes) for interleaved sample i (CPU
+// `quantize_sample`: scale exactly, add the dither as one f32 addition, round half to even, clamp
+// in f32 with max then min, convert the integer-valued f32).
 fn quantize(i: u32) -> u32 {
     let frame = i / cfg.channels;
     let c = i % cfg.channels;
@@ -67,13 +80,19 @@ fn quantize(i: u32) -> u32 {
         return bitcast<u32>(x);
     }
     let bits = 16u + 8u * cfg.format;
-    let scale = f32(1u << (bits - 1u));
+    let scale = bitcast<f32>((126u + bits) << 23u);  // 2^(bits-1), exact
+    let lo = -scale;
+    // 2^(bits-1) - 1; for 32 bits the largest f32 below 2^31, so the conversion never overflows.
+    let hi = select(scale - 1.0, bitcast<f32>(0x4effffffu), bits == 32u);
     var v = x * scale;
     if cfg.dither == 1u {
-        v += tpdf(c, imm.first_frame + frame);
+        // frame = first frame + frame within the block, as a 64-bit sum of two u32 halves.
+        let lo_frame = imm.frame_lo + frame;
+        let hi_frame = imm.frame_hi + select(0u, 1u, lo_frame < imm.frame_lo);
+        v = v + tpdf(c, lo_frame, hi_frame);
     }
-    v = clamp(round(v), -scale, scale - 1.0);
-    return bitcast<u32>(i32(v));
+    let r = min(max(round(v), lo), hi);
+    return bitcast<u32>(i32(r));
 }
 
 @compute @workgroup_size(64)

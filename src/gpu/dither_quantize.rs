@@ -25,8 +25,10 @@ pub struct DitherConfig {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct DitherImmediates {
-    pub first_frame: u32,
+    pub frame_lo: u32,
+    pub frame_hi: u32,
     pub frames: u32,
+    pub _pad: u32,
 }
 
 pub struct DitherQuantize {
@@ -97,7 +99,12 @@ impl DitherQuantize {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, first_frame: u64, frames: usize) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
-        let imm = DitherImmediates { first_frame: first_frame as u32, frames: frames as u32 };
+        let imm = DitherImmediates {
+            frame_lo: first_frame as u32,
+            frame_hi: (first_frame >> 32) as u32,
+            frames: frames as u32,
+            _pad: 0,
+        };
         pass.set_immediates(0, bytemuck::bytes_of(&imm));
         let words = self.packed_len(frames).div_ceil(4);
         // At most 65535 workgroups per dimension: fold the rest into y (the shader unfolds it).
