@@ -29,7 +29,7 @@ fn seven_stems_sum_exactly() {
         write_wav(&dir.path().join(format!("s{i}.wav")), &s, FS, 24);
         let g = 10f64.powf(gains[i] / 20.0);
         for (c, e) in expected.iter_mut().enumerate() {
-            let (src, w) = if mono[i] { (0, std::f64::consts::FRAC_1_SQRT_2) } else { (c, 1.0) };
+            let (src, w) = if mono[i] { (0, stemforge::plan::MONO_TO_STEREO as f64) } else { (c, 1.0) };
             for (n, v) in s[src].iter().enumerate() {
                 e[n] += g * w * *v as f64;
             }
