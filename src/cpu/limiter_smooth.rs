@@ -33,7 +33,7 @@ impl LimiterSmooth {
         for ((g, &enter), &leave) in gain.iter_mut().zip(&self.ext[l - 1..m]).zip(&self.ext[..len]) {
             sum += enter as f64;
             let s = sum * inv_l;
-            *g = if s > 0.0 { (s * (-LN_10 / 20.0)).exp() as f32 } else { 1.0 };
+            *g = if s > 0.0 { f32_at_most((s * (-LN_10 / 20.0)).exp()) } else { 1.0 };
             sum -= leave as f64;
         }
         self.ext.copy_within(len..m, 0);
@@ -43,4 +43,12 @@ impl LimiterSmooth {
     pub fn reset(&mut self) {
         self.ext.fill(0.0);
     }
+}
+
+/// The largest f32 not above `v` (v > 0): the gain is rounded down so that rounding never lifts a
+/// sample the limiter parked on the ceiling above it.
+#[inline]
+fn f32_at_most(v: f64) -> f32 {
+    let f = v as f32;
+    if (f as f64) > v { f.next_down() } else { f }
 }

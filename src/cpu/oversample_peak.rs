@@ -70,8 +70,15 @@ impl OversamplePeak {
             }
             buf.copy_within(len..len + t - 1, 0);
         }
+        // a = max(0, 20 log10 p - ceiling) in f64, rounded UP to f32: with a never below the exact
+        // attenuation, S >= a holds exactly downstream and a sample parked on the ceiling lands on
+        // it to within the final product's rounding. Frames at or under the ceiling (most of them)
+        // skip the logarithm.
+        let ceiling = ceiling_db as f64;
+        let threshold = 10f64.powf(ceiling / 20.0);
         for (a, &p) in atten_db.iter_mut().zip(peak.iter()) {
-            *a = (20.0 * p.log10() - ceiling_db).max(0.0);
+            let p = p as f64;
+            *a = if p <= threshold { 0.0 } else { f32_at_least(20.0 * p.log10() - ceiling) };
         }
         let _ = self.factor;
     }
@@ -82,6 +89,13 @@ impl OversamplePeak {
             h.fill(0.0);
         }
     }
+}
+
+/// The smallest f32 not below `v` (v >= 0).
+#[inline]
+fn f32_at_least(v: f64) -> f32 {
+    let f = v as f32;
+    if (f as f64) < v { f.next_up() } else { f }
 }
 
 /// peak[n] = max(peak[n], |sum_m c[m] * xs[T-1+n-m]|) for n in 0..peak.len(), where
