@@ -200,15 +200,17 @@ fn grid_size(taps: usize) -> usize {
 const LOG_FLOOR: f64 = 1e-10;
 
 /// Taper fraction of the Tukey window that cuts the linear-phase response to `taps`: 0, i.e. a
-/// plain (rectangular) truncation. MEASURED (8191 taps, 48 kHz, 30 Hz - 18 kHz; tests/eq.rs and the
-/// figures below): the zero-phase responses of realistic bands decay well inside the +-85 ms the
-/// taps span, so inside the span a window only multiplies the response by its own curvature, which
-/// smears the low-frequency corners. Worst error for an 80 Hz 2nd-order highpass (at 30 Hz):
-/// Kaiser beta 2 / 4 / 8: 0.04 / 0.10 / 0.21 dB; Tukey taper 0.2 / 0.5: 0.000 / 0.000 dB but 8th-order
-/// 30 Hz highpass 0.23 / 0.40 dB against 0.14 dB untapered; 100 Hz Q 8 peak 0.30 dB untapered,
-/// 0.33 / 0.42 / 0.76 dB with taper 0.05 / 0.2 / 0.5. Where the response has not decayed (high-Q
-/// bands below ~100 Hz) the plain truncation is also the least-squares best, and tapering measured
-/// worse in every case tried; the realistic set of tests/eq.rs holds < 0.001 dB.
+/// plain (rectangular) truncation. MEASURED (8191 taps, 48 kHz, worst error 30 Hz - 18 kHz): the
+/// zero-phase responses of realistic bands decay well inside the +-85 ms the taps span, so inside
+/// the span a window only multiplies the response by its own curvature, which smears the
+/// low-frequency corners. 80 Hz 2nd-order highpass: Kaiser beta 2 / 4 / 8 cost 0.04 / 0.10 / 0.21 dB
+/// at 30 Hz, no taper 0.000 dB. Where the response has NOT decayed inside the span (high Q at low
+/// frequency), plain truncation is the least-squares best and tapers measured worse again: 100 Hz
+/// Q 8 peak 0.30 dB untapered, 0.33 / 0.42 / 0.76 dB with Tukey taper 0.05 / 0.2 / 0.5; 30 Hz
+/// 8th-order highpass 0.14 dB untapered, 0.23 / 0.40 dB with taper 0.2 / 0.5. (Those two exceed
+/// 0.1 dB whatever the window: at 8191 taps, linear phase holds 0.1 dB for bands whose response
+/// decays within ~85 ms, i.e. roughly Q / f0 < 0.03 s; minimum phase, with twice the span, holds
+/// both: 0.000 and 0.035 dB.) The realistic set of tests/eq.rs holds < 0.001 dB.
 pub const LINEAR_TAPER: f64 = 0.0;
 
 /// Taper fraction of the half Tukey window that cuts the minimum-phase response (energy at the
