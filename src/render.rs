@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cpu::engine::CpuEngine;
-use crate::cpu::loudness::{LoudnessMeter, LoudnessStats};
+use crate::cpu::loudness::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::engine::{Engine, EngineInfo, PassParams, RenderPlan};
 use crate::error::{Error, Result};
 use crate::io::wav_writer::{WavWriter, WrittenFile};
@@ -86,7 +86,8 @@ pub struct RenderReport {
     pub layout: &'static str,
     pub frames: u64,
     pub duration_s: f64,
-    /// Loudness of the bus before normalisation and limiting (when a target is set).
+    /// Integrated loudness of the bus before normalisation and limiting (when a target is set;
+    /// the analysis pass meters nothing else).
     pub loudness_before: Option<LoudnessStats>,
     /// Loudness of the master as written (before quantisation).
     pub loudness_after: LoudnessStats,
@@ -253,12 +254,13 @@ impl Runner<'_> {
         plan: &RenderPlan,
         params: PassParams,
         kind: &'static str,
+        scope: MeterScope,
         writers: Writers,
     ) -> Result<PassResult> {
         let t0 = Instant::now();
         let pass_no = self.passes.len() as u32 + 1;
         self.progress.start_pass(pass_no, kind, plan.frames);
-        let meter = LoudnessMeter::new(plan.bus_channels(), plan.sample_rate, Some(plan.layout))?;
+        let meter = LoudnessMeter::with_scope(plan.bus_channels(), plan.sample_rate, Some(plan.layout), scope)?;
         let sink = ThreadedSink::start(OutputSink::new(meter, writers));
         let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames);
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
@@ -443,7 +445,7 @@ fn run_passes(
 
     let (before, mut gain_db) = match target {
         Some(t) => {
-            let analysis = runner.run(bus_plan, PassParams { gain_db: 0.0, limit: false, stems: false }, "analysis", Writers::none())?;
+            let analysis = runner.run(bus_plan, PassParams { gain_db: 0.0, limit: false, stems: false }, "analysis", MeterScope::Integrated, Writers::none())?;
             let l = analysis.loudness.integrated_lufs;
             if !l.is_finite() {
                 return Err(Error::input(
@@ -461,7 +463,7 @@ fn run_passes(
         iterations += 1;
         let writers = make_writers(files)?;
         let params = PassParams { gain_db, limit, stems: stems_wanted };
-        let result = runner.run(out_plan, params, if limit { "limiter" } else { "sum" }, writers)?;
+        let result = runner.run(out_plan, params, if limit { "limiter" } else { "sum" }, MeterScope::Full, writers)?;
         let miss = target.map(|t| t - result.loudness.integrated_lufs);
         match miss {
             Some(m) if m.abs() > LOUDNESS_TOLERANCE_LU && iterations < MAX_LIMITER_PASSES && m.is_finite() => {

@@ -109,9 +109,21 @@ pub fn channel_map(channels: usize, layout: Option<Layout>) -> Vec<Channel> {
 /// The most channels the `ebur128` crate meters.
 pub const MAX_CHANNELS: usize = 64;
 
+/// What a meter measures. The render's analysis pass needs only the integrated loudness, and
+/// reading momentary/short-term loudness every 100 ms costs more than the rest of the meter
+/// together (BENCHMARKS.md, stage throughput).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeterScope {
+    /// Integrated loudness only; the other readings are NaN/-inf (null in JSON).
+    Integrated,
+    /// Everything in `LoudnessStats`.
+    Full,
+}
+
 /// A streaming loudness meter for one program.
 pub struct LoudnessMeter {
     meter: EbuR128,
+    scope: MeterScope,
     channels: usize,
     /// Frames per 100 ms step (EBU Tech 3341: momentary/short-term are read every 100 ms).
     step: usize,
@@ -127,6 +139,11 @@ impl LoudnessMeter {
     /// a channel count/rate the crate cannot meter (1..=64 channels, 16 Hz..2.8 MHz), is an
     /// `Error::Usage` naming the values; callers that have a file name rewrap it.
     pub fn new(channels: usize, sample_rate: u32, layout: Option<Layout>) -> Result<Self> {
+        Self::with_scope(channels, sample_rate, layout, MeterScope::Full)
+    }
+
+    /// As `new`, measuring only what `scope` asks for.
+    pub fn with_scope(channels: usize, sample_rate: u32, layout: Option<Layout>, scope: MeterScope) -> Result<Self> {
         if let Some(l) = layout
             && l.channels() != channels
         {
@@ -141,7 +158,10 @@ impl LoudnessMeter {
                 "loudness meter: cannot meter {channels} channels; BS.1770 metering here takes 1 to {MAX_CHANNELS}"
             )));
         }
-        let mode = Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK;
+        let mode = match scope {
+            MeterScope::Integrated => Mode::I,
+            MeterScope::Full => Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK,
+        };
         let mut meter = EbuR128::new(channels as u32, sample_rate, mode).map_err(|e| {
             Error::Usage(format!(
                 "loudness meter: cannot meter {channels} channels at {sample_rate} Hz ({e})"
@@ -152,6 +172,7 @@ impl LoudnessMeter {
             .map_err(|e| Error::Internal(format!("loudness meter channel map: {e}")))?;
         Ok(LoudnessMeter {
             meter,
+            scope,
             channels,
             // Rates that are not a multiple of 10 Hz step at the nearest frame; the crate rounds
             // its 100 ms block the same way.
@@ -187,7 +208,9 @@ impl LoudnessMeter {
             self.in_step += n;
             if self.in_step == self.step {
                 self.in_step = 0;
-                self.read_step();
+                if self.scope == MeterScope::Full {
+                    self.read_step();
+                }
             }
         }
     }
@@ -215,6 +238,10 @@ impl LoudnessMeter {
         for ch in 0..self.channels as u32 {
             sample_peak = sample_peak.max(self.meter.sample_peak(ch).unwrap_or(0.0));
             true_peak = true_peak.max(self.meter.true_peak(ch).unwrap_or(0.0));
+        }
+        if self.scope == MeterScope::Integrated {
+            sample_peak = f64::NAN;
+            true_peak = f64::NAN;
         }
         LoudnessStats {
             integrated_lufs: integrated,
