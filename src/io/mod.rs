@@ -49,7 +49,64 @@ pub trait BlockReader: Send {
 /// `wav_reader`, everything else through `symphonia_reader`. Missing file, non-audio file,
 /// zero-length audio, unsupported encoding: `Error::Input` naming the file.
 pub fn open(path: &Path) -> Result<Box<dyn BlockReader>> {
-    Err(Error::input(path, "audio input is not implemented yet"))
+    match sniff(path)? {
+        Sniffed::Wav => match wav_reader::WavReader::open_inner(path) {
+            Ok(r) => Ok(Box::new(r)),
+            // 8-bit, A-law, mu-law...: symphonia's WAV reader decodes those; if it cannot either,
+            // our message (which names the encoding) is the clearer one.
+            Err(wav_reader::WavOpenError::Unsupported(ours)) => match symphonia_reader::SymphoniaReader::open(path) {
+                Ok(r) => Ok(Box::new(r)),
+                Err(_) => Err(ours),
+            },
+            Err(wav_reader::WavOpenError::Other(e)) => Err(e),
+        },
+        Sniffed::Other(head) => match symphonia_reader::SymphoniaReader::open(path) {
+            Ok(r) => Ok(Box::new(r)),
+            Err(symphonia_reader::OpenError::NotRecognised) => {
+                Err(Error::input(path, format!("not an audio file ({})", describe_head(&head))))
+            }
+            Err(symphonia_reader::OpenError::Input(e)) => Err(e),
+        },
+    }
+}
+
+/// What the first bytes of a file say it is.
+enum Sniffed {
+    /// RIFF/RF64/BW64 with form type WAVE.
+    Wav,
+    /// Anything else: the first bytes (up to 12), for the error message.
+    Other(Vec<u8>),
+}
+
+fn sniff(path: &Path) -> Result<Sniffed> {
+    use std::io::Read;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::input(path, "no such file")),
+        Err(e) => return Err(Error::input(path, format!("cannot open: {e}"))),
+    };
+    if meta.is_dir() {
+        return Err(Error::input(path, "is a folder, not an audio file"));
+    }
+    if meta.len() == 0 {
+        return Err(Error::input(path, "not an audio file (empty: 0 bytes)"));
+    }
+    let mut f = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    let mut head = Vec::with_capacity(12);
+    (&mut f).take(12).read_to_end(&mut head).map_err(|e| Error::input(path, format!("read error: {e}")))?;
+    let riff = head.len() == 12 && matches!(&head[0..4], b"RIFF" | b"RF64" | b"BW64") && &head[8..12] == b"WAVE";
+    Ok(if riff { Sniffed::Wav } else { Sniffed::Other(head) })
+}
+
+/// "starts with 7b 0a 20 20 ... (\"{\\n  ...\")" for a file neither reader understands.
+fn describe_head(head: &[u8]) -> String {
+    let hex: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let text: String = head.iter().take(8).map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '.' }).collect();
+    format!(
+        "no WAV/RF64, AIFF, FLAC or Ogg header; starts with bytes {} \"{}\"",
+        hex.join(" "),
+        text
+    )
 }
 
 /// Options for writing one output file.

@@ -1,1 +1,307 @@
 //! Atomic WAV/RF64 writer: temp file in the destination folder, renamed on `finish`.
+//!
+//! Layout (EBU Tech 3306 "RF64", section 3.5: a RIFF file that may outgrow 4 GiB reserves a JUNK
+//! chunk where the ds64 chunk would go, so it can become RF64 in place):
+//!
+//! ```text
+//!  0 "RIFF" | riff size u32 | "WAVE"
+//! 12 "JUNK" | 28 | 28 zero bytes        -> "ds64" | 28 | riff size u64, data size u64, frames u64, 0u32
+//! 48 "fmt " | 16 or 40 | WAVEFORMAT(EX/EXTENSIBLE)
+//!    "data" | data size u32 (0xFFFFFFFF in RF64) | interleaved little-endian samples [| pad byte]
+//! ```
+//!
+//! WAVE_FORMAT_EXTENSIBLE (with the layout's channel mask, 0 when none is given) whenever the
+//! plain header is ambiguous: more than 2 channels, more than 16 bits, or float (Microsoft,
+//! "WAVEFORMATEXTENSIBLE" remarks); plain WAVE_FORMAT_PCM otherwise, which every reader takes.
+//! The file is written under a hidden temporary name in the destination folder and renamed over
+//! the final name only when complete (DESIGN.md "Commands": a crash never leaves a half-written
+//! file under the final name); dropping an unfinished writer deletes the temporary file.
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::cpu::dither_quantize;
+use crate::error::{Error, Result};
+use crate::io::WriterSpec;
+use crate::session::SampleFormat;
+
+/// Bytes before the fmt chunk: RIFF header (12) + JUNK/ds64 chunk (8 + 28).
+const FMT_OFFSET: u64 = 48;
+const JUNK_BODY: u32 = 28;
+/// KSDATAFORMAT_SUBTYPE_PCM / _IEEE_FLOAT: {0000000x-0000-0010-8000-00AA00389B71}.
+const GUID_TAIL: [u8; 14] = [0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71];
+
+/// A finished output file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WrittenFile {
+    pub path: PathBuf,
+    pub frames: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the finished file, lowercase hex.
+    pub sha256: String,
+}
+
+/// Streaming writer of one WAV (or RF64, past 4 GiB) file.
+pub struct WavWriter {
+    final_path: PathBuf,
+    spec: WriterSpec,
+    /// Declared before `temp`, so a dropped writer flushes before the file is deleted.
+    out: Option<BufWriter<File>>,
+    /// Some until `finish` persists it; dropping it deletes the temporary file.
+    temp: Option<tempfile::NamedTempFile>,
+    data_offset: u64,
+    frames: u64,
+    data_bytes: u64,
+    /// The file becomes RF64 when its RIFF size (file length - 8) exceeds this.
+    rf64_threshold: u64,
+    /// Reused per block: one channel's integers, the interleaved bytes.
+    ints: Vec<i32>,
+    bytes: Vec<u8>,
+}
+
+impl WavWriter {
+    /// Create a temporary file `.<name>.XXXXXX.stemforge-tmp` next to `final_path` and write the
+    /// header. A missing or unwritable folder is an `Error::Output` naming `final_path`.
+    pub fn create(final_path: &Path, spec: &WriterSpec) -> Result<WavWriter> {
+        if spec.channels == 0 || spec.channels > u16::MAX as usize {
+            return Err(Error::Internal(format!("WavWriter: {} channels", spec.channels)));
+        }
+        if spec.sample_rate == 0 {
+            return Err(Error::Internal("WavWriter: sample rate 0".into()));
+        }
+        if let Some(l) = spec.layout
+            && l.channels() != spec.channels
+        {
+            return Err(Error::Internal(format!(
+                "WavWriter: layout {} has {} channels, spec says {}",
+                l.name(),
+                l.channels(),
+                spec.channels
+            )));
+        }
+        let name = final_path
+            .file_name()
+            .ok_or_else(|| Error::output(final_path, "not a file name"))?
+            .to_string_lossy()
+            .into_owned();
+        let dir = match final_path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(Error::output(final_path, format!("folder {} does not exist", dir.display())));
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".stemforge-tmp")
+            .rand_bytes(6)
+            .tempfile_in(&dir)
+            .map_err(|e| Error::output(final_path, format!("cannot create a file in folder {}: {e}", dir.display())))?;
+        let file = temp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::output(final_path, format!("cannot write: {e}")))?;
+        let mut w = WavWriter {
+            final_path: final_path.to_path_buf(),
+            spec: spec.clone(),
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            temp: Some(temp),
+            data_offset: 0,
+            frames: 0,
+            data_bytes: 0,
+            rf64_threshold: u32::MAX as u64,
+            ints: Vec::new(),
+            bytes: Vec::new(),
+        };
+        let header = w.header();
+        w.data_offset = header.len() as u64;
+        w.write_bytes_raw(&header)?;
+        Ok(w)
+    }
+
+    /// Test hook: make files whose RIFF size exceeds `bytes` RF64 (default 2^32 - 1), so RF64
+    /// output can be checked with small files.
+    pub fn set_rf64_threshold(&mut self, bytes: u64) {
+        self.rf64_threshold = bytes.min(u32::MAX as u64);
+    }
+
+    /// The final path this writer renames to on `finish`.
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    /// The temporary file being written (until `finish`).
+    pub fn temp_path(&self) -> Option<&Path> {
+        self.temp.as_ref().map(|t| t.path())
+    }
+
+    /// Frames written so far: the absolute frame index of the next `write_planar` frame.
+    pub fn frames_written(&self) -> u64 {
+        self.frames
+    }
+
+    fn extensible(&self) -> bool {
+        self.spec.channels > 2 || self.spec.format != SampleFormat::Pcm16
+    }
+
+    /// RIFF header, JUNK reservation, fmt chunk, data chunk header (sizes 0 until `finish`).
+    fn header(&self) -> Vec<u8> {
+        let s = &self.spec;
+        let bps = s.format.bytes_per_sample();
+        let float = s.format == SampleFormat::F32;
+        let block_align = (s.channels * bps) as u16;
+        let mut h = Vec::with_capacity(FMT_OFFSET as usize + 8 + 40 + 8);
+        h.extend_from_slice(b"RIFF");
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(b"WAVE");
+        h.extend_from_slice(b"JUNK");
+        h.extend_from_slice(&JUNK_BODY.to_le_bytes());
+        h.extend_from_slice(&[0u8; JUNK_BODY as usize]);
+        debug_assert_eq!(h.len() as u64, FMT_OFFSET);
+        let ext = self.extensible();
+        h.extend_from_slice(b"fmt ");
+        h.extend_from_slice(&(if ext { 40u32 } else { 16 }).to_le_bytes());
+        let code: u16 = if float { 3 } else { 1 };
+        h.extend_from_slice(&(if ext { 0xFFFEu16 } else { code }).to_le_bytes());
+        h.extend_from_slice(&(s.channels as u16).to_le_bytes());
+        h.extend_from_slice(&s.sample_rate.to_le_bytes());
+        h.extend_from_slice(&(s.sample_rate * block_align as u32).to_le_bytes());
+        h.extend_from_slice(&block_align.to_le_bytes());
+        h.extend_from_slice(&((bps * 8) as u16).to_le_bytes());
+        if ext {
+            h.extend_from_slice(&22u16.to_le_bytes()); // cbSize
+            h.extend_from_slice(&((bps * 8) as u16).to_le_bytes()); // wValidBitsPerSample
+            h.extend_from_slice(&s.layout.map_or(0, |l| l.channel_mask()).to_le_bytes());
+            h.extend_from_slice(&code.to_le_bytes());
+            h.extend_from_slice(&GUID_TAIL);
+        }
+        h.extend_from_slice(b"data");
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h
+    }
+
+    fn write_bytes_raw(&mut self, b: &[u8]) -> Result<()> {
+        let out = self.out.as_mut().expect("write after finish");
+        out.write_all(b).map_err(|e| Error::output(&self.final_path, format!("write failed: {e}")))
+    }
+
+    /// Append `frames` frames from `planar[ch][..frames]` (one slice per channel): interleave,
+    /// quantise (dithered with the writer's running frame index, so the dither depends only on
+    /// seed, channel and absolute frame) and pack little-endian.
+    pub fn write_planar(&mut self, planar: &[&[f32]], frames: usize) -> Result<()> {
+        let ch = self.spec.channels;
+        if planar.len() != ch || planar.iter().any(|p| p.len() < frames) {
+            return Err(Error::Internal(format!(
+                "WavWriter::write_planar: {} planes (need {ch}) of at least {frames} frames",
+                planar.len()
+            )));
+        }
+        let bps = self.spec.format.bytes_per_sample();
+        let stride = ch * bps;
+        let mut bytes = std::mem::take(&mut self.bytes);
+        bytes.resize(frames * stride, 0);
+        match self.spec.format.int_bits() {
+            None => {
+                for (c, p) in planar.iter().enumerate() {
+                    for (f, x) in p[..frames].iter().enumerate() {
+                        let at = f * stride + c * 4;
+                        bytes[at..at + 4].copy_from_slice(&x.to_le_bytes());
+                    }
+                }
+            }
+            Some(bits) => {
+                let mut ints = std::mem::take(&mut self.ints);
+                ints.resize(frames, 0);
+                for (c, p) in planar.iter().enumerate() {
+                    dither_quantize::quantize_block(
+                        &p[..frames],
+                        bits,
+                        self.spec.dither_seed,
+                        c as u32,
+                        self.frames,
+                        &mut ints,
+                    );
+                    for (f, q) in ints.iter().enumerate() {
+                        let at = f * stride + c * bps;
+                        bytes[at..at + bps].copy_from_slice(&q.to_le_bytes()[..bps]);
+                    }
+                }
+                self.ints = ints;
+            }
+        }
+        let r = self.write_bytes_raw(&bytes);
+        self.bytes = bytes;
+        r?;
+        self.frames += frames as u64;
+        self.data_bytes += (frames * stride) as u64;
+        Ok(())
+    }
+
+    /// Complete the file: pad byte, sizes (RF64 past the threshold), flush and fsync, rename over
+    /// the final name, then hash the finished file.
+    pub fn finish(mut self) -> Result<WrittenFile> {
+        let path = self.final_path.clone();
+        let oerr = |what: &str, e: std::io::Error| Error::output(&path, format!("{what}: {e}"));
+        if self.data_bytes % 2 == 1 {
+            self.write_bytes_raw(&[0])?; // RIFF chunks are padded to even length
+        }
+        let out = self.out.take().expect("finish twice");
+        let mut file = out.into_inner().map_err(|e| oerr("write failed", e.into_error()))?;
+        let total = self.data_offset + self.data_bytes + (self.data_bytes & 1);
+        let riff_size = total - 8;
+        if riff_size > self.rf64_threshold {
+            // EBU Tech 3306: "RF64", RIFF and data sizes -1, the real ones in ds64.
+            let mut ds64 = Vec::with_capacity(36);
+            ds64.extend_from_slice(b"ds64");
+            ds64.extend_from_slice(&JUNK_BODY.to_le_bytes());
+            ds64.extend_from_slice(&riff_size.to_le_bytes());
+            ds64.extend_from_slice(&self.data_bytes.to_le_bytes());
+            ds64.extend_from_slice(&self.frames.to_le_bytes());
+            ds64.extend_from_slice(&0u32.to_le_bytes()); // table length
+            patch(&mut file, 0, b"RF64").map_err(|e| oerr("write failed", e))?;
+            patch(&mut file, 4, &u32::MAX.to_le_bytes()).map_err(|e| oerr("write failed", e))?;
+            patch(&mut file, 12, &ds64).map_err(|e| oerr("write failed", e))?;
+            patch(&mut file, self.data_offset - 4, &u32::MAX.to_le_bytes()).map_err(|e| oerr("write failed", e))?;
+        } else {
+            patch(&mut file, 4, &(riff_size as u32).to_le_bytes()).map_err(|e| oerr("write failed", e))?;
+            patch(&mut file, self.data_offset - 4, &(self.data_bytes as u32).to_le_bytes())
+                .map_err(|e| oerr("write failed", e))?;
+        }
+        file.sync_all().map_err(|e| oerr("fsync failed", e))?;
+        drop(file);
+        let temp = self.temp.take().expect("finish twice");
+        temp.persist(&path).map_err(|e| oerr("cannot rename the finished file into place", e.error))?;
+        // Make the rename itself durable (POSIX: fsync the folder); best effort, as not every
+        // filesystem allows opening a folder.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        let sha256 = sha256_file(&path).map_err(|e| oerr("cannot read back the finished file", e))?;
+        Ok(WrittenFile { path, frames: self.frames, bytes: total, sha256 })
+    }
+}
+
+fn patch(file: &mut File, at: u64, bytes: &[u8]) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(at))?;
+    file.write_all(bytes)
+}
+
+/// SHA-256 of a file, streamed in 1 MiB reads, lowercase hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
