@@ -10,7 +10,8 @@
 //! the ffmpeg chain produces (ffmpeg writes no stem deliverables), so that row is like for like.
 //!
 //! ffmpeg 5.1 chain, two runs as loudnorm-style two-pass workflows do it:
-//!   1. per stem `afir` (the same FIR tables, gtype=none so the IR's gain is kept as designed) ->
+//!   1. per stem `afir` (the same FIR tables, mono IR applied to both channels; see AFIR for the
+//!      gain options) ->
 //!      `amix=inputs=5:normalize=0` -> bus `afir` -> `ebur128` (integrated loudness of the bus);
 //!   2. the same, then `volume` (target - measured) -> `aresample` to 4x -> `alimiter` (limit
 //!      -1 dBFS, level=disabled, 2 ms attack, 60 ms release, latency compensated) -> `aresample`
@@ -179,20 +180,28 @@ fn prepare(minutes: f64) -> Setup {
 // ---------------------------------------------------------------------------------------------
 // ffmpeg
 
+/// afir as the session's EQ: gtype=none keeps the IR's own gain (no auto-normalisation). On ffmpeg
+/// 5.1.9 (this machine) afir with gtype=none still scales a mono IR on a stereo input by sqrt(2)
+/// (+3.01 dB, whatever the IR: measured with unit impulses at taps 0 and 4095, an impulse of 0.5
+/// and a 101-tap IR; a stereo IR gets x2), so irgain=1/sqrt(2) restores unity (a unit impulse then
+/// passes music at -17.016 dB RMS for -17.011 in). The bench prints ffmpeg's bus loudness beside
+/// stemforge's, so a different ffmpeg that scales otherwise shows up as a mismatch there.
+const AFIR: &str = "afir=gtype=none:irgain=0.70710678";
+
 /// The filter graph up to the EQ'd bus, labelled `[bus]`. Inputs: stems 0..5, stem IRs 5..10,
 /// bus IR 10. A stem's gain_db goes into amix's weights (linear), as the session applies it.
 fn ffmpeg_bus_graph(s: &Setup) -> String {
     let n = s.stem_paths.len();
     let mut g = String::new();
     for i in 0..n {
-        g += &format!("[{i}:a][{}:a]afir=gtype=none:irfmt=mono[e{i}];", n + i);
+        g += &format!("[{i}:a][{}:a]{AFIR}[e{i}];", n + i);
     }
     for i in 0..n {
         g += &format!("[e{i}]");
     }
     let weights: Vec<String> = s.stem_gains.iter().map(|db| format!("{:.6}", 10f64.powf(db / 20.0))).collect();
     g += &format!("amix=inputs={n}:normalize=0:weights={}[sum];", weights.join(" "));
-    g += &format!("[sum][{}:a]afir=gtype=none:irfmt=mono[bus]", 2 * n);
+    g += &format!("[sum][{}:a]{AFIR}[bus]", 2 * n);
     g
 }
 
@@ -225,7 +234,7 @@ fn ffmpeg_pass1(s: &Setup, log: &Path) -> (Measured, f64) {
     let _ = std::fs::remove_file(log);
     let mut cmd = Command::new("ffmpeg");
     ffmpeg_inputs(&mut cmd, s);
-    cmd.arg("-filter_complex").arg(format!("{};[bus]ebur128=peak=true[m]", ffmpeg_bus_graph(s)));
+    cmd.arg("-filter_complex").arg(format!("{};[bus]ebur128=peak=true:framelog=verbose[m]", ffmpeg_bus_graph(s)));
     cmd.args(["-map", "[m]", "-f", "null", "-"]);
     let m = run_measured(cmd, log);
     let (i, _) = parse_ebur128(&std::fs::read_to_string(log).expect("read ffmpeg log"));
@@ -252,7 +261,7 @@ fn measure_file(path: &Path, log: &Path) -> (f64, Option<f64>) {
     let _ = std::fs::remove_file(log);
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-hide_banner", "-nostats", "-i"]).arg(path);
-    cmd.args(["-af", "ebur128=peak=true", "-f", "null", "-"]);
+    cmd.args(["-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"]);
     run_measured(cmd, log);
     parse_ebur128(&std::fs::read_to_string(log).expect("read ffmpeg log"))
 }
@@ -334,8 +343,9 @@ impl Row {
             format!("{min:.2}-{max:.2}"),
             format!("{:.1}", program_s / w),
             format!("{:.1}", stem_frames / w / 1e6),
-            mib(self.peak_rss()),
+            format!("{:.2}", median(self.runs.iter().map(|m| m.user_s + m.sys_s).collect())),
             format!("{:.2}", self.cores()),
+            mib(self.peak_rss()),
         ]
     }
 }
@@ -380,6 +390,7 @@ fn main() {
     let mut reports_master = Vec::new();
     let (mut ff1, mut ff2) = (Vec::new(), Vec::new());
     let mut ff_gain = 0.0;
+    let mut ff_bus_lufs = f64::NAN;
     let ff_out = setup.dir.join("ffmpeg-master.wav");
     // Interleave the chains so that load from the machine's other users spreads over all three.
     for r in 0..runs {
@@ -395,6 +406,7 @@ fn main() {
         eprintln!("  {:.2} s; ffmpeg pass 1 (measure) ...", m.wall.as_secs_f64());
         let (m1, lufs) = ffmpeg_pass1(&setup, &logs.join(format!("ffmpeg-pass1-{r}.log")));
         ff_gain = TARGET_LUFS - lufs;
+        ff_bus_lufs = lufs;
         eprintln!("  {:.2} s (bus {lufs:.2} LUFS); ffmpeg pass 2 (limit, write) ...", m1.wall.as_secs_f64());
         let m2 = ffmpeg_pass2(&setup, ff_gain, &ff_out, &logs.join(format!("ffmpeg-pass2-{r}.log")));
         eprintln!("  {:.2} s", m2.wall.as_secs_f64());
@@ -421,7 +433,7 @@ fn main() {
     let cells: Vec<Vec<String>> = rows.iter().map(|r| r.cells(program_s, stem_frames)).collect();
     print!(
         "{}",
-        table(&["chain", "wall s", "min-max s", "realtime x", "stem Mframes/s", "peak RSS", "cores busy"], &cells)
+        table(&["chain", "wall s", "min-max s", "realtime x", "stem Mframes/s", "CPU s", "cores busy", "peak RSS"], &cells)
     );
     let ff = rows[2].median_wall();
     let ff_rss = rows[2].peak_rss() as f64;
@@ -434,14 +446,21 @@ fn main() {
             r.peak_rss() as f64 / ff_rss
         );
     }
-    println!("(\"stem Mframes/s\": frames of all 5 input stems per wall second of the whole chain, all its passes)");
+    println!("(\"stem Mframes/s\": frames of all 5 input stems per wall second of the whole chain, all its passes;");
+    println!(" \"CPU s\": user + system time of the child(ren), median; \"cores busy\": CPU s / wall s)");
 
     let median_report = |reps: &[(std::time::Duration, serde_json::Value)]| {
         let mut v: Vec<_> = reps.iter().collect();
         v.sort_by_key(|(w, _)| *w);
         v[v.len() / 2].1.clone()
     };
-    print_report("stemforge master + stems", &median_report(&reports_full));
+    let full = median_report(&reports_full);
+    println!(
+        "\nsame bus, two meters: stemforge's analysis pass {} LUFS, ffmpeg's pass 1 {ff_bus_lufs:.2} LUFS \
+         (a difference of more than ~0.1 LU means the two chains are not filtering alike)",
+        f(&full["passes"][0]["integrated_lufs"])
+    );
+    print_report("stemforge master + stems", &full);
     print_report("stemforge master only", &median_report(&reports_master));
 
     // Untimed: what each chain delivered.

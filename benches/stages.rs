@@ -43,7 +43,7 @@ fn signal() -> Vec<Vec<f32>> {
     Synth::new(StemKind::Drums, 7).fill(&mut a, FRAMES);
     Synth::new(StemKind::Music, 8).fill(&mut b, FRAMES);
     for (ca, cb) in a.iter_mut().zip(&b) {
-        ca.iter_mut().zip(cb).for_each(|(x, y)| *x = 1.6 * (*x + *y));
+        ca.iter_mut().zip(cb).for_each(|(x, y)| *x = 2.5 * (*x + *y));
     }
     a
 }
@@ -137,7 +137,7 @@ fn bench_stages(c: &mut Criterion, dir: &std::path::Path) {
     // Loudness meter (BS.1770-4 integrated, LRA, momentary, short-term, sample and true peak).
     g.bench_function("loudness_meter_stereo", |b| {
         b.iter(|| {
-            let mut m = LoudnessMeter::new(2, FS, Some(Layout::Stereo));
+            let mut m = LoudnessMeter::new(2, FS, Some(Layout::Stereo)).expect("meter");
             for k in 0..BLOCKS {
                 m.add_planar(&planes(&x, k));
             }

@@ -188,6 +188,21 @@ impl StemKind {
             StemKind::Effects51 => "effects",
         }
     }
+    /// Output level of each kind, so that a stem sits where a mix engineer would print it (peaks
+    /// below full scale) and the 5-stem bus lands a few dB under -14 LUFS with peaks above the
+    /// ceiling: normalisation then pushes into the limiter, as in a real master.
+    fn trim(self) -> f64 {
+        match self {
+            StemKind::Drums => 0.35,
+            StemKind::Bass => 0.32,
+            StemKind::Music => 0.42,
+            StemKind::Vocals => 0.25,
+            StemKind::Fx => 0.7,
+            StemKind::Dialogue => 0.3,
+            StemKind::Music51 => 0.3,
+            StemKind::Effects51 => 0.5,
+        }
+    }
     pub fn channels(self) -> usize {
         match self {
             StemKind::Dialogue => 1,
@@ -250,10 +265,11 @@ impl Synth {
     pub fn fill(&mut self, out: &mut [Vec<f32>], frames: usize) {
         assert_eq!(out.len(), self.kind.channels());
         let mut frame = [0.0f64; 8];
+        let trim = self.kind.trim();
         for f in 0..frames {
             self.sample(&mut frame);
             for (c, o) in out.iter_mut().enumerate() {
-                o[f] = frame[c].clamp(-1.0, 1.0) as f32;
+                o[f] = (trim * frame[c]).clamp(-1.0, 1.0) as f32;
             }
             self.i += 1;
         }
