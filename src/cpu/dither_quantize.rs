@@ -84,6 +84,10 @@ pub fn clamp_bounds(bits: u32) -> (f32, f32) {
 ///   r = round_ties_even(v) WGSL: round() — also ties to even
 ///   r = clamp(r, lo, hi)   in f32: WGSL clamp(r, lo, hi) (= min(max(r, lo), hi))
 ///   q = r as i32           exact: r is an integer within i32's range
+/// Because v + d is an f32, it is itself rounded to v's ulp: at most 2^-9 LSB for 16-bit output,
+/// but up to 0.25 LSB for 24-bit samples above half scale (ulp 0.5 LSB there) and coarser still at
+/// 32 bits, so |q - v| < 1.5 + ulp/2 LSB. Accepted: the GPU has no wider type, and an f32 input
+/// carries no more precision than that anyway.
 #[inline(always)]
 pub fn quantize_sample(x: f32, d: f32, scale: f32, lo: f32, hi: f32) -> i32 {
     let v = x * scale;

@@ -1,17 +1,37 @@
 //! Release: D[n] = max(A[n], rho * D[n-1]), D = 0 before the start; state carried across blocks.
 //!
-//! SKELETON: the contract for the DSP work and the GPU mirror.
+//! Sequential here; the GPU evaluates the same recurrence as a scan over the associative operator
+//! (a1,b1)∘(a2,b2) = (max(a2, b2*a1), b1*b2) (DESIGN.md "DSP" 6), which differs only in rounding.
 pub struct LimiterRelease {
-    _private: (),
+    rho: f32,
+    /// D[n-1] of the last frame processed.
+    state: f32,
 }
 
 impl LimiterRelease {
     pub fn new(rho: f32) -> Self {
-        let _ = rho;
-        unimplemented!("LimiterRelease::new")
+        assert!((0.0..1.0).contains(&rho), "LimiterRelease: rho must be in [0, 1), got {rho}");
+        LimiterRelease { rho, state: 0.0 }
     }
+
     pub fn process(&mut self, held_db: &[f32], released_db: &mut [f32]) {
-        let _ = (held_db, released_db);
-        unimplemented!("LimiterRelease::process")
+        assert_eq!(held_db.len(), released_db.len(), "LimiterRelease::process: shape");
+        let rho = self.rho;
+        let mut d = self.state;
+        for (o, &a) in released_db.iter_mut().zip(held_db) {
+            d = a.max(rho * d);
+            *o = d;
+        }
+        self.state = d;
+    }
+
+    /// The release state D of the last frame processed.
+    pub fn state(&self) -> f32 {
+        self.state
+    }
+
+    /// Forget all history (as if newly built).
+    pub fn reset(&mut self) {
+        self.state = 0.0;
     }
 }

@@ -9,5 +9,6 @@ pub mod limiter_hold;
 pub mod limiter_release;
 pub mod limiter_smooth;
 pub mod limiter_apply;
+pub mod limiter;
 pub mod dither_quantize;
 pub mod engine;

@@ -1,2 +1,20 @@
 //! The GPU engine: wgpu context, one host file per stage (named as its shader and CPU twin), and
 //! the engine that keeps the per-block chain on the device.
+pub mod context;
+pub mod kernel;
+
+pub mod pcm_unpack;
+pub mod fir_convolve;
+pub mod gain_sum;
+pub mod oversample_peak;
+pub mod limiter_hold;
+pub mod limiter_release;
+pub mod limiter_smooth;
+pub mod limiter_apply;
+pub mod dither_quantize;
+pub mod delay_line;
+
+pub mod engine;
+
+pub use context::{list_adapters, AdapterSummary, GpuContext};
+pub use engine::GpuEngine;

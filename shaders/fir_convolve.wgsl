@@ -1,0 +1,313 @@
+// fir_convolve: y[n] = sum_k h[k] x[n-k] by uniformly partitioned overlap-save convolution.
+// Twin of src/cpu/fir_convolve.rs; host code in src/gpu/fir_convolve.rs.
+//
+// Per block of B frames and per channel: the frame of the last N input samples (N = FFT size, a
+// power of two >= 2B) is packed as M = N/2 complex points z[n] = x[2n] + i x[2n+1] and
+// transformed with a four-step FFT, M = M1 * M2 (fwd_columns, fwd_rows); spectrum_mac unpacks the
+// real spectrum X[0..M], stores it in the channel's frequency-domain delay line (FDL), sums
+// X_{j-p} H_p over the P partitions and packs the result for the inverse real FFT; inv_columns and
+// inv_rows transform back and keep the last B samples (overlap-save). The 1/N of the inverse
+// transform is folded into the filter spectra H_p, which the host computes once per render (f64).
+//
+// Every sub-FFT (size M1 or M2 <= 1024) runs in workgroup memory: a radix-4 Stockham autosort
+// (Bainville, "OpenCL Fast Fourier Transform"), plus one radix-2 pass for odd log2 sizes, 1024
+// complex values per workgroup of 256 invocations. Twiddles come from a table computed in f64.
+
+// Keep in sync with `FirConfig` in src/gpu/fir_convolve.rs.
+struct FirConfig {
+    block: u32,      // B: frames per block (also the partition size)
+    fft_size: u32,   // N
+    half: u32,       // M = N / 2 complex points
+    hist_len: u32,   // N - B input samples carried from earlier blocks
+    m1: u32,         // first factor of M (column FFT size)
+    log2_m1: u32,
+    m2: u32,         // second factor of M (row FFT size)
+    log2_m2: u32,
+    channels: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Keep in sync with `FirChannel` in src/gpu/fir_convolve.rs.
+struct FirChannel {
+    input: u32,       // index of the channel's first frame in `signal_in`
+    output: u32,      // index of the channel's first frame in `signal_out`
+    spectra: u32,     // index in `consts` of H_0[0]; H_p starts at spectra + p * M
+    partitions: u32,  // P
+    fdl: u32,         // index in `fdl` of slot 0; slot s starts at fdl + s * M
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Keep in sync with `FirImmediates` in src/gpu/fir_convolve.rs.
+struct FirImmediates {
+    block_index: u32,  // blocks processed since the last reset: FDL slot and history parity
+}
+
+@group(0) @binding(0) var<uniform> cfg: FirConfig;
+@group(0) @binding(1) var<storage, read> chans: array<FirChannel>;
+// [0, M): W_M^j = exp(-2 pi i j / M); [M, 2M): W_N^j; then the filter spectra, bin 0 packed as
+// (H[0], H[M]) since both are real.
+@group(0) @binding(2) var<storage, read> consts: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read> signal_in: array<f32>;
+@group(0) @binding(4) var<storage, read_write> signal_out: array<f32>;
+// Two halves of [channel][hist_len]: block j reads half j % 2 and writes the other.
+@group(0) @binding(5) var<storage, read_write> hist: array<f32>;
+// [2][channel][M]: half 0 holds the spectrum being built, half 1 the column-pass scratch.
+@group(0) @binding(6) var<storage, read_write> work: array<vec2<f32>>;
+@group(0) @binding(7) var<storage, read_write> fdl: array<vec2<f32>>;
+var<immediate> imm: FirImmediates;
+
+const WG: u32 = 256u;
+const SPAN: u32 = 1024u;  // complex values per workgroup: SPAN / m sub-FFTs of size m
+
+var<workgroup> sh: array<vec2<f32>, 1024>;
+
+fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+fn conj(a: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x, -a.y);
+}
+
+// W_M^j for the forward transform, its conjugate for the inverse.
+fn twiddle(j: u32, inverse: bool) -> vec2<f32> {
+    let w = consts[j];
+    return select(w, conj(w), inverse);
+}
+
+// In-place FFTs of size m = 2^log2m (4 <= m <= SPAN) on the SPAN / m sequences held contiguously in
+// `sh`. Must be called by the whole workgroup with a uniform m; `sh` must be complete on entry
+// (barrier before the call); it is complete on return.
+fn local_fft(lid: u32, m: u32, log2m: u32, inverse: bool) {
+    let quarter = m / 4u;
+    let base = (lid / quarter) * m;
+    let t = lid % quarter;
+    let turn = cfg.half;  // table entries per full turn
+    var ns = 1u;
+    for (var s = 0u; s < log2m / 2u; s++) {
+        let k = t % ns;
+        let step = k * (turn / (4u * ns));
+        let v0 = sh[base + t];
+        let v1 = cmul(sh[base + t + quarter], twiddle(step, inverse));
+        let v2 = cmul(sh[base + t + 2u * quarter], twiddle(2u * step, inverse));
+        let v3 = cmul(sh[base + t + 3u * quarter], twiddle(3u * step, inverse));
+        let a = v0 + v2;
+        let b = v0 - v2;
+        let c = v1 + v3;
+        let e = v1 - v3;
+        // (v1 - v3) times -i (forward) or +i (inverse).
+        let d = select(vec2<f32>(e.y, -e.x), vec2<f32>(-e.y, e.x), inverse);
+        workgroupBarrier();
+        let o = base + (t / ns) * 4u * ns + k;
+        sh[o] = a + c;
+        sh[o + ns] = b + d;
+        sh[o + 2u * ns] = a - c;
+        sh[o + 3u * ns] = b - d;
+        workgroupBarrier();
+        ns = ns * 4u;
+    }
+    if (log2m & 1u) == 1u {
+        // Last pass radix 2: m / 2 butterflies, two per invocation.
+        let half_m = m / 2u;
+        let t0 = t;
+        let t1 = t + quarter;
+        let k0 = t0 % ns;
+        let k1 = t1 % ns;
+        let a0 = sh[base + t0];
+        let b0 = cmul(sh[base + t0 + half_m], twiddle(k0 * (turn / (2u * ns)), inverse));
+        let a1 = sh[base + t1];
+        let b1 = cmul(sh[base + t1 + half_m], twiddle(k1 * (turn / (2u * ns)), inverse));
+        workgroupBarrier();
+        let o0 = base + (t0 / ns) * 2u * ns + k0;
+        let o1 = base + (t1 / ns) * 2u * ns + k1;
+        sh[o0] = a0 + b0;
+        sh[o0 + ns] = a0 - b0;
+        sh[o1] = a1 + b1;
+        sh[o1 + ns] = a1 - b1;
+        workgroupBarrier();
+    }
+}
+
+// Sample `pos` of channel c's current frame (the last N input samples); samples that belong to
+// the next block's history are copied to the other history half on the way.
+fn frame_sample(c: u32, pos: u32) -> f32 {
+    let h = cfg.hist_len;
+    let rd = imm.block_index & 1u;
+    var x: f32;
+    if pos < h {
+        x = hist[(rd * cfg.channels + c) * h + pos];
+    } else {
+        x = signal_in[chans[c].input + pos - h];
+    }
+    if pos >= cfg.block {
+        hist[((rd ^ 1u) * cfg.channels + c) * h + pos - cfg.block] = x;
+    }
+    return x;
+}
+
+// Column pass of the four-step FFT: for each channel c and column n2 < M2, the M1-point FFT of
+// u[n1] = in[M2 n1 + n2], times W_M^(n2 k1), stored at scratch[c][k1 M2 + n2].
+fn columns(wg: u32, lid: u32, inverse: bool) {
+    let m1 = cfg.m1;
+    let m2 = cfg.m2;
+    let per = SPAN / m1;
+    let first = wg * per;
+    let total = cfg.channels * m2;
+    for (var i = 0u; i < SPAN / WG; i++) {
+        let e = lid + i * WG;
+        let g = e % per;
+        let n1 = e / per;
+        let f = first + g;
+        var v = vec2<f32>(0.0, 0.0);
+        if f < total {
+            let c = f / m2;
+            let n = m2 * n1 + f % m2;
+            if inverse {
+                v = work[c * cfg.half + n];
+            } else {
+                v = vec2<f32>(frame_sample(c, 2u * n), frame_sample(c, 2u * n + 1u));
+            }
+        }
+        sh[g * m1 + n1] = v;
+    }
+    workgroupBarrier();
+    local_fft(lid, m1, cfg.log2_m1, inverse);
+    for (var i = 0u; i < SPAN / WG; i++) {
+        let e = lid + i * WG;
+        let g = e % per;
+        let k1 = e / per;
+        let f = first + g;
+        if f < total {
+            let c = f / m2;
+            let n2 = f % m2;
+            let v = cmul(sh[g * m1 + k1], twiddle(n2 * k1, inverse));
+            work[(cfg.channels + c) * cfg.half + k1 * m2 + n2] = v;
+        }
+    }
+}
+
+// Row pass: for each channel c and row k1 < M1, the M2-point FFT over n2 of scratch[c][k1 M2 + n2]
+// gives Z[k1 + M1 k2].
+fn rows(wg: u32, lid: u32, inverse: bool) {
+    let m1 = cfg.m1;
+    let m2 = cfg.m2;
+    let per = SPAN / m2;
+    let first = wg * per;
+    let total = cfg.channels * m1;
+    for (var i = 0u; i < SPAN / WG; i++) {
+        let e = lid + i * WG;
+        let g = e / m2;
+        let n2 = e % m2;
+        let f = first + g;
+        var v = vec2<f32>(0.0, 0.0);
+        if f < total {
+            let c = f / m1;
+            v = work[(cfg.channels + c) * cfg.half + (f % m1) * m2 + n2];
+        }
+        sh[g * m2 + n2] = v;
+    }
+    workgroupBarrier();
+    local_fft(lid, m2, cfg.log2_m2, inverse);
+    for (var i = 0u; i < SPAN / WG; i++) {
+        let e = lid + i * WG;
+        let g = e % per;
+        let k2 = e / per;
+        let f = first + g;
+        if f < total {
+            let c = f / m1;
+            let n = f % m1 + m1 * k2;
+            let v = sh[g * m2 + k2];
+            if inverse {
+                // z[n] = y[2n] + i y[2n+1]; overlap-save keeps frame samples [N - B, N).
+                let t = 2u * n;
+                let dst = chans[c].output;
+                if t >= cfg.hist_len {
+                    signal_out[dst + t - cfg.hist_len] = v.x;
+                }
+                if t + 1u >= cfg.hist_len {
+                    signal_out[dst + t + 1u - cfg.hist_len] = v.y;
+                }
+            } else {
+                work[c * cfg.half + n] = v;
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn fwd_columns(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    columns(wg.x, lid, false);
+}
+
+@compute @workgroup_size(256)
+fn fwd_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    rows(wg.x, lid, false);
+}
+
+@compute @workgroup_size(256)
+fn inv_columns(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    columns(wg.x, lid, true);
+}
+
+@compute @workgroup_size(256)
+fn inv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    rows(wg.x, lid, true);
+}
+
+// One invocation per bin pair (k, M - k), k <= M/2, of one channel (gid.y):
+//   X[k] = E + W_N^k O, X[M-k] = conj(E - W_N^k O), E = (Z[k] + conj Z[M-k]) / 2,
+//   O = (Z[k] - conj Z[M-k]) / 2i                       (real FFT from a half-size complex FFT)
+//   Y = sum_p X_{j-p} H_p                                (partitioned convolution, FDL)
+//   Z'[k] = E' + i O', E' = Y[k] + conj Y[M-k], O' = (Y[k] - conj Y[M-k]) W_N^-k, Z'[M-k] = conj E' + i conj O'
+@compute @workgroup_size(64)
+fn spectrum_mac(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let k = gid.x;
+    let c = gid.y;
+    let m = cfg.half;
+    if k > m / 2u || c >= cfg.channels {
+        return;
+    }
+    let ch = chans[c];
+    let parts = ch.partitions;
+    let slot = imm.block_index % parts;
+    let zb = c * m;
+    if k == 0u {
+        let z0 = work[zb];
+        let x = vec2<f32>(z0.x + z0.y, z0.x - z0.y);  // (X[0], X[M]), both real
+        fdl[ch.fdl + slot * m] = x;
+        var y = x * consts[ch.spectra];
+        for (var p = 1u; p < parts; p++) {
+            let s = (slot + parts - p) % parts;
+            y += fdl[ch.fdl + s * m] * consts[ch.spectra + p * m];
+        }
+        work[zb] = vec2<f32>(y.x + y.y, y.x - y.y);
+        return;
+    }
+    let zk = work[zb + k];
+    let zm = work[zb + m - k];
+    let w = consts[m + k];
+    let e = 0.5 * (zk + conj(zm));
+    let d = zk - conj(zm);
+    let o = 0.5 * vec2<f32>(d.y, -d.x);
+    let wo = cmul(w, o);
+    let xk = e + wo;
+    let xm = conj(e - wo);
+    fdl[ch.fdl + slot * m + k] = xk;
+    fdl[ch.fdl + slot * m + m - k] = xm;
+    var yk = cmul(xk, consts[ch.spectra + k]);
+    var ym = cmul(xm, consts[ch.spectra + m - k]);
+    for (var p = 1u; p < parts; p++) {
+        let s = ch.fdl + ((slot + parts - p) % parts) * m;
+        let h = ch.spectra + p * m;
+        yk += cmul(fdl[s + k], consts[h + k]);
+        ym += cmul(fdl[s + m - k], consts[h + m - k]);
+    }
+    let e2 = yk + conj(ym);
+    let o2 = cmul(yk - conj(ym), conj(w));
+    work[zb + k] = e2 + vec2<f32>(-o2.y, o2.x);
+    work[zb + m - k] = conj(e2) + vec2<f32>(o2.y, o2.x);
+}

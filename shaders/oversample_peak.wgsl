@@ -1,0 +1,70 @@
+// oversample_peak: K-times oversampling with the polyphase table, reduced to the attenuation the
+// limiter needs per frame: a[t] = max(0, 20 log10(max over channels and phases |u_j[t]|) - ceiling),
+// u_j[t] = sum_m coeffs[j T + m] x[t - m] (causal; lags the input by the table's latency).
+// Twin of src/cpu/oversample_peak.rs; host code in src/gpu/oversample_peak.rs.
+
+// Keep in sync with `OversampleConfig` in src/gpu/oversample_peak.rs.
+struct OversampleConfig {
+    block: u32,
+    channels: u32,
+    factor: u32,      // K phases
+    taps: u32,        // T taps per phase
+    hist_len: u32,    // T - 1 input samples carried from earlier blocks
+    input: u32,       // index of channel 0's first frame in `signal`; channel c at input + c * block
+    ceiling_db: f32,
+    _pad0: u32,
+}
+
+// Keep in sync with `OversampleImmediates` in src/gpu/oversample_peak.rs.
+struct OversampleImmediates {
+    block_index: u32,  // history parity
+}
+
+@group(0) @binding(0) var<uniform> cfg: OversampleConfig;
+@group(0) @binding(1) var<storage, read> coeffs: array<f32>;
+@group(0) @binding(2) var<storage, read> signal: array<f32>;
+// Two halves of [channel][hist_len]: block j reads half j % 2 and writes the other.
+@group(0) @binding(3) var<storage, read_write> hist: array<f32>;
+@group(0) @binding(4) var<storage, read_write> atten_db: array<f32>;
+var<immediate> imm: OversampleImmediates;
+
+// Sample `pos` of channel c in (history ++ current block).
+fn sample(c: u32, pos: u32, half: u32) -> f32 {
+    if pos < cfg.hist_len {
+        return hist[(half * cfg.channels + c) * cfg.hist_len + pos];
+    }
+    return signal[cfg.input + c * cfg.block + pos - cfg.hist_len];
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = gid.x;
+    if t >= cfg.block {
+        return;
+    }
+    let rd = imm.block_index & 1u;
+    let wr = rd ^ 1u;
+    // The next block's history: the last T - 1 samples of (history ++ block).
+    for (var i = t; i < cfg.hist_len; i += cfg.block) {
+        for (var c = 0u; c < cfg.channels; c++) {
+            hist[(wr * cfg.channels + c) * cfg.hist_len + i] = sample(c, cfg.block + i, rd);
+        }
+    }
+    var peak = 0.0;
+    let newest = cfg.hist_len + t;
+    for (var c = 0u; c < cfg.channels; c++) {
+        for (var j = 0u; j < cfg.factor; j++) {
+            var acc = 0.0;
+            for (var m = 0u; m < cfg.taps; m++) {
+                acc += coeffs[j * cfg.taps + m] * sample(c, newest - m, rd);
+            }
+            peak = max(peak, abs(acc));
+        }
+    }
+    // log10 of zero is -inf, whose attenuation is 0: guard it, WGSL's log2(0) is undefined.
+    var a = 0.0;
+    if peak > 0.0 {
+        a = max(0.0, 20.0 * log2(peak) * 0.30102999566398120 - cfg.ceiling_db);
+    }
+    atten_db[t] = a;
+}

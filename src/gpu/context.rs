@@ -1,0 +1,272 @@
+//! The wgpu device the GPU engine runs on: adapter choice (`--adapter`, `WGPU_ADAPTER_NAME`, else the
+//! default high-performance one), device creation with the adapter's real limits, error capture, and
+//! small buffer helpers (upload, synchronous read-back) used by the stages and the tests.
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// How to get an adapter, appended to every "no adapter" message.
+pub const NO_GPU_HELP: &str = "install a GPU driver with Vulkan support, or Mesa's software Vulkan \
+driver for testing (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1), or run with \
+--engine cpu";
+
+/// One adapter as `stemforge devices` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    /// "Vulkan", "Gl", "Metal", "Dx12".
+    pub backend: String,
+    /// "DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Cpu" (a software rasteriser such as
+    /// llvmpipe), "Other".
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    /// This adapter is the one `GpuContext::new(None)` would use.
+    pub selected: bool,
+}
+
+impl AdapterSummary {
+    fn from_info(info: &wgpu::AdapterInfo, selected: bool) -> Self {
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+            selected,
+        }
+    }
+    /// "llvmpipe (LLVM 15.0.6, 256 bits), Vulkan, Cpu, driver llvmpipe Mesa 22.3.6".
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}, {}, {}", self.name, self.backend, self.device_type);
+        if !self.driver.is_empty() {
+            s.push_str(&format!(", driver {}", self.driver));
+            if !self.driver_info.is_empty() {
+                s.push_str(&format!(" {}", self.driver_info));
+            }
+        }
+        s
+    }
+}
+
+/// Errors the device reported outside any call that returns a `Result` (validation errors, out
+/// of memory, device lost). wgpu reports them through callbacks; we keep them here and turn them
+/// into `Error::Gpu` at the next check instead of letting wgpu's default handler panic.
+#[derive(Default)]
+struct ErrorSink {
+    messages: Vec<String>,
+}
+
+/// The device, its queue and what was chosen. Cheap to share by reference; one per render.
+pub struct GpuContext {
+    pub adapter_info: wgpu::AdapterInfo,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub limits: wgpu::Limits,
+    errors: Arc<Mutex<ErrorSink>>,
+}
+
+fn instance() -> wgpu::Instance {
+    // From the environment, so that WGPU_BACKEND, WGPU_POWER_PREF and friends work.
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())
+}
+
+/// The name filter in force: `--adapter`, else WGPU_ADAPTER_NAME.
+fn name_filter(adapter_name: Option<&str>) -> Option<String> {
+    adapter_name
+        .map(str::to_string)
+        .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+        .filter(|s| !s.trim().is_empty())
+}
+
+fn choose_adapter(instance: &wgpu::Instance, filter: Option<&str>) -> Result<wgpu::Adapter> {
+    if let Some(want) = filter {
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends()));
+        let seen: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        let lower = want.to_lowercase();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&lower))
+            .ok_or_else(|| {
+                Error::NoGpu(format!(
+                    "no GPU adapter whose name contains \"{want}\" (adapters seen: {}); {NO_GPU_HELP}",
+                    if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+                ))
+            });
+    }
+    let options = wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::from_env()
+            .unwrap_or(wgpu::PowerPreference::HighPerformance),
+        ..Default::default()
+    };
+    pollster::block_on(instance.request_adapter(&options))
+        .map_err(|e| Error::NoGpu(format!("no GPU adapter found ({e}); {NO_GPU_HELP}")))
+}
+
+/// Every adapter wgpu sees (with the backends WGPU_BACKEND allows), and which one
+/// `GpuContext::new(adapter_name)` would use.
+pub fn list_adapters(adapter_name: Option<&str>) -> Vec<AdapterSummary> {
+    let instance = instance();
+    let chosen = choose_adapter(&instance, name_filter(adapter_name).as_deref())
+        .ok()
+        .map(|a| a.get_info());
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends()));
+    adapters
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            let selected = chosen.as_ref().is_some_and(|c| {
+                c.name == info.name && c.backend == info.backend && c.device == info.device
+            });
+            AdapterSummary::from_info(&info, selected)
+        })
+        .collect()
+}
+
+impl GpuContext {
+    /// Open the adapter whose name contains `adapter_name` (case-insensitive), else the one
+    /// WGPU_ADAPTER_NAME names, else the default high-performance adapter. No adapter:
+    /// `Error::NoGpu` saying how to get one.
+    pub fn new(adapter_name: Option<&str>) -> Result<GpuContext> {
+        let instance = instance();
+        let adapter = choose_adapter(&instance, name_filter(adapter_name).as_deref())?;
+        let adapter_info = adapter.get_info();
+        let features = adapter.features();
+        if !features.contains(wgpu::Features::IMMEDIATES) {
+            return Err(Error::NoGpu(format!(
+                "GPU adapter {} ({:?}) lacks immediate data (push constants), which the GPU engine \
+                 needs; {NO_GPU_HELP}",
+                adapter_info.name, adapter_info.backend
+            )));
+        }
+        // The adapter's real limits: wgpu's defaults cap storage bindings at 128 MiB and
+        // workgroup storage at 16 KiB, below what the hardware (and lavapipe) offers.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("stemforge"),
+            required_features: wgpu::Features::IMMEDIATES,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Gpu(format!("cannot open device on {}: {e}", adapter_info.name)))?;
+
+        let errors = Arc::new(Mutex::new(ErrorSink::default()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut s) = sink.lock() {
+                s.messages.push(e.to_string());
+            }
+        }));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut s) = sink.lock() {
+                s.messages.push(format!("device lost ({reason:?}): {msg}"));
+            }
+        });
+        Ok(GpuContext { adapter_info, device, queue, limits, errors })
+    }
+
+    pub fn summary(&self) -> AdapterSummary {
+        AdapterSummary::from_info(&self.adapter_info, true)
+    }
+
+    /// Turn any error the device reported since the last check into `Error::Gpu`.
+    pub fn check(&self) -> Result<()> {
+        let mut sink = self.errors.lock().map_err(|_| Error::Gpu("error sink poisoned".into()))?;
+        if sink.messages.is_empty() {
+            Ok(())
+        } else {
+            let msg = sink.messages.join("; ");
+            sink.messages.clear();
+            Err(Error::Gpu(msg))
+        }
+    }
+
+    /// Block until the queue is idle, then check for errors.
+    pub fn wait_idle(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.check()
+    }
+
+    /// A storage buffer of `bytes` (rounded up to 4, at least 4), zero-filled, usable as a copy
+    /// source and destination.
+    pub fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A storage buffer holding `data` (at least 4 bytes).
+    pub fn storage_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        let buf = self.storage(label, std::mem::size_of_val(data) as u64);
+        if !data.is_empty() {
+            self.queue.write_buffer(&buf, 0, bytemuck::cast_slice(data));
+        }
+        buf
+    }
+
+    /// A uniform buffer holding `value`.
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (std::mem::size_of::<T>() as u64).next_multiple_of(16),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buf, 0, bytemuck::bytes_of(value));
+        buf
+    }
+
+    /// Copy `count` elements of `buf` from element `offset` back to the host, waiting for the
+    /// queue. For tests and set-up; the engine's block loop uses its own staging ring instead.
+    pub fn read_back<T: bytemuck::Pod>(
+        &self,
+        buf: &wgpu::Buffer,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<T>> {
+        let size = std::mem::size_of::<T>();
+        let bytes = (count * size) as u64;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let padded = bytes.next_multiple_of(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back"),
+            size: padded,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, (offset * size) as u64, &staging, 0, padded);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait_idle()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("read-back mapping was dropped".into()))?
+            .map_err(|e| Error::Gpu(format!("read-back mapping failed: {e}")))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(format!("read-back view: {e}")))?;
+        let out = bytemuck::cast_slice::<u8, u8>(&view[..bytes as usize]);
+        let mut v: Vec<T> = vec![T::zeroed(); count];
+        bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(out);
+        drop(view);
+        staging.unmap();
+        Ok(v)
+    }
+}

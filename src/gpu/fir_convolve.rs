@@ -1,0 +1,281 @@
+//! Host side of `shaders/fir_convolve.wgsl`: uniformly partitioned overlap-save FIR convolution of
+//! many channels at once (partition = block, FFT size N = the power of two >= 2 * block). The
+//! filter spectra are computed once here in f64 and uploaded; the input history and the
+//! frequency-domain delay lines live on the device. Twin of `src/cpu/fir_convolve.rs`.
+use std::collections::HashMap;
+
+use bytemuck::{Pod, Zeroable};
+use realfft::RealFftPlanner;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernel::{groups, Bind, Kernel};
+
+/// Keep in sync with `FirConfig` in shaders/fir_convolve.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct FirConfig {
+    pub block: u32,
+    pub fft_size: u32,
+    pub half: u32,
+    pub hist_len: u32,
+    pub m1: u32,
+    pub log2_m1: u32,
+    pub m2: u32,
+    pub log2_m2: u32,
+    pub channels: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Keep in sync with `FirChannel` in shaders/fir_convolve.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct FirChannel {
+    pub input: u32,
+    pub output: u32,
+    pub spectra: u32,
+    pub partitions: u32,
+    pub fdl: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Keep in sync with `FirImmediates` in shaders/fir_convolve.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct FirImmediates {
+    pub block_index: u32,
+}
+
+/// Complex values one workgroup transforms (`SPAN` in the shader): sub-FFTs are at most this long.
+const SPAN: usize = 1024;
+
+/// FFT size for a block: the power of two >= 2 * block (overlap-save needs N >= 2B - 1).
+pub fn fft_size(block: usize) -> usize {
+    (2 * block).next_power_of_two().max(32)
+}
+
+/// Compiled pipelines of the stage, shared by every instance in a render.
+pub struct FirPipelines {
+    kernel: Kernel,
+    fwd_columns: wgpu::ComputePipeline,
+    fwd_rows: wgpu::ComputePipeline,
+    spectrum_mac: wgpu::ComputePipeline,
+    inv_columns: wgpu::ComputePipeline,
+    inv_rows: wgpu::ComputePipeline,
+}
+
+impl FirPipelines {
+    pub fn new(ctx: &GpuContext) -> Result<FirPipelines> {
+        use Bind::*;
+        let kernel = Kernel::new(
+            ctx,
+            "fir_convolve",
+            &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
+            std::mem::size_of::<FirImmediates>() as u32,
+        )?;
+        Ok(FirPipelines {
+            fwd_columns: kernel.pipeline(ctx, "fwd_columns", &[])?,
+            fwd_rows: kernel.pipeline(ctx, "fwd_rows", &[])?,
+            spectrum_mac: kernel.pipeline(ctx, "spectrum_mac", &[])?,
+            inv_columns: kernel.pipeline(ctx, "inv_columns", &[])?,
+            inv_rows: kernel.pipeline(ctx, "inv_rows", &[])?,
+            kernel,
+        })
+    }
+}
+
+/// One channel to convolve: its filter and where its block lives in the input and output buffers
+/// (index of frame 0, in f32 elements).
+#[derive(Debug, Clone, Copy)]
+pub struct FirLane<'a> {
+    pub taps: &'a [f32],
+    pub input: usize,
+    pub output: usize,
+}
+
+/// The FIR of a set of channels over one input and one output buffer.
+pub struct FirConvolve {
+    pipelines: FirPipelinesRef,
+    bind: wgpu::BindGroup,
+    hist: wgpu::Buffer,
+    fdl: wgpu::Buffer,
+    column_groups: u32,
+    row_groups: u32,
+    mac_groups: (u32, u32),
+    pub fft_size: usize,
+    pub channels: usize,
+}
+
+/// Clones of the pipeline handles (cheap reference-counted handles in wgpu).
+struct FirPipelinesRef {
+    fwd_columns: wgpu::ComputePipeline,
+    fwd_rows: wgpu::ComputePipeline,
+    spectrum_mac: wgpu::ComputePipeline,
+    inv_columns: wgpu::ComputePipeline,
+    inv_rows: wgpu::ComputePipeline,
+}
+
+/// The four-step split M = M1 * M2 with M1 <= M2 <= SPAN, both powers of two >= 4.
+fn split(half: usize) -> Result<(u32, u32)> {
+    let e = half.trailing_zeros();
+    let e1 = e / 2;
+    let e2 = e - e1;
+    if !half.is_power_of_two() || e1 < 2 || (1usize << e2) > SPAN {
+        return Err(Error::Internal(format!(
+            "fir_convolve: FFT of {} complex points is outside 16..={}",
+            half,
+            SPAN * SPAN
+        )));
+    }
+    Ok((e1, e2))
+}
+
+/// Twiddles W_M^j and W_N^j (j < M), computed in f64.
+fn twiddles(n: usize) -> Vec<[f32; 2]> {
+    let m = n / 2;
+    let w = |j: usize, len: usize| {
+        let a = -2.0 * std::f64::consts::PI * j as f64 / len as f64;
+        [a.cos() as f32, a.sin() as f32]
+    };
+    (0..m).map(|j| w(j, m)).chain((0..m).map(|j| w(j, n))).collect()
+}
+
+/// Spectra of the partitions of `taps` (block frames each, zero-padded to N), scaled by 1/N, bin
+/// 0 packed as (H[0], H[M]). Computed in f64, rounded once to f32.
+fn partition_spectra(taps: &[f32], block: usize, n: usize) -> Vec<[f32; 2]> {
+    let m = n / 2;
+    let parts = taps.len().div_ceil(block).max(1);
+    let mut planner = RealFftPlanner::<f64>::new();
+    let fft = planner.plan_fft_forward(n);
+    let mut buf = fft.make_input_vec();
+    let mut spec = fft.make_output_vec();
+    let mut out = Vec::with_capacity(parts * m);
+    let scale = 1.0 / n as f64;
+    for p in 0..parts {
+        buf.iter_mut().for_each(|v| *v = 0.0);
+        let part = &taps[(p * block).min(taps.len())..((p + 1) * block).min(taps.len())];
+        buf.iter_mut().zip(part).for_each(|(d, s)| *d = *s as f64);
+        fft.process(&mut buf, &mut spec).expect("fft sizes match their plan");
+        out.push([(spec[0].re * scale) as f32, (spec[m].re * scale) as f32]);
+        for s in &spec[1..m] {
+            out.push([(s.re * scale) as f32, (s.im * scale) as f32]);
+        }
+    }
+    out
+}
+
+impl FirConvolve {
+    /// Convolve `lanes` (block frames each) from `input` into `output`. Channels with equal taps
+    /// share one set of spectra.
+    pub fn new(
+        ctx: &GpuContext,
+        pipelines: &FirPipelines,
+        block: usize,
+        lanes: &[FirLane<'_>],
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<FirConvolve> {
+        if lanes.is_empty() {
+            return Err(Error::Internal("fir_convolve: no channels".into()));
+        }
+        let n = fft_size(block);
+        let m = n / 2;
+        let (e1, e2) = split(m)?;
+        let hist_len = n - block;
+
+        let mut consts = twiddles(n);
+        let mut by_taps: HashMap<Vec<u32>, (u32, u32)> = HashMap::new();
+        let mut chans = Vec::with_capacity(lanes.len());
+        let mut fdl_len = 0usize;
+        for lane in lanes {
+            let key: Vec<u32> = lane.taps.iter().map(|v| v.to_bits()).collect();
+            let (spectra, partitions) = match by_taps.get(&key) {
+                Some(v) => *v,
+                None => {
+                    let at = consts.len() as u32;
+                    let s = partition_spectra(lane.taps, block, n);
+                    let parts = (s.len() / m) as u32;
+                    consts.extend(s);
+                    by_taps.insert(key, (at, parts));
+                    (at, parts)
+                }
+            };
+            chans.push(FirChannel {
+                input: lane.input as u32,
+                output: lane.output as u32,
+                spectra,
+                partitions,
+                fdl: fdl_len as u32,
+                _pad: [0; 3],
+            });
+            fdl_len += partitions as usize * m;
+        }
+        let channels = lanes.len();
+        let cfg = FirConfig {
+            block: block as u32,
+            fft_size: n as u32,
+            half: m as u32,
+            hist_len: hist_len as u32,
+            m1: 1 << e1,
+            log2_m1: e1,
+            m2: 1 << e2,
+            log2_m2: e2,
+            channels: channels as u32,
+            _pad: [0; 3],
+        };
+        let cfg_buf = ctx.uniform("fir_convolve config", &cfg);
+        let chan_buf = ctx.storage_init("fir_convolve channels", &chans);
+        let const_buf = ctx.storage_init("fir_convolve twiddles and spectra", &consts);
+        let hist = ctx.storage("fir_convolve history", (2 * channels * hist_len * 4) as u64);
+        let work = ctx.storage("fir_convolve work", (2 * channels * m * 8) as u64);
+        let fdl = ctx.storage("fir_convolve delay line", (fdl_len * 8) as u64);
+        let bind = pipelines.kernel.bind(
+            ctx,
+            &[&cfg_buf, &chan_buf, &const_buf, input, output, &hist, &work, &fdl],
+        );
+        ctx.check()?;
+        let (m1, m2) = (1usize << e1, 1usize << e2);
+        Ok(FirConvolve {
+            pipelines: FirPipelinesRef {
+                fwd_columns: pipelines.fwd_columns.clone(),
+                fwd_rows: pipelines.fwd_rows.clone(),
+                spectrum_mac: pipelines.spectrum_mac.clone(),
+                inv_columns: pipelines.inv_columns.clone(),
+                inv_rows: pipelines.inv_rows.clone(),
+            },
+            bind,
+            hist,
+            fdl,
+            column_groups: groups(channels * m2, SPAN / m1),
+            row_groups: groups(channels * m1, SPAN / m2),
+            mac_groups: (groups(m / 2 + 1, 64), channels as u32),
+            fft_size: n,
+            channels,
+        })
+    }
+
+    /// Forget the input history and the delay line (the start of a pass).
+    pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.clear_buffer(&self.hist, 0, None);
+        enc.clear_buffer(&self.fdl, 0, None);
+    }
+
+    /// Convolve block `block_index` (counted from the last reset).
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
+        let imm = FirImmediates { block_index: block_index as u32 };
+        let p = &self.pipelines;
+        let steps = [
+            (&p.fwd_columns, (self.column_groups, 1)),
+            (&p.fwd_rows, (self.row_groups, 1)),
+            (&p.spectrum_mac, self.mac_groups),
+            (&p.inv_columns, (self.column_groups, 1)),
+            (&p.inv_rows, (self.row_groups, 1)),
+        ];
+        for (pipeline, (x, y)) in steps {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &self.bind, &[]);
+            pass.set_immediates(0, bytemuck::bytes_of(&imm));
+            pass.dispatch_workgroups(x, y, 1);
+        }
+    }
+}

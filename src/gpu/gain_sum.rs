@@ -1,0 +1,133 @@
+//! Host side of `shaders/gain_sum.wgsl`: gain, routing and sum of the stems into the bus (one
+//! signal, or one per stem when stem outputs are delivered), and after the bus EQ the loudness gain
+//! G, the sum of the stem contributions and the zeroing outside the program, into the limiter's
+//! block ring. Twin of `src/cpu/gain_sum.rs` and of the CPU engine's steps 3-4.
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::Result;
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernel::{groups, Bind, Kernel};
+
+/// Keep in sync with `GainSumConfig` in shaders/gain_sum.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GainSumConfig {
+    pub block: u32,
+    pub bus_channels: u32,
+    pub signals: u32,
+    pub stems_out: u32,
+    pub gain: f32,
+    pub _pad: [u32; 3],
+}
+
+/// Keep in sync with `Route` in shaders/gain_sum.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct Route {
+    /// Index of the stem channel's frame 0 in the stem signal buffer.
+    pub src: u32,
+    pub dst: u32,
+    pub weight: f32,
+    pub _pad: u32,
+}
+
+/// Keep in sync with `GainSumImmediates` in shaders/gain_sum.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GainSumImmediates {
+    pub slot_base: u32,
+    pub valid_from: u32,
+    pub valid_to: u32,
+    pub _pad: u32,
+}
+
+pub struct GainSum {
+    route: wgpu::ComputePipeline,
+    mix: wgpu::ComputePipeline,
+    route_bind: wgpu::BindGroup,
+    mix_bind: Option<wgpu::BindGroup>,
+    cfg_buf: wgpu::Buffer,
+    cfg: GainSumConfig,
+}
+
+impl GainSum {
+    /// `signals[s]` lists the routes summed into signal s (`[s][bus channel][frame]` in
+    /// `summed`), from the stem channels in `stems`. With `mix = Some((fir_out, ring))`, `mix`
+    /// turns the bus-EQ'd signals (same layout as `summed`) into ring slots: with `stems_out`,
+    /// `[master, stem 0, stem 1, ...]`, else `[master]`.
+    pub fn new(
+        ctx: &GpuContext,
+        block: usize,
+        bus_channels: usize,
+        signals: &[Vec<Route>],
+        stems_out: bool,
+        stems: &wgpu::Buffer,
+        summed: &wgpu::Buffer,
+        mix: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
+    ) -> Result<GainSum> {
+        use Bind::*;
+        let kernel = Kernel::new(
+            ctx,
+            "gain_sum",
+            &[Uniform, Read, Read, Read, ReadWrite],
+            std::mem::size_of::<GainSumImmediates>() as u32,
+        )?;
+        let mut routes = Vec::new();
+        let mut ranges: Vec<[u32; 2]> = Vec::new();
+        for s in signals {
+            let start = routes.len() as u32;
+            routes.extend_from_slice(s);
+            ranges.push([start, routes.len() as u32]);
+        }
+        let cfg = GainSumConfig {
+            block: block as u32,
+            bus_channels: bus_channels as u32,
+            signals: signals.len() as u32,
+            stems_out: stems_out as u32,
+            gain: 1.0,
+            _pad: [0; 3],
+        };
+        let cfg_buf = ctx.uniform("gain_sum config", &cfg);
+        let route_buf = ctx.storage_init("gain_sum routes", &routes);
+        let range_buf = ctx.storage_init("gain_sum ranges", &ranges);
+        let route_bind = kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, stems, summed]);
+        let mix_bind = mix.map(|(src, ring)| kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, src, ring]));
+        Ok(GainSum {
+            route: kernel.pipeline(ctx, "route", &[])?,
+            mix: kernel.pipeline(ctx, "mix", &[])?,
+            route_bind,
+            mix_bind,
+            cfg_buf,
+            cfg,
+        })
+    }
+
+    /// Set the linear gain 10^(G/20) `mix` applies (queue-ordered: takes effect for work submitted
+    /// after this call).
+    pub fn set_gain(&mut self, queue: &wgpu::Queue, gain: f32) {
+        self.cfg.gain = gain;
+        queue.write_buffer(&self.cfg_buf, 0, bytemuck::bytes_of(&self.cfg));
+    }
+
+    pub fn encode_route(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.route);
+        pass.set_bind_group(0, &self.route_bind, &[]);
+        pass.set_immediates(0, bytemuck::bytes_of(&GainSumImmediates::zeroed()));
+        pass.dispatch_workgroups(groups(self.cfg.block as usize, 64), self.cfg.bus_channels, 1);
+    }
+
+    /// Mix into the ring slot starting at element `slot_base`, keeping frames [from, to).
+    pub fn encode_mix(&self, pass: &mut wgpu::ComputePass<'_>, slot_base: usize, from: usize, to: usize) {
+        let Some(bind) = &self.mix_bind else { return };
+        pass.set_pipeline(&self.mix);
+        pass.set_bind_group(0, bind, &[]);
+        let imm = GainSumImmediates {
+            slot_base: slot_base as u32,
+            valid_from: from as u32,
+            valid_to: to as u32,
+            _pad: 0,
+        };
+        pass.set_immediates(0, bytemuck::bytes_of(&imm));
+        pass.dispatch_workgroups(groups(self.cfg.block as usize, 64), self.cfg.bus_channels, 1);
+    }
+}

@@ -1,0 +1,123 @@
+//! Shader sources and the small amount of wgpu plumbing every stage shares: a compute pipeline with
+//! an explicit bind-group layout built from a list of binding kinds, and bind groups over buffers.
+use crate::error::{Error, Result};
+use crate::gpu::context::GpuContext;
+
+/// The WGSL source of every stage, by name (`shaders/<stage>.wgsl`).
+pub const SHADERS: &[(&str, &str)] = &[
+    ("pcm_unpack", include_str!("../../shaders/pcm_unpack.wgsl")),
+    ("fir_convolve", include_str!("../../shaders/fir_convolve.wgsl")),
+    ("gain_sum", include_str!("../../shaders/gain_sum.wgsl")),
+    ("oversample_peak", include_str!("../../shaders/oversample_peak.wgsl")),
+    ("limiter_hold", include_str!("../../shaders/limiter_hold.wgsl")),
+    ("limiter_release", include_str!("../../shaders/limiter_release.wgsl")),
+    ("limiter_smooth", include_str!("../../shaders/limiter_smooth.wgsl")),
+    ("limiter_apply", include_str!("../../shaders/limiter_apply.wgsl")),
+    ("dither_quantize", include_str!("../../shaders/dither_quantize.wgsl")),
+    ("delay_line", include_str!("../../shaders/delay_line.wgsl")),
+];
+
+pub fn shader_source(stage: &str) -> Result<&'static str> {
+    SHADERS
+        .iter()
+        .find(|(name, _)| *name == stage)
+        .map(|(_, src)| *src)
+        .ok_or_else(|| Error::Internal(format!("no shader named {stage}")))
+}
+
+/// What a binding slot holds; slot i of the list is `@binding(i)` of `@group(0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bind {
+    Uniform,
+    /// `var<storage, read>`
+    Read,
+    /// `var<storage, read_write>`
+    ReadWrite,
+}
+
+/// One stage's compiled shader module and layout; its entry points become pipelines.
+pub struct Kernel {
+    pub layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+    module: wgpu::ShaderModule,
+    stage: &'static str,
+}
+
+impl Kernel {
+    /// Compile `shaders/<stage>.wgsl` with `binds` at group 0 and `immediate_size` bytes of
+    /// immediates (a multiple of 4).
+    pub fn new(ctx: &GpuContext, stage: &'static str, binds: &[Bind], immediate_size: u32) -> Result<Kernel> {
+        let source = shader_source(stage)?;
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = binds
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match b {
+                        Bind::Uniform => wgpu::BufferBindingType::Uniform,
+                        Bind::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Bind::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let layout = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(stage),
+            entries: &entries,
+        });
+        let pipeline_layout = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(stage),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size,
+        });
+        let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(stage),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        ctx.check().map_err(|e| Error::Gpu(format!("shaders/{stage}.wgsl: {e}")))?;
+        Ok(Kernel { layout, pipeline_layout, module, stage })
+    }
+
+    /// The pipeline of one entry point, with `constants` as WGSL pipeline-overridable constants.
+    pub fn pipeline(&self, ctx: &GpuContext, entry: &str, constants: &[(&str, f64)]) -> Result<wgpu::ComputePipeline> {
+        let pipeline = ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: Some(&self.pipeline_layout),
+            module: &self.module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                // Every kernel writes its workgroup memory before reading it; zeroing it first
+                // costs a pass over it per workgroup (measurable on lavapipe).
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        ctx.check().map_err(|e| Error::Gpu(format!("shaders/{}.wgsl, {entry}: {e}", self.stage)))?;
+        Ok(pipeline)
+    }
+
+    /// A bind group over whole buffers, in binding order.
+    pub fn bind(&self, ctx: &GpuContext, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.stage),
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+}
+
+/// Workgroups needed for `n` invocations of `size` each.
+pub fn groups(n: usize, size: usize) -> u32 {
+    n.div_ceil(size) as u32
+}

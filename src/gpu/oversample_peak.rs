@@ -1,0 +1,94 @@
+//! Host side of `shaders/oversample_peak.wgsl`: the limiter's true-peak detector, K-times
+//! polyphase oversampling of every channel reduced to the attenuation each frame needs. Carries
+//! T - 1 input frames of history across blocks. Twin of `src/cpu/oversample_peak.rs`.
+use bytemuck::{Pod, Zeroable};
+
+use crate::dsp::oversampling::OversamplingTable;
+use crate::error::Result;
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernel::{groups, Bind, Kernel};
+
+/// Keep in sync with `OversampleConfig` in shaders/oversample_peak.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct OversampleConfig {
+    pub block: u32,
+    pub channels: u32,
+    pub factor: u32,
+    pub taps: u32,
+    pub hist_len: u32,
+    pub input: u32,
+    pub ceiling_db: f32,
+    pub _pad: u32,
+}
+
+/// Keep in sync with `OversampleImmediates` in shaders/oversample_peak.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct OversampleImmediates {
+    pub block_index: u32,
+}
+
+pub struct OversamplePeak {
+    pipeline: wgpu::ComputePipeline,
+    bind: wgpu::BindGroup,
+    hist: wgpu::Buffer,
+    block: usize,
+    /// Frames by which `atten_db` lags the input.
+    pub latency: usize,
+}
+
+impl OversamplePeak {
+    /// Reads `channels` blocks of `block` frames from `input` starting at element `input_base`,
+    /// writes `block` attenuations (dB) to `atten_db`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ctx: &GpuContext,
+        table: &OversamplingTable,
+        channels: usize,
+        block: usize,
+        ceiling_db: f32,
+        input: &wgpu::Buffer,
+        input_base: usize,
+        atten_db: &wgpu::Buffer,
+    ) -> Result<OversamplePeak> {
+        use Bind::*;
+        let kernel = Kernel::new(
+            ctx,
+            "oversample_peak",
+            &[Uniform, Read, Read, ReadWrite, ReadWrite],
+            std::mem::size_of::<OversampleImmediates>() as u32,
+        )?;
+        let pipeline = kernel.pipeline(ctx, "main", &[])?;
+        let taps = table.taps_per_phase.max(1);
+        let hist_len = taps - 1;
+        let cfg = OversampleConfig {
+            block: block as u32,
+            channels: channels as u32,
+            factor: table.factor as u32,
+            taps: taps as u32,
+            hist_len: hist_len as u32,
+            input: input_base as u32,
+            ceiling_db,
+            _pad: 0,
+        };
+        let cfg_buf = ctx.uniform("oversample_peak config", &cfg);
+        let coeffs = ctx.storage_init("oversample_peak coefficients", &table.coeffs);
+        let hist = ctx.storage("oversample_peak history", (2 * channels * hist_len.max(1) * 4) as u64);
+        let bind = kernel.bind(ctx, &[&cfg_buf, &coeffs, input, &hist, atten_db]);
+        ctx.check()?;
+        Ok(OversamplePeak { pipeline, bind, hist, block, latency: table.latency })
+    }
+
+    pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.clear_buffer(&self.hist, 0, None);
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        let imm = OversampleImmediates { block_index: block_index as u32 };
+        pass.set_immediates(0, bytemuck::bytes_of(&imm));
+        pass.dispatch_workgroups(groups(self.block, 64), 1, 1);
+    }
+}

@@ -1,0 +1,88 @@
+//! Every WGSL file in shaders/ parses and validates with naga (the naga of the pinned wgpu), with
+//! the capabilities the GPU engine asks the device for. Needs no GPU.
+use std::path::{Path, PathBuf};
+
+fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            wgsl_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "wgsl") {
+            out.push(path);
+        }
+    }
+}
+
+fn validate(path: &Path, source: &str) -> Result<naga::Module, String> {
+    let module = naga::front::wgsl::parse_str(source)
+        .map_err(|e| format!("{}: parse error:\n{}", path.display(), e.emit_to_string(source)))?;
+    // Immediates (push constants) are the one capability beyond core WebGPU the engine requests.
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::IMMEDIATES,
+    );
+    validator
+        .validate(&module)
+        .map_err(|e| format!("{}: validation error:\n{}", path.display(), e.emit_to_string(source)))?;
+    Ok(module)
+}
+
+#[test]
+fn every_shader_parses_and_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files = Vec::new();
+    wgsl_files(&dir, &mut files);
+    files.sort();
+    assert!(!files.is_empty(), "no .wgsl files under {}", dir.display());
+    let errors: Vec<String> = files
+        .iter()
+        .filter_map(|p| {
+            let src = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            validate(p, &src).err()
+        })
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn every_stage_has_its_shader_with_compute_entry_points() {
+    // One name across shader, CPU twin, GPU host file and parity test (DESIGN.md "Engines").
+    let stages = [
+        "pcm_unpack",
+        "fir_convolve",
+        "gain_sum",
+        "oversample_peak",
+        "limiter_hold",
+        "limiter_release",
+        "limiter_smooth",
+        "limiter_apply",
+        "dither_quantize",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for stage in stages {
+        let path = root.join("shaders").join(format!("{stage}.wgsl"));
+        let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let module = validate(&path, &src).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            module.entry_points.iter().any(|e| e.stage == naga::ShaderStage::Compute),
+            "{}: no compute entry point",
+            path.display()
+        );
+        for twin in [format!("src/cpu/{stage}.rs"), format!("src/gpu/{stage}.rs")] {
+            assert!(root.join(&twin).exists(), "stage {stage}: {twin} is missing");
+        }
+        // The shader's parameter structs point at their Rust twins.
+        assert!(
+            !src.contains("struct ") || src.contains(&format!("src/gpu/{stage}.rs")),
+            "{}: its structs must say \"keep in sync with ... src/gpu/{stage}.rs\"",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_broken_shader_is_rejected() {
+    // The check itself can fail: an undeclared identifier and a type error are both caught.
+    let bad = "@compute @workgroup_size(1) fn main() { let x: u32 = undeclared + 1.0; }";
+    assert!(validate(Path::new("inline.wgsl"), bad).is_err());
+}
