@@ -33,7 +33,7 @@ const TAPS: usize = 8191;
 const TARGET_LUFS: f64 = -14.0;
 const CEILING_DBTP: f64 = -1.0;
 /// Bump when the synthesis or the session changes, so cached inputs are regenerated.
-const DATA_VERSION: u32 = 1;
+const DATA_VERSION: u32 = 2;
 
 struct StemDef {
     kind: StemKind,

@@ -193,7 +193,7 @@ impl StemKind {
     /// ceiling: normalisation then pushes into the limiter, as in a real master.
     fn trim(self) -> f64 {
         match self {
-            StemKind::Drums => 0.35,
+            StemKind::Drums => 0.7,
             StemKind::Bass => 0.32,
             StemKind::Music => 0.42,
             StemKind::Vocals => 0.25,
