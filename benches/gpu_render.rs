@@ -208,6 +208,7 @@ fn main() {
     println!("machine: {}", machine());
     println!("GPU adapter: {adapter}; all adapters seen: {}", seen.join("; "));
     println!("load average before: {load_before}; after: {load_after}");
+    println!("peak RSS from wait4 cannot read below this bench's own peak, {}", mib(own_peak_rss_kib()));
     println!(
         "bytes per pass: {:.2} GB of PCM in (decoded, and uploaded by the gpu engine), {:.2} GB out (written, and downloaded)\n",
         in_bytes as f64 / 1e9,

@@ -329,6 +329,9 @@ impl Row {
     fn peak_rss(&self) -> i64 {
         self.runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0)
     }
+    fn cpu(&self) -> f64 {
+        median(self.runs.iter().map(|m| m.user_s + m.sys_s).collect())
+    }
     fn cores(&self) -> f64 {
         median(self.runs.iter().map(|m| m.cores_busy()).collect())
     }
@@ -343,7 +346,8 @@ impl Row {
             format!("{min:.2}-{max:.2}"),
             format!("{:.1}", program_s / w),
             format!("{:.1}", stem_frames / w / 1e6),
-            format!("{:.2}", median(self.runs.iter().map(|m| m.user_s + m.sys_s).collect())),
+            format!("{:.2}", self.cpu()),
+            format!("{:.1}", program_s / self.cpu()),
             format!("{:.2}", self.cores()),
             mib(self.peak_rss()),
         ]
@@ -429,25 +433,31 @@ fn main() {
     );
     println!("machine: {}", machine());
     println!("load average (1/5/15 min) before: {load_before}; after: {load_after}");
-    println!("{runs} run(s) of each chain, interleaved; wall time is the median; peak RSS the largest of any run (wait4)\n");
+    println!(
+        "{runs} run(s) of each chain, interleaved; wall time is the median; peak RSS the largest of any run (wait4; \
+         it cannot read below this bench's own peak, {})\n",
+        mib(own_peak_rss_kib())
+    );
     let cells: Vec<Vec<String>> = rows.iter().map(|r| r.cells(program_s, stem_frames)).collect();
     print!(
         "{}",
-        table(&["chain", "wall s", "min-max s", "realtime x", "stem Mframes/s", "CPU s", "cores busy", "peak RSS"], &cells)
+        table(&["chain", "wall s", "min-max s", "realtime x", "stem Mframes/s", "CPU s", "program s / CPU s", "cores busy", "peak RSS"], &cells)
     );
     let ff = rows[2].median_wall();
     let ff_rss = rows[2].peak_rss() as f64;
     println!();
     for r in &rows[..2] {
         println!(
-            "{}: {:.2}x the ffmpeg chain's speed (ffmpeg wall / stemforge wall), {:.2}x its peak memory",
+            "{}: {:.2}x the ffmpeg chain's speed (ffmpeg wall / stemforge wall), {:.2}x in CPU time (ffmpeg CPU s / stemforge CPU s), {:.2}x its peak memory",
             r.label,
             ff / r.median_wall(),
+            rows[2].cpu() / r.cpu(),
             r.peak_rss() as f64 / ff_rss
         );
     }
     println!("(\"stem Mframes/s\": frames of all 5 input stems per wall second of the whole chain, all its passes;");
-    println!(" \"CPU s\": user + system time of the child(ren), median; \"cores busy\": CPU s / wall s)");
+    println!(" \"CPU s\": user + system time of the child(ren), median: less sensitive than wall time to the machine's other");
+    println!(" users, whose load shows as \"cores busy\" (CPU s / wall s) well under the core count)");
 
     let median_report = |reps: &[(std::time::Duration, serde_json::Value)]| {
         let mut v: Vec<_> = reps.iter().collect();

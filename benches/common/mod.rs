@@ -487,11 +487,29 @@ pub fn write_ir(path: &Path, taps: &[f32]) {
     w.finish().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
-/// Read every file once, so the first timed run does not pay for a cold page cache.
+/// Read every file once, so the first timed run does not pay for a cold page cache. Streamed in
+/// 1 MiB reads: the bench's own peak RSS must stay small, since a child's ru_maxrss starts from it
+/// (see `own_peak_rss_kib`).
 pub fn warm_cache(paths: &[PathBuf]) {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
     for p in paths {
-        let _ = std::fs::read(p).map(|v| std::hint::black_box(v.len()));
+        if let Ok(mut f) = std::fs::File::open(p) {
+            while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
+        }
     }
+    std::hint::black_box(&buf);
+}
+
+/// This process's own peak RSS (KiB). Linux carries it into every child: Command spawns with
+/// vfork semantics (posix_spawn/CLONE_VM), and exec records the outgoing memory's high-water
+/// mark, which is ours, into the child's maxrss. So a child's ru_maxrss reads at least this; the
+/// tables say so when a figure is at this floor.
+pub fn own_peak_rss_kib() -> i64 {
+    // SAFETY: an all-zero rusage is a valid value of that plain C struct; valid out-pointer.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    u.ru_maxrss
 }
 
 // ---------------------------------------------------------------------------------------------
