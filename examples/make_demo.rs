@@ -6,6 +6,8 @@ use std::path::Path;
 const FS: f64 = 48_000.0;
 const SECONDS: f64 = 3.0;
 const BPM: f64 = 120.0;
+/// Mono stems go to L and R at -3 dB (DESIGN.md DSP 3), as the render routes them.
+const MONO_GAIN: f64 = 0.707_945_784_384_137_9;
 /// Every stem's level trim, so the mix bounce peaks below full scale as a real one would.
 const TRIM: f64 = 0.5;
 
@@ -215,15 +217,15 @@ fn main() {
         ("vocals", write(&dir.join("stems/vocals.wav"), &[&v], TRIM)),
         ("fx", write(&dir.join("stems/fx.wav"), &[&f[0], &f[1]], TRIM)),
     ];
-    // The reference mix: the exact sum of the stems as written (mono at -3.01 dB to each side),
+    // The reference mix: the exact sum of the stems as written (mono at -3 dB to each side),
     // as the mix engineer's bounce would be.
     let n = frames();
     let mut mix = [vec![0.0; n], vec![0.0; n]];
     for (_, s) in &stems {
         for i in 0..n {
             if s.len() == 1 {
-                mix[0][i] += s[0][i] * std::f64::consts::FRAC_1_SQRT_2;
-                mix[1][i] += s[0][i] * std::f64::consts::FRAC_1_SQRT_2;
+                mix[0][i] += s[0][i] * MONO_GAIN;
+                mix[1][i] += s[0][i] * MONO_GAIN;
             } else {
                 mix[0][i] += s[0][i];
                 mix[1][i] += s[1][i];

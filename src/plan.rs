@@ -11,8 +11,9 @@ use crate::session::{Filter, Layout, Session};
 /// Frames per block: also the FIR partition. 8192 keeps an 8191-tap EQ in one partition.
 pub const DEFAULT_BLOCK: usize = 8192;
 
-/// Mono into stereo: equal-power pan law, each side at 1/sqrt(2) (-3.01 dB).
-pub const MONO_TO_STEREO: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// Mono into stereo: each side at -3 dB exactly, 10^(-3/20) (DESIGN.md DSP 3). One constant for
+/// the render and for `check`'s null test, so a stem routed by either nulls against the other.
+pub const MONO_TO_STEREO: f32 = 0.707_945_8;
 
 /// (stem channel, bus channel, weight) for a stem of `channels` channels at `gain_db` on `layout`
 /// (DESIGN.md DSP 3). `None` when the channel count cannot be routed.
@@ -177,7 +178,7 @@ mod tests {
     fn mono_routes() {
         let r = routes(Layout::Stereo, 1, 0.0).unwrap();
         assert_eq!(r.len(), 2);
-        assert!((20.0 * (r[0].2 as f64).log10() + 3.0103).abs() < 1e-3);
+        assert!((20.0 * (r[0].2 as f64).log10() + 3.0).abs() < 1e-6);
         assert_eq!(routes(Layout::Surround51, 1, 0.0).unwrap(), vec![(0, 2, 1.0)]);
         assert!(routes(Layout::Stereo, 6, 0.0).is_none());
     }

@@ -258,7 +258,7 @@ impl Runner<'_> {
         let t0 = Instant::now();
         let pass_no = self.passes.len() as u32 + 1;
         self.progress.start_pass(pass_no, kind, plan.frames);
-        let meter = LoudnessMeter::new(plan.bus_channels(), plan.sample_rate, Some(plan.layout));
+        let meter = LoudnessMeter::new(plan.bus_channels(), plan.sample_rate, Some(plan.layout))?;
         let sink = ThreadedSink::start(OutputSink::new(meter, writers));
         let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames);
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };

@@ -14,10 +14,13 @@ const FS: u32 = 48_000;
 /// 3 s: long enough for a clear correlation peak and a 1 s length fault, short enough to be quick.
 const FRAMES: usize = 3 * FS as usize;
 
-/// One stem of the test session: its name, gain, and its generated audio as the mix hears it.
+/// One stem of the test session: its name, the session's (mastering) gain, the level it sits at in
+/// the reference mix relative to the file as delivered (0 dB when the stems are a true split of
+/// the mix), and its generated audio.
 struct TestStem {
     name: &'static str,
     gain_db: f64,
+    mix_gain_db: f64,
     audio: Vec<Vec<f32>>,
 }
 
@@ -25,18 +28,19 @@ struct TestStem {
 fn make_stems() -> Vec<TestStem> {
     let st = |seed: u64, rms: f64| vec![music_noise(seed, FRAMES, FS, rms), music_noise(seed + 50, FRAMES, FS, rms * 0.8)];
     vec![
-        TestStem { name: "drums", gain_db: 0.0, audio: st(1, 0.08) },
-        TestStem { name: "bass", gain_db: -2.5, audio: st(2, 0.07) },
-        TestStem { name: "vocals", gain_db: 1.5, audio: vec![music_noise(3, FRAMES, FS, 0.06)] },
-        TestStem { name: "fx", gain_db: 0.0, audio: st(4, 0.04) },
+        TestStem { name: "drums", gain_db: 0.0, mix_gain_db: 0.0, audio: st(1, 0.08) },
+        TestStem { name: "bass", gain_db: -2.5, mix_gain_db: 0.0, audio: st(2, 0.07) },
+        TestStem { name: "vocals", gain_db: 1.5, mix_gain_db: 0.0, audio: vec![music_noise(3, FRAMES, FS, 0.06)] },
+        TestStem { name: "fx", gain_db: 0.0, mix_gain_db: 0.0, audio: st(4, 0.04) },
     ]
 }
 
-/// The reference mix, from the routing rule of DESIGN.md DSP 3, summed in f64.
+/// The reference mix, from the routing rule of DESIGN.md DSP 3, summed in f64. The session's gains
+/// are mastering moves made after the mix was approved: the mix does not have them.
 fn mix_of(stems: &[TestStem]) -> Vec<Vec<f32>> {
     let mut mix = vec![vec![0.0f64; FRAMES]; 2];
     for s in stems {
-        let g = db_to_amp(s.gain_db);
+        let g = db_to_amp(s.mix_gain_db);
         for (ch, m) in mix.iter_mut().enumerate() {
             let (src, w) = if s.audio.len() == 1 { (0, g * db_to_amp(-3.0)) } else { (ch, g) };
             for (acc, &x) in m.iter_mut().zip(&s.audio[src]) {
@@ -222,16 +226,15 @@ fn clipped_stem_is_named_with_a_count() {
 fn gain_mismatch_rate_mismatch_dc_and_silence_are_named() {
     let stems = make_stems();
 
-    // The session says −2.5 dB for bass but the mix was made with −0.5 dB: a 2 dB gain mismatch.
+    // The bass stem was printed 2 dB hotter than it sits in the mix: a 2 dB gain mismatch.
     let dir = tempfile::tempdir().unwrap();
     let mut mixed = make_stems();
-    mixed[1].gain_db = -0.5;
-    let mut s = session(dir.path(), &mixed, &[]);
-    s.stems[1].gain_db = -2.5;
+    mixed[1].mix_gain_db = -2.0;
+    let s = session(dir.path(), &mixed, &[]);
     let r = check(&s).unwrap();
     let f = finding(&r, "bass", FindingKind::GainMismatch);
     // A 2 dB move estimated over 3 s of independent noise stems: within 0.1 dB.
-    assert!((f.level_db.unwrap() - 2.0).abs() < 0.1, "{:?}", f.level_db);
+    assert!((f.level_db.unwrap() + 2.0).abs() < 0.1, "{:?}", f.level_db);
 
     // A stem at 44.1 kHz among 48 kHz stems.
     let dir = tempfile::tempdir().unwrap();
@@ -294,7 +297,7 @@ fn unreadable_empty_nan_and_layout_problems_are_findings_not_aborts() {
 }
 
 /// 5.1 bus with a mono dialogue stem (routed to C) and a 5.1 music stem, and EQ on one stem: the
-/// report says EQ'd stems are not expected to null and names them.
+/// report says that gain and EQ (mastering moves) are not part of the null.
 #[test]
 fn surround_routing_and_the_eq_note() {
     let dir = tempfile::tempdir().unwrap();
@@ -327,11 +330,14 @@ fn surround_routing_and_the_eq_note() {
     // f32 rounding of the summed mix: −130 dB or lower (see clean_session_passes).
     assert!(r.null_test.as_ref().unwrap().residual_db_rel_mix < -120.0);
 
+    // EQ and gain are mastering moves made after the mix was approved: the stems as delivered
+    // still null, and the report says what the null test sums.
     s.stems[0].filter = Filter::Bands(vec![EqBand::Highpass { freq_hz: 80.0, order: 2 }]);
+    s.stems[1].gain_db = -4.0;
     let r = check(&s).unwrap();
     let n = r.null_test.as_ref().unwrap();
-    assert!(n.passed, "EQ is not applied by the null test, so the unchanged files still null");
-    assert!(n.method.contains("not expected to null") && n.method.contains("`dx`"), "{}", n.method);
+    assert!(n.passed, "{}", r.to_text());
+    assert!(n.method.contains("gain_db and EQ are mastering moves"), "{}", n.method);
 }
 /// Two faults at once: each stem's target ("mix minus the other stems") then holds the other
 /// stem's error too, which lowers every normalised correlation; the peak test still finds each

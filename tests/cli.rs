@@ -217,7 +217,7 @@ fn check_passes_the_demo_and_exits_1_on_a_finding() {
     let s = small_session(dir.path(), 2, MASTER_OUT);
     let (_, a) = read_audio(&dir.path().join("a.wav"));
     let (_, b) = read_audio(&dir.path().join("b.wav"));
-    let g = std::f32::consts::FRAC_1_SQRT_2;
+    let g = stemforge::plan::MONO_TO_STEREO;
     let mix: Vec<Vec<f32>> = (0..2).map(|c| a[c].iter().zip(&b[0]).map(|(x, y)| x - g * y).collect()).collect();
     write_wav(&dir.path().join("mix.wav"), &mix, FS, 0);
     let text = std::fs::read_to_string(&s).unwrap().replace("layout = \"stereo\"", "layout = \"stereo\"\nreference_mix = \"mix.wav\"");

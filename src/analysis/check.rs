@@ -40,8 +40,6 @@ pub const DC_OFFSET_DBFS: f64 = -50.0;
 /// A file whose sample peak stays below this is reported as silent (−90 dBFS is below 16-bit
 /// dither: nothing audible is there).
 pub const SILENCE_DBFS: f64 = -90.0;
-/// Mono stem to a stereo bus: each side at −3 dB (DESIGN.md DSP 3), as 10^(−3/20).
-pub const MONO_TO_STEREO_DB: f64 = -3.0;
 /// The culprit search correlates at most this much audio, from where the mix first has signal.
 pub const WINDOW_SECONDS: f64 = 30.0;
 /// ... and at most this many frames (30 s above 69.9 kHz would otherwise grow the FFT past 2^22).
@@ -389,24 +387,14 @@ fn scan_file(path: &Path) -> Result<Scan> {
 }
 
 /// (source channel, bus channel, weight) for a stem of `channels` channels into `layout`, with the
-/// stem's gain (DESIGN.md DSP 3; the same routing as `engine::StemPlan::routes`). Empty when the
-/// stem cannot be routed (a layout mismatch).
+/// stem's gain: the render's own routing (`plan::routes`, DESIGN.md DSP 3), in f64 for the null
+/// test's sums. Empty when the stem cannot be routed (a layout mismatch).
 pub fn routes(channels: usize, layout: Layout, gain_db: f64) -> Vec<(usize, usize, f64)> {
-    let g = 10f64.powf(gain_db / 20.0);
-    if channels == layout.channels() {
-        return (0..channels).map(|c| (c, c, g)).collect();
-    }
-    if channels != 1 {
-        return Vec::new();
-    }
-    match layout {
-        Layout::Mono => vec![(0, 0, g)],
-        Layout::Stereo => {
-            let m = g * 10f64.powf(MONO_TO_STEREO_DB / 20.0);
-            vec![(0, 0, m), (0, 1, m)]
-        }
-        Layout::Surround51 | Layout::Surround71 => vec![(0, 2, g)],
-    }
+    crate::plan::routes(layout, channels, gain_db)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(s, d, w)| (s, d, w as f64))
+        .collect()
 }
 
 /// Per-file findings from pass 1 (content: non-finite, empty, clipping, DC, silence).
@@ -651,7 +639,9 @@ pub fn check(session: &Session) -> Result<CheckReport> {
                 name: name.to_string(),
                 path: path.to_path_buf(),
                 frames: scan.frames,
-                routes: routes(scan.channels, layout, stem.gain_db),
+                // The approved mix is the sum of the stems as delivered: gain_db and EQ are mastering
+                // moves made after it, so the null uses routing (and mute) only.
+                routes: routes(scan.channels, layout, 0.0),
                 has_eq: stem.filter != Filter::None,
             });
         } else {
@@ -823,20 +813,9 @@ fn null_test_run(
     };
     let passed = rel_db <= threshold;
 
-    let eq_stems: Vec<String> = stems.iter().filter(|s| s.has_eq).map(|s| format!("`{}`", s.name)).collect();
-    let mut method = "stem sum with each stem's gain_db, mute and mono routing (mono to L/R at -3 dB \
-                      on stereo, to C on 5.1/7.1); EQ is not applied, so EQ'd stems are not expected to null"
+    let method = "sum of the stems as delivered, with mute and mono routing (mono to L/R at -3 dB on \
+                  stereo, to C on 5.1/7.1); gain_db and EQ are mastering moves and are not applied"
         .to_string();
-    if !eq_stems.is_empty() || session.bus_filter != Filter::None {
-        let mut who = eq_stems.join(", ");
-        if session.bus_filter != Filter::None {
-            if !who.is_empty() {
-                who.push_str(" and ");
-            }
-            who.push_str("the bus");
-        }
-        method.push_str(&format!(" (EQ set on {who})"));
-    }
 
     let mut alignment = Vec::new();
     if !passed {
@@ -890,9 +869,9 @@ fn null_test_run(
                 causes.push(msg);
                 findings.push(f);
             }
-            if a.gain_db.is_finite() && a.gain_db.abs() > GAIN_TOLERANCE_DB && !a.has_eq {
+            if a.gain_db.is_finite() && a.gain_db.abs() > GAIN_TOLERANCE_DB {
                 let msg = format!(
-                    "stem `{name}` sits {:.2} dB {} in the mix than its session gain gives",
+                    "stem `{name}` sits {:.2} dB {} in the mix than as delivered",
                     a.gain_db.abs(),
                     if a.gain_db > 0.0 { "louder" } else { "quieter" }
                 );
@@ -905,9 +884,6 @@ fn null_test_run(
         }
         if !excluded.is_empty() {
             causes.push(format!("stems left out of the sum: {}", excluded.join(", ")));
-        }
-        if !eq_stems.is_empty() || session.bus_filter != Filter::None {
-            causes.push("EQ is not applied by the null test".to_string());
         }
         let causes = if causes.is_empty() {
             "no single stem explains it".to_string()
