@@ -547,6 +547,9 @@ pub struct Measured {
     pub wall: Duration,
     /// ru_maxrss of the child (Linux: KiB).
     pub max_rss_kib: i64,
+    /// This process's own peak RSS when the child was started: the child's reading cannot be
+    /// lower (see `own_peak_rss_kib`), so a reading at this floor means "at most this".
+    pub rss_floor_kib: i64,
     pub user_s: f64,
     pub sys_s: f64,
 }
@@ -570,6 +573,7 @@ pub fn run_measured(mut cmd: Command, log: &Path) -> Measured {
     let err = out.try_clone().expect("clone log");
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     let shown = format!("{cmd:?}");
+    let rss_floor_kib = own_peak_rss_kib();
     let t0 = Instant::now();
     let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
     let pid = child.id() as libc::pid_t;
@@ -586,7 +590,7 @@ pub fn run_measured(mut cmd: Command, log: &Path) -> Measured {
         panic!("{shown} failed (wait status {status}); log {}:\n{tail}", log.display());
     }
     drop(child);
-    Measured { wall, max_rss_kib: usage.ru_maxrss, user_s: tv(usage.ru_utime), sys_s: tv(usage.ru_stime) }
+    Measured { wall, max_rss_kib: usage.ru_maxrss, rss_floor_kib, user_s: tv(usage.ru_utime), sys_s: tv(usage.ru_stime) }
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {
@@ -626,7 +630,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
-/// Bytes in a human unit (MiB below 10 GiB, else GiB).
+/// KiB as MiB.
 pub fn mib(kib: i64) -> String {
     format!("{:.0} MiB", kib as f64 / 1024.0)
+}
+
+/// The largest peak RSS of some runs, marked "<=" when it is only the floor this process imposed.
+pub fn peak_rss(runs: &[Measured]) -> String {
+    let m = runs.iter().max_by_key(|m| m.max_rss_kib).expect("a run");
+    if m.max_rss_kib <= m.rss_floor_kib { format!("<={}", mib(m.max_rss_kib)) } else { mib(m.max_rss_kib) }
 }
