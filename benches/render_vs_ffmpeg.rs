@@ -360,7 +360,6 @@ fn sum_runs(a: &[Measured], b: &[Measured]) -> Vec<Measured> {
         .map(|(x, y)| Measured {
             wall: x.wall + y.wall,
             max_rss_kib: x.max_rss_kib.max(y.max_rss_kib),
-            rss_floor_kib: x.rss_floor_kib.max(y.rss_floor_kib),
             user_s: x.user_s + y.user_s,
             sys_s: x.sys_s + y.sys_s,
         })
@@ -436,7 +435,7 @@ fn main() {
     println!("load average (1/5/15 min) before: {load_before}; after: {load_after}");
     println!(
         "{runs} run(s) of each chain, interleaved; wall time is the median; peak RSS the largest of any run \
-         (wait4; \"<=\" where it is at the floor that this bench's own peak imposes)\n"
+         (each process's VmHWM, polled; for ffmpeg the larger of its two passes)\n"
     );
     let cells: Vec<Vec<String>> = rows.iter().map(|r| r.cells(program_s, stem_frames)).collect();
     print!(

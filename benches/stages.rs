@@ -46,6 +46,8 @@ const BLOCK: usize = 8192;
 const BLOCKS: usize = (10 * FS as usize).div_ceil(BLOCK);
 const FRAMES: usize = BLOCKS * BLOCK;
 const GROUP: &str = "stages";
+/// The meter's feeding step: 100 ms (src/cpu/loudness.rs).
+const STEP: usize = FS as usize / 10;
 const GROUP_WALL: &str = "stages_wall";
 
 /// Criterion measurement: CPU time of the calling thread, in ns.
@@ -224,9 +226,12 @@ fn bench_stages(c: &mut Criterion<ThreadCpu>, dir: &std::path::Path, x: &[Vec<f3
             black_box(m.result());
         })
     });
-    // What the meter's time is made of: the crate in fewer modes (same 100 ms feeding as the
-    // meter would do it is not needed here: the crate's cost is per sample).
+    // What the meter's time is made of: the `ebur128` crate alone, in the meter's modes and in
+    // fewer, fed in 100 ms steps as the meter feeds it.
     let modes = [
+        // The meter's own modes, fed in its 100 ms steps, without its per-step momentary and
+        // short-term reads: the difference to loudness_meter_stereo is what those reads cost.
+        ("ebur128_meter_modes_no_reads_stereo", Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK),
         ("ebur128_I_only_stereo", Mode::I),
         ("ebur128_I_LRA_M_S_stereo", Mode::I | Mode::LRA | Mode::M | Mode::S),
         ("ebur128_I_LRA_M_S_sample_peak_stereo", Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::SAMPLE_PEAK),
@@ -236,8 +241,11 @@ fn bench_stages(c: &mut Criterion<ThreadCpu>, dir: &std::path::Path, x: &[Vec<f3
         g.bench_function(id, |b| {
             b.iter(|| {
                 let mut m = EbuR128::new(2, FS, mode).expect("ebur128");
-                for k in 0..BLOCKS {
-                    m.add_frames_planar_f32(&planes(x, k)).expect("add frames");
+                let mut at = 0;
+                while at < FRAMES {
+                    let end = (at + STEP).min(FRAMES);
+                    m.add_frames_planar_f32(&[&x[0][at..end], &x[1][at..end]]).expect("add frames");
+                    at = end;
                 }
                 black_box(m.loudness_global().ok());
             })
@@ -306,12 +314,13 @@ fn median_s(group: &str, id: &str) -> Option<f64> {
 
 fn summary() {
     let program_s = FRAMES as f64 / FS as f64;
-    let stages: [(&str, &str, &str); 13] = [
+    let stages: [(&str, &str, &str); 14] = [
         (GROUP, "decode_wav_pcm24_stereo", "per stereo stream"),
         (GROUP, "fir_convolve_8191_taps_mono", "per channel"),
         (GROUP, "fir_convolve_16381_taps_mono", "per channel"),
         (GROUP, "limiter_4x_stereo", "per stereo stream"),
         (GROUP, "loudness_meter_stereo", "per stereo stream"),
+        (GROUP, "ebur128_meter_modes_no_reads_stereo", "per stereo stream"),
         (GROUP, "ebur128_I_only_stereo", "per stereo stream"),
         (GROUP, "ebur128_I_LRA_M_S_stereo", "per stereo stream"),
         (GROUP, "ebur128_I_LRA_M_S_sample_peak_stereo", "per stereo stream"),
