@@ -488,6 +488,7 @@ pub fn write_report(path: &Path, report: &impl serde::Serialize) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".report.")
         .suffix(".stemforge-tmp")
+        .permissions(crate::io::output_permissions())
         .tempfile_in(dir)
         .map_err(|e| Error::output(path, format!("cannot create report: {e}")))?;
     serde_json::to_writer_pretty(&mut tmp, report).map_err(|e| Error::output(path, e.to_string()))?;
