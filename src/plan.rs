@@ -121,7 +121,10 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
         Some(m) => {
             let lookahead = ((m.lookahead_ms * fs as f64 / 1000.0).round() as usize).max(1);
             Some(LimiterPlan {
-                ceiling_db: m.ceiling_dbtp as f32 - crate::cpu::limiter::TRUE_PEAK_MARGIN_DB,
+                // K = 1 sees only samples: it bounds the sample peak, and the render's final
+                // true-peak check reports whatever the meter reads (see `render`).
+                ceiling_db: m.ceiling_dbtp as f32
+                    - crate::cpu::limiter::true_peak_margin_db(m.oversampling as usize).unwrap_or(0.0),
                 lookahead,
                 rho: (-1000.0 / (m.release_ms * fs as f64)).exp() as f32,
                 oversampling: design_oversampling(m.oversampling as usize),

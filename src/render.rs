@@ -332,6 +332,12 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         None => progress.note(&format!("stemforge: engine {} ({})", info.engine, info.device)),
     }
     progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device}));
+    if session.master.as_ref().is_some_and(|m| m.oversampling == 1) {
+        progress.note(
+            "stemforge: warning: oversampling = 1 limits sample peaks only; the true peak can pass the ceiling \
+             (the render fails if the meter reads it over). Use 4 for a true-peak ceiling.",
+        );
+    }
 
     let created = create_dirs(&files)?;
     let result = run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted);
