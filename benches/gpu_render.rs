@@ -87,15 +87,12 @@ fn adapters() -> (Vec<String>, Option<String>) {
     (seen, hardware)
 }
 
+/// Free bytes on the filesystem holding `dir`, from `df -Pk` (u64::MAX when it cannot say).
 fn free_bytes(dir: &Path) -> u64 {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).expect("path without NUL");
-    // SAFETY: an all-zero statvfs is a valid value of that plain C struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a valid out-pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return u64::MAX;
-    }
-    st.f_bavail as u64 * st.f_frsize as u64
+    let Ok(out) = Command::new("df").arg("-Pk").arg(dir).output() else { return u64::MAX };
+    let text = String::from_utf8_lossy(&out.stdout);
+    // POSIX format: a header line, then "fs 1024-blocks used available capacity mount".
+    text.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)).and_then(|v| v.parse::<u64>().ok()).map_or(u64::MAX, |k| k * 1024)
 }
 
 fn render(session: &Path, engine: &str, adapter: &str, report: &Path, log: &Path) -> (Measured, serde_json::Value) {

@@ -539,6 +539,7 @@ pub struct Measured {
     /// (posix_spawn, CLONE_VM) and exec records the outgoing memory's high-water mark, which is
     /// this bench's, in the child's maxrss; so ru_maxrss reads at least the bench's own peak
     /// (checked: after touching 200 MB in the parent, `/bin/true` reads 206 MB).
+    /// CPU times: user and system seconds.
     pub max_rss_kib: i64,
     pub user_s: f64,
     pub sys_s: f64,
@@ -551,52 +552,58 @@ impl Measured {
     }
 }
 
-fn tv(t: libc::timeval) -> f64 {
-    t.tv_sec as f64 + t.tv_usec as f64 * 1e-6
+/// This process's reaped children's CPU time so far (cutime, cstime of /proc/self/stat), seconds.
+/// A child's times are added when it is waited for, so the difference across one child's wait is
+/// that child's CPU time (at the kernel's USER_HZ resolution, 10 ms: fine for runs of seconds).
+fn children_cpu_s() -> (f64, f64) {
+    let s = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    // Fields after the parenthesised command name (which may hold spaces): state is field 3, so
+    // cutime and cstime (fields 16, 17) are at 13 and 14 after it.
+    let rest = &s[s.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // USER_HZ: /proc reports clock ticks of 1/100 s on Linux whatever the kernel's HZ.
+    let ticks = |k: usize| f[k].parse::<f64>().expect("stat field") / 100.0;
+    (ticks(13), ticks(14))
 }
 
 /// VmHWM of a running process (KiB), if readable.
-fn vm_hwm_kib(pid: libc::pid_t) -> Option<i64> {
+fn vm_hwm_kib(pid: u32) -> Option<i64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Run `cmd` to completion with stdout/stderr to `log` (appended), timing it, polling its peak
-/// RSS and reading its CPU times with wait4 (the child alone, not the bench). A non-zero exit
-/// stops the bench, showing the log's tail.
+/// RSS, and taking its CPU times from this process's children's times across its reaping. Call
+/// from one thread with no other child running. A non-zero exit stops the bench, showing the
+/// log's tail.
 pub fn run_measured(mut cmd: Command, log: &Path) -> Measured {
     let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open log");
     let err = out.try_clone().expect("clone log");
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     let shown = format!("{cmd:?}");
+    let (u0, s0) = children_cpu_s();
     let t0 = Instant::now();
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value of that plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    let pid = child.id();
     let mut hwm = 0i64;
-    let wall = loop {
-        // SAFETY: wait4 on our own child with valid out-pointers; `child` is never waited on by std.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if r == pid {
-            break t0.elapsed();
+    let (wall, status) = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break (t0.elapsed(), status);
         }
-        assert_eq!(r, 0, "wait4 failed: {}", std::io::Error::last_os_error());
         if let Some(k) = vm_hwm_kib(pid) {
             hwm = hwm.max(k);
         }
-        // 2 ms: well under a second's timing resolution of interest, and a render's memory
-        // plateaus within its first block, so the polled high-water mark is the peak.
+        // 2 ms: well under the timing resolution of interest, and a render's memory plateaus
+        // within its first blocks, so the polled high-water mark is the peak.
         std::thread::sleep(Duration::from_millis(2));
     };
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+    if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let tail: String = text.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
-        panic!("{shown} failed (wait status {status}); log {}:\n{tail}", log.display());
+        panic!("{shown} failed ({status}); log {}:\n{tail}", log.display());
     }
-    drop(child);
-    Measured { wall, max_rss_kib: hwm, user_s: tv(usage.ru_utime), sys_s: tv(usage.ru_stime) }
+    let (u1, s1) = children_cpu_s();
+    Measured { wall, max_rss_kib: hwm, user_s: u1 - u0, sys_s: s1 - s0 }
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {
