@@ -25,6 +25,9 @@ pub fn run(command: Command) -> Result<u8> {
             for o in &r.outputs {
                 eprintln!("  wrote {} ({} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
             }
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
             if r.spec_met {
                 Ok(0)
             } else {

@@ -65,6 +65,8 @@ pub struct OutputRecord {
     pub frames: u64,
     pub bytes: u64,
     pub sha256: String,
+    /// Samples beyond full scale (clamped in integer formats).
+    pub over_full_scale: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -102,6 +104,8 @@ pub struct RenderReport {
     /// Whether the loudness target and the true-peak ceiling were met.
     pub spec_met: bool,
     pub spec_problems: Vec<String>,
+    /// Things a deliverables team should know that do not fail the render (clamped stem samples).
+    pub warnings: Vec<String>,
     pub outputs: Vec<OutputRecord>,
     pub wall_time_s: f64,
     pub realtime_factor: f64,
@@ -371,6 +375,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     }
 
     let mut outputs = Vec::new();
+    let mut warnings = Vec::new();
     let mut masters = result.masters.iter();
     let mut stems = result.stems.iter().flatten();
     for f in &files {
@@ -387,7 +392,19 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             frames: w.frames,
             bytes: w.bytes,
             sha256: w.sha256.clone(),
+            over_full_scale: w.over_full_scale,
         });
+        if w.over_full_scale > 0 {
+            warnings.push(match f.spec.format.int_bits() {
+                Some(_) => format!(
+                    "{}: {} samples beyond full scale were clamped (a stem can peak above the limited master it sums to; \
+                     deliver stems as f32, or lower the ceiling)",
+                    w.path.display(),
+                    w.over_full_scale
+                ),
+                None => format!("{}: {} samples over 0 dBFS (kept: f32)", w.path.display(), w.over_full_scale),
+            });
+        }
     }
     let wall = t0.elapsed().as_secs_f64();
     let duration = out_plan.frames as f64 / fs as f64;
@@ -409,6 +426,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         passes,
         spec_met: problems.is_empty(),
         spec_problems: problems,
+        warnings,
         outputs,
         wall_time_s: wall,
         realtime_factor: duration / wall,

@@ -246,3 +246,35 @@ fn devices_lists_adapters() {
     // On CI this is lavapipe; on a GPU machine the GPU. Either way at least one adapter.
     assert!(out.to_lowercase().contains("vulkan"), "{out}");
 }
+
+/// A stem can peak above the limited master it sums to (here two stems cancel in the mix): a pcm24
+/// stem output then clamps, and the render says so instead of delivering it silently.
+#[test]
+fn clamped_stem_samples_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = music(21, FS as usize, 2, -1.0);
+    let b: Vec<Vec<f32>> = a.iter().zip(music(22, FS as usize, 2, -30.0)).map(|(x, y)| x.iter().zip(&y).map(|(p, q)| q - p).collect()).collect();
+    write_wav(&dir.path().join("a.wav"), &a, FS, 0);
+    write_wav(&dir.path().join("b.wav"), &b, FS, 0);
+    let s = dir.path().join("session.toml");
+    std::fs::write(
+        &s,
+        "name = \"cancel\"\nlayout = \"stereo\"\n[[stems]]\nname = \"a\"\npath = \"a.wav\"\ngain_db = 6.0\n\
+         [[stems]]\nname = \"b\"\npath = \"b.wav\"\ngain_db = 6.0\n[master]\nceiling_dbtp = -1.0\n\
+         [[outputs]]\npath = \"master.wav\"\nkind = \"master\"\nformat = \"pcm24\"\n\
+         [[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"pcm24\"\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let err = render(&s, &dir.path().join("out"), "cpu", &["--report", report.to_str().unwrap()], 0);
+    assert!(err.contains("warning:") && err.contains("a.wav") && err.contains("clamped"), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let over = |name: &str| {
+        r["outputs"].as_array().unwrap().iter().find(|o| o["path"].as_str().unwrap().ends_with(name)).unwrap()["over_full_scale"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(over("stems/a.wav") > 0, "{r}");
+    assert_eq!(over("master.wav"), 0, "the master is limited");
+    assert!(!r["warnings"].as_array().unwrap().is_empty());
+}

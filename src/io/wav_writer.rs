@@ -42,6 +42,9 @@ pub struct WrittenFile {
     pub bytes: u64,
     /// SHA-256 of the finished file, lowercase hex.
     pub sha256: String,
+    /// Samples beyond full scale: clamped in integer formats (so the file no longer equals the
+    /// signal), kept but over 0 dBFS in f32.
+    pub over_full_scale: u64,
 }
 
 /// Streaming writer of one WAV (or RF64, past 4 GiB) file.
@@ -57,6 +60,8 @@ pub struct WavWriter {
     data_bytes: u64,
     /// The file becomes RF64 when its RIFF size (file length - 8) exceeds this.
     rf64_threshold: u64,
+    /// Samples beyond full scale so far (see `WrittenFile::over_full_scale`).
+    over_full_scale: u64,
     /// Reused per block: one channel's integers, the interleaved bytes.
     ints: Vec<i32>,
     bytes: Vec<u8>,
@@ -114,6 +119,7 @@ impl WavWriter {
             frames: 0,
             data_bytes: 0,
             rf64_threshold: u32::MAX as u64,
+            over_full_scale: 0,
             ints: Vec::new(),
             bytes: Vec::new(),
         };
@@ -202,6 +208,10 @@ impl WavWriter {
         }
         let bps = self.spec.format.bytes_per_sample();
         let stride = ch * bps;
+        // The largest value the format holds: (2^(b-1) - 1) / 2^(b-1) for integers, 1.0 for float.
+        let top = self.spec.format.int_bits().map_or(1.0, |b| 1.0 - dither_quantize::full_scale(b).recip());
+        self.over_full_scale +=
+            planar.iter().map(|p| p[..frames].iter().filter(|x| **x > top || **x < -1.0).count() as u64).sum::<u64>();
         let mut bytes = std::mem::take(&mut self.bytes);
         bytes.resize(frames * stride, 0);
         match self.spec.format.int_bits() {
@@ -283,7 +293,7 @@ impl WavWriter {
             let _ = d.sync_all();
         }
         let sha256 = sha256_file(&path).map_err(|e| oerr("cannot read back the finished file", e))?;
-        Ok(WrittenFile { path, frames: self.frames, bytes: total, sha256 })
+        Ok(WrittenFile { path, frames: self.frames, bytes: total, sha256, over_full_scale: self.over_full_scale })
     }
 }
 
