@@ -79,7 +79,7 @@ impl Kernel {
             label: Some(stage),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         });
-        ctx.check().map_err(|e| Error::Gpu(format!("shaders/{stage}.wgsl: {e}")))?;
+        ctx.check().map_err(|e| in_shader(e, stage, None))?;
         Ok(Kernel { layout, pipeline_layout, module, stage })
     }
 
@@ -98,7 +98,7 @@ impl Kernel {
             },
             cache: None,
         });
-        ctx.check().map_err(|e| Error::Gpu(format!("shaders/{}.wgsl, {entry}: {e}", self.stage)))?;
+        ctx.check().map_err(|e| in_shader(e, self.stage, Some(entry)))?;
         Ok(pipeline)
     }
 
@@ -114,6 +114,18 @@ impl Kernel {
             layout: &self.layout,
             entries: &entries,
         })
+    }
+}
+
+/// Name the shader (and entry point) a device error came from.
+fn in_shader(e: Error, stage: &str, entry: Option<&str>) -> Error {
+    let at = match entry {
+        Some(entry) => format!("shaders/{stage}.wgsl, entry point {entry}"),
+        None => format!("shaders/{stage}.wgsl"),
+    };
+    match e {
+        Error::Gpu(msg) => Error::Gpu(format!("{at}: {msg}")),
+        other => other,
     }
 }
 
