@@ -47,12 +47,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = t; i < l - 1u; i += cfg.block) {
         halo[(rd ^ 1u) * halo_len() + i] = extended(cfg.block + i, rd);
     }
-    // Oldest first: D[t-L+1] + ... + D[t].
+    // Oldest first, D[t-L+1] + ... + D[t], with Neumaier's compensation: the sum is then as good
+    // as a wider accumulator's (the CPU twin slides an f64 sum), whatever L is.
     var sum = 0.0;
+    var comp = 0.0;
     for (var j = 0u; j < l; j++) {
-        sum += extended(t + j, rd);
+        let v = extended(t + j, rd);
+        let s1 = sum + v;
+        comp += select((v - s1) + sum, (sum - s1) + v, abs(sum) >= abs(v));
+        sum = s1;
     }
-    let s = sum / f32(l);
+    let s = (sum + comp) / f32(l);
     // 10^(-s/20) = 2^(-s log2(10) / 20)
     gain[t] = exp2(s * -0.16609640474436813);
 }
