@@ -1,7 +1,11 @@
 // limiter_smooth: attack smoothing and conversion to a linear gain, S[t] = (1/L) sum_{j<L} D[t-j],
-// g[t] = 10^(-S[t]/20). Each output sums its own L values (with L - 1 values of halo carried from
-// the previous block), never a running prefix sum, whose f32 rounding would grow with the program
-// (DESIGN.md DSP 6). Twin of src/cpu/limiter_smooth.rs; host code in src/gpu/limiter_smooth.rs.
+// g[t] = 10^(-S[t]/20), with L - 1 values of halo carried from the previous block. Never a running
+// prefix sum, whose f32 rounding would grow with the program (DESIGN.md DSP 6): each invocation
+// sums the window of the first of its RUN outputs directly, then slides it across the other
+// RUN - 1 (add the entering value, subtract the leaving one), all with Neumaier's compensation, so
+// the error is that of a wider accumulator over at most L + 2 RUN steps (the CPU twin slides an
+// f64 sum across a block). RUN outputs per invocation cut the work from L to about L/RUN + 2 per
+// output. Twin of src/cpu/limiter_smooth.rs; host code in src/gpu/limiter_smooth.rs.
 
 // Keep in sync with `SmoothConfig` in src/gpu/limiter_smooth.rs.
 struct SmoothConfig {
@@ -36,28 +40,45 @@ fn extended(i: u32, half: u32) -> f32 {
     return released_db[i - h];
 }
 
+const RUN: u32 = 16u;
+
+// Compensated accumulator: value = sum + comp (Neumaier's variant of Kahan summation).
+struct Acc {
+    sum: f32,
+    comp: f32,
+}
+
+fn acc_add(a: Acc, v: f32) -> Acc {
+    let s = a.sum + v;
+    let e = select((v - s) + a.sum, (a.sum - s) + v, abs(a.sum) >= abs(v));
+    return Acc(s, a.comp + e);
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let t = gid.x;
-    if t >= cfg.block {
+    let runs = (cfg.block + RUN - 1u) / RUN;
+    if gid.x >= runs {
         return;
     }
+    let first = gid.x * RUN;
     let l = cfg.lookahead;
     let rd = imm.block_index & 1u;
-    for (var i = t; i < l - 1u; i += cfg.block) {
+    // The next block's halo: the last L - 1 values of halo ++ block.
+    for (var i = gid.x; i < l - 1u; i += runs) {
         halo[(rd ^ 1u) * halo_len() + i] = extended(cfg.block + i, rd);
     }
-    // Oldest first, D[t-L+1] + ... + D[t], with Neumaier's compensation: the sum is then as good
-    // as a wider accumulator's (the CPU twin slides an f64 sum), whatever L is.
-    var sum = 0.0;
-    var comp = 0.0;
+    // Window of output t: extended[t .. t + L), oldest first.
+    var acc = Acc(0.0, 0.0);
     for (var j = 0u; j < l; j++) {
-        let v = extended(t + j, rd);
-        let s1 = sum + v;
-        comp += select((v - s1) + sum, (sum - s1) + v, abs(sum) >= abs(v));
-        sum = s1;
+        acc = acc_add(acc, extended(first + j, rd));
     }
-    let s = (sum + comp) / f32(l);
-    // 10^(-s/20) = 2^(-s log2(10) / 20)
-    gain[t] = exp2(s * -0.16609640474436813);
+    let end = min(first + RUN, cfg.block);
+    for (var t = first; t < end; t++) {
+        if t > first {
+            acc = acc_add(acc_add(acc, extended(t + l - 1u, rd)), -extended(t - 1u, rd));
+        }
+        let s = (acc.sum + acc.comp) / f32(l);
+        // 10^(-s/20) = 2^(-s log2(10) / 20)
+        gain[t] = exp2(s * -0.16609640474436813);
+    }
 }

@@ -3,16 +3,25 @@
 // u_j[t] = sum_m coeffs[j T + m] x[t - m] (causal; lags the input by the table's latency).
 // Twin of src/cpu/oversample_peak.rs; host code in src/gpu/oversample_peak.rs.
 
+// The table's shape, fixed per pipeline (the loops below unroll; the window stays in registers).
+override FACTOR: u32 = 4u;   // K phases
+override TAPS: u32 = 16u;    // T taps per phase (<= MAX_TAPS)
+// Phase 0's unit impulse sits at tap LATENCY; SKIP_PHASE0 = 1: read that sample instead of
+// running its dot product (the CPU twin does the same; the sum would be exact anyway).
+override LATENCY: u32 = 8u;
+override SKIP_PHASE0: u32 = 1u;
+const MAX_TAPS: u32 = 64u;
+
 // Keep in sync with `OversampleConfig` in src/gpu/oversample_peak.rs.
 struct OversampleConfig {
     block: u32,
     channels: u32,
-    factor: u32,      // K phases
-    taps: u32,        // T taps per phase
     hist_len: u32,    // T - 1 input samples carried from earlier blocks
     input: u32,       // index of channel 0's first frame in `signal`; channel c at input + c * block
     ceiling_db: f32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Keep in sync with `OversampleImmediates` in src/gpu/oversample_peak.rs.
@@ -53,10 +62,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var peak = 0.0;
     let newest = cfg.hist_len + t;
     for (var c = 0u; c < cfg.channels; c++) {
-        for (var j = 0u; j < cfg.factor; j++) {
+        var xs: array<f32, MAX_TAPS>;  // xs[m] = x[t - m]
+        for (var m = 0u; m < TAPS; m++) {
+            xs[m] = sample(c, newest - m, rd);
+        }
+        var j0 = 0u;
+        if SKIP_PHASE0 == 1u {
+            peak = max(peak, abs(xs[LATENCY]));
+            j0 = 1u;
+        }
+        for (var j = j0; j < FACTOR; j++) {
             var acc = 0.0;
-            for (var m = 0u; m < cfg.taps; m++) {
-                acc += coeffs[j * cfg.taps + m] * sample(c, newest - m, rd);
+            for (var m = 0u; m < TAPS; m++) {
+                acc += coeffs[j * TAPS + m] * xs[m];
             }
             peak = max(peak, abs(acc));
         }

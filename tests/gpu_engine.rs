@@ -18,9 +18,11 @@ use gpu_signals::{impulses, music_noise, sweep};
 use stemforge::cpu::limiter::Limiter;
 use stemforge::dsp::eq_design::{design_eq, eq_latency};
 use stemforge::dsp::oversampling::design_oversampling;
-use stemforge::engine::{Engine, FirPlan, LimiterPlan, PassBlock, PassParams, PassSink, RenderPlan, StemPlan, StemSource};
+use stemforge::engine::{
+    Engine, FirPlan, LimiterPlan, PassBlock, PassParams, PassSink, RenderPlan, StemPlan, StemSource,
+};
 use stemforge::error::{Error, Result};
-use stemforge::gpu::{list_adapters, GpuContext, GpuEngine};
+use stemforge::gpu::{GpuContext, GpuEngine, list_adapters};
 use stemforge::session::{EqBand, Layout, Phase};
 
 const FS: f64 = 48000.0;
@@ -32,10 +34,19 @@ const RENDER_RMS_DBFS: f64 = -120.0;
 
 #[test]
 fn adapters_are_listed_and_one_is_selected() {
-    let Some(ctx) = gpu("adapters_are_listed_and_one_is_selected") else { return };
+    let Some(ctx) = gpu("adapters_are_listed_and_one_is_selected") else {
+        return;
+    };
     let adapters = list_adapters(None);
-    assert!(!adapters.is_empty(), "an adapter was opened, so the list cannot be empty");
-    assert_eq!(adapters.iter().filter(|a| a.selected).count(), 1, "exactly one selected: {adapters:#?}");
+    assert!(
+        !adapters.is_empty(),
+        "an adapter was opened, so the list cannot be empty"
+    );
+    assert_eq!(
+        adapters.iter().filter(|a| a.selected).count(),
+        1,
+        "exactly one selected: {adapters:#?}"
+    );
     let chosen = adapters.iter().find(|a| a.selected).expect("selected");
     assert_eq!(chosen.name, ctx.adapter_info.name);
     assert!(chosen.describe().contains(&chosen.name));
@@ -46,8 +57,14 @@ fn an_unknown_adapter_name_is_no_gpu_with_help() {
     // Needs no GPU: with or without adapters, a name nobody has is Error::NoGpu (exit 3).
     match GpuContext::new(Some("no-such-adapter-7f3a")) {
         Err(Error::NoGpu(msg)) => {
-            assert!(msg.contains("no-such-adapter-7f3a"), "names what was asked for: {msg}");
-            assert!(msg.contains("mesa-vulkan-drivers"), "says how to get an adapter: {msg}");
+            assert!(
+                msg.contains("no-such-adapter-7f3a"),
+                "names what was asked for: {msg}"
+            );
+            assert!(
+                msg.contains("mesa-vulkan-drivers"),
+                "says how to get an adapter: {msg}"
+            );
         }
         Err(e) => panic!("expected NoGpu, got {e}"),
         Ok(_) => panic!("an adapter named no-such-adapter-7f3a exists?"),
@@ -56,13 +73,21 @@ fn an_unknown_adapter_name_is_no_gpu_with_help() {
 
 #[test]
 fn device_errors_are_errors_not_panics() {
-    let Some(ctx) = gpu("device_errors_are_errors_not_panics") else { return };
-    let _module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("broken"),
-        source: wgpu::ShaderSource::Wgsl("@compute @workgroup_size(1) fn main() { let x: u32 = nope; }".into()),
-    });
+    let Some(ctx) = gpu("device_errors_are_errors_not_panics") else {
+        return;
+    };
+    let _module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("broken"),
+            source: wgpu::ShaderSource::Wgsl(
+                "@compute @workgroup_size(1) fn main() { let x: u32 = nope; }".into(),
+            ),
+        });
     match ctx.check() {
-        Err(Error::Gpu(msg)) => assert!(msg.contains("nope"), "the driver's message is kept: {msg}"),
+        Err(Error::Gpu(msg)) => {
+            assert!(msg.contains("nope"), "the driver's message is kept: {msg}")
+        }
         other => panic!("expected Error::Gpu, got {other:?}"),
     }
     ctx.check().expect("reported once, then cleared");
@@ -76,7 +101,10 @@ const ORIGIN: usize = 8192;
 
 fn on_timeline(x: &[f32], len: usize) -> Vec<f64> {
     let mut v = vec![0.0f64; len];
-    v[ORIGIN..ORIGIN + x.len()].iter_mut().zip(x).for_each(|(d, s)| *d = *s as f64);
+    v[ORIGIN..ORIGIN + x.len()]
+        .iter_mut()
+        .zip(x)
+        .for_each(|(d, s)| *d = *s as f64);
     v
 }
 
@@ -125,7 +153,10 @@ fn reference(plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> R
                 .collect();
             let mut out = vec![vec![0.0f64; len]; bus_ch];
             for &(src, dst, w) in &s.routes {
-                out[dst].iter_mut().zip(&eq[src]).for_each(|(d, v)| *d += w as f64 * v);
+                out[dst]
+                    .iter_mut()
+                    .zip(&eq[src])
+                    .for_each(|(d, v)| *d += w as f64 * v);
             }
             out
         })
@@ -142,16 +173,27 @@ fn reference(plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> R
                         Some(f) => fir_aligned(&f.taps[c], f.latency, v),
                         None => v.clone(),
                     };
-                    y[ORIGIN..ORIGIN + n].iter().map(|v| (k * v) as f32).collect()
+                    y[ORIGIN..ORIGIN + n]
+                        .iter()
+                        .map(|v| (k * v) as f32)
+                        .collect()
                 })
                 .collect()
         })
         .collect();
     let bus: Vec<Vec<f32>> = (0..bus_ch)
-        .map(|c| (0..n).map(|i| processed.iter().map(|s| s[c][i] as f64).sum::<f64>() as f32).collect())
+        .map(|c| {
+            (0..n)
+                .map(|i| processed.iter().map(|s| s[c][i] as f64).sum::<f64>() as f32)
+                .collect()
+        })
         .collect();
     if !pass.limit {
-        return Reference { master: bus, stems: if pass.stems { processed } else { Vec::new() }, gain: None };
+        return Reference {
+            master: bus,
+            stems: if pass.stems { processed } else { Vec::new() },
+            gain: None,
+        };
     }
     // The CPU limiter, causal from time 0, flushed with silence, then aligned by its latency.
     let lp = plan.limiter.as_ref().expect("limiter plan");
@@ -163,7 +205,11 @@ fn reference(plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> R
     for j in 0..total / b {
         let xb: Vec<Vec<f32>> = bus
             .iter()
-            .map(|c| (j * b..(j + 1) * b).map(|i| c.get(i).copied().unwrap_or(0.0)).collect())
+            .map(|c| {
+                (j * b..(j + 1) * b)
+                    .map(|i| c.get(i).copied().unwrap_or(0.0))
+                    .collect()
+            })
             .collect();
         let views: Vec<&[f32]> = xb.iter().map(|v| v.as_slice()).collect();
         let mut g = vec![0.0f32; b];
@@ -174,7 +220,14 @@ fn reference(plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> R
     let apply = |x: &Vec<f32>| -> Vec<f32> { x.iter().zip(&gain).map(|(v, g)| v * g).collect() };
     Reference {
         master: bus.iter().map(apply).collect(),
-        stems: if pass.stems { processed.iter().map(|s| s.iter().map(apply).collect()).collect() } else { Vec::new() },
+        stems: if pass.stems {
+            processed
+                .iter()
+                .map(|s| s.iter().map(apply).collect())
+                .collect()
+        } else {
+            Vec::new()
+        },
         gain: Some(gain),
     }
 }
@@ -242,15 +295,35 @@ impl PassSink for Collect {
 fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
     let bands = |g: f64| {
         vec![
-            EqBand::Highpass { freq_hz: 60.0, order: 2 },
-            EqBand::Peak { freq_hz: 2500.0, gain_db: g, q: 1.2 },
-            EqBand::HighShelf { freq_hz: 9000.0, gain_db: -2.0, q: 0.707 },
+            EqBand::Highpass {
+                freq_hz: 60.0,
+                order: 2,
+            },
+            EqBand::Peak {
+                freq_hz: 2500.0,
+                gain_db: g,
+                q: 1.2,
+            },
+            EqBand::HighShelf {
+                freq_hz: 9000.0,
+                gain_db: -2.0,
+                q: 0.707,
+            },
         ]
     };
     let lin_taps = 2 * block + 1;
     let lin = design_eq(&bands(4.0), FS, lin_taps, Phase::Linear);
     let min = design_eq(&bands(-3.0), FS, 301, Phase::Minimum);
-    let bus = design_eq(&[EqBand::LowShelf { freq_hz: 120.0, gain_db: 2.0, q: 0.707 }], FS, 201, Phase::Linear);
+    let bus = design_eq(
+        &[EqBand::LowShelf {
+            freq_hz: 120.0,
+            gain_db: 2.0,
+            q: 0.707,
+        }],
+        FS,
+        201,
+        Phase::Linear,
+    );
     let g = |db: f64| 10f64.powf(db / 20.0) as f32;
     let m = std::f32::consts::FRAC_1_SQRT_2;
     let stems = vec![
@@ -258,15 +331,27 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             index: 0,
             name: "drums".into(),
             channels: 2,
-            fir: Some(FirPlan { taps: vec![lin.clone(), lin], latency: eq_latency(lin_taps, Phase::Linear) }),
+            fir: Some(FirPlan {
+                taps: vec![lin.clone(), lin],
+                latency: eq_latency(lin_taps, Phase::Linear),
+            }),
             routes: vec![(0, 0, g(1.5)), (1, 1, g(1.5))],
         },
-        StemPlan { index: 1, name: "bass".into(), channels: 1, fir: None, routes: vec![(0, 0, m * g(-1.0)), (0, 1, m * g(-1.0))] },
+        StemPlan {
+            index: 1,
+            name: "bass".into(),
+            channels: 1,
+            fir: None,
+            routes: vec![(0, 0, m * g(-1.0)), (0, 1, m * g(-1.0))],
+        },
         StemPlan {
             index: 3,
             name: "vocals".into(),
             channels: 2,
-            fir: Some(FirPlan { taps: vec![min.clone(), min], latency: 0 }),
+            fir: Some(FirPlan {
+                taps: vec![min.clone(), min],
+                latency: 0,
+            }),
             routes: vec![(0, 0, g(-2.0)), (1, 1, g(-2.0))],
         },
     ];
@@ -276,7 +361,10 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
         block,
         layout: Layout::Stereo,
         stems,
-        bus_fir: Some(FirPlan { taps: vec![bus.clone(), bus], latency: eq_latency(201, Phase::Linear) }),
+        bus_fir: Some(FirPlan {
+            taps: vec![bus.clone(), bus],
+            latency: eq_latency(201, Phase::Linear),
+        }),
         limiter: Some(LimiterPlan {
             ceiling_db: -1.2,
             lookahead: 96,
@@ -288,47 +376,120 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
         vec![music_noise(frames, 1), music_noise(frames, 2)],
         vec![sweep(frames, FS, 30.0, 300.0, 0.9)],
         // Shorter than the program: the source pads it with silence.
-        vec![music_noise(frames - frames / 3, 3), impulses(frames - frames / 3, 11, 333)],
+        vec![
+            music_noise(frames - frames / 3, 3),
+            impulses(frames - frames / 3, 11, 333),
+        ],
     ];
     (plan, signals)
 }
 
-fn run(engine: &mut GpuEngine, plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> Collect {
-    let mut source = Source { stems: stems.to_vec(), block: plan.block, next: 0, frames: plan.frames as usize };
+fn run(
+    engine: &mut GpuEngine,
+    plan: &RenderPlan,
+    pass: &PassParams,
+    stems: &[Vec<Vec<f32>>],
+) -> Collect {
+    let mut source = Source {
+        stems: stems.to_vec(),
+        block: plan.block,
+        next: 0,
+        frames: plan.frames as usize,
+    };
     let mut sink = Collect::default();
-    engine.run_pass(plan, pass, &mut source, &mut sink).unwrap_or_else(|e| panic!("GPU pass failed: {e}"));
+    engine
+        .run_pass(plan, pass, &mut source, &mut sink)
+        .unwrap_or_else(|e| panic!("GPU pass failed: {e}"));
     sink
 }
 
 fn check_pass(label: &str, plan: &RenderPlan, pass: &PassParams, got: &Collect, want: &Reference) {
     let blocks = plan.blocks();
-    assert_eq!(got.indices, (0..blocks).collect::<Vec<_>>(), "{label}: blocks delivered in order, each once");
-    assert!(got.gain_given.iter().all(|g| *g == pass.limit), "{label}: gain given exactly when limiting");
-    assert_parity(&format!("{label} master"), &want.master, &got.master, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
+    assert_eq!(
+        got.indices,
+        (0..blocks).collect::<Vec<_>>(),
+        "{label}: blocks delivered in order, each once"
+    );
+    assert!(
+        got.gain_given.iter().all(|g| *g == pass.limit),
+        "{label}: gain given exactly when limiting"
+    );
+    assert_parity(
+        &format!("{label} master"),
+        &want.master,
+        &got.master,
+        RENDER_PEAK_DBFS,
+        RENDER_RMS_DBFS,
+    );
     assert_eq!(got.stems.len(), want.stems.len(), "{label}: stem outputs");
     for (i, (w, g)) in want.stems.iter().zip(&got.stems).enumerate() {
-        assert_parity(&format!("{label} stem {i}"), w, g, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
+        assert_parity(
+            &format!("{label} stem {i}"),
+            w,
+            g,
+            RENDER_PEAK_DBFS,
+            RENDER_RMS_DBFS,
+        );
     }
     if let Some(wg) = &want.gain {
-        assert!(wg.iter().any(|g| *g < 0.8), "{label}: the limiter must be working in this test");
-        assert_parity(&format!("{label} gain"), &[wg.clone()], &[got.gain.clone()], RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
+        assert!(
+            wg.iter().any(|g| *g < 0.8),
+            "{label}: the limiter must be working in this test"
+        );
+        assert_parity(
+            &format!("{label} gain"),
+            std::slice::from_ref(wg),
+            std::slice::from_ref(&got.gain),
+            RENDER_PEAK_DBFS,
+            RENDER_RMS_DBFS,
+        );
     }
 }
 
 #[test]
 fn engine_passes_match_the_offline_reference() {
     // The engine opens its own device; holding the test device serialises the GPU tests.
-    let Some(_gpu) = gpu("engine_passes_match_the_offline_reference") else { return };
+    let Some(_gpu) = gpu("engine_passes_match_the_offline_reference") else {
+        return;
+    };
     let mut engine = GpuEngine::new(None).expect("GPU engine");
     let block = 256;
     // Not a whole number of blocks: the last delivered block is partial.
     let frames = 7 * block + 77;
     let (plan, stems) = test_plan(block, frames);
     let passes = [
-        ("analysis", PassParams { gain_db: 0.0, limit: false, stems: false }),
-        ("limited master", PassParams { gain_db: 6.0, limit: true, stems: false }),
-        ("limited with stems", PassParams { gain_db: 7.5, limit: true, stems: true }),
-        ("stems, no limiter", PassParams { gain_db: -3.0, limit: false, stems: true }),
+        (
+            "analysis",
+            PassParams {
+                gain_db: 0.0,
+                limit: false,
+                stems: false,
+            },
+        ),
+        (
+            "limited master",
+            PassParams {
+                gain_db: 6.0,
+                limit: true,
+                stems: false,
+            },
+        ),
+        (
+            "limited with stems",
+            PassParams {
+                gain_db: 7.5,
+                limit: true,
+                stems: true,
+            },
+        ),
+        (
+            "stems, no limiter",
+            PassParams {
+                gain_db: -3.0,
+                limit: false,
+                stems: true,
+            },
+        ),
     ];
     for (label, pass) in passes {
         let got = run(&mut engine, &plan, &pass, &stems);
@@ -344,7 +505,9 @@ fn engine_passes_match_the_offline_reference() {
 
 #[test]
 fn engine_without_eq_or_limiter_is_exact_routing() {
-    let Some(_gpu) = gpu("engine_without_eq_or_limiter_is_exact_routing") else { return };
+    let Some(_gpu) = gpu("engine_without_eq_or_limiter_is_exact_routing") else {
+        return;
+    };
     let mut engine = GpuEngine::new(None).expect("GPU engine");
     let block = 128;
     let frames = 3 * block;
@@ -352,7 +515,11 @@ fn engine_without_eq_or_limiter_is_exact_routing() {
     plan.stems.iter_mut().for_each(|s| s.fir = None);
     plan.bus_fir = None;
     plan.limiter = None;
-    let pass = PassParams { gain_db: 0.0, limit: false, stems: false };
+    let pass = PassParams {
+        gain_db: 0.0,
+        limit: false,
+        stems: false,
+    };
     let got = run(&mut engine, &plan, &pass, &stems);
     // No latency at all: the master is the routed sum, sample for sample (f32, same order).
     for c in 0..2 {
@@ -368,10 +535,22 @@ fn engine_without_eq_or_limiter_is_exact_routing() {
             assert_eq!(got.master[c][n], want, "channel {c}, frame {n}");
         }
     }
-    let limit = PassParams { gain_db: 0.0, limit: true, stems: false };
-    let mut source = Source { stems: stems.clone(), block, next: 0, frames };
+    let limit = PassParams {
+        gain_db: 0.0,
+        limit: true,
+        stems: false,
+    };
+    let mut source = Source {
+        stems: stems.clone(),
+        block,
+        next: 0,
+        frames,
+    };
     match engine.run_pass(&plan, &limit, &mut source, &mut Collect::default()) {
         Err(Error::Internal(msg)) => assert!(msg.contains("limiter"), "{msg}"),
-        other => panic!("a limiter pass without a limiter plan must be refused, got {:?}", other.err()),
+        other => panic!(
+            "a limiter pass without a limiter plan must be refused, got {:?}",
+            other.err()
+        ),
     }
 }

@@ -15,9 +15,10 @@ mod gpu_parity;
 mod gpu_signals;
 
 use gpu_harness::{gpu, read, run_encoder, run_pass, upload};
-use gpu_parity::{assert_identical_bytes, assert_parity, STAGE_PEAK_DBFS, STAGE_RMS_DBFS};
-use gpu_signals::{impulses, music_noise, sine, sweep, test_fir, Rng};
+use gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_identical_bytes, assert_parity};
+use gpu_signals::{Rng, impulses, music_noise, sine, sweep, test_fir};
 use stemforge::gpu::GpuContext;
+use stemforge::gpu::fir_convolve::FftStrategy;
 
 const FS: f64 = 48000.0;
 
@@ -42,13 +43,24 @@ fn flat(x: &[Vec<f32>]) -> Vec<f32> {
 /// Bits of every value equal (NaN-free inputs), reported with the parity figures on failure.
 fn assert_bit_identical(stage: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>]) {
     for (c, (a, b)) in cpu.iter().zip(gpu).enumerate() {
-        if let Some(n) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
+        if let Some(n) = a
+            .iter()
+            .zip(b)
+            .position(|(x, y)| x.to_bits() != y.to_bits())
+        {
             // Reports the figures (and keeps both renders) if the difference is also over tolerance.
             assert_parity(stage, cpu, gpu, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
-            panic!("{stage}: channel {c}, frame {n}: cpu {:e}, gpu {:e}: must be identical", a[n], b[n]);
+            panic!(
+                "{stage}: channel {c}, frame {n}: cpu {:e}, gpu {:e}: must be identical",
+                a[n], b[n]
+            );
         }
     }
-    println!("{stage}: identical ({} channel(s) x {} frames)", cpu.len(), cpu.first().map_or(0, Vec::len));
+    println!(
+        "{stage}: identical ({} channel(s) x {} frames)",
+        cpu.len(),
+        cpu.first().map_or(0, Vec::len)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -61,11 +73,23 @@ fn pcm_bytes(encoding: stemforge::io::SourceEncoding, samples: usize, seed: u64)
     for i in 0..samples {
         let r = rng.next_u64();
         match encoding {
-            Int16 => out.extend_from_slice(&[[0x00, 0x80], [0xff, 0x7f], [0, 0], [0xff, 0xff]].get(i).copied().unwrap_or((r as u16).to_le_bytes())),
+            Int16 => out.extend_from_slice(
+                &[[0x00, 0x80], [0xff, 0x7f], [0, 0], [0xff, 0xff]]
+                    .get(i)
+                    .copied()
+                    .unwrap_or((r as u16).to_le_bytes()),
+            ),
             Int24 => out.extend_from_slice(&(r as u32).to_le_bytes()[..3]),
             Int32 => {
                 // Edge values first: the extremes and values whose f32 rounding is a tie.
-                let edge = [i32::MIN, i32::MAX, 0x7fff_ffc0, (1 << 24) + 1, -(1 << 24) - 3, 0x0100_0080];
+                let edge = [
+                    i32::MIN,
+                    i32::MAX,
+                    0x7fff_ffc0,
+                    (1 << 24) + 1,
+                    -(1 << 24) - 3,
+                    0x0100_0080,
+                ];
                 out.extend_from_slice(&edge.get(i).copied().unwrap_or(r as i32).to_le_bytes())
             }
             Float32 => out.extend_from_slice(&((rng.uniform() * 1.2) as f32).to_le_bytes()),
@@ -98,7 +122,8 @@ fn pcm_unpack() {
         let bps = bytes_per_sample(encoding).expect("raw encoding");
         let raw = pcm_bytes(encoding, frames * channels, 7);
         let planar = ctx.storage("planar", (channels * block * 4) as u64);
-        let mut gpu_stage = PcmUnpack::new(&ctx, encoding, channels, block, &planar, 0).expect("pcm_unpack");
+        let mut gpu_stage =
+            PcmUnpack::new(&ctx, encoding, channels, block, &planar, 0).expect("pcm_unpack");
         let (mut cpu_out, mut gpu_out) = (vec![Vec::new(); channels], vec![Vec::new(); channels]);
         for j in 0..frames.div_ceil(block) {
             let n = block.min(frames - j * block);
@@ -120,11 +145,15 @@ fn pcm_unpack() {
 // ---------------------------------------------------------------------------------------------
 // fir_convolve
 
-fn fir_case(ctx: &GpuContext, block: usize, taps: &[usize], blocks: usize) {
+fn fir_case(ctx: &GpuContext, fft: FftStrategy, block: usize, taps: &[usize], blocks: usize) {
     use stemforge::cpu::fir_convolve::FirConvolve as CpuFir;
     use stemforge::gpu::fir_convolve::{FirConvolve, FirLane, FirPipelines};
     let frames = block * blocks;
-    let hs: Vec<Vec<f32>> = taps.iter().enumerate().map(|(i, &t)| test_fir(t, 0.35, 100 + i as u64)).collect();
+    let hs: Vec<Vec<f32>> = taps
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| test_fir(t, 0.35, 100 + i as u64))
+        .collect();
     // One signal kind per lane, cycling: music-like noise, a sweep, impulses, a sine.
     let xs: Vec<Vec<f32>> = (0..taps.len())
         .map(|i| match i % 4 {
@@ -138,9 +167,16 @@ fn fir_case(ctx: &GpuContext, block: usize, taps: &[usize], blocks: usize) {
     let ch = taps.len();
     let input = ctx.storage("fir in", (ch * block * 4) as u64);
     let output = ctx.storage("fir out", (ch * block * 4) as u64);
-    let lanes: Vec<FirLane> =
-        hs.iter().enumerate().map(|(i, h)| FirLane { taps: h, input: i * block, output: i * block }).collect();
-    let fir = FirConvolve::new(ctx, &pipes, block, &lanes, &input, &output).expect("fir");
+    let lanes: Vec<FirLane> = hs
+        .iter()
+        .enumerate()
+        .map(|(i, h)| FirLane {
+            taps: h,
+            input: i * block,
+            output: i * block,
+        })
+        .collect();
+    let fir = FirConvolve::new(ctx, &pipes, fft, block, &lanes, &input, &output).expect("fir");
     run_encoder(ctx, |e| fir.reset(e));
     let mut cpu: Vec<CpuFir> = hs.iter().map(|h| CpuFir::new(h, block)).collect();
     let (mut cpu_out, mut gpu_out) = (vec![Vec::new(); ch], vec![Vec::new(); ch]);
@@ -156,25 +192,44 @@ fn fir_case(ctx: &GpuContext, block: usize, taps: &[usize], blocks: usize) {
             gpu_out[c].extend_from_slice(&g[c * block..(c + 1) * block]);
         }
     }
-    assert_parity(&format!("fir_convolve B={block} taps={taps:?}"), &cpu_out, &gpu_out, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+    assert_parity(
+        &format!("fir_convolve {fft:?} B={block} taps={taps:?}"),
+        &cpu_out,
+        &gpu_out,
+        STAGE_PEAK_DBFS,
+        STAGE_RMS_DBFS,
+    );
 }
 
 #[test]
 fn fir_convolve() {
-    let Some(ctx) = gpu("fir_convolve") else { return };
-    // Partition edge cases at a small block: 1 tap, part of a partition, exactly one, one more,
-    // several (the frequency-domain delay line), over 6 blocks.
-    fir_case(&ctx, 256, &[1, 37, 256, 257, 3 * 256 + 5], 6);
-    // The render's default block with an 8191-tap EQ (one partition, FFT 16384 = 64 x 128 x 2),
-    // and a 3-partition filter, over 3 blocks.
-    fir_case(&ctx, 8192, &[8191, 20000], 3);
+    let Some(ctx) = gpu("fir_convolve") else {
+        return;
+    };
+    // Both FFT strategies, whichever this adapter would pick.
+    for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
+        // Partition edge cases at a small block: 1 tap, part of a partition, exactly one, one
+        // more, several (the frequency-domain delay line), over 6 blocks; a block whose FFT size
+        // has an odd log2 (radix-2 pass) and one that is not a power of two (N = 1024 > 2B).
+        fir_case(&ctx, fft, 256, &[1, 37, 256, 257, 3 * 256 + 5], 6);
+        fir_case(&ctx, fft, 512, &[600], 4);
+        fir_case(&ctx, fft, 300, &[301, 77], 4);
+        // The render's default block with an 8191-tap EQ (one partition, FFT 16384 = 64 x 128
+        // x 2), and a 3-partition filter, over 3 blocks.
+        fir_case(&ctx, fft, 8192, &[8191, 20000], 3);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // gain_sum
 
 /// The CPU twin's loop (`cpu::gain_sum::gain_sum` on the main branch): bus[dst] += w * stem[src].
-fn cpu_gain_sum(routes: &[(usize, usize, f32)], stem: &[Vec<f32>], bus: &mut [Vec<f32>], frames: usize) {
+fn cpu_gain_sum(
+    routes: &[(usize, usize, f32)],
+    stem: &[Vec<f32>],
+    bus: &mut [Vec<f32>],
+    frames: usize,
+) {
     for &(src, dst, w) in routes {
         for (b, s) in bus[dst][..frames].iter_mut().zip(&stem[src][..frames]) {
             *b += w * *s;
@@ -191,13 +246,16 @@ fn gain_sum() {
     let g = |db: f64| 10f64.powf(db / 20.0) as f32;
     let m = std::f32::consts::FRAC_1_SQRT_2;
     // Stereo at +0.5 dB, mono to L and R at -3 dB and -2 dB of gain, stereo at -6 dB.
-    let stems: Vec<(usize, Vec<(usize, usize, f32)>)> = vec![
+    type Stem = (usize, Vec<(usize, usize, f32)>);
+    let stems: Vec<Stem> = vec![
         (2, vec![(0, 0, g(0.5)), (1, 1, g(0.5))]),
         (1, vec![(0, 0, g(-2.0) * m), (0, 1, g(-2.0) * m)]),
         (2, vec![(0, 0, g(-6.0)), (1, 1, g(-6.0))]),
     ];
     let stem_ch: usize = stems.iter().map(|s| s.0).sum();
-    let signals: Vec<Vec<f32>> = (0..stem_ch).map(|i| music_noise(block * 3, 40 + i as u64)).collect();
+    let signals: Vec<Vec<f32>> = (0..stem_ch)
+        .map(|i| music_noise(block * 3, 40 + i as u64))
+        .collect();
     let stem_buf = ctx.storage("stems", (stem_ch * block * 4) as u64);
     for stems_out in [false, true] {
         let mut per_stem = Vec::new();
@@ -206,22 +264,49 @@ fn gain_sum() {
             per_stem.push(
                 routes
                     .iter()
-                    .map(|&(s, d, w)| Route { src: ((first + s) * block) as u32, dst: d as u32, weight: w, _pad: 0 })
+                    .map(|&(s, d, w)| Route {
+                        src: ((first + s) * block) as u32,
+                        dst: d as u32,
+                        weight: w,
+                        _pad: 0,
+                    })
                     .collect::<Vec<_>>(),
             );
             first += ch;
         }
-        let sig: Vec<Vec<Route>> = if stems_out { per_stem } else { vec![per_stem.concat()] };
+        let sig: Vec<Vec<Route>> = if stems_out {
+            per_stem
+        } else {
+            vec![per_stem.concat()]
+        };
         let n_sig = sig.len();
         let summed = ctx.storage("summed", (n_sig * bus_ch * block * 4) as u64);
-        let ring = ctx.storage("ring", (2 * (1 + if stems_out { 3 } else { 0 }) * bus_ch * block * 4) as u64);
-        let mut stage = GainSum::new(&ctx, block, bus_ch, &sig, stems_out, &stem_buf, &summed, Some((&summed, &ring)))
-            .expect("gain_sum");
+        let ring = ctx.storage(
+            "ring",
+            (2 * (1 + if stems_out { 3 } else { 0 }) * bus_ch * block * 4) as u64,
+        );
+        let mut stage = GainSum::new(
+            &ctx,
+            block,
+            bus_ch,
+            &sig,
+            stems_out,
+            &stem_buf,
+            &summed,
+            Some((&summed, &ring)),
+        )
+        .expect("gain_sum");
         let gain = g(-4.3);
         stage.set_gain(&ctx.queue, gain);
         let slot_len = (1 + if stems_out { 3 } else { 0 }) * bus_ch * block;
-        let (mut cpu_route, mut gpu_route) = (vec![Vec::new(); n_sig * bus_ch], vec![Vec::new(); n_sig * bus_ch]);
-        let (mut cpu_mix, mut gpu_mix) = (vec![Vec::new(); slot_len / block], vec![Vec::new(); slot_len / block]);
+        let (mut cpu_route, mut gpu_route) = (
+            vec![Vec::new(); n_sig * bus_ch],
+            vec![Vec::new(); n_sig * bus_ch],
+        );
+        let (mut cpu_mix, mut gpu_mix) = (
+            vec![Vec::new(); slot_len / block],
+            vec![Vec::new(); slot_len / block],
+        );
         for j in 0..3 {
             let xb = block_of(&signals, j, block);
             upload(&ctx, &stem_buf, &flat(&xb));
@@ -237,7 +322,11 @@ fn gain_sum() {
             let mut contrib = vec![vec![vec![0.0f32; block]; bus_ch]; n_sig];
             let mut first = 0;
             for (i, (ch, routes)) in stems.iter().enumerate() {
-                let target = if stems_out { &mut contrib[i] } else { &mut contrib[0] };
+                let target = if stems_out {
+                    &mut contrib[i]
+                } else {
+                    &mut contrib[0]
+                };
                 cpu_gain_sum(routes, &xb[first..first + ch], target, block);
                 first += ch;
             }
@@ -255,16 +344,31 @@ fn gain_sum() {
                     d.iter_mut().zip(s).for_each(|(d, s)| *d += *s);
                 }
             }
-            let slot: Vec<&Vec<f32>> =
-                if stems_out { bus.iter().chain(contrib.iter().flatten()).collect() } else { bus.iter().collect() };
+            let slot: Vec<&Vec<f32>> = if stems_out {
+                bus.iter().chain(contrib.iter().flatten()).collect()
+            } else {
+                bus.iter().collect()
+            };
             for (i, c) in slot.iter().enumerate() {
                 cpu_mix[i].extend_from_slice(c);
                 gpu_mix[i].extend_from_slice(&x[i * block..(i + 1) * block]);
             }
         }
         let mode = if stems_out { "per stem" } else { "one bus" };
-        assert_parity(&format!("gain_sum route ({mode})"), &cpu_route, &gpu_route, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
-        assert_parity(&format!("gain_sum mix ({mode})"), &cpu_mix, &gpu_mix, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+        assert_parity(
+            &format!("gain_sum route ({mode})"),
+            &cpu_route,
+            &gpu_route,
+            STAGE_PEAK_DBFS,
+            STAGE_RMS_DBFS,
+        );
+        assert_parity(
+            &format!("gain_sum mix ({mode})"),
+            &cpu_mix,
+            &gpu_mix,
+            STAGE_PEAK_DBFS,
+            STAGE_RMS_DBFS,
+        );
     }
 }
 
@@ -274,7 +378,12 @@ fn gain_sum() {
 /// A program pushed 4 dB over full scale with a -1 dB ceiling, so the attenuation ranges 0..~7 dB.
 fn loud_program(channels: usize, frames: usize, seed: u64) -> Vec<Vec<f32>> {
     (0..channels)
-        .map(|c| music_noise(frames, seed + c as u64).iter().map(|v| v * 1.58).collect())
+        .map(|c| {
+            music_noise(frames, seed + c as u64)
+                .iter()
+                .map(|v| v * 1.58)
+                .collect()
+        })
         .collect()
 }
 
@@ -299,14 +408,17 @@ fn cpu_atten(x: &[Vec<f32>], factor: usize, block: usize, ceiling: f32) -> Vec<f
 fn oversample_peak() {
     use stemforge::dsp::oversampling::design_oversampling;
     use stemforge::gpu::oversample_peak::OversamplePeak;
-    let Some(ctx) = gpu("oversample_peak") else { return };
+    let Some(ctx) = gpu("oversample_peak") else {
+        return;
+    };
     let (block, blocks, ceiling) = (512usize, 4usize, -1.0f32);
     for (factor, channels) in [(1usize, 2usize), (2, 2), (4, 2), (4, 6), (8, 2)] {
         let x = loud_program(channels, block * blocks, 60);
         let table = design_oversampling(factor);
         let input = ctx.storage("x", (channels * block * 4) as u64);
         let atten = ctx.storage("a", (block * 4) as u64);
-        let st = OversamplePeak::new(&ctx, &table, channels, block, ceiling, &input, 0, &atten).expect("peak");
+        let st = OversamplePeak::new(&ctx, &table, channels, block, ceiling, &input, 0, &atten)
+            .expect("peak");
         run_encoder(&ctx, |e| st.reset(e));
         let mut got = Vec::new();
         for j in 0..blocks {
@@ -315,7 +427,10 @@ fn oversample_peak() {
             got.extend(read(&ctx, &atten, 0, block));
         }
         let want = cpu_atten(&x, factor, block, ceiling);
-        assert!(want.iter().any(|a| *a > 1.0), "the test signal must need attenuation");
+        assert!(
+            want.iter().any(|a| *a > 1.0),
+            "the test signal must need attenuation"
+        );
         // The attenuation is in dB (0..~7): held to the stage tolerance as it stands.
         assert_parity(
             &format!("oversample_peak K={factor} channels={channels}"),
@@ -357,7 +472,9 @@ fn cpu_blocks(x: &[f32], block: usize, mut process: impl FnMut(&[f32], &mut [f32
 fn limiter_hold() {
     use stemforge::cpu::limiter_hold::LimiterHold as Cpu;
     use stemforge::gpu::limiter_hold::LimiterHold;
-    let Some(ctx) = gpu("limiter_hold") else { return };
+    let Some(ctx) = gpu("limiter_hold") else {
+        return;
+    };
     let block = 512usize;
     let a = cpu_atten(&loud_program(2, block * 5, 70), 4, block, -1.0);
     // L = 1 (no hold), short, 2 ms at 48 kHz, and longer than a block (the halo spans blocks).
@@ -379,11 +496,15 @@ fn limiter_release() {
     use stemforge::cpu::limiter_hold::LimiterHold as CpuHold;
     use stemforge::cpu::limiter_release::LimiterRelease as Cpu;
     use stemforge::gpu::limiter_release::LimiterRelease;
-    let Some(ctx) = gpu("limiter_release") else { return };
+    let Some(ctx) = gpu("limiter_release") else {
+        return;
+    };
     let a = cpu_atten(&loud_program(2, 4096 * 4, 80), 4, 4096, -1.0);
     for (block, release_ms) in [(4096usize, 60.0f64), (512, 5.0), (300, 500.0)] {
         let mut hold = CpuHold::new(96, block);
-        let held = cpu_blocks(&a[..a.len() / block * block], block, |i, o| hold.process(i, o));
+        let held = cpu_blocks(&a[..a.len() / block * block], block, |i, o| {
+            hold.process(i, o)
+        });
         let rho = (-1000.0 / (release_ms * FS)).exp() as f32;
         let input = ctx.storage("A", (block * 4) as u64);
         let output = ctx.storage("D", (block * 4) as u64);
@@ -393,7 +514,11 @@ fn limiter_release() {
         let mut cpu = Cpu::new(rho);
         let want = cpu_blocks(&held, block, |i, o| cpu.process(i, o));
         // The scan keeps the recursion's exact rounding (see the shader): identical.
-        assert_bit_identical(&format!("limiter_release B={block} release={release_ms} ms"), &[want], &[got]);
+        assert_bit_identical(
+            &format!("limiter_release B={block} release={release_ms} ms"),
+            &[want],
+            &[got],
+        );
     }
 }
 
@@ -402,7 +527,9 @@ fn limiter_smooth() {
     use stemforge::cpu::limiter_release::LimiterRelease as CpuRelease;
     use stemforge::cpu::limiter_smooth::LimiterSmooth as Cpu;
     use stemforge::gpu::limiter_smooth::LimiterSmooth;
-    let Some(ctx) = gpu("limiter_smooth") else { return };
+    let Some(ctx) = gpu("limiter_smooth") else {
+        return;
+    };
     let block = 512usize;
     let a = cpu_atten(&loud_program(2, block * 5, 90), 4, block, -1.0);
     let mut release = CpuRelease::new((-1000.0 / (60.0 * FS)).exp() as f32);
@@ -415,8 +542,17 @@ fn limiter_smooth() {
         let got = gpu_blocks(&ctx, &d, block, &input, &output, |p, j| st.encode(p, j));
         let mut cpu = Cpu::new(l, block);
         let want = cpu_blocks(&d, block, |i, o| cpu.process(i, o));
-        assert!(want.iter().any(|g| *g < 0.9), "the test must reach real gain reduction");
-        assert_parity(&format!("limiter_smooth L={l}"), &[want], &[got], STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+        assert!(
+            want.iter().any(|g| *g < 0.9),
+            "the test must reach real gain reduction"
+        );
+        assert_parity(
+            &format!("limiter_smooth L={l}"),
+            &[want],
+            &[got],
+            STAGE_PEAK_DBFS,
+            STAGE_RMS_DBFS,
+        );
     }
 }
 
@@ -424,10 +560,15 @@ fn limiter_smooth() {
 fn limiter_apply() {
     use stemforge::cpu::limiter_apply::apply;
     use stemforge::gpu::limiter_apply::LimiterApply;
-    let Some(ctx) = gpu("limiter_apply") else { return };
+    let Some(ctx) = gpu("limiter_apply") else {
+        return;
+    };
     let (block, channels) = (512usize, 3usize);
     let x = loud_program(channels, block * 3, 95);
-    let g: Vec<f32> = music_noise(block * 3, 96).iter().map(|v| 0.5 + 0.5 * v.abs()).collect();
+    let g: Vec<f32> = music_noise(block * 3, 96)
+        .iter()
+        .map(|v| 0.5 + 0.5 * v.abs())
+        .collect();
     let (gain, xb, yb) = (
         ctx.storage("g", (block * 4) as u64),
         ctx.storage("x", ((channels + 1) * block * 4) as u64),
@@ -440,7 +581,8 @@ fn limiter_apply() {
         let gj = &g[j * block..(j + 1) * block];
         upload(&ctx, &gain, gj);
         // Offsets as the engine uses them: a ring slot in, an output region out.
-        ctx.queue.write_buffer(&xb, (block * 4) as u64, bytemuck::cast_slice(&flat(&xj)));
+        ctx.queue
+            .write_buffer(&xb, (block * 4) as u64, bytemuck::cast_slice(&flat(&xj)));
         run_pass(&ctx, |p| st.encode(p, channels, block, 2 * block));
         let y = read(&ctx, &yb, 2 * block, channels * block);
         for c in 0..channels {
@@ -462,20 +604,34 @@ fn dither_quantize() {
     use stemforge::cpu::dither_quantize::quantize_block;
     use stemforge::gpu::dither_quantize::DitherQuantize;
     use stemforge::session::SampleFormat;
-    let Some(ctx) = gpu("dither_quantize") else { return };
+    let Some(ctx) = gpu("dither_quantize") else {
+        return;
+    };
     let (block, channels, blocks) = (512usize, 3usize, 3usize);
     // Full scale and a little over (the clamp), plus exact rounding ties at 16 bits.
-    let mut x: Vec<Vec<f32>> =
-        (0..channels).map(|c| music_noise(block * blocks, 120 + c as u64).iter().map(|v| v * 1.02).collect()).collect();
+    let mut x: Vec<Vec<f32>> = (0..channels)
+        .map(|c| {
+            music_noise(block * blocks, 120 + c as u64)
+                .iter()
+                .map(|v| v * 1.02)
+                .collect()
+        })
+        .collect();
     for (i, v) in x[1].iter_mut().take(64).enumerate() {
         *v = (i as f32 - 32.0 + 0.5) / 32768.0;
     }
     let planar = ctx.storage("planar", (channels * block * 4) as u64);
-    for format in [SampleFormat::Pcm16, SampleFormat::Pcm24, SampleFormat::Pcm32, SampleFormat::F32] {
+    for format in [
+        SampleFormat::Pcm16,
+        SampleFormat::Pcm24,
+        SampleFormat::Pcm32,
+        SampleFormat::F32,
+    ] {
         for seed in [None, Some(0x1234_5678u32)] {
             // A first frame just below 2^32: the hash's 64-bit frame index carries mid-block.
             for first in [0u64, (1u64 << 32) - 700] {
-                let st = DitherQuantize::new(&ctx, format, seed, channels, block, &planar, 0).expect("dither");
+                let st = DitherQuantize::new(&ctx, format, seed, channels, block, &planar, 0)
+                    .expect("dither");
                 let bps = format.bytes_per_sample();
                 let (mut cpu_bytes, mut gpu_bytes) = (Vec::new(), Vec::new());
                 for j in 0..blocks {
@@ -487,7 +643,9 @@ fn dither_quantize() {
                     run_pass(&ctx, |p| st.encode(p, f0, frames));
                     let words = st.packed_len(frames).div_ceil(4);
                     let w: Vec<u32> = ctx.read_back(&st.packed, 0, words).expect("read");
-                    gpu_bytes.extend_from_slice(&bytemuck::cast_slice::<u32, u8>(&w)[..st.packed_len(frames)]);
+                    gpu_bytes.extend_from_slice(
+                        &bytemuck::cast_slice::<u32, u8>(&w)[..st.packed_len(frames)],
+                    );
                     let ints: Vec<Vec<i32>> = (0..channels)
                         .map(|c| {
                             let mut q = vec![0i32; frames];
@@ -500,7 +658,9 @@ fn dither_quantize() {
                     for n in 0..frames {
                         for c in 0..channels {
                             match format {
-                                SampleFormat::F32 => cpu_bytes.extend_from_slice(&xb[c][n].to_le_bytes()),
+                                SampleFormat::F32 => {
+                                    cpu_bytes.extend_from_slice(&xb[c][n].to_le_bytes())
+                                }
                                 _ => cpu_bytes.extend_from_slice(&ints[c][n].to_le_bytes()[..bps]),
                             }
                         }
@@ -523,13 +683,19 @@ fn delay_line() {
     let (block, blocks) = (64usize, 8usize);
     // No delay, sub-block, one short of a block, exactly one, more than one, several blocks.
     let delays = [0usize, 5, 63, 64, 67, 200];
-    let x: Vec<Vec<f32>> = (0..delays.len()).map(|c| music_noise(block * blocks, 150 + c as u64)).collect();
+    let x: Vec<Vec<f32>> = (0..delays.len())
+        .map(|c| music_noise(block * blocks, 150 + c as u64))
+        .collect();
     let pipes = DelayPipelines::new(&ctx).expect("delay pipelines");
     let (input, output) = (
         ctx.storage("in", (delays.len() * block * 4) as u64),
         ctx.storage("out", (delays.len() * block * 4) as u64),
     );
-    let lanes: Vec<(usize, usize, usize)> = delays.iter().enumerate().map(|(c, &d)| (c * block, c * block, d)).collect();
+    let lanes: Vec<(usize, usize, usize)> = delays
+        .iter()
+        .enumerate()
+        .map(|(c, &d)| (c * block, c * block, d))
+        .collect();
     let st = DelayLine::new(&ctx, &pipes, block, &lanes, &input, &output).expect("delay");
     run_encoder(&ctx, |e| st.reset(e));
     let mut got = vec![Vec::new(); delays.len()];
@@ -544,7 +710,11 @@ fn delay_line() {
     let want: Vec<Vec<f32>> = x
         .iter()
         .zip(delays)
-        .map(|(c, d)| (0..c.len()).map(|n| if n >= d { c[n - d] } else { 0.0 }).collect())
+        .map(|(c, d)| {
+            (0..c.len())
+                .map(|n| if n >= d { c[n - d] } else { 0.0 })
+                .collect()
+        })
         .collect();
     assert_bit_identical("delay_line", &want, &got);
 }

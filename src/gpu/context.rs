@@ -167,7 +167,13 @@ impl GpuContext {
                 s.messages.push(format!("device lost ({reason:?}): {msg}"));
             }
         });
-        Ok(GpuContext { adapter_info, device, queue, limits, errors })
+        Ok(GpuContext {
+            adapter_info,
+            device,
+            queue,
+            limits,
+            errors,
+        })
     }
 
     pub fn summary(&self) -> AdapterSummary {
@@ -176,7 +182,10 @@ impl GpuContext {
 
     /// Turn any error the device reported since the last check into `Error::Gpu`.
     pub fn check(&self) -> Result<()> {
-        let mut sink = self.errors.lock().map_err(|_| Error::Gpu("error sink poisoned".into()))?;
+        let mut sink = self
+            .errors
+            .lock()
+            .map_err(|_| Error::Gpu("error sink poisoned".into()))?;
         if sink.messages.is_empty() {
             Ok(())
         } else {

@@ -6,14 +6,35 @@ use crate::gpu::context::GpuContext;
 /// The WGSL source of every stage, by name (`shaders/<stage>.wgsl`).
 pub const SHADERS: &[(&str, &str)] = &[
     ("pcm_unpack", include_str!("../../shaders/pcm_unpack.wgsl")),
-    ("fir_convolve", include_str!("../../shaders/fir_convolve.wgsl")),
+    (
+        "fir_convolve",
+        include_str!("../../shaders/fir_convolve.wgsl"),
+    ),
     ("gain_sum", include_str!("../../shaders/gain_sum.wgsl")),
-    ("oversample_peak", include_str!("../../shaders/oversample_peak.wgsl")),
-    ("limiter_hold", include_str!("../../shaders/limiter_hold.wgsl")),
-    ("limiter_release", include_str!("../../shaders/limiter_release.wgsl")),
-    ("limiter_smooth", include_str!("../../shaders/limiter_smooth.wgsl")),
-    ("limiter_apply", include_str!("../../shaders/limiter_apply.wgsl")),
-    ("dither_quantize", include_str!("../../shaders/dither_quantize.wgsl")),
+    (
+        "oversample_peak",
+        include_str!("../../shaders/oversample_peak.wgsl"),
+    ),
+    (
+        "limiter_hold",
+        include_str!("../../shaders/limiter_hold.wgsl"),
+    ),
+    (
+        "limiter_release",
+        include_str!("../../shaders/limiter_release.wgsl"),
+    ),
+    (
+        "limiter_smooth",
+        include_str!("../../shaders/limiter_smooth.wgsl"),
+    ),
+    (
+        "limiter_apply",
+        include_str!("../../shaders/limiter_apply.wgsl"),
+    ),
+    (
+        "dither_quantize",
+        include_str!("../../shaders/dither_quantize.wgsl"),
+    ),
     ("delay_line", include_str!("../../shaders/delay_line.wgsl")),
 ];
 
@@ -46,7 +67,12 @@ pub struct Kernel {
 impl Kernel {
     /// Compile `shaders/<stage>.wgsl` with `binds` at group 0 and `immediate_size` bytes of
     /// immediates (a multiple of 4).
-    pub fn new(ctx: &GpuContext, stage: &'static str, binds: &[Bind], immediate_size: u32) -> Result<Kernel> {
+    pub fn new(
+        ctx: &GpuContext,
+        stage: &'static str,
+        binds: &[Bind],
+        immediate_size: u32,
+    ) -> Result<Kernel> {
         let source = shader_source(stage)?;
         let entries: Vec<wgpu::BindGroupLayoutEntry> = binds
             .iter()
@@ -66,39 +92,58 @@ impl Kernel {
                 count: None,
             })
             .collect();
-        let layout = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(stage),
-            entries: &entries,
-        });
-        let pipeline_layout = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(stage),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size,
-        });
-        let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(stage),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        let layout = ctx
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(stage),
+                entries: &entries,
+            });
+        let pipeline_layout = ctx
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(stage),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size,
+            });
+        let module = ctx
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(stage),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
         ctx.check().map_err(|e| in_shader(e, stage, None))?;
-        Ok(Kernel { layout, pipeline_layout, module, stage })
+        Ok(Kernel {
+            layout,
+            pipeline_layout,
+            module,
+            stage,
+        })
     }
 
     /// The pipeline of one entry point, with `constants` as WGSL pipeline-overridable constants.
-    pub fn pipeline(&self, ctx: &GpuContext, entry: &str, constants: &[(&str, f64)]) -> Result<wgpu::ComputePipeline> {
-        let pipeline = ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: Some(&self.pipeline_layout),
-            module: &self.module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
-                // Every kernel writes its workgroup memory before reading it; zeroing it first
-                // costs a pass over it per workgroup (measurable on lavapipe).
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
-        ctx.check().map_err(|e| in_shader(e, self.stage, Some(entry)))?;
+    pub fn pipeline(
+        &self,
+        ctx: &GpuContext,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let pipeline = ctx
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(&self.pipeline_layout),
+                module: &self.module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    // Every kernel writes its workgroup memory before reading it; zeroing it first
+                    // costs a pass over it per workgroup (measurable on lavapipe).
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        ctx.check()
+            .map_err(|e| in_shader(e, self.stage, Some(entry)))?;
         Ok(pipeline)
     }
 
@@ -107,7 +152,10 @@ impl Kernel {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
             .collect();
         ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(self.stage),

@@ -35,12 +35,26 @@ impl LimiterRelease {
         released_db: &wgpu::Buffer,
     ) -> Result<LimiterRelease> {
         use Bind::*;
-        let kernel = Kernel::new(ctx, "limiter_release", &[Uniform, Read, ReadWrite, ReadWrite], 0)?;
-        let cfg = ReleaseConfig { block: block as u32, chunk: block.div_ceil(WG) as u32, rho, _pad: 0 };
+        let kernel = Kernel::new(
+            ctx,
+            "limiter_release",
+            &[Uniform, Read, ReadWrite, ReadWrite],
+            0,
+        )?;
+        let cfg = ReleaseConfig {
+            block: block as u32,
+            chunk: block.div_ceil(WG) as u32,
+            rho,
+            _pad: 0,
+        };
         let cfg_buf = ctx.uniform("limiter_release config", &cfg);
         let state = ctx.storage("limiter_release state", 4);
         let bind = kernel.bind(ctx, &[&cfg_buf, held_db, released_db, &state]);
-        Ok(LimiterRelease { pipeline: kernel.pipeline(ctx, "main", &[])?, bind, state })
+        Ok(LimiterRelease {
+            pipeline: kernel.pipeline(ctx, "main", &[])?,
+            bind,
+            state,
+        })
     }
 
     pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {
