@@ -14,16 +14,25 @@ fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn validate(path: &Path, source: &str) -> Result<naga::Module, String> {
-    let module = naga::front::wgsl::parse_str(source)
-        .map_err(|e| format!("{}: parse error:\n{}", path.display(), e.emit_to_string(source)))?;
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| {
+        format!(
+            "{}: parse error:\n{}",
+            path.display(),
+            e.emit_to_string(source)
+        )
+    })?;
     // Immediates (push constants) are the one capability beyond core WebGPU the engine requests.
     let mut validator = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::IMMEDIATES,
     );
-    validator
-        .validate(&module)
-        .map_err(|e| format!("{}: validation error:\n{}", path.display(), e.emit_to_string(source)))?;
+    validator.validate(&module).map_err(|e| {
+        format!(
+            "{}: validation error:\n{}",
+            path.display(),
+            e.emit_to_string(source)
+        )
+    })?;
     Ok(module)
 }
 
@@ -61,15 +70,22 @@ fn every_stage_has_its_shader_with_compute_entry_points() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for stage in stages {
         let path = root.join("shaders").join(format!("{stage}.wgsl"));
-        let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let src =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let module = validate(&path, &src).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            module.entry_points.iter().any(|e| e.stage == naga::ShaderStage::Compute),
+            module
+                .entry_points
+                .iter()
+                .any(|e| e.stage == naga::ShaderStage::Compute),
             "{}: no compute entry point",
             path.display()
         );
         for twin in [format!("src/cpu/{stage}.rs"), format!("src/gpu/{stage}.rs")] {
-            assert!(root.join(&twin).exists(), "stage {stage}: {twin} is missing");
+            assert!(
+                root.join(&twin).exists(),
+                "stage {stage}: {twin} is missing"
+            );
         }
         // The shader's parameter structs point at their Rust twins.
         assert!(
