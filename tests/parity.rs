@@ -214,6 +214,8 @@ fn fir_convolve() {
         fir_case(&ctx, fft, 256, &[1, 37, 256, 257, 3 * 256 + 5], 6);
         fir_case(&ctx, fft, 512, &[600], 4);
         fir_case(&ctx, fft, 300, &[301, 77], 4);
+        // A block far below the smallest FFT (N = 32 > 2B): the history spans several blocks.
+        fir_case(&ctx, fft, 5, &[3, 12, 40], 12);
         // The render's default block with an 8191-tap EQ (one partition, FFT 16384 = 64 x 128
         // x 2), and a 3-partition filter, over 3 blocks.
         fir_case(&ctx, fft, 8192, &[8191, 20000], 3);

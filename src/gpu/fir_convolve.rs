@@ -264,6 +264,39 @@ impl FirConvolve {
             log2_half: m.trailing_zeros(),
             _pad: [0; 2],
         };
+        // What this adapter must hold and dispatch: a clear error rather than a validation failure.
+        let (m1, m2) = (1usize << e1, 1usize << e2);
+        let biggest = [
+            consts.len() * 8,
+            fdl_len * 8,
+            channels * m * 8,
+            2 * channels * hist_len * 4,
+        ];
+        let max_binding = ctx.limits.max_storage_buffer_binding_size as usize;
+        if let Some(b) = biggest.iter().find(|b| **b > max_binding) {
+            return Err(Error::Gpu(format!(
+                "fir_convolve: {channels} channels of {} taps at most need a {:.0} MiB buffer; {} allows {:.0} MiB \
+                 per binding (use fewer or shorter filters, or a smaller block)",
+                lanes.iter().map(|l| l.taps.len()).max().unwrap_or(0),
+                *b as f64 / (1 << 20) as f64,
+                ctx.adapter_info.name,
+                max_binding as f64 / (1 << 20) as f64
+            )));
+        }
+        let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let widest = [
+            (channels * m2).div_ceil(SPAN / m1),
+            (m / 2 + 1).div_ceil(64),
+            m / 4 / 64,
+            channels,
+        ];
+        if widest.iter().any(|g| *g > max_groups) {
+            return Err(Error::Gpu(format!(
+                "fir_convolve: {channels} channels with {block}-frame blocks need more than {max_groups} workgroups \
+                 per dispatch on {} (use a smaller block)",
+                ctx.adapter_info.name
+            )));
+        }
         let cfg_buf = ctx.uniform("fir_convolve config", &cfg);
         let chan_buf = ctx.storage_init("fir_convolve channels", &chans);
         let const_buf = ctx.storage_init("fir_convolve twiddles and spectra", &consts);
@@ -278,7 +311,6 @@ impl FirConvolve {
             ],
         );
         ctx.check()?;
-        let (m1, m2) = (1usize << e1, 1usize << e2);
         Ok(FirConvolve {
             pipelines: FirPipelinesRef {
                 fwd_columns: pipelines.fwd_columns.clone(),
