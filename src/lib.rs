@@ -9,3 +9,10 @@ pub mod io;
 pub mod session;
 
 pub use error::{Error, Result};
+pub mod cli;
+pub mod commands;
+pub mod plan;
+pub mod progress;
+pub mod render;
+pub mod sink;
+pub mod source;

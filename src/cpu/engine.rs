@@ -1,1 +1,278 @@
-//! The CPU engine: runs a render pass block by block with the stages of this folder.
+//! The CPU engine: runs one render pass block by block with the stages of this folder, stems and
+//! channels in parallel (rayon), every latency compensated so output frame n is input frame n.
+//!
+//! Alignment scheme (the GPU engine follows the same one): a stage of latency l gets a pre-delay
+//! of P = M*B - l frames, M = ceil(l / B), so its output block j is exactly aligned block j - M.
+//! Stems share one M (the largest), so the bus sums aligned blocks; the limiter's M blocks are
+//! covered by a FIFO of the bus and stem blocks it has not yet produced a gain for. After the
+//! source ends, zero blocks are pushed until every aligned block has reached the sink. The bus is
+//! zeroed outside [0, N) before the limiter, so EQ pre-ringing never reaches the limiter's state.
+use std::collections::VecDeque;
+
+use rayon::prelude::*;
+
+use crate::cpu::fir_convolve::FirConvolve;
+use crate::cpu::gain_sum::gain_sum;
+use crate::cpu::limiter::Limiter;
+use crate::cpu::limiter_apply;
+use crate::engine::{Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StemSource};
+use crate::error::{Error, Result};
+
+/// A delay of `delay` frames applied to a stream of fixed-size blocks, in place.
+pub struct DelayLine {
+    delay: usize,
+    /// `delay` frames of history followed by room for one block.
+    buf: Vec<f32>,
+}
+
+impl DelayLine {
+    pub fn new(delay: usize, block: usize) -> Self {
+        DelayLine { delay, buf: vec![0.0; delay + block] }
+    }
+    pub fn process(&mut self, block: &mut [f32]) {
+        if self.delay == 0 {
+            return;
+        }
+        let n = block.len();
+        self.buf[self.delay..self.delay + n].copy_from_slice(block);
+        block.copy_from_slice(&self.buf[..n]);
+        self.buf.copy_within(n..n + self.delay, 0);
+    }
+}
+
+/// Blocks of look-ahead a stage of `latency` frames needs: M = ceil(latency / block).
+pub fn blocks_of_latency(latency: usize, block: usize) -> usize {
+    latency.div_ceil(block)
+}
+
+/// One channel of a filtered signal: pre-delay then (optionally) the FIR.
+struct Lane {
+    delay: DelayLine,
+    fir: Option<FirConvolve>,
+    scratch: Vec<f32>,
+}
+
+impl Lane {
+    fn new(fir: Option<(&FirPlan, usize)>, aligned_blocks: usize, block: usize) -> Lane {
+        let (latency, conv) = match fir {
+            Some((plan, ch)) => (plan.latency, Some(FirConvolve::new(&plan.taps[ch], block))),
+            None => (0, None),
+        };
+        Lane {
+            delay: DelayLine::new(aligned_blocks * block - latency, block),
+            fir: conv,
+            scratch: vec![0.0; block],
+        }
+    }
+    fn process(&mut self, signal: &mut [f32]) {
+        self.delay.process(signal);
+        if let Some(fir) = &mut self.fir {
+            self.scratch.copy_from_slice(signal);
+            fir.process(&self.scratch, signal);
+        }
+    }
+}
+
+pub struct CpuEngine {
+    threads: usize,
+}
+
+impl CpuEngine {
+    pub fn new() -> Self {
+        CpuEngine { threads: rayon::current_num_threads() }
+    }
+}
+
+impl Default for CpuEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn zeroed(channels: usize, block: usize) -> Vec<Vec<f32>> {
+    vec![vec![0.0; block]; channels]
+}
+
+impl Engine for CpuEngine {
+    fn info(&self) -> EngineInfo {
+        EngineInfo { engine: "cpu".into(), device: format!("{} threads", self.threads) }
+    }
+
+    fn run_pass(
+        &mut self,
+        plan: &RenderPlan,
+        pass: &PassParams,
+        source: &mut dyn StemSource,
+        sink: &mut dyn PassSink,
+    ) -> Result<()> {
+        let b = plan.block;
+        let bus_ch = plan.bus_channels();
+        let n_stems = plan.stems.len();
+        if pass.limit && plan.limiter.is_none() {
+            return Err(Error::Internal("limiter pass without a limiter plan".into()));
+        }
+
+        // Stage look-ahead in blocks.
+        let m_stems = plan
+            .stems
+            .iter()
+            .map(|s| s.fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b)))
+            .max()
+            .unwrap_or(0);
+        let m_bus = plan.bus_fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b));
+        let mut limiter = match (&plan.limiter, pass.limit) {
+            (Some(lp), true) => Some(Limiter::new(lp, bus_ch, b)),
+            _ => None,
+        };
+        let lim_latency = limiter.as_ref().map_or(0, |l| l.latency());
+        let m_lim = blocks_of_latency(lim_latency, b);
+        let m_total = (m_stems + m_bus + m_lim) as u64;
+
+        // Stem lanes, flattened (stem, channel) so rayon spreads them over cores.
+        let mut stem_lanes: Vec<Vec<Lane>> = plan
+            .stems
+            .iter()
+            .map(|s| {
+                (0..s.channels)
+                    .map(|c| Lane::new(s.fir.as_ref().map(|f| (f, c)), m_stems, b))
+                    .collect()
+            })
+            .collect();
+        // Bus EQ lanes: one per bus channel, per stem contribution too when stems are delivered.
+        let bus_signals = if pass.stems { n_stems } else { 1 };
+        let mut bus_lanes: Vec<Vec<Lane>> = (0..bus_signals)
+            .map(|_| {
+                (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), m_bus, b)).collect()
+            })
+            .collect();
+        let mut lim_delay: Vec<DelayLine> =
+            (0..bus_ch).map(|_| DelayLine::new(m_lim * b - lim_latency, b)).collect();
+
+        let gain = 10f64.powf(pass.gain_db / 20.0) as f32;
+        let mut inputs: Vec<Vec<Vec<f32>>> = plan.stems.iter().map(|s| zeroed(s.channels, b)).collect();
+        let mut contrib: Vec<Vec<Vec<f32>>> = (0..bus_signals).map(|_| zeroed(bus_ch, b)).collect();
+        let mut bus = zeroed(bus_ch, b);
+        let mut x_delayed = zeroed(bus_ch, b);
+        let mut gains = vec![1.0f32; b];
+        // Blocks waiting for their limiter gain: (bus, stem contributions).
+        let mut fifo: VecDeque<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> = VecDeque::new();
+        let mut spare: Vec<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> = (0..=m_lim)
+            .map(|_| (zeroed(bus_ch, b), (0..if pass.stems { n_stems } else { 0 }).map(|_| zeroed(bus_ch, b)).collect()))
+            .collect();
+
+        let total_blocks = plan.blocks();
+        let mut source_done = false;
+        let mut t: u64 = 0;
+        loop {
+            // 1. Input (zeros once the source is exhausted).
+            if !source_done {
+                if source.next_block(&mut inputs)? == 0 {
+                    source_done = true;
+                }
+            }
+            if source_done {
+                inputs.iter_mut().flatten().for_each(|c| c.fill(0.0));
+            }
+            // 2. Stem EQ, every (stem, channel) in parallel.
+            stem_lanes
+                .par_iter_mut()
+                .zip(inputs.par_iter_mut())
+                .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
+                .for_each(|(lane, sig)| lane.process(sig));
+            // 3. Gain, routing, sum (per stem contribution when stems are delivered).
+            contrib.iter_mut().flatten().for_each(|c| c.fill(0.0));
+            for (i, s) in plan.stems.iter().enumerate() {
+                let target = if pass.stems { &mut contrib[i] } else { &mut contrib[0] };
+                gain_sum(&s.routes, &inputs[i], target, b);
+            }
+            // 4. Bus EQ on each contribution, then G.
+            bus_lanes
+                .par_iter_mut()
+                .zip(contrib.par_iter_mut())
+                .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
+                .for_each(|(lane, sig)| {
+                    lane.process(sig);
+                    if gain != 1.0 {
+                        sig.iter_mut().for_each(|v| *v *= gain);
+                    }
+                });
+            if pass.stems {
+                bus.iter_mut().for_each(|c| c.fill(0.0));
+                for c in &contrib {
+                    for (dst, src) in bus.iter_mut().zip(c) {
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
+                    }
+                }
+            } else {
+                for (dst, src) in bus.iter_mut().zip(&contrib[0]) {
+                    dst.copy_from_slice(src);
+                }
+            }
+
+            // The program is x[n] for n in [0, N) and zero elsewhere (DESIGN.md DSP 6: a[k] = 0 for
+            // k < 0): the EQs' pre-ringing before frame 0 and ring-out past N are not program.
+            let aligned = t as i64 - (m_stems + m_bus) as i64;
+            let valid = (plan.frames as i64 - aligned * b as i64).clamp(0, b as i64) as usize;
+            if aligned < 0 || valid < b {
+                let from = if aligned < 0 { 0 } else { valid };
+                bus.iter_mut().chain(contrib.iter_mut().flatten()).for_each(|c| c[from..].fill(0.0));
+            }
+
+            // 5. Limiter: gain for the block m_lim blocks back.
+            let out_gain = if let Some(lim) = &mut limiter {
+                let (mut fb, mut fs) = spare.pop().expect("fifo spare");
+                for (d, s) in fb.iter_mut().zip(&bus) {
+                    d.copy_from_slice(s);
+                }
+                if pass.stems {
+                    for (d, s) in fs.iter_mut().zip(&contrib) {
+                        for (dc, sc) in d.iter_mut().zip(s) {
+                            dc.copy_from_slice(sc);
+                        }
+                    }
+                }
+                fifo.push_back((fb, fs));
+                for ((d, s), dl) in x_delayed.iter_mut().zip(&bus).zip(&mut lim_delay) {
+                    d.copy_from_slice(s);
+                    dl.process(d);
+                }
+                let views: Vec<&[f32]> = x_delayed.iter().map(|v| v.as_slice()).collect();
+                lim.process(&views, &mut gains);
+                if fifo.len() <= m_lim {
+                    None
+                } else {
+                    let (mut mb, mut ms) = fifo.pop_front().expect("fifo");
+                    mb.par_iter_mut()
+                        .chain(ms.par_iter_mut().flatten())
+                        .for_each(|c| limiter_apply::apply(c, &gains));
+                    Some((mb, ms))
+                }
+            } else {
+                None
+            };
+
+            // 6. Deliver aligned block k = t - m_total.
+            if t >= m_total {
+                let k = t - m_total;
+                let len = (plan.frames - k * b as u64).min(b as u64) as usize;
+                match out_gain {
+                    Some((mb, ms)) => {
+                        sink.block(PassBlock { index: k, len, master: &mb, stems: &ms, gain: Some(&gains) })?;
+                        spare.push((mb, ms));
+                    }
+                    None => {
+                        let stems: &[Vec<Vec<f32>>] = if pass.stems { &contrib } else { &[] };
+                        sink.block(PassBlock { index: k, len, master: &bus, stems, gain: None })?;
+                    }
+                }
+                if k + 1 == total_blocks {
+                    break;
+                }
+            } else if let Some((mb, ms)) = out_gain {
+                spare.push((mb, ms));
+            }
+            t += 1;
+        }
+        Ok(())
+    }
+}

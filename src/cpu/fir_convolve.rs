@@ -87,39 +87,71 @@ impl FirConvolve {
     pub fn process(&mut self, input: &[f32], output: &mut [f32]) {
         let b = self.block;
         assert!(input.len() == b && output.len() == b, "FirConvolve::process: block is {b}");
+        self.push(input);
+        let mut acc = std::mem::take(&mut self.acc);
+        self.spectrum(&mut acc, None);
+        inverse(&*self.c2r, &mut acc, &mut self.out_frame, &mut self.scratch_inv, output);
+        self.acc = acc;
+    }
+
+    /// Bins of the spectra `accumulate` adds into: block + 1.
+    pub fn bins(&self) -> usize {
+        self.bins
+    }
+
+    /// First half of the split form of `process`: transform the next `block` input frames into the
+    /// frequency-domain delay line. The split form lets an engine sum many convolutions in the
+    /// frequency domain (stems into a bus) and pay one inverse FFT per output channel instead of
+    /// one per input: `push` every input, `accumulate` each into its outputs' spectra, then
+    /// `FirInverse::process` each output. With one input and weight 1 it gives `process`'s bits.
+    pub fn push(&mut self, input: &[f32]) {
+        let b = self.block;
+        assert_eq!(input.len(), b, "FirConvolve::push: block is {b}");
         let (first, second) = self.frame.split_at_mut(b);
         first.copy_from_slice(&self.prev);
         second.copy_from_slice(input);
         self.prev.copy_from_slice(input);
-
         self.head = if self.head + 1 == self.parts { 0 } else { self.head + 1 };
         let bins = self.bins;
         let newest = &mut self.fdl[self.head * bins..(self.head + 1) * bins];
         self.r2c
             .process_with_scratch(&mut self.frame, newest, &mut self.scratch_fwd)
             .expect("realfft: buffer sizes fixed in new");
+    }
 
-        // acc = sum_p H_p X_{k-p}; partition 0 initialises the accumulator.
+    /// acc += weight * (spectrum of this block's output), i.e. sum_p weight H_p X_{k-p}, for the
+    /// input last `push`ed. `acc.len() == bins()`.
+    pub fn accumulate(&self, weight: f32, acc: &mut [Complex<f32>]) {
+        assert_eq!(acc.len(), self.bins, "FirConvolve::accumulate: {} bins", self.bins);
+        self.spectrum(acc, Some(weight));
+    }
+
+    /// `weight` None: acc = sum_p H_p X_{k-p}; Some(w): acc += w * H_p X_{k-p}, partition by
+    /// partition (for w = 1 the very operations of the None case after its first partition).
+    fn spectrum(&self, acc: &mut [Complex<f32>], weight: Option<f32>) {
+        let bins = self.bins;
         for (p, hp) in self.h_spec.chunks_exact(bins).enumerate() {
             let slot = if p <= self.head { self.head - p } else { self.head + self.parts - p };
             let xp = &self.fdl[slot * bins..(slot + 1) * bins];
-            if p == 0 {
-                for (a, (h, x)) in self.acc.iter_mut().zip(hp.iter().zip(xp)) {
-                    *a = cmul(*h, *x);
+            match weight {
+                None if p == 0 => {
+                    for (a, (h, x)) in acc.iter_mut().zip(hp.iter().zip(xp)) {
+                        *a = cmul(*h, *x);
+                    }
                 }
-            } else {
-                for (a, (h, x)) in self.acc.iter_mut().zip(hp.iter().zip(xp)) {
-                    *a = cmac(*a, *h, *x);
+                None => {
+                    for (a, (h, x)) in acc.iter_mut().zip(hp.iter().zip(xp)) {
+                        *a = cmac(*a, *h, *x);
+                    }
+                }
+                Some(w) => {
+                    for (a, (h, x)) in acc.iter_mut().zip(hp.iter().zip(xp)) {
+                        let m = cmul(*h, *x);
+                        *a = Complex::new(a.re + w * m.re, a.im + w * m.im);
+                    }
                 }
             }
         }
-        // A real signal's DC and Nyquist bins are real; realfft insists on it.
-        self.acc[0].im = 0.0;
-        self.acc[bins - 1].im = 0.0;
-        self.c2r
-            .process_with_scratch(&mut self.acc, &mut self.out_frame, &mut self.scratch_inv)
-            .expect("realfft: buffer sizes fixed in new");
-        output.copy_from_slice(&self.out_frame[b..]);
     }
 
     /// Forget all history (as if newly built).
@@ -127,6 +159,45 @@ impl FirConvolve {
         self.fdl.fill(Complex::new(0.0, 0.0));
         self.prev.fill(0.0);
         self.head = 0;
+    }
+}
+
+/// The inverse FFT of an accumulated spectrum, keeping the second half (overlap-save).
+fn inverse(
+    c2r: &dyn ComplexToReal<f32>,
+    acc: &mut [Complex<f32>],
+    out_frame: &mut [f32],
+    scratch: &mut [Complex<f32>],
+    output: &mut [f32],
+) {
+    // A real signal's DC and Nyquist bins are real; realfft insists on it.
+    let last = acc.len() - 1;
+    acc[0].im = 0.0;
+    acc[last].im = 0.0;
+    c2r.process_with_scratch(acc, out_frame, scratch).expect("realfft: buffer sizes fixed in new");
+    output.copy_from_slice(&out_frame[output.len()..]);
+}
+
+/// Second half of the split form of `FirConvolve::process`: spectrum sum -> output block. Build one
+/// per thread or output; `process` allocates nothing.
+pub struct FirInverse {
+    block: usize,
+    c2r: Arc<dyn ComplexToReal<f32>>,
+    out_frame: Vec<f32>,
+    scratch: Vec<Complex<f32>>,
+}
+
+impl FirInverse {
+    pub fn new(block: usize) -> Self {
+        let c2r = RealFftPlanner::<f32>::new().plan_fft_inverse(2 * block);
+        FirInverse { block, scratch: c2r.make_scratch_vec(), c2r, out_frame: vec![0.0; 2 * block] }
+    }
+
+    /// `output[..block]` from `acc` (block + 1 bins, summed by `FirConvolve::accumulate`); `acc` is
+    /// used as scratch and must be cleared (or overwritten) before the next block's sums.
+    pub fn process(&mut self, acc: &mut [Complex<f32>], output: &mut [f32]) {
+        assert!(acc.len() == self.block + 1 && output.len() == self.block, "FirInverse::process: shape");
+        inverse(&*self.c2r, acc, &mut self.out_frame, &mut self.scratch, output);
     }
 }
 

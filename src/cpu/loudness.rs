@@ -1,3 +1,263 @@
 //! BS.1770-4 / EBU R128 metering through the `ebur128` crate, with the layout's channel weights.
 //!
-//! SKELETON: the analysis work fills this in.
+//! The `ebur128` crate is the project's reference meter (DESIGN.md DSP 5). This wrapper fixes the
+//! channel map from the bus layout (never the crate's default map, which weights a 7.1 file's side
+//! pair as unused), tracks the maximum momentary and short-term loudness at the 100 ms steps EBU
+//! Tech 3341 specifies, and reports everything in dB with silence as -inf.
+use std::path::Path;
+
+use ebur128::{Channel, EbuR128, Mode};
+use serde::{Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::session::Layout;
+
+/// What one meter read over a whole program. Levels in dB; -inf where there is nothing to measure
+/// (silence, or a program shorter than one gating block), serialized as JSON `null`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LoudnessStats {
+    /// Gated integrated loudness, LUFS (BS.1770-4 2.1).
+    #[serde(serialize_with = "finite_or_null")]
+    pub integrated_lufs: f64,
+    /// Loudness range, LU (EBU Tech 3342).
+    #[serde(serialize_with = "finite_or_null")]
+    pub lra_lu: f64,
+    /// Highest momentary (400 ms) loudness at any 100 ms step, LUFS (EBU Tech 3341).
+    #[serde(serialize_with = "finite_or_null")]
+    pub max_momentary_lufs: f64,
+    /// Highest short-term (3 s) loudness at any 100 ms step, LUFS (EBU Tech 3341).
+    #[serde(serialize_with = "finite_or_null")]
+    pub max_short_term_lufs: f64,
+    /// Highest |sample| over all channels (LFE included: peaks are physical), dBFS.
+    #[serde(serialize_with = "finite_or_null")]
+    pub sample_peak_dbfs: f64,
+    /// Highest true peak over all channels (BS.1770-4 Annex 2, the crate's 4x interpolator below
+    /// 96 kHz), dBTP. Never below the sample peak.
+    #[serde(serialize_with = "finite_or_null")]
+    pub true_peak_dbtp: f64,
+}
+
+/// JSON has no -inf: a level that is not a finite number is written as `null`.
+pub fn finite_or_null<S: Serializer>(value: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    if value.is_finite() { s.serialize_f64(*value) } else { s.serialize_none() }
+}
+
+/// As `finite_or_null`, for optional levels.
+pub fn opt_finite_or_null<S: Serializer>(value: &Option<f64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match value {
+        Some(v) if v.is_finite() => s.serialize_f64(*v),
+        _ => s.serialize_none(),
+    }
+}
+
+/// Linear amplitude to dB; 0 gives -inf.
+pub fn amplitude_db(x: f64) -> f64 {
+    if x > 0.0 { 20.0 * x.log10() } else { f64::NEG_INFINITY }
+}
+
+/// Text form of a level: one decimal, "-inf" for silence.
+pub fn fmt_db(x: f64, decimals: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.decimals$}")
+    } else if x.is_nan() {
+        "n/a".to_string()
+    } else if x > 0.0 {
+        "+inf".to_string()
+    } else {
+        "-inf".to_string()
+    }
+}
+
+/// The ebur128 channel map for a layout (weights per BS.1770-4 Table 3, as DESIGN.md DSP 5 states
+/// them): L, R, C weight 1.0, LFE excluded, every surround 1.41 (+1.5 dB).
+///
+/// 7.1 in WAV order is L R C LFE Lrs Rrs Lss Rss. Strict BS.1770-4 gives 1.41 only to loudspeakers
+/// at 60..120 degrees azimuth, which would leave the rear pair (135..150) at 1.0; the contract (and
+/// ffmpeg's ebur128 filter, the independent meter our tests compare with) weights all four
+/// surrounds 1.41. In the crate, `LeftSurround`/`RightSurround` and `Mp090`/`Mm090` carry 1.41
+/// (`Mp135`/`Mm135` would carry 1.0), so the rear pair is mapped to the former and the side pair
+/// to the latter.
+///
+/// `None` (a file of a channel count with no layout) weights every channel 1.0.
+pub fn channel_map(channels: usize, layout: Option<Layout>) -> Vec<Channel> {
+    match layout {
+        Some(Layout::Mono) => vec![Channel::Center],
+        Some(Layout::Stereo) => vec![Channel::Left, Channel::Right],
+        Some(Layout::Surround51) => vec![
+            Channel::Left,
+            Channel::Right,
+            Channel::Center,
+            Channel::Unused,
+            Channel::LeftSurround,
+            Channel::RightSurround,
+        ],
+        Some(Layout::Surround71) => vec![
+            Channel::Left,
+            Channel::Right,
+            Channel::Center,
+            Channel::Unused,
+            Channel::LeftSurround,
+            Channel::RightSurround,
+            Channel::Mp090,
+            Channel::Mm090,
+        ],
+        // `Left` is a plain weight-1.0 channel in the crate (not `DualMono`, which counts twice).
+        None => vec![Channel::Left; channels],
+    }
+}
+
+/// The most channels the `ebur128` crate meters.
+pub const MAX_CHANNELS: usize = 64;
+
+/// A streaming loudness meter for one program.
+pub struct LoudnessMeter {
+    meter: EbuR128,
+    channels: usize,
+    /// Frames per 100 ms step (EBU Tech 3341: momentary/short-term are read every 100 ms).
+    step: usize,
+    /// Frames fed since the last step boundary.
+    in_step: usize,
+    max_momentary: f64,
+    max_short_term: f64,
+}
+
+impl LoudnessMeter {
+    /// A meter for `channels` channels at `sample_rate`, weighted for `layout` (see `channel_map`;
+    /// `None` weights every channel 1.0). A layout whose channel count differs from `channels`, or
+    /// a channel count/rate the crate cannot meter (1..=64 channels, 16 Hz..2.8 MHz), is an
+    /// `Error::Usage` naming the values; callers that have a file name rewrap it.
+    pub fn new(channels: usize, sample_rate: u32, layout: Option<Layout>) -> Result<Self> {
+        if let Some(l) = layout
+            && l.channels() != channels
+        {
+            return Err(Error::Usage(format!(
+                "loudness meter: layout {} has {} channels, but the signal has {channels}",
+                l.name(),
+                l.channels()
+            )));
+        }
+        if channels == 0 || channels > MAX_CHANNELS {
+            return Err(Error::Usage(format!(
+                "loudness meter: cannot meter {channels} channels; BS.1770 metering here takes 1 to {MAX_CHANNELS}"
+            )));
+        }
+        let mode = Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK;
+        let mut meter = EbuR128::new(channels as u32, sample_rate, mode).map_err(|e| {
+            Error::Usage(format!(
+                "loudness meter: cannot meter {channels} channels at {sample_rate} Hz ({e})"
+            ))
+        })?;
+        meter
+            .set_channel_map(&channel_map(channels, layout))
+            .map_err(|e| Error::Internal(format!("loudness meter channel map: {e}")))?;
+        Ok(LoudnessMeter {
+            meter,
+            channels,
+            // Rates that are not a multiple of 10 Hz step at the nearest frame; the crate rounds
+            // its 100 ms block the same way.
+            step: ((sample_rate as usize + 5) / 10).max(1),
+            in_step: 0,
+            max_momentary: f64::NEG_INFINITY,
+            max_short_term: f64::NEG_INFINITY,
+        })
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Feed one block, `planar[ch][frame]`, every channel the same length. Panics when the
+    /// channel count differs from the meter's (a caller bug, not an input problem).
+    pub fn add_planar(&mut self, planar: &[&[f32]]) {
+        assert_eq!(planar.len(), self.channels, "LoudnessMeter::add_planar: wrong channel count");
+        let len = planar.first().map_or(0, |c| c.len());
+        assert!(planar.iter().all(|c| c.len() == len), "LoudnessMeter::add_planar: ragged block");
+        // Sub-block views live on the stack: feeding the meter allocates nothing.
+        let mut part: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
+        let mut at = 0;
+        while at < len {
+            let n = (self.step - self.in_step).min(len - at);
+            for (p, c) in part.iter_mut().zip(planar) {
+                *p = &c[at..at + n];
+            }
+            self.meter
+                .add_frames_planar_f32(&part[..self.channels])
+                .expect("ebur128 accepts a block with the meter's channel count");
+            at += n;
+            self.in_step += n;
+            if self.in_step == self.step {
+                self.in_step = 0;
+                self.read_step();
+            }
+        }
+    }
+
+    /// At each 100 ms boundary, the momentary and short-term readings are candidates for the max.
+    /// Before 400 ms (3 s) of audio the window holds leading zeros and reads low, never high, so
+    /// the early steps can only under-read (as in ffmpeg's filter).
+    fn read_step(&mut self) {
+        if let Ok(m) = self.meter.loudness_momentary() {
+            self.max_momentary = self.max_momentary.max(m);
+        }
+        if let Ok(s) = self.meter.loudness_shortterm() {
+            self.max_short_term = self.max_short_term.max(s);
+        }
+    }
+
+    /// The readings so far. Can be called at any time; a trailing partial 100 ms step is not a
+    /// momentary/short-term step (Tech 3341) but does count for the peaks and the gating blocks the
+    /// crate completes.
+    pub fn result(&self) -> LoudnessStats {
+        let integrated = self.meter.loudness_global().unwrap_or(f64::NEG_INFINITY);
+        let lra = self.meter.loudness_range().unwrap_or(f64::NAN);
+        let mut sample_peak = 0.0f64;
+        let mut true_peak = 0.0f64;
+        for ch in 0..self.channels as u32 {
+            sample_peak = sample_peak.max(self.meter.sample_peak(ch).unwrap_or(0.0));
+            true_peak = true_peak.max(self.meter.true_peak(ch).unwrap_or(0.0));
+        }
+        LoudnessStats {
+            integrated_lufs: integrated,
+            // A silent program has no loudness distribution: LRA is undefined, not 0.
+            lra_lu: if integrated.is_finite() { lra } else { f64::NAN },
+            max_momentary_lufs: self.max_momentary,
+            max_short_term_lufs: self.max_short_term,
+            sample_peak_dbfs: amplitude_db(sample_peak),
+            true_peak_dbtp: amplitude_db(true_peak),
+        }
+    }
+}
+
+/// Frames per block when a file is streamed through a meter: 64 Ki frames keeps an 8-channel
+/// block at 2 MiB while amortising the per-call overhead.
+pub const METER_BLOCK: usize = 1 << 16;
+
+/// Meter one file, streamed in blocks; the layout follows the channel count
+/// (`Layout::for_channels`: 1, 2, 6, 8), any other count weights every channel 1.0.
+pub fn measure_file(path: &Path) -> Result<LoudnessStats> {
+    let mut reader = crate::io::open(path)?;
+    Ok(meter_reader(reader.as_mut())?.0)
+}
+
+/// Stream a whole reader through a meter laid out for its channel count; returns the stats and the
+/// number of frames read.
+pub fn meter_reader(reader: &mut dyn crate::io::BlockReader) -> Result<(LoudnessStats, u64)> {
+    let info = reader.info().clone();
+    let layout = Layout::for_channels(info.channels);
+    let mut meter = LoudnessMeter::new(info.channels, info.sample_rate, layout).map_err(|e| match e {
+        Error::Usage(msg) => Error::input(&info.path, msg),
+        other => other,
+    })?;
+    let mut buf = vec![vec![0.0f32; METER_BLOCK]; info.channels];
+    let mut frames = 0u64;
+    loop {
+        let n = reader.read_planar(&mut buf, METER_BLOCK)?;
+        if n == 0 {
+            break;
+        }
+        let planar: Vec<&[f32]> = buf.iter().map(|c| &c[..n]).collect();
+        meter.add_planar(&planar);
+        frames += n as u64;
+    }
+    Ok((meter.result(), frames))
+}

@@ -70,9 +70,10 @@ impl OversamplePeak {
             }
             buf.copy_within(len..len + t - 1, 0);
         }
-        for (a, &p) in atten_db.iter_mut().zip(peak.iter()) {
-            *a = (20.0 * p.log10() - ceiling_db).max(0.0);
-        }
+        // a = max(0, 20 log10 p - ceiling) in f64, rounded UP to f32: with a never below the exact
+        // attenuation, S >= a holds exactly downstream and a sample parked on the ceiling lands on
+        // it to within the final product's rounding. Frames at or under the ceiling skip the log.
+        attenuations(peak, ceiling_db as f64, atten_db);
         let _ = self.factor;
     }
 
@@ -84,20 +85,111 @@ impl OversamplePeak {
     }
 }
 
+/// a = max(0, 20 log10 p - ceiling) rounded up to f32, for every frame of the call.
+fn attenuations(peak: &[f32], ceiling: f64, atten_db: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { attenuations_avx2(peak, ceiling, atten_db) };
+        return;
+    }
+    attenuations_loop(peak, ceiling, atten_db);
+}
+
+/// The same loop compiled for AVX2 (4 f64 lanes, 64-bit integer lanes for the exponent): the same
+/// operations in the same order, no FMA, so the same bits as the SSE2 build.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn attenuations_avx2(peak: &[f32], ceiling: f64, atten_db: &mut [f32]) {
+    attenuations_loop(peak, ceiling, atten_db);
+}
+
+#[inline(always)]
+fn attenuations_loop(peak: &[f32], ceiling: f64, atten_db: &mut [f32]) {
+    for (a, &p) in atten_db.iter_mut().zip(peak) {
+        // p = 0 (silence) would be log(0): evaluate at the smallest normal instead, far under
+        // any ceiling, so the branch-free select below keeps a = 0.
+        let p = (p as f64).max(f64::MIN_POSITIVE);
+        let v = amplitude_db(p) + DB_BIAS - ceiling;
+        *a = if v > 0.0 { f32_at_least(v) } else { 0.0 };
+    }
+}
+
+/// The smallest f32 not below `v` (0 < v < 2^128), branch-free.
+#[inline(always)]
+fn f32_at_least(v: f64) -> f32 {
+    let f = v as f32;
+    let above = f32::from_bits(f.to_bits() + 1);
+    if (f as f64) < v { above } else { f }
+}
+
+/// Covers `amplitude_db`'s error (< 1e-12 dB) so that a is never below the exact attenuation;
+/// 1e-10 dB is a gain error of 1e-11, far below anything f32 can hold.
+const DB_BIAS: f64 = 1e-10;
+
+/// 20 log10(p) for a positive, finite, normal p, in plain f64 arithmetic: no libm, so the same bits
+/// on every platform (render farms mix glibc, musl and macOS), and no call in the frame loop.
+/// p = 2^e m with m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...) with
+/// s = (m-1)/(m+1), |s| <= 0.172: the series to s^17 leaves a truncation of s^19/19 < 1e-15
+/// relative, so the result is within a few f64 ulps (< 1e-12 dB; tests/limiter.rs measures it).
+#[inline(always)]
+pub fn amplitude_db(p: f64) -> f64 {
+    const SQRT2: f64 = std::f64::consts::SQRT_2;
+    // 2^52 + 1023: the biased exponent field, OR-ed into the mantissa of 2^52, reads back as an
+    // integer-valued f64 without an int-to-float conversion (which SSE2/AVX2 lack for 64 bits).
+    const EXP_MAGIC: f64 = 4503599627370496.0 + 1023.0; // 2^52 + 1023
+    let bits = p.to_bits();
+    let e_field = f64::from_bits(0x4330_0000_0000_0000 | ((bits >> 52) & 0x7ff));
+    let m1 = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    let big = m1 >= SQRT2;
+    let m = if big { m1 * 0.5 } else { m1 };
+    let e = (e_field - EXP_MAGIC) + if big { 1.0 } else { 0.0 };
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let series = 1.0
+        + s2 * (1.0 / 3.0
+            + s2 * (1.0 / 5.0
+                + s2 * (1.0 / 7.0
+                    + s2 * (1.0 / 9.0
+                        + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0 + s2 * (1.0 / 15.0 + s2 * (1.0 / 17.0))))))));
+    let ln_p = e * std::f64::consts::LN_2 + 2.0 * s * series;
+    ln_p * (20.0 / std::f64::consts::LN_10)
+}
+
 /// peak[n] = max(peak[n], |sum_m c[m] * xs[T-1+n-m]|) for n in 0..peak.len(), where
-/// xs.len() == T-1 + peak.len(). The sum over m runs in the same order (m = 0, 1, ...) for every
-/// frame, tiled or not, so the result does not depend on the tiling.
+/// xs.len() == T-1 + peak.len(). The sum over m runs in the same order (m = 0, 1, ...) with a
+/// separate multiply and add for every frame, tiled or not, SSE or AVX (no FMA: it would round
+/// differently), so the result does not depend on the code path or the machine.
 #[inline]
 fn phase_peak(c: &[f32], xs: &[f32], peak: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked just above).
+        unsafe { phase_peak_avx(c, xs, peak) };
+        return;
+    }
+    phase_peak_tiled::<TILE>(c, xs, peak);
+}
+
+/// The same loops compiled for AVX: 8-wide vectors, 64-frame tiles (eight ymm accumulators, enough
+/// independent additions in flight to hide the adder's latency).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn phase_peak_avx(c: &[f32], xs: &[f32], peak: &mut [f32]) {
+    phase_peak_tiled::<{ 2 * TILE }>(c, xs, peak);
+}
+
+#[inline(always)]
+fn phase_peak_tiled<const N: usize>(c: &[f32], xs: &[f32], peak: &mut [f32]) {
     let t = c.len();
     let len = peak.len();
-    let full = len / TILE * TILE;
+    let full = len / N * N;
     let (head, tail) = peak.split_at_mut(full);
-    for (k, pk) in head.chunks_exact_mut(TILE).enumerate() {
-        let n0 = k * TILE;
-        let mut acc = [0.0f32; TILE];
+    for (k, pk) in head.chunks_exact_mut(N).enumerate() {
+        let n0 = k * N;
+        let mut acc = [0.0f32; N];
         for (m, &cm) in c.iter().enumerate() {
-            let w: &[f32; TILE] = xs[n0 + t - 1 - m..n0 + t - 1 - m + TILE].try_into().unwrap();
+            let w: &[f32; N] = xs[n0 + t - 1 - m..n0 + t - 1 - m + N].try_into().unwrap();
             for (a, &v) in acc.iter_mut().zip(w) {
                 *a += cm * v;
             }

@@ -200,15 +200,17 @@ fn grid_size(taps: usize) -> usize {
 const LOG_FLOOR: f64 = 1e-10;
 
 /// Taper fraction of the Tukey window that cuts the linear-phase response to `taps`: 0, i.e. a
-/// plain (rectangular) truncation. MEASURED (8191 taps, 48 kHz, 30 Hz - 18 kHz; tests/eq.rs and the
-/// figures below): the zero-phase responses of realistic bands decay well inside the +-85 ms the
-/// taps span, so inside the span a window only multiplies the response by its own curvature, which
-/// smears the low-frequency corners. Worst error for an 80 Hz 2nd-order highpass (at 30 Hz):
-/// Kaiser beta 2 / 4 / 8: 0.04 / 0.10 / 0.21 dB; Tukey taper 0.2 / 0.5: 0.000 / 0.000 dB but 8th-order
-/// 30 Hz highpass 0.23 / 0.40 dB against 0.14 dB untapered; 100 Hz Q 8 peak 0.30 dB untapered,
-/// 0.33 / 0.42 / 0.76 dB with taper 0.05 / 0.2 / 0.5. Where the response has not decayed (high-Q
-/// bands below ~100 Hz) the plain truncation is also the least-squares best, and tapering measured
-/// worse in every case tried; the realistic set of tests/eq.rs holds < 0.001 dB.
+/// plain (rectangular) truncation. MEASURED (8191 taps, 48 kHz, worst error 30 Hz - 18 kHz): the
+/// zero-phase responses of realistic bands decay well inside the +-85 ms the taps span, so inside
+/// the span a window only multiplies the response by its own curvature, which smears the
+/// low-frequency corners. 80 Hz 2nd-order highpass: Kaiser beta 2 / 4 / 8 cost 0.04 / 0.10 / 0.21 dB
+/// at 30 Hz, no taper 0.000 dB. Where the response has NOT decayed inside the span (high Q at low
+/// frequency), plain truncation is the least-squares best and tapers measured worse again: 100 Hz
+/// Q 8 peak 0.30 dB untapered, 0.33 / 0.42 / 0.76 dB with Tukey taper 0.05 / 0.2 / 0.5; 30 Hz
+/// 8th-order highpass 0.14 dB untapered, 0.23 / 0.40 dB with taper 0.2 / 0.5. (Those two exceed
+/// 0.1 dB whatever the window: at 8191 taps, linear phase holds 0.1 dB for bands whose response
+/// decays within ~85 ms, i.e. roughly Q / f0 < 0.03 s; minimum phase, with twice the span, holds
+/// both: 0.000 and 0.035 dB.) The realistic set of tests/eq.rs holds < 0.001 dB.
 pub const LINEAR_TAPER: f64 = 0.0;
 
 /// Taper fraction of the half Tukey window that cuts the minimum-phase response (energy at the
@@ -322,9 +324,57 @@ pub fn eq_latency(taps: usize, phase: Phase) -> usize {
     }
 }
 
+/// Longest user impulse response accepted: 2^20 taps (21.8 s at 48 kHz), far beyond any EQ or
+/// room correction, still bounded so that a wrong file (a whole song picked by mistake) is caught.
+pub const MAX_FIR_TAPS: u64 = 1 << 20;
+
 /// Load a user impulse response: one FIR per channel of a `channels`-channel signal (a mono IR is
 /// shared by all channels). Its sample rate must equal `fs`. Used as given (latency 0).
 pub fn load_fir_file(path: &Path, channels: usize, fs: u32) -> Result<Vec<Vec<f32>>> {
-    let _ = (path, channels, fs);
-    Err(Error::input(path, "FIR files are not implemented yet"))
+    let mut reader = crate::io::open(path)?;
+    let info = reader.info().clone();
+    if info.sample_rate != fs {
+        return Err(Error::input(
+            path,
+            format!(
+                "impulse response at {} Hz, but the session runs at {fs} Hz (resample the IR to {fs} Hz)",
+                info.sample_rate
+            ),
+        ));
+    }
+    if info.channels != 1 && info.channels != channels {
+        return Err(Error::input(
+            path,
+            format!(
+                "impulse response has {} channels; it must be mono (shared by all channels) or have \
+                 exactly the {channels} channels of the signal it filters",
+                info.channels
+            ),
+        ));
+    }
+    if info.frames > MAX_FIR_TAPS {
+        return Err(Error::input(
+            path,
+            format!("impulse response is {} frames long; at most {MAX_FIR_TAPS} taps are accepted", info.frames),
+        ));
+    }
+    const CHUNK: usize = 65536;
+    let mut buf = vec![vec![0.0f32; CHUNK]; info.channels];
+    let mut taps: Vec<Vec<f32>> = vec![Vec::with_capacity(info.frames as usize); info.channels];
+    loop {
+        let n = reader.read_planar(&mut buf, CHUNK)?;
+        if n == 0 {
+            break;
+        }
+        for (t, b) in taps.iter_mut().zip(&buf) {
+            t.extend_from_slice(&b[..n]);
+        }
+        if taps[0].len() as u64 > MAX_FIR_TAPS {
+            return Err(Error::input(path, format!("impulse response is longer than {MAX_FIR_TAPS} taps")));
+        }
+    }
+    if taps[0].is_empty() {
+        return Err(Error::input(path, "impulse response has no samples"));
+    }
+    Ok(if info.channels == 1 { vec![taps.swap_remove(0); channels] } else { taps })
 }

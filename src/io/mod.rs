@@ -119,3 +119,11 @@ pub struct WriterSpec {
     /// TPDF dither seed; None = no dither.
     pub dither_seed: Option<u32>,
 }
+
+/// Permissions of a delivered file: rw for everyone, less the process umask (applied by open(2)),
+/// as any file a tool writes. tempfile's own default (0600) would hide deliverables from the rest
+/// of a team or a farm's next job. (stemforge targets Unix render hosts.)
+pub fn output_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
+}

@@ -98,6 +98,7 @@ impl WavWriter {
             .prefix(&format!(".{name}."))
             .suffix(".stemforge-tmp")
             .rand_bytes(6)
+            .permissions(crate::io::output_permissions())
             .tempfile_in(&dir)
             .map_err(|e| Error::output(final_path, format!("cannot create a file in folder {}: {e}", dir.display())))?;
         let file = temp

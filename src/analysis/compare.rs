@@ -1,0 +1,262 @@
+//! `stemforge compare A B`: the null residual of two files (A − B), streamed, against a tolerance.
+//!
+//! This is the render parity contract's meter (DESIGN.md "Parity contract": a whole render,
+//! residual peak ≤ −100 dBFS and RMS ≤ −120 dBFS), so the defaults are those figures. A failed
+//! comparison is a report with `passed == false`, not an error: the CLI maps it to exit 1.
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::measure::path_string;
+use super::{BLOCK, read_full, seconds};
+use crate::cpu::loudness::{LoudnessMeter, LoudnessStats, amplitude_db, finite_or_null, fmt_db};
+use crate::error::{Error, Result};
+use crate::session::Layout;
+
+/// Pass/fail limits on the residual, dBFS.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Tolerance {
+    pub max_peak_dbfs: f64,
+    pub max_rms_dbfs: f64,
+}
+
+impl Default for Tolerance {
+    /// The whole-render parity contract: peak ≤ −100 dBFS, RMS ≤ −120 dBFS.
+    fn default() -> Self {
+        Tolerance { max_peak_dbfs: -100.0, max_rms_dbfs: -120.0 }
+    }
+}
+
+/// Where the residual first went over the peak tolerance.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FirstOver {
+    /// 0-based frame index.
+    pub frame: u64,
+    /// 0-based channel index.
+    pub channel: usize,
+    pub a: f32,
+    pub b: f32,
+    /// |a − b| in dBFS.
+    pub delta_dbfs: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareReport {
+    #[serde(serialize_with = "path_string")]
+    pub a: PathBuf,
+    #[serde(serialize_with = "path_string")]
+    pub b: PathBuf,
+    pub channels: usize,
+    pub sample_rate: u32,
+    pub frames: u64,
+    pub tolerance: Tolerance,
+    /// max |a − b| over every channel and frame, dBFS (-inf/null when identical).
+    #[serde(serialize_with = "finite_or_null")]
+    pub residual_peak_dbfs: f64,
+    /// sqrt(mean (a − b)²) over every channel and frame, dBFS (-inf/null when identical).
+    #[serde(serialize_with = "finite_or_null")]
+    pub residual_rms_dbfs: f64,
+    /// max |a − b| in LSBs of 16-bit PCM (1 LSB = 2^-15 of full scale).
+    pub max_delta_lsb_16: f64,
+    /// max |a − b| in LSBs of 24-bit PCM (1 LSB = 2^-23 of full scale).
+    pub max_delta_lsb_24: f64,
+    /// The first sample (frame order, then channel order) where |a − b| exceeds the peak tolerance.
+    pub first_over: Option<FirstOver>,
+    pub loudness_a: LoudnessStats,
+    pub loudness_b: LoudnessStats,
+    /// Integrated loudness of B minus that of A, LU (0 when both are silent).
+    #[serde(serialize_with = "finite_or_null")]
+    pub integrated_diff_lu: f64,
+    /// True peak of B minus that of A, dB (0 when both are silent).
+    #[serde(serialize_with = "finite_or_null")]
+    pub true_peak_diff_db: f64,
+    /// residual peak ≤ max_peak_dbfs and residual RMS ≤ max_rms_dbfs.
+    pub passed: bool,
+}
+
+/// A meter that cannot take a file's format is that file's input error.
+fn rewrap(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Usage(msg) => Error::input(path, msg),
+        other => other,
+    }
+}
+
+/// b − a for two levels that may both be -inf (identical silence reads 0, not NaN).
+fn level_diff(a: f64, b: f64) -> f64 {
+    if a == b { 0.0 } else { b - a }
+}
+
+/// Compare two files sample by sample, streamed in blocks (memory does not grow with length).
+/// Different frame counts, channel counts or sample rates are an `Error::Input` naming both files
+/// and both values: such files cannot be nulled, whatever the tolerance.
+pub fn compare(a: &Path, b: &Path, tol: Tolerance) -> Result<CompareReport> {
+    let mut ra = crate::io::open(a)?;
+    let mut rb = crate::io::open(b)?;
+    let ia = ra.info().clone();
+    let ib = rb.info().clone();
+    let an = a.display();
+    if ia.sample_rate != ib.sample_rate {
+        return Err(Error::input(
+            b,
+            format!("sample rate {} Hz, but {an} is {} Hz: compare needs files of the same rate", ib.sample_rate, ia.sample_rate),
+        ));
+    }
+    if ia.channels != ib.channels {
+        return Err(Error::input(
+            b,
+            format!("{} channels, but {an} has {}: compare needs files of the same channel count", ib.channels, ia.channels),
+        ));
+    }
+    if ia.frames != ib.frames {
+        return Err(Error::input(
+            b,
+            format!(
+                "{} frames ({}), but {an} has {} frames ({}): compare needs files of the same length",
+                ib.frames,
+                seconds(ib.frames, ib.sample_rate),
+                ia.frames,
+                seconds(ia.frames, ia.sample_rate)
+            ),
+        ));
+    }
+    let channels = ia.channels;
+    let layout = Layout::for_channels(channels);
+    let mut meter_a = LoudnessMeter::new(channels, ia.sample_rate, layout).map_err(|e| rewrap(e, a))?;
+    let mut meter_b = LoudnessMeter::new(channels, ib.sample_rate, layout).map_err(|e| rewrap(e, b))?;
+
+    let limit = 10f64.powf(tol.max_peak_dbfs / 20.0);
+    let mut buf_a = vec![vec![0.0f32; BLOCK]; channels];
+    let mut buf_b = vec![vec![0.0f32; BLOCK]; channels];
+    let mut scratch = vec![vec![0.0f32; BLOCK]; channels];
+    let mut peak = 0.0f64;
+    let mut sum_sq = 0.0f64;
+    let mut first_over: Option<FirstOver> = None;
+    let mut frame0 = 0u64;
+    loop {
+        let na = read_full(ra.as_mut(), &mut buf_a, &mut scratch, BLOCK)?;
+        let nb = read_full(rb.as_mut(), &mut buf_b, &mut scratch, BLOCK)?;
+        if na != nb {
+            // Both headers agreed on the length, so one file ended early (or ran long).
+            let (short, long) = if na < nb { (a, b) } else { (b, a) };
+            return Err(Error::input(
+                short,
+                format!("ended at frame {}, while {} goes on: the files differ in length", frame0 + na.min(nb) as u64, long.display()),
+            ));
+        }
+        if na == 0 {
+            break;
+        }
+        for ch in 0..channels {
+            let (xa, xb) = (&buf_a[ch][..na], &buf_b[ch][..na]);
+            let mut block_sq = 0.0f64;
+            for (i, (&va, &vb)) in xa.iter().zip(xb).enumerate() {
+                let d = (va as f64 - vb as f64).abs();
+                block_sq += d * d;
+                if d > peak {
+                    peak = d;
+                }
+                if d > limit {
+                    let candidate = frame0 + i as u64;
+                    let earlier = match first_over {
+                        None => true,
+                        Some(f) => candidate < f.frame || (candidate == f.frame && ch < f.channel),
+                    };
+                    if earlier {
+                        first_over = Some(FirstOver { frame: candidate, channel: ch, a: va, b: vb, delta_dbfs: amplitude_db(d) });
+                    }
+                }
+            }
+            sum_sq += block_sq;
+        }
+        let pa: Vec<&[f32]> = buf_a.iter().map(|c| &c[..na]).collect();
+        let pb: Vec<&[f32]> = buf_b.iter().map(|c| &c[..na]).collect();
+        meter_a.add_planar(&pa);
+        meter_b.add_planar(&pb);
+        frame0 += na as u64;
+    }
+    let samples = frame0 as f64 * channels as f64;
+    let rms = if samples > 0.0 { (sum_sq / samples).sqrt() } else { 0.0 };
+    let residual_peak_dbfs = amplitude_db(peak);
+    let residual_rms_dbfs = amplitude_db(rms);
+    let (la, lb) = (meter_a.result(), meter_b.result());
+    Ok(CompareReport {
+        a: a.to_path_buf(),
+        b: b.to_path_buf(),
+        channels,
+        sample_rate: ia.sample_rate,
+        frames: frame0,
+        tolerance: tol,
+        residual_peak_dbfs,
+        residual_rms_dbfs,
+        max_delta_lsb_16: peak * 32768.0,
+        max_delta_lsb_24: peak * 8388608.0,
+        first_over,
+        integrated_diff_lu: level_diff(la.integrated_lufs, lb.integrated_lufs),
+        true_peak_diff_db: level_diff(la.true_peak_dbtp, lb.true_peak_dbtp),
+        loudness_a: la,
+        loudness_b: lb,
+        passed: residual_peak_dbfs <= tol.max_peak_dbfs && residual_rms_dbfs <= tol.max_rms_dbfs,
+    })
+}
+
+impl CompareReport {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("CompareReport serializes to JSON")
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("A: {}\nB: {}\n", self.a.display(), self.b.display()));
+        out.push_str(&format!(
+            "  {} ch, {} Hz, {} frames ({})\n",
+            self.channels,
+            self.sample_rate,
+            self.frames,
+            seconds(self.frames, self.sample_rate)
+        ));
+        let verdict = |v: f64, max: f64| if v <= max { "ok" } else { "OVER" };
+        out.push_str(&format!(
+            "  Residual peak        {:>9} dBFS  (max {:.1}: {})\n",
+            fmt_db(self.residual_peak_dbfs, 1),
+            self.tolerance.max_peak_dbfs,
+            verdict(self.residual_peak_dbfs, self.tolerance.max_peak_dbfs)
+        ));
+        out.push_str(&format!(
+            "  Residual RMS         {:>9} dBFS  (max {:.1}: {})\n",
+            fmt_db(self.residual_rms_dbfs, 1),
+            self.tolerance.max_rms_dbfs,
+            verdict(self.residual_rms_dbfs, self.tolerance.max_rms_dbfs)
+        ));
+        out.push_str(&format!(
+            "  Max |A-B|            {:>9.2} LSB at 16 bit, {:.2} LSB at 24 bit\n",
+            self.max_delta_lsb_16, self.max_delta_lsb_24
+        ));
+        match &self.first_over {
+            Some(f) => out.push_str(&format!(
+                "  First over tolerance frame {} ({}), channel {}: A = {:.9}, B = {:.9}, |A-B| = {} dBFS\n",
+                f.frame,
+                seconds(f.frame, self.sample_rate),
+                f.channel + 1,
+                f.a,
+                f.b,
+                fmt_db(f.delta_dbfs, 1)
+            )),
+            None => out.push_str("  No sample over the peak tolerance\n"),
+        }
+        out.push_str(&format!(
+            "  Integrated           A {} LUFS, B {} LUFS, B-A {} LU\n",
+            fmt_db(self.loudness_a.integrated_lufs, 2),
+            fmt_db(self.loudness_b.integrated_lufs, 2),
+            fmt_db(self.integrated_diff_lu, 3)
+        ));
+        out.push_str(&format!(
+            "  True peak            A {} dBTP, B {} dBTP, B-A {} dB\n",
+            fmt_db(self.loudness_a.true_peak_dbtp, 2),
+            fmt_db(self.loudness_b.true_peak_dbtp, 2),
+            fmt_db(self.true_peak_diff_db, 3)
+        ));
+        out.push_str(if self.passed { "PASS\n" } else { "FAIL: residual over tolerance\n" });
+        out
+    }
+}

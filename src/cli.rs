@@ -1,0 +1,95 @@
+//! Command-line definitions (clap derive); parsed into typed options, validated once.
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::progress::ProgressMode;
+use crate::render::EngineChoice;
+
+#[derive(Debug, Parser)]
+#[command(name = "stemforge", version, about = "Offline stem mastering: rebuild, EQ, normalise, limit and deliver stems and masters")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render a session: EQ, sum, normalise, limit, write the master and stems.
+    Render {
+        session: PathBuf,
+        /// Engine: auto uses a hardware GPU when one exists; gpu fails (exit 3) without an adapter.
+        #[arg(long, value_enum, default_value = "auto")]
+        engine: EngineChoice,
+        /// GPU adapter to use (substring of its name; default: $WGPU_ADAPTER_NAME, else the best one).
+        #[arg(long)]
+        adapter: Option<String>,
+        /// Output folder (default: the session file's folder).
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Write the render report (JSON) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: ProgressMode,
+        /// Overwrite existing outputs.
+        #[arg(long)]
+        force: bool,
+        /// Frames per block (power of two, 1024..=65536): the streaming unit and FIR partition.
+        #[arg(long, default_value_t = crate::plan::DEFAULT_BLOCK, value_parser = parse_block)]
+        block: usize,
+    },
+    /// Validate the stems and null their sum against the reference mix.
+    Check {
+        session: PathBuf,
+        /// Write the check report (JSON) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Overwrite an existing report file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Loudness per BS.1770-4 / EBU R128: integrated, LRA, max momentary/short-term, sample and true peak.
+    Measure {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Null residual of two files; exit 1 when over tolerance.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Residual peak tolerance (dBFS).
+        #[arg(long, default_value_t = -100.0, allow_negative_numbers = true)]
+        max_peak_dbfs: f64,
+        /// Residual RMS tolerance (dBFS).
+        #[arg(long, default_value_t = -120.0, allow_negative_numbers = true)]
+        max_rms_dbfs: f64,
+    },
+    /// GPU adapters seen, and which one would be used.
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_block(s: &str) -> Result<usize, String> {
+    let v: usize = s.parse().map_err(|_| format!("`{s}` is not a whole number"))?;
+    if !(1024..=65536).contains(&v) || !v.is_power_of_two() {
+        return Err(format!("{v} is not a power of two between 1024 and 65536"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

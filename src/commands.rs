@@ -1,0 +1,85 @@
+//! One function per command: run it through the library, print for people or machines, and
+//! return the exit code for a completed run (0 pass, 1 quality failure). Errors go back to main.
+use crate::analysis::{check, compare, measure};
+use crate::cli::Command;
+use crate::error::{Error, Result};
+use crate::render::{RenderOptions, render, write_report};
+use crate::session::Session;
+
+pub fn run(command: Command) -> Result<u8> {
+    match command {
+        Command::Render { session, engine, adapter, out_dir, report, progress, force, block } => {
+            let opts = RenderOptions { engine, adapter, out_dir, report, progress, force, block };
+            let r = render(&session, &opts)?;
+            eprintln!(
+                "stemforge: rendered `{}` ({:.1} s of program, {:.0}x realtime) on {}: {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB, {} limiter pass(es)",
+                r.session,
+                r.duration_s,
+                r.realtime_factor,
+                r.engine.engine,
+                r.loudness_after.integrated_lufs,
+                r.loudness_after.true_peak_dbtp,
+                r.gain_db,
+                r.iterations
+            );
+            for o in &r.outputs {
+                eprintln!("  wrote {} ({} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
+            }
+            if r.spec_met {
+                Ok(0)
+            } else {
+                for p in &r.spec_problems {
+                    eprintln!("Error: spec not met: {p}");
+                }
+                Ok(1)
+            }
+        }
+        Command::Measure { files, json } => {
+            let results = measure::measure(&files)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&measure::to_json(&results)).expect("json"));
+            } else {
+                print!("{}", measure::to_text(&results));
+            }
+            Ok(0)
+        }
+        Command::Compare { a, b, json, max_peak_dbfs, max_rms_dbfs } => {
+            let r = compare::compare(&a, &b, compare::Tolerance { max_peak_dbfs, max_rms_dbfs })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r.to_json()).expect("json"));
+            } else {
+                print!("{}", r.to_text());
+            }
+            Ok(if r.passed { 0 } else { 1 })
+        }
+        Command::Check { session, report, force } => {
+            if let Some(path) = &report {
+                if !force && path.exists() {
+                    return Err(Error::output(path, "already exists; pass --force to overwrite it"));
+                }
+            }
+            let session = Session::load(&session)?;
+            let r = check::check(&session)?;
+            print!("{}", r.to_text());
+            if let Some(path) = &report {
+                write_report(path, &r.to_json())?;
+            }
+            Ok(if r.passed() { 0 } else { 1 })
+        }
+        Command::Devices { json } => {
+            let adapters = crate::gpu::list_adapters(None);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&adapters).expect("json"));
+            } else if adapters.is_empty() {
+                println!("no GPU adapter found: {}", crate::gpu::context::NO_GPU_HELP);
+            } else {
+                for a in &adapters {
+                    let mark = if a.selected { "*" } else { " " };
+                    println!("{mark} {}", a.describe());
+                }
+                println!("(* = the adapter `--engine gpu` uses; `--engine auto` uses it only when it is a hardware GPU)");
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! The `render` command: validate everything, plan, run the passes (analysis, then limiter passes
+//! until the loudness target is met), write outputs atomically, report.
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::cpu::engine::CpuEngine;
+use crate::cpu::loudness::{LoudnessMeter, LoudnessStats};
+use crate::engine::{Engine, EngineInfo, PassParams, RenderPlan};
+use crate::error::{Error, Result};
+use crate::io::wav_writer::{WavWriter, WrittenFile};
+use crate::io::{self, AudioInfo, WriterSpec};
+use crate::plan::{PlanKind, build_plan};
+use crate::progress::{Progress, ProgressMode};
+use crate::session::{Dither, OutputKind, Session};
+use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, ThreadedSink, Writers};
+use crate::source::FileStemSource;
+
+/// DESIGN.md DSP 6: the limiter pass repeats while the loudness misses the target by more than this.
+pub const LOUDNESS_TOLERANCE_LU: f64 = 0.05;
+/// Bound on limiter passes; a target still missed after them fails the render (exit 1).
+pub const MAX_LIMITER_PASSES: u32 = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// A hardware GPU when there is one, else the CPU engine.
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub engine: EngineChoice,
+    pub adapter: Option<String>,
+    pub out_dir: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub progress: ProgressMode,
+    pub force: bool,
+    pub block: usize,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            engine: EngineChoice::Cpu,
+            adapter: None,
+            out_dir: None,
+            report: None,
+            progress: ProgressMode::None,
+            force: false,
+            block: crate::plan::DEFAULT_BLOCK,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutputRecord {
+    pub path: PathBuf,
+    pub kind: OutputKind,
+    /// The stem's name for `kind = "stems"` files.
+    pub stem: Option<String>,
+    pub format: crate::session::SampleFormat,
+    pub frames: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PassRecord {
+    pub pass: u32,
+    pub kind: &'static str,
+    pub gain_db: f64,
+    pub integrated_lufs: Option<f64>,
+    pub true_peak_dbtp: Option<f64>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenderReport {
+    pub session: String,
+    pub session_file: PathBuf,
+    pub engine: EngineInfo,
+    pub sample_rate: u32,
+    pub layout: &'static str,
+    pub frames: u64,
+    pub duration_s: f64,
+    /// Loudness of the bus before normalisation and limiting (when a target is set).
+    pub loudness_before: Option<LoudnessStats>,
+    /// Loudness of the master as written (before quantisation).
+    pub loudness_after: LoudnessStats,
+    pub target_lufs: Option<f64>,
+    pub ceiling_dbtp: Option<f64>,
+    /// Normalisation gain G applied before the limiter.
+    pub gain_db: f64,
+    pub gain_reduction: Option<GainReduction>,
+    /// Limiter passes run (the re-measure loop of DESIGN.md DSP 6).
+    pub iterations: u32,
+    pub passes: Vec<PassRecord>,
+    /// Whether the loudness target and the true-peak ceiling were met.
+    pub spec_met: bool,
+    pub spec_problems: Vec<String>,
+    pub outputs: Vec<OutputRecord>,
+    pub wall_time_s: f64,
+    pub realtime_factor: f64,
+}
+
+/// Open every stem and check they can be rendered together. Returns the infos in session order.
+pub fn open_stems(session: &Session) -> Result<Vec<AudioInfo>> {
+    let mut infos: Vec<AudioInfo> = Vec::with_capacity(session.stems.len());
+    for stem in &session.stems {
+        let reader = io::open(&stem.path)?;
+        let info = reader.info().clone();
+        if let Some(first) = infos.first() {
+            if info.sample_rate != first.sample_rate {
+                return Err(Error::input(
+                    &stem.path,
+                    format!(
+                        "sample rate {} Hz, but the session's other stems are {} Hz (stem `{}`)",
+                        info.sample_rate, first.sample_rate, session.stems[0].name
+                    ),
+                ));
+            }
+        }
+        let bus = session.layout.channels();
+        if info.channels != 1 && info.channels != bus {
+            return Err(Error::input(
+                &stem.path,
+                format!(
+                    "{} channels, but the session layout is {} ({bus} channels): a stem must be mono or match the bus",
+                    info.channels,
+                    session.layout.name()
+                ),
+            ));
+        }
+        infos.push(info);
+    }
+    Ok(infos)
+}
+
+/// Choose the engine. `auto` takes a hardware GPU and leaves software adapters (lavapipe) alone,
+/// since the CPU engine is faster than an emulated GPU.
+pub fn make_engine(choice: EngineChoice, adapter: Option<&str>) -> Result<(Box<dyn Engine>, Option<String>)> {
+    match choice {
+        EngineChoice::Cpu => Ok((Box::new(CpuEngine::new()), None)),
+        EngineChoice::Gpu => Ok((Box::new(crate::gpu::engine::GpuEngine::new(adapter)?), None)),
+        EngineChoice::Auto => match crate::gpu::engine::GpuEngine::new_hardware_only(adapter) {
+            Ok(gpu) => Ok((Box::new(gpu), None)),
+            Err(Error::NoGpu(why)) => Ok((Box::new(CpuEngine::new()), Some(why))),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// One planned output file.
+struct PlannedFile {
+    /// Index of the session output it belongs to.
+    output: usize,
+    final_path: PathBuf,
+    kind: OutputKind,
+    stem: Option<String>,
+    spec: WriterSpec,
+}
+
+fn dither_seed(output: usize, stem: Option<usize>) -> u32 {
+    // Distinct, fixed seeds per file: renders are reproducible and stem dithers uncorrelated.
+    let s = stem.map_or(0xFFFF, |s| s as u32);
+    (output as u32 + 1).wrapping_mul(0x9E37_79B9) ^ s.wrapping_mul(0x85EB_CA6B)
+}
+
+fn plan_outputs(session: &Session, plan: &RenderPlan, out_dir: &Path, force: bool) -> Result<Vec<PlannedFile>> {
+    let mut files = Vec::new();
+    let mut seen = HashSet::new();
+    for (o, out) in session.outputs.iter().enumerate() {
+        let spec = |stem: Option<usize>| WriterSpec {
+            sample_rate: plan.sample_rate,
+            channels: plan.bus_channels(),
+            layout: Some(plan.layout),
+            format: out.format,
+            dither_seed: (out.dither == Dither::Tpdf).then(|| dither_seed(o, stem)),
+        };
+        match out.kind {
+            OutputKind::Master => files.push(PlannedFile {
+                output: o,
+                final_path: out_dir.join(&out.path),
+                kind: OutputKind::Master,
+                stem: None,
+                spec: spec(None),
+            }),
+            OutputKind::Stems => {
+                for (i, sp) in plan.stems.iter().enumerate() {
+                    let stem = &session.stems[sp.index];
+                    files.push(PlannedFile {
+                        output: o,
+                        final_path: out_dir.join(session.stem_output_path(out, stem)),
+                        kind: OutputKind::Stems,
+                        stem: Some(stem.name.clone()),
+                        spec: spec(Some(i)),
+                    });
+                }
+            }
+        }
+    }
+    for f in &files {
+        if !seen.insert(f.final_path.clone()) {
+            return Err(Error::input(&session.file, format!("two outputs write the same file {}", f.final_path.display())));
+        }
+        if !force && f.final_path.exists() {
+            return Err(Error::output(&f.final_path, "already exists; pass --force to overwrite it"));
+        }
+        if f.final_path.is_dir() {
+            return Err(Error::output(&f.final_path, "is a folder"));
+        }
+    }
+    Ok(files)
+}
+
+/// Create the folders the outputs need; returns those created, to remove them again on failure.
+fn create_dirs(files: &[PlannedFile]) -> Result<Vec<PathBuf>> {
+    let mut created = Vec::new();
+    for f in files {
+        let dir = f.final_path.parent().expect("output in a folder").to_path_buf();
+        let mut missing = Vec::new();
+        let mut d = dir.as_path();
+        while !d.exists() {
+            missing.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::output(&dir, format!("cannot create folder: {e}")))?;
+        created.extend(missing.into_iter().rev());
+    }
+    Ok(created)
+}
+
+fn open_readers(session: &Session, plan: &RenderPlan) -> Result<Vec<Box<dyn io::BlockReader>>> {
+    plan.stems.iter().map(|s| io::open(&session.stems[s.index].path)).collect()
+}
+
+struct Runner<'a> {
+    session: &'a Session,
+    engine: Box<dyn Engine>,
+    progress: &'a Progress,
+    passes: Vec<PassRecord>,
+}
+
+impl Runner<'_> {
+    fn run(
+        &mut self,
+        plan: &RenderPlan,
+        params: PassParams,
+        kind: &'static str,
+        writers: Writers,
+    ) -> Result<PassResult> {
+        let t0 = Instant::now();
+        let pass_no = self.passes.len() as u32 + 1;
+        self.progress.start_pass(pass_no, kind, plan.frames);
+        let meter = LoudnessMeter::new(plan.bus_channels(), plan.sample_rate, Some(plan.layout))?;
+        let sink = ThreadedSink::start(OutputSink::new(meter, writers));
+        let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames);
+        let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
+        self.engine.run_pass(plan, &params, &mut source, &mut psink)?;
+        let result = psink.inner.finish()?.finish();
+        self.progress.finish_pass();
+        let finite = |v: f64| v.is_finite().then_some(v);
+        self.passes.push(PassRecord {
+            pass: pass_no,
+            kind,
+            gain_db: params.gain_db,
+            integrated_lufs: finite(result.loudness.integrated_lufs),
+            true_peak_dbtp: finite(result.loudness.true_peak_dbtp),
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+        self.progress.event(serde_json::json!({
+            "event": "pass_done", "pass": pass_no, "what": kind, "gain_db": params.gain_db,
+            "integrated_lufs": finite(result.loudness.integrated_lufs),
+            "true_peak_dbtp": finite(result.loudness.true_peak_dbtp),
+        }));
+        Ok(result)
+    }
+}
+
+fn make_writers(files: &[PlannedFile]) -> Result<Writers> {
+    let mut writers = Writers::none();
+    let mut stem_output: Option<usize> = None;
+    for f in files {
+        let w = WavWriter::create(&f.final_path, &f.spec)?;
+        match f.kind {
+            OutputKind::Master => writers.masters.push(w),
+            OutputKind::Stems => {
+                if stem_output != Some(f.output) {
+                    writers.stems.push(Vec::new());
+                    stem_output = Some(f.output);
+                }
+                writers.stems.last_mut().expect("stem output").push(w);
+            }
+        }
+    }
+    Ok(writers)
+}
+
+/// Render a session. Errors before any output is created leave nothing behind; errors later
+/// remove the temporary files (and the folders this render created).
+pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport> {
+    let t0 = Instant::now();
+    let session = Session::load(session_path)?;
+    let infos = open_stems(&session)?;
+    let fs = infos[0].sample_rate;
+    session.validate_sample_rate(fs)?;
+    let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
+    let stems_wanted = session.outputs.iter().any(|o| o.kind == OutputKind::Stems);
+    let bus_plan = build_plan(&session, &infos, PlanKind::Bus, opts.block)?;
+    if bus_plan.stems.is_empty() {
+        return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
+    }
+    let out_plan = if stems_wanted { build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)? } else { bus_plan.clone() };
+    let files = plan_outputs(&session, &out_plan, &out_dir, opts.force)?;
+    if let Some(r) = &opts.report {
+        if !opts.force && r.exists() {
+            return Err(Error::output(r, "already exists; pass --force to overwrite it"));
+        }
+    }
+
+    let progress = Progress::new(opts.progress);
+    let (engine, fallback) = make_engine(opts.engine, opts.adapter.as_deref())?;
+    let info = engine.info();
+    match &fallback {
+        Some(why) => progress.note(&format!("stemforge: engine cpu ({}; no hardware GPU: {why})", info.device)),
+        None => progress.note(&format!("stemforge: engine {} ({})", info.engine, info.device)),
+    }
+    progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device}));
+    if session.master.as_ref().is_some_and(|m| m.oversampling == 1) {
+        progress.note(
+            "stemforge: warning: oversampling = 1 limits sample peaks only; the true peak can pass the ceiling \
+             (the render fails if the meter reads it over). Use 4 for a true-peak ceiling.",
+        );
+    }
+
+    let created = create_dirs(&files)?;
+    let result = run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted);
+    let (result, passes) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            for d in created.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+            return Err(e);
+        }
+    };
+
+    let master = session.master.as_ref();
+    let mut problems = Vec::new();
+    let after = result.loudness.clone();
+    if let Some(target) = master.and_then(|m| m.target_lufs) {
+        if (after.integrated_lufs - target).abs() > LOUDNESS_TOLERANCE_LU {
+            problems.push(format!(
+                "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU after {} limiter passes",
+                after.integrated_lufs, target, result.iterations
+            ));
+        }
+    }
+    if let Some(m) = master {
+        if after.true_peak_dbtp > m.ceiling_dbtp {
+            problems.push(format!("true peak {:.2} dBTP is over the ceiling {:.2} dBTP", after.true_peak_dbtp, m.ceiling_dbtp));
+        }
+    }
+
+    let mut outputs = Vec::new();
+    let mut masters = result.masters.iter();
+    let mut stems = result.stems.iter().flatten();
+    for f in &files {
+        let w: &WrittenFile = match f.kind {
+            OutputKind::Master => masters.next(),
+            OutputKind::Stems => stems.next(),
+        }
+        .ok_or_else(|| Error::Internal("output count mismatch".into()))?;
+        outputs.push(OutputRecord {
+            path: w.path.clone(),
+            kind: f.kind,
+            stem: f.stem.clone(),
+            format: f.spec.format,
+            frames: w.frames,
+            bytes: w.bytes,
+            sha256: w.sha256.clone(),
+        });
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let duration = out_plan.frames as f64 / fs as f64;
+    let report = RenderReport {
+        session: session.name.clone(),
+        session_file: session.file.clone(),
+        engine: info,
+        sample_rate: fs,
+        layout: session.layout.name(),
+        frames: out_plan.frames,
+        duration_s: duration,
+        loudness_before: result.before,
+        loudness_after: after,
+        target_lufs: master.and_then(|m| m.target_lufs),
+        ceiling_dbtp: master.map(|m| m.ceiling_dbtp),
+        gain_db: result.gain_db,
+        gain_reduction: master.map(|_| result.reduction),
+        iterations: result.iterations,
+        passes,
+        spec_met: problems.is_empty(),
+        spec_problems: problems,
+        outputs,
+        wall_time_s: wall,
+        realtime_factor: duration / wall,
+    };
+    if let Some(path) = &opts.report {
+        write_report(path, &report)?;
+    }
+    Ok(report)
+}
+
+struct PassesOutcome {
+    before: Option<LoudnessStats>,
+    gain_db: f64,
+    iterations: u32,
+    loudness: LoudnessStats,
+    reduction: GainReduction,
+    masters: Vec<WrittenFile>,
+    stems: Vec<Vec<WrittenFile>>,
+}
+
+fn run_passes(
+    session: &Session,
+    engine: Box<dyn Engine>,
+    progress: &Progress,
+    bus_plan: &RenderPlan,
+    out_plan: &RenderPlan,
+    files: &[PlannedFile],
+    stems_wanted: bool,
+) -> Result<(PassesOutcome, Vec<PassRecord>)> {
+    let mut runner = Runner { session, engine, progress, passes: Vec::new() };
+    let master = session.master.as_ref();
+    let limit = master.is_some();
+    let target = master.and_then(|m| m.target_lufs);
+
+    let (before, mut gain_db) = match target {
+        Some(t) => {
+            let analysis = runner.run(bus_plan, PassParams { gain_db: 0.0, limit: false, stems: false }, "analysis", Writers::none())?;
+            let l = analysis.loudness.integrated_lufs;
+            if !l.is_finite() {
+                return Err(Error::input(
+                    &session.file,
+                    "the program is silent (integrated loudness below the -70 LUFS gate): it cannot be normalised to a target",
+                ));
+            }
+            (Some(analysis.loudness), t - l)
+        }
+        None => (None, 0.0),
+    };
+
+    let mut iterations = 0;
+    loop {
+        iterations += 1;
+        let writers = make_writers(files)?;
+        let params = PassParams { gain_db, limit, stems: stems_wanted };
+        let result = runner.run(out_plan, params, if limit { "limiter" } else { "sum" }, writers)?;
+        let miss = target.map(|t| t - result.loudness.integrated_lufs);
+        match miss {
+            Some(m) if m.abs() > LOUDNESS_TOLERANCE_LU && iterations < MAX_LIMITER_PASSES && m.is_finite() => {
+                // The limiter took some loudness away (or the meter's gating moved): correct G and
+                // run the limiter pass again. Dropping this pass's writers deletes their temp files.
+                drop(result);
+                gain_db += m;
+                continue;
+            }
+            _ => {
+                let (masters, stems) = result.writers.commit()?;
+                let outcome = PassesOutcome {
+                    before,
+                    gain_db,
+                    iterations,
+                    loudness: result.loudness,
+                    reduction: result.reduction,
+                    masters,
+                    stems,
+                };
+                return Ok((outcome, runner.passes));
+            }
+        }
+    }
+}
+
+/// Write JSON atomically: a temp file beside it, then rename.
+pub fn write_report(path: &Path, report: &impl serde::Serialize) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".report.")
+        .suffix(".stemforge-tmp")
+        .permissions(crate::io::output_permissions())
+        .tempfile_in(dir)
+        .map_err(|e| Error::output(path, format!("cannot create report: {e}")))?;
+    serde_json::to_writer_pretty(&mut tmp, report).map_err(|e| Error::output(path, e.to_string()))?;
+    use std::io::Write;
+    tmp.write_all(b"\n").map_err(|e| Error::output(path, e.to_string()))?;
+    tmp.persist(path).map_err(|e| Error::output(path, format!("cannot write report: {e}")))?;
+    Ok(())
+}

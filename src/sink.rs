@@ -1,0 +1,235 @@
+//! Where a pass's aligned blocks go: the loudness meter, the output writers, the progress
+//! display, and a thread that runs them beside the engine.
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
+
+use crate::cpu::loudness::{LoudnessMeter, LoudnessStats};
+use crate::engine::{PassBlock, PassSink};
+use crate::error::{Error, Result};
+use crate::io::wav_writer::{WavWriter, WrittenFile};
+use crate::progress::Progress;
+
+/// Gain-reduction statistics of the limiter over the program (dB, positive = reduction).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct GainReduction {
+    pub max_db: f64,
+    pub mean_db: f64,
+}
+
+/// Meters the master; writes it and the stems when writers are given.
+pub struct OutputSink {
+    meter: LoudnessMeter,
+    masters: Vec<WavWriter>,
+    /// `stems[output][stem in plan order]`.
+    stems: Vec<Vec<WavWriter>>,
+    max_reduction_db: f64,
+    sum_reduction_db: f64,
+    frames: u64,
+}
+
+/// What a pass measured, with its writers still open (files under temporary names).
+pub struct PassResult {
+    pub loudness: LoudnessStats,
+    pub reduction: GainReduction,
+    pub writers: Writers,
+}
+
+/// Open output writers of a pass: masters, and `stems[output][stem in plan order]`.
+pub struct Writers {
+    pub masters: Vec<WavWriter>,
+    pub stems: Vec<Vec<WavWriter>>,
+}
+
+impl Writers {
+    pub fn none() -> Self {
+        Writers { masters: Vec::new(), stems: Vec::new() }
+    }
+    /// Finish every file and rename it into place. Until this, nothing is under a final name.
+    pub fn commit(self) -> Result<(Vec<WrittenFile>, Vec<Vec<WrittenFile>>)> {
+        let masters = self.masters.into_iter().map(|w| w.finish()).collect::<Result<Vec<_>>>()?;
+        let stems = self
+            .stems
+            .into_iter()
+            .map(|ws| ws.into_iter().map(|w| w.finish()).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?;
+        Ok((masters, stems))
+    }
+}
+
+impl OutputSink {
+    pub fn new(meter: LoudnessMeter, writers: Writers) -> Self {
+        OutputSink {
+            meter,
+            masters: writers.masters,
+            stems: writers.stems,
+            max_reduction_db: 0.0,
+            sum_reduction_db: 0.0,
+            frames: 0,
+        }
+    }
+
+    /// The measurements, and the writers left open for the caller to commit or drop.
+    pub fn finish(self) -> PassResult {
+        let mean = if self.frames > 0 { self.sum_reduction_db / self.frames as f64 } else { 0.0 };
+        PassResult {
+            loudness: self.meter.result(),
+            reduction: GainReduction { max_db: self.max_reduction_db, mean_db: mean },
+            writers: Writers { masters: self.masters, stems: self.stems },
+        }
+    }
+}
+
+impl PassSink for OutputSink {
+    fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
+        let n = block.len;
+        let master: Vec<&[f32]> = block.master.iter().map(|c| &c[..n]).collect();
+        if let Some(g) = block.gain {
+            for &v in &g[..n] {
+                let db = -20.0 * (v as f64).log10();
+                self.max_reduction_db = self.max_reduction_db.max(db);
+                self.sum_reduction_db += db;
+            }
+        }
+        self.frames += n as u64;
+        let meter = &mut self.meter;
+        let masters = &mut self.masters;
+        let stems = &mut self.stems;
+        let (a, b) = rayon::join(
+            || {
+                meter.add_planar(&master);
+                Ok::<(), Error>(())
+            },
+            || {
+                masters.par_iter_mut().try_for_each(|w| w.write_planar(&master, n))?;
+                stems.par_iter_mut().try_for_each(|ws| {
+                    ws.par_iter_mut().zip(block.stems.par_iter()).try_for_each(|(w, s)| {
+                        let planes: Vec<&[f32]> = s.iter().map(|c| &c[..n]).collect();
+                        w.write_planar(&planes, n)
+                    })
+                })
+            },
+        );
+        a?;
+        b
+    }
+}
+
+/// Owned copy of a `PassBlock`, to cross to the sink thread.
+struct OwnedBlock {
+    index: u64,
+    len: usize,
+    master: Vec<Vec<f32>>,
+    stems: Vec<Vec<Vec<f32>>>,
+    gain: Option<Vec<f32>>,
+}
+
+fn copy_into(dst: &mut Vec<f32>, src: &[f32]) {
+    dst.clear();
+    dst.extend_from_slice(src);
+}
+
+/// Runs a sink on its own thread so metering, quantising and writing overlap the engine.
+pub struct ThreadedSink<S: PassSink + Send + 'static> {
+    tx: Option<SyncSender<OwnedBlock>>,
+    recycled: Receiver<OwnedBlock>,
+    thread: Option<JoinHandle<(S, Result<()>)>>,
+}
+
+impl<S: PassSink + Send + 'static> ThreadedSink<S> {
+    pub fn start(mut inner: S) -> Self {
+        let (tx, rx) = sync_channel::<OwnedBlock>(2);
+        let (back, recycled) = sync_channel::<OwnedBlock>(4);
+        let thread = std::thread::spawn(move || {
+            let mut result = Ok(());
+            for b in rx {
+                result = inner.block(PassBlock {
+                    index: b.index,
+                    len: b.len,
+                    master: &b.master,
+                    stems: &b.stems,
+                    gain: b.gain.as_deref(),
+                });
+                if result.is_err() {
+                    // Dropping the receiver makes the engine's next send fail, so it stops early.
+                    break;
+                }
+                let _ = back.try_send(b);
+            }
+            (inner, result)
+        });
+        ThreadedSink { tx: Some(tx), recycled, thread: Some(thread) }
+    }
+
+    /// Wait for every block to be processed; return the inner sink.
+    pub fn finish(mut self) -> Result<S> {
+        drop(self.tx.take());
+        let (inner, result) = self
+            .thread
+            .take()
+            .expect("sink thread")
+            .join()
+            .map_err(|_| Error::Internal("output thread panicked".into()))?;
+        result.map(|_| inner)
+    }
+}
+
+impl<S: PassSink + Send + 'static> PassSink for ThreadedSink<S> {
+    fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
+        let mut owned = self.recycled.try_recv().unwrap_or(OwnedBlock {
+            index: 0,
+            len: 0,
+            master: Vec::new(),
+            stems: Vec::new(),
+            gain: None,
+        });
+        owned.index = block.index;
+        owned.len = block.len;
+        owned.master.resize_with(block.master.len(), Vec::new);
+        for (d, s) in owned.master.iter_mut().zip(block.master) {
+            copy_into(d, &s[..block.len]);
+        }
+        owned.stems.resize_with(block.stems.len(), Vec::new);
+        for (d, s) in owned.stems.iter_mut().zip(block.stems) {
+            d.resize_with(s.len(), Vec::new);
+            for (dc, sc) in d.iter_mut().zip(s) {
+                copy_into(dc, &sc[..block.len]);
+            }
+        }
+        match (block.gain, &mut owned.gain) {
+            (Some(g), Some(d)) => copy_into(d, &g[..block.len]),
+            (Some(g), slot) => *slot = Some(g[..block.len].to_vec()),
+            (None, slot) => *slot = None,
+        }
+        let tx = self.tx.as_ref().expect("sink open");
+        if tx.send(owned).is_err() {
+            // The thread stopped on an error: report it now.
+            let (_, result) = self
+                .thread
+                .take()
+                .expect("sink thread")
+                .join()
+                .map_err(|_| Error::Internal("output thread panicked".into()))?;
+            result?;
+            return Err(Error::Internal("output thread stopped".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Reports progress as blocks reach the sink.
+pub struct ProgressSink<'a, S: PassSink> {
+    pub inner: S,
+    pub progress: &'a Progress,
+    pub frames_done: u64,
+}
+
+impl<S: PassSink> PassSink for ProgressSink<'_, S> {
+    fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
+        self.frames_done += block.len as u64;
+        self.inner.block(block)?;
+        self.progress.advance(self.frames_done);
+        Ok(())
+    }
+}

@@ -1,0 +1,377 @@
+//! Whole renders through the CLI, on every engine: exact sums, loudness targets read by ffmpeg,
+//! true peak under the ceiling, stems that sum to the master, sample alignment, the golden demo.
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+const FS: u32 = 48_000;
+
+fn session_file(dir: &Path, body: &str) -> std::path::PathBuf {
+    let p = dir.join("session.toml");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// Issue 2: seven 24-bit stems, no EQ and no master, to f32: the output is the exact sum.
+#[test]
+fn seven_stems_sum_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let gains = [0.0, -3.0, 2.5, -6.0, 0.0, -1.5, 1.0];
+    let mono = [false, true, false, false, true, false, false];
+    let lengths = [96_000usize, 90_000, 96_000, 60_000, 96_000, 95_999, 72_000];
+    let mut expected = vec![vec![0.0f64; 96_000]; 2];
+    let mut toml = String::from("name = \"seven\"\nlayout = \"stereo\"\n");
+    for i in 0..7 {
+        let mut s = music(100 + i as u64, lengths[i], if mono[i] { 1 } else { 2 }, -9.0);
+        quantise(&mut s, 24);
+        write_wav(&dir.path().join(format!("s{i}.wav")), &s, FS, 24);
+        let g = 10f64.powf(gains[i] / 20.0);
+        for (c, e) in expected.iter_mut().enumerate() {
+            let (src, w) = if mono[i] { (0, stemforge::plan::MONO_TO_STEREO as f64) } else { (c, 1.0) };
+            for (n, v) in s[src].iter().enumerate() {
+                e[n] += g * w * *v as f64;
+            }
+        }
+        toml += &format!("[[stems]]\nname = \"s{i}\"\npath = \"s{i}.wav\"\ngain_db = {}\n", gains[i]);
+    }
+    toml += "[[outputs]]\npath = \"sum.wav\"\nkind = \"master\"\nformat = \"f32\"\n";
+    let session = session_file(dir.path(), &toml);
+    let expected: Vec<Vec<f32>> = expected.iter().map(|c| c.iter().map(|v| *v as f32).collect()).collect();
+    for engine in engines() {
+        let out = dir.path().join(format!("out-{engine}"));
+        render(&session, &out, engine, &[], 0);
+        let (fs, got) = read_audio(&out.join("sum.wav"));
+        assert_eq!(fs, FS);
+        assert_eq!(got[0].len(), 96_000, "{engine}: frame count is the longest stem's");
+        let (peak, rms) = residual(&got, &expected);
+        // The sum of 7 f32 products carries ~7 ulp of rounding at most: far below -110 dBFS.
+        assert!(peak <= -110.0, "{engine}: residual peak {peak:.1} dBFS (rms {rms:.1})");
+    }
+}
+
+fn song_session(dir: &Path, target: f64, ceiling: f64, extra_outputs: &str) -> std::path::PathBuf {
+    let names = ["drums", "bass", "keys", "vox"];
+    for (i, n) in names.iter().enumerate() {
+        let mut s = music(7 + i as u64, 4 * FS as usize, if *n == "bass" { 1 } else { 2 }, -6.0 - i as f64);
+        quantise(&mut s, 24);
+        write_wav(&dir.join(format!("{n}.wav")), &s, FS, 24);
+    }
+    let body = format!(
+        r#"name = "song"
+layout = "stereo"
+[[stems]]
+name = "drums"
+path = "drums.wav"
+eq = [{{ type = "low_shelf", freq_hz = 90.0, gain_db = 2.0, q = 0.707 }}]
+[[stems]]
+name = "bass"
+path = "bass.wav"
+gain_db = 1.0
+eq = [{{ type = "highpass", freq_hz = 35.0, order = 2 }}]
+[[stems]]
+name = "keys"
+path = "keys.wav"
+eq = [{{ type = "peak", freq_hz = 1200.0, gain_db = -2.0, q = 1.4 }}]
+[[stems]]
+name = "vox"
+path = "vox.wav"
+gain_db = 2.0
+eq = [{{ type = "high_shelf", freq_hz = 8000.0, gain_db = 2.0, q = 0.707 }}]
+[bus]
+eq = [{{ type = "peak", freq_hz = 250.0, gain_db = -1.0, q = 0.8 }}]
+[eq_design]
+taps = 4095
+[master]
+target_lufs = {target}
+ceiling_dbtp = {ceiling}
+[[outputs]]
+path = "master.wav"
+kind = "master"
+format = "f32"
+{extra_outputs}
+"#
+    );
+    session_file(dir, &body)
+}
+
+fn dme_session(dir: &Path, target: f64, ceiling: f64) -> std::path::PathBuf {
+    // Dialogue (mono, centre), music (5.1), effects (5.1 with a hot LFE).
+    let frames = 4 * FS as usize;
+    let mut dia = music(31, frames, 1, -4.0);
+    quantise(&mut dia, 24);
+    write_wav(&dir.join("dialogue.wav"), &dia, FS, 24);
+    let mut mus = music(32, frames, 6, -10.0);
+    mus[3].iter_mut().for_each(|v| *v *= 0.3);
+    quantise(&mut mus, 24);
+    write_wav(&dir.join("music.wav"), &mus, FS, 24);
+    let mut fx = music(33, frames, 6, -8.0);
+    // A hot LFE: louder than anything else, and it must not count towards loudness.
+    fx[3] = music(34, frames, 1, -1.0).remove(0);
+    quantise(&mut fx, 24);
+    write_wav(&dir.join("effects.wav"), &fx, FS, 24);
+    let body = format!(
+        r#"name = "reel-1"
+layout = "5.1"
+[[stems]]
+name = "dialogue"
+path = "dialogue.wav"
+eq = [{{ type = "highpass", freq_hz = 80.0, order = 4 }}, {{ type = "peak", freq_hz = 3000.0, gain_db = 1.5, q = 1.0 }}]
+[[stems]]
+name = "music"
+path = "music.wav"
+gain_db = -2.0
+[[stems]]
+name = "effects"
+path = "effects.wav"
+eq = [{{ type = "lowpass", freq_hz = 16000.0, order = 2 }}]
+[eq_design]
+taps = 2047
+phase = "minimum"
+[master]
+target_lufs = {target}
+ceiling_dbtp = {ceiling}
+[[outputs]]
+path = "printmaster.wav"
+kind = "master"
+format = "pcm24"
+[[outputs]]
+path = "printmaster-f32.wav"
+kind = "master"
+format = "f32"
+[[outputs]]
+path = "stems"
+kind = "stems"
+format = "pcm24"
+"#
+    );
+    session_file(dir, &body)
+}
+
+fn assert_spec(path: &Path, target: f64, ceiling: f64, frames: usize, what: &str) {
+    let (i, tp, sp) = ffmpeg_loudness(path);
+    // 0.1 LU: the issue's acceptance figure; the render itself iterates to 0.05 LU by its meter.
+    assert!((i - target).abs() <= 0.1, "{what}: integrated {i:.2} LUFS by ffmpeg, target {target}");
+    assert!(tp <= ceiling, "{what}: true peak {tp:.2} dBTP by ffmpeg over the ceiling {ceiling}");
+    assert!(sp <= ceiling, "{what}: sample peak {sp:.2} dBFS over the ceiling {ceiling}");
+    let (_, data) = read_audio(path);
+    assert_eq!(data[0].len(), frames, "{what}: frame count");
+}
+
+/// Issue 3: loudness targets met, true peak under the ceiling, read by ffmpeg, on every engine.
+#[test]
+fn stereo_song_meets_loudness_specs() {
+    for (target, ceiling) in [(-14.0, -1.0), (-23.0, -1.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let session = song_session(dir.path(), target, ceiling, "");
+        for engine in engines() {
+            let out = dir.path().join(engine);
+            render(&session, &out, engine, &[], 0);
+            assert_spec(&out.join("master.wav"), target, ceiling, 4 * FS as usize, &format!("song {target} on {engine}"));
+        }
+    }
+}
+
+#[test]
+fn dme_51_meets_loudness_specs_and_declares_layout() {
+    for (target, ceiling) in [(-23.0, -1.0), (-14.0, -1.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dme_session(dir.path(), target, ceiling);
+        for engine in engines() {
+            let out = dir.path().join(engine);
+            render(&session, &out, engine, &[], 0);
+            let pm = out.join("printmaster.wav");
+            assert_spec(&pm, target, ceiling, 4 * FS as usize, &format!("DME {target} on {engine}"));
+            let (channels, layout) = ffprobe_layout(&pm);
+            assert_eq!(channels, 6);
+            assert_eq!(layout, "5.1(side)", "{engine}: WAVE_FORMAT_EXTENSIBLE mask FL FR FC LFE SL SR");
+        }
+    }
+}
+
+fn sum_of(files: &[std::path::PathBuf]) -> Vec<Vec<f32>> {
+    let mut acc: Option<Vec<Vec<f64>>> = None;
+    for f in files {
+        let (_, d) = read_audio(f);
+        let a = acc.get_or_insert_with(|| vec![vec![0.0; d[0].len()]; d.len()]);
+        for (ac, dc) in a.iter_mut().zip(&d) {
+            for (x, y) in ac.iter_mut().zip(dc) {
+                *x += *y as f64;
+            }
+        }
+    }
+    acc.unwrap().iter().map(|c| c.iter().map(|v| *v as f32).collect()).collect()
+}
+
+/// Issue 3: stem outputs carry the master's gain and limiter envelope and sum to it.
+#[test]
+fn stems_sum_to_the_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = song_session(dir.path(), -12.0, -1.0, "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n");
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        render(&session, &out, engine, &[], 0);
+        let stems: Vec<_> = ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let (_, master) = read_audio(&out.join("master.wav"));
+        let (peak, rms) = residual(&sum_of(&stems), &master);
+        // f32 sums of four stems in another order: a few ulp of a full-scale signal.
+        assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+    }
+    // DME stems at 24 bits with independent dither sum to the 24-bit printmaster within the dither.
+    let dir = tempfile::tempdir().unwrap();
+    let session = dme_session(dir.path(), -23.0, -1.0);
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        render(&session, &out, engine, &[], 0);
+        let stems: Vec<_> = ["dialogue", "music", "effects"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let (_, pm) = read_audio(&out.join("printmaster.wav"));
+        let (peak, _) = residual(&sum_of(&stems), &pm);
+        // Four dithered 24-bit signals, each within 1.5 LSB of the exact value: < 6 LSB = -123 dBFS;
+        // the issue's bound is -90 dBFS.
+        assert!(peak <= -90.0, "{engine}: DME stems vs printmaster residual {peak:.1} dBFS");
+    }
+}
+
+/// DESIGN.md DSP 1: every latency is compensated: an impulse stays at its frame through a
+/// linear-phase EQ, the bus EQ and the limiter's look-ahead and oversampling filter.
+#[test]
+fn impulses_stay_at_their_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 3 * FS as usize;
+    // Around block boundaries (8192) and both ends, each far enough from the next to be found alone.
+    let clicks = [1usize, 8191, 16_384, 50_001, frames - 3];
+    let mut s = music(5, frames, 2, -40.0);
+    for &c in &clicks {
+        s[0][c] = 0.5;
+        s[1][c] = -0.5;
+    }
+    quantise(&mut s, 24);
+    write_wav(&dir.path().join("clicks.wav"), &s, FS, 24);
+    let session = session_file(
+        dir.path(),
+        r#"name = "align"
+layout = "stereo"
+[[stems]]
+name = "clicks"
+path = "clicks.wav"
+eq = [{ type = "peak", freq_hz = 2000.0, gain_db = 3.0, q = 2.0 }]
+[bus]
+eq = [{ type = "low_shelf", freq_hz = 100.0, gain_db = -2.0, q = 0.707 }]
+[master]
+ceiling_dbtp = -1.0
+[[outputs]]
+path = "out.wav"
+kind = "master"
+format = "f32"
+"#,
+    );
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        render(&session, &out, engine, &[], 0);
+        let (_, y) = read_audio(&out.join("out.wav"));
+        assert_eq!(y[0].len(), frames);
+        for &c in &clicks {
+            // The click is the largest sample within +-200 frames of where it was put, on its frame.
+            let lo = c.saturating_sub(200);
+            let hi = (c + 200).min(frames);
+            let at = (lo..hi).max_by(|a, b| y[0][*a].abs().total_cmp(&y[0][*b].abs())).unwrap();
+            assert_eq!(at, c, "{engine}: click put at frame {c} came out at frame {at}");
+            assert!(y[0][c] > 0.2 && y[1][c] < -0.2, "{engine}: click at {c} lost its level or polarity");
+        }
+    }
+}
+
+/// The limiter's guarantee on hard material through the whole chain, read by ffmpeg.
+#[test]
+fn limiter_holds_the_ceiling_on_hard_signals() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 2 * FS as usize;
+    let n = frames;
+    let mut square = vec![vec![0.0f32; n]; 2];
+    let mut quarter = vec![vec![0.0f32; n]; 2];
+    let mut burst = vec![vec![0.0f32; n]; 2];
+    for i in 0..n {
+        let sq = if (i / 37) % 2 == 0 { 0.999 } else { -0.999 };
+        square[0][i] = sq;
+        square[1][i] = -sq;
+        // fs/4 at 45 degrees: samples at +-0.707 of a sine whose true peak is 1.0 (3 dB over).
+        let q = (std::f64::consts::PI / 2.0 * i as f64 + std::f64::consts::PI / 4.0).sin() as f32;
+        quarter[0][i] = q;
+        quarter[1][i] = q;
+        // Silence, then a full-scale transient.
+        let t = if i > n / 2 { if (i - n / 2) < 3 { 0.99 } else { 0.0 } } else { 0.0 };
+        burst[0][i] = t;
+        burst[1][i] = t;
+    }
+    // A quiet bed under the transient, so the limiter releases from a real signal.
+    let bed = music(11, n, 2, -30.0);
+    for (b, d) in burst.iter_mut().zip(&bed) {
+        b.iter_mut().zip(d).for_each(|(x, y)| *x += *y);
+    }
+    write_wav(&dir.path().join("square.wav"), &square, FS, 0);
+    write_wav(&dir.path().join("quarter.wav"), &quarter, FS, 0);
+    write_wav(&dir.path().join("burst.wav"), &burst, FS, 0);
+    for (case, gain) in [("square", 6.0), ("quarter", 3.0), ("burst", 10.0)] {
+        let session = session_file(
+            dir.path(),
+            &format!(
+                r#"name = "hard-{case}"
+layout = "stereo"
+[[stems]]
+name = "{case}"
+path = "{case}.wav"
+gain_db = {gain}
+[master]
+ceiling_dbtp = -1.0
+[[outputs]]
+path = "{case}-out.wav"
+kind = "master"
+format = "f32"
+[[outputs]]
+path = "{case}-out16.wav"
+kind = "master"
+format = "pcm16"
+"#
+            ),
+        );
+        for engine in engines() {
+            let out = dir.path().join(engine);
+            render(&session, &out, engine, &[], 0);
+            for f in [format!("{case}-out.wav"), format!("{case}-out16.wav")] {
+                let path = out.join(&f);
+                // The reference meter (DESIGN.md DSP 5: the `ebur128` crate).
+                let reference = stemforge::cpu::loudness::measure_file(&path).unwrap();
+                assert!(reference.true_peak_dbtp <= -1.0, "{engine} {f}: true peak {:.2} dBTP", reference.true_peak_dbtp);
+                assert!(reference.sample_peak_dbfs <= -1.0, "{engine} {f}: sample peak {:.2} dBFS", reference.sample_peak_dbfs);
+                let (_, ffmpeg_tp, _) = ffmpeg_loudness(&path);
+                if case == "quarter" {
+                    // ffmpeg 5.1's true-peak meter (swresample to 192 kHz) over-reads pure high
+                    // tones: a 0.5-amplitude sine reads +0.3 dB at 10 kHz, +0.9 dB at 15 kHz, and
+                    // this fs/4 case +0.6 dB over its analytic peak. The reference meter reads
+                    // them within 0.03 dB, so the tone is held to the reference meter above.
+                    eprintln!("{engine} {f}: ffmpeg reads {ffmpeg_tp:.2} dBTP (its HF over-read)");
+                } else {
+                    assert!(ffmpeg_tp <= -1.0, "{engine} {f}: true peak {ffmpeg_tp:.2} dBTP by ffmpeg");
+                }
+            }
+        }
+    }
+}
+
+/// The bundled demo renders to its golden f32 master (reference-renders/README.md says how it
+/// was made; a change that moves it must say why).
+#[test]
+fn demo_matches_its_golden_render() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference-renders/demo");
+    let dir = tempfile::tempdir().unwrap();
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        render(&root.join("session.toml"), &out, engine, &[], 0);
+        let (_, got) = read_audio(&out.join("out/master-f32.wav"));
+        let (_, gold) = read_audio(&root.join("golden/master-f32.wav"));
+        let (peak, rms) = residual(&got, &gold);
+        // The render parity contract (DESIGN.md): float output within -100 dBFS peak, -120 RMS.
+        assert!(peak <= -100.0 && rms <= -120.0, "{engine}: demo vs golden {peak:.1} dBFS peak, {rms:.1} rms");
+    }
+}
