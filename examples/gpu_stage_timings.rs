@@ -10,6 +10,7 @@ use stemforge::engine::{
     Engine, FirPlan, LimiterPlan, PassBlock, PassParams, PassSink, RenderPlan, StemPlan, StemSource,
 };
 use stemforge::gpu::fir_convolve::{FftStrategy, FirConvolve, FirLane, FirPipelines};
+use stemforge::gpu::kernel::Precision;
 use stemforge::gpu::limiter_hold::LimiterHold;
 use stemforge::gpu::limiter_release::LimiterRelease;
 use stemforge::gpu::limiter_smooth::LimiterSmooth;
@@ -131,13 +132,16 @@ fn main() {
     );
 
     let table = design_oversampling(4);
+    let precision = Precision::for_context(&ctx);
+    println!("  (limiter dB stages in {precision:?})");
     let (atten, held, rel, gain) = (
         ctx.storage("a", (block * 4) as u64),
         ctx.storage("h", (block * 4) as u64),
         ctx.storage("r", (block * 4) as u64),
         ctx.storage("g", (block * 4) as u64),
     );
-    let peak = OversamplePeak::new(&ctx, &table, 2, block, -1.2, &a, 0, &atten).expect("peak");
+    let peak =
+        OversamplePeak::new(&ctx, precision, &table, 2, block, -1.2, &a, 0, &atten).expect("peak");
     println!(
         "  oversample_peak (4x, 2 ch)   {:9.0}",
         best_us(&ctx, reps, |p, j| peak.encode(p, j))
@@ -147,12 +151,13 @@ fn main() {
         "  limiter_hold (L 96)          {:9.0}",
         best_us(&ctx, reps, |p, j| hold.encode(p, j))
     );
-    let release = LimiterRelease::new(&ctx, 0.99965, block, &held, &rel).expect("release");
+    let release =
+        LimiterRelease::new(&ctx, precision, 0.99965, block, &held, &rel).expect("release");
     println!(
         "  limiter_release              {:9.0}",
         best_us(&ctx, reps, |p, _| release.encode(p))
     );
-    let smooth = LimiterSmooth::new(&ctx, 96, block, &rel, &gain).expect("smooth");
+    let smooth = LimiterSmooth::new(&ctx, precision, 96, block, &rel, &gain).expect("smooth");
     println!(
         "  limiter_smooth (L 96)        {:9.0}",
         best_us(&ctx, reps, |p, j| smooth.encode(p, j))

@@ -385,7 +385,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
 }
 
 fn run(
-    engine: &mut GpuEngine,
+    engine: &mut dyn Engine,
     plan: &RenderPlan,
     pass: &PassParams,
     stems: &[Vec<Vec<f32>>],
@@ -399,7 +399,7 @@ fn run(
     let mut sink = Collect::default();
     engine
         .run_pass(plan, pass, &mut source, &mut sink)
-        .unwrap_or_else(|e| panic!("GPU pass failed: {e}"));
+        .unwrap_or_else(|e| panic!("{} pass failed: {e}", engine.info().engine));
     sink
 }
 
@@ -552,5 +552,70 @@ fn engine_without_eq_or_limiter_is_exact_routing() {
             "a limiter pass without a limiter plan must be refused, got {:?}",
             other.err()
         ),
+    }
+}
+
+#[test]
+fn engine_matches_the_cpu_engine() {
+    use stemforge::cpu::engine::CpuEngine;
+    let Some(_gpu) = gpu("engine_matches_the_cpu_engine") else {
+        return;
+    };
+    let mut gpu_engine = GpuEngine::new(None).expect("GPU engine");
+    let mut cpu_engine = CpuEngine::new();
+    let block = 512;
+    let frames = 6 * block + 301;
+    let (plan, stems) = test_plan(block, frames);
+    for (label, pass) in [
+        (
+            "analysis",
+            PassParams {
+                gain_db: 0.0,
+                limit: false,
+                stems: false,
+            },
+        ),
+        (
+            "limited with stems",
+            PassParams {
+                gain_db: 8.0,
+                limit: true,
+                stems: true,
+            },
+        ),
+    ] {
+        let g = run(&mut gpu_engine, &plan, &pass, &stems);
+        let c = run(&mut cpu_engine, &plan, &pass, &stems);
+        assert_eq!(g.indices, c.indices, "{label}: the same blocks");
+        // DESIGN.md "Parity contract": a whole render, float output.
+        assert_parity(
+            &format!("cpu vs gpu engine, {label}, master"),
+            &c.master,
+            &g.master,
+            RENDER_PEAK_DBFS,
+            RENDER_RMS_DBFS,
+        );
+        for (i, (cs, gs)) in c.stems.iter().zip(&g.stems).enumerate() {
+            assert_parity(
+                &format!("cpu vs gpu engine, {label}, stem {i}"),
+                cs,
+                gs,
+                RENDER_PEAK_DBFS,
+                RENDER_RMS_DBFS,
+            );
+        }
+        if pass.limit {
+            assert!(
+                c.gain.iter().any(|v| *v < 0.8),
+                "{label}: the limiter must be working in this test"
+            );
+            assert_parity(
+                &format!("cpu vs gpu engine, {label}, gain"),
+                std::slice::from_ref(&c.gain),
+                std::slice::from_ref(&g.gain),
+                RENDER_PEAK_DBFS,
+                RENDER_RMS_DBFS,
+            );
+        }
     }
 }

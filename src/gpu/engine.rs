@@ -20,6 +20,7 @@ use crate::gpu::context::{GpuContext, NO_GPU_HELP};
 use crate::gpu::delay_line::{DelayLine, DelayPipelines, slots_for};
 use crate::gpu::fir_convolve::{FftStrategy, FirConvolve, FirLane, FirPipelines};
 use crate::gpu::gain_sum::{GainSum, Route};
+use crate::gpu::kernel::Precision;
 use crate::gpu::limiter_apply::LimiterApply;
 use crate::gpu::limiter_hold::LimiterHold;
 use crate::gpu::limiter_release::LimiterRelease;
@@ -325,6 +326,7 @@ impl Chain {
                 let out = ctx.storage("limited output", f32s(out_len));
                 let gain = ctx.storage("limiter gain", f32s(b));
                 let lanes: Vec<(usize, usize)> = (0..bus_ch).map(|c| (c * b, c * b)).collect();
+                let precision = Precision::for_context(ctx);
                 let tap = DelayLine::tap(
                     ctx,
                     delay_pipes,
@@ -341,6 +343,7 @@ impl Chain {
                     tap,
                     peak: OversamplePeak::new(
                         ctx,
+                        precision,
                         &l.oversampling,
                         bus_ch,
                         b,
@@ -350,8 +353,8 @@ impl Chain {
                         &atten,
                     )?,
                     hold: LimiterHold::new(ctx, l.lookahead, b, &atten, &held)?,
-                    release: LimiterRelease::new(ctx, l.rho, b, &held, &released)?,
-                    smooth: LimiterSmooth::new(ctx, l.lookahead, b, &released, &gain)?,
+                    release: LimiterRelease::new(ctx, precision, l.rho, b, &held, &released)?,
+                    smooth: LimiterSmooth::new(ctx, precision, l.lookahead, b, &released, &gain)?,
                     apply: LimiterApply::new(ctx, b, &gain, &ring, &out)?,
                     out,
                     gain,

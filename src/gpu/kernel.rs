@@ -3,38 +3,22 @@
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 
-/// The WGSL source of every stage, by name (`shaders/<stage>.wgsl`).
+/// The WGSL source of every stage, by name (`shaders/<stage>.wgsl`), and the f32 fallbacks of the
+/// stages that use f64 (see `Precision`).
+#[rustfmt::skip]
 pub const SHADERS: &[(&str, &str)] = &[
     ("pcm_unpack", include_str!("../../shaders/pcm_unpack.wgsl")),
-    (
-        "fir_convolve",
-        include_str!("../../shaders/fir_convolve.wgsl"),
-    ),
+    ("fir_convolve", include_str!("../../shaders/fir_convolve.wgsl")),
     ("gain_sum", include_str!("../../shaders/gain_sum.wgsl")),
-    (
-        "oversample_peak",
-        include_str!("../../shaders/oversample_peak.wgsl"),
-    ),
-    (
-        "limiter_hold",
-        include_str!("../../shaders/limiter_hold.wgsl"),
-    ),
-    (
-        "limiter_release",
-        include_str!("../../shaders/limiter_release.wgsl"),
-    ),
-    (
-        "limiter_smooth",
-        include_str!("../../shaders/limiter_smooth.wgsl"),
-    ),
-    (
-        "limiter_apply",
-        include_str!("../../shaders/limiter_apply.wgsl"),
-    ),
-    (
-        "dither_quantize",
-        include_str!("../../shaders/dither_quantize.wgsl"),
-    ),
+    ("oversample_peak", include_str!("../../shaders/oversample_peak.wgsl")),
+    ("oversample_peak_f32", include_str!("../../shaders/oversample_peak_f32.wgsl")),
+    ("limiter_hold", include_str!("../../shaders/limiter_hold.wgsl")),
+    ("limiter_release", include_str!("../../shaders/limiter_release.wgsl")),
+    ("limiter_release_f32", include_str!("../../shaders/limiter_release_f32.wgsl")),
+    ("limiter_smooth", include_str!("../../shaders/limiter_smooth.wgsl")),
+    ("limiter_smooth_f32", include_str!("../../shaders/limiter_smooth_f32.wgsl")),
+    ("limiter_apply", include_str!("../../shaders/limiter_apply.wgsl")),
+    ("dither_quantize", include_str!("../../shaders/dither_quantize.wgsl")),
     ("delay_line", include_str!("../../shaders/delay_line.wgsl")),
 ];
 
@@ -44,6 +28,38 @@ pub fn shader_source(stage: &str) -> Result<&'static str> {
         .find(|(name, _)| *name == stage)
         .map(|(_, src)| *src)
         .ok_or_else(|| Error::Internal(format!("no shader named {stage}")))
+}
+
+/// Arithmetic of the limiter's dB-domain stages (oversample_peak's attenuation, the release
+/// recursion, the smoothing sum and gain): f64 as the CPU twins, where the adapter has 64-bit
+/// floats (SHADER_F64: NVIDIA, AMD, lavapipe), else the `<stage>_f32.wgsl` fallbacks, which keep
+/// the same conservative direction of rounding with explicit margins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F64,
+    F32,
+}
+
+impl Precision {
+    /// F64 when the device has it, unless STEMFORGE_GPU_F32=1 asks for the fallback.
+    pub fn for_context(ctx: &GpuContext) -> Precision {
+        if ctx.has_f64() && std::env::var("STEMFORGE_GPU_F32").map_or(true, |v| v != "1") {
+            Precision::F64
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// The shader of `stage` for this precision.
+    pub fn shader(self, stage: &'static str) -> &'static str {
+        match (self, stage) {
+            (Precision::F64, s) => s,
+            (Precision::F32, "oversample_peak") => "oversample_peak_f32",
+            (Precision::F32, "limiter_release") => "limiter_release_f32",
+            (Precision::F32, "limiter_smooth") => "limiter_smooth_f32",
+            (Precision::F32, s) => s,
+        }
+    }
 }
 
 /// What a binding slot holds; slot i of the list is `@binding(i)` of `@group(0)`.

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, groups};
 
 /// Keep in sync with `SmoothConfig` in shaders/limiter_smooth.wgsl.
 #[repr(C)]
@@ -36,6 +36,7 @@ pub struct LimiterSmooth {
 impl LimiterSmooth {
     pub fn new(
         ctx: &GpuContext,
+        precision: Precision,
         lookahead: usize,
         block: usize,
         released_db: &wgpu::Buffer,
@@ -45,7 +46,7 @@ impl LimiterSmooth {
         let lookahead = lookahead.max(1);
         let kernel = Kernel::new(
             ctx,
-            "limiter_smooth",
+            precision.shader("limiter_smooth"),
             &[Uniform, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<SmoothImmediates>() as u32,
         )?;

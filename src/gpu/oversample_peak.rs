@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::dsp::oversampling::OversamplingTable;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, groups};
 
 /// Keep in sync with `OversampleConfig` in shaders/oversample_peak.wgsl.
 #[repr(C)]
@@ -45,6 +45,7 @@ impl OversamplePeak {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         ctx: &GpuContext,
+        precision: Precision,
         table: &OversamplingTable,
         channels: usize,
         block: usize,
@@ -56,7 +57,7 @@ impl OversamplePeak {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
-            "oversample_peak",
+            precision.shader("oversample_peak"),
             &[Uniform, Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<OversampleImmediates>() as u32,
         )?;
