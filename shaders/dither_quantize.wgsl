@@ -50,7 +50,7 @@ fn dither_hash(channel: u32, frame_lo: u32, frame_hi: u32) -> u32 {
 }
 
 // A uniform in [0, 1) from the top 24 bits: exact in f32.
-fn uniform(h: u32) -> f32 {
+fn unit_interval(h: u32) -> f32 {
     return f32(h >> 8u) * (1.0 / 16777216.0);
 }
 
@@ -58,7 +58,7 @@ fn uniform(h: u32) -> f32 {
 fn tpdf(channel: u32, frame_lo: u32, frame_hi: u32) -> f32 {
     let h1 = dither_hash(channel, frame_lo, frame_hi);
     let h2 = lowbias32(h1 ^ 0x68e31da4u);
-    return uniform(h1) - uniform(h2);
+    return unit_interval(h1) - unit_interval(h2);
 }
 
 fn bytes_per_sample() -> u32 {

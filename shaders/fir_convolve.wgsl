@@ -12,6 +12,18 @@
 // Every sub-FFT (size M1 or M2 <= 1024) runs in workgroup memory: a radix-4 Stockham autosort
 // (Bainville, "OpenCL Fast Fourier Transform"), plus one radix-2 pass for odd log2 sizes, 1024
 // complex values per workgroup of 256 invocations. Twiddles come from a table computed in f64.
+//
+// Why this design (measured with examples/gpu_stage_timings.rs, which times both strategies): the
+// alternative kept here, `global_pass`, runs the same radix-4 (and last radix-2) Stockham passes
+// over all M points in global memory, one dispatch per pass and no barrier. On lavapipe (Mesa
+// 22.3.6, 2 shared cores; 16 channels, B = 8192, 8191 taps, best of 10) the whole stage took
+// 97 ms per block with the four-step and 109 ms with global passes, once every index used shifts
+// and masks (with runtime divisions the four-step was 113-123 ms: lavapipe scalarises them). On a
+// GPU the four-step needs 2 dispatches per transform where global passes need log4(M) + 1 (7 for
+// B = 8192), each a round trip through memory and a barrier between dispatches, and its sub-FFTs
+// (<= 1024 points, 8 KiB) fit any adapter's workgroup memory (WebGPU guarantees 16 KiB), so no
+// size needs the global fallback. The four-step is the default everywhere; STEMFORGE_GPU_FFT=global
+// selects the other for measurement on new hardware (both are parity-tested).
 
 // Keep in sync with `FirConfig` in src/gpu/fir_convolve.rs.
 struct FirConfig {
@@ -24,7 +36,7 @@ struct FirConfig {
     m2: u32,         // second factor of M (row FFT size)
     log2_m2: u32,
     channels: u32,
-    _pad0: u32,
+    log2_half: u32,  // log2 M
     _pad1: u32,
     _pad2: u32,
 }
@@ -44,7 +56,15 @@ struct FirChannel {
 // Keep in sync with `FirImmediates` in src/gpu/fir_convolve.rs.
 struct FirImmediates {
     block_index: u32,  // blocks processed since the last reset: FDL slot and history parity
+    log2_ns: u32,      // global_pass: log2 of the sub-transforms' size so far (Stockham Ns)
+    flags: u32,        // global_pass: FLAG_* below
+    halves: u32,       // global_pass: bit 0 reads `scratch` (else `spec`), bit 1 writes `scratch`
 }
+
+const FLAG_INVERSE: u32 = 1u;
+const FLAG_FIRST: u32 = 2u;   // forward: read the input frame instead of a work half
+const FLAG_LAST: u32 = 4u;    // inverse: write the output block instead of a work half
+const FLAG_RADIX2: u32 = 8u;  // a radix-2 pass (the last one when log2 M is odd)
 
 @group(0) @binding(0) var<uniform> cfg: FirConfig;
 @group(0) @binding(1) var<storage, read> chans: array<FirChannel>;
@@ -55,13 +75,19 @@ struct FirImmediates {
 @group(0) @binding(4) var<storage, read_write> signal_out: array<f32>;
 // Two halves of [channel][hist_len]: block j reads half j % 2 and writes the other.
 @group(0) @binding(5) var<storage, read_write> hist: array<f32>;
-// [2][channel][M]: half 0 holds the spectrum being built, half 1 the column-pass scratch.
-@group(0) @binding(6) var<storage, read_write> work: array<vec2<f32>>;
-@group(0) @binding(7) var<storage, read_write> fdl: array<vec2<f32>>;
+// [channel][M]: the spectrum being built (and the spectrum MAC leaves for the inverse).
+@group(0) @binding(6) var<storage, read_write> spec: array<vec2<f32>>;
+// [channel][M]: the other buffer of every pass (two bindings rather than two halves of one, so
+// the compiler knows a pass's loads and stores never alias).
+@group(0) @binding(7) var<storage, read_write> scratch: array<vec2<f32>>;
+@group(0) @binding(8) var<storage, read_write> fdl: array<vec2<f32>>;
 var<immediate> imm: FirImmediates;
 
 const WG: u32 = 256u;
 const SPAN: u32 = 1024u;  // complex values per workgroup: SPAN / m sub-FFTs of size m
+const LOG2_SPAN: u32 = 10u;
+// Sizes are powers of two: indices use shifts and masks (a division by a runtime value is
+// emulated on GPUs and scalarised by lavapipe).
 
 var<workgroup> sh: array<vec2<f32>, 1024>;
 
@@ -83,14 +109,15 @@ fn twiddle(j: u32, inverse: bool) -> vec2<f32> {
 // `sh`. Must be called by the whole workgroup with a uniform m; `sh` must be complete on entry
 // (barrier before the call); it is complete on return.
 fn local_fft(lid: u32, m: u32, log2m: u32, inverse: bool) {
-    let quarter = m / 4u;
-    let base = (lid / quarter) * m;
-    let t = lid % quarter;
-    let turn = cfg.half;  // table entries per full turn
-    var ns = 1u;
+    let quarter = m >> 2u;
+    let base = (lid >> (log2m - 2u)) << log2m;
+    let t = lid & (quarter - 1u);
     for (var s = 0u; s < log2m / 2u; s++) {
-        let k = t % ns;
-        let step = k * (turn / (4u * ns));
+        let log2ns = 2u * s;
+        let ns = 1u << log2ns;
+        let k = t & (ns - 1u);
+        // W_{4 Ns}^k = W_M^(k M / (4 Ns))
+        let step = k << (cfg.log2_half - log2ns - 2u);
         let v0 = sh[base + t];
         let v1 = cmul(sh[base + t + quarter], twiddle(step, inverse));
         let v2 = cmul(sh[base + t + 2u * quarter], twiddle(2u * step, inverse));
@@ -102,28 +129,29 @@ fn local_fft(lid: u32, m: u32, log2m: u32, inverse: bool) {
         // (v1 - v3) times -i (forward) or +i (inverse).
         let d = select(vec2<f32>(e.y, -e.x), vec2<f32>(-e.y, e.x), inverse);
         workgroupBarrier();
-        let o = base + (t / ns) * 4u * ns + k;
+        let o = base + ((t >> log2ns) << (log2ns + 2u)) + k;
         sh[o] = a + c;
         sh[o + ns] = b + d;
         sh[o + 2u * ns] = a - c;
         sh[o + 3u * ns] = b - d;
         workgroupBarrier();
-        ns = ns * 4u;
     }
     if (log2m & 1u) == 1u {
         // Last pass radix 2: m / 2 butterflies, two per invocation.
-        let half_m = m / 2u;
+        let log2ns = log2m - 1u;
+        let ns = 1u << log2ns;
+        let half_m = m >> 1u;
         let t0 = t;
         let t1 = t + quarter;
-        let k0 = t0 % ns;
-        let k1 = t1 % ns;
+        let k0 = t0 & (ns - 1u);
+        let k1 = t1 & (ns - 1u);
         let a0 = sh[base + t0];
-        let b0 = cmul(sh[base + t0 + half_m], twiddle(k0 * (turn / (2u * ns)), inverse));
+        let b0 = cmul(sh[base + t0 + half_m], twiddle(k0 << (cfg.log2_half - log2ns - 1u), inverse));
         let a1 = sh[base + t1];
-        let b1 = cmul(sh[base + t1 + half_m], twiddle(k1 * (turn / (2u * ns)), inverse));
+        let b1 = cmul(sh[base + t1 + half_m], twiddle(k1 << (cfg.log2_half - log2ns - 1u), inverse));
         workgroupBarrier();
-        let o0 = base + (t0 / ns) * 2u * ns + k0;
-        let o1 = base + (t1 / ns) * 2u * ns + k1;
+        let o0 = base + ((t0 >> log2ns) << (log2ns + 1u)) + k0;
+        let o1 = base + ((t1 >> log2ns) << (log2ns + 1u)) + k1;
         sh[o0] = a0 + b0;
         sh[o0 + ns] = a0 - b0;
         sh[o1] = a1 + b1;
@@ -154,38 +182,38 @@ fn frame_sample(c: u32, pos: u32) -> f32 {
 fn columns(wg: u32, lid: u32, inverse: bool) {
     let m1 = cfg.m1;
     let m2 = cfg.m2;
-    let per = SPAN / m1;
-    let first = wg * per;
+    let log2_per = LOG2_SPAN - cfg.log2_m1;  // columns per workgroup: SPAN / M1
+    let first = wg << log2_per;
     let total = cfg.channels * m2;
     for (var i = 0u; i < SPAN / WG; i++) {
         let e = lid + i * WG;
-        let g = e % per;
-        let n1 = e / per;
+        let g = e & ((1u << log2_per) - 1u);
+        let n1 = e >> log2_per;
         let f = first + g;
         var v = vec2<f32>(0.0, 0.0);
         if f < total {
-            let c = f / m2;
-            let n = m2 * n1 + f % m2;
+            let c = f >> cfg.log2_m2;
+            let n = (n1 << cfg.log2_m2) + (f & (m2 - 1u));
             if inverse {
-                v = work[c * cfg.half + n];
+                v = spec[(c << cfg.log2_half) + n];
             } else {
                 v = vec2<f32>(frame_sample(c, 2u * n), frame_sample(c, 2u * n + 1u));
             }
         }
-        sh[g * m1 + n1] = v;
+        sh[(g << cfg.log2_m1) + n1] = v;
     }
     workgroupBarrier();
     local_fft(lid, m1, cfg.log2_m1, inverse);
     for (var i = 0u; i < SPAN / WG; i++) {
         let e = lid + i * WG;
-        let g = e % per;
-        let k1 = e / per;
+        let g = e & ((1u << log2_per) - 1u);
+        let k1 = e >> log2_per;
         let f = first + g;
         if f < total {
-            let c = f / m2;
-            let n2 = f % m2;
-            let v = cmul(sh[g * m1 + k1], twiddle(n2 * k1, inverse));
-            work[(cfg.channels + c) * cfg.half + k1 * m2 + n2] = v;
+            let c = f >> cfg.log2_m2;
+            let n2 = f & (m2 - 1u);
+            let v = cmul(sh[(g << cfg.log2_m1) + k1], twiddle(n2 * k1, inverse));
+            scratch[(c << cfg.log2_half) + (k1 << cfg.log2_m2) + n2] = v;
         }
     }
 }
@@ -195,32 +223,32 @@ fn columns(wg: u32, lid: u32, inverse: bool) {
 fn rows(wg: u32, lid: u32, inverse: bool) {
     let m1 = cfg.m1;
     let m2 = cfg.m2;
-    let per = SPAN / m2;
-    let first = wg * per;
+    let log2_per = LOG2_SPAN - cfg.log2_m2;  // rows per workgroup: SPAN / M2
+    let first = wg << log2_per;
     let total = cfg.channels * m1;
     for (var i = 0u; i < SPAN / WG; i++) {
         let e = lid + i * WG;
-        let g = e / m2;
-        let n2 = e % m2;
+        let g = e >> cfg.log2_m2;
+        let n2 = e & (m2 - 1u);
         let f = first + g;
         var v = vec2<f32>(0.0, 0.0);
         if f < total {
-            let c = f / m1;
-            v = work[(cfg.channels + c) * cfg.half + (f % m1) * m2 + n2];
+            let c = f >> cfg.log2_m1;
+            v = scratch[(c << cfg.log2_half) + ((f & (m1 - 1u)) << cfg.log2_m2) + n2];
         }
-        sh[g * m2 + n2] = v;
+        sh[e] = v;
     }
     workgroupBarrier();
     local_fft(lid, m2, cfg.log2_m2, inverse);
     for (var i = 0u; i < SPAN / WG; i++) {
         let e = lid + i * WG;
-        let g = e % per;
-        let k2 = e / per;
+        let g = e & ((1u << log2_per) - 1u);
+        let k2 = e >> log2_per;
         let f = first + g;
         if f < total {
-            let c = f / m1;
-            let n = f % m1 + m1 * k2;
-            let v = sh[g * m2 + k2];
+            let c = f >> cfg.log2_m1;
+            let n = (f & (m1 - 1u)) + (k2 << cfg.log2_m1);
+            let v = sh[(g << cfg.log2_m2) + k2];
             if inverse {
                 // z[n] = y[2n] + i y[2n+1]; overlap-save keeps frame samples [N - B, N).
                 let t = 2u * n;
@@ -232,7 +260,7 @@ fn rows(wg: u32, lid: u32, inverse: bool) {
                     signal_out[dst + t + 1u - cfg.hist_len] = v.y;
                 }
             } else {
-                work[c * cfg.half + n] = v;
+                spec[(c << cfg.log2_half) + n] = v;
             }
         }
     }
@@ -276,19 +304,20 @@ fn spectrum_mac(@builtin(global_invocation_id) gid: vec3<u32>) {
     let slot = imm.block_index % parts;
     let zb = c * m;
     if k == 0u {
-        let z0 = work[zb];
+        let z0 = spec[zb];
         let x = vec2<f32>(z0.x + z0.y, z0.x - z0.y);  // (X[0], X[M]), both real
         fdl[ch.fdl + slot * m] = x;
         var y = x * consts[ch.spectra];
+        var s = slot;
         for (var p = 1u; p < parts; p++) {
-            let s = (slot + parts - p) % parts;
+            s = select(s - 1u, parts - 1u, s == 0u);  // slot of block j - p
             y += fdl[ch.fdl + s * m] * consts[ch.spectra + p * m];
         }
-        work[zb] = vec2<f32>(y.x + y.y, y.x - y.y);
+        spec[zb] = vec2<f32>(y.x + y.y, y.x - y.y);
         return;
     }
-    let zk = work[zb + k];
-    let zm = work[zb + m - k];
+    let zk = spec[zb + k];
+    let zm = spec[zb + m - k];
     let w = consts[m + k];
     let e = 0.5 * (zk + conj(zm));
     let d = zk - conj(zm);
@@ -300,14 +329,98 @@ fn spectrum_mac(@builtin(global_invocation_id) gid: vec3<u32>) {
     fdl[ch.fdl + slot * m + m - k] = xm;
     var yk = cmul(xk, consts[ch.spectra + k]);
     var ym = cmul(xm, consts[ch.spectra + m - k]);
+    var sp = slot;
     for (var p = 1u; p < parts; p++) {
-        let s = ch.fdl + ((slot + parts - p) % parts) * m;
+        sp = select(sp - 1u, parts - 1u, sp == 0u);  // slot of block j - p
+        let s = ch.fdl + sp * m;
         let h = ch.spectra + p * m;
         yk += cmul(fdl[s + k], consts[h + k]);
         ym += cmul(fdl[s + m - k], consts[h + m - k]);
     }
     let e2 = yk + conj(ym);
     let o2 = cmul(yk - conj(ym), conj(w));
-    work[zb + k] = e2 + vec2<f32>(-o2.y, o2.x);
-    work[zb + m - k] = conj(e2) + vec2<f32>(o2.y, o2.x);
+    spec[zb + k] = e2 + vec2<f32>(-o2.y, o2.x);
+    spec[zb + m - k] = conj(e2) + vec2<f32>(o2.y, o2.x);
+}
+
+// Element n of the transform's input for global_pass: the packed frame (first forward pass),
+// `spec` or `scratch`.
+fn pass_load(c: u32, n: u32, first: bool) -> vec2<f32> {
+    if first {
+        return vec2<f32>(frame_sample(c, 2u * n), frame_sample(c, 2u * n + 1u));
+    }
+    if (imm.halves & 1u) == 1u {
+        return scratch[c * cfg.half + n];
+    }
+    return spec[c * cfg.half + n];
+}
+
+// Element n of the pass's output: to `spec` or `scratch`, or (last inverse pass) to the output
+// block, z[n] = y[2n] + i y[2n+1] keeping frame samples [N - B, N).
+fn pass_store(c: u32, n: u32, v: vec2<f32>, last: bool) {
+    if last {
+        let t = 2u * n;
+        let dst = chans[c].output;
+        if t >= cfg.hist_len {
+            signal_out[dst + t - cfg.hist_len] = v.x;
+        }
+        if t + 1u >= cfg.hist_len {
+            signal_out[dst + t + 1u - cfg.hist_len] = v.y;
+        }
+        return;
+    }
+    if (imm.halves & 2u) == 2u {
+        scratch[c * cfg.half + n] = v;
+    } else {
+        spec[c * cfg.half + n] = v;
+    }
+}
+
+// One Stockham pass over the whole M points of channel gid.y, one butterfly per invocation.
+@compute @workgroup_size(64)
+fn global_pass(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = gid.x;
+    let c = gid.y;
+    let m = cfg.half;
+    let inverse = (imm.flags & FLAG_INVERSE) != 0u;
+    let first = (imm.flags & FLAG_FIRST) != 0u;
+    let last = (imm.flags & FLAG_LAST) != 0u;
+    let log2ns = imm.log2_ns;
+    let ns = 1u << log2ns;
+    if c >= cfg.channels {
+        return;
+    }
+    if (imm.flags & FLAG_RADIX2) != 0u {
+        let h = m >> 1u;
+        if t >= h {
+            return;
+        }
+        let k = t & (ns - 1u);
+        let a0 = pass_load(c, t, first);
+        let b0 = cmul(pass_load(c, t + h, first), twiddle(k << (cfg.log2_half - log2ns - 1u), inverse));
+        let o = ((t >> log2ns) << (log2ns + 1u)) + k;
+        pass_store(c, o, a0 + b0, last);
+        pass_store(c, o + ns, a0 - b0, last);
+        return;
+    }
+    let quarter = m >> 2u;
+    if t >= quarter {
+        return;
+    }
+    let k = t & (ns - 1u);
+    let step = k << (cfg.log2_half - log2ns - 2u);
+    let v0 = pass_load(c, t, first);
+    let v1 = cmul(pass_load(c, t + quarter, first), twiddle(step, inverse));
+    let v2 = cmul(pass_load(c, t + 2u * quarter, first), twiddle(2u * step, inverse));
+    let v3 = cmul(pass_load(c, t + 3u * quarter, first), twiddle(3u * step, inverse));
+    let a = v0 + v2;
+    let b = v0 - v2;
+    let cc = v1 + v3;
+    let e = v1 - v3;
+    let d = select(vec2<f32>(e.y, -e.x), vec2<f32>(-e.y, e.x), inverse);
+    let o = ((t >> log2ns) << (log2ns + 2u)) + k;
+    pass_store(c, o, a + cc, last);
+    pass_store(c, o + ns, b + d, last);
+    pass_store(c, o + 2u * ns, a - cc, last);
+    pass_store(c, o + 3u * ns, b - d, last);
 }

@@ -1,7 +1,13 @@
 // limiter_smooth: attack smoothing and conversion to a linear gain, S[t] = (1/L) sum_{j<L} D[t-j],
-// g[t] = 10^(-S[t]/20). Each output sums its own L values (with L - 1 values of halo carried from
-// the previous block), never a running prefix sum, whose f32 rounding would grow with the program
-// (DESIGN.md DSP 6). Twin of src/cpu/limiter_smooth.rs; host code in src/gpu/limiter_smooth.rs.
+// g[t] = 10^(-S[t]/20), with L - 1 values of halo carried from the previous block. Never a running
+// prefix sum, whose rounding would grow with the program (DESIGN.md DSP 6): each invocation sums
+// the window of the first of its RUN outputs directly in f64, then slides it across the other
+// RUN - 1 (add the entering value, subtract the leaving one), as the CPU twin slides its f64 sum
+// across a block; RUN outputs per invocation cut the work from L to about L/RUN + 2 per output.
+// g as the CPU twin: the same series (`db_to_gain`) times the same bias, rounded DOWN to f32, so
+// that rounding never lifts a sample parked on the ceiling above it.
+// Twin of src/cpu/limiter_smooth.rs; host code in src/gpu/limiter_smooth.rs.
+// Needs 64-bit floats (SHADER_F64); adapters without them use limiter_smooth_f32.wgsl.
 
 // Keep in sync with `SmoothConfig` in src/gpu/limiter_smooth.rs.
 struct SmoothConfig {
@@ -36,23 +42,66 @@ fn extended(i: u32, half: u32) -> f32 {
     return released_db[i - h];
 }
 
+const RUN: u32 = 16u;
+
+// Covers db_to_gain's error (< 1e-14 relative), as the CPU twin's GAIN_BIAS.
+const GAIN_BIAS: f64 = 1.0 - 1e-13;
+const LN_2: f64 = 0.693147180559945309417232121458176568;
+const LOG2_10: f64 = 3.32192809488736234787031942948939018;
+
+// 10^(-att/20) for att >= 0, as the CPU twin's `db_to_gain`: 2^y, y = k + f, k = round(y) (ties to
+// even, as its magic-number rounding), 2^f = e^t by its Taylor series to t^13, 2^k exactly.
+fn db_to_gain(att_db: f64) -> f64 {
+    let y = max(att_db * (-LOG2_10 / 20.0), -1000.0);
+    let k = round(y);
+    let t = (y - k) * LN_2;
+    var p: f64 = 1.0 / 6227020800.0;
+    p = p * t + 1.0 / 479001600.0;
+    p = p * t + 1.0 / 39916800.0;
+    p = p * t + 1.0 / 3628800.0;
+    p = p * t + 1.0 / 362880.0;
+    p = p * t + 1.0 / 40320.0;
+    p = p * t + 1.0 / 5040.0;
+    p = p * t + 1.0 / 720.0;
+    p = p * t + 1.0 / 120.0;
+    p = p * t + 1.0 / 24.0;
+    p = p * t + 1.0 / 6.0;
+    p = p * t + 0.5;
+    p = p * t + 1.0;
+    p = p * t + 1.0;
+    return ldexp(p, i32(k));
+}
+
+// The largest f32 not above v (0 <= v < 2^128), whichever way the conversion rounds.
+fn f32_at_most(v: f64) -> f32 {
+    let f = f32(v);
+    return select(f, bitcast<f32>(bitcast<u32>(f) - 1u), f64(f) > v);
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let t = gid.x;
-    if t >= cfg.block {
+    let runs = (cfg.block + RUN - 1u) / RUN;
+    if gid.x >= runs {
         return;
     }
+    let first = gid.x * RUN;
     let l = cfg.lookahead;
     let rd = imm.block_index & 1u;
-    for (var i = t; i < l - 1u; i += cfg.block) {
+    // The next block's halo: the last L - 1 values of halo ++ block.
+    for (var i = gid.x; i < l - 1u; i += runs) {
         halo[(rd ^ 1u) * halo_len() + i] = extended(cfg.block + i, rd);
     }
-    // Oldest first: D[t-L+1] + ... + D[t].
-    var sum = 0.0;
-    for (var j = 0u; j < l; j++) {
-        sum += extended(t + j, rd);
+    // Window of output t: extended[t .. t + L), oldest first; the first L - 1 are summed here.
+    var sum: f64 = 0.0;
+    for (var j = 0u; j + 1u < l; j++) {
+        sum += f64(extended(first + j, rd));
     }
-    let s = sum / f32(l);
-    // 10^(-s/20) = 2^(-s log2(10) / 20)
-    gain[t] = exp2(s * -0.16609640474436813);
+    let inv_l = 1.0 / f64(l);
+    let end = min(first + RUN, cfg.block);
+    for (var t = first; t < end; t++) {
+        sum += f64(extended(t + l - 1u, rd));
+        let s = sum * inv_l;
+        sum -= f64(extended(t, rd));
+        gain[t] = select(1.0, f32_at_most(db_to_gain(s) * GAIN_BIAS), s > 0.0);
+    }
 }

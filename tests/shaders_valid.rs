@@ -13,18 +13,38 @@ fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Parse and validate with the capabilities the engine asks the device for: immediates (push
+/// constants) always, 64-bit floats only for the shaders that use them (the f64 variants of the
+/// limiter's dB stages; their `_f32` fallbacks and every other shader must do without).
 fn validate(path: &Path, source: &str) -> Result<naga::Module, String> {
-    let module = naga::front::wgsl::parse_str(source)
-        .map_err(|e| format!("{}: parse error:\n{}", path.display(), e.emit_to_string(source)))?;
-    // Immediates (push constants) are the one capability beyond core WebGPU the engine requests.
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::IMMEDIATES,
-    );
-    validator
-        .validate(&module)
-        .map_err(|e| format!("{}: validation error:\n{}", path.display(), e.emit_to_string(source)))?;
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| {
+        format!(
+            "{}: parse error:\n{}",
+            path.display(),
+            e.emit_to_string(source)
+        )
+    })?;
+    let mut caps = naga::valid::Capabilities::IMMEDIATES;
+    if uses_f64(path) {
+        caps |= naga::valid::Capabilities::FLOAT64;
+    }
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+    validator.validate(&module).map_err(|e| {
+        format!(
+            "{}: validation error:\n{}",
+            path.display(),
+            e.emit_to_string(source)
+        )
+    })?;
     Ok(module)
+}
+
+/// The shaders with an f64 path (each has a `<stage>_f32.wgsl` fallback next to it).
+const F64_SHADERS: [&str; 3] = ["oversample_peak", "limiter_release", "limiter_smooth"];
+
+fn uses_f64(path: &Path) -> bool {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    F64_SHADERS.contains(&stem)
 }
 
 #[test]
@@ -61,15 +81,22 @@ fn every_stage_has_its_shader_with_compute_entry_points() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for stage in stages {
         let path = root.join("shaders").join(format!("{stage}.wgsl"));
-        let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let src =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let module = validate(&path, &src).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            module.entry_points.iter().any(|e| e.stage == naga::ShaderStage::Compute),
+            module
+                .entry_points
+                .iter()
+                .any(|e| e.stage == naga::ShaderStage::Compute),
             "{}: no compute entry point",
             path.display()
         );
         for twin in [format!("src/cpu/{stage}.rs"), format!("src/gpu/{stage}.rs")] {
-            assert!(root.join(&twin).exists(), "stage {stage}: {twin} is missing");
+            assert!(
+                root.join(&twin).exists(),
+                "stage {stage}: {twin} is missing"
+            );
         }
         // The shader's parameter structs point at their Rust twins.
         assert!(
@@ -78,6 +105,29 @@ fn every_stage_has_its_shader_with_compute_entry_points() {
             path.display()
         );
     }
+}
+
+#[test]
+fn f64_shaders_have_f32_fallbacks_without_f64() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    for stage in F64_SHADERS {
+        let path = dir.join(format!("{stage}_f32.wgsl"));
+        let src =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // Validated without FLOAT64: any f64 in it is refused (checked just below).
+        validate(&path, &src).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // And the check can fail: an f64 shader does not validate without the capability.
+    let f64_src = "@compute @workgroup_size(1) fn main() { var x: f64 = 1.0; x = x * 2.0; }";
+    let module = naga::front::wgsl::parse_str(f64_src).expect("parses");
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::IMMEDIATES,
+    );
+    assert!(
+        validator.validate(&module).is_err(),
+        "f64 without FLOAT64 must be refused"
+    );
 }
 
 #[test]

@@ -146,9 +146,13 @@ impl GpuContext {
         // The adapter's real limits: wgpu's defaults cap storage bindings at 128 MiB and
         // workgroup storage at 16 KiB, below what the hardware (and lavapipe) offers.
         let limits = adapter.limits();
+        // 64-bit floats where there are any: the limiter's dB-domain stages then compute as the
+        // CPU twins do (see `kernel::Precision`).
+        let required_features =
+            wgpu::Features::IMMEDIATES | (features & wgpu::Features::SHADER_F64);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("stemforge"),
-            required_features: wgpu::Features::IMMEDIATES,
+            required_features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -167,7 +171,18 @@ impl GpuContext {
                 s.messages.push(format!("device lost ({reason:?}): {msg}"));
             }
         });
-        Ok(GpuContext { adapter_info, device, queue, limits, errors })
+        Ok(GpuContext {
+            adapter_info,
+            device,
+            queue,
+            limits,
+            errors,
+        })
+    }
+
+    /// The device has 64-bit floats in shaders (SHADER_F64).
+    pub fn has_f64(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F64)
     }
 
     pub fn summary(&self) -> AdapterSummary {
@@ -176,7 +191,10 @@ impl GpuContext {
 
     /// Turn any error the device reported since the last check into `Error::Gpu`.
     pub fn check(&self) -> Result<()> {
-        let mut sink = self.errors.lock().map_err(|_| Error::Gpu("error sink poisoned".into()))?;
+        let mut sink = self
+            .errors
+            .lock()
+            .map_err(|_| Error::Gpu("error sink poisoned".into()))?;
         if sink.messages.is_empty() {
             Ok(())
         } else {

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{groups, Bind, Kernel};
+use crate::gpu::kernel::{Bind, Kernel, groups};
 use crate::session::SampleFormat;
 
 /// Keep in sync with `DitherConfig` in shaders/dither_quantize.wgsl.

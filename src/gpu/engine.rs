@@ -9,17 +9,18 @@
 //! the device for the limiter's M blocks; zero blocks follow the source until every aligned
 //! block has reached the sink. Semantics match `CpuEngine::run_pass` step for step (same order of
 //! the sums, same zeroing outside the program), so the two differ only in FFT rounding.
-use std::collections::hash_map::DefaultHasher;
 use std::collections::VecDeque;
+use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::mpsc;
 
 use crate::engine::{Engine, EngineInfo, PassBlock, PassParams, PassSink, RenderPlan, StemSource};
 use crate::error::{Error, Result};
 use crate::gpu::context::{GpuContext, NO_GPU_HELP};
-use crate::gpu::delay_line::{slots_for, DelayLine, DelayPipelines};
-use crate::gpu::fir_convolve::{FirConvolve, FirLane, FirPipelines};
+use crate::gpu::delay_line::{DelayLine, DelayPipelines, slots_for};
+use crate::gpu::fir_convolve::{FftStrategy, FirConvolve, FirLane, FirPipelines};
 use crate::gpu::gain_sum::{GainSum, Route};
+use crate::gpu::kernel::Precision;
 use crate::gpu::limiter_apply::LimiterApply;
 use crate::gpu::limiter_hold::LimiterHold;
 use crate::gpu::limiter_release::LimiterRelease;
@@ -50,7 +51,12 @@ pub struct GpuEngine {
 impl GpuEngine {
     /// The engine on the adapter `GpuContext::new` chooses (software adapters included).
     pub fn new(adapter: Option<&str>) -> Result<GpuEngine> {
-        Ok(GpuEngine { ctx: GpuContext::new(adapter)?, fir: None, delay: None, built: None })
+        Ok(GpuEngine {
+            ctx: GpuContext::new(adapter)?,
+            fir: None,
+            delay: None,
+            built: None,
+        })
     }
 
     /// As `new`, but a software rasteriser (lavapipe/llvmpipe: device type Cpu) counts as no GPU,
@@ -132,8 +138,16 @@ fn fingerprint(plan: &RenderPlan, pass: &PassParams) -> u64 {
     fir(&mut h, &plan.bus_fir);
     if let Some(l) = &plan.limiter {
         (l.ceiling_db.to_bits(), l.lookahead, l.rho.to_bits()).hash(&mut h);
-        (l.oversampling.factor, l.oversampling.taps_per_phase, l.oversampling.latency).hash(&mut h);
-        l.oversampling.coeffs.iter().for_each(|v| v.to_bits().hash(&mut h));
+        (
+            l.oversampling.factor,
+            l.oversampling.taps_per_phase,
+            l.oversampling.latency,
+        )
+            .hash(&mut h);
+        l.oversampling
+            .coeffs
+            .iter()
+            .for_each(|v| v.to_bits().hash(&mut h));
     }
     h.finish()
 }
@@ -150,12 +164,17 @@ impl Chain {
         let bus_ch = plan.bus_channels();
         let n_stems = plan.stems.len();
         let f32s = |n: usize| (n * 4) as u64;
+        let fft = FftStrategy::for_adapter(&ctx.adapter_info);
 
         // Stems: pre-delay M*B - l per channel, then the EQ of the filtered channels.
         let m_stems = plan
             .stems
             .iter()
-            .map(|s| s.fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b)))
+            .map(|s| {
+                s.fir
+                    .as_ref()
+                    .map_or(0, |f| blocks_of_latency(f.latency, b))
+            })
             .max()
             .unwrap_or(0);
         let stem_channels: usize = plan.stems.iter().map(|s| s.channels).sum();
@@ -172,7 +191,11 @@ impl Chain {
                 match &s.fir {
                     Some(f) => {
                         filtered.push((at, at, m_stems * b - f.latency));
-                        fir_lanes.push(FirLane { taps: &f.taps[c], input: at, output: at });
+                        fir_lanes.push(FirLane {
+                            taps: &f.taps[c],
+                            input: at,
+                            output: at,
+                        });
                     }
                     None => plain.push((at, at, m_stems * b)),
                 }
@@ -181,15 +204,31 @@ impl Chain {
         }
         let mut stem_delays = Vec::new();
         if !filtered.is_empty() {
-            stem_delays.push(DelayLine::new(ctx, delay_pipes, b, &filtered, &stem_in, &stem_a)?);
+            stem_delays.push(DelayLine::new(
+                ctx,
+                delay_pipes,
+                b,
+                &filtered,
+                &stem_in,
+                &stem_a,
+            )?);
         }
         if !plain.is_empty() {
-            stem_delays.push(DelayLine::new(ctx, delay_pipes, b, &plain, &stem_in, &stem_b)?);
+            stem_delays.push(DelayLine::new(
+                ctx,
+                delay_pipes,
+                b,
+                &plain,
+                &stem_in,
+                &stem_b,
+            )?);
         }
         let stem_fir = if fir_lanes.is_empty() {
             None
         } else {
-            Some(FirConvolve::new(ctx, fir_pipes, b, &fir_lanes, &stem_a, &stem_b)?)
+            Some(FirConvolve::new(
+                ctx, fir_pipes, fft, b, &fir_lanes, &stem_a, &stem_b,
+            )?)
         };
 
         // Routes: one signal per stem when stems are delivered, else one for all.
@@ -199,18 +238,29 @@ impl Chain {
             per_stem.push(
                 s.routes
                     .iter()
-                    .map(|&(src, dst, w)| Route { src: ((first + src) * b) as u32, dst: dst as u32, weight: w, _pad: 0 })
+                    .map(|&(src, dst, w)| Route {
+                        src: ((first + src) * b) as u32,
+                        dst: dst as u32,
+                        weight: w,
+                        _pad: 0,
+                    })
                     .collect(),
             );
             first += s.channels;
         }
-        let signals: Vec<Vec<Route>> =
-            if pass.stems { per_stem } else { vec![per_stem.into_iter().flatten().collect()] };
+        let signals: Vec<Vec<Route>> = if pass.stems {
+            per_stem
+        } else {
+            vec![per_stem.into_iter().flatten().collect()]
+        };
         let n_signals = signals.len();
         let summed = ctx.storage("bus signals", f32s(n_signals * bus_ch * b));
 
         // Bus EQ on every signal, with its pre-delay.
-        let m_bus = plan.bus_fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b));
+        let m_bus = plan
+            .bus_fir
+            .as_ref()
+            .map_or(0, |f| blocks_of_latency(f.latency, b));
         let (bus_delay, bus_fir, bus_out) = match &plan.bus_fir {
             None => (None, None, summed.clone()),
             Some(f) => {
@@ -221,9 +271,13 @@ impl Chain {
                     (0..n_signals * bus_ch).map(|i| (i * b, i * b, d)).collect();
                 let delay = DelayLine::new(ctx, delay_pipes, b, &lanes, &summed, &bus_a)?;
                 let fir_lanes: Vec<FirLane> = (0..n_signals * bus_ch)
-                    .map(|i| FirLane { taps: &f.taps[i % bus_ch], input: i * b, output: i * b })
+                    .map(|i| FirLane {
+                        taps: &f.taps[i % bus_ch],
+                        input: i * b,
+                        output: i * b,
+                    })
                     .collect();
-                let fir = FirConvolve::new(ctx, fir_pipes, b, &fir_lanes, &bus_a, &bus_b)?;
+                let fir = FirConvolve::new(ctx, fir_pipes, fft, b, &fir_lanes, &bus_a, &bus_b)?;
                 (Some(delay), Some(fir), bus_b)
             }
         };
@@ -233,7 +287,11 @@ impl Chain {
         let slot_len = (1 + stems_out) * bus_ch * b;
         let lim_plan = match (&plan.limiter, pass.limit) {
             (Some(l), true) => Some(l),
-            (None, true) => return Err(Error::Internal("limiter pass without a limiter plan".into())),
+            (None, true) => {
+                return Err(Error::Internal(
+                    "limiter pass without a limiter plan".into(),
+                ));
+            }
             _ => None,
         };
         let (m_lim, d_lim) = match lim_plan {
@@ -246,7 +304,16 @@ impl Chain {
         };
         let ring_slots = slots_for(d_lim, b).max(m_lim + 1);
         let ring = ctx.storage("limiter fifo", f32s(ring_slots * slot_len));
-        let gain_sum = GainSum::new(ctx, b, bus_ch, &signals, pass.stems, &stem_b, &summed, Some((&bus_out, &ring)))?;
+        let gain_sum = GainSum::new(
+            ctx,
+            b,
+            bus_ch,
+            &signals,
+            pass.stems,
+            &stem_b,
+            &summed,
+            Some((&bus_out, &ring)),
+        )?;
 
         let out_len = slot_len + if lim_plan.is_some() { b } else { 0 };
         let limiter = match lim_plan {
@@ -259,13 +326,35 @@ impl Chain {
                 let out = ctx.storage("limited output", f32s(out_len));
                 let gain = ctx.storage("limiter gain", f32s(b));
                 let lanes: Vec<(usize, usize)> = (0..bus_ch).map(|c| (c * b, c * b)).collect();
-                let tap = DelayLine::tap(ctx, delay_pipes, b, &lanes, &ring, ring_slots, slot_len, d_lim, &x_pre, &atten)?;
+                let precision = Precision::for_context(ctx);
+                let tap = DelayLine::tap(
+                    ctx,
+                    delay_pipes,
+                    b,
+                    &lanes,
+                    &ring,
+                    ring_slots,
+                    slot_len,
+                    d_lim,
+                    &x_pre,
+                    &atten,
+                )?;
                 Some(LimiterChain {
                     tap,
-                    peak: OversamplePeak::new(ctx, &l.oversampling, bus_ch, b, l.ceiling_db, &x_pre, 0, &atten)?,
+                    peak: OversamplePeak::new(
+                        ctx,
+                        precision,
+                        &l.oversampling,
+                        bus_ch,
+                        b,
+                        l.ceiling_db,
+                        &x_pre,
+                        0,
+                        &atten,
+                    )?,
                     hold: LimiterHold::new(ctx, l.lookahead, b, &atten, &held)?,
-                    release: LimiterRelease::new(ctx, l.rho, b, &held, &released)?,
-                    smooth: LimiterSmooth::new(ctx, l.lookahead, b, &released, &gain)?,
+                    release: LimiterRelease::new(ctx, precision, l.rho, b, &held, &released)?,
+                    smooth: LimiterSmooth::new(ctx, precision, l.lookahead, b, &released, &gain)?,
                     apply: LimiterApply::new(ctx, b, &gain, &ring, &out)?,
                     out,
                     gain,
@@ -329,7 +418,13 @@ impl Chain {
     }
 
     /// Encode block t of the pass; when `deliver`, the aligned block lands in staging slot `slot`.
-    fn encode(&self, ctx: &GpuContext, t: u64, valid: usize, deliver: Option<usize>) -> wgpu::CommandBuffer {
+    fn encode(
+        &self,
+        ctx: &GpuContext,
+        t: u64,
+        valid: usize,
+        deliver: Option<usize>,
+    ) -> wgpu::CommandBuffer {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let ring_slot = (t % self.ring_slots as u64) as usize;
         {
@@ -345,7 +440,8 @@ impl Chain {
                 d.encode(&mut pass, t);
                 f.encode(&mut pass, t);
             }
-            self.gain_sum.encode_mix(&mut pass, ring_slot * self.slot_len, 0, valid);
+            self.gain_sum
+                .encode_mix(&mut pass, ring_slot * self.slot_len, 0, valid);
             if let Some(l) = &self.limiter {
                 l.tap.encode(&mut pass, t);
                 l.peak.encode(&mut pass, t);
@@ -354,7 +450,12 @@ impl Chain {
                 l.smooth.encode(&mut pass, t);
                 if deliver.is_some() {
                     let from = ((t - self.m_lim as u64) % self.ring_slots as u64) as usize;
-                    l.apply.encode(&mut pass, self.slot_len / self.block, from * self.slot_len, 0);
+                    l.apply.encode(
+                        &mut pass,
+                        self.slot_len / self.block,
+                        from * self.slot_len,
+                        0,
+                    );
                 }
             }
         }
@@ -363,10 +464,22 @@ impl Chain {
             match &self.limiter {
                 Some(l) => {
                     enc.copy_buffer_to_buffer(&l.gain, 0, &l.out, bytes, (self.block * 4) as u64);
-                    enc.copy_buffer_to_buffer(&l.out, 0, &self.staging[s], 0, (self.out_len * 4) as u64);
+                    enc.copy_buffer_to_buffer(
+                        &l.out,
+                        0,
+                        &self.staging[s],
+                        0,
+                        (self.out_len * 4) as u64,
+                    );
                 }
                 None => {
-                    enc.copy_buffer_to_buffer(&self.ring, ring_slot as u64 * bytes, &self.staging[s], 0, bytes);
+                    enc.copy_buffer_to_buffer(
+                        &self.ring,
+                        ring_slot as u64 * bytes,
+                        &self.staging[s],
+                        0,
+                        bytes,
+                    );
                 }
             }
         }
@@ -401,7 +514,10 @@ impl GpuEngine {
     ) -> Result<()> {
         self.ctx
             .device
-            .poll(wgpu::PollType::Wait { submission_index: Some(f.submission), timeout: None })
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(f.submission),
+                timeout: None,
+            })
             .map_err(|e| Error::Gpu(format!("waiting for block {}: {e}", f.index)))?;
         self.ctx.check()?;
         f.mapped
@@ -425,7 +541,8 @@ impl GpuEngine {
                 }
             }
             if limit {
-                host.gain.copy_from_slice(&data[chain.slot_len..chain.slot_len + b]);
+                host.gain
+                    .copy_from_slice(&data[chain.slot_len..chain.slot_len + b]);
             }
         }
         staging.unmap();
@@ -442,7 +559,10 @@ impl GpuEngine {
 
 impl Engine for GpuEngine {
     fn info(&self) -> EngineInfo {
-        EngineInfo { engine: "gpu".into(), device: self.ctx.summary().describe() }
+        EngineInfo {
+            engine: "gpu".into(),
+            device: self.ctx.summary().describe(),
+        }
     }
 
     fn run_pass(
@@ -499,10 +619,16 @@ impl GpuEngine {
         let b = chain.block;
         let total_blocks = plan.blocks();
         let m_total = (chain.m_pre_limiter + chain.m_lim) as u64;
-        chain.gain_sum.set_gain(&self.ctx.queue, 10f64.powf(pass.gain_db / 20.0) as f32);
+        chain
+            .gain_sum
+            .set_gain(&self.ctx.queue, 10f64.powf(pass.gain_db / 20.0) as f32);
         chain.reset(&self.ctx);
 
-        let mut inputs: Vec<Vec<Vec<f32>>> = plan.stems.iter().map(|s| vec![vec![0.0; b]; s.channels]).collect();
+        let mut inputs: Vec<Vec<Vec<f32>>> = plan
+            .stems
+            .iter()
+            .map(|s| vec![vec![0.0; b]; s.channels])
+            .collect();
         let mut upload = vec![0.0f32; chain.stem_channels * b];
         let mut host = HostBlock {
             master: vec![vec![0.0; b]; chain.bus_ch],
@@ -528,7 +654,9 @@ impl GpuEngine {
                     }
                 }
                 if !upload.is_empty() {
-                    self.ctx.queue.write_buffer(&chain.stem_in, 0, bytemuck::cast_slice(&upload));
+                    self.ctx
+                        .queue
+                        .write_buffer(&chain.stem_in, 0, bytemuck::cast_slice(&upload));
                 }
             }
 
@@ -552,7 +680,12 @@ impl GpuEngine {
                 chain.staging[s].map_async(wgpu::MapMode::Read, .., move |r| {
                     let _ = tx.send(r);
                 });
-                in_flight.push_back(InFlight { index: k, slot: s, submission, mapped: rx });
+                in_flight.push_back(InFlight {
+                    index: k,
+                    slot: s,
+                    submission,
+                    mapped: rx,
+                });
                 if k + 1 == total_blocks {
                     break;
                 }

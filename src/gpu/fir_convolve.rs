@@ -9,7 +9,7 @@ use realfft::RealFftPlanner;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{groups, Bind, Kernel};
+use crate::gpu::kernel::{Bind, Kernel, groups};
 
 /// Keep in sync with `FirConfig` in shaders/fir_convolve.wgsl.
 #[repr(C)]
@@ -24,7 +24,8 @@ pub struct FirConfig {
     pub m2: u32,
     pub log2_m2: u32,
     pub channels: u32,
-    pub _pad: [u32; 3],
+    pub log2_half: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Keep in sync with `FirChannel` in shaders/fir_convolve.wgsl.
@@ -44,6 +45,34 @@ pub struct FirChannel {
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct FirImmediates {
     pub block_index: u32,
+    pub log2_ns: u32,
+    pub flags: u32,
+    pub halves: u32,
+}
+
+const FLAG_INVERSE: u32 = 1;
+const FLAG_FIRST: u32 = 2;
+const FLAG_LAST: u32 = 4;
+const FLAG_RADIX2: u32 = 8;
+
+/// How the FFTs run (the shader's header has the measurement behind the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FftStrategy {
+    /// M = M1 x M2, two dispatches per transform, sub-FFTs in workgroup memory: the default.
+    FourStep,
+    /// log4(M) radix-4 passes (and one radix-2) in global memory, one dispatch each, no barriers.
+    GlobalPasses,
+}
+
+impl FftStrategy {
+    /// The strategy the engine uses: `STEMFORGE_GPU_FFT=global` (or `four-step`) to measure the
+    /// alternative on new hardware, else the four-step.
+    pub fn for_adapter(_info: &wgpu::AdapterInfo) -> FftStrategy {
+        match std::env::var("STEMFORGE_GPU_FFT").as_deref() {
+            Ok("global") => FftStrategy::GlobalPasses,
+            _ => FftStrategy::FourStep,
+        }
+    }
 }
 
 /// Complex values one workgroup transforms (`SPAN` in the shader): sub-FFTs are at most this long.
@@ -62,6 +91,7 @@ pub struct FirPipelines {
     spectrum_mac: wgpu::ComputePipeline,
     inv_columns: wgpu::ComputePipeline,
     inv_rows: wgpu::ComputePipeline,
+    global_pass: wgpu::ComputePipeline,
 }
 
 impl FirPipelines {
@@ -70,7 +100,9 @@ impl FirPipelines {
         let kernel = Kernel::new(
             ctx,
             "fir_convolve",
-            &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
+            &[
+                Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+            ],
             std::mem::size_of::<FirImmediates>() as u32,
         )?;
         Ok(FirPipelines {
@@ -79,6 +111,7 @@ impl FirPipelines {
             spectrum_mac: kernel.pipeline(ctx, "spectrum_mac", &[])?,
             inv_columns: kernel.pipeline(ctx, "inv_columns", &[])?,
             inv_rows: kernel.pipeline(ctx, "inv_rows", &[])?,
+            global_pass: kernel.pipeline(ctx, "global_pass", &[])?,
             kernel,
         })
     }
@@ -102,6 +135,7 @@ pub struct FirConvolve {
     column_groups: u32,
     row_groups: u32,
     mac_groups: (u32, u32),
+    strategy: FftStrategy,
     pub fft_size: usize,
     pub channels: usize,
 }
@@ -113,6 +147,7 @@ struct FirPipelinesRef {
     spectrum_mac: wgpu::ComputePipeline,
     inv_columns: wgpu::ComputePipeline,
     inv_rows: wgpu::ComputePipeline,
+    global_pass: wgpu::ComputePipeline,
 }
 
 /// The four-step split M = M1 * M2 with M1 <= M2 <= SPAN, both powers of two >= 4.
@@ -137,7 +172,10 @@ fn twiddles(n: usize) -> Vec<[f32; 2]> {
         let a = -2.0 * std::f64::consts::PI * j as f64 / len as f64;
         [a.cos() as f32, a.sin() as f32]
     };
-    (0..m).map(|j| w(j, m)).chain((0..m).map(|j| w(j, n))).collect()
+    (0..m)
+        .map(|j| w(j, m))
+        .chain((0..m).map(|j| w(j, n)))
+        .collect()
 }
 
 /// Spectra of the partitions of `taps` (block frames each, zero-padded to N), scaled by 1/N, bin
@@ -155,7 +193,8 @@ fn partition_spectra(taps: &[f32], block: usize, n: usize) -> Vec<[f32; 2]> {
         buf.iter_mut().for_each(|v| *v = 0.0);
         let part = &taps[(p * block).min(taps.len())..((p + 1) * block).min(taps.len())];
         buf.iter_mut().zip(part).for_each(|(d, s)| *d = *s as f64);
-        fft.process(&mut buf, &mut spec).expect("fft sizes match their plan");
+        fft.process(&mut buf, &mut spec)
+            .expect("fft sizes match their plan");
         out.push([(spec[0].re * scale) as f32, (spec[m].re * scale) as f32]);
         for s in &spec[1..m] {
             out.push([(s.re * scale) as f32, (s.im * scale) as f32]);
@@ -170,6 +209,7 @@ impl FirConvolve {
     pub fn new(
         ctx: &GpuContext,
         pipelines: &FirPipelines,
+        strategy: FftStrategy,
         block: usize,
         lanes: &[FirLane<'_>],
         input: &wgpu::Buffer,
@@ -221,20 +261,56 @@ impl FirConvolve {
             m2: 1 << e2,
             log2_m2: e2,
             channels: channels as u32,
-            _pad: [0; 3],
+            log2_half: m.trailing_zeros(),
+            _pad: [0; 2],
         };
+        // What this adapter must hold and dispatch: a clear error rather than a validation failure.
+        let (m1, m2) = (1usize << e1, 1usize << e2);
+        let biggest = [
+            consts.len() * 8,
+            fdl_len * 8,
+            channels * m * 8,
+            2 * channels * hist_len * 4,
+        ];
+        let max_binding = ctx.limits.max_storage_buffer_binding_size as usize;
+        if let Some(b) = biggest.iter().find(|b| **b > max_binding) {
+            return Err(Error::Gpu(format!(
+                "fir_convolve: {channels} channels of {} taps at most need a {:.0} MiB buffer; {} allows {:.0} MiB \
+                 per binding (use fewer or shorter filters, or a smaller block)",
+                lanes.iter().map(|l| l.taps.len()).max().unwrap_or(0),
+                *b as f64 / (1 << 20) as f64,
+                ctx.adapter_info.name,
+                max_binding as f64 / (1 << 20) as f64
+            )));
+        }
+        let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let widest = [
+            (channels * m2).div_ceil(SPAN / m1),
+            (m / 2 + 1).div_ceil(64),
+            m / 4 / 64,
+            channels,
+        ];
+        if widest.iter().any(|g| *g > max_groups) {
+            return Err(Error::Gpu(format!(
+                "fir_convolve: {channels} channels with {block}-frame blocks need more than {max_groups} workgroups \
+                 per dispatch on {} (use a smaller block)",
+                ctx.adapter_info.name
+            )));
+        }
         let cfg_buf = ctx.uniform("fir_convolve config", &cfg);
         let chan_buf = ctx.storage_init("fir_convolve channels", &chans);
         let const_buf = ctx.storage_init("fir_convolve twiddles and spectra", &consts);
         let hist = ctx.storage("fir_convolve history", (2 * channels * hist_len * 4) as u64);
-        let work = ctx.storage("fir_convolve work", (2 * channels * m * 8) as u64);
+        let spec = ctx.storage("fir_convolve spectra", (channels * m * 8) as u64);
+        let scratch = ctx.storage("fir_convolve scratch", (channels * m * 8) as u64);
         let fdl = ctx.storage("fir_convolve delay line", (fdl_len * 8) as u64);
         let bind = pipelines.kernel.bind(
             ctx,
-            &[&cfg_buf, &chan_buf, &const_buf, input, output, &hist, &work, &fdl],
+            &[
+                &cfg_buf, &chan_buf, &const_buf, input, output, &hist, &spec, &scratch, &fdl,
+            ],
         );
         ctx.check()?;
-        let (m1, m2) = (1usize << e1, 1usize << e2);
         Ok(FirConvolve {
             pipelines: FirPipelinesRef {
                 fwd_columns: pipelines.fwd_columns.clone(),
@@ -242,6 +318,7 @@ impl FirConvolve {
                 spectrum_mac: pipelines.spectrum_mac.clone(),
                 inv_columns: pipelines.inv_columns.clone(),
                 inv_rows: pipelines.inv_rows.clone(),
+                global_pass: pipelines.global_pass.clone(),
             },
             bind,
             hist,
@@ -249,6 +326,7 @@ impl FirConvolve {
             column_groups: groups(channels * m2, SPAN / m1),
             row_groups: groups(channels * m1, SPAN / m2),
             mac_groups: (groups(m / 2 + 1, 64), channels as u32),
+            strategy,
             fft_size: n,
             channels,
         })
@@ -262,20 +340,81 @@ impl FirConvolve {
 
     /// Convolve block `block_index` (counted from the last reset).
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
-        let imm = FirImmediates { block_index: block_index as u32 };
         let p = &self.pipelines;
-        let steps = [
-            (&p.fwd_columns, (self.column_groups, 1)),
-            (&p.fwd_rows, (self.row_groups, 1)),
-            (&p.spectrum_mac, self.mac_groups),
-            (&p.inv_columns, (self.column_groups, 1)),
-            (&p.inv_rows, (self.row_groups, 1)),
-        ];
-        for (pipeline, (x, y)) in steps {
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &self.bind, &[]);
-            pass.set_immediates(0, bytemuck::bytes_of(&imm));
-            pass.dispatch_workgroups(x, y, 1);
+        let imm = FirImmediates {
+            block_index: block_index as u32,
+            log2_ns: 0,
+            flags: 0,
+            halves: 0,
+        };
+        let mut step =
+            |pipeline: &wgpu::ComputePipeline, imm: FirImmediates, (x, y): (u32, u32)| {
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, &self.bind, &[]);
+                pass.set_immediates(0, bytemuck::bytes_of(&imm));
+                pass.dispatch_workgroups(x, y, 1);
+            };
+        match self.strategy {
+            FftStrategy::FourStep => {
+                step(&p.fwd_columns, imm, (self.column_groups, 1));
+                step(&p.fwd_rows, imm, (self.row_groups, 1));
+                step(&p.spectrum_mac, imm, self.mac_groups);
+                step(&p.inv_columns, imm, (self.column_groups, 1));
+                step(&p.inv_rows, imm, (self.row_groups, 1));
+            }
+            FftStrategy::GlobalPasses => {
+                let m = self.fft_size / 2;
+                let log2m = m.trailing_zeros();
+                // (log2 Ns, radix 2) of every pass: radix 4 while it divides, a last radix 2 if odd.
+                let passes: Vec<(u32, bool)> = (0..log2m / 2)
+                    .map(|i| (2 * i, false))
+                    .chain((log2m % 2 == 1).then_some((log2m - 1, true)))
+                    .collect();
+                let n = passes.len();
+                let groups_of = |radix2: bool| {
+                    (
+                        groups(if radix2 { m / 2 } else { m / 4 }, 64),
+                        self.channels as u32,
+                    )
+                };
+                // Forward: frame -> ... -> `spec` (which MAC reads), alternating with `scratch`
+                // backwards from the last pass (halves bit set = scratch).
+                for (i, &(log2_ns, radix2)) in passes.iter().enumerate() {
+                    let dst = ((n - 1 - i) % 2) as u32;
+                    let src = dst ^ 1;
+                    let flags =
+                        if i == 0 { FLAG_FIRST } else { 0 } | if radix2 { FLAG_RADIX2 } else { 0 };
+                    step(
+                        &p.global_pass,
+                        FirImmediates {
+                            log2_ns,
+                            flags,
+                            halves: src | (dst << 1),
+                            ..imm
+                        },
+                        groups_of(radix2),
+                    );
+                }
+                step(&p.spectrum_mac, imm, self.mac_groups);
+                // Inverse: `spec` -> ... -> the output block.
+                for (i, &(log2_ns, radix2)) in passes.iter().enumerate() {
+                    let src = (i % 2) as u32;
+                    let dst = src ^ 1;
+                    let flags = FLAG_INVERSE
+                        | if i + 1 == n { FLAG_LAST } else { 0 }
+                        | if radix2 { FLAG_RADIX2 } else { 0 };
+                    step(
+                        &p.global_pass,
+                        FirImmediates {
+                            log2_ns,
+                            flags,
+                            halves: src | (dst << 1),
+                            ..imm
+                        },
+                        groups_of(radix2),
+                    );
+                }
+            }
         }
     }
 }

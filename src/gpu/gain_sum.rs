@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{groups, Bind, Kernel};
+use crate::gpu::kernel::{Bind, Kernel, groups};
 
 /// Keep in sync with `GainSumConfig` in shaders/gain_sum.wgsl.
 #[repr(C)]
@@ -55,6 +55,7 @@ impl GainSum {
     /// `summed`), from the stem channels in `stems`. With `mix = Some((fir_out, ring))`, `mix`
     /// turns the bus-EQ'd signals (same layout as `summed`) into ring slots: with `stems_out`,
     /// `[master, stem 0, stem 1, ...]`, else `[master]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ctx: &GpuContext,
         block: usize,
@@ -91,7 +92,8 @@ impl GainSum {
         let route_buf = ctx.storage_init("gain_sum routes", &routes);
         let range_buf = ctx.storage_init("gain_sum ranges", &ranges);
         let route_bind = kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, stems, summed]);
-        let mix_bind = mix.map(|(src, ring)| kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, src, ring]));
+        let mix_bind =
+            mix.map(|(src, ring)| kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, src, ring]));
         Ok(GainSum {
             route: kernel.pipeline(ctx, "route", &[])?,
             mix: kernel.pipeline(ctx, "mix", &[])?,
@@ -113,11 +115,21 @@ impl GainSum {
         pass.set_pipeline(&self.route);
         pass.set_bind_group(0, &self.route_bind, &[]);
         pass.set_immediates(0, bytemuck::bytes_of(&GainSumImmediates::zeroed()));
-        pass.dispatch_workgroups(groups(self.cfg.block as usize, 64), self.cfg.bus_channels, 1);
+        pass.dispatch_workgroups(
+            groups(self.cfg.block as usize, 64),
+            self.cfg.bus_channels,
+            1,
+        );
     }
 
     /// Mix into the ring slot starting at element `slot_base`, keeping frames [from, to).
-    pub fn encode_mix(&self, pass: &mut wgpu::ComputePass<'_>, slot_base: usize, from: usize, to: usize) {
+    pub fn encode_mix(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        slot_base: usize,
+        from: usize,
+        to: usize,
+    ) {
         let Some(bind) = &self.mix_bind else { return };
         pass.set_pipeline(&self.mix);
         pass.set_bind_group(0, bind, &[]);
@@ -128,6 +140,10 @@ impl GainSum {
             _pad: 0,
         };
         pass.set_immediates(0, bytemuck::bytes_of(&imm));
-        pass.dispatch_workgroups(groups(self.cfg.block as usize, 64), self.cfg.bus_channels, 1);
+        pass.dispatch_workgroups(
+            groups(self.cfg.block as usize, 64),
+            self.cfg.bus_channels,
+            1,
+        );
     }
 }

@@ -3,15 +3,20 @@
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 
-/// The WGSL source of every stage, by name (`shaders/<stage>.wgsl`).
+/// The WGSL source of every stage, by name (`shaders/<stage>.wgsl`), and the f32 fallbacks of the
+/// stages that use f64 (see `Precision`).
+#[rustfmt::skip]
 pub const SHADERS: &[(&str, &str)] = &[
     ("pcm_unpack", include_str!("../../shaders/pcm_unpack.wgsl")),
     ("fir_convolve", include_str!("../../shaders/fir_convolve.wgsl")),
     ("gain_sum", include_str!("../../shaders/gain_sum.wgsl")),
     ("oversample_peak", include_str!("../../shaders/oversample_peak.wgsl")),
+    ("oversample_peak_f32", include_str!("../../shaders/oversample_peak_f32.wgsl")),
     ("limiter_hold", include_str!("../../shaders/limiter_hold.wgsl")),
     ("limiter_release", include_str!("../../shaders/limiter_release.wgsl")),
+    ("limiter_release_f32", include_str!("../../shaders/limiter_release_f32.wgsl")),
     ("limiter_smooth", include_str!("../../shaders/limiter_smooth.wgsl")),
+    ("limiter_smooth_f32", include_str!("../../shaders/limiter_smooth_f32.wgsl")),
     ("limiter_apply", include_str!("../../shaders/limiter_apply.wgsl")),
     ("dither_quantize", include_str!("../../shaders/dither_quantize.wgsl")),
     ("delay_line", include_str!("../../shaders/delay_line.wgsl")),
@@ -23,6 +28,38 @@ pub fn shader_source(stage: &str) -> Result<&'static str> {
         .find(|(name, _)| *name == stage)
         .map(|(_, src)| *src)
         .ok_or_else(|| Error::Internal(format!("no shader named {stage}")))
+}
+
+/// Arithmetic of the limiter's dB-domain stages (oversample_peak's attenuation, the release
+/// recursion, the smoothing sum and gain): f64 as the CPU twins, where the adapter has 64-bit
+/// floats (SHADER_F64: NVIDIA, AMD, lavapipe), else the `<stage>_f32.wgsl` fallbacks, which keep
+/// the same conservative direction of rounding with explicit margins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F64,
+    F32,
+}
+
+impl Precision {
+    /// F64 when the device has it, unless STEMFORGE_GPU_F32=1 asks for the fallback.
+    pub fn for_context(ctx: &GpuContext) -> Precision {
+        if ctx.has_f64() && std::env::var("STEMFORGE_GPU_F32").map_or(true, |v| v != "1") {
+            Precision::F64
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// The shader of `stage` for this precision.
+    pub fn shader(self, stage: &'static str) -> &'static str {
+        match (self, stage) {
+            (Precision::F64, s) => s,
+            (Precision::F32, "oversample_peak") => "oversample_peak_f32",
+            (Precision::F32, "limiter_release") => "limiter_release_f32",
+            (Precision::F32, "limiter_smooth") => "limiter_smooth_f32",
+            (Precision::F32, s) => s,
+        }
+    }
 }
 
 /// What a binding slot holds; slot i of the list is `@binding(i)` of `@group(0)`.
@@ -46,7 +83,12 @@ pub struct Kernel {
 impl Kernel {
     /// Compile `shaders/<stage>.wgsl` with `binds` at group 0 and `immediate_size` bytes of
     /// immediates (a multiple of 4).
-    pub fn new(ctx: &GpuContext, stage: &'static str, binds: &[Bind], immediate_size: u32) -> Result<Kernel> {
+    pub fn new(
+        ctx: &GpuContext,
+        stage: &'static str,
+        binds: &[Bind],
+        immediate_size: u32,
+    ) -> Result<Kernel> {
         let source = shader_source(stage)?;
         let entries: Vec<wgpu::BindGroupLayoutEntry> = binds
             .iter()
@@ -66,39 +108,58 @@ impl Kernel {
                 count: None,
             })
             .collect();
-        let layout = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(stage),
-            entries: &entries,
-        });
-        let pipeline_layout = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(stage),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size,
-        });
-        let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(stage),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
-        ctx.check().map_err(|e| Error::Gpu(format!("shaders/{stage}.wgsl: {e}")))?;
-        Ok(Kernel { layout, pipeline_layout, module, stage })
+        let layout = ctx
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(stage),
+                entries: &entries,
+            });
+        let pipeline_layout = ctx
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(stage),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size,
+            });
+        let module = ctx
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(stage),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        ctx.check().map_err(|e| in_shader(e, stage, None))?;
+        Ok(Kernel {
+            layout,
+            pipeline_layout,
+            module,
+            stage,
+        })
     }
 
     /// The pipeline of one entry point, with `constants` as WGSL pipeline-overridable constants.
-    pub fn pipeline(&self, ctx: &GpuContext, entry: &str, constants: &[(&str, f64)]) -> Result<wgpu::ComputePipeline> {
-        let pipeline = ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: Some(&self.pipeline_layout),
-            module: &self.module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
-                // Every kernel writes its workgroup memory before reading it; zeroing it first
-                // costs a pass over it per workgroup (measurable on lavapipe).
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
-        ctx.check().map_err(|e| Error::Gpu(format!("shaders/{}.wgsl, {entry}: {e}", self.stage)))?;
+    pub fn pipeline(
+        &self,
+        ctx: &GpuContext,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let pipeline = ctx
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(&self.pipeline_layout),
+                module: &self.module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    // Every kernel writes its workgroup memory before reading it; zeroing it first
+                    // costs a pass over it per workgroup (measurable on lavapipe).
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        ctx.check()
+            .map_err(|e| in_shader(e, self.stage, Some(entry)))?;
         Ok(pipeline)
     }
 
@@ -107,13 +168,28 @@ impl Kernel {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
             .collect();
         ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(self.stage),
             layout: &self.layout,
             entries: &entries,
         })
+    }
+}
+
+/// Name the shader (and entry point) a device error came from.
+fn in_shader(e: Error, stage: &str, entry: Option<&str>) -> Error {
+    let at = match entry {
+        Some(entry) => format!("shaders/{stage}.wgsl, entry point {entry}"),
+        None => format!("shaders/{stage}.wgsl"),
+    };
+    match e {
+        Error::Gpu(msg) => Error::Gpu(format!("{at}: {msg}")),
+        other => other,
     }
 }
 

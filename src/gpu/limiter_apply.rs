@@ -4,7 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{groups, Bind, Kernel};
+use crate::gpu::kernel::{Bind, Kernel, groups};
 
 /// Keep in sync with `ApplyImmediates` in shaders/limiter_apply.wgsl.
 #[repr(C)]
@@ -39,11 +39,21 @@ impl LimiterApply {
             std::mem::size_of::<ApplyImmediates>() as u32,
         )?;
         let bind = kernel.bind(ctx, &[gain, x, y]);
-        Ok(LimiterApply { pipeline: kernel.pipeline(ctx, "main", &[])?, bind, block })
+        Ok(LimiterApply {
+            pipeline: kernel.pipeline(ctx, "main", &[])?,
+            bind,
+            block,
+        })
     }
 
     /// `channels` consecutive channels from element `x_base` of `x` to element `out_base` of `y`.
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, channels: usize, x_base: usize, out_base: usize) {
+    pub fn encode(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        channels: usize,
+        x_base: usize,
+        out_base: usize,
+    ) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         let imm = ApplyImmediates {

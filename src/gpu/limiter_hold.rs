@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{groups, Bind, Kernel};
+use crate::gpu::kernel::{Bind, Kernel, groups};
 
 /// Keep in sync with `HoldConfig` in shaders/limiter_hold.wgsl.
 #[repr(C)]
@@ -59,7 +59,10 @@ impl LimiterHold {
         };
         let cfg_buf = ctx.uniform("limiter_hold config", &cfg);
         let halo = ctx.storage("limiter_hold halo", (2 * (lookahead - 1).max(1) * 4) as u64);
-        let scratch = ctx.storage("limiter_hold scratch", (2 * segments * lookahead * 4) as u64);
+        let scratch = ctx.storage(
+            "limiter_hold scratch",
+            (2 * segments * lookahead * 4) as u64,
+        );
         let bind = kernel.bind(ctx, &[&cfg_buf, atten_db, held_db, &halo, &scratch]);
         Ok(LimiterHold {
             scan: kernel.pipeline(ctx, "scan", &[])?,
@@ -76,7 +79,9 @@ impl LimiterHold {
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
-        let imm = HoldImmediates { block_index: block_index as u32 };
+        let imm = HoldImmediates {
+            block_index: block_index as u32,
+        };
         for (pipeline, n) in [(&self.scan, 2 * self.segments), (&self.combine, self.block)] {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &self.bind, &[]);

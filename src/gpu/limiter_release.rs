@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel};
+use crate::gpu::kernel::{Bind, Kernel, Precision};
 
 /// Keep in sync with `ReleaseConfig` in shaders/limiter_release.wgsl.
 #[repr(C)]
@@ -29,18 +29,37 @@ pub struct LimiterRelease {
 impl LimiterRelease {
     pub fn new(
         ctx: &GpuContext,
+        precision: Precision,
         rho: f32,
         block: usize,
         held_db: &wgpu::Buffer,
         released_db: &wgpu::Buffer,
     ) -> Result<LimiterRelease> {
         use Bind::*;
-        let kernel = Kernel::new(ctx, "limiter_release", &[Uniform, Read, ReadWrite, ReadWrite], 0)?;
-        let cfg = ReleaseConfig { block: block as u32, chunk: block.div_ceil(WG) as u32, rho, _pad: 0 };
+        let kernel = Kernel::new(
+            ctx,
+            precision.shader("limiter_release"),
+            &[Uniform, Read, ReadWrite, ReadWrite],
+            0,
+        )?;
+        let cfg = ReleaseConfig {
+            block: block as u32,
+            chunk: block.div_ceil(WG) as u32,
+            rho,
+            _pad: 0,
+        };
         let cfg_buf = ctx.uniform("limiter_release config", &cfg);
-        let state = ctx.storage("limiter_release state", 4);
+        // f64: D carried over, then the block's chunk-local D0; f32: D carried over.
+        let state = match precision {
+            Precision::F64 => ctx.storage("limiter_release state", ((1 + block) * 8) as u64),
+            Precision::F32 => ctx.storage("limiter_release state", 4),
+        };
         let bind = kernel.bind(ctx, &[&cfg_buf, held_db, released_db, &state]);
-        Ok(LimiterRelease { pipeline: kernel.pipeline(ctx, "main", &[])?, bind, state })
+        Ok(LimiterRelease {
+            pipeline: kernel.pipeline(ctx, "main", &[])?,
+            bind,
+            state,
+        })
     }
 
     pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {

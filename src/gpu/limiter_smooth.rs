@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{groups, Bind, Kernel};
+use crate::gpu::kernel::{Bind, Kernel, Precision, groups};
 
 /// Keep in sync with `SmoothConfig` in shaders/limiter_smooth.wgsl.
 #[repr(C)]
@@ -23,6 +23,9 @@ pub struct SmoothImmediates {
     pub block_index: u32,
 }
 
+/// Outputs per invocation (`RUN` in the shader).
+const RUN: usize = 16;
+
 pub struct LimiterSmooth {
     pipeline: wgpu::ComputePipeline,
     bind: wgpu::BindGroup,
@@ -33,6 +36,7 @@ pub struct LimiterSmooth {
 impl LimiterSmooth {
     pub fn new(
         ctx: &GpuContext,
+        precision: Precision,
         lookahead: usize,
         block: usize,
         released_db: &wgpu::Buffer,
@@ -42,15 +46,27 @@ impl LimiterSmooth {
         let lookahead = lookahead.max(1);
         let kernel = Kernel::new(
             ctx,
-            "limiter_smooth",
+            precision.shader("limiter_smooth"),
             &[Uniform, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<SmoothImmediates>() as u32,
         )?;
-        let cfg = SmoothConfig { block: block as u32, lookahead: lookahead as u32, _pad: [0; 2] };
+        let cfg = SmoothConfig {
+            block: block as u32,
+            lookahead: lookahead as u32,
+            _pad: [0; 2],
+        };
         let cfg_buf = ctx.uniform("limiter_smooth config", &cfg);
-        let halo = ctx.storage("limiter_smooth halo", (2 * (lookahead - 1).max(1) * 4) as u64);
+        let halo = ctx.storage(
+            "limiter_smooth halo",
+            (2 * (lookahead - 1).max(1) * 4) as u64,
+        );
         let bind = kernel.bind(ctx, &[&cfg_buf, released_db, gain, &halo]);
-        Ok(LimiterSmooth { pipeline: kernel.pipeline(ctx, "main", &[])?, bind, halo, block })
+        Ok(LimiterSmooth {
+            pipeline: kernel.pipeline(ctx, "main", &[])?,
+            bind,
+            halo,
+            block,
+        })
     }
 
     pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {
@@ -60,8 +76,10 @@ impl LimiterSmooth {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
-        let imm = SmoothImmediates { block_index: block_index as u32 };
+        let imm = SmoothImmediates {
+            block_index: block_index as u32,
+        };
         pass.set_immediates(0, bytemuck::bytes_of(&imm));
-        pass.dispatch_workgroups(groups(self.block, 64), 1, 1);
+        pass.dispatch_workgroups(groups(self.block.div_ceil(RUN), 64), 1, 1);
     }
 }

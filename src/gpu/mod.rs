@@ -3,18 +3,18 @@
 pub mod context;
 pub mod kernel;
 
-pub mod pcm_unpack;
+pub mod delay_line;
+pub mod dither_quantize;
 pub mod fir_convolve;
 pub mod gain_sum;
-pub mod oversample_peak;
+pub mod limiter_apply;
 pub mod limiter_hold;
 pub mod limiter_release;
 pub mod limiter_smooth;
-pub mod limiter_apply;
-pub mod dither_quantize;
-pub mod delay_line;
+pub mod oversample_peak;
+pub mod pcm_unpack;
 
 pub mod engine;
 
-pub use context::{list_adapters, AdapterSummary, GpuContext};
+pub use context::{AdapterSummary, GpuContext, list_adapters};
 pub use engine::GpuEngine;

@@ -4,9 +4,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::dsp::oversampling::OversamplingTable;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{groups, Bind, Kernel};
+use crate::gpu::kernel::{Bind, Kernel, Precision, groups};
 
 /// Keep in sync with `OversampleConfig` in shaders/oversample_peak.wgsl.
 #[repr(C)]
@@ -14,13 +14,14 @@ use crate::gpu::kernel::{groups, Bind, Kernel};
 pub struct OversampleConfig {
     pub block: u32,
     pub channels: u32,
-    pub factor: u32,
-    pub taps: u32,
     pub hist_len: u32,
     pub input: u32,
     pub ceiling_db: f32,
-    pub _pad: u32,
+    pub _pad: [u32; 3],
 }
+
+/// Longest phase the shader's window holds (`MAX_TAPS`).
+const MAX_TAPS: usize = 64;
 
 /// Keep in sync with `OversampleImmediates` in shaders/oversample_peak.wgsl.
 #[repr(C)]
@@ -44,6 +45,7 @@ impl OversamplePeak {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         ctx: &GpuContext,
+        precision: Precision,
         table: &OversamplingTable,
         channels: usize,
         block: usize,
@@ -55,29 +57,57 @@ impl OversamplePeak {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
-            "oversample_peak",
+            precision.shader("oversample_peak"),
             &[Uniform, Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<OversampleImmediates>() as u32,
         )?;
-        let pipeline = kernel.pipeline(ctx, "main", &[])?;
         let taps = table.taps_per_phase.max(1);
+        if taps > MAX_TAPS || table.coeffs.len() != table.factor * taps || table.latency >= taps {
+            return Err(Error::Internal(format!(
+                "oversample_peak: a table of {} phases x {taps} taps (latency {}) is outside the shader's \
+                 {MAX_TAPS} taps",
+                table.factor, table.latency
+            )));
+        }
+        // Phase 0 is the unit impulse at the latency tap for every designed table; checked, not assumed.
+        let skip_phase0 = table.coeffs[..taps]
+            .iter()
+            .enumerate()
+            .all(|(m, c)| *c == if m == table.latency { 1.0 } else { 0.0 });
+        let pipeline = kernel.pipeline(
+            ctx,
+            "main",
+            &[
+                ("FACTOR", table.factor as f64),
+                ("TAPS", taps as f64),
+                ("LATENCY", table.latency as f64),
+                ("SKIP_PHASE0", skip_phase0 as u32 as f64),
+            ],
+        )?;
         let hist_len = taps - 1;
         let cfg = OversampleConfig {
             block: block as u32,
             channels: channels as u32,
-            factor: table.factor as u32,
-            taps: taps as u32,
             hist_len: hist_len as u32,
             input: input_base as u32,
             ceiling_db,
-            _pad: 0,
+            _pad: [0; 3],
         };
         let cfg_buf = ctx.uniform("oversample_peak config", &cfg);
         let coeffs = ctx.storage_init("oversample_peak coefficients", &table.coeffs);
-        let hist = ctx.storage("oversample_peak history", (2 * channels * hist_len.max(1) * 4) as u64);
+        let hist = ctx.storage(
+            "oversample_peak history",
+            (2 * channels * hist_len.max(1) * 4) as u64,
+        );
         let bind = kernel.bind(ctx, &[&cfg_buf, &coeffs, input, &hist, atten_db]);
         ctx.check()?;
-        Ok(OversamplePeak { pipeline, bind, hist, block, latency: table.latency })
+        Ok(OversamplePeak {
+            pipeline,
+            bind,
+            hist,
+            block,
+            latency: table.latency,
+        })
     }
 
     pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {
@@ -87,7 +117,9 @@ impl OversamplePeak {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
-        let imm = OversampleImmediates { block_index: block_index as u32 };
+        let imm = OversampleImmediates {
+            block_index: block_index as u32,
+        };
         pass.set_immediates(0, bytemuck::bytes_of(&imm));
         pass.dispatch_workgroups(groups(self.block, 64), 1, 1);
     }

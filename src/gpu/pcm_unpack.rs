@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{groups, Bind, Kernel};
+use crate::gpu::kernel::{Bind, Kernel, groups};
 use crate::io::SourceEncoding;
 
 /// Keep in sync with `UnpackConfig` in shaders/pcm_unpack.wgsl.
@@ -59,9 +59,8 @@ impl PcmUnpack {
         output_base: usize,
     ) -> Result<PcmUnpack> {
         use Bind::*;
-        let (format, bps) = format_code(encoding).ok_or_else(|| {
-            Error::Internal(format!("pcm_unpack: {encoding:?} is not raw PCM"))
-        })?;
+        let (format, bps) = format_code(encoding)
+            .ok_or_else(|| Error::Internal(format!("pcm_unpack: {encoding:?} is not raw PCM")))?;
         let kernel = Kernel::new(
             ctx,
             "pcm_unpack",
@@ -92,7 +91,7 @@ impl PcmUnpack {
     /// `block` leave zeros after them.
     pub fn upload(&mut self, queue: &wgpu::Queue, raw: &[u8]) -> Result<()> {
         let frames = raw.len() / self.bytes_per_frame;
-        if frames > self.block || raw.len() % self.bytes_per_frame != 0 {
+        if frames > self.block || !raw.len().is_multiple_of(self.bytes_per_frame) {
             return Err(Error::Internal(format!(
                 "pcm_unpack: {} bytes is not a whole number of frames of {} bytes, at most {}",
                 raw.len(),
@@ -116,7 +115,9 @@ impl PcmUnpack {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
-        let imm = UnpackImmediates { frames: self.frames as u32 };
+        let imm = UnpackImmediates {
+            frames: self.frames as u32,
+        };
         pass.set_immediates(0, bytemuck::bytes_of(&imm));
         pass.dispatch_workgroups(groups(self.block, 64), self.channels as u32, 1);
     }

@@ -88,7 +88,11 @@ pub fn test_fir(taps: usize, cut: f64, seed: u64) -> Vec<f32> {
     (0..taps)
         .map(|k| {
             let t = k as f64 - c;
-            let sinc = if t == 0.0 { cut } else { (std::f64::consts::PI * cut * t).sin() / (std::f64::consts::PI * t) };
+            let sinc = if t == 0.0 {
+                cut
+            } else {
+                (std::f64::consts::PI * cut * t).sin() / (std::f64::consts::PI * t)
+            };
             let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * (k as f64 + 0.5) / taps as f64).cos();
             (sinc * w + 0.002 * rng.uniform()) as f32
         })

@@ -1,0 +1,223 @@
+//! Per-stage device time of the GPU chain for one block, and a whole GPU engine pass, on the
+//! adapter `GpuContext::new(None)` picks (warm-up first; best of the repetitions). A profiling aid, not a
+//! benchmark of record (BENCHMARKS.md is that).
+//! Run: WGPU_BACKEND=vulkan cargo run --release --example gpu_stage_timings [block] [stereo stems]
+use std::time::Instant;
+
+use stemforge::dsp::eq_design::{design_eq, eq_latency};
+use stemforge::dsp::oversampling::design_oversampling;
+use stemforge::engine::{
+    Engine, FirPlan, LimiterPlan, PassBlock, PassParams, PassSink, RenderPlan, StemPlan, StemSource,
+};
+use stemforge::gpu::fir_convolve::{FftStrategy, FirConvolve, FirLane, FirPipelines};
+use stemforge::gpu::kernel::Precision;
+use stemforge::gpu::limiter_hold::LimiterHold;
+use stemforge::gpu::limiter_release::LimiterRelease;
+use stemforge::gpu::limiter_smooth::LimiterSmooth;
+use stemforge::gpu::oversample_peak::OversamplePeak;
+use stemforge::gpu::{GpuContext, GpuEngine};
+use stemforge::session::{EqBand, Layout, Phase};
+
+fn best_us(
+    ctx: &GpuContext,
+    reps: usize,
+    mut encode: impl FnMut(&mut wgpu::ComputePass<'_>, u64),
+) -> f64 {
+    let mut run = |j: u64| {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            encode(&mut pass, j);
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait_idle().expect("device");
+    };
+    for j in 0..3 {
+        run(j);
+    }
+    let mut t: Vec<f64> = (0..reps)
+        .map(|j| {
+            let s = Instant::now();
+            run(j as u64);
+            s.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[0]
+}
+
+struct Noise {
+    stems: usize,
+    block: usize,
+    left: u64,
+    state: u32,
+}
+
+impl StemSource for Noise {
+    fn next_block(&mut self, out: &mut [Vec<Vec<f32>>]) -> stemforge::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        self.left -= 1;
+        for v in out
+            .iter_mut()
+            .take(self.stems)
+            .flatten()
+            .flat_map(|c| c.iter_mut())
+        {
+            self.state = self.state.wrapping_mul(1664525).wrapping_add(1013904223);
+            *v = (self.state >> 8) as f32 / 16777216.0 - 0.5;
+        }
+        Ok(self.block)
+    }
+}
+
+struct Discard;
+impl PassSink for Discard {
+    fn block(&mut self, _: PassBlock<'_>) -> stemforge::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let block: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(8192);
+    let stems: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let fs = 48000.0;
+    let ctx = GpuContext::new(None).expect("GPU adapter");
+    println!("device: {}", ctx.summary().describe());
+    println!(
+        "block {block}, {stems} stereo stems with 8191-tap EQs; device time per block (best of the repetitions: the machine may be shared, µs):"
+    );
+    let eq = design_eq(
+        &[EqBand::Peak {
+            freq_hz: 2000.0,
+            gain_db: 3.0,
+            q: 1.0,
+        }],
+        fs,
+        8191,
+        Phase::Linear,
+    );
+    let reps = 10;
+
+    let fir_p = FirPipelines::new(&ctx).expect("fir");
+    let ch = 2 * stems;
+    let (a, b) = (
+        ctx.storage("a", (ch * block * 4) as u64),
+        ctx.storage("b", (ch * block * 4) as u64),
+    );
+    let lanes: Vec<FirLane> = (0..ch)
+        .map(|c| FirLane {
+            taps: &eq,
+            input: c * block,
+            output: c * block,
+        })
+        .collect();
+    for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
+        let fir = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes, &a, &b).expect("fir");
+        println!(
+            "  fir_convolve ({ch} channels, {fft:?}) {:9.0}",
+            best_us(&ctx, reps, |p, j| fir.encode(p, j))
+        );
+        let bus = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes[..2], &a, &b).expect("fir");
+        println!(
+            "  fir_convolve (2 channels, {fft:?})  {:9.0}",
+            best_us(&ctx, reps, |p, j| bus.encode(p, j))
+        );
+    }
+    println!(
+        "  (the engine uses {:?} on this adapter)",
+        FftStrategy::for_adapter(&ctx.adapter_info)
+    );
+
+    let table = design_oversampling(4);
+    let precision = Precision::for_context(&ctx);
+    println!("  (limiter dB stages in {precision:?})");
+    let (atten, held, rel, gain) = (
+        ctx.storage("a", (block * 4) as u64),
+        ctx.storage("h", (block * 4) as u64),
+        ctx.storage("r", (block * 4) as u64),
+        ctx.storage("g", (block * 4) as u64),
+    );
+    let peak =
+        OversamplePeak::new(&ctx, precision, &table, 2, block, -1.2, &a, 0, &atten).expect("peak");
+    println!(
+        "  oversample_peak (4x, 2 ch)   {:9.0}",
+        best_us(&ctx, reps, |p, j| peak.encode(p, j))
+    );
+    let hold = LimiterHold::new(&ctx, 96, block, &atten, &held).expect("hold");
+    println!(
+        "  limiter_hold (L 96)          {:9.0}",
+        best_us(&ctx, reps, |p, j| hold.encode(p, j))
+    );
+    let release =
+        LimiterRelease::new(&ctx, precision, 0.99965, block, &held, &rel).expect("release");
+    println!(
+        "  limiter_release              {:9.0}",
+        best_us(&ctx, reps, |p, _| release.encode(p))
+    );
+    let smooth = LimiterSmooth::new(&ctx, precision, 96, block, &rel, &gain).expect("smooth");
+    println!(
+        "  limiter_smooth (L 96)        {:9.0}",
+        best_us(&ctx, reps, |p, j| smooth.encode(p, j))
+    );
+
+    // A whole limited pass with stem outputs: 30 s of program.
+    let frames = (30.0 * fs) as u64;
+    let plan = RenderPlan {
+        sample_rate: fs as u32,
+        frames,
+        block,
+        layout: Layout::Stereo,
+        stems: (0..stems)
+            .map(|i| StemPlan {
+                index: i,
+                name: format!("stem{i}"),
+                channels: 2,
+                fir: Some(FirPlan {
+                    taps: vec![eq.clone(), eq.clone()],
+                    latency: eq_latency(8191, Phase::Linear),
+                }),
+                routes: vec![(0, 0, 0.5), (1, 1, 0.5)],
+            })
+            .collect(),
+        bus_fir: Some(FirPlan {
+            taps: vec![eq.clone(), eq.clone()],
+            latency: eq_latency(8191, Phase::Linear),
+        }),
+        limiter: Some(LimiterPlan {
+            ceiling_db: -1.2,
+            lookahead: 96,
+            rho: 0.99965,
+            oversampling: table,
+        }),
+    };
+    let mut engine = GpuEngine::new(None).expect("engine");
+    for stems_out in [false, true] {
+        let pass = PassParams {
+            gain_db: 0.0,
+            limit: true,
+            stems: stems_out,
+        };
+        let run = |engine: &mut GpuEngine| {
+            let mut src = Noise {
+                stems,
+                block,
+                left: plan.blocks(),
+                state: 1,
+            };
+            let t = Instant::now();
+            engine
+                .run_pass(&plan, &pass, &mut src, &mut Discard)
+                .expect("pass");
+            t.elapsed().as_secs_f64()
+        };
+        run(&mut engine);
+        let secs = run(&mut engine);
+        println!(
+            "whole pass, limiter, stems out {stems_out}: 30 s of program in {secs:.2} s = {:.1}x realtime",
+            30.0 / secs
+        );
+    }
+}

@@ -1,0 +1,790 @@
+//! CPU/GPU parity of every stage on its own (DESIGN.md "Parity contract"): the CPU twin in
+//! `src/cpu/<stage>.rs` and the GPU stage `src/gpu/<stage>.rs` + `shaders/<stage>.wgsl` run on the
+//! same generated full-scale signals, over several blocks so that every carry across blocks (FIR
+//! history and delay line, oversampler history, hold and smoothing halos, release state) is
+//! exercised. Float stages: residual peak <= -110 dBFS and RMS <= -130 dBFS; stages whose
+//! arithmetic is exact on both sides (max, one multiply, integer hashing) must be identical.
+//!
+//! GPU tests never skip silently: with no adapter they fail and say how to get one, unless
+//! STEMFORGE_SKIP_GPU_TESTS=1 (then each prints that it skipped, with the count).
+#[path = "common/gpu_harness.rs"]
+mod gpu_harness;
+#[path = "common/gpu_parity.rs"]
+mod gpu_parity;
+#[path = "common/gpu_signals.rs"]
+mod gpu_signals;
+
+use gpu_harness::{gpu, read, run_encoder, run_pass, upload};
+use gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_identical_bytes, assert_parity};
+use gpu_signals::{Rng, impulses, music_noise, sine, sweep, test_fir};
+use stemforge::gpu::GpuContext;
+use stemforge::gpu::fir_convolve::FftStrategy;
+use stemforge::gpu::kernel::Precision;
+
+const FS: f64 = 48000.0;
+
+/// Split `[channel][frame]` into blocks of `block` frames (the last one zero-padded).
+fn block_of(x: &[Vec<f32>], j: usize, block: usize) -> Vec<Vec<f32>> {
+    x.iter()
+        .map(|c| {
+            let mut b = vec![0.0f32; block];
+            let end = ((j + 1) * block).min(c.len());
+            if j * block < end {
+                b[..end - j * block].copy_from_slice(&c[j * block..end]);
+            }
+            b
+        })
+        .collect()
+}
+
+fn flat(x: &[Vec<f32>]) -> Vec<f32> {
+    x.iter().flatten().copied().collect()
+}
+
+/// Bits of every value equal (NaN-free inputs), reported with the parity figures on failure.
+fn assert_bit_identical(stage: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>]) {
+    for (c, (a, b)) in cpu.iter().zip(gpu).enumerate() {
+        if let Some(n) = a
+            .iter()
+            .zip(b)
+            .position(|(x, y)| x.to_bits() != y.to_bits())
+        {
+            // Reports the figures (and keeps both renders) if the difference is also over tolerance.
+            assert_parity(stage, cpu, gpu, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+            panic!(
+                "{stage}: channel {c}, frame {n}: cpu {:e}, gpu {:e}: must be identical",
+                a[n], b[n]
+            );
+        }
+    }
+    println!(
+        "{stage}: identical ({} channel(s) x {} frames)",
+        cpu.len(),
+        cpu.first().map_or(0, Vec::len)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// pcm_unpack
+
+fn pcm_bytes(encoding: stemforge::io::SourceEncoding, samples: usize, seed: u64) -> Vec<u8> {
+    use stemforge::io::SourceEncoding::*;
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::new();
+    for i in 0..samples {
+        let r = rng.next_u64();
+        match encoding {
+            Int16 => out.extend_from_slice(
+                &[[0x00, 0x80], [0xff, 0x7f], [0, 0], [0xff, 0xff]]
+                    .get(i)
+                    .copied()
+                    .unwrap_or((r as u16).to_le_bytes()),
+            ),
+            Int24 => out.extend_from_slice(&(r as u32).to_le_bytes()[..3]),
+            Int32 => {
+                // Edge values first: the extremes and values whose f32 rounding is a tie.
+                let edge = [
+                    i32::MIN,
+                    i32::MAX,
+                    0x7fff_ffc0,
+                    (1 << 24) + 1,
+                    -(1 << 24) - 3,
+                    0x0100_0080,
+                ];
+                out.extend_from_slice(&edge.get(i).copied().unwrap_or(r as i32).to_le_bytes())
+            }
+            Float32 => out.extend_from_slice(&((rng.uniform() * 1.2) as f32).to_le_bytes()),
+            Float64 => {
+                // Full-scale values, and tiny ones whose f32 is subnormal or a rounding tie.
+                let v = match i % 7 {
+                    0 => rng.uniform() * 1e-39,
+                    1 => rng.uniform() * 1e-44,
+                    2 => 1.0 + (2.0 * (i % 3) as f64 + 1.0) * 2f64.powi(-24),
+                    _ => rng.uniform() * 1.1,
+                };
+                out.extend_from_slice(&v.to_le_bytes())
+            }
+            Coded { .. } => unreachable!(),
+        }
+    }
+    out
+}
+
+#[test]
+fn pcm_unpack() {
+    use stemforge::cpu::pcm_unpack::{bytes_per_sample, unpack};
+    use stemforge::gpu::pcm_unpack::PcmUnpack;
+    use stemforge::io::SourceEncoding::*;
+    let Some(ctx) = gpu("pcm_unpack") else { return };
+    let (block, channels) = (256usize, 3usize);
+    // Three full blocks and a partial one (the end of a stem): zeros must follow its last frame.
+    let frames = 3 * block + 101;
+    for encoding in [Int16, Int24, Int32, Float32, Float64] {
+        let bps = bytes_per_sample(encoding).expect("raw encoding");
+        let raw = pcm_bytes(encoding, frames * channels, 7);
+        let planar = ctx.storage("planar", (channels * block * 4) as u64);
+        let mut gpu_stage =
+            PcmUnpack::new(&ctx, encoding, channels, block, &planar, 0).expect("pcm_unpack");
+        let (mut cpu_out, mut gpu_out) = (vec![Vec::new(); channels], vec![Vec::new(); channels]);
+        for j in 0..frames.div_ceil(block) {
+            let n = block.min(frames - j * block);
+            let bytes = &raw[j * block * channels * bps..(j * block + n) * channels * bps];
+            let mut cpu_block = vec![vec![0.0f32; block]; channels];
+            unpack(bytes, encoding, channels, &mut cpu_block, n);
+            gpu_stage.upload(&ctx.queue, bytes).expect("upload");
+            run_pass(&ctx, |p| gpu_stage.encode(p));
+            let g = read(&ctx, &planar, 0, channels * block);
+            for c in 0..channels {
+                cpu_out[c].extend_from_slice(&cpu_block[c]);
+                gpu_out[c].extend_from_slice(&g[c * block..(c + 1) * block]);
+            }
+        }
+        assert_bit_identical(&format!("pcm_unpack {encoding:?}"), &cpu_out, &gpu_out);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fir_convolve
+
+fn fir_case(ctx: &GpuContext, fft: FftStrategy, block: usize, taps: &[usize], blocks: usize) {
+    use stemforge::cpu::fir_convolve::FirConvolve as CpuFir;
+    use stemforge::gpu::fir_convolve::{FirConvolve, FirLane, FirPipelines};
+    let frames = block * blocks;
+    let hs: Vec<Vec<f32>> = taps
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| test_fir(t, 0.35, 100 + i as u64))
+        .collect();
+    // One signal kind per lane, cycling: music-like noise, a sweep, impulses, a sine.
+    let xs: Vec<Vec<f32>> = (0..taps.len())
+        .map(|i| match i % 4 {
+            0 => music_noise(frames, 11 + i as u64),
+            1 => sweep(frames, FS, 20.0, 20000.0, 1.0),
+            2 => impulses(frames, 3, block / 2 + 7),
+            _ => sine(frames, FS, 997.0, 1.0),
+        })
+        .collect();
+    let pipes = FirPipelines::new(ctx).expect("fir pipelines");
+    let ch = taps.len();
+    let input = ctx.storage("fir in", (ch * block * 4) as u64);
+    let output = ctx.storage("fir out", (ch * block * 4) as u64);
+    let lanes: Vec<FirLane> = hs
+        .iter()
+        .enumerate()
+        .map(|(i, h)| FirLane {
+            taps: h,
+            input: i * block,
+            output: i * block,
+        })
+        .collect();
+    let fir = FirConvolve::new(ctx, &pipes, fft, block, &lanes, &input, &output).expect("fir");
+    run_encoder(ctx, |e| fir.reset(e));
+    let mut cpu: Vec<CpuFir> = hs.iter().map(|h| CpuFir::new(h, block)).collect();
+    let (mut cpu_out, mut gpu_out) = (vec![Vec::new(); ch], vec![Vec::new(); ch]);
+    for j in 0..blocks {
+        let xb = block_of(&xs, j, block);
+        upload(ctx, &input, &flat(&xb));
+        run_pass(ctx, |p| fir.encode(p, j as u64));
+        let g = read(ctx, &output, 0, ch * block);
+        for c in 0..ch {
+            let mut y = vec![0.0f32; block];
+            cpu[c].process(&xb[c], &mut y);
+            cpu_out[c].extend_from_slice(&y);
+            gpu_out[c].extend_from_slice(&g[c * block..(c + 1) * block]);
+        }
+    }
+    assert_parity(
+        &format!("fir_convolve {fft:?} B={block} taps={taps:?}"),
+        &cpu_out,
+        &gpu_out,
+        STAGE_PEAK_DBFS,
+        STAGE_RMS_DBFS,
+    );
+}
+
+#[test]
+fn fir_convolve() {
+    let Some(ctx) = gpu("fir_convolve") else {
+        return;
+    };
+    // Both FFT strategies, whichever this adapter would pick.
+    for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
+        // Partition edge cases at a small block: 1 tap, part of a partition, exactly one, one
+        // more, several (the frequency-domain delay line), over 6 blocks; a block whose FFT size
+        // has an odd log2 (radix-2 pass) and one that is not a power of two (N = 1024 > 2B).
+        fir_case(&ctx, fft, 256, &[1, 37, 256, 257, 3 * 256 + 5], 6);
+        fir_case(&ctx, fft, 512, &[600], 4);
+        fir_case(&ctx, fft, 300, &[301, 77], 4);
+        // A block far below the smallest FFT (N = 32 > 2B): the history spans several blocks.
+        fir_case(&ctx, fft, 5, &[3, 12, 40], 12);
+        // The render's default block with an 8191-tap EQ (one partition, FFT 16384 = 64 x 128
+        // x 2), and a 3-partition filter, over 3 blocks.
+        fir_case(&ctx, fft, 8192, &[8191, 20000], 3);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// gain_sum
+
+/// The CPU twin's loop (`cpu::gain_sum::gain_sum` on the main branch): bus[dst] += w * stem[src].
+fn cpu_gain_sum(
+    routes: &[(usize, usize, f32)],
+    stem: &[Vec<f32>],
+    bus: &mut [Vec<f32>],
+    frames: usize,
+) {
+    for &(src, dst, w) in routes {
+        for (b, s) in bus[dst][..frames].iter_mut().zip(&stem[src][..frames]) {
+            *b += w * *s;
+        }
+    }
+}
+
+#[test]
+fn gain_sum() {
+    use stemforge::gpu::gain_sum::{GainSum, Route};
+    let Some(ctx) = gpu("gain_sum") else { return };
+    let block = 512usize;
+    let bus_ch = 2usize;
+    let g = |db: f64| 10f64.powf(db / 20.0) as f32;
+    let m = std::f32::consts::FRAC_1_SQRT_2;
+    // Stereo at +0.5 dB, mono to L and R at -3 dB and -2 dB of gain, stereo at -6 dB.
+    type Stem = (usize, Vec<(usize, usize, f32)>);
+    let stems: Vec<Stem> = vec![
+        (2, vec![(0, 0, g(0.5)), (1, 1, g(0.5))]),
+        (1, vec![(0, 0, g(-2.0) * m), (0, 1, g(-2.0) * m)]),
+        (2, vec![(0, 0, g(-6.0)), (1, 1, g(-6.0))]),
+    ];
+    let stem_ch: usize = stems.iter().map(|s| s.0).sum();
+    let signals: Vec<Vec<f32>> = (0..stem_ch)
+        .map(|i| music_noise(block * 3, 40 + i as u64))
+        .collect();
+    let stem_buf = ctx.storage("stems", (stem_ch * block * 4) as u64);
+    for stems_out in [false, true] {
+        let mut per_stem = Vec::new();
+        let mut first = 0;
+        for (ch, routes) in &stems {
+            per_stem.push(
+                routes
+                    .iter()
+                    .map(|&(s, d, w)| Route {
+                        src: ((first + s) * block) as u32,
+                        dst: d as u32,
+                        weight: w,
+                        _pad: 0,
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            first += ch;
+        }
+        let sig: Vec<Vec<Route>> = if stems_out {
+            per_stem
+        } else {
+            vec![per_stem.concat()]
+        };
+        let n_sig = sig.len();
+        let summed = ctx.storage("summed", (n_sig * bus_ch * block * 4) as u64);
+        let ring = ctx.storage(
+            "ring",
+            (2 * (1 + if stems_out { 3 } else { 0 }) * bus_ch * block * 4) as u64,
+        );
+        let mut stage = GainSum::new(
+            &ctx,
+            block,
+            bus_ch,
+            &sig,
+            stems_out,
+            &stem_buf,
+            &summed,
+            Some((&summed, &ring)),
+        )
+        .expect("gain_sum");
+        let gain = g(-4.3);
+        stage.set_gain(&ctx.queue, gain);
+        let slot_len = (1 + if stems_out { 3 } else { 0 }) * bus_ch * block;
+        let (mut cpu_route, mut gpu_route) = (
+            vec![Vec::new(); n_sig * bus_ch],
+            vec![Vec::new(); n_sig * bus_ch],
+        );
+        let (mut cpu_mix, mut gpu_mix) = (
+            vec![Vec::new(); slot_len / block],
+            vec![Vec::new(); slot_len / block],
+        );
+        for j in 0..3 {
+            let xb = block_of(&signals, j, block);
+            upload(&ctx, &stem_buf, &flat(&xb));
+            // Block 1 keeps only frames [0, 300): the end of the program, zeroed after it.
+            let (from, to) = if j == 1 { (0, 300) } else { (0, block) };
+            run_pass(&ctx, |p| {
+                stage.encode_route(p);
+                stage.encode_mix(p, (j % 2) * slot_len, from, to);
+            });
+            let r = read(&ctx, &summed, 0, n_sig * bus_ch * block);
+            let x = read(&ctx, &ring, (j % 2) * slot_len, slot_len);
+            // CPU: the engine's steps 3-4 with the twin's loop.
+            let mut contrib = vec![vec![vec![0.0f32; block]; bus_ch]; n_sig];
+            let mut first = 0;
+            for (i, (ch, routes)) in stems.iter().enumerate() {
+                let target = if stems_out {
+                    &mut contrib[i]
+                } else {
+                    &mut contrib[0]
+                };
+                cpu_gain_sum(routes, &xb[first..first + ch], target, block);
+                first += ch;
+            }
+            for (i, c) in contrib.iter().flatten().enumerate() {
+                cpu_route[i].extend_from_slice(c);
+                gpu_route[i].extend_from_slice(&r[i * block..(i + 1) * block]);
+            }
+            contrib.iter_mut().flatten().for_each(|c| {
+                c.iter_mut().for_each(|v| *v *= gain);
+                c[to..].fill(0.0);
+            });
+            let mut bus = vec![vec![0.0f32; block]; bus_ch];
+            for c in &contrib {
+                for (d, s) in bus.iter_mut().zip(c) {
+                    d.iter_mut().zip(s).for_each(|(d, s)| *d += *s);
+                }
+            }
+            let slot: Vec<&Vec<f32>> = if stems_out {
+                bus.iter().chain(contrib.iter().flatten()).collect()
+            } else {
+                bus.iter().collect()
+            };
+            for (i, c) in slot.iter().enumerate() {
+                cpu_mix[i].extend_from_slice(c);
+                gpu_mix[i].extend_from_slice(&x[i * block..(i + 1) * block]);
+            }
+        }
+        let mode = if stems_out { "per stem" } else { "one bus" };
+        assert_parity(
+            &format!("gain_sum route ({mode})"),
+            &cpu_route,
+            &gpu_route,
+            STAGE_PEAK_DBFS,
+            STAGE_RMS_DBFS,
+        );
+        assert_parity(
+            &format!("gain_sum mix ({mode})"),
+            &cpu_mix,
+            &gpu_mix,
+            STAGE_PEAK_DBFS,
+            STAGE_RMS_DBFS,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// limiter stages
+
+/// A program pushed 4 dB over full scale with a -1 dB ceiling, so the attenuation ranges 0..~7 dB.
+fn loud_program(channels: usize, frames: usize, seed: u64) -> Vec<Vec<f32>> {
+    (0..channels)
+        .map(|c| {
+            music_noise(frames, seed + c as u64)
+                .iter()
+                .map(|v| v * 1.58)
+                .collect()
+        })
+        .collect()
+}
+
+/// The CPU oversample_peak's attenuation for `x`, block by block.
+fn cpu_atten(x: &[Vec<f32>], factor: usize, block: usize, ceiling: f32) -> Vec<f32> {
+    use stemforge::cpu::oversample_peak::OversamplePeak;
+    use stemforge::dsp::oversampling::design_oversampling;
+    let table = design_oversampling(factor);
+    let mut st = OversamplePeak::new(&table, x.len(), block);
+    let mut out = Vec::new();
+    for j in 0..x[0].len() / block {
+        let xb = block_of(x, j, block);
+        let views: Vec<&[f32]> = xb.iter().map(|v| v.as_slice()).collect();
+        let mut a = vec![0.0f32; block];
+        st.process(&views, ceiling, &mut a);
+        out.extend(a);
+    }
+    out
+}
+
+/// The precisions to test on this device: f64 (the CPU twins' arithmetic) where it exists, and
+/// always the f32 fallback.
+fn precisions(ctx: &GpuContext) -> Vec<Precision> {
+    if ctx.has_f64() {
+        vec![Precision::F64, Precision::F32]
+    } else {
+        vec![Precision::F32]
+    }
+}
+
+/// The f32 fallbacks' margins (shaders/*_f32.wgsl): oversample_peak adds 1e-5 dB, so its residual
+/// in dB is at most that plus f32 log2's error (~4e-6 dB): 2e-5 dB is -94 dBFS. limiter_smooth
+/// scales g by 1 - 2^-19 (1.9e-6) plus exp2's error: 4e-6 is -108 dBFS. Their RMS is about the
+/// margin itself, hence the same bounds.
+const F32_PEAK_ATTEN_DBFS: f64 = -94.0;
+const F32_SMOOTH_GAIN_DBFS: f64 = -108.0;
+
+#[test]
+fn oversample_peak() {
+    use stemforge::dsp::oversampling::design_oversampling;
+    use stemforge::gpu::oversample_peak::OversamplePeak;
+    let Some(ctx) = gpu("oversample_peak") else {
+        return;
+    };
+    let (block, blocks, ceiling) = (512usize, 4usize, -1.0f32);
+    for precision in precisions(&ctx) {
+        for (factor, channels) in [(1usize, 2usize), (2, 2), (4, 2), (4, 6), (8, 2)] {
+            let x = loud_program(channels, block * blocks, 60);
+            let table = design_oversampling(factor);
+            let input = ctx.storage("x", (channels * block * 4) as u64);
+            let atten = ctx.storage("a", (block * 4) as u64);
+            let st = OversamplePeak::new(
+                &ctx, precision, &table, channels, block, ceiling, &input, 0, &atten,
+            )
+            .expect("peak");
+            run_encoder(&ctx, |e| st.reset(e));
+            let mut got = Vec::new();
+            for j in 0..blocks {
+                upload(&ctx, &input, &flat(&block_of(&x, j, block)));
+                run_pass(&ctx, |p| st.encode(p, j as u64));
+                got.extend(read(&ctx, &atten, 0, block));
+            }
+            let want = cpu_atten(&x, factor, block, ceiling);
+            assert!(
+                want.iter().any(|a| *a > 1.0),
+                "the test signal must need attenuation"
+            );
+            let label = format!("oversample_peak {precision:?} K={factor} channels={channels}");
+            match precision {
+                // The polyphase sums run in the same order on both sides and a by the same f64
+                // series: only FMA contraction by the GPU compiler can separate them.
+                Precision::F64 => {
+                    assert_parity(&label, &[want], &[got], STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+                }
+                Precision::F32 => {
+                    // Conservative like the CPU twin: never below its attenuation.
+                    let under = want.iter().zip(&got).position(|(w, g)| g < w);
+                    assert!(
+                        under.is_none(),
+                        "{label}: attenuation below the CPU's at frame {under:?}"
+                    );
+                    assert_parity(
+                        &label,
+                        &[want],
+                        &[got],
+                        F32_PEAK_ATTEN_DBFS,
+                        F32_PEAK_ATTEN_DBFS,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Run a one-in one-out limiter stage on the GPU over `x` in blocks.
+fn gpu_blocks(
+    ctx: &GpuContext,
+    x: &[f32],
+    block: usize,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+    mut encode: impl FnMut(&mut wgpu::ComputePass<'_>, u64),
+) -> Vec<f32> {
+    let mut got = Vec::new();
+    for j in 0..x.len() / block {
+        upload(ctx, input, &x[j * block..(j + 1) * block]);
+        run_pass(ctx, |p| encode(p, j as u64));
+        got.extend(read(ctx, output, 0, block));
+    }
+    got
+}
+
+fn cpu_blocks(x: &[f32], block: usize, mut process: impl FnMut(&[f32], &mut [f32])) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    for (i, o) in x.chunks(block).zip(out.chunks_mut(block)) {
+        process(i, o);
+    }
+    out
+}
+
+#[test]
+fn limiter_hold() {
+    use stemforge::cpu::limiter_hold::LimiterHold as Cpu;
+    use stemforge::gpu::limiter_hold::LimiterHold;
+    let Some(ctx) = gpu("limiter_hold") else {
+        return;
+    };
+    let block = 512usize;
+    let a = cpu_atten(&loud_program(2, block * 5, 70), 4, block, -1.0);
+    // L = 1 (no hold), short, 2 ms at 48 kHz, and longer than a block (the halo spans blocks).
+    for l in [1usize, 7, 96, 700] {
+        let input = ctx.storage("a", (block * 4) as u64);
+        let output = ctx.storage("A", (block * 4) as u64);
+        let st = LimiterHold::new(&ctx, l, block, &input, &output).expect("hold");
+        run_encoder(&ctx, |e| st.reset(e));
+        let got = gpu_blocks(&ctx, &a, block, &input, &output, |p, j| st.encode(p, j));
+        let mut cpu = Cpu::new(l, block);
+        let want = cpu_blocks(&a, block, |i, o| cpu.process(i, o));
+        // A maximum is exact: identical.
+        assert_bit_identical(&format!("limiter_hold L={l}"), &[want], &[got]);
+    }
+}
+
+#[test]
+fn limiter_release() {
+    use stemforge::cpu::limiter_hold::LimiterHold as CpuHold;
+    use stemforge::cpu::limiter_release::LimiterRelease as Cpu;
+    use stemforge::gpu::limiter_release::LimiterRelease;
+    let Some(ctx) = gpu("limiter_release") else {
+        return;
+    };
+    let a = cpu_atten(&loud_program(2, 4096 * 4, 80), 4, 4096, -1.0);
+    for precision in precisions(&ctx) {
+        for (block, release_ms) in [(4096usize, 60.0f64), (512, 5.0), (300, 500.0)] {
+            let mut hold = CpuHold::new(96, block);
+            let held = cpu_blocks(&a[..a.len() / block * block], block, |i, o| {
+                hold.process(i, o)
+            });
+            let rho = (-1000.0 / (release_ms * FS)).exp() as f32;
+            let input = ctx.storage("A", (block * 4) as u64);
+            let output = ctx.storage("D", (block * 4) as u64);
+            let st =
+                LimiterRelease::new(&ctx, precision, rho, block, &input, &output).expect("release");
+            run_encoder(&ctx, |e| st.reset(e));
+            let got = gpu_blocks(&ctx, &held, block, &input, &output, |p, _| st.encode(p));
+            let label = format!("limiter_release {precision:?} B={block} release={release_ms} ms");
+            let want = match precision {
+                // The scan keeps the f64 recursion's exact rounding (see the shader): identical.
+                Precision::F64 => {
+                    let mut cpu = Cpu::new(rho);
+                    cpu_blocks(&held, block, |i, o| cpu.process(i, o))
+                }
+                // The fallback is exactly an f32 sequential recursion.
+                Precision::F32 => {
+                    let mut d = 0.0f32;
+                    held.iter()
+                        .map(|a| {
+                            d = a.max(rho * d);
+                            d
+                        })
+                        .collect()
+                }
+            };
+            assert_bit_identical(&label, &[want], &[got]);
+        }
+    }
+}
+
+#[test]
+fn limiter_smooth() {
+    use stemforge::cpu::limiter_release::LimiterRelease as CpuRelease;
+    use stemforge::cpu::limiter_smooth::LimiterSmooth as Cpu;
+    use stemforge::gpu::limiter_smooth::LimiterSmooth;
+    let Some(ctx) = gpu("limiter_smooth") else {
+        return;
+    };
+    let block = 512usize;
+    let a = cpu_atten(&loud_program(2, block * 5, 90), 4, block, -1.0);
+    let mut release = CpuRelease::new((-1000.0 / (60.0 * FS)).exp() as f32);
+    let d = cpu_blocks(&a, block, |i, o| release.process(i, o));
+    for precision in precisions(&ctx) {
+        for l in [1usize, 96, 700] {
+            let input = ctx.storage("D", (block * 4) as u64);
+            let output = ctx.storage("g", (block * 4) as u64);
+            let st =
+                LimiterSmooth::new(&ctx, precision, l, block, &input, &output).expect("smooth");
+            run_encoder(&ctx, |e| st.reset(e));
+            let got = gpu_blocks(&ctx, &d, block, &input, &output, |p, j| st.encode(p, j));
+            let mut cpu = Cpu::new(l, block);
+            let want = cpu_blocks(&d, block, |i, o| cpu.process(i, o));
+            assert!(
+                want.iter().any(|g| *g < 0.9),
+                "the test must reach real gain reduction"
+            );
+            let label = format!("limiter_smooth {precision:?} L={l}");
+            match precision {
+                Precision::F64 => {
+                    assert_parity(&label, &[want], &[got], STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+                }
+                Precision::F32 => {
+                    // Conservative like the CPU twin: never above its gain.
+                    let over = want.iter().zip(&got).position(|(w, g)| g > w);
+                    assert!(
+                        over.is_none(),
+                        "{label}: gain above the CPU's at frame {over:?}"
+                    );
+                    assert_parity(
+                        &label,
+                        &[want],
+                        &[got],
+                        F32_SMOOTH_GAIN_DBFS,
+                        F32_SMOOTH_GAIN_DBFS,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn limiter_apply() {
+    use stemforge::cpu::limiter_apply::apply;
+    use stemforge::gpu::limiter_apply::LimiterApply;
+    let Some(ctx) = gpu("limiter_apply") else {
+        return;
+    };
+    let (block, channels) = (512usize, 3usize);
+    let x = loud_program(channels, block * 3, 95);
+    let g: Vec<f32> = music_noise(block * 3, 96)
+        .iter()
+        .map(|v| 0.5 + 0.5 * v.abs())
+        .collect();
+    let (gain, xb, yb) = (
+        ctx.storage("g", (block * 4) as u64),
+        ctx.storage("x", ((channels + 1) * block * 4) as u64),
+        ctx.storage("y", ((channels + 2) * block * 4) as u64),
+    );
+    let st = LimiterApply::new(&ctx, block, &gain, &xb, &yb).expect("apply");
+    let (mut cpu_out, mut gpu_out) = (vec![Vec::new(); channels], vec![Vec::new(); channels]);
+    for j in 0..3 {
+        let xj = block_of(&x, j, block);
+        let gj = &g[j * block..(j + 1) * block];
+        upload(&ctx, &gain, gj);
+        // Offsets as the engine uses them: a ring slot in, an output region out.
+        ctx.queue
+            .write_buffer(&xb, (block * 4) as u64, bytemuck::cast_slice(&flat(&xj)));
+        run_pass(&ctx, |p| st.encode(p, channels, block, 2 * block));
+        let y = read(&ctx, &yb, 2 * block, channels * block);
+        for c in 0..channels {
+            let mut v = xj[c].clone();
+            apply(&mut v, gj);
+            cpu_out[c].extend(v);
+            gpu_out[c].extend_from_slice(&y[c * block..(c + 1) * block]);
+        }
+    }
+    // One f32 multiply each side: identical.
+    assert_bit_identical("limiter_apply", &cpu_out, &gpu_out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// dither_quantize
+
+#[test]
+fn dither_quantize() {
+    use stemforge::cpu::dither_quantize::quantize_block;
+    use stemforge::gpu::dither_quantize::DitherQuantize;
+    use stemforge::session::SampleFormat;
+    let Some(ctx) = gpu("dither_quantize") else {
+        return;
+    };
+    let (block, channels, blocks) = (512usize, 3usize, 3usize);
+    // Full scale and a little over (the clamp), plus exact rounding ties at 16 bits.
+    let mut x: Vec<Vec<f32>> = (0..channels)
+        .map(|c| {
+            music_noise(block * blocks, 120 + c as u64)
+                .iter()
+                .map(|v| v * 1.02)
+                .collect()
+        })
+        .collect();
+    for (i, v) in x[1].iter_mut().take(64).enumerate() {
+        *v = (i as f32 - 32.0 + 0.5) / 32768.0;
+    }
+    let planar = ctx.storage("planar", (channels * block * 4) as u64);
+    for format in [
+        SampleFormat::Pcm16,
+        SampleFormat::Pcm24,
+        SampleFormat::Pcm32,
+        SampleFormat::F32,
+    ] {
+        for seed in [None, Some(0x1234_5678u32)] {
+            // A first frame just below 2^32: the hash's 64-bit frame index carries mid-block.
+            for first in [0u64, (1u64 << 32) - 700] {
+                let st = DitherQuantize::new(&ctx, format, seed, channels, block, &planar, 0)
+                    .expect("dither");
+                let bps = format.bytes_per_sample();
+                let (mut cpu_bytes, mut gpu_bytes) = (Vec::new(), Vec::new());
+                for j in 0..blocks {
+                    // The last block is partial: 333 frames.
+                    let frames = if j + 1 == blocks { 333 } else { block };
+                    let xb = block_of(&x, j, block);
+                    upload(&ctx, &planar, &flat(&xb));
+                    let f0 = first + (j * block) as u64;
+                    run_pass(&ctx, |p| st.encode(p, f0, frames));
+                    let words = st.packed_len(frames).div_ceil(4);
+                    let w: Vec<u32> = ctx.read_back(&st.packed, 0, words).expect("read");
+                    gpu_bytes.extend_from_slice(
+                        &bytemuck::cast_slice::<u32, u8>(&w)[..st.packed_len(frames)],
+                    );
+                    let ints: Vec<Vec<i32>> = (0..channels)
+                        .map(|c| {
+                            let mut q = vec![0i32; frames];
+                            if let Some(bits) = format.int_bits() {
+                                quantize_block(&xb[c][..frames], bits, seed, c as u32, f0, &mut q);
+                            }
+                            q
+                        })
+                        .collect();
+                    for n in 0..frames {
+                        for c in 0..channels {
+                            match format {
+                                SampleFormat::F32 => {
+                                    cpu_bytes.extend_from_slice(&xb[c][n].to_le_bytes())
+                                }
+                                _ => cpu_bytes.extend_from_slice(&ints[c][n].to_le_bytes()[..bps]),
+                            }
+                        }
+                    }
+                }
+                let label = format!("dither_quantize {format:?} seed={seed:?} first_frame={first}");
+                assert_identical_bytes(&label, &cpu_bytes, &gpu_bytes, bps, channels);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// delay_line (the engine's alignment; its CPU twin is the CPU engine's DelayLine)
+
+#[test]
+fn delay_line() {
+    use stemforge::gpu::delay_line::{DelayLine, DelayPipelines};
+    let Some(ctx) = gpu("delay_line") else { return };
+    let (block, blocks) = (64usize, 8usize);
+    // No delay, sub-block, one short of a block, exactly one, more than one, several blocks.
+    let delays = [0usize, 5, 63, 64, 67, 200];
+    let x: Vec<Vec<f32>> = (0..delays.len())
+        .map(|c| music_noise(block * blocks, 150 + c as u64))
+        .collect();
+    let pipes = DelayPipelines::new(&ctx).expect("delay pipelines");
+    let (input, output) = (
+        ctx.storage("in", (delays.len() * block * 4) as u64),
+        ctx.storage("out", (delays.len() * block * 4) as u64),
+    );
+    let lanes: Vec<(usize, usize, usize)> = delays
+        .iter()
+        .enumerate()
+        .map(|(c, &d)| (c * block, c * block, d))
+        .collect();
+    let st = DelayLine::new(&ctx, &pipes, block, &lanes, &input, &output).expect("delay");
+    run_encoder(&ctx, |e| st.reset(e));
+    let mut got = vec![Vec::new(); delays.len()];
+    for j in 0..blocks {
+        upload(&ctx, &input, &flat(&block_of(&x, j, block)));
+        run_pass(&ctx, |p| st.encode(p, j as u64));
+        let y = read(&ctx, &output, 0, delays.len() * block);
+        for c in 0..delays.len() {
+            got[c].extend_from_slice(&y[c * block..(c + 1) * block]);
+        }
+    }
+    let want: Vec<Vec<f32>> = x
+        .iter()
+        .zip(delays)
+        .map(|(c, d)| {
+            (0..c.len())
+                .map(|n| if n >= d { c[n - d] } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    assert_bit_identical("delay_line", &want, &got);
+}
