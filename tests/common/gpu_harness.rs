@@ -27,7 +27,18 @@ fn shared() -> &'static Mutex<Shared> {
             ),
             Err(e) => panic!("GPU device could not be opened: {e}"),
         };
-        eprintln!("GPU tests run on: {}", ctx.summary().describe());
+        let summary = ctx.summary();
+        // Never drift onto the GL fallback unnoticed: the GPU tests run on Vulkan unless
+        // WGPU_BACKEND names another backend on purpose.
+        let asked = std::env::var("WGPU_BACKEND").unwrap_or_default().to_lowercase();
+        if (asked.is_empty() || asked == "vulkan") && summary.backend != "Vulkan" {
+            panic!(
+                "GPU tests must run on Vulkan, but the adapter is {} (set WGPU_BACKEND=vulkan and install \
+                 mesa-vulkan-drivers libvulkan1, or name the backend you mean to test in WGPU_BACKEND)",
+                summary.describe()
+            );
+        }
+        eprintln!("GPU tests run on: {}", summary.describe());
         Mutex::new(Shared { ctx })
     })
 }
