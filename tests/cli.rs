@@ -2,7 +2,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -53,34 +52,42 @@ fn existing_output_needs_force() {
     assert_eq!(y[0].len(), FS as usize);
 }
 
-/// A render killed with SIGKILL leaves no file under the final name.
+/// A render killed with SIGKILL leaves no file under the final name: killed on a progress event
+/// in the middle of the analysis pass, and in the middle of the limiter pass that writes outputs.
 #[test]
 fn killed_render_leaves_no_final_file() {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let s = small_session(dir.path(), 120, MASTER_OUT);
+    let s = small_session(dir.path(), 240, MASTER_OUT);
     let out = dir.path().join("out");
     let report = dir.path().join("report.json");
-    for kill_after in [Duration::from_millis(300), Duration::from_millis(1500)] {
+    for kill_in_pass in [1u64, 2] {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stemforge"))
             .arg("render")
             .arg(&s)
-            .args(["--engine", "cpu", "--progress", "none", "--force", "--out-dir"])
+            .args(["--engine", "cpu", "--progress", "json", "--force", "--out-dir"])
             .arg(&out)
             .arg("--report")
             .arg(&report)
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let t0 = Instant::now();
-        while t0.elapsed() < kill_after {
-            if child.try_wait().unwrap().is_some() {
-                panic!("the render finished before it could be killed; make the session longer");
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut killed_at = None;
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let (done, total) = (ev["frames_done"].as_u64().unwrap_or(0), ev["frames_total"].as_u64().unwrap_or(0));
+            if ev["event"] == "progress" && ev["pass"] == kill_in_pass && done > 0 && done < total {
+                child.kill().unwrap(); // SIGKILL on Unix
+                killed_at = Some(done);
+                break;
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
-        assert!(!out.join("master.wav").exists(), "a killed render left master.wav after {kill_after:?}");
-        assert!(!report.exists(), "a killed render left its report");
+        let done = killed_at.unwrap_or_else(|| panic!("no progress event inside pass {kill_in_pass} to kill on"));
+        assert!(!out.join("master.wav").exists(), "a render killed in pass {kill_in_pass} at frame {done} left master.wav");
+        assert!(!report.exists(), "a render killed in pass {kill_in_pass} left its report");
     }
 }
 

@@ -5,20 +5,9 @@ use realfft::num_complex::Complex;
 use stemforge::dsp::eq_design::design_eq;
 use stemforge::session::{EqBand, Phase};
 
-/// xorshift64*: a seeded, dependency-free generator for test signals.
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [-1, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Full-scale white noise: the worst case for FFT rounding (flat spectrum, peaks at 0 dBFS).
 fn full_scale_noise(n: usize, seed: u64) -> Vec<f32> {

@@ -14,27 +14,9 @@ use stemforge::engine::LimiterPlan;
 
 const FS: u32 = 48000;
 
-/// xorshift64*: a seeded, dependency-free generator for test signals.
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-    /// Roughly Gaussian (sum of 4 uniforms), unit variance.
-    fn gauss(&mut self) -> f64 {
-        (0..4).map(|_| self.unit() - 0.5).sum::<f64>() * 3f64.sqrt()
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// An attenuation-like envelope: stretches of 0 (no limiting), bursts of random height and length,
 /// isolated spikes, slow ramps: every shape the hold, release and box see.

@@ -83,17 +83,9 @@ pub fn machine() -> String {
 // ---------------------------------------------------------------------------------------------
 // Synthesis: deterministic, music-like, block-streamed
 
-/// xorshift64*: seeded noise in [-1, 1), the same on every machine.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (v >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-}
+#[path = "../../tests/common/rng.rs"]
+mod rng;
+pub use rng::Rng;
 
 /// A direct-form-II-transposed biquad whose coefficients can change while it keeps its state
 /// (sweeps and vowel changes without clicks). RBJ Audio-EQ-Cookbook band-pass / high-pass / low-pass.
@@ -287,13 +279,13 @@ impl Synth {
                 let ph = 2.0 * PI * (45.0 * t + 75.0 / 30.0 * (1.0 - (-t * 30.0).exp()));
                 let kick = 0.6 * (-t * 9.0).exp() * ph.sin();
                 // Snare on beats 2 and 4: band-passed noise and a 190 Hz body.
-                let n = self.rng.next();
+                let n = self.rng.uniform();
                 let sn = self.bp[0].run(n);
                 let snare = if b % 2 == 1 { (0.6 * sn + 0.25 * (2.0 * PI * 190.0 * t).sin()) * (-t * 18.0).exp() } else { 0.0 };
                 // Hats on eighths (sixteenths in the loud sections).
                 let div = if sec > 0.9 { BEAT / 4 } else { BEAT / 2 };
                 let te = (i % div) as f64 / FSF;
-                let hat = 0.3 * self.bp[1].run(self.rng.next()) * (-te * 60.0).exp();
+                let hat = 0.3 * self.bp[1].run(self.rng.uniform()) * (-te * 60.0).exp();
                 let g = 0.5 + 0.5 * sec;
                 y[0] = g * (kick + snare + 0.6 * hat);
                 y[1] = g * (kick + 0.9 * snare + hat);
@@ -336,7 +328,7 @@ impl Synth {
                 }
                 // A breathy pad: two decorrelated noises through one-pole low-passes.
                 let k = 1.0 - (-2.0 * PI * 2500.0 / FSF).exp();
-                let (n0, n1) = (self.rng.next(), self.rng.next());
+                let (n0, n1) = (self.rng.uniform(), self.rng.uniform());
                 self.lp[0] += k * (n0 - self.lp[0]);
                 self.lp[1] += k * (n1 - self.lp[1]);
                 let pad = 0.05 * (0.4 + 0.6 * sec);
@@ -387,7 +379,7 @@ impl Synth {
                 }
                 self.phases[0] = (self.phases[0] + f0 / FSF) % 1.0;
                 // Glottal pulse train (a sharp saw) plus breath noise, rich for the formants to shape.
-                let glottal = 1.0 - 2.0 * self.phases[0] + 0.05 * self.rng.next();
+                let glottal = 1.0 - 2.0 * self.phases[0] + 0.05 * self.rng.uniform();
                 let g = [1.0, 0.6, 0.3];
                 let voice: f64 = self.bp.iter_mut().zip(g).map(|(b, g)| g * b.run(glottal)).sum();
                 let v = 1.4 * voice * env;
@@ -415,10 +407,10 @@ impl Synth {
                     self.bp[1].retune_bandpass(f * 1.02, 3.0);
                 }
                 let amp = 0.5 * pos * pos * (0.5 + 0.5 * sec);
-                let sl = self.bp[0].run(self.rng.next());
-                let sr = self.bp[1].run(self.rng.next());
+                let sl = self.bp[0].run(self.rng.uniform());
+                let sr = self.bp[1].run(self.rng.uniform());
                 let ti = (i % phrase) as f64 / FSF;
-                let impact = 1.2 * self.bp[2].run(self.rng.next()) * (-ti * 4.0).exp();
+                let impact = 1.2 * self.bp[2].run(self.rng.uniform()) * (-ti * 4.0).exp();
                 y[0] = amp * sl * (1.0 - pos).sqrt() + impact;
                 y[1] = amp * sr * pos.sqrt() + impact;
             }
@@ -427,7 +419,7 @@ impl Synth {
                 // every 5 s, an impact every 11 s (mostly LFE and front).
                 let k = 1.0 - (-2.0 * PI * 700.0 / FSF).exp();
                 for c in 0..6 {
-                    let n = self.rng.next();
+                    let n = self.rng.uniform();
                     self.lp[c] += k * (n - self.lp[c]);
                 }
                 let amb = 0.08 * (0.5 + 0.5 * sec);
@@ -436,12 +428,12 @@ impl Synth {
                 if i % 32 == 0 {
                     self.bp[0].retune_bandpass(400.0 * 8f64.powf((PI * wpos).sin()), 2.0);
                 }
-                let whoosh = self.bp[0].run(self.rng.next()) * (PI * wpos).sin().powi(2) * 0.7;
+                let whoosh = self.bp[0].run(self.rng.uniform()) * (PI * wpos).sin().powi(2) * 0.7;
                 // Pan angle around L, R, Rs, Ls.
                 let ang = 2.0 * PI * ((i / w_len) as f64 * 0.37 + wpos * 0.5);
                 let (front, side) = (ang.cos(), ang.sin());
                 let ti = (i % (FS as u64 * 11)) as f64 / FSF;
-                let boom = 1.1 * self.bp[1].run(self.rng.next()) * (-ti * 3.0).exp();
+                let boom = 1.1 * self.bp[1].run(self.rng.uniform()) * (-ti * 3.0).exp();
                 y[0] = amb * self.lp[0] + whoosh * (0.5 + 0.5 * front).max(0.0) * (0.5 + 0.5 * side) + 0.4 * boom;
                 y[1] = amb * self.lp[1] + whoosh * (0.5 + 0.5 * front).max(0.0) * (0.5 - 0.5 * side) + 0.4 * boom;
                 y[2] = amb * self.lp[2] * 0.5 + 0.2 * boom;

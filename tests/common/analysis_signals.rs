@@ -3,21 +3,9 @@
 use std::f64::consts::PI;
 use std::path::Path;
 
-/// xorshift64* uniform in [-1, 1): seeded, so every run writes the same files.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (x >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
-}
+#[path = "rng.rs"]
+mod rng;
+pub use rng::Rng;
 
 /// Seeded noise with a music-like spectrum: pink (Paul Kellet's filter, -3 dB/octave), a one-pole
 /// high-pass at about 40 Hz (no DC, as real stems), and a slow level envelope (so loudness varies

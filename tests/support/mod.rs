@@ -5,17 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Seeded xorshift noise in [-1, 1).
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (v >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-}
+#[path = "../common/rng.rs"]
+mod rng;
+pub use rng::Rng;
 
 /// Music-like test signal: pink-ish noise (Voss-style sum of one-pole filtered noises) with a
 /// beat envelope and a tonal component, peak-normalised to `peak_dbfs`. Never zeros.
@@ -28,7 +20,7 @@ pub fn music(seed: u64, frames: usize, channels: usize, peak_dbfs: f64) -> Vec<V
         let f0 = 110.0 * (1.0 + (seed % 5) as f64) * (1.0 + c as f64 * 0.01);
         let mut ch: Vec<f64> = (0..frames)
             .map(|i| {
-                let w = rng.next();
+                let w = rng.uniform();
                 let mut s = 0.0;
                 for (p, a) in poles.iter_mut().zip(coefs) {
                     *p = a * *p + (1.0 - a) * w * 4.0;
