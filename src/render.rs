@@ -334,7 +334,11 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     let (engine, fallback) = make_engine(opts.engine, opts.adapter.as_deref())?;
     let info = engine.info();
     match &fallback {
-        Some(why) => progress.note(&format!("stemforge: engine cpu ({}; no hardware GPU: {why})", info.device)),
+        Some(why) => {
+            // The install help that ends a NoGpu message is for `--engine gpu`; here the CPU engine runs.
+            let why = why.split("; install").next().unwrap_or(why);
+            progress.note(&format!("stemforge: engine cpu ({}; no hardware GPU: {why})", info.device))
+        }
         None => progress.note(&format!("stemforge: engine {} ({})", info.engine, info.device)),
     }
     progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device}));
