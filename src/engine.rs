@@ -39,6 +39,20 @@ pub struct LimiterPlan {
     pub oversampling: OversamplingTable,
 }
 
+impl LimiterPlan {
+    /// Frames by which the limiter's gain lags its input, in both engines: the oversampler's
+    /// delay plus the look-ahead hold's L - 1 (the smoothing box adds none).
+    pub fn latency(&self) -> usize {
+        self.oversampling.latency + self.lookahead.max(1) - 1
+    }
+}
+
+/// Blocks of look-ahead a stage of `latency` frames needs in the engines' alignment scheme:
+/// M = ceil(latency / block), the stage being fed a pre-delay of M*B - latency frames.
+pub fn blocks_of_latency(latency: usize, block: usize) -> usize {
+    latency.div_ceil(block)
+}
+
 /// Everything one render computes, designed once on the CPU and shared by both engines.
 #[derive(Debug, Clone)]
 pub struct RenderPlan {

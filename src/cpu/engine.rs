@@ -15,7 +15,9 @@ use crate::cpu::fir_convolve::FirConvolve;
 use crate::cpu::gain_sum::gain_sum;
 use crate::cpu::limiter::Limiter;
 use crate::cpu::limiter_apply;
-use crate::engine::{Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StemSource};
+use crate::engine::{
+    Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StemSource, blocks_of_latency,
+};
 use crate::error::{Error, Result};
 
 /// A delay of `delay` frames applied to a stream of fixed-size blocks, in place.
@@ -38,11 +40,6 @@ impl DelayLine {
         block.copy_from_slice(&self.buf[..n]);
         self.buf.copy_within(n..n + self.delay, 0);
     }
-}
-
-/// Blocks of look-ahead a stage of `latency` frames needs: M = ceil(latency / block).
-pub fn blocks_of_latency(latency: usize, block: usize) -> usize {
-    latency.div_ceil(block)
 }
 
 /// One channel of a filtered signal: pre-delay then (optionally) the FIR.

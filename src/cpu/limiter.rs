@@ -88,7 +88,7 @@ impl Limiter {
             release: LimiterRelease::new(plan.rho),
             smooth: LimiterSmooth::new(l, block),
             ceiling_db: plan.ceiling_db,
-            latency: plan.oversampling.latency + l - 1,
+            latency: plan.latency(),
             block,
             atten: vec![0.0; block],
             held: vec![0.0; block],

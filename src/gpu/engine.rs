@@ -14,7 +14,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::mpsc;
 
-use crate::engine::{Engine, EngineInfo, PassBlock, PassParams, PassSink, RenderPlan, StemSource};
+use crate::engine::{Engine, EngineInfo, PassBlock, PassParams, PassSink, RenderPlan, StemSource, blocks_of_latency};
 use crate::error::{Error, Result};
 use crate::gpu::context::{GpuContext, NO_GPU_HELP};
 use crate::gpu::delay_line::{DelayLine, DelayPipelines, slots_for};
@@ -29,17 +29,6 @@ use crate::gpu::oversample_peak::OversamplePeak;
 
 /// Blocks in flight between submission and read-back (upload, compute and download overlap).
 const IN_FLIGHT: usize = 3;
-
-/// Blocks of look-ahead a stage of `latency` frames needs: M = ceil(latency / block).
-fn blocks_of_latency(latency: usize, block: usize) -> usize {
-    latency.div_ceil(block)
-}
-
-/// The limiter's latency in frames: the oversampler's delay plus the look-ahead hold's L - 1
-/// (the smoothing box is causal over the held, released attenuation and adds none).
-pub fn limiter_latency(plan: &crate::engine::LimiterPlan) -> usize {
-    plan.oversampling.latency + plan.lookahead.max(1) - 1
-}
 
 pub struct GpuEngine {
     ctx: GpuContext,
@@ -296,7 +285,7 @@ impl Chain {
         };
         let (m_lim, d_lim) = match lim_plan {
             Some(l) => {
-                let lat = limiter_latency(l);
+                let lat = l.latency();
                 let m = blocks_of_latency(lat, b);
                 (m, m * b - lat)
             }
