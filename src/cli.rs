@@ -38,6 +38,10 @@ pub enum Command {
         /// Frames per block (power of two, 1024..=65536): the streaming unit and FIR partition.
         #[arg(long, default_value_t = crate::plan::DEFAULT_BLOCK, value_parser = parse_block)]
         block: usize,
+        /// Folder for the analysis pass's bus spill, an unlinked temporary file of 4 bytes per bus
+        /// channel and frame (default: the output folder).
+        #[arg(long)]
+        spill_dir: Option<PathBuf>,
     },
     /// Validate the stems and null their sum against the reference mix.
     Check {

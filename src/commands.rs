@@ -8,11 +8,11 @@ use crate::session::Session;
 
 pub fn run(command: Command) -> Result<u8> {
     match command {
-        Command::Render { session, engine, adapter, out_dir, report, progress, force, block } => {
-            let opts = RenderOptions { engine, adapter, out_dir, report, progress, force, block };
+        Command::Render { session, engine, adapter, out_dir, report, progress, force, block, spill_dir } => {
+            let opts = RenderOptions { engine, adapter, out_dir, report, progress, force, block, spill_dir };
             let r = render(&session, &opts)?;
             eprintln!(
-                "stemforge: rendered `{}` ({:.1} s of program, {:.0}x realtime) on {}: {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB, {} limiter pass(es)",
+                "stemforge: rendered `{}` ({:.1} s of program, {:.0}x realtime) on {}: {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB ({} value(s) tried), {} writing pass(es)",
                 r.session,
                 r.duration_s,
                 r.realtime_factor,
@@ -20,7 +20,8 @@ pub fn run(command: Command) -> Result<u8> {
                 r.loudness_after.integrated_lufs,
                 r.loudness_after.true_peak_dbtp,
                 r.gain_db,
-                r.iterations
+                r.iterations,
+                r.passes.iter().filter(|p| p.kind == "limiter" || p.kind == "sum").count()
             );
             for o in &r.outputs {
                 eprintln!("  wrote {} ({} frames, sha256 {})", o.path.display(), o.frames, o.sha256);

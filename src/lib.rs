@@ -15,4 +15,5 @@ pub mod plan;
 pub mod progress;
 pub mod render;
 pub mod sink;
+pub mod solve;
 pub mod source;

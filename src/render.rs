@@ -1,5 +1,6 @@
-//! The `render` command: validate everything, plan, run the passes (analysis, then limiter passes
-//! until the loudness target is met), write outputs atomically, report.
+//! The `render` command: validate everything, plan, run the passes (analysis with the bus spilled,
+//! G solved on the spill, one writing pass; `solve` says why that is the same), write outputs
+//! atomically, report.
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,11 +15,13 @@ use crate::plan::{PlanKind, build_plan};
 use crate::progress::{Progress, ProgressMode};
 use crate::session::{Dither, OutputKind, Session};
 use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, ThreadedSink, Writers};
+use crate::solve::{BusSpill, GainSearch, SpillTee, SpillWriter, reach_target, solve_gain, spill_bytes};
 use crate::source::FileStemSource;
 
 /// DESIGN.md DSP 6: the limiter pass repeats while the loudness misses the target by more than this.
 pub const LOUDNESS_TOLERANCE_LU: f64 = 0.05;
-/// Bound on limiter passes; a target still missed after them fails the render (exit 1).
+/// Bound on the G values tried (on the spill or by a writing pass); a target still missed after
+/// them fails the render (exit 1).
 pub const MAX_LIMITER_PASSES: u32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -39,6 +42,8 @@ pub struct RenderOptions {
     pub progress: ProgressMode,
     pub force: bool,
     pub block: usize,
+    /// Folder for the analysis pass's bus spill (an unlinked temporary file); default `out_dir`.
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl Default for RenderOptions {
@@ -51,6 +56,7 @@ impl Default for RenderOptions {
             progress: ProgressMode::None,
             force: false,
             block: crate::plan::DEFAULT_BLOCK,
+            spill_dir: None,
         }
     }
 }
@@ -72,6 +78,8 @@ pub struct OutputRecord {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PassRecord {
     pub pass: u32,
+    /// "analysis" (the bus, metered and spilled), "solve" (one G tried on the spill: no stems read,
+    /// nothing written), "limiter" (a writing pass), or "sum" (a writing pass without a master).
     pub kind: &'static str,
     pub gain_db: f64,
     pub integrated_lufs: Option<f64>,
@@ -98,7 +106,7 @@ pub struct RenderReport {
     /// Normalisation gain G applied before the limiter.
     pub gain_db: f64,
     pub gain_reduction: Option<GainReduction>,
-    /// Limiter passes run (the re-measure loop of DESIGN.md DSP 6).
+    /// G values tried (the re-measure loop of DESIGN.md DSP 6), on the spill or by a writing pass.
     pub iterations: u32,
     pub passes: Vec<PassRecord>,
     /// Whether the loudness target and the true-peak ceiling were met.
@@ -260,32 +268,91 @@ impl Runner<'_> {
         kind: &'static str,
         scope: MeterScope,
         writers: Writers,
-    ) -> Result<PassResult> {
+        spill: Option<SpillWriter>,
+    ) -> Result<(PassResult, Option<SpillWriter>)> {
         let t0 = Instant::now();
         let pass_no = self.passes.len() as u32 + 1;
         self.progress.start_pass(pass_no, kind, plan.frames);
         let meter = LoudnessMeter::with_scope(plan.bus_channels(), plan.sample_rate, Some(plan.layout), scope)?;
-        let sink = ThreadedSink::start(OutputSink::new(meter, writers));
+        let sink = ThreadedSink::start(SpillTee { inner: OutputSink::new(meter, writers), spill });
         let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames);
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
         self.engine.run_pass(plan, &params, &mut source, &mut psink)?;
-        let result = psink.inner.finish()?.finish();
+        let tee = psink.inner.finish()?;
+        let result = tee.inner.finish();
         self.progress.finish_pass();
+        self.record(pass_no, kind, params.gain_db, result.loudness.integrated_lufs, result.loudness.true_peak_dbtp, t0);
+        Ok((result, tee.spill))
+    }
+
+    /// One G tried on the spill: the integrated loudness the writing pass would deliver.
+    fn solve(&mut self, spill: &BusSpill, plan: &RenderPlan, gain_db: f64) -> Result<f64> {
+        let t0 = Instant::now();
+        let pass_no = self.passes.len() as u32 + 1;
+        let limiter = plan.limiter.as_ref().ok_or_else(|| Error::Internal("solve without a limiter plan".into()))?;
+        self.progress.start_pass(pass_no, "solve", plan.frames);
+        let progress = self.progress;
+        let lufs = solve_gain(spill, limiter, plan.layout, plan.sample_rate, gain_db, &|done| progress.advance(done));
+        self.progress.finish_pass();
+        let lufs = lufs?;
+        self.record(pass_no, "solve", gain_db, lufs, f64::NAN, t0);
+        Ok(lufs)
+    }
+
+    fn record(&mut self, pass: u32, kind: &'static str, gain_db: f64, lufs: f64, dbtp: f64, t0: Instant) {
         let finite = |v: f64| v.is_finite().then_some(v);
         self.passes.push(PassRecord {
-            pass: pass_no,
+            pass,
             kind,
-            gain_db: params.gain_db,
-            integrated_lufs: finite(result.loudness.integrated_lufs),
-            true_peak_dbtp: finite(result.loudness.true_peak_dbtp),
+            gain_db,
+            integrated_lufs: finite(lufs),
+            true_peak_dbtp: finite(dbtp),
             seconds: t0.elapsed().as_secs_f64(),
         });
         self.progress.event(serde_json::json!({
-            "event": "pass_done", "pass": pass_no, "what": kind, "gain_db": params.gain_db,
-            "integrated_lufs": finite(result.loudness.integrated_lufs),
-            "true_peak_dbtp": finite(result.loudness.true_peak_dbtp),
+            "event": "pass_done", "pass": pass, "what": kind, "gain_db": gain_db,
+            "integrated_lufs": finite(lufs), "true_peak_dbtp": finite(dbtp),
         }));
-        Ok(result)
+    }
+
+    /// A message for people on stderr (and a JSON `note` event for farms).
+    fn note(&self, msg: &str) {
+        self.progress.note(msg);
+        self.progress.event(serde_json::json!({"event": "note", "message": msg}));
+    }
+}
+
+/// The render's `GainSearch`: solves on the spill while there is one, writes through the engine.
+struct Search<'a, 'r> {
+    runner: &'r mut Runner<'a>,
+    spill: Option<BusSpill>,
+    plan: &'r RenderPlan,
+    files: &'r [PlannedFile],
+    stems: bool,
+}
+
+impl GainSearch for Search<'_, '_> {
+    type Written = PassResult;
+
+    fn solve(&mut self, gain_db: f64) -> Option<f64> {
+        let spill = self.spill.as_ref()?;
+        match self.runner.solve(spill, self.plan, gain_db) {
+            Ok(lufs) => Some(lufs),
+            Err(e) => {
+                self.runner.note(&format!("stemforge: note: {e}; G is found by repeating the writing pass instead"));
+                self.spill = None;
+                None
+            }
+        }
+    }
+
+    fn write(&mut self, gain_db: f64) -> Result<(f64, PassResult)> {
+        // The spill has done its work: free its disk before the outputs take theirs.
+        self.spill = None;
+        let params = PassParams { gain_db, limit: true, stems: self.stems };
+        let (result, _) =
+            self.runner.run(self.plan, params, "limiter", MeterScope::Full, make_writers(self.files)?, None)?;
+        Ok((result.loudness.integrated_lufs, result))
     }
 }
 
@@ -350,7 +417,8 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     }
 
     let created = create_dirs(&files)?;
-    let result = run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted);
+    let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
+    let result = run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted, spill_dir);
     let (result, passes) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -367,7 +435,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     if let Some(target) = master.and_then(|m| m.target_lufs) {
         if (after.integrated_lufs - target).abs() > LOUDNESS_TOLERANCE_LU {
             problems.push(format!(
-                "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU after {} limiter passes",
+                "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU after {} values of G",
                 after.integrated_lufs, target, result.iterations
             ));
         }
@@ -451,6 +519,7 @@ struct PassesOutcome {
     stems: Vec<Vec<WrittenFile>>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_passes(
     session: &Session,
     engine: Box<dyn Engine>,
@@ -459,57 +528,67 @@ fn run_passes(
     out_plan: &RenderPlan,
     files: &[PlannedFile],
     stems_wanted: bool,
+    spill_dir: &Path,
 ) -> Result<(PassesOutcome, Vec<PassRecord>)> {
     let mut runner = Runner { session, engine, progress, passes: Vec::new() };
     let master = session.master.as_ref();
     let limit = master.is_some();
-    let target = master.and_then(|m| m.target_lufs);
-
-    let (before, mut gain_db) = match target {
-        Some(t) => {
-            let analysis = runner.run(bus_plan, PassParams { gain_db: 0.0, limit: false, stems: false }, "analysis", MeterScope::Integrated, Writers::none())?;
-            let l = analysis.loudness.integrated_lufs;
-            if !l.is_finite() {
-                return Err(Error::input(
-                    &session.file,
-                    "the program is silent (integrated loudness below the -70 LUFS gate): it cannot be normalised to a target",
-                ));
-            }
-            (Some(analysis.loudness), t - l)
-        }
-        None => (None, 0.0),
+    let outcome = |before, gain_db, iterations, result: PassResult| -> Result<PassesOutcome> {
+        let (masters, stems) = result.writers.commit()?;
+        Ok(PassesOutcome {
+            before,
+            gain_db,
+            iterations,
+            loudness: result.loudness,
+            reduction: result.reduction,
+            masters,
+            stems,
+        })
     };
 
-    let mut iterations = 0;
-    loop {
-        iterations += 1;
-        let writers = make_writers(files)?;
-        let params = PassParams { gain_db, limit, stems: stems_wanted };
-        let result = runner.run(out_plan, params, if limit { "limiter" } else { "sum" }, MeterScope::Full, writers)?;
-        let miss = target.map(|t| t - result.loudness.integrated_lufs);
-        match miss {
-            Some(m) if m.abs() > LOUDNESS_TOLERANCE_LU && iterations < MAX_LIMITER_PASSES && m.is_finite() => {
-                // The limiter took some loudness away (or the meter's gating moved): correct G and
-                // run the limiter pass again. Dropping this pass's writers deletes their temp files.
-                drop(result);
-                gain_db += m;
-                continue;
-            }
-            _ => {
-                let (masters, stems) = result.writers.commit()?;
-                let outcome = PassesOutcome {
-                    before,
-                    gain_db,
-                    iterations,
-                    loudness: result.loudness,
-                    reduction: result.reduction,
-                    masters,
-                    stems,
-                };
-                return Ok((outcome, runner.passes));
-            }
+    let Some(target) = master.and_then(|m| m.target_lufs) else {
+        // No normalisation: one writing pass at G = 0.
+        let params = PassParams { gain_db: 0.0, limit, stems: stems_wanted };
+        let kind = if limit { "limiter" } else { "sum" };
+        let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, make_writers(files)?, None)?;
+        let outcome = outcome(None, 0.0, 1, result)?;
+        return Ok((outcome, runner.passes));
+    };
+
+    let spill = match SpillWriter::create(spill_dir, bus_plan.bus_channels()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            runner.note(&format!(
+                "stemforge: note: cannot spill the bus to {} ({e}); G is found by repeating the writing pass instead",
+                spill_dir.display()
+            ));
+            None
         }
+    };
+    let params = PassParams { gain_db: 0.0, limit: false, stems: false };
+    let (analysis, spill) = runner.run(bus_plan, params, "analysis", MeterScope::Integrated, Writers::none(), spill)?;
+    let l = analysis.loudness.integrated_lufs;
+    if !l.is_finite() {
+        return Err(Error::input(
+            &session.file,
+            "the program is silent (integrated loudness below the -70 LUFS gate): it cannot be normalised to a target",
+        ));
     }
+    let spill = spill.and_then(|w| match w.finish(bus_plan.frames, bus_plan.block) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let size = spill_bytes(bus_plan.bus_channels(), bus_plan.frames) as f64 / 1e9;
+            runner.note(&format!(
+                "stemforge: note: cannot spill the bus ({size:.2} GB) to {} ({e}); G is found by repeating the writing pass instead",
+                spill_dir.display()
+            ));
+            None
+        }
+    });
+    let mut search = Search { runner: &mut runner, spill, plan: out_plan, files, stems: stems_wanted };
+    let reached = reach_target(&mut search, target, target - l)?;
+    let outcome = outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.written)?;
+    Ok((outcome, runner.passes))
 }
 
 /// Write JSON atomically: a temp file beside it, then rename.

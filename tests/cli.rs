@@ -53,7 +53,8 @@ fn existing_output_needs_force() {
 }
 
 /// A render killed with SIGKILL leaves no file under the final name: killed on a progress event
-/// in the middle of the analysis pass, and in the middle of the limiter pass that writes outputs.
+/// in the middle of the analysis pass (which spills the bus to an unlinked file: nothing at all is
+/// left), of a solve on that spill, and of the limiter pass that writes outputs.
 #[test]
 fn killed_render_leaves_no_final_file() {
     use std::io::BufRead;
@@ -61,7 +62,7 @@ fn killed_render_leaves_no_final_file() {
     let s = small_session(dir.path(), 240, MASTER_OUT);
     let out = dir.path().join("out");
     let report = dir.path().join("report.json");
-    for kill_in_pass in [1u64, 2] {
+    for kill_in in ["analysis", "solve", "limiter"] {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stemforge"))
             .arg("render")
             .arg(&s)
@@ -74,20 +75,27 @@ fn killed_render_leaves_no_final_file() {
             .unwrap();
         let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
         let mut killed_at = None;
+        let mut pass = serde_json::Value::Null;
         for line in stderr.lines() {
             let line = line.unwrap();
             let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if ev["event"] == "pass_start" && ev["what"] == kill_in {
+                pass = ev["pass"].clone();
+            }
             let (done, total) = (ev["frames_done"].as_u64().unwrap_or(0), ev["frames_total"].as_u64().unwrap_or(0));
-            if ev["event"] == "progress" && ev["pass"] == kill_in_pass && done > 0 && done < total {
+            if ev["event"] == "progress" && ev["pass"] == pass && done > 0 && done < total {
                 child.kill().unwrap(); // SIGKILL on Unix
                 killed_at = Some(done);
                 break;
             }
         }
         child.wait().unwrap();
-        let done = killed_at.unwrap_or_else(|| panic!("no progress event inside pass {kill_in_pass} to kill on"));
-        assert!(!out.join("master.wav").exists(), "a render killed in pass {kill_in_pass} at frame {done} left master.wav");
-        assert!(!report.exists(), "a render killed in pass {kill_in_pass} left its report");
+        let done = killed_at.unwrap_or_else(|| panic!("no progress event inside a {kill_in} pass to kill on"));
+        assert!(!out.join("master.wav").exists(), "a render killed in its {kill_in} pass at frame {done} left master.wav");
+        assert!(!report.exists(), "a render killed in its {kill_in} pass left its report");
+        if kill_in == "analysis" {
+            assert!(files_under(&out).is_empty(), "killed while spilling the bus, it left {:?}", files_under(&out));
+        }
     }
 }
 

@@ -1,0 +1,386 @@
+//! One writing pass: the analysis pass spills its bus to an anonymous temporary file, G is solved on
+//! that spill (gain, the CPU limiter as the engines run it, the integrated meter), and only then
+//! are the stems decoded, convolved and encoded again, once, to write the outputs.
+//!
+//! Why this is the same function as a limiter pass (DESIGN.md DSP 6): the limiter gain is linked
+//! and depends only on the bus x = 10^(G/20)·bus, and the analysis pass's master *is* that bus
+//! before G (stem EQ, gain, routing, sum, bus EQ; zero outside [0, N)). `solve_gain` multiplies it
+//! by G in f32 as the engines do and runs the limiter on the engines' block grid with their
+//! alignment scheme (pre-delay M·B − latency, a FIFO of M blocks, M zero blocks at the end), so a
+//! master-only render on the CPU engine meters exactly what the solve predicted. Renders that
+//! differ (linked stem outputs sum G·contributions after a folded FIR; the GPU's f32-fallback
+//! limiter) differ by rounding; the writing pass's own meter confirms, and `reach_target` falls
+//! back to repeating the writing pass when it misses.
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use crate::cpu::engine::DelayLine;
+use crate::cpu::limiter::Limiter;
+use crate::cpu::limiter_apply;
+use crate::cpu::loudness::{LoudnessMeter, MeterScope};
+use crate::engine::{LimiterPlan, PassBlock, PassSink, blocks_of_latency};
+use crate::error::{Error, Result};
+use crate::render::{LOUDNESS_TOLERANCE_LU, MAX_LIMITER_PASSES};
+use crate::session::Layout;
+
+/// Blocks read from the spill ahead of the limiter, and limited blocks queued for the meter.
+const AHEAD: usize = 3;
+
+/// Bytes of spill per program frame: one f32 per bus channel.
+pub fn spill_bytes(channels: usize, frames: u64) -> u64 {
+    channels as u64 * 4 * frames
+}
+
+/// Writes the analysis pass's master (the bus before G) to an unlinked temporary file, block by
+/// block, planar f32 in native byte order: block k holds `channels` runs of `len_k` samples.
+/// A write error (a full disk) does not fail the pass: the spill is dropped, which frees its
+/// space, and the error is kept for `finish`.
+pub struct SpillWriter {
+    out: Option<BufWriter<File>>,
+    channels: usize,
+    frames: u64,
+    error: Option<String>,
+}
+
+impl SpillWriter {
+    /// An anonymous temporary file in `dir` (on Linux unlinked from the start, so a kill leaves
+    /// nothing behind).
+    pub fn create(dir: &Path, channels: usize) -> std::io::Result<SpillWriter> {
+        let file = tempfile::tempfile_in(dir)?;
+        // 1 MiB: a few blocks per write call whatever the channel count.
+        Ok(SpillWriter { out: Some(BufWriter::with_capacity(1 << 20, file)), channels, frames: 0, error: None })
+    }
+
+    fn write(&mut self, block: &PassBlock<'_>) {
+        let Some(out) = &mut self.out else { return };
+        let written = block.master[..self.channels]
+            .iter()
+            .try_for_each(|c| out.write_all(bytemuck::cast_slice(&c[..block.len])));
+        match written {
+            Ok(()) => self.frames += block.len as u64,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                self.out = None;
+            }
+        }
+    }
+
+    /// The spill, ready to be read back, once `frames` frames have been written; else why not.
+    pub fn finish(self, frames: u64, block: usize) -> std::result::Result<BusSpill, String> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let out = self.out.ok_or_else(|| "spill closed".to_string())?;
+        if self.frames != frames {
+            return Err(format!("spill holds {} frames of {frames}", self.frames));
+        }
+        let file = out.into_inner().map_err(|e| e.error().to_string())?;
+        Ok(BusSpill { file, channels: self.channels, block, frames })
+    }
+}
+
+/// A pass sink that also spills the master it is given (the analysis pass's bus).
+pub struct SpillTee<S: PassSink> {
+    pub inner: S,
+    pub spill: Option<SpillWriter>,
+}
+
+impl<S: PassSink> PassSink for SpillTee<S> {
+    fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
+        if let Some(s) = &mut self.spill {
+            s.write(&block);
+        }
+        self.inner.block(block)
+    }
+}
+
+/// The analysis pass's bus, spilled: `frames` frames of `channels` channels in blocks of `block`.
+pub struct BusSpill {
+    file: File,
+    channels: usize,
+    block: usize,
+    frames: u64,
+}
+
+impl BusSpill {
+    fn blocks(&self) -> u64 {
+        self.frames.div_ceil(self.block as u64)
+    }
+
+    fn len_of(&self, k: u64) -> usize {
+        (self.frames - k * self.block as u64).min(self.block as u64) as usize
+    }
+}
+
+/// What the chain would deliver at `gain_db`: the integrated loudness (LUFS) of the limited bus.
+/// Three threads: the spill is read ahead on one, the limiter runs on the caller's (its
+/// oversampler's channels in parallel), the meter on a third. `progress` gets the frames metered.
+pub fn solve_gain(
+    spill: &BusSpill,
+    limiter: &LimiterPlan,
+    layout: Layout,
+    sample_rate: u32,
+    gain_db: f64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<f64> {
+    let (ch, b) = (spill.channels, spill.block);
+    let total = spill.blocks();
+    let mut meter = LoudnessMeter::with_scope(ch, sample_rate, Some(layout), MeterScope::Integrated)?;
+    let mut file = spill.file.try_clone().map_err(spill_error)?;
+    file.seek(SeekFrom::Start(0)).map_err(spill_error)?;
+
+    let (read_tx, read_rx) = sync_channel::<Result<Vec<Vec<f32>>>>(AHEAD);
+    let (read_back, read_free) = sync_channel::<Vec<Vec<f32>>>(AHEAD + 2);
+    let (meter_tx, meter_rx) = sync_channel::<(usize, Vec<Vec<f32>>)>(AHEAD);
+    let (meter_back, meter_free) = sync_channel::<Vec<Vec<f32>>>(AHEAD + 2);
+
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for k in 0..total {
+                let len = spill.len_of(k);
+                let mut x = read_free.try_recv().unwrap_or_else(|_| vec![vec![0.0f32; b]; ch]);
+                let read = x.iter_mut().try_for_each(|c| {
+                    // Past the program the engines' bus is zero (DESIGN.md DSP 6: a[k] = 0 outside).
+                    c[len..].fill(0.0);
+                    file.read_exact(bytemuck::cast_slice_mut(&mut c[..len]))
+                });
+                let failed = read.is_err();
+                if read_tx.send(read.map(|_| x).map_err(spill_error)).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let metering = scope.spawn(move || {
+            let mut done = 0u64;
+            for (len, y) in meter_rx {
+                let planes: Vec<&[f32]> = y.iter().map(|c| &c[..len]).collect();
+                meter.add_planar(&planes);
+                done += len as u64;
+                progress(done);
+                let _ = meter_back.try_send(y);
+            }
+            meter.result().integrated_lufs
+        });
+
+        let limited = limit_blocks(limiter, ch, b, total, gain_db, read_rx, read_back, |k, y| {
+            let len = spill.len_of(k);
+            meter_tx.send((len, y)).map_err(|_| Error::Internal("solve meter thread stopped".into()))?;
+            Ok(meter_free.try_recv().unwrap_or_else(|_| vec![vec![0.0f32; b]; ch]))
+        });
+        drop(meter_tx);
+        let lufs = metering.join().map_err(|_| Error::Internal("solve meter thread panicked".into()))?;
+        limited.map(|_| lufs)
+    })
+}
+
+fn spill_error(e: std::io::Error) -> Error {
+    Error::Internal(format!("reading the bus spill back: {e}"))
+}
+
+/// The engines' limiter step (CpuEngine::run_pass, step 5) on bus blocks 0..total: each block
+/// times the f32 gain, a FIFO of `m_lim` blocks for the limiter's latency, the gain applied to the
+/// block it belongs to, `m_lim` zero blocks to flush. `deliver(k, y)` gets aligned block k and
+/// hands back a free buffer.
+#[allow(clippy::too_many_arguments)]
+fn limit_blocks(
+    plan: &LimiterPlan,
+    ch: usize,
+    b: usize,
+    total: u64,
+    gain_db: f64,
+    input: Receiver<Result<Vec<Vec<f32>>>>,
+    recycle: SyncSender<Vec<Vec<f32>>>,
+    mut deliver: impl FnMut(u64, Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>>,
+) -> Result<()> {
+    let mut lim = Limiter::new(plan, ch, b);
+    let latency = lim.latency();
+    let m_lim = blocks_of_latency(latency, b);
+    let mut delay: Vec<DelayLine> = (0..ch).map(|_| DelayLine::new(m_lim * b - latency, b)).collect();
+    // The same f32 factor the engines multiply the bus by.
+    let gain = 10f64.powf(gain_db / 20.0) as f32;
+    let mut x_delayed = vec![vec![0.0f32; b]; ch];
+    let mut gains = vec![1.0f32; b];
+    let mut fifo: VecDeque<Vec<Vec<f32>>> = VecDeque::with_capacity(m_lim + 1);
+    let mut spare: Vec<Vec<Vec<f32>>> = Vec::new();
+    for t in 0..total + m_lim as u64 {
+        let mut x = if t < total {
+            let mut x = input.recv().map_err(|_| Error::Internal("solve reader thread stopped".into()))??;
+            if gain != 1.0 {
+                x.iter_mut().flatten().for_each(|v| *v *= gain);
+            }
+            x
+        } else {
+            let mut z = spare.pop().unwrap_or_else(|| vec![vec![0.0f32; b]; ch]);
+            z.iter_mut().for_each(|c| c.fill(0.0));
+            z
+        };
+        for ((d, s), dl) in x_delayed.iter_mut().zip(&x).zip(&mut delay) {
+            d.copy_from_slice(s);
+            dl.process(d);
+        }
+        let views: Vec<&[f32]> = x_delayed.iter().map(|v| v.as_slice()).collect();
+        lim.process(&views, &mut gains);
+        fifo.push_back(std::mem::take(&mut x));
+        if fifo.len() > m_lim {
+            let mut y = fifo.pop_front().expect("fifo");
+            y.iter_mut().for_each(|c| limiter_apply::apply(c, &gains));
+            let free = deliver(t - m_lim as u64, y)?;
+            if let Err(TrySendError::Full(free) | TrySendError::Disconnected(free)) = recycle.try_send(free) {
+                // The reader has buffers enough; keep this one for the flush's zero blocks.
+                if spare.len() <= m_lim {
+                    spare.push(free);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `reach_target` needs from a render: predict the loudness at a gain from the spill, and
+/// run a writing pass at a gain.
+pub trait GainSearch {
+    /// Outputs of a writing pass, still under temporary names (dropping them deletes them).
+    type Written;
+    /// Integrated loudness the writing pass would deliver at `gain_db`, solved on the spill;
+    /// `None` when there is no spill (it could not be made, or could not be read back).
+    fn solve(&mut self, gain_db: f64) -> Option<f64>;
+    /// Run the writing pass at `gain_db`: its integrated loudness by its own meter, and its outputs.
+    fn write(&mut self, gain_db: f64) -> Result<(f64, Self::Written)>;
+}
+
+/// Where `reach_target` stopped.
+#[derive(Debug)]
+pub struct Reached<W> {
+    pub gain_db: f64,
+    /// G values tried, by the solve or by a writing pass (the report's `iterations`).
+    pub iterations: u32,
+    /// Writing passes run: 1 unless a writing pass missed what the solve predicted.
+    pub writes: u32,
+    pub written: W,
+}
+
+/// The correction G needs when `lufs` misses `target` by more than the tolerance.
+fn correction(target: f64, lufs: f64) -> Option<f64> {
+    let miss = target - lufs;
+    (miss.is_finite() && miss.abs() > LOUDNESS_TOLERANCE_LU).then_some(miss)
+}
+
+/// DESIGN.md DSP 6's loop, with the limiter passes moved onto the spill: from `gain_db`, solve
+/// G += target − L until L is within `LOUDNESS_TOLERANCE_LU`, then write once; if the writing
+/// pass's meter still misses (or there was no spill), correct G and write again, today's loop.
+/// At most `MAX_LIMITER_PASSES` G values are tried; the last writing pass is returned either way.
+pub fn reach_target<S: GainSearch>(search: &mut S, target: f64, mut gain_db: f64) -> Result<Reached<S::Written>> {
+    let mut iterations = 0;
+    // Whether `gain_db` is a value the solve has measured (its writing pass tries nothing new).
+    let mut measured = false;
+    while iterations < MAX_LIMITER_PASSES {
+        let Some(lufs) = search.solve(gain_db) else { break };
+        iterations += 1;
+        measured = true;
+        match correction(target, lufs) {
+            Some(miss) if iterations < MAX_LIMITER_PASSES => {
+                gain_db += miss;
+                measured = false;
+            }
+            _ => break,
+        }
+    }
+    let mut writes = 0;
+    loop {
+        let (lufs, written) = search.write(gain_db)?;
+        writes += 1;
+        if !measured {
+            iterations += 1;
+        }
+        match correction(target, lufs) {
+            Some(miss) if iterations < MAX_LIMITER_PASSES => {
+                // Dropping the pass's outputs deletes their temporary files.
+                drop(written);
+                gain_db += miss;
+                measured = false;
+            }
+            _ => return Ok(Reached { gain_db, iterations, writes, written }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model chain: a limiter that takes `take(G)` LU away (more as G grows), as the solve sees it;
+    /// the writing pass reads `offset` LU off the solve (the GPU's f32 limiter, or rounding).
+    struct Model {
+        offset: f64,
+        /// A writing pass that reads this whatever G is (it never lands).
+        stuck: Option<f64>,
+        spill: bool,
+        solves: Vec<f64>,
+        writes: Vec<f64>,
+    }
+
+    fn loudness(bus: f64, gain_db: f64) -> f64 {
+        let take = 0.02 * (bus + gain_db + 20.0).max(0.0).powi(2);
+        bus + gain_db - take
+    }
+
+    impl GainSearch for Model {
+        type Written = f64;
+        fn solve(&mut self, gain_db: f64) -> Option<f64> {
+            self.spill.then(|| {
+                self.solves.push(gain_db);
+                loudness(-20.0, gain_db)
+            })
+        }
+        fn write(&mut self, gain_db: f64) -> Result<(f64, f64)> {
+            self.writes.push(gain_db);
+            let l = self.stuck.unwrap_or(loudness(-20.0, gain_db) + self.offset);
+            Ok((l, l))
+        }
+    }
+
+    #[test]
+    fn solve_then_one_write() {
+        let mut m = Model { offset: 0.0, stuck: None, spill: true, solves: vec![], writes: vec![] };
+        let r = reach_target(&mut m, -14.0, 6.0).unwrap();
+        assert_eq!(r.writes, 1, "one writing pass: {:?}", m.writes);
+        assert!(m.solves.len() >= 2, "the model limiter takes loudness: the solve corrects G");
+        assert_eq!(r.iterations as usize, m.solves.len(), "the writing pass tries no new G");
+        assert_eq!(m.writes, vec![*m.solves.last().unwrap()]);
+        assert!((r.written + 14.0).abs() <= LOUDNESS_TOLERANCE_LU);
+    }
+
+    #[test]
+    fn a_writing_pass_that_misses_falls_back_to_another() {
+        // The writing pass lands 0.12 LU below the solve: its meter catches it and G is corrected.
+        let mut m = Model { offset: -0.12, stuck: None, spill: true, solves: vec![], writes: vec![] };
+        let r = reach_target(&mut m, -14.0, 6.0).unwrap();
+        assert_eq!(r.writes, 2, "writes at {:?}", m.writes);
+        assert_eq!(r.iterations as usize, m.solves.len() + 1, "the second writing pass tries a new G");
+        assert!(m.writes[1] > m.writes[0]);
+        assert!((r.written + 14.0).abs() <= LOUDNESS_TOLERANCE_LU, "landed at {}", r.written);
+        assert_eq!(r.gain_db, m.writes[1]);
+    }
+
+    #[test]
+    fn without_a_spill_the_writing_pass_repeats() {
+        let mut m = Model { offset: 0.0, stuck: None, spill: false, solves: vec![], writes: vec![] };
+        let r = reach_target(&mut m, -14.0, 6.0).unwrap();
+        assert!(r.writes >= 2, "the model limiter takes loudness: {:?}", m.writes);
+        assert_eq!(r.iterations, r.writes);
+        assert!((r.written + 14.0).abs() <= LOUDNESS_TOLERANCE_LU);
+    }
+
+    #[test]
+    fn the_cap_holds_across_solve_and_writes() {
+        // A writing pass that never agrees with the solve: every G value tried counts, and the loop
+        // stops at MAX_LIMITER_PASSES with the last writing pass.
+        let mut m = Model { offset: 0.0, stuck: Some(-15.0), spill: true, solves: vec![], writes: vec![] };
+        let r = reach_target(&mut m, -14.0, 6.0).unwrap();
+        assert_eq!(r.iterations, MAX_LIMITER_PASSES);
+        assert_eq!(m.solves.len() + m.writes.len() - 1, MAX_LIMITER_PASSES as usize);
+    }
+}
