@@ -137,15 +137,17 @@ fn upsampled(x: &[f32], t: &OversamplingTable, n: isize, j: usize) -> f64 {
 #[test]
 fn oversample_peak_equals_brute_force() {
     use stemforge::cpu::oversample_peak::amplitude_db;
-    for k in [1, 2, 4, 8] {
+    // Stereo runs the channels one after another, 5.1 in parallel (OversamplePeak's PARALLEL_FROM):
+    // both must give the same bits.
+    for (k, channels) in [(1, 2), (2, 2), (4, 2), (8, 2), (4, 6)] {
         let table = design_oversampling(k);
-        let mut r = Rng(31 + k as u64);
+        let mut r = Rng(31 + k as u64 + channels as u64);
         let n = 6000;
         let x: Vec<Vec<f32>> =
-            (0..2).map(|_| (0..n).map(|_| (r.gauss() * 0.6) as f32).collect()).collect();
+            (0..channels).map(|_| (0..n).map(|_| (r.gauss() * 0.6) as f32).collect()).collect();
         let ceiling = -3.0f32;
         let block = 500;
-        let mut op = OversamplePeak::new(&table, 2, block);
+        let mut op = OversamplePeak::new(&table, channels, block);
         let mut got = vec![0.0f32; n];
         for (b, out) in got.chunks_mut(block).enumerate() {
             let xs: Vec<&[f32]> = x.iter().map(|c| &c[b * block..b * block + out.len()]).collect();
@@ -177,8 +179,8 @@ fn oversample_peak_equals_brute_force() {
             } else {
                 0.0
             };
-            assert_eq!(g.to_bits(), exact.to_bits(), "K={k}: causal frame {m}: {g} vs {exact}");
-            let p = (0..2)
+            assert_eq!(g.to_bits(), exact.to_bits(), "K={k}, {channels} ch: causal frame {m}: {g} vs {exact}");
+            let p = (0..channels)
                 .flat_map(|c| (0..k).map(move |j| (c, j)))
                 .map(|(c, j)| upsampled(&x[c], &table, f, j).abs())
                 .fold(0.0f64, f64::max);
