@@ -286,7 +286,7 @@ fn f(v: &serde_json::Value) -> String {
 
 fn print_report(label: &str, r: &serde_json::Value) {
     println!(
-        "\n{label}: report of the median run: engine {} ({}), {} limiter iteration(s), gain {} dB, spec met: {}",
+        "\n{label}: report of the median run: engine {} ({}), {} G value(s) tried, gain {} dB, spec met: {}",
         r["engine"]["engine"].as_str().unwrap_or("?"),
         r["engine"]["device"].as_str().unwrap_or("?"),
         r["iterations"],
