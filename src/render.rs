@@ -555,7 +555,7 @@ fn run_passes(
         return Ok((outcome, runner.passes));
     };
 
-    let spill = match SpillWriter::create(spill_dir, bus_plan.bus_channels()) {
+    let spill = match SpillWriter::create(spill_dir, bus_plan.bus_channels(), bus_plan.frames) {
         Ok(w) => Some(w),
         Err(e) => {
             runner.note(&format!(

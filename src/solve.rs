@@ -34,6 +34,17 @@ pub fn spill_bytes(channels: usize, frames: u64) -> u64 {
     channels as u64 * 4 * frames
 }
 
+/// Bytes free to an unprivileged writer on the file system holding `file`.
+#[cfg(unix)]
+fn free_bytes(file: &File) -> Option<u64> {
+    rustix::fs::fstatvfs(file).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_file: &File) -> Option<u64> {
+    None
+}
+
 /// Writes the analysis pass's master (the bus before G) to an unlinked temporary file, block by
 /// block, planar f32 in native byte order: block k holds `channels` runs of `len_k` samples.
 /// A write error (a full disk) does not fail the pass: the spill is dropped, which frees its
@@ -47,9 +58,19 @@ pub struct SpillWriter {
 
 impl SpillWriter {
     /// An anonymous temporary file in `dir` (on Linux unlinked from the start, so a kill leaves
-    /// nothing behind).
-    pub fn create(dir: &Path, channels: usize) -> std::io::Result<SpillWriter> {
+    /// nothing behind), for `frames` frames. Refused when the folder's file system has less free
+    /// space than that: writing until it is full would only crowd the disk the outputs go to next.
+    pub fn create(dir: &Path, channels: usize, frames: u64) -> std::io::Result<SpillWriter> {
         let file = tempfile::tempfile_in(dir)?;
+        let need = spill_bytes(channels, frames);
+        if let Some(free) = free_bytes(&file)
+            && free < need
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("{:.2} GB needed, {:.2} GB free", need as f64 / 1e9, free as f64 / 1e9),
+            ));
+        }
         // 1 MiB: a few blocks per write call whatever the channel count.
         Ok(SpillWriter { out: Some(BufWriter::with_capacity(1 << 20, file)), channels, frames: 0, error: None })
     }
@@ -340,6 +361,17 @@ mod tests {
             let l = self.stuck.unwrap_or(loudness(-20.0, gain_db) + self.offset);
             Ok((l, l))
         }
+    }
+
+    #[test]
+    fn a_spill_larger_than_the_free_space_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2^50 frames of stereo: 9 PB.
+        let e = SpillWriter::create(dir.path(), 2, 1 << 50).err().expect("refused");
+        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+        assert!(e.to_string().contains("GB free"), "{e}");
+        assert!(SpillWriter::create(dir.path(), 2, 48_000).is_ok());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the spill has no name");
     }
 
     #[test]
