@@ -7,7 +7,9 @@
 //! before G (stem EQ, gain, routing, sum, bus EQ; zero outside [0, N)). `solve_gain` multiplies it
 //! by G in f32 as the engines do and runs the limiter on the engines' block grid with their
 //! alignment scheme (pre-delay M·B − latency, a FIFO of M blocks, M zero blocks at the end), so a
-//! master-only render on the CPU engine meters exactly what the solve predicted. Renders that
+//! master-only render on the CPU engine limits to the very same samples as the solve (the readings
+//! differ by ~1e-14 LU only because the solve meters integrated loudness alone, whose shorter
+//! ring of energies sums them in another order; with every mode on, they are equal). Renders that
 //! differ (linked stem outputs sum G·contributions after a folded FIR; the GPU's f32-fallback
 //! limiter) differ by rounding; the writing pass's own meter confirms, and `reach_target` falls
 //! back to repeating the writing pass when it misses.
@@ -137,8 +139,8 @@ impl BusSpill {
 }
 
 /// What the chain would deliver at `gain_db`: the integrated loudness (LUFS) of the limited bus.
-/// Three threads: the spill is read ahead on one, the limiter runs on the caller's (its
-/// oversampler's channels in parallel), the meter on a third. `progress` gets the frames metered.
+/// Three threads: the spill is read ahead on one, the limiter runs on the caller's (a surround
+/// bus's oversampler channels in parallel), the meter on a third. `progress` gets the frames metered.
 pub fn solve_gain(
     spill: &BusSpill,
     limiter: &LimiterPlan,

@@ -120,7 +120,8 @@ fn a_short_first_pass_is_solved_on_the_spill_and_written_once() {
 /// With master output only, the writing pass's bus on the CPU engine is the spill times the same
 /// f32 G through the same limiter code on the same block grid: the solve predicts its loudness
 /// exactly, but for the meters' own summation order (the writing pass meters with every mode on,
-/// which keeps a longer ring of energies than integrated-only metering: ~1e-14 LU apart).
+/// which keeps a longer ring of energies than integrated-only metering: ~1e-14 LU apart; a
+/// difference in the limited samples, even one f32 ulp of G, moves the reading by far more).
 #[test]
 fn the_solve_predicts_a_master_only_cpu_pass() {
     let dir = tempfile::tempdir().unwrap();
