@@ -15,6 +15,7 @@
 //!   - the floor: the same stems and outputs with no EQ and no master (one pass that decodes, sums,
 //!     meters and encodes), on each engine;
 //!   - reading every stem once through stemforge's own readers, in this process (decode only).
+//!
 //! A normalised render reads its inputs in every pass but the solves on its spilled bus, so its
 //! floor is about (passes - 1) x read + floor render, counting the passes of stemforge's report
 //! that read the stems (not "solve").
