@@ -691,6 +691,7 @@ fn dither_quantize() {
         *v = (i as f32 - 32.0 + 0.5) / 32768.0;
     }
     let planar = ctx.storage("planar", (channels * block * 4) as u64);
+    let dir = tempfile::tempdir().expect("temp dir");
     for format in [
         SampleFormat::Pcm16,
         SampleFormat::Pcm24,
@@ -704,6 +705,18 @@ fn dither_quantize() {
                     .expect("dither");
                 let bps = format.bytes_per_sample();
                 let (mut cpu_bytes, mut gpu_bytes) = (Vec::new(), Vec::new());
+                // The CPU side of the clamped-sample count is the writer's (`write_planar`).
+                let spec = stemforge::io::WriterSpec {
+                    sample_rate: 48000,
+                    channels,
+                    layout: None,
+                    format,
+                    dither_seed: seed,
+                };
+                let mut writer =
+                    stemforge::io::wav_writer::WavWriter::create(&dir.path().join("w.wav"), &spec)
+                        .expect("writer");
+                let mut gpu_over = 0u64;
                 for j in 0..blocks {
                     // The last block is partial: 333 frames.
                     let frames = if j + 1 == blocks { 333 } else { block };
@@ -711,6 +724,12 @@ fn dither_quantize() {
                     upload(&ctx, &planar, &flat(&xb));
                     let f0 = first + (j * block) as u64;
                     run_pass(&ctx, |p| st.encode(p, f0, frames));
+                    gpu_over += ctx
+                        .read_back::<u32>(&st.over_full_scale, 0, 1)
+                        .expect("read")[0] as u64;
+                    run_encoder(&ctx, |e| e.clear_buffer(&st.over_full_scale, 0, None));
+                    let planes: Vec<&[f32]> = xb.iter().map(|c| &c[..frames]).collect();
+                    writer.write_planar(&planes, frames).expect("write");
                     let words = st.packed_len(frames).div_ceil(4);
                     let w: Vec<u32> = ctx.read_back(&st.packed, 0, words).expect("read");
                     gpu_bytes.extend_from_slice(
@@ -738,6 +757,13 @@ fn dither_quantize() {
                 }
                 let label = format!("dither_quantize {format:?} seed={seed:?} first_frame={first}");
                 assert_identical_bytes(&label, &cpu_bytes, &gpu_bytes, bps, channels);
+                let cpu_over = writer.finish().expect("finish").over_full_scale;
+                // The signal peaks at 1.02: a test of the count only if some samples are over.
+                assert!(
+                    cpu_over > 0,
+                    "{label}: no sample beyond full scale in the test signal"
+                );
+                assert_eq!(gpu_over, cpu_over, "{label}: samples beyond full scale");
             }
         }
     }
