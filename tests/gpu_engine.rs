@@ -1183,3 +1183,54 @@ fn loudness_from_packed_pcm_matches_the_cpu_engine() {
         "the same number of limiter passes"
     );
 }
+
+/// A FLAC stem has no raw PCM form (symphonia decodes it): it goes up as f32 beside a WAV stem
+/// that goes up raw, and the render is the CPU engine's.
+#[test]
+fn codec_stems_go_up_decoded_beside_raw_ones() {
+    let Some(_gpu) = gpu("codec_stems_go_up_decoded_beside_raw_ones") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (block, blocks) = (1024usize, 20usize);
+    let frames = block * blocks;
+    let on_grid = |x: Vec<f32>, bits: i32| -> Vec<f32> {
+        let s = 2f32.powi(bits - 1);
+        x.iter().map(|v| (v * 0.5 * s).round() / s).collect()
+    };
+    let keys = vec![
+        on_grid(music_noise(frames, 51), 24),
+        on_grid(music_noise(frames, 52), 24),
+    ];
+    write_stem(&dir.path().join("keys.wav"), &keys, SampleFormat::Pcm24);
+    let vox = vec![on_grid(sweep(frames, FS, 200.0, 2000.0, 0.8), 16)];
+    let vox_wav = dir.path().join("vox-src.wav");
+    write_stem(&vox_wav, &vox, SampleFormat::Pcm16);
+    let flac = dir.path().join("vox.flac");
+    let ok = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(&vox_wav)
+        .args(["-c:a", "flac"])
+        .arg(&flac)
+        .status()
+        .expect("ffmpeg (apt-get install ffmpeg) encodes the FLAC stem");
+    assert!(ok.success(), "ffmpeg failed to encode {}", flac.display());
+    let session = dir.path().join("session.toml");
+    std::fs::write(
+        &session,
+        "name = \"codec\"\nlayout = \"stereo\"\n\
+         [[stems]]\nname = \"keys\"\npath = \"keys.wav\"\n\
+         [[stems]]\nname = \"vox\"\npath = \"vox.flac\"\ngain_db = -2.0\n\
+         [[outputs]]\npath = \"sum.wav\"\nkind = \"master\"\nformat = \"f32\"\n",
+    )
+    .expect("session");
+    let cpu = render_on(EngineChoice::Cpu, &session, &dir.path().join("cpu"), block);
+    let gpu = render_on(EngineChoice::Gpu, &session, &dir.path().join("gpu"), block);
+    assert_eq!(
+        cpu.outputs[0].sha256, gpu.outputs[0].sha256,
+        "no EQ, no limiter: the same sums in the same order"
+    );
+    let bus = gpu.passes[0].bus_bytes.expect("counted");
+    // The WAV's 24-bit stereo bytes; the FLAC as f32 blocks (no latency to flush with zeros).
+    assert_eq!(bus.up, (frames * 6 + blocks * block * 4) as u64);
+}
