@@ -718,6 +718,32 @@ fn assert_packed_as_cpu_writer(
     c.over_full_scale
 }
 
+/// A pass whose sink asks for `requests` packed, and for the f32 master and stems when `f32`.
+fn run_packing(
+    engine: &mut GpuEngine,
+    plan: &RenderPlan,
+    pass: &PassParams,
+    stems: &[Vec<Vec<f32>>],
+    requests: &[PackRequest],
+    f32: bool,
+) -> PackCollect {
+    let mut sink = PackCollect::new(Delivery {
+        packed: requests.to_vec(),
+        master: f32,
+        stems: f32,
+    });
+    let mut source = Source {
+        stems: stems.to_vec(),
+        block: plan.block,
+        next: 0,
+        frames: plan.frames as usize,
+    };
+    engine
+        .run_pass(plan, pass, &mut source, &mut sink)
+        .expect("pass");
+    sink
+}
+
 #[test]
 fn engine_packs_integer_outputs_as_the_cpu_writer_does() {
     let Some(_gpu) = gpu("engine_packs_integer_outputs_as_the_cpu_writer_does") else {
@@ -769,20 +795,7 @@ fn engine_packs_integer_outputs_as_the_cpu_writer_does() {
             },
         ),
     ] {
-        let mut sink = PackCollect::new(Delivery {
-            packed: requests.clone(),
-            master: true,
-            stems: true,
-        });
-        let mut source = Source {
-            stems: stems.clone(),
-            block,
-            next: 0,
-            frames,
-        };
-        engine
-            .run_pass(&plan, &pass, &mut source, &mut sink)
-            .expect("pass");
+        let sink = run_packing(&mut engine, &plan, &pass, &stems, &requests, true);
         let mut clamped = 0;
         for (i, r) in requests.iter().enumerate() {
             let x = match r.signal {
@@ -807,20 +820,7 @@ fn engine_packs_integer_outputs_as_the_cpu_writer_does() {
 
         // The same pass with no f32 coming back: the same bytes, and the bus carries only the
         // packed blocks, their counts and the limiter gain (the report's gain reduction).
-        let mut lean = PackCollect::new(Delivery {
-            packed: requests.clone(),
-            master: false,
-            stems: false,
-        });
-        let mut source = Source {
-            stems: stems.clone(),
-            block,
-            next: 0,
-            frames,
-        };
-        engine
-            .run_pass(&plan, &pass, &mut source, &mut lean)
-            .expect("pass");
+        let lean = run_packing(&mut engine, &plan, &pass, &stems, &requests, false);
         assert!(
             lean.master_given.iter().all(|g| !g),
             "no f32 master was asked for"
@@ -905,12 +905,12 @@ impl StemSource for RawSource {
     ) -> Result<usize> {
         let start = self.next * self.block;
         self.next += 1;
-        for s in 0..self.bytes.len() {
+        for (s, out) in raw.iter_mut().enumerate().take(self.bytes.len()) {
             let fb = self.frame_bytes(s);
             let have = self.bytes[s].len() / fb;
             let (a, b) = (start.min(have), (start + self.block).min(have));
-            raw[s].clear();
-            raw[s].extend_from_slice(&self.bytes[s][a * fb..b * fb]);
+            out.clear();
+            out.extend_from_slice(&self.bytes[s][a * fb..b * fb]);
         }
         Ok(self.frames.saturating_sub(start).min(self.block))
     }

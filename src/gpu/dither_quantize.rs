@@ -68,24 +68,8 @@ pub struct DitherQuantize {
 impl DitherQuantize {
     /// Quantise `channels` channels of `block` frames read from `planar` (channel c at element
     /// `input_base + c * block`) to `format`; `seed = None` for no dither.
-    pub fn new(
-        ctx: &GpuContext,
-        format: SampleFormat,
-        seed: Option<u32>,
-        channels: usize,
-        block: usize,
-        planar: &wgpu::Buffer,
-        input_base: usize,
-    ) -> Result<DitherQuantize> {
-        let pipe = DitherPipeline::new(ctx)?;
-        DitherQuantize::with_pipeline(
-            ctx, &pipe, format, seed, channels, block, planar, input_base,
-        )
-    }
-
-    /// As `new`, on an already compiled pipeline.
     #[allow(clippy::too_many_arguments)]
-    pub fn with_pipeline(
+    pub fn new(
         ctx: &GpuContext,
         pipe: &DitherPipeline,
         format: SampleFormat,

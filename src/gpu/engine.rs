@@ -258,7 +258,7 @@ impl Chain {
         for (s, e) in plan.stems.iter().zip(inputs) {
             stem_lanes.push((first, s.channels));
             unpack.push(match e {
-                Some(e) => Some(PcmUnpack::with_pipeline(
+                Some(e) => Some(PcmUnpack::new(
                     ctx,
                     needed(pipes.unpack, "pcm_unpack")?,
                     *e,
@@ -475,7 +475,7 @@ impl Chain {
                 (None, Some(p)) => p,
                 (None, None) => unreachable!("pack_in exists when packing without a limiter"),
             };
-            packers.push(DitherQuantize::with_pipeline(
+            packers.push(DitherQuantize::new(
                 ctx,
                 needed(pipes.dither, "dither_quantize")?,
                 r.format,

@@ -74,19 +74,6 @@ impl PcmUnpack {
     /// element `output_base + c * block`.
     pub fn new(
         ctx: &GpuContext,
-        encoding: SourceEncoding,
-        channels: usize,
-        block: usize,
-        planar: &wgpu::Buffer,
-        output_base: usize,
-    ) -> Result<PcmUnpack> {
-        let pipe = PcmUnpackPipeline::new(ctx)?;
-        PcmUnpack::with_pipeline(ctx, &pipe, encoding, channels, block, planar, output_base)
-    }
-
-    /// As `new`, on an already compiled pipeline.
-    pub fn with_pipeline(
-        ctx: &GpuContext,
         pipe: &PcmUnpackPipeline,
         encoding: SourceEncoding,
         channels: usize,
