@@ -215,11 +215,21 @@ fn main() {
     println!("machine: {}", machine());
     println!("GPU adapter: {adapter}; all adapters seen: {}", seen.join("; "));
     println!("load average before: {load_before}; after: {load_after}");
-    println!(
-        "bytes per pass: {:.2} GB of PCM in (decoded, and uploaded by the gpu engine), {:.2} GB out (written, and downloaded)\n",
-        in_bytes as f64 / 1e9,
-        out_bytes as f64 / 1e9
-    );
+    println!("bytes per pass on disk: {:.2} GB of PCM read, {:.2} GB written (a writing pass)", in_bytes as f64 / 1e9, out_bytes as f64 / 1e9);
+    // What crossed between host and GPU memory (PCIe on a discrete GPU), as the engine counted it.
+    let gpu_report = &results[0].last().expect("a run").1;
+    // Solve passes run on the CPU, on the spilled bus: nothing crosses.
+    for p in gpu_report["passes"].as_array().into_iter().flatten().filter(|p| p["kind"] != "solve") {
+        let gb = |k: &str| p["bus_bytes"][k].as_u64().map_or("?".to_string(), |v| format!("{:.2}", v as f64 / 1e9));
+        println!(
+            "  gpu pass {} ({}): {} GB up, {} GB down (bytes that cross PCIe, counted by the engine)",
+            p["pass"],
+            p["kind"].as_str().unwrap_or("?"),
+            gb("up"),
+            gb("down")
+        );
+    }
+    println!();
     let mut rows = Vec::new();
     let mut medians = Vec::new();
     for (k, (_, _, label)) in kinds.iter().enumerate() {

@@ -2,6 +2,8 @@
 // dither of +-1 LSB whose noise is a pure function of (seed, channel, frame) through 32-bit integer
 // hashing (the same hash and f32 arithmetic as the CPU, so both produce the same integers), then
 // round half to even (WGSL's round) and clamp to the integer range. f32 output is written as is.
+// Samples beyond what the format holds are counted in `over` as the CPU writer counts them
+// (`WavWriter::write_planar`), so a device-packed output reports its clamped samples too.
 // Twin of src/cpu/dither_quantize.rs; host code in src/gpu/dither_quantize.rs.
 
 // Keep in sync with `DitherConfig` in src/gpu/dither_quantize.rs.
@@ -27,6 +29,7 @@ struct DitherImmediates {
 @group(0) @binding(0) var<uniform> cfg: DitherConfig;
 @group(0) @binding(1) var<storage, read> planar: array<f32>;
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
+@group(0) @binding(3) var<storage, read_write> over: atomic<u32>;
 var<immediate> imm: DitherImmediates;
 
 // lowbias32 (C. Wellons, "Prospecting for Hash Functions", 2018), as `lowbias32` in the CPU twin.
@@ -72,10 +75,28 @@ fn bytes_per_sample() -> u32 {
 // The output word (its low `bytes_per_sample` bytes) for interleaved sample i (CPU
 // `quantize_sample`: scale exactly, add the dither as one f32 addition, round half to even, clamp
 // in f32 with max then min, convert the integer-valued f32).
+fn sample(i: u32) -> f32 {
+    let frame = i / cfg.channels;
+    let c = i % cfg.channels;
+    return planar[cfg.input + c * cfg.block + frame];
+}
+
+// Beyond full scale as the CPU writer has it: x > top or x < -1 with top = 1 - 2^-(bits-1) for
+// integer formats (an f32 subtraction, correctly rounded in Vulkan: 1.0 itself for 32 bits, as on
+// the CPU) and 1.0 for f32.
+fn beyond_full_scale(x: f32) -> bool {
+    var top = 1.0;
+    if cfg.format != 3u {
+        let bits = 16u + 8u * cfg.format;
+        top = 1.0 - bitcast<f32>((128u - bits) << 23u);  // 2^-(bits-1), exact
+    }
+    return x > top || x < -1.0;
+}
+
 fn quantize(i: u32) -> u32 {
     let frame = i / cfg.channels;
     let c = i % cfg.channels;
-    let x = planar[cfg.input + c * cfg.block + frame];
+    let x = sample(i);
     if cfg.format == 3u {
         return bitcast<u32>(x);
     }
@@ -115,6 +136,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         if i != last {
             q = quantize(i);
             last = i;
+            // Count each sample once: in the word that holds its first byte. Clamped samples are
+            // rare, so the atomics seldom contend.
+            if b == i * bps && beyond_full_scale(sample(i)) {
+                atomicAdd(&over, 1u);
+            }
         }
         word |= ((q >> (8u * (b % bps))) & 0xffu) << (8u * k);
     }

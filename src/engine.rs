@@ -2,7 +2,8 @@
 //! loop drives. The CPU engine (`cpu::engine`) and the GPU engine (`gpu::engine`) implement it.
 use crate::dsp::oversampling::OversamplingTable;
 use crate::error::Result;
-use crate::session::Layout;
+use crate::io::SourceEncoding;
+use crate::session::{Layout, SampleFormat};
 
 /// A FIR for a signal of some channels: `taps[ch]` (a shared filter is repeated per channel).
 #[derive(Debug, Clone)]
@@ -93,23 +94,101 @@ pub struct PassBlock<'a> {
     /// Block index k: frames [k*block, k*block + len).
     pub index: u64,
     pub len: usize,
-    /// Master (after gain and limiter), `[bus channel][frame]`, each at least `len` long.
+    /// Master (after gain and limiter), `[bus channel][frame]`, each at least `len` long; empty
+    /// when the engine packed the sink's `Delivery` and its `master` is false.
     pub master: &'a [Vec<f32>],
     /// When `PassParams::stems`: `[stem in plan order][bus channel][frame]`, after the stem's EQ,
-    /// gain, routing, the bus EQ, G and the limiter gain, so that they sum to `master`.
+    /// gain, routing, the bus EQ, G and the limiter gain, so that they sum to `master`; empty when
+    /// the engine packed the sink's `Delivery` and its `stems` is false.
     pub stems: &'a [Vec<Vec<f32>>],
     /// Linear limiter gain per frame when limiting.
     pub gain: Option<&'a [f32]>,
+    /// Empty when the engine does not pack (the CPU engine); else one entry per
+    /// `Delivery::packed` request, in order: the block's `len` frames as the request's
+    /// interleaved little-endian PCM, exactly `len * channels * bytes per sample` bytes.
+    pub packed: &'a [Vec<u8>],
+    /// With `packed`, per request: the block's samples beyond full scale (clamped), counted as
+    /// `WavWriter::write_planar` counts them.
+    pub over_full_scale: &'a [u64],
+}
+
+/// A signal a pass delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Master,
+    /// Stem i in plan order (`PassParams::stems`).
+    Stem(usize),
+}
+
+/// An integer output a sink will take as packed PCM: `signal` with TPDF dither of `dither_seed`
+/// (None: no dither), rounded and clamped as `cpu::dither_quantize`, frame index = program frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackRequest {
+    pub signal: Signal,
+    pub format: SampleFormat,
+    pub dither_seed: Option<u32>,
+}
+
+/// What a sink needs of each block. An engine either delivers every signal as f32 and no
+/// packed blocks (the CPU engine, which quantises in the writer), or packs every request on its
+/// device and delivers f32 only where `master` / `stems` ask for it (the GPU engine: then only
+/// PCM crosses the bus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub packed: Vec<PackRequest>,
+    /// The f32 master is needed even when the requests are packed (an f32 output, the meter).
+    pub master: bool,
+    /// The f32 stems are needed even when the requests are packed (an f32 stem output).
+    pub stems: bool,
+}
+
+impl Delivery {
+    /// Everything as f32, nothing packed: what a sink without integer writers needs.
+    pub fn f32_only() -> Delivery {
+        Delivery {
+            packed: Vec::new(),
+            master: true,
+            stems: true,
+        }
+    }
 }
 
 pub trait PassSink {
     fn block(&mut self, block: PassBlock<'_>) -> Result<()>;
+    /// Asked once at the start of a pass.
+    fn delivery(&self) -> Delivery {
+        Delivery::f32_only()
+    }
 }
 
 /// Input blocks of every planned stem, in plan order: `out[stem][ch][..block]`, zero-padded past
 /// each stem's end. Returns the number of program frames in the block (0 after the end).
 pub trait StemSource {
     fn next_block(&mut self, out: &mut [Vec<Vec<f32>>]) -> Result<usize>;
+    /// Some(encoding) for a stem (plan order) whose blocks `next_raw_block` hands over as the
+    /// file's own interleaved little-endian bytes; None for one it decodes to f32.
+    fn raw_encoding(&self, _stem: usize) -> Option<SourceEncoding> {
+        None
+    }
+    /// As `next_block`, except that a stem with a `raw_encoding` comes as its raw bytes in
+    /// `raw[stem]`: exactly its frames in this block (fewer at its end, none after), not padded.
+    /// `planar[stem]` of those stems is left alone.
+    fn next_raw_block(
+        &mut self,
+        _raw: &mut [Vec<u8>],
+        planar: &mut [Vec<Vec<f32>>],
+    ) -> Result<usize> {
+        self.next_block(planar)
+    }
+}
+
+/// Bytes a pass moved between host and device memory: the stems' samples up, the delivered
+/// blocks down (on a discrete GPU, what crosses PCIe). Per-render tables (FIR spectra, the
+/// oversampling table) and the few bytes of per-pass parameters are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BusBytes {
+    pub up: u64,
+    pub down: u64,
 }
 
 /// Which engine ran, for stderr and the report.
@@ -123,6 +202,14 @@ pub struct EngineInfo {
 
 pub trait Engine {
     fn info(&self) -> EngineInfo;
+    /// Whether the engine takes stems as raw PCM bytes (`StemSource::next_raw_block`).
+    fn takes_raw_pcm(&self) -> bool {
+        false
+    }
+    /// Host <-> device bytes of the last pass, for an engine with a device.
+    fn bus_bytes(&self) -> Option<BusBytes> {
+        None
+    }
     /// Run one streamed pass over the whole program: pull input blocks from `source` until it is
     /// exhausted, compensate every latency, push exactly `plan.blocks()` aligned blocks to `sink`.
     fn run_pass(

@@ -6,10 +6,13 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 
 use crate::cpu::loudness::{LoudnessMeter, LoudnessStats};
-use crate::engine::{PassBlock, PassSink};
+use crate::cpu::pcm_unpack;
+use crate::engine::{Delivery, PackRequest, PassBlock, PassSink, Signal};
 use crate::error::{Error, Result};
+use crate::io::SourceEncoding;
 use crate::io::wav_writer::{WavWriter, WrittenFile};
 use crate::progress::Progress;
+use crate::session::SampleFormat;
 
 /// Gain-reduction statistics of the limiter over the program (dB, positive = reduction).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -27,6 +30,23 @@ pub struct OutputSink {
     max_reduction_db: f64,
     sum_reduction_db: f64,
     frames: u64,
+    /// The integer writers, as packing requests (`Delivery::packed`), and for each writer the
+    /// index of its request: `master_packed[i]`, `stem_packed[output][stem]`.
+    requests: Vec<PackRequest>,
+    master_packed: Vec<Option<usize>>,
+    stem_packed: Vec<Vec<Option<usize>>>,
+    /// The request the meter reads, unpacked, when the f32 master is not delivered: the deepest
+    /// integer master output; used only when `limited` (see `limited_master`).
+    meter_request: Option<usize>,
+    limited: bool,
+    /// The unpacked master for the meter, `[channel][frame]`.
+    unpacked: Vec<Vec<f32>>,
+}
+
+/// The packing request of a writer, if its format is an integer one.
+fn request(w: &WavWriter, signal: Signal) -> Option<PackRequest> {
+    let spec = w.spec();
+    spec.format.int_bits().map(|_| PackRequest { signal, format: spec.format, dither_seed: spec.dither_seed })
 }
 
 /// What a pass measured, with its writers still open (files under temporary names).
@@ -60,6 +80,24 @@ impl Writers {
 
 impl OutputSink {
     pub fn new(meter: LoudnessMeter, writers: Writers) -> Self {
+        let mut requests = Vec::new();
+        let mut index = |r: Option<PackRequest>| {
+            r.map(|r| {
+                requests.push(r);
+                requests.len() - 1
+            })
+        };
+        let master_packed: Vec<Option<usize>> = writers.masters.iter().map(|w| index(request(w, Signal::Master))).collect();
+        let stem_packed: Vec<Vec<Option<usize>>> = writers
+            .stems
+            .iter()
+            .map(|ws| ws.iter().enumerate().map(|(i, w)| index(request(w, Signal::Stem(i)))).collect())
+            .collect();
+        let meter_request = master_packed
+            .iter()
+            .flatten()
+            .copied()
+            .max_by_key(|&r| (requests[r].format.int_bits(), std::cmp::Reverse(r)));
         OutputSink {
             meter,
             masters: writers.masters,
@@ -67,7 +105,25 @@ impl OutputSink {
             max_reduction_db: 0.0,
             sum_reduction_db: 0.0,
             frames: 0,
+            requests,
+            master_packed,
+            stem_packed,
+            meter_request,
+            limited: false,
+            unpacked: Vec::new(),
         }
+    }
+
+    /// Whether the pass limits the master (to a ceiling of at most 0 dBTP, so its integer PCM is
+    /// never clamped). Then an engine that packs on its device need not send the f32 master back
+    /// for the meter: the meter reads the deepest integer master output, unpacked, which differs
+    /// from the f32 master by its dither and rounding only (well within DESIGN.md's 0.01 LU/dB
+    /// even at 16 bits: `tests/gpu_engine.rs::loudness_from_packed_pcm_matches_the_cpu_engine`),
+    /// and saves the f32 master's 4 bytes a sample on the bus. Without a limiter the master can
+    /// clamp, and the meter must see the unclamped f32 master, as the CPU engine's does.
+    pub fn limited_master(mut self, limited: bool) -> Self {
+        self.limited = limited;
+        self
     }
 
     /// The measurements, and the writers left open for the caller to commit or drop.
@@ -82,9 +138,44 @@ impl OutputSink {
 }
 
 impl PassSink for OutputSink {
+    fn delivery(&self) -> Delivery {
+        let f32_master = self.masters.iter().any(|w| w.spec().format == SampleFormat::F32);
+        let meter_reads_pcm = self.limited && self.meter_request.is_some();
+        Delivery {
+            packed: self.requests.clone(),
+            master: f32_master || !meter_reads_pcm,
+            stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32),
+        }
+    }
+
     fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
         let n = block.len;
-        let master: Vec<&[f32]> = block.master.iter().map(|c| &c[..n]).collect();
+        let packed = !block.packed.is_empty();
+        if packed && block.packed.len() != self.requests.len() {
+            return Err(Error::Internal(format!(
+                "{} packed blocks for {} packing requests",
+                block.packed.len(),
+                self.requests.len()
+            )));
+        }
+        if block.master.is_empty() {
+            // The engine packed and kept the f32 master on its device: meter the written PCM.
+            let r = self.meter_request.ok_or_else(|| Error::Internal("no f32 master and no integer master output".into()))?;
+            let encoding = match self.requests[r].format {
+                SampleFormat::Pcm16 => SourceEncoding::Int16,
+                SampleFormat::Pcm24 => SourceEncoding::Int24,
+                _ => SourceEncoding::Int32,
+            };
+            let channels = self.meter.channels();
+            self.unpacked.resize_with(channels, Vec::new);
+            self.unpacked.iter_mut().for_each(|c| c.resize(n, 0.0));
+            pcm_unpack::unpack(&block.packed[r], encoding, channels, &mut self.unpacked, n);
+        }
+        let master: Vec<&[f32]> = if block.master.is_empty() {
+            self.unpacked.iter().map(|c| &c[..n]).collect()
+        } else {
+            block.master.iter().map(|c| &c[..n]).collect()
+        };
         if let Some(g) = block.gain {
             for &v in &g[..n] {
                 let db = -20.0 * (v as f64).log10();
@@ -96,17 +187,26 @@ impl PassSink for OutputSink {
         let meter = &mut self.meter;
         let masters = &mut self.masters;
         let stems = &mut self.stems;
+        let (master_packed, stem_packed) = (&self.master_packed, &self.stem_packed);
+        // The request of a writer when the engine packed them all.
+        let packed_as = |r: Option<usize>| r.filter(|_| packed).map(|r| (&block.packed[r], block.over_full_scale[r]));
         let (a, b) = rayon::join(
             || {
                 meter.add_planar(&master);
                 Ok::<(), Error>(())
             },
             || {
-                masters.par_iter_mut().try_for_each(|w| w.write_planar(&master, n))?;
-                stems.par_iter_mut().try_for_each(|ws| {
-                    ws.par_iter_mut().zip(block.stems.par_iter()).try_for_each(|(w, s)| {
-                        let planes: Vec<&[f32]> = s.iter().map(|c| &c[..n]).collect();
-                        w.write_planar(&planes, n)
+                masters.par_iter_mut().zip(master_packed.par_iter()).try_for_each(|(w, r)| match packed_as(*r) {
+                    Some((bytes, over)) => w.write_packed(bytes, n, over),
+                    None => w.write_planar(&master, n),
+                })?;
+                stems.par_iter_mut().zip(stem_packed.par_iter()).try_for_each(|(ws, rs)| {
+                    ws.par_iter_mut().zip(rs.par_iter()).enumerate().try_for_each(|(i, (w, r))| match packed_as(*r) {
+                        Some((bytes, over)) => w.write_packed(bytes, n, over),
+                        None => {
+                            let planes: Vec<&[f32]> = block.stems[i].iter().map(|c| &c[..n]).collect();
+                            w.write_planar(&planes, n)
+                        }
                     })
                 })
             },
@@ -123,6 +223,8 @@ struct OwnedBlock {
     master: Vec<Vec<f32>>,
     stems: Vec<Vec<Vec<f32>>>,
     gain: Option<Vec<f32>>,
+    packed: Vec<Vec<u8>>,
+    over_full_scale: Vec<u64>,
 }
 
 fn copy_into(dst: &mut Vec<f32>, src: &[f32]) {
@@ -135,10 +237,13 @@ pub struct ThreadedSink<S: PassSink + Send + 'static> {
     tx: Option<SyncSender<OwnedBlock>>,
     recycled: Receiver<OwnedBlock>,
     thread: Option<JoinHandle<(S, Result<()>)>>,
+    /// The inner sink's, asked before it moved to its thread.
+    delivery: Delivery,
 }
 
 impl<S: PassSink + Send + 'static> ThreadedSink<S> {
     pub fn start(mut inner: S) -> Self {
+        let delivery = inner.delivery();
         let (tx, rx) = sync_channel::<OwnedBlock>(2);
         let (back, recycled) = sync_channel::<OwnedBlock>(4);
         let thread = std::thread::spawn(move || {
@@ -150,6 +255,8 @@ impl<S: PassSink + Send + 'static> ThreadedSink<S> {
                     master: &b.master,
                     stems: &b.stems,
                     gain: b.gain.as_deref(),
+                    packed: &b.packed,
+                    over_full_scale: &b.over_full_scale,
                 });
                 if result.is_err() {
                     // Dropping the receiver makes the engine's next send fail, so it stops early.
@@ -159,7 +266,7 @@ impl<S: PassSink + Send + 'static> ThreadedSink<S> {
             }
             (inner, result)
         });
-        ThreadedSink { tx: Some(tx), recycled, thread: Some(thread) }
+        ThreadedSink { tx: Some(tx), recycled, thread: Some(thread), delivery }
     }
 
     /// Wait for every block to be processed; return the inner sink.
@@ -176,6 +283,10 @@ impl<S: PassSink + Send + 'static> ThreadedSink<S> {
 }
 
 impl<S: PassSink + Send + 'static> PassSink for ThreadedSink<S> {
+    fn delivery(&self) -> Delivery {
+        self.delivery.clone()
+    }
+
     fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
         let mut owned = self.recycled.try_recv().unwrap_or(OwnedBlock {
             index: 0,
@@ -183,6 +294,8 @@ impl<S: PassSink + Send + 'static> PassSink for ThreadedSink<S> {
             master: Vec::new(),
             stems: Vec::new(),
             gain: None,
+            packed: Vec::new(),
+            over_full_scale: Vec::new(),
         });
         owned.index = block.index;
         owned.len = block.len;
@@ -202,6 +315,13 @@ impl<S: PassSink + Send + 'static> PassSink for ThreadedSink<S> {
             (Some(g), slot) => *slot = Some(g[..block.len].to_vec()),
             (None, slot) => *slot = None,
         }
+        owned.packed.resize_with(block.packed.len(), Vec::new);
+        for (d, s) in owned.packed.iter_mut().zip(block.packed) {
+            d.clear();
+            d.extend_from_slice(s);
+        }
+        owned.over_full_scale.clear();
+        owned.over_full_scale.extend_from_slice(block.over_full_scale);
         let tx = self.tx.as_ref().expect("sink open");
         if tx.send(owned).is_err() {
             // The thread stopped on an error: report it now.
@@ -226,6 +346,10 @@ pub struct ProgressSink<'a, S: PassSink> {
 }
 
 impl<S: PassSink> PassSink for ProgressSink<'_, S> {
+    fn delivery(&self) -> Delivery {
+        self.inner.delivery()
+    }
+
     fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
         self.frames_done += block.len as u64;
         self.inner.block(block)?;

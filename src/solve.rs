@@ -23,7 +23,7 @@ use crate::cpu::engine::DelayLine;
 use crate::cpu::limiter::Limiter;
 use crate::cpu::limiter_apply;
 use crate::cpu::loudness::{LoudnessMeter, MeterScope};
-use crate::engine::{LimiterPlan, PassBlock, PassSink, blocks_of_latency};
+use crate::engine::{Delivery, LimiterPlan, PassBlock, PassSink, blocks_of_latency};
 use crate::error::{Error, Result};
 use crate::render::{LOUDNESS_TOLERANCE_LU, MAX_LIMITER_PASSES};
 use crate::session::Layout;
@@ -112,6 +112,13 @@ pub struct SpillTee<S: PassSink> {
 }
 
 impl<S: PassSink> PassSink for SpillTee<S> {
+    fn delivery(&self) -> Delivery {
+        let mut d = self.inner.delivery();
+        // The spill is the f32 master, whatever the inner sink would take packed.
+        d.master |= self.spill.is_some();
+        d
+    }
+
     fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
         if let Some(s) = &mut self.spill {
             s.write(&block);

@@ -280,16 +280,28 @@ fn clamped_stem_samples_are_reported() {
          [[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"pcm24\"\n",
     )
     .unwrap();
-    let report = dir.path().join("r.json");
-    let err = render(&s, &dir.path().join("out"), "cpu", &["--report", report.to_str().unwrap()], 0);
-    assert!(err.contains("warning:") && err.contains("a.wav") && err.contains("clamped"), "{err}");
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let over = |name: &str| {
-        r["outputs"].as_array().unwrap().iter().find(|o| o["path"].as_str().unwrap().ends_with(name)).unwrap()["over_full_scale"]
-            .as_u64()
-            .unwrap()
-    };
-    assert!(over("stems/a.wav") > 0, "{r}");
-    assert_eq!(over("master.wav"), 0, "the master is limited");
-    assert!(!r["warnings"].as_array().unwrap().is_empty());
+    // The GPU engine packs integer outputs on its device and counts the clamped samples there.
+    let mut counts = Vec::new();
+    for engine in engines() {
+        let report = dir.path().join(format!("r-{engine}.json"));
+        let err = render(&s, &dir.path().join(engine), engine, &["--report", report.to_str().unwrap()], 0);
+        assert!(err.contains("warning:") && err.contains("a.wav") && err.contains("clamped"), "{engine}: {err}");
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let over = |name: &str| {
+            r["outputs"].as_array().unwrap().iter().find(|o| o["path"].as_str().unwrap().ends_with(name)).unwrap()["over_full_scale"]
+                .as_u64()
+                .unwrap()
+        };
+        assert!(over("stems/a.wav") > 0, "{engine}: {r}");
+        assert_eq!(over("master.wav"), 0, "{engine}: the master is limited");
+        assert!(!r["warnings"].as_array().unwrap().is_empty(), "{engine}");
+        counts.push((engine, over("stems/a.wav"), over("stems/b.wav")));
+    }
+    if let [(_, a_cpu, b_cpu), (_, a_gpu, b_gpu)] = counts[..] {
+        // The engines' f32 stems differ by float rounding (DESIGN.md parity: far below 1 LSB), so
+        // a sample within that of full scale may count on one engine only: a few in thousands.
+        for (what, c, g) in [("a", a_cpu, a_gpu), ("b", b_cpu, b_gpu)] {
+            assert!(c.abs_diff(g) <= 2 + c / 1000, "stem {what}: {c} clamped on the cpu engine, {g} on the gpu");
+        }
+    }
 }

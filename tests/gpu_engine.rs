@@ -16,14 +16,19 @@ use gpu_harness::gpu;
 use gpu_parity::assert_parity;
 use gpu_signals::{impulses, music_noise, sweep};
 use stemforge::cpu::limiter::Limiter;
+use stemforge::cpu::pcm_unpack::{bytes_per_sample, unpack};
 use stemforge::dsp::eq_design::{design_eq, eq_latency};
 use stemforge::dsp::oversampling::design_oversampling;
 use stemforge::engine::{
-    Engine, FirPlan, LimiterPlan, PassBlock, PassParams, PassSink, RenderPlan, StemPlan, StemSource,
+    Delivery, Engine, FirPlan, LimiterPlan, PackRequest, PassBlock, PassParams, PassSink,
+    RenderPlan, Signal, StemPlan, StemSource,
 };
 use stemforge::error::{Error, Result};
 use stemforge::gpu::{GpuContext, GpuEngine, list_adapters};
-use stemforge::session::{EqBand, Layout, Phase};
+use stemforge::io::wav_writer::WavWriter;
+use stemforge::io::{SourceEncoding, WriterSpec};
+use stemforge::render::{EngineChoice, RenderOptions, RenderReport, render};
+use stemforge::session::{EqBand, Layout, Phase, SampleFormat};
 
 const FS: f64 = 48000.0;
 
@@ -618,4 +623,614 @@ fn engine_matches_the_cpu_engine() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Only PCM crosses the bus: raw stems up, packed outputs down
+
+/// Collects f32 blocks as `Collect` does, and the packed blocks the engine delivers for the
+/// `delivery` it is given.
+struct PackCollect {
+    delivery: Delivery,
+    f32: Collect,
+    packed: Vec<Vec<u8>>,
+    over: Vec<u64>,
+    master_given: Vec<bool>,
+}
+
+impl PackCollect {
+    fn new(delivery: Delivery) -> PackCollect {
+        let n = delivery.packed.len();
+        PackCollect {
+            delivery,
+            f32: Collect::default(),
+            packed: vec![Vec::new(); n],
+            over: vec![0; n],
+            master_given: Vec::new(),
+        }
+    }
+}
+
+impl PassSink for PackCollect {
+    fn delivery(&self) -> Delivery {
+        self.delivery.clone()
+    }
+    fn block(&mut self, b: PassBlock<'_>) -> Result<()> {
+        assert_eq!(
+            b.packed.len(),
+            self.packed.len(),
+            "one packed block per request"
+        );
+        for (i, (p, o)) in b.packed.iter().zip(b.over_full_scale).enumerate() {
+            self.packed[i].extend_from_slice(p);
+            self.over[i] += o;
+        }
+        self.master_given.push(!b.master.is_empty());
+        if !b.master.is_empty() {
+            self.f32.block(b)?;
+        }
+        Ok(())
+    }
+}
+
+fn writer_spec(format: SampleFormat, seed: Option<u32>) -> WriterSpec {
+    WriterSpec {
+        sample_rate: FS as u32,
+        channels: 2,
+        layout: Some(Layout::Stereo),
+        format,
+        dither_seed: seed,
+    }
+}
+
+/// The file the CPU writer makes of `x` (quantised, dithered and counted on the CPU), and the
+/// one made of the engine's packed bytes and count: both must be the same file.
+fn assert_packed_as_cpu_writer(
+    label: &str,
+    r: &PackRequest,
+    x: &[Vec<f32>],
+    packed: &[u8],
+    over: u64,
+    block: usize,
+) -> u64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = writer_spec(r.format, r.dither_seed);
+    let mut cpu = WavWriter::create(&dir.path().join("cpu.wav"), &spec).expect("writer");
+    let frames = x[0].len();
+    for at in (0..frames).step_by(block) {
+        let n = block.min(frames - at);
+        let planes: Vec<&[f32]> = x.iter().map(|c| &c[at..at + n]).collect();
+        cpu.write_planar(&planes, n).expect("write");
+    }
+    let mut gpu = WavWriter::create(&dir.path().join("gpu.wav"), &spec).expect("writer");
+    gpu.write_packed(packed, frames, over)
+        .expect("write packed");
+    let (c, g) = (cpu.finish().expect("finish"), gpu.finish().expect("finish"));
+    assert_eq!(
+        g.over_full_scale, c.over_full_scale,
+        "{label}: samples beyond full scale"
+    );
+    assert_eq!(
+        (g.bytes, &g.sha256),
+        (c.bytes, &c.sha256),
+        "{label}: the packed file differs from the CPU writer's"
+    );
+    c.over_full_scale
+}
+
+/// A pass whose sink asks for `requests` packed, and for the f32 master and stems when `f32`.
+fn run_packing(
+    engine: &mut GpuEngine,
+    plan: &RenderPlan,
+    pass: &PassParams,
+    stems: &[Vec<Vec<f32>>],
+    requests: &[PackRequest],
+    f32: bool,
+) -> PackCollect {
+    let mut sink = PackCollect::new(Delivery {
+        packed: requests.to_vec(),
+        master: f32,
+        stems: f32,
+    });
+    let mut source = Source {
+        stems: stems.to_vec(),
+        block: plan.block,
+        next: 0,
+        frames: plan.frames as usize,
+    };
+    engine
+        .run_pass(plan, pass, &mut source, &mut sink)
+        .expect("pass");
+    sink
+}
+
+#[test]
+fn engine_packs_integer_outputs_as_the_cpu_writer_does() {
+    let Some(_gpu) = gpu("engine_packs_integer_outputs_as_the_cpu_writer_does") else {
+        return;
+    };
+    let mut engine = GpuEngine::new(None).expect("GPU engine");
+    let block = 256;
+    // A partial last block: its packed length is not a whole number of words.
+    let frames = 7 * block + 77;
+    let (plan, stems) = test_plan(block, frames);
+    let requests = vec![
+        PackRequest {
+            signal: Signal::Master,
+            format: SampleFormat::Pcm24,
+            dither_seed: Some(7),
+        },
+        PackRequest {
+            signal: Signal::Master,
+            format: SampleFormat::Pcm16,
+            dither_seed: None,
+        },
+        PackRequest {
+            signal: Signal::Stem(0),
+            format: SampleFormat::Pcm16,
+            dither_seed: Some(9),
+        },
+        PackRequest {
+            signal: Signal::Stem(2),
+            format: SampleFormat::Pcm32,
+            dither_seed: Some(3),
+        },
+    ];
+    // +14 dB without the limiter clamps master and stems; with it only the stems can clamp.
+    for (label, pass) in [
+        (
+            "unlimited",
+            PassParams {
+                gain_db: 14.0,
+                limit: false,
+                stems: true,
+            },
+        ),
+        (
+            "limited",
+            PassParams {
+                gain_db: 8.0,
+                limit: true,
+                stems: true,
+            },
+        ),
+    ] {
+        let sink = run_packing(&mut engine, &plan, &pass, &stems, &requests, true);
+        let mut clamped = 0;
+        for (i, r) in requests.iter().enumerate() {
+            let x = match r.signal {
+                Signal::Master => &sink.f32.master,
+                Signal::Stem(s) => &sink.f32.stems[s],
+            };
+            let label = format!("{label}, request {i} ({:?} {:?})", r.signal, r.format);
+            clamped +=
+                assert_packed_as_cpu_writer(&label, r, x, &sink.packed[i], sink.over[i], block);
+        }
+        if !pass.limit {
+            assert!(
+                sink.over[0] > 0 && clamped > sink.over[0],
+                "unlimited: master and stems must clamp"
+            );
+            continue;
+        }
+        assert_eq!(
+            sink.over[0], 0,
+            "limited: the master stays under its ceiling"
+        );
+
+        // The same pass with no f32 coming back: the same bytes, and the bus carries only the
+        // packed blocks, their counts and the limiter gain (the report's gain reduction).
+        let lean = run_packing(&mut engine, &plan, &pass, &stems, &requests, false);
+        assert!(
+            lean.master_given.iter().all(|g| !g),
+            "no f32 master was asked for"
+        );
+        assert_eq!(
+            lean.packed, sink.packed,
+            "packed bytes do not depend on what else comes back"
+        );
+        assert_eq!(lean.over, sink.over);
+        let blocks = plan.blocks() as usize;
+        let packed_words: usize = lean.packed.iter().map(|p| p.len()).sum::<usize>()
+            // Copies are whole 4-byte words: the partial last block of each request rounds up.
+            + requests
+                .iter()
+                .map(|r| (77 * 2 * r.format.bytes_per_sample()).next_multiple_of(4) - 77 * 2 * r.format.bytes_per_sample())
+                .sum::<usize>();
+        let down = packed_words + blocks * (4 * requests.len() + 4 * block);
+        let bus = engine.bus_bytes().expect("counted");
+        assert_eq!(
+            bus.down as usize, down,
+            "bytes down: packed blocks + counts + gain"
+        );
+        // The source gives f32 (no raw form): f32 up, the stems' blocks once and zeros once.
+        let stem_channels: usize = plan.stems.iter().map(|s| s.channels).sum();
+        assert_eq!(
+            bus.up as usize,
+            (frames.div_ceil(block) + 1) * stem_channels * block * 4
+        );
+    }
+}
+
+/// Interleaved little-endian PCM of planar f32 (integer formats: rounded, clamped).
+fn to_pcm(x: &[Vec<f32>], encoding: SourceEncoding) -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in 0..x[0].len() {
+        for c in x {
+            let v = c[n] as f64;
+            let int = |bits: i32| {
+                (v * 2f64.powi(bits - 1))
+                    .round()
+                    .clamp(-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0) as i32
+            };
+            match encoding {
+                SourceEncoding::Int16 => out.extend_from_slice(&(int(16) as i16).to_le_bytes()),
+                SourceEncoding::Int24 => out.extend_from_slice(&int(24).to_le_bytes()[..3]),
+                SourceEncoding::Int32 => out.extend_from_slice(&int(32).to_le_bytes()),
+                SourceEncoding::Float32 => out.extend_from_slice(&c[n].to_le_bytes()),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    out
+}
+
+/// Stems as raw PCM bytes, as the file source hands WAV stems to the GPU engine.
+struct RawSource {
+    bytes: Vec<Vec<u8>>,
+    encodings: Vec<SourceEncoding>,
+    channels: Vec<usize>,
+    block: usize,
+    next: usize,
+    frames: usize,
+}
+
+impl RawSource {
+    fn frame_bytes(&self, s: usize) -> usize {
+        self.channels[s] * bytes_per_sample(self.encodings[s]).expect("raw")
+    }
+}
+
+impl StemSource for RawSource {
+    fn next_block(&mut self, _out: &mut [Vec<Vec<f32>>]) -> Result<usize> {
+        panic!("the GPU engine asks for raw blocks when the source has them");
+    }
+    fn raw_encoding(&self, stem: usize) -> Option<SourceEncoding> {
+        Some(self.encodings[stem])
+    }
+    fn next_raw_block(
+        &mut self,
+        raw: &mut [Vec<u8>],
+        _planar: &mut [Vec<Vec<f32>>],
+    ) -> Result<usize> {
+        let start = self.next * self.block;
+        self.next += 1;
+        for (s, out) in raw.iter_mut().enumerate().take(self.bytes.len()) {
+            let fb = self.frame_bytes(s);
+            let have = self.bytes[s].len() / fb;
+            let (a, b) = (start.min(have), (start + self.block).min(have));
+            out.clear();
+            out.extend_from_slice(&self.bytes[s][a * fb..b * fb]);
+        }
+        Ok(self.frames.saturating_sub(start).min(self.block))
+    }
+}
+
+#[test]
+fn engine_unpacks_raw_stems_on_the_device() {
+    let Some(_gpu) = gpu("engine_unpacks_raw_stems_on_the_device") else {
+        return;
+    };
+    let mut engine = GpuEngine::new(None).expect("GPU engine");
+    let block = 256;
+    let frames = 7 * block + 77;
+    let (plan, signals) = test_plan(block, frames);
+    // Stereo 16-bit, mono 24-bit (77 frames of it end mid-word), a shorter stereo float stem.
+    let encodings = vec![
+        SourceEncoding::Int16,
+        SourceEncoding::Int24,
+        SourceEncoding::Float32,
+    ];
+    let bytes: Vec<Vec<u8>> = signals
+        .iter()
+        .zip(&encodings)
+        .map(|(x, e)| to_pcm(x, *e))
+        .collect();
+    // What the engine gets from the same files through the CPU decoder (`pcm_unpack`, the same
+    // function the shader computes bit for bit).
+    let decoded: Vec<Vec<Vec<f32>>> = signals
+        .iter()
+        .zip(&bytes)
+        .zip(&encodings)
+        .map(|((x, b), e)| {
+            let mut out = vec![vec![0.0f32; x[0].len()]; x.len()];
+            unpack(b, *e, x.len(), &mut out, x[0].len());
+            out
+        })
+        .collect();
+    let pass = PassParams {
+        gain_db: 7.0,
+        limit: true,
+        stems: true,
+    };
+    let want = run(&mut engine, &plan, &pass, &decoded);
+    let mut source = RawSource {
+        bytes: bytes.clone(),
+        encodings: encodings.clone(),
+        channels: signals.iter().map(|x| x.len()).collect(),
+        block,
+        next: 0,
+        frames,
+    };
+    let mut got = Collect::default();
+    engine
+        .run_pass(&plan, &pass, &mut source, &mut got)
+        .expect("raw pass");
+    assert!(
+        want.gain.iter().any(|g| *g < 0.8),
+        "the limiter must be working in this test"
+    );
+    assert_eq!(got.indices, want.indices);
+    // Same input values on the device, same chain: the same output, bit for bit.
+    assert!(
+        got.master == want.master,
+        "master from raw stems differs from master from decoded stems"
+    );
+    assert!(got.stems == want.stems, "stems from raw stems differ");
+    assert!(got.gain == want.gain, "gain from raw stems differs");
+    // Up: each stem's bytes per block, the tail of a block padded to a word; nothing once the
+    // stems have ended (the shader writes the zeros).
+    let up: usize = (0..bytes.len())
+        .map(|s| {
+            let fb = source.frame_bytes(s);
+            bytes[s]
+                .chunks(block * fb)
+                .map(|c| c.len().next_multiple_of(4))
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(
+        engine.bus_bytes().expect("counted").up as usize,
+        up,
+        "bytes up: the raw stems"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole renders: what crosses the bus, and the meter on packed PCM
+
+/// Write `x` as a WAV of `format` (values on its grid, no dither: written exactly).
+fn write_stem(path: &std::path::Path, x: &[Vec<f32>], format: SampleFormat) {
+    let spec = WriterSpec {
+        sample_rate: FS as u32,
+        channels: x.len(),
+        layout: None,
+        format,
+        dither_seed: None,
+    };
+    let mut w = WavWriter::create(path, &spec).expect("stem writer");
+    let planes: Vec<&[f32]> = x.iter().map(|c| c.as_slice()).collect();
+    w.write_planar(&planes, x[0].len()).expect("write stem");
+    w.finish().expect("finish stem");
+}
+
+/// A mono WAV of 64-bit float samples (WAVE_FORMAT_IEEE_FLOAT), which stemforge's writer does not
+/// make.
+fn write_f64_stem(path: &std::path::Path, x: &[f64]) {
+    let data = (x.len() * 8) as u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&(FS as u32).to_le_bytes());
+    b.extend_from_slice(&(FS as u32 * 8).to_le_bytes());
+    b.extend_from_slice(&8u16.to_le_bytes());
+    b.extend_from_slice(&64u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    x.iter().for_each(|v| b.extend_from_slice(&v.to_le_bytes()));
+    std::fs::write(path, b).expect("write f64 stem");
+}
+
+/// A stereo song of a 24-bit stereo stem, a 16-bit mono one and a 64-bit float mono one (which
+/// the source decodes to f32: half the bytes of its raw form), mastered with a limiter, with only
+/// integer outputs (`outputs` TOML): the meter has no f32 master output to read.
+fn integer_session(dir: &std::path::Path, frames: usize, outputs: &str) -> std::path::PathBuf {
+    let on_grid = |x: Vec<f32>, bits: i32| -> Vec<f32> {
+        let s = 2f32.powi(bits - 1);
+        x.iter().map(|v| (v * 0.5 * s).round() / s).collect()
+    };
+    let drums = vec![
+        on_grid(music_noise(frames, 41), 24),
+        on_grid(music_noise(frames, 42), 24),
+    ];
+    let bass = vec![on_grid(sweep(frames, FS, 40.0, 400.0, 0.9), 16)];
+    write_stem(&dir.join("drums.wav"), &drums, SampleFormat::Pcm24);
+    write_stem(&dir.join("bass.wav"), &bass, SampleFormat::Pcm16);
+    let pad: Vec<f64> = music_noise(frames, 43)
+        .iter()
+        .map(|v| *v as f64 * 0.3)
+        .collect();
+    write_f64_stem(&dir.join("pad.wav"), &pad);
+    let session = dir.join("session.toml");
+    std::fs::write(
+        &session,
+        format!(
+            "name = \"integer\"\nlayout = \"stereo\"\n\
+             [[stems]]\nname = \"drums\"\npath = \"drums.wav\"\neq = [{{ type = \"low_shelf\", freq_hz = 100.0, gain_db = 2.0, q = 0.707 }}]\n\
+             [[stems]]\nname = \"bass\"\npath = \"bass.wav\"\n\
+             [[stems]]\nname = \"pad\"\npath = \"pad.wav\"\n\
+             [eq_design]\ntaps = 511\n\
+             [master]\ntarget_lufs = -10.0\nceiling_dbtp = -1.0\n{outputs}"
+        ),
+    )
+    .expect("session");
+    session
+}
+
+fn render_on(
+    engine: EngineChoice,
+    session: &std::path::Path,
+    out: &std::path::Path,
+    block: usize,
+) -> RenderReport {
+    let opts = RenderOptions {
+        engine,
+        out_dir: Some(out.to_path_buf()),
+        block,
+        ..RenderOptions::default()
+    };
+    render(session, &opts).unwrap_or_else(|e| panic!("render on {engine:?}: {e}"))
+}
+
+#[test]
+fn only_pcm_crosses_the_bus_in_an_integer_render() {
+    let Some(_gpu) = gpu("only_pcm_crosses_the_bus_in_an_integer_render") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Whole blocks of 1024 frames: no block's bytes need padding to a word, so the counts are
+    // exactly the files' sample bytes.
+    // 48 blocks: a second, long enough for the gated loudness (400 ms blocks) to measure.
+    let (block, blocks) = (1024usize, 48usize);
+    let frames = block * blocks;
+    let session = integer_session(
+        dir.path(),
+        frames,
+        "[[outputs]]\npath = \"master.wav\"\nkind = \"master\"\nformat = \"pcm24\"\n\
+         [[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"pcm16\"\n",
+    );
+    let report = render_on(EngineChoice::Gpu, &session, &dir.path().join("out"), block);
+    // Up, every pass: the PCM stems' sample bytes as stored (24-bit stereo, 16-bit mono), and
+    // the 64-bit stem as f32, its blocks and then one block of zeros once it has ended.
+    let stems_up = (frames * (2 * 3 + 2) + (blocks + 1) * block * 4) as u64;
+    // Down, limiter passes: the output files' sample bytes (pcm24 master, three pcm16 stereo
+    // stems), plus per block one u32 count of clamped samples per output, plus the limiter's
+    // gain per frame (f32, for the report's gain reduction).
+    let outputs: u64 = report
+        .outputs
+        .iter()
+        .map(|o| o.frames * 2 * o.format.bytes_per_sample() as u64)
+        .sum();
+    assert_eq!(outputs, (frames * (2 * 3 + 3 * 2 * 2)) as u64);
+    let limiter_down = outputs + (blocks * 4 * 4) as u64 + (frames * 4) as u64;
+    // The analysis pass meters the f32 bus.
+    let analysis_down = (frames * 2 * 4) as u64;
+    assert!(
+        report.passes.len() >= 2,
+        "an analysis pass and a limiter pass: {:?}",
+        report.passes
+    );
+    for p in &report.passes {
+        let bus = p.bus_bytes.expect("the GPU engine counts its bytes");
+        assert_eq!(bus.up, stems_up, "pass {} ({}): bytes up", p.pass, p.kind);
+        let down = if p.kind == "analysis" {
+            analysis_down
+        } else {
+            limiter_down
+        };
+        assert_eq!(bus.down, down, "pass {} ({}): bytes down", p.pass, p.kind);
+    }
+}
+
+/// DESIGN.md "Parity contract": loudness and true-peak readings within 0.01 LU/dB of the CPU
+/// engine's, here where the GPU engine's meter reads the packed 16-bit master (the coarsest
+/// format, so the most dither and rounding noise), unpacked, and the CPU's the f32 master.
+#[test]
+fn loudness_from_packed_pcm_matches_the_cpu_engine() {
+    let Some(_gpu) = gpu("loudness_from_packed_pcm_matches_the_cpu_engine") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = integer_session(
+        dir.path(),
+        5 * FS as usize,
+        "[[outputs]]\npath = \"master.wav\"\nkind = \"master\"\nformat = \"pcm16\"\n",
+    );
+    let block = 4096;
+    let cpu = render_on(EngineChoice::Cpu, &session, &dir.path().join("cpu"), block);
+    let gpu = render_on(EngineChoice::Gpu, &session, &dir.path().join("gpu"), block);
+    // The writing pass brought back the packed master, its clamp count and the limiter gain
+    // (whole blocks of f32), and no f32 master.
+    let last = gpu.passes.last().expect("passes");
+    let blocks = gpu.frames.div_ceil(block as u64);
+    let down = gpu.frames * 2 * 2 + blocks * (4 + 4 * block as u64);
+    assert_eq!(last.bus_bytes.expect("counted").down, down, "{last:?}");
+    let (a, b) = (&cpu.loudness_after, &gpu.loudness_after);
+    for (what, x, y) in [
+        ("integrated", a.integrated_lufs, b.integrated_lufs),
+        ("loudness range", a.lra_lu, b.lra_lu),
+        ("max momentary", a.max_momentary_lufs, b.max_momentary_lufs),
+        (
+            "max short-term",
+            a.max_short_term_lufs,
+            b.max_short_term_lufs,
+        ),
+        ("sample peak", a.sample_peak_dbfs, b.sample_peak_dbfs),
+        ("true peak", a.true_peak_dbtp, b.true_peak_dbtp),
+    ] {
+        assert!(
+            x.is_finite() && (x - y).abs() <= 0.01,
+            "{what}: cpu {x}, gpu {y}"
+        );
+    }
+    assert_eq!(
+        cpu.passes.len(),
+        gpu.passes.len(),
+        "the same number of limiter passes"
+    );
+}
+
+/// A FLAC stem has no raw PCM form (symphonia decodes it): it goes up as f32 beside a WAV stem
+/// that goes up raw, and the render is the CPU engine's.
+#[test]
+fn codec_stems_go_up_decoded_beside_raw_ones() {
+    let Some(_gpu) = gpu("codec_stems_go_up_decoded_beside_raw_ones") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (block, blocks) = (1024usize, 20usize);
+    let frames = block * blocks;
+    let on_grid = |x: Vec<f32>, bits: i32| -> Vec<f32> {
+        let s = 2f32.powi(bits - 1);
+        x.iter().map(|v| (v * 0.5 * s).round() / s).collect()
+    };
+    let keys = vec![
+        on_grid(music_noise(frames, 51), 24),
+        on_grid(music_noise(frames, 52), 24),
+    ];
+    write_stem(&dir.path().join("keys.wav"), &keys, SampleFormat::Pcm24);
+    let vox = vec![on_grid(sweep(frames, FS, 200.0, 2000.0, 0.8), 16)];
+    let vox_wav = dir.path().join("vox-src.wav");
+    write_stem(&vox_wav, &vox, SampleFormat::Pcm16);
+    let flac = dir.path().join("vox.flac");
+    let ok = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(&vox_wav)
+        .args(["-c:a", "flac"])
+        .arg(&flac)
+        .status()
+        .expect("ffmpeg (apt-get install ffmpeg) encodes the FLAC stem");
+    assert!(ok.success(), "ffmpeg failed to encode {}", flac.display());
+    let session = dir.path().join("session.toml");
+    std::fs::write(
+        &session,
+        "name = \"codec\"\nlayout = \"stereo\"\n\
+         [[stems]]\nname = \"keys\"\npath = \"keys.wav\"\n\
+         [[stems]]\nname = \"vox\"\npath = \"vox.flac\"\ngain_db = -2.0\n\
+         [[outputs]]\npath = \"sum.wav\"\nkind = \"master\"\nformat = \"f32\"\n",
+    )
+    .expect("session");
+    let cpu = render_on(EngineChoice::Cpu, &session, &dir.path().join("cpu"), block);
+    let gpu = render_on(EngineChoice::Gpu, &session, &dir.path().join("gpu"), block);
+    assert_eq!(
+        cpu.outputs[0].sha256, gpu.outputs[0].sha256,
+        "no EQ, no limiter: the same sums in the same order"
+    );
+    let bus = gpu.passes[0].bus_bytes.expect("counted");
+    // The WAV's 24-bit stereo bytes; the FLAC as f32 blocks (no latency to flush with zeros).
+    assert_eq!(bus.up, (frames * 6 + blocks * block * 4) as u64);
 }

@@ -113,10 +113,11 @@ fn pcm_bytes(encoding: stemforge::io::SourceEncoding, samples: usize, seed: u64)
 #[test]
 fn pcm_unpack() {
     use stemforge::cpu::pcm_unpack::{bytes_per_sample, unpack};
-    use stemforge::gpu::pcm_unpack::PcmUnpack;
+    use stemforge::gpu::pcm_unpack::{PcmUnpack, PcmUnpackPipeline};
     use stemforge::io::SourceEncoding::*;
     let Some(ctx) = gpu("pcm_unpack") else { return };
     let (block, channels) = (256usize, 3usize);
+    let pipe = PcmUnpackPipeline::new(&ctx).expect("pcm_unpack pipeline");
     // Three full blocks and a partial one (the end of a stem): zeros must follow its last frame.
     let frames = 3 * block + 101;
     for encoding in [Int16, Int24, Int32, Float32, Float64] {
@@ -124,7 +125,7 @@ fn pcm_unpack() {
         let raw = pcm_bytes(encoding, frames * channels, 7);
         let planar = ctx.storage("planar", (channels * block * 4) as u64);
         let mut gpu_stage =
-            PcmUnpack::new(&ctx, encoding, channels, block, &planar, 0).expect("pcm_unpack");
+            PcmUnpack::new(&ctx, &pipe, encoding, channels, block, &planar, 0).expect("pcm_unpack");
         let (mut cpu_out, mut gpu_out) = (vec![Vec::new(); channels], vec![Vec::new(); channels]);
         for j in 0..frames.div_ceil(block) {
             let n = block.min(frames - j * block);
@@ -672,7 +673,7 @@ fn limiter_apply() {
 #[test]
 fn dither_quantize() {
     use stemforge::cpu::dither_quantize::quantize_block;
-    use stemforge::gpu::dither_quantize::DitherQuantize;
+    use stemforge::gpu::dither_quantize::{DitherPipeline, DitherQuantize};
     use stemforge::session::SampleFormat;
     let Some(ctx) = gpu("dither_quantize") else {
         return;
@@ -691,6 +692,8 @@ fn dither_quantize() {
         *v = (i as f32 - 32.0 + 0.5) / 32768.0;
     }
     let planar = ctx.storage("planar", (channels * block * 4) as u64);
+    let pipe = DitherPipeline::new(&ctx).expect("dither_quantize pipeline");
+    let dir = tempfile::tempdir().expect("temp dir");
     for format in [
         SampleFormat::Pcm16,
         SampleFormat::Pcm24,
@@ -700,10 +703,23 @@ fn dither_quantize() {
         for seed in [None, Some(0x1234_5678u32)] {
             // A first frame just below 2^32: the hash's 64-bit frame index carries mid-block.
             for first in [0u64, (1u64 << 32) - 700] {
-                let st = DitherQuantize::new(&ctx, format, seed, channels, block, &planar, 0)
-                    .expect("dither");
+                let st =
+                    DitherQuantize::new(&ctx, &pipe, format, seed, channels, block, &planar, 0)
+                        .expect("dither");
                 let bps = format.bytes_per_sample();
                 let (mut cpu_bytes, mut gpu_bytes) = (Vec::new(), Vec::new());
+                // The CPU side of the clamped-sample count is the writer's (`write_planar`).
+                let spec = stemforge::io::WriterSpec {
+                    sample_rate: 48000,
+                    channels,
+                    layout: None,
+                    format,
+                    dither_seed: seed,
+                };
+                let mut writer =
+                    stemforge::io::wav_writer::WavWriter::create(&dir.path().join("w.wav"), &spec)
+                        .expect("writer");
+                let mut gpu_over = 0u64;
                 for j in 0..blocks {
                     // The last block is partial: 333 frames.
                     let frames = if j + 1 == blocks { 333 } else { block };
@@ -711,6 +727,12 @@ fn dither_quantize() {
                     upload(&ctx, &planar, &flat(&xb));
                     let f0 = first + (j * block) as u64;
                     run_pass(&ctx, |p| st.encode(p, f0, frames));
+                    gpu_over += ctx
+                        .read_back::<u32>(&st.over_full_scale, 0, 1)
+                        .expect("read")[0] as u64;
+                    run_encoder(&ctx, |e| e.clear_buffer(&st.over_full_scale, 0, None));
+                    let planes: Vec<&[f32]> = xb.iter().map(|c| &c[..frames]).collect();
+                    writer.write_planar(&planes, frames).expect("write");
                     let words = st.packed_len(frames).div_ceil(4);
                     let w: Vec<u32> = ctx.read_back(&st.packed, 0, words).expect("read");
                     gpu_bytes.extend_from_slice(
@@ -738,6 +760,13 @@ fn dither_quantize() {
                 }
                 let label = format!("dither_quantize {format:?} seed={seed:?} first_frame={first}");
                 assert_identical_bytes(&label, &cpu_bytes, &gpu_bytes, bps, channels);
+                let cpu_over = writer.finish().expect("finish").over_full_scale;
+                // The signal peaks at 1.02: a test of the count only if some samples are over.
+                assert!(
+                    cpu_over > 0,
+                    "{label}: no sample beyond full scale in the test signal"
+                );
+                assert_eq!(gpu_over, cpu_over, "{label}: samples beyond full scale");
             }
         }
     }

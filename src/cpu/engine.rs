@@ -254,12 +254,28 @@ impl Engine for CpuEngine {
                 let len = (plan.frames - k * b as u64).min(b as u64) as usize;
                 match out_gain {
                     Some((mb, ms)) => {
-                        sink.block(PassBlock { index: k, len, master: &mb, stems: &ms, gain: Some(&gains) })?;
+                        sink.block(PassBlock {
+                            index: k,
+                            len,
+                            master: &mb,
+                            stems: &ms,
+                            gain: Some(&gains),
+                            packed: &[],
+                            over_full_scale: &[],
+                        })?;
                         spare.push((mb, ms));
                     }
                     None => {
                         let stems: &[Vec<Vec<f32>>] = if pass.stems { &contrib } else { &[] };
-                        sink.block(PassBlock { index: k, len, master: &bus, stems, gain: None })?;
+                        sink.block(PassBlock {
+                            index: k,
+                            len,
+                            master: &bus,
+                            stems,
+                            gain: None,
+                            packed: &[],
+                            over_full_scale: &[],
+                        })?;
                     }
                 }
                 if k + 1 == total_blocks {

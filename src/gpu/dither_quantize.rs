@@ -1,6 +1,7 @@
 //! Host side of `shaders/dither_quantize.wgsl`: planar f32 blocks to interleaved PCM bytes on the
 //! device (TPDF dither from integer hashing, round half to even, clamp), so only the delivery
-//! format crosses back to the host. Twin of `src/cpu/dither_quantize.rs`.
+//! format crosses back to the host, with the count of samples beyond full scale that the CPU
+//! writer keeps (`WavWriter::write_planar`). Twin of `src/cpu/dither_quantize.rs`.
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
@@ -31,11 +32,35 @@ pub struct DitherImmediates {
     pub _pad: u32,
 }
 
+/// The compiled stage, shared by every output's `DitherQuantize` of a chain (one compilation).
+pub struct DitherPipeline {
+    kernel: Kernel,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl DitherPipeline {
+    pub fn new(ctx: &GpuContext) -> Result<DitherPipeline> {
+        use Bind::*;
+        let kernel = Kernel::new(
+            ctx,
+            "dither_quantize",
+            &[Uniform, Read, ReadWrite, ReadWrite],
+            std::mem::size_of::<DitherImmediates>() as u32,
+        )?;
+        Ok(DitherPipeline {
+            pipeline: kernel.pipeline(ctx, "main", &[])?,
+            kernel,
+        })
+    }
+}
+
 pub struct DitherQuantize {
     pipeline: wgpu::ComputePipeline,
     bind: wgpu::BindGroup,
     /// The packed bytes of the last encoded block, `packed_len(frames)` of them.
     pub packed: wgpu::Buffer,
+    /// One u32: samples beyond full scale, added to by every `encode` (clear it per block).
+    pub over_full_scale: wgpu::Buffer,
     channels: usize,
     bytes_per_sample: usize,
 }
@@ -43,8 +68,10 @@ pub struct DitherQuantize {
 impl DitherQuantize {
     /// Quantise `channels` channels of `block` frames read from `planar` (channel c at element
     /// `input_base + c * block`) to `format`; `seed = None` for no dither.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ctx: &GpuContext,
+        pipe: &DitherPipeline,
         format: SampleFormat,
         seed: Option<u32>,
         channels: usize,
@@ -52,7 +79,6 @@ impl DitherQuantize {
         planar: &wgpu::Buffer,
         input_base: usize,
     ) -> Result<DitherQuantize> {
-        use Bind::*;
         let code = match format {
             SampleFormat::Pcm16 => 0,
             SampleFormat::Pcm24 => 1,
@@ -62,12 +88,6 @@ impl DitherQuantize {
         if channels == 0 {
             return Err(Error::Internal("dither_quantize: no channels".into()));
         }
-        let kernel = Kernel::new(
-            ctx,
-            "dither_quantize",
-            &[Uniform, Read, ReadWrite],
-            std::mem::size_of::<DitherImmediates>() as u32,
-        )?;
         let cfg = DitherConfig {
             format: code,
             channels: channels as u32,
@@ -80,11 +100,15 @@ impl DitherQuantize {
         let cfg_buf = ctx.uniform("dither_quantize config", &cfg);
         let bps = format.bytes_per_sample();
         let packed = ctx.storage("dither_quantize packed", (block * channels * bps) as u64);
-        let bind = kernel.bind(ctx, &[&cfg_buf, planar, &packed]);
+        let over_full_scale = ctx.storage("dither_quantize over full scale", 4);
+        let bind = pipe
+            .kernel
+            .bind(ctx, &[&cfg_buf, planar, &packed, &over_full_scale]);
         Ok(DitherQuantize {
-            pipeline: kernel.pipeline(ctx, "main", &[])?,
+            pipeline: pipe.pipeline.clone(),
             bind,
             packed,
+            over_full_scale,
             channels,
             bytes_per_sample: bps,
         })
@@ -95,7 +119,8 @@ impl DitherQuantize {
         frames * self.channels * self.bytes_per_sample
     }
 
-    /// Pack `frames` frames whose first is program frame `first_frame` (the dither's frame index).
+    /// Pack `frames` frames whose first is program frame `first_frame` (the dither's frame index),
+    /// adding the samples among them beyond full scale to `over_full_scale`.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, first_frame: u64, frames: usize) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);

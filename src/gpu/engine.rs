@@ -1,7 +1,12 @@
 //! The GPU engine: one render pass block by block with the whole per-block chain on the device
-//! (stem pre-delay and EQ, gain/routing/sum, bus pre-delay and EQ, G, the limiter and its FIFO);
-//! only the stems' samples go up and the aligned results come down, through a ring of staging
-//! buffers so that upload, compute and download of consecutive blocks overlap.
+//! (PCM unpacking, stem pre-delay and EQ, gain/routing/sum, bus pre-delay and EQ, G, the limiter
+//! and its FIFO, dither and packing); only the stems' samples go up and the aligned results come
+//! down, through a ring of staging buffers so that upload, compute and download of consecutive
+//! blocks overlap. Stems the source hands over raw (WAV/RF64/BW64 PCM) go up as the file's bytes
+//! and `pcm_unpack` converts them; integer outputs the sink asks for (`Delivery::packed`) come down
+//! packed by `dither_quantize`, with their clamped-sample counts; f32 comes down only where the
+//! sink still needs it (the meter, f32 outputs, the analysis pass). Every byte moved is counted
+//! (`Engine::bus_bytes`).
 //!
 //! Alignment is the CPU engine's (`src/cpu/engine.rs`): a stage of latency l is fed through a
 //! pre-delay of M*B - l frames, M = ceil(l / B), so its output block j is aligned block j - M;
@@ -14,10 +19,14 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::mpsc;
 
-use crate::engine::{Engine, EngineInfo, PassBlock, PassParams, PassSink, RenderPlan, StemSource, blocks_of_latency};
+use crate::engine::{
+    BusBytes, Delivery, Engine, EngineInfo, PassBlock, PassParams, PassSink, RenderPlan, Signal,
+    StemSource, blocks_of_latency,
+};
 use crate::error::{Error, Result};
 use crate::gpu::context::{GpuContext, NO_GPU_HELP};
 use crate::gpu::delay_line::{DelayLine, DelayPipelines, slots_for};
+use crate::gpu::dither_quantize::{DitherPipeline, DitherQuantize};
 use crate::gpu::fir_convolve::{FftStrategy, FirConvolve, FirLane, FirPipelines};
 use crate::gpu::gain_sum::{GainSum, Route};
 use crate::gpu::kernel::Precision;
@@ -26,6 +35,8 @@ use crate::gpu::limiter_hold::LimiterHold;
 use crate::gpu::limiter_release::LimiterRelease;
 use crate::gpu::limiter_smooth::LimiterSmooth;
 use crate::gpu::oversample_peak::OversamplePeak;
+use crate::gpu::pcm_unpack::{PcmUnpack, PcmUnpackPipeline, format_code};
+use crate::io::SourceEncoding;
 
 /// Blocks in flight between submission and read-back (upload, compute and download overlap).
 const IN_FLIGHT: usize = 3;
@@ -34,7 +45,11 @@ pub struct GpuEngine {
     ctx: GpuContext,
     fir: Option<FirPipelines>,
     delay: Option<DelayPipelines>,
+    unpack: Option<PcmUnpackPipeline>,
+    dither: Option<DitherPipeline>,
     built: Option<(u64, Chain)>,
+    /// Bytes moved by the last pass.
+    bus: BusBytes,
 }
 
 impl GpuEngine {
@@ -44,7 +59,10 @@ impl GpuEngine {
             ctx: GpuContext::new(adapter)?,
             fir: None,
             delay: None,
+            unpack: None,
+            dither: None,
             built: None,
+            bus: BusBytes::default(),
         })
     }
 
@@ -66,16 +84,20 @@ impl GpuEngine {
     }
 }
 
-/// Everything one (plan, stems, limit) combination runs on: buffers, bind groups, stage objects.
+/// Everything one (plan, stems, limit, input forms, delivery) combination runs on: buffers, bind
+/// groups, stage objects.
 struct Chain {
     block: usize,
     bus_ch: usize,
-    /// Stem channels in plan order, flattened: `stem_in[stem_ch][frame]`.
-    stem_channels: usize,
-    /// Stem outputs delivered (ring slots hold the stems after the master).
+    /// Per stem (plan order): its first channel in `stem_in` and its channel count.
+    stem_lanes: Vec<(usize, usize)>,
+    /// Per stem: the unpacker of a stem that comes as raw PCM, None for one that comes as f32.
+    unpack: Vec<Option<PcmUnpack>>,
+    /// Stem outputs computed (ring slots hold the stems after the master).
     stems_out: usize,
     m_pre_limiter: usize,
     m_lim: usize,
+    /// Stem channels in plan order, flattened: `stem_in[stem_ch][frame]`.
     stem_in: wgpu::Buffer,
     stem_delays: Vec<DelayLine>,
     stem_fir: Option<FirConvolve>,
@@ -87,9 +109,35 @@ struct Chain {
     /// Values per ring slot: (1 + stems_out) * bus_ch * block.
     slot_len: usize,
     limiter: Option<LimiterChain>,
-    /// Read-back ring: master, stems and (when limiting) the gain of one block each.
+    /// The delivered block's [master, stems...] for the packers when there is no limiter (whose
+    /// output buffer they read otherwise): a copy of its ring slot.
+    pack_in: Option<wgpu::Buffer>,
+    /// One per `Delivery::packed` request, in order.
+    packers: Vec<DitherQuantize>,
+    /// Read-back ring, one block each, laid out by `layout`.
     staging: Vec<wgpu::Buffer>,
-    out_len: usize,
+    layout: StagingLayout,
+}
+
+/// Byte offsets of what comes back in a staging buffer.
+#[derive(Debug, Clone)]
+struct StagingLayout {
+    /// The f32 master, `[bus channel][block]`.
+    master: Option<u64>,
+    /// The f32 stems, `[stem][bus channel][block]`.
+    stems: Option<u64>,
+    /// The limiter's gain, `[block]`.
+    gain: Option<u64>,
+    /// Each packer's bytes (room for a whole block, rounded up to a word).
+    packed: Vec<u64>,
+    /// Each packer's count of samples beyond full scale, one u32 each.
+    counts: u64,
+    len: u64,
+}
+
+/// Copies are in whole 4-byte words (wgpu's COPY_BUFFER_ALIGNMENT).
+fn words(bytes: usize) -> u64 {
+    bytes.next_multiple_of(4) as u64
 }
 
 struct LimiterChain {
@@ -99,13 +147,35 @@ struct LimiterChain {
     release: LimiterRelease,
     smooth: LimiterSmooth,
     apply: LimiterApply,
-    /// Master, stems, gain of the delivered block.
+    /// Master and stems of the delivered block.
     out: wgpu::Buffer,
     gain: wgpu::Buffer,
 }
 
-fn fingerprint(plan: &RenderPlan, pass: &PassParams) -> u64 {
+fn fingerprint(
+    plan: &RenderPlan,
+    pass: &PassParams,
+    inputs: &[Option<SourceEncoding>],
+    delivery: &Delivery,
+) -> u64 {
     let mut h = DefaultHasher::new();
+    for e in inputs {
+        e.and_then(format_code).map(|(code, _)| code).hash(&mut h);
+    }
+    (delivery.master, delivery.stems).hash(&mut h);
+    for r in &delivery.packed {
+        let signal = match r.signal {
+            Signal::Master => None,
+            Signal::Stem(i) => Some(i),
+        };
+        (
+            signal,
+            r.format.bytes_per_sample(),
+            r.format.int_bits(),
+            r.dither_seed,
+        )
+            .hash(&mut h);
+    }
     let fir = |h: &mut DefaultHasher, f: &Option<crate::engine::FirPlan>| match f {
         None => 0u8.hash(h),
         Some(f) => {
@@ -141,14 +211,28 @@ fn fingerprint(plan: &RenderPlan, pass: &PassParams) -> u64 {
     h.finish()
 }
 
+/// The compiled stages a chain is built from (unpack and dither compiled only when used).
+struct Pipelines<'a> {
+    fir: &'a FirPipelines,
+    delay: &'a DelayPipelines,
+    unpack: Option<&'a PcmUnpackPipeline>,
+    dither: Option<&'a DitherPipeline>,
+}
+
+fn needed<T>(pipe: Option<T>, stage: &str) -> Result<T> {
+    pipe.ok_or_else(|| Error::Internal(format!("{stage}: pipeline not compiled")))
+}
+
 impl Chain {
     fn build(
         ctx: &GpuContext,
-        fir_pipes: &FirPipelines,
-        delay_pipes: &DelayPipelines,
+        pipes: &Pipelines<'_>,
         plan: &RenderPlan,
         pass: &PassParams,
+        inputs: &[Option<SourceEncoding>],
+        delivery: &Delivery,
     ) -> Result<Chain> {
+        let (fir_pipes, delay_pipes) = (pipes.fir, pipes.delay);
         let b = plan.block;
         let bus_ch = plan.bus_channels();
         let n_stems = plan.stems.len();
@@ -168,6 +252,25 @@ impl Chain {
             .unwrap_or(0);
         let stem_channels: usize = plan.stems.iter().map(|s| s.channels).sum();
         let stem_in = ctx.storage("stems in", f32s(stem_channels * b));
+        let mut stem_lanes = Vec::with_capacity(n_stems);
+        let mut unpack = Vec::with_capacity(n_stems);
+        let mut first = 0usize;
+        for (s, e) in plan.stems.iter().zip(inputs) {
+            stem_lanes.push((first, s.channels));
+            unpack.push(match e {
+                Some(e) => Some(PcmUnpack::new(
+                    ctx,
+                    needed(pipes.unpack, "pcm_unpack")?,
+                    *e,
+                    s.channels,
+                    b,
+                    &stem_in,
+                    first * b,
+                )?),
+                None => None,
+            });
+            first += s.channels;
+        }
         let stem_a = ctx.storage("stems delayed", f32s(stem_channels * b));
         let stem_b = ctx.storage("stems equalised", f32s(stem_channels * b));
         let mut filtered = Vec::new();
@@ -304,7 +407,6 @@ impl Chain {
             Some((&bus_out, &ring)),
         )?;
 
-        let out_len = slot_len + if lim_plan.is_some() { b } else { 0 };
         let limiter = match lim_plan {
             None => None,
             Some(l) => {
@@ -312,7 +414,7 @@ impl Chain {
                 let atten = ctx.storage("limiter attenuation", f32s(b));
                 let held = ctx.storage("limiter held", f32s(b));
                 let released = ctx.storage("limiter released", f32s(b));
-                let out = ctx.storage("limited output", f32s(out_len));
+                let out = ctx.storage("limited output", f32s(slot_len));
                 let gain = ctx.storage("limiter gain", f32s(b));
                 let lanes: Vec<(usize, usize)> = (0..bus_ch).map(|c| (c * b, c * b)).collect();
                 let precision = Precision::for_context(ctx);
@@ -350,11 +452,70 @@ impl Chain {
                 })
             }
         };
+
+        // Packing: each request reads its signal from the delivered [master, stems...] block.
+        let packs = !delivery.packed.is_empty();
+        let pack_in = match &limiter {
+            None if packs => Some(ctx.storage("packer input", f32s(slot_len))),
+            _ => None,
+        };
+        let mut packers = Vec::with_capacity(delivery.packed.len());
+        for r in &delivery.packed {
+            let at = match r.signal {
+                Signal::Master => 0,
+                Signal::Stem(i) if i < stems_out => (1 + i) * bus_ch * b,
+                Signal::Stem(i) => {
+                    return Err(Error::Internal(format!(
+                        "packing stem {i}, but the pass computes {stems_out} stem outputs"
+                    )));
+                }
+            };
+            let input = match (&limiter, &pack_in) {
+                (Some(l), _) => &l.out,
+                (None, Some(p)) => p,
+                (None, None) => unreachable!("pack_in exists when packing without a limiter"),
+            };
+            packers.push(DitherQuantize::new(
+                ctx,
+                needed(pipes.dither, "dither_quantize")?,
+                r.format,
+                r.dither_seed,
+                bus_ch,
+                b,
+                input,
+                at,
+            )?);
+        }
+
+        // What comes back: f32 only where the sink needs it once the requests are packed.
+        let mut at = 0u64;
+        let mut take = |bytes: u64| {
+            let here = at;
+            at += bytes;
+            here
+        };
+        let master = (!packs || delivery.master).then(|| take(f32s(bus_ch * b)));
+        let stems = (stems_out > 0 && (!packs || delivery.stems))
+            .then(|| take(f32s(stems_out * bus_ch * b)));
+        let gain = limiter.as_ref().map(|_| take(f32s(b)));
+        let packed = packers
+            .iter()
+            .map(|p| take(words(p.packed_len(b))))
+            .collect();
+        let counts = take(4 * packers.len() as u64);
+        let layout = StagingLayout {
+            master,
+            stems,
+            gain,
+            packed,
+            counts,
+            len: at.max(4),
+        };
         let staging = (0..IN_FLIGHT)
             .map(|_| {
                 ctx.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("read-back ring"),
-                    size: f32s(out_len),
+                    size: layout.len,
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 })
@@ -364,7 +525,8 @@ impl Chain {
         Ok(Chain {
             block: b,
             bus_ch,
-            stem_channels,
+            stem_lanes,
+            unpack,
             stems_out,
             m_pre_limiter: m_stems + m_bus,
             m_lim,
@@ -378,8 +540,10 @@ impl Chain {
             ring_slots,
             slot_len,
             limiter,
+            pack_in,
+            packers,
             staging,
-            out_len,
+            layout,
         })
     }
 
@@ -406,18 +570,29 @@ impl Chain {
         ctx.queue.submit([enc.finish()]);
     }
 
-    /// Encode block t of the pass; when `deliver`, the aligned block lands in staging slot `slot`.
+    /// Encode block t of the pass; when `deliver`, the aligned block lands in its staging slot.
+    /// Returns the commands and the bytes they copy into the staging buffer.
     fn encode(
         &self,
         ctx: &GpuContext,
         t: u64,
         valid: usize,
-        deliver: Option<usize>,
-    ) -> wgpu::CommandBuffer {
+        deliver: Option<Delivered>,
+    ) -> (wgpu::CommandBuffer, u64) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let ring_slot = (t % self.ring_slots as u64) as usize;
+        if deliver.is_some() {
+            for p in &self.packers {
+                enc.clear_buffer(&p.over_full_scale, 0, None);
+            }
+        }
+        // Packing: the block's first program frame (the dither's frame index) and its length.
+        let pack = deliver.map(|d| (d.index * self.block as u64, d.len));
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
+            for u in self.unpack.iter().flatten() {
+                u.encode(&mut pass);
+            }
             for d in &self.stem_delays {
                 d.encode(&mut pass, t);
             }
@@ -445,35 +620,72 @@ impl Chain {
                         from * self.slot_len,
                         0,
                     );
+                    if let Some((first, len)) = pack {
+                        self.packers
+                            .iter()
+                            .for_each(|p| p.encode(&mut pass, first, len));
+                    }
                 }
             }
         }
-        if let Some(s) = deliver {
-            let bytes = (self.slot_len * 4) as u64;
-            match &self.limiter {
-                Some(l) => {
-                    enc.copy_buffer_to_buffer(&l.gain, 0, &l.out, bytes, (self.block * 4) as u64);
-                    enc.copy_buffer_to_buffer(
-                        &l.out,
-                        0,
-                        &self.staging[s],
-                        0,
-                        (self.out_len * 4) as u64,
-                    );
-                }
-                None => {
-                    enc.copy_buffer_to_buffer(
-                        &self.ring,
-                        ring_slot as u64 * bytes,
-                        &self.staging[s],
-                        0,
-                        bytes,
-                    );
-                }
-            }
+        let Some(d) = deliver else {
+            return (enc.finish(), 0);
+        };
+        // The delivered [master, stems...] block.
+        let (src, src_at) = match &self.limiter {
+            Some(l) => (&l.out, 0),
+            None => (&self.ring, ring_slot as u64 * f32_bytes(self.slot_len)),
+        };
+        if let (Some(p), Some((first, len))) = (&self.pack_in, pack) {
+            enc.copy_buffer_to_buffer(src, src_at, p, 0, f32_bytes(self.slot_len));
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.packers
+                .iter()
+                .for_each(|q| q.encode(&mut pass, first, len));
         }
-        enc.finish()
+        let staging = &self.staging[d.slot];
+        let lay = &self.layout;
+        let mut down = 0u64;
+        let mut copy =
+            |enc: &mut wgpu::CommandEncoder, from: &wgpu::Buffer, at: u64, to: u64, n: u64| {
+                enc.copy_buffer_to_buffer(from, at, staging, to, n);
+                down += n;
+            };
+        let master_len = f32_bytes(self.bus_ch * self.block);
+        if let Some(to) = lay.master {
+            copy(&mut enc, src, src_at, to, master_len);
+        }
+        if let Some(to) = lay.stems {
+            let n = f32_bytes(self.stems_out * self.bus_ch * self.block);
+            copy(&mut enc, src, src_at + master_len, to, n);
+        }
+        if let (Some(to), Some(l)) = (lay.gain, &self.limiter) {
+            copy(&mut enc, &l.gain, 0, to, f32_bytes(self.block));
+        }
+        for (i, (p, to)) in self.packers.iter().zip(&lay.packed).enumerate() {
+            copy(&mut enc, &p.packed, 0, *to, words(p.packed_len(d.len)));
+            copy(
+                &mut enc,
+                &p.over_full_scale,
+                0,
+                lay.counts + 4 * i as u64,
+                4,
+            );
+        }
+        (enc.finish(), down)
     }
+}
+
+fn f32_bytes(values: usize) -> u64 {
+    (values * 4) as u64
+}
+
+/// The aligned block `index` (of `len` program frames) is delivered into staging slot `slot`.
+#[derive(Debug, Clone, Copy)]
+struct Delivered {
+    slot: usize,
+    index: u64,
+    len: usize,
 }
 
 /// A delivered block on its way back.
@@ -489,6 +701,8 @@ struct HostBlock {
     master: Vec<Vec<f32>>,
     stems: Vec<Vec<Vec<f32>>>,
     gain: Vec<f32>,
+    packed: Vec<Vec<u8>>,
+    over_full_scale: Vec<u64>,
 }
 
 impl GpuEngine {
@@ -498,7 +712,6 @@ impl GpuEngine {
         plan: &RenderPlan,
         f: InFlight,
         host: &mut HostBlock,
-        limit: bool,
         sink: &mut dyn PassSink,
     ) -> Result<()> {
         self.ctx
@@ -513,35 +726,63 @@ impl GpuEngine {
             .recv()
             .map_err(|_| Error::Gpu(format!("block {}: read-back mapping was dropped", f.index)))?
             .map_err(|e| Error::Gpu(format!("block {}: read-back mapping failed: {e}", f.index)))?;
+        let len = (plan.frames - f.index * chain.block as u64).min(chain.block as u64) as usize;
         let staging = &chain.staging[f.slot];
+        let lay = &chain.layout;
         {
             let view = staging
                 .get_mapped_range(..)
                 .map_err(|e| Error::Gpu(format!("block {}: read-back view: {e}", f.index)))?;
-            let data: &[f32] = bytemuck::cast_slice(&view);
+            let bytes: &[u8] = &view;
+            let floats = |at: u64, n: usize| -> &[f32] {
+                bytemuck::cast_slice(&bytes[at as usize..at as usize + 4 * n])
+            };
             let b = chain.block;
-            for (c, dst) in host.master.iter_mut().enumerate() {
-                dst.copy_from_slice(&data[c * b..(c + 1) * b]);
-            }
-            for (s, stem) in host.stems.iter_mut().enumerate() {
-                for (c, dst) in stem.iter_mut().enumerate() {
-                    let at = ((1 + s) * chain.bus_ch + c) * b;
-                    dst.copy_from_slice(&data[at..at + b]);
+            if let Some(at) = lay.master {
+                let data = floats(at, chain.bus_ch * b);
+                for (c, dst) in host.master.iter_mut().enumerate() {
+                    dst.copy_from_slice(&data[c * b..(c + 1) * b]);
                 }
             }
-            if limit {
-                host.gain
-                    .copy_from_slice(&data[chain.slot_len..chain.slot_len + b]);
+            if let Some(at) = lay.stems {
+                let data = floats(at, chain.stems_out * chain.bus_ch * b);
+                for (s, stem) in host.stems.iter_mut().enumerate() {
+                    for (c, dst) in stem.iter_mut().enumerate() {
+                        let at = (s * chain.bus_ch + c) * b;
+                        dst.copy_from_slice(&data[at..at + b]);
+                    }
+                }
+            }
+            if let Some(at) = lay.gain {
+                host.gain.copy_from_slice(floats(at, b));
+            }
+            for (i, p) in chain.packers.iter().enumerate() {
+                let at = lay.packed[i] as usize;
+                let dst = &mut host.packed[i];
+                dst.clear();
+                dst.extend_from_slice(&bytes[at..at + p.packed_len(len)]);
+                let c = lay.counts as usize + 4 * i;
+                host.over_full_scale[i] =
+                    u32::from_le_bytes(bytes[c..c + 4].try_into().expect("4 bytes")) as u64;
             }
         }
         staging.unmap();
-        let len = (plan.frames - f.index * chain.block as u64).min(chain.block as u64) as usize;
         sink.block(PassBlock {
             index: f.index,
             len,
-            master: &host.master,
-            stems: &host.stems,
-            gain: if limit { Some(&host.gain) } else { None },
+            master: if lay.master.is_some() {
+                &host.master
+            } else {
+                &[]
+            },
+            stems: if lay.stems.is_some() {
+                &host.stems
+            } else {
+                &[]
+            },
+            gain: lay.gain.map(|_| host.gain.as_slice()),
+            packed: &host.packed,
+            over_full_scale: &host.over_full_scale,
         })
     }
 }
@@ -554,6 +795,14 @@ impl Engine for GpuEngine {
         }
     }
 
+    fn takes_raw_pcm(&self) -> bool {
+        true
+    }
+
+    fn bus_bytes(&self) -> Option<BusBytes> {
+        Some(self.bus)
+    }
+
     fn run_pass(
         &mut self,
         plan: &RenderPlan,
@@ -561,6 +810,7 @@ impl Engine for GpuEngine {
         source: &mut dyn StemSource,
         sink: &mut dyn PassSink,
     ) -> Result<()> {
+        self.bus = BusBytes::default();
         let total_blocks = plan.blocks();
         if total_blocks == 0 {
             return Ok(());
@@ -571,16 +821,27 @@ impl Engine for GpuEngine {
         if self.delay.is_none() {
             self.delay = Some(DelayPipelines::new(&self.ctx)?);
         }
-        let key = fingerprint(plan, pass);
+        // Raw input: the encodings the shader unpacks (64-bit float too, should a source offer it).
+        let inputs: Vec<Option<SourceEncoding>> = (0..plan.stems.len())
+            .map(|s| source.raw_encoding(s).filter(|e| format_code(*e).is_some()))
+            .collect();
+        if inputs.iter().any(Option::is_some) && self.unpack.is_none() {
+            self.unpack = Some(PcmUnpackPipeline::new(&self.ctx)?);
+        }
+        let delivery = sink.delivery();
+        if !delivery.packed.is_empty() && self.dither.is_none() {
+            self.dither = Some(DitherPipeline::new(&self.ctx)?);
+        }
+        let key = fingerprint(plan, pass, &inputs, &delivery);
         if self.built.as_ref().is_none_or(|(k, _)| *k != key) {
             self.built = None;
-            let chain = Chain::build(
-                &self.ctx,
-                self.fir.as_ref().expect("built above"),
-                self.delay.as_ref().expect("built above"),
-                plan,
-                pass,
-            )?;
+            let pipes = Pipelines {
+                fir: self.fir.as_ref().expect("built above"),
+                delay: self.delay.as_ref().expect("built above"),
+                unpack: self.unpack.as_ref(),
+                dither: self.dither.as_ref(),
+            };
+            let chain = Chain::build(&self.ctx, &pipes, plan, pass, &inputs, &delivery)?;
             self.built = Some((key, chain));
         }
         let mut built = self.built.take().expect("built above");
@@ -613,40 +874,67 @@ impl GpuEngine {
             .set_gain(&self.ctx.queue, 10f64.powf(pass.gain_db / 20.0) as f32);
         chain.reset(&self.ctx);
 
+        let raw_input = chain.unpack.iter().any(Option::is_some);
+        // f32 blocks of the stems that come decoded; raw bytes of those that come raw.
         let mut inputs: Vec<Vec<Vec<f32>>> = plan
             .stems
             .iter()
-            .map(|s| vec![vec![0.0; b]; s.channels])
+            .zip(&chain.unpack)
+            .map(|(s, u)| match u {
+                Some(_) => Vec::new(),
+                None => vec![vec![0.0; b]; s.channels],
+            })
             .collect();
-        let mut upload = vec![0.0f32; chain.stem_channels * b];
+        let mut raw: Vec<Vec<u8>> = vec![Vec::new(); plan.stems.len()];
+        let mut upload: Vec<f32> = Vec::new();
         let mut host = HostBlock {
             master: vec![vec![0.0; b]; chain.bus_ch],
             stems: vec![vec![vec![0.0; b]; chain.bus_ch]; chain.stems_out],
             gain: vec![0.0; b],
+            packed: vec![Vec::new(); chain.packers.len()],
+            over_full_scale: vec![0; chain.packers.len()],
         };
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut source_done = false;
-        let mut input_is_zero = false;
+        let mut decoded_are_zero = false;
         let mut t: u64 = 0;
         loop {
             // 1. Input (zeros once the source is exhausted).
-            if !source_done && source.next_block(&mut inputs)? == 0 {
-                source_done = true;
-            }
-            if !source_done || !input_is_zero {
-                if source_done {
-                    upload.fill(0.0);
-                    input_is_zero = true;
+            if !source_done {
+                let n = if raw_input {
+                    source.next_raw_block(&mut raw, &mut inputs)?
                 } else {
-                    for (dst, src) in upload.chunks_exact_mut(b).zip(inputs.iter().flatten()) {
-                        dst.copy_from_slice(&src[..b]);
-                    }
+                    source.next_block(&mut inputs)?
+                };
+                source_done = n == 0;
+            }
+            for (s, u) in chain.unpack.iter_mut().enumerate() {
+                if let Some(u) = u {
+                    // No bytes: the shader writes a block of zeros.
+                    let bytes: &[u8] = if source_done { &[] } else { &raw[s] };
+                    self.bus.up += u.upload(&self.ctx.queue, bytes)? as u64;
                 }
-                if !upload.is_empty() {
+            }
+            if !decoded_are_zero {
+                for ((&(first, channels), u), x) in
+                    chain.stem_lanes.iter().zip(&chain.unpack).zip(&inputs)
+                {
+                    if u.is_some() {
+                        continue;
+                    }
+                    upload.clear();
+                    if source_done {
+                        upload.resize(channels * b, 0.0);
+                    } else {
+                        x.iter().for_each(|c| upload.extend_from_slice(&c[..b]));
+                    }
+                    let bytes: &[u8] = bytemuck::cast_slice(&upload);
                     self.ctx
                         .queue
-                        .write_buffer(&chain.stem_in, 0, bytemuck::cast_slice(&upload));
+                        .write_buffer(&chain.stem_in, f32_bytes(first * b), bytes);
+                    self.bus.up += bytes.len() as u64;
                 }
+                decoded_are_zero = source_done;
             }
 
             // 2. The whole chain on the device; the aligned block k = t - m_total comes back.
@@ -656,26 +944,33 @@ impl GpuEngine {
             } else {
                 (plan.frames as i64 - aligned * b as i64).clamp(0, b as i64) as usize
             };
-            let deliver = (t >= m_total).then(|| t - m_total);
+            let deliver = (t >= m_total).then(|| {
+                let k = t - m_total;
+                Delivered {
+                    slot: (k % IN_FLIGHT as u64) as usize,
+                    index: k,
+                    len: (plan.frames - k * b as u64).min(b as u64) as usize,
+                }
+            });
             if deliver.is_some() && in_flight.len() == IN_FLIGHT {
                 let f = in_flight.pop_front().expect("non-empty");
-                self.finish_block(chain, plan, f, &mut host, pass.limit, sink)?;
+                self.finish_block(chain, plan, f, &mut host, sink)?;
             }
-            let slot = deliver.map(|k| (k % IN_FLIGHT as u64) as usize);
-            let cmd = chain.encode(&self.ctx, t, valid, slot);
+            let (cmd, down) = chain.encode(&self.ctx, t, valid, deliver);
+            self.bus.down += down;
             let submission = self.ctx.queue.submit([cmd]);
-            if let (Some(k), Some(s)) = (deliver, slot) {
+            if let Some(d) = deliver {
                 let (tx, rx) = mpsc::channel();
-                chain.staging[s].map_async(wgpu::MapMode::Read, .., move |r| {
+                chain.staging[d.slot].map_async(wgpu::MapMode::Read, .., move |r| {
                     let _ = tx.send(r);
                 });
                 in_flight.push_back(InFlight {
-                    index: k,
-                    slot: s,
+                    index: d.index,
+                    slot: d.slot,
                     submission,
                     mapped: rx,
                 });
-                if k + 1 == total_blocks {
+                if d.index + 1 == total_blocks {
                     break;
                 }
             }
@@ -685,7 +980,7 @@ impl GpuEngine {
             t += 1;
         }
         while let Some(f) = in_flight.pop_front() {
-            self.finish_block(chain, plan, f, &mut host, pass.limit, sink)?;
+            self.finish_block(chain, plan, f, &mut host, sink)?;
         }
         Ok(())
     }

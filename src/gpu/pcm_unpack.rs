@@ -37,6 +37,28 @@ pub fn format_code(encoding: SourceEncoding) -> Option<(u32, usize)> {
     }
 }
 
+/// The compiled stage, shared by every stem's `PcmUnpack` of a chain (one compilation).
+pub struct PcmUnpackPipeline {
+    kernel: Kernel,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl PcmUnpackPipeline {
+    pub fn new(ctx: &GpuContext) -> Result<PcmUnpackPipeline> {
+        use Bind::*;
+        let kernel = Kernel::new(
+            ctx,
+            "pcm_unpack",
+            &[Uniform, Read, ReadWrite],
+            std::mem::size_of::<UnpackImmediates>() as u32,
+        )?;
+        Ok(PcmUnpackPipeline {
+            pipeline: kernel.pipeline(ctx, "main", &[])?,
+            kernel,
+        })
+    }
+}
+
 pub struct PcmUnpack {
     pipeline: wgpu::ComputePipeline,
     bind: wgpu::BindGroup,
@@ -52,21 +74,15 @@ impl PcmUnpack {
     /// element `output_base + c * block`.
     pub fn new(
         ctx: &GpuContext,
+        pipe: &PcmUnpackPipeline,
         encoding: SourceEncoding,
         channels: usize,
         block: usize,
         planar: &wgpu::Buffer,
         output_base: usize,
     ) -> Result<PcmUnpack> {
-        use Bind::*;
         let (format, bps) = format_code(encoding)
             .ok_or_else(|| Error::Internal(format!("pcm_unpack: {encoding:?} is not raw PCM")))?;
-        let kernel = Kernel::new(
-            ctx,
-            "pcm_unpack",
-            &[Uniform, Read, ReadWrite],
-            std::mem::size_of::<UnpackImmediates>() as u32,
-        )?;
         let cfg = UnpackConfig {
             format,
             channels: channels as u32,
@@ -75,9 +91,9 @@ impl PcmUnpack {
         };
         let cfg_buf = ctx.uniform("pcm_unpack config", &cfg);
         let bytes = ctx.storage("pcm_unpack bytes", (block * channels * bps) as u64);
-        let bind = kernel.bind(ctx, &[&cfg_buf, &bytes, planar]);
+        let bind = pipe.kernel.bind(ctx, &[&cfg_buf, &bytes, planar]);
         Ok(PcmUnpack {
-            pipeline: kernel.pipeline(ctx, "main", &[])?,
+            pipeline: pipe.pipeline.clone(),
             bind,
             bytes,
             block,
@@ -88,8 +104,8 @@ impl PcmUnpack {
     }
 
     /// Queue the raw bytes of the next block (whole frames, at most `block`); fewer frames than
-    /// `block` leave zeros after them.
-    pub fn upload(&mut self, queue: &wgpu::Queue, raw: &[u8]) -> Result<()> {
+    /// `block` leave zeros after them. Returns the bytes queued: `raw`, its tail padded to a word.
+    pub fn upload(&mut self, queue: &wgpu::Queue, raw: &[u8]) -> Result<usize> {
         let frames = raw.len() / self.bytes_per_frame;
         if frames > self.block || !raw.len().is_multiple_of(self.bytes_per_frame) {
             return Err(Error::Internal(format!(
@@ -109,7 +125,7 @@ impl PcmUnpack {
             queue.write_buffer(&self.bytes, whole as u64, &tail);
         }
         self.frames = frames;
-        Ok(())
+        Ok(raw.len().next_multiple_of(4))
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {

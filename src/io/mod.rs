@@ -43,6 +43,16 @@ pub trait BlockReader: Send {
     /// `max_frames` long); returns n, 0 at the end. A file that ends before its header's frame
     /// count, or holds a NaN/Inf sample, is an `Error::Input` naming the file and the frame.
     fn read_planar(&mut self, out: &mut [Vec<f32>], max_frames: usize) -> Result<usize>;
+    /// The encoding of the file's own bytes, for a reader that can hand them out (`read_raw`:
+    /// WAV/RF64/BW64); None for a codec-decoded file (AIFF, FLAC, ... through symphonia).
+    fn raw_encoding(&self) -> Option<SourceEncoding> {
+        None
+    }
+    /// Read up to `max_frames` frames of raw interleaved little-endian bytes into `buf` (resized to
+    /// exactly n frames); returns n, 0 at the end. Only for a reader with a `raw_encoding`.
+    fn read_raw(&mut self, _buf: &mut Vec<u8>, _max_frames: usize) -> Result<usize> {
+        Err(Error::Internal(format!("{}: this reader decodes; it has no raw PCM", self.info().path.display())))
+    }
 }
 
 /// Open any supported audio file by content (not by extension): WAV and RF64 through

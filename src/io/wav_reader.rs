@@ -193,6 +193,14 @@ impl BlockReader for WavReader {
         self.buf = buf;
         r.map(|()| n)
     }
+
+    fn raw_encoding(&self) -> Option<SourceEncoding> {
+        Some(self.info.encoding)
+    }
+
+    fn read_raw(&mut self, buf: &mut Vec<u8>, max_frames: usize) -> Result<usize> {
+        WavReader::read_raw(self, buf, max_frames)
+    }
 }
 
 /// A float sample that is NaN or ±Inf is an input error naming the frame (0-based, absolute in the

@@ -251,6 +251,30 @@ impl WavWriter {
         Ok(())
     }
 
+    /// Append `frames` frames already dithered, quantised and packed in this file's format
+    /// (interleaved little-endian, as `write_planar` would have made them from the same samples at
+    /// the same frame index: the GPU engine packs on its device), and `over_full_scale` of them
+    /// beyond full scale.
+    pub fn write_packed(&mut self, bytes: &[u8], frames: usize, over_full_scale: u64) -> Result<()> {
+        let stride = self.spec.channels * self.spec.format.bytes_per_sample();
+        if bytes.len() != frames * stride {
+            return Err(Error::Internal(format!(
+                "WavWriter::write_packed: {} bytes for {frames} frames of {stride} bytes",
+                bytes.len()
+            )));
+        }
+        self.write_bytes_raw(bytes)?;
+        self.over_full_scale += over_full_scale;
+        self.frames += frames as u64;
+        self.data_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The format and dither this writer packs with.
+    pub fn spec(&self) -> &WriterSpec {
+        &self.spec
+    }
+
     /// Complete the file: pad byte, sizes (RF64 past the threshold), flush and fsync, rename over
     /// the final name, then hash the finished file.
     pub fn finish(mut self) -> Result<WrittenFile> {
