@@ -1125,6 +1125,11 @@ fn only_pcm_crosses_the_bus_in_an_integer_render() {
         report.passes
     );
     for p in &report.passes {
+        if p.kind == "solve" {
+            // G tried on the spilled bus, on the CPU: nothing crosses, nothing is counted.
+            assert!(p.bus_bytes.is_none(), "pass {} (solve): {:?}", p.pass, p.bus_bytes);
+            continue;
+        }
         let bus = p.bus_bytes.expect("the GPU engine counts its bytes");
         assert_eq!(bus.up, stems_up, "pass {} ({}): bytes up", p.pass, p.kind);
         let down = if p.kind == "analysis" {
