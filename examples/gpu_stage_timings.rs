@@ -101,7 +101,6 @@ fn main() {
     );
     let reps = 10;
 
-    let fir_p = FirPipelines::new(&ctx).expect("fir");
     let ch = 2 * stems;
     let (a, b) = (
         ctx.storage("a", (ch * block * 4) as u64),
@@ -114,21 +113,31 @@ fn main() {
             output: c * block,
         })
         .collect();
-    for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
-        let fir = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes, &a, &b).expect("fir");
-        println!(
-            "  fir_convolve ({ch} channels, {fft:?}) {:9.0}",
-            best_us(&ctx, reps, |p, j| fir.encode(p, j))
-        );
-        let bus = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes[..2], &a, &b).expect("fir");
-        println!(
-            "  fir_convolve (2 channels, {fft:?})  {:9.0}",
-            best_us(&ctx, reps, |p, j| bus.encode(p, j))
-        );
+    // Every precision this device has (f64 needs SHADER_F64), both FFT strategies.
+    let fir_precisions: &[Precision] = if ctx.has_f64() {
+        &[Precision::F64, Precision::F32]
+    } else {
+        &[Precision::F32]
+    };
+    for &precision in fir_precisions {
+        let fir_p = FirPipelines::new(&ctx, precision).expect("fir");
+        for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
+            let fir = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes, &a, &b).expect("fir");
+            println!(
+                "  fir_convolve {precision:?} ({ch} channels, {fft:?}) {:9.0}",
+                best_us(&ctx, reps, |p, j| fir.encode(p, j))
+            );
+            let bus = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes[..2], &a, &b).expect("fir");
+            println!(
+                "  fir_convolve {precision:?} (2 channels, {fft:?})  {:9.0}",
+                best_us(&ctx, reps, |p, j| bus.encode(p, j))
+            );
+        }
     }
     println!(
-        "  (the engine uses {:?} on this adapter)",
-        FftStrategy::for_adapter(&ctx.adapter_info)
+        "  (the engine uses {:?} in {:?} on this adapter)",
+        FftStrategy::for_adapter(&ctx.adapter_info),
+        Precision::for_context(&ctx)
     );
 
     let table = design_oversampling(4);

@@ -5,8 +5,11 @@ use realfft::num_complex::Complex;
 use stemforge::dsp::eq_design::design_eq;
 use stemforge::session::{EqBand, Phase};
 
+#[path = "common/exact_fir.rs"]
+mod exact_fir;
 #[path = "common/rng.rs"]
 mod rng;
+use exact_fir::{assert_f32_rounding_of, direct, residual_db};
 use rng::Rng;
 
 /// Full-scale white noise: the worst case for FFT rounding (flat spectrum, peaks at 0 dBFS).
@@ -26,16 +29,6 @@ fn realistic_eq() -> Vec<EqBand> {
     ]
 }
 
-/// y[n] = sum_k h[k] x[n-k] in f64, the definition (DESIGN.md "DSP" 2).
-fn direct(x: &[f32], h: &[f32]) -> Vec<f64> {
-    (0..x.len())
-        .map(|n| {
-            let kmax = h.len().min(n + 1);
-            (0..kmax).map(|k| h[k] as f64 * x[n - k] as f64).sum()
-        })
-        .collect()
-}
-
 fn stream(h: &[f32], block: usize, x: &[f32]) -> Vec<f32> {
     let mut c = FirConvolve::new(h, block);
     let mut y = vec![0.0f32; x.len()];
@@ -45,22 +38,6 @@ fn stream(h: &[f32], block: usize, x: &[f32]) -> Vec<f32> {
     y
 }
 
-/// (peak, rms) of a - b in dBFS (full scale 1.0), and the first frame of the peak.
-fn residual_db(a: &[f32], b: &[f64]) -> (f64, f64, usize) {
-    let mut peak = 0.0f64;
-    let mut at = 0;
-    let mut sum = 0.0;
-    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-        let d = (x as f64 - y).abs();
-        sum += d * d;
-        if d > peak {
-            peak = d;
-            at = i;
-        }
-    }
-    (20.0 * peak.log10(), 10.0 * (sum / a.len() as f64).log10(), at)
-}
-
 // The FFT path computes in f64 and rounds once to f32: its only error worth the name is that
 // rounding, half an ulp of the output (2^-24 of values in [1, 2), -144.5 dBFS; -138.5 dBFS for
 // the random unit-energy filters below, whose outputs reach [2, 4)). -138 dBFS peak admits that
@@ -68,19 +45,6 @@ fn residual_db(a: &[f32], b: &[f64]) -> (f64, f64, usize) {
 // (-137), so a fall back to f32 arithmetic fails here, let alone a wrong partition (> -60 dB).
 const MAX_PEAK_DB: f64 = -138.0;
 const MAX_RMS_DB: f64 = -150.0;
-
-/// Every output sample is the exact value `want` rounded to f32, or (a near-tie, where the f64
-/// FFT's own error can tip the rounding) its neighbour: |y - want| < 1 ulp of f32, plus 1e-12 for
-/// that error (about 1e-16 of full scale, which is more than an ulp only of near-silent samples).
-fn assert_f32_rounding_of(y: &[f32], want: &[f64], what: &str) {
-    for (n, (&v, &w)) in y.iter().zip(want).enumerate() {
-        let ulp = ((w as f32).abs().next_up() - (w as f32).abs()) as f64;
-        assert!(
-            (v as f64 - w).abs() < ulp + 1e-12,
-            "{what}: frame {n}: {v:e} is not {w:e} rounded to f32 (ulp {ulp:e})"
-        );
-    }
-}
 
 #[test]
 fn eq_8191_matches_direct_convolution_for_several_block_sizes() {
