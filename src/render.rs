@@ -382,7 +382,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     let mut warnings = Vec::new();
     if info.fir_precision == "f32" {
         warnings.push(format!(
-            "the {} engine's FIR runs in f32 on {} (no 64-bit floats in its shaders): integer outputs may differ from the CPU engine's by more than 1 LSB",
+            "the {} engine's FIR runs in f32 on {} (no 64-bit floats in its shaders, or STEMFORGE_GPU_F32=1): integer outputs may differ from the CPU engine's by more than 1 LSB",
             info.engine, info.device
         ));
     }
