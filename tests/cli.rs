@@ -186,18 +186,8 @@ fn gpu_fir_in_f32_is_reported_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let s = small_session(dir.path(), 1, MASTER_OUT);
     let report = dir.path().join("r.json");
-    let o = stemforge()
-        .env("STEMFORGE_GPU_F32", "1")
-        .arg("render")
-        .arg(&s)
-        .args(["--engine", "gpu", "--progress", "none", "--out-dir"])
-        .arg(dir.path().join("out"))
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    let extra = ["--report", report.to_str().unwrap()];
+    let err = render_with_env(&s, &dir.path().join("out"), "gpu", &extra, &[("STEMFORGE_GPU_F32", "1")], 0);
     assert!(err.contains("FIR in f32") && err.contains("warning:") && err.contains("more than 1 LSB"), "{err}");
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["engine"]["fir_precision"], "f32");
