@@ -1,6 +1,7 @@
 //! Per-stage device time of the GPU chain for one block, and a whole GPU engine pass, on the
-//! adapter `GpuContext::new(None)` picks (warm-up first; best of the repetitions). A profiling aid, not a
-//! benchmark of record (BENCHMARKS.md is that).
+//! adapter `GpuContext::new(None)` picks (warm-up first; best of the repetitions; for the FIR also
+//! the process's CPU time per block, the steadier figure for a software adapter on a shared
+//! machine). A profiling aid, not a benchmark of record (BENCHMARKS.md is that).
 //! Run: WGPU_BACKEND=vulkan cargo run --release --example gpu_stage_timings [block] [stereo stems]
 use std::time::Instant;
 
@@ -18,11 +19,23 @@ use stemforge::gpu::oversample_peak::OversamplePeak;
 use stemforge::gpu::{GpuContext, GpuEngine};
 use stemforge::session::{EqBand, Layout, Phase};
 
+/// CPU time of every thread of this process (ns): on a software adapter (lavapipe) the device's
+/// work runs on its worker threads here, and CPU time is what a shared machine's neighbours do not
+/// inflate, where the wall clock is mostly theirs.
+fn process_cpu_ns() -> f64 {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("read /proc/self/task");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Best wall time of one block and the process's mean CPU time per block, in µs.
 fn best_us(
     ctx: &GpuContext,
     reps: usize,
     mut encode: impl FnMut(&mut wgpu::ComputePass<'_>, u64),
-) -> f64 {
+) -> (f64, f64) {
     let mut run = |j: u64| {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
@@ -35,6 +48,7 @@ fn best_us(
     for j in 0..3 {
         run(j);
     }
+    let cpu0 = process_cpu_ns();
     let mut t: Vec<f64> = (0..reps)
         .map(|j| {
             let s = Instant::now();
@@ -42,8 +56,9 @@ fn best_us(
             s.elapsed().as_secs_f64() * 1e6
         })
         .collect();
+    let cpu = (process_cpu_ns() - cpu0) / 1e3 / reps as f64;
     t.sort_by(f64::total_cmp);
-    t[0]
+    (t[0], cpu)
 }
 
 struct Noise {
@@ -101,7 +116,6 @@ fn main() {
     );
     let reps = 10;
 
-    let fir_p = FirPipelines::new(&ctx).expect("fir");
     let ch = 2 * stems;
     let (a, b) = (
         ctx.storage("a", (ch * block * 4) as u64),
@@ -114,21 +128,27 @@ fn main() {
             output: c * block,
         })
         .collect();
-    for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
-        let fir = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes, &a, &b).expect("fir");
-        println!(
-            "  fir_convolve ({ch} channels, {fft:?}) {:9.0}",
-            best_us(&ctx, reps, |p, j| fir.encode(p, j))
-        );
-        let bus = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes[..2], &a, &b).expect("fir");
-        println!(
-            "  fir_convolve (2 channels, {fft:?})  {:9.0}",
-            best_us(&ctx, reps, |p, j| bus.encode(p, j))
-        );
+    // Every precision this device has (f64 needs SHADER_F64), both FFT strategies.
+    let fir_precisions: &[Precision] = if ctx.has_f64() {
+        &[Precision::F64, Precision::F32]
+    } else {
+        &[Precision::F32]
+    };
+    for &precision in fir_precisions {
+        let fir_p = FirPipelines::new(&ctx, precision).expect("fir");
+        for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
+            let fir = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes, &a, &b).expect("fir");
+            let (wall, cpu) = best_us(&ctx, reps, |p, j| fir.encode(p, j));
+            println!("  fir_convolve {precision:?} ({ch} channels, {fft:?}) {wall:9.0} (CPU {cpu:.0} per block)");
+            let bus = FirConvolve::new(&ctx, &fir_p, fft, block, &lanes[..2], &a, &b).expect("fir");
+            let (wall, cpu) = best_us(&ctx, reps, |p, j| bus.encode(p, j));
+            println!("  fir_convolve {precision:?} (2 channels, {fft:?})  {wall:9.0} (CPU {cpu:.0} per block)");
+        }
     }
     println!(
-        "  (the engine uses {:?} on this adapter)",
-        FftStrategy::for_adapter(&ctx.adapter_info)
+        "  (the engine uses {:?} in {:?} on this adapter)",
+        FftStrategy::for_adapter(&ctx.adapter_info),
+        Precision::for_context(&ctx)
     );
 
     let table = design_oversampling(4);
@@ -144,23 +164,23 @@ fn main() {
         OversamplePeak::new(&ctx, precision, &table, 2, block, -1.2, &a, 0, &atten).expect("peak");
     println!(
         "  oversample_peak (4x, 2 ch)   {:9.0}",
-        best_us(&ctx, reps, |p, j| peak.encode(p, j))
+        best_us(&ctx, reps, |p, j| peak.encode(p, j)).0
     );
     let hold = LimiterHold::new(&ctx, 96, block, &atten, &held).expect("hold");
     println!(
         "  limiter_hold (L 96)          {:9.0}",
-        best_us(&ctx, reps, |p, j| hold.encode(p, j))
+        best_us(&ctx, reps, |p, j| hold.encode(p, j)).0
     );
     let release =
         LimiterRelease::new(&ctx, precision, 0.99965, block, &held, &rel).expect("release");
     println!(
         "  limiter_release              {:9.0}",
-        best_us(&ctx, reps, |p, _| release.encode(p))
+        best_us(&ctx, reps, |p, _| release.encode(p)).0
     );
     let smooth = LimiterSmooth::new(&ctx, precision, 96, block, &rel, &gain).expect("smooth");
     println!(
         "  limiter_smooth (L 96)        {:9.0}",
-        best_us(&ctx, reps, |p, j| smooth.encode(p, j))
+        best_us(&ctx, reps, |p, j| smooth.encode(p, j)).0
     );
 
     // A whole limited pass with stem outputs: 30 s of program.

@@ -74,10 +74,9 @@ fn drums() -> [Vec<f64>; 2] {
     for i in 0..n {
         let b = i / beat;
         let t = (i % beat) as f64 / FS;
-        // Kick on every beat: a falling sine (120 -> 45 Hz) with a fast decay.
-        let f = 45.0 + 75.0 * (-t * 30.0).exp();
+        // Kick on every beat: a falling sine (120 -> 45 Hz: the phase integrates 45 + 75 e^(-30t)) with a fast decay.
         let phase = 2.0 * PI * (45.0 * t + 75.0 / 30.0 * (1.0 - (-t * 30.0).exp()));
-        let kick = 0.55 * (-t * 9.0).exp() * phase.sin() * (f / f);
+        let kick = 0.55 * (-t * 9.0).exp() * phase.sin();
         // Snare on beats 2 and 4: band-passed noise plus a 190 Hz body.
         let noise = rng.next();
         let sn = snare_bp.run(noise);

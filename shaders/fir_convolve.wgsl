@@ -9,21 +9,36 @@
 // inv_rows transform back and keep the last B samples (overlap-save). The 1/N of the inverse
 // transform is folded into the filter spectra H_p, which the host computes once per render (f64).
 //
+// Precision: as the CPU twin, everything between the f32 input and the f32 output is `real` = f64
+// (spectra, twiddles, delay line, both FFTs), rounded once at the output, so the two engines give
+// the exact convolution rounded to f32 and integer renders stay within 1 LSB of each other (an f32
+// FFT is ~-135 dBFS off the exact result, above 1 LSB at 24 bits). Adapters without SHADER_F64 get
+// `fir_convolve_f32`, this source with the `alias real` line below set to f32 (src/gpu/kernel.rs):
+// the same algorithm with f32 arithmetic and f32 tables.
+//
 // Every sub-FFT (size M1 or M2 <= 1024) runs in workgroup memory: a radix-4 Stockham autosort
 // (Bainville, "OpenCL Fast Fourier Transform"), plus one radix-2 pass for odd log2 sizes, 1024
-// complex values per workgroup of 256 invocations. Twiddles come from a table computed in f64.
+// complex values per workgroup of 256 invocations (16 KiB in f64, which WebGPU guarantees; 8 KiB
+// in f32). Twiddles come from a table computed in f64 on the host.
 //
 // Why this design (measured with examples/gpu_stage_timings.rs, which times both strategies): the
 // alternative kept here, `global_pass`, runs the same radix-4 (and last radix-2) Stockham passes
 // over all M points in global memory, one dispatch per pass and no barrier. On lavapipe (Mesa
-// 22.3.6, 2 shared cores; 16 channels, B = 8192, 8191 taps, best of 10) the whole stage took
-// 97 ms per block with the four-step and 109 ms with global passes, once every index used shifts
-// and masks (with runtime divisions the four-step was 113-123 ms: lavapipe scalarises them). On a
-// GPU the four-step needs 2 dispatches per transform where global passes need log4(M) + 1 (7 for
-// B = 8192), each a round trip through memory and a barrier between dispatches, and its sub-FFTs
-// (<= 1024 points, 8 KiB) fit any adapter's workgroup memory (WebGPU guarantees 16 KiB), so no
-// size needs the global fallback. The four-step is the default everywhere; STEMFORGE_GPU_FFT=global
-// selects the other for measurement on new hardware (both are parity-tested).
+// 22.3.6, 2 shared cores; 16 channels, B = 8192, 8191 taps, best of 10) the whole stage in f32
+// took 97 ms per block with the four-step and 109 ms with global passes, once every index used
+// shifts and masks (with runtime divisions the four-step was 113-123 ms: lavapipe scalarises them).
+// In f64, on the same machine under load (load average 8; 4 runs, median of each run's process
+// CPU time per block, which lavapipe's threads spend and neighbours do not inflate): four-step
+// 122 ms, global passes 140 ms; f32 in the same runs 110 and 127 ms. f64 costs about 1.1x f32
+// there, and the four-step stays the faster in both precisions.
+// On a GPU the four-step needs 2 dispatches per transform where global passes need log4(M) + 1 (7
+// for B = 8192), each a round trip through memory and a barrier between dispatches, and its
+// sub-FFTs fit any adapter's workgroup memory, so no size needs the global fallback. The four-step
+// is the default everywhere; STEMFORGE_GPU_FFT=global selects the other for measurement on new
+// hardware (both are parity-tested in both precisions).
+
+// The scalar of every value between input and output; the f32 fallback replaces this line.
+alias real = f64;
 
 // Keep in sync with `FirConfig` in src/gpu/fir_convolve.rs.
 struct FirConfig {
@@ -70,17 +85,17 @@ const FLAG_RADIX2: u32 = 8u;  // a radix-2 pass (the last one when log2 M is odd
 @group(0) @binding(1) var<storage, read> chans: array<FirChannel>;
 // [0, M): W_M^j = exp(-2 pi i j / M); [M, 2M): W_N^j; then the filter spectra, bin 0 packed as
 // (H[0], H[M]) since both are real.
-@group(0) @binding(2) var<storage, read> consts: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> consts: array<vec2<real>>;
 @group(0) @binding(3) var<storage, read> signal_in: array<f32>;
 @group(0) @binding(4) var<storage, read_write> signal_out: array<f32>;
 // Two halves of [channel][hist_len]: block j reads half j % 2 and writes the other.
 @group(0) @binding(5) var<storage, read_write> hist: array<f32>;
 // [channel][M]: the spectrum being built (and the spectrum MAC leaves for the inverse).
-@group(0) @binding(6) var<storage, read_write> spec: array<vec2<f32>>;
+@group(0) @binding(6) var<storage, read_write> spec: array<vec2<real>>;
 // [channel][M]: the other buffer of every pass (two bindings rather than two halves of one, so
 // the compiler knows a pass's loads and stores never alias).
-@group(0) @binding(7) var<storage, read_write> scratch: array<vec2<f32>>;
-@group(0) @binding(8) var<storage, read_write> fdl: array<vec2<f32>>;
+@group(0) @binding(7) var<storage, read_write> scratch: array<vec2<real>>;
+@group(0) @binding(8) var<storage, read_write> fdl: array<vec2<real>>;
 var<immediate> imm: FirImmediates;
 
 const WG: u32 = 256u;
@@ -89,18 +104,18 @@ const LOG2_SPAN: u32 = 10u;
 // Sizes are powers of two: indices use shifts and masks (a division by a runtime value is
 // emulated on GPUs and scalarised by lavapipe).
 
-var<workgroup> sh: array<vec2<f32>, 1024>;
+var<workgroup> sh: array<vec2<real>, 1024>;
 
-fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+fn cmul(a: vec2<real>, b: vec2<real>) -> vec2<real> {
+    return vec2<real>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
 }
 
-fn conj(a: vec2<f32>) -> vec2<f32> {
-    return vec2<f32>(a.x, -a.y);
+fn conj(a: vec2<real>) -> vec2<real> {
+    return vec2<real>(a.x, -a.y);
 }
 
 // W_M^j for the forward transform, its conjugate for the inverse.
-fn twiddle(j: u32, inverse: bool) -> vec2<f32> {
+fn twiddle(j: u32, inverse: bool) -> vec2<real> {
     let w = consts[j];
     return select(w, conj(w), inverse);
 }
@@ -127,7 +142,7 @@ fn local_fft(lid: u32, m: u32, log2m: u32, inverse: bool) {
         let c = v1 + v3;
         let e = v1 - v3;
         // (v1 - v3) times -i (forward) or +i (inverse).
-        let d = select(vec2<f32>(e.y, -e.x), vec2<f32>(-e.y, e.x), inverse);
+        let d = select(vec2<real>(e.y, -e.x), vec2<real>(-e.y, e.x), inverse);
         workgroupBarrier();
         let o = base + ((t >> log2ns) << (log2ns + 2u)) + k;
         sh[o] = a + c;
@@ -177,6 +192,24 @@ fn frame_sample(c: u32, pos: u32) -> f32 {
     return x;
 }
 
+// Packed point n of channel c's frame: z[n] = x[2n] + i x[2n+1].
+fn frame_pair(c: u32, n: u32) -> vec2<real> {
+    return vec2<real>(real(frame_sample(c, 2u * n)), real(frame_sample(c, 2u * n + 1u)));
+}
+
+// Inverse point n, z[n] = y[2n] + i y[2n+1], to channel c's output block: overlap-save keeps frame
+// samples [N - B, N), each rounded once to f32 here.
+fn output_pair(c: u32, n: u32, v: vec2<real>) {
+    let t = 2u * n;
+    let dst = chans[c].output;
+    if t >= cfg.hist_len {
+        signal_out[dst + t - cfg.hist_len] = f32(v.x);
+    }
+    if t + 1u >= cfg.hist_len {
+        signal_out[dst + t + 1u - cfg.hist_len] = f32(v.y);
+    }
+}
+
 // Column pass of the four-step FFT: for each channel c and column n2 < M2, the M1-point FFT of
 // u[n1] = in[M2 n1 + n2], times W_M^(n2 k1), stored at scratch[c][k1 M2 + n2].
 fn columns(wg: u32, lid: u32, inverse: bool) {
@@ -190,14 +223,14 @@ fn columns(wg: u32, lid: u32, inverse: bool) {
         let g = e & ((1u << log2_per) - 1u);
         let n1 = e >> log2_per;
         let f = first + g;
-        var v = vec2<f32>(0.0, 0.0);
+        var v = vec2<real>(0.0, 0.0);
         if f < total {
             let c = f >> cfg.log2_m2;
             let n = (n1 << cfg.log2_m2) + (f & (m2 - 1u));
             if inverse {
                 v = spec[(c << cfg.log2_half) + n];
             } else {
-                v = vec2<f32>(frame_sample(c, 2u * n), frame_sample(c, 2u * n + 1u));
+                v = frame_pair(c, n);
             }
         }
         sh[(g << cfg.log2_m1) + n1] = v;
@@ -231,7 +264,7 @@ fn rows(wg: u32, lid: u32, inverse: bool) {
         let g = e >> cfg.log2_m2;
         let n2 = e & (m2 - 1u);
         let f = first + g;
-        var v = vec2<f32>(0.0, 0.0);
+        var v = vec2<real>(0.0, 0.0);
         if f < total {
             let c = f >> cfg.log2_m1;
             v = scratch[(c << cfg.log2_half) + ((f & (m1 - 1u)) << cfg.log2_m2) + n2];
@@ -250,15 +283,7 @@ fn rows(wg: u32, lid: u32, inverse: bool) {
             let n = (f & (m1 - 1u)) + (k2 << cfg.log2_m1);
             let v = sh[(g << cfg.log2_m2) + k2];
             if inverse {
-                // z[n] = y[2n] + i y[2n+1]; overlap-save keeps frame samples [N - B, N).
-                let t = 2u * n;
-                let dst = chans[c].output;
-                if t >= cfg.hist_len {
-                    signal_out[dst + t - cfg.hist_len] = v.x;
-                }
-                if t + 1u >= cfg.hist_len {
-                    signal_out[dst + t + 1u - cfg.hist_len] = v.y;
-                }
+                output_pair(c, n, v);
             } else {
                 spec[(c << cfg.log2_half) + n] = v;
             }
@@ -305,7 +330,7 @@ fn spectrum_mac(@builtin(global_invocation_id) gid: vec3<u32>) {
     let zb = c * m;
     if k == 0u {
         let z0 = spec[zb];
-        let x = vec2<f32>(z0.x + z0.y, z0.x - z0.y);  // (X[0], X[M]), both real
+        let x = vec2<real>(z0.x + z0.y, z0.x - z0.y);  // (X[0], X[M]), both real
         fdl[ch.fdl + slot * m] = x;
         var y = x * consts[ch.spectra];
         var s = slot;
@@ -313,7 +338,7 @@ fn spectrum_mac(@builtin(global_invocation_id) gid: vec3<u32>) {
             s = select(s - 1u, parts - 1u, s == 0u);  // slot of block j - p
             y += fdl[ch.fdl + s * m] * consts[ch.spectra + p * m];
         }
-        spec[zb] = vec2<f32>(y.x + y.y, y.x - y.y);
+        spec[zb] = vec2<real>(y.x + y.y, y.x - y.y);
         return;
     }
     let zk = spec[zb + k];
@@ -321,7 +346,7 @@ fn spectrum_mac(@builtin(global_invocation_id) gid: vec3<u32>) {
     let w = consts[m + k];
     let e = 0.5 * (zk + conj(zm));
     let d = zk - conj(zm);
-    let o = 0.5 * vec2<f32>(d.y, -d.x);
+    let o = 0.5 * vec2<real>(d.y, -d.x);
     let wo = cmul(w, o);
     let xk = e + wo;
     let xm = conj(e - wo);
@@ -339,15 +364,15 @@ fn spectrum_mac(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let e2 = yk + conj(ym);
     let o2 = cmul(yk - conj(ym), conj(w));
-    spec[zb + k] = e2 + vec2<f32>(-o2.y, o2.x);
-    spec[zb + m - k] = conj(e2) + vec2<f32>(o2.y, o2.x);
+    spec[zb + k] = e2 + vec2<real>(-o2.y, o2.x);
+    spec[zb + m - k] = conj(e2) + vec2<real>(o2.y, o2.x);
 }
 
 // Element n of the transform's input for global_pass: the packed frame (first forward pass),
 // `spec` or `scratch`.
-fn pass_load(c: u32, n: u32, first: bool) -> vec2<f32> {
+fn pass_load(c: u32, n: u32, first: bool) -> vec2<real> {
     if first {
-        return vec2<f32>(frame_sample(c, 2u * n), frame_sample(c, 2u * n + 1u));
+        return frame_pair(c, n);
     }
     if (imm.halves & 1u) == 1u {
         return scratch[c * cfg.half + n];
@@ -356,17 +381,10 @@ fn pass_load(c: u32, n: u32, first: bool) -> vec2<f32> {
 }
 
 // Element n of the pass's output: to `spec` or `scratch`, or (last inverse pass) to the output
-// block, z[n] = y[2n] + i y[2n+1] keeping frame samples [N - B, N).
-fn pass_store(c: u32, n: u32, v: vec2<f32>, last: bool) {
+// block.
+fn pass_store(c: u32, n: u32, v: vec2<real>, last: bool) {
     if last {
-        let t = 2u * n;
-        let dst = chans[c].output;
-        if t >= cfg.hist_len {
-            signal_out[dst + t - cfg.hist_len] = v.x;
-        }
-        if t + 1u >= cfg.hist_len {
-            signal_out[dst + t + 1u - cfg.hist_len] = v.y;
-        }
+        output_pair(c, n, v);
         return;
     }
     if (imm.halves & 2u) == 2u {
@@ -417,7 +435,7 @@ fn global_pass(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = v0 - v2;
     let cc = v1 + v3;
     let e = v1 - v3;
-    let d = select(vec2<f32>(e.y, -e.x), vec2<f32>(-e.y, e.x), inverse);
+    let d = select(vec2<real>(e.y, -e.x), vec2<real>(-e.y, e.x), inverse);
     let o = ((t >> log2ns) << (log2ns + 2u)) + k;
     pass_store(c, o, a + cc, last);
     pass_store(c, o + ns, b + d, last);

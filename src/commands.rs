@@ -79,9 +79,12 @@ pub fn run(command: Command) -> Result<u8> {
             } else {
                 for a in &adapters {
                     let mark = if a.selected { "*" } else { " " };
-                    println!("{mark} {}", a.describe());
+                    println!("{mark} {}; FIR in {}", a.describe(), a.fir_precision);
                 }
                 println!("(* = the adapter `--engine gpu` uses; `--engine auto` uses it only when it is a hardware GPU)");
+                if adapters.iter().any(|a| a.fir_precision == "f32") {
+                    println!("(FIR in f32: no 64-bit floats on that adapter; its integer outputs may differ from the CPU engine's by more than 1 LSB)");
+                }
             }
             Ok(0)
         }

@@ -198,6 +198,9 @@ pub struct EngineInfo {
     pub engine: String,
     /// CPU: thread count; GPU: adapter name, backend, device type, driver.
     pub device: String,
+    /// Arithmetic of the FIR convolutions: "f64" (both engines' default), or "f32" on a GPU
+    /// without SHADER_F64, whose integer outputs may then differ from the CPU's by more than 1 LSB.
+    pub fir_precision: &'static str,
 }
 
 pub trait Engine {

@@ -423,7 +423,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             let why = why.split("; install").next().unwrap_or(why);
             progress.note(&format!("stemforge: engine cpu ({}; no hardware GPU: {why})", info.device))
         }
-        None => progress.note(&format!("stemforge: engine {} ({})", info.engine, info.device)),
+        None => progress.note(&format!("stemforge: engine {} ({}; FIR in {})", info.engine, info.device, info.fir_precision)),
     }
     progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device}));
     if session.master.as_ref().is_some_and(|m| m.oversampling == 1) {
@@ -465,6 +465,12 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
 
     let mut outputs = Vec::new();
     let mut warnings = Vec::new();
+    if info.fir_precision == "f32" {
+        warnings.push(format!(
+            "the {} engine's FIR runs in f32 on {} (no 64-bit floats in its shaders, or STEMFORGE_GPU_F32=1): integer outputs may differ from the CPU engine's by more than 1 LSB",
+            info.engine, info.device
+        ));
+    }
     let mut masters = result.masters.iter();
     let mut stems = result.stems.iter().flatten();
     for f in &files {

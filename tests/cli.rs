@@ -130,6 +130,7 @@ fn progress_json_and_report() {
 
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["engine"]["engine"], "cpu");
+    assert_eq!(r["engine"]["fir_precision"], "f64");
     assert!(r["iterations"].as_u64().unwrap() >= 1);
     assert!((r["loudness_after"]["integrated_lufs"].as_f64().unwrap() + 16.0).abs() <= 0.05);
     assert!(r["loudness_before"]["integrated_lufs"].as_f64().is_some());
@@ -180,6 +181,25 @@ fn gpu_without_driver_exits_3() {
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.to_lowercase().contains("adapter") || err.to_lowercase().contains("gpu"), "{err}");
     assert!(files_under(&out).is_empty());
+}
+
+/// The GPU engine on its f32 FIR fallback (forced here; chosen on adapters without SHADER_F64)
+/// says so on stderr and in the report, since its integer outputs may then differ from the CPU
+/// engine's by more than 1 LSB.
+#[test]
+fn gpu_fir_in_f32_is_reported_with_a_warning() {
+    if engines().len() < 2 {
+        return; // STEMFORGE_SKIP_GPU_TESTS=1: engines() has said so
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = small_session(dir.path(), 1, MASTER_OUT);
+    let report = dir.path().join("r.json");
+    let extra = ["--report", report.to_str().unwrap()];
+    let err = render_with_env(&s, &dir.path().join("out"), "gpu", &extra, &[("STEMFORGE_GPU_F32", "1")], 0);
+    assert!(err.contains("FIR in f32") && err.contains("warning:") && err.contains("more than 1 LSB"), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["engine"]["fir_precision"], "f32");
+    assert!(r["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("FIR runs in f32")), "{r}");
 }
 
 /// `--engine auto` says on stderr which engine ran.
@@ -260,6 +280,8 @@ fn devices_lists_adapters() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     // On CI this is lavapipe; on a GPU machine the GPU. Either way at least one adapter.
     assert!(out.to_lowercase().contains("vulkan"), "{out}");
+    // Each says in which precision the GPU engine's FIR would run on it.
+    assert!(out.lines().filter(|l| l.contains("Vulkan")).all(|l| l.ends_with("FIR in f64") || l.ends_with("FIR in f32")), "{out}");
 }
 
 /// A stem can peak above the limited master it sums to (here two stems cancel in the mix): a pcm24

@@ -7,6 +7,8 @@
 //!
 //! GPU tests never skip silently: with no adapter they fail and say how to get one, unless
 //! STEMFORGE_SKIP_GPU_TESTS=1 (then each prints that it skipped, with the count).
+#[path = "common/exact_fir.rs"]
+mod exact_fir;
 #[path = "common/gpu_harness.rs"]
 mod gpu_harness;
 #[path = "common/gpu_parity.rs"]
@@ -14,6 +16,7 @@ mod gpu_parity;
 #[path = "common/gpu_signals.rs"]
 mod gpu_signals;
 
+use exact_fir::{assert_f32_rounding_of, direct, residual_db};
 use gpu_harness::{gpu, read, run_encoder, run_pass, upload};
 use gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_identical_bytes, assert_parity};
 use gpu_signals::{Rng, impulses, music_noise, sine, sweep, test_fir};
@@ -147,9 +150,16 @@ fn pcm_unpack() {
 // ---------------------------------------------------------------------------------------------
 // fir_convolve
 
-fn fir_case(ctx: &GpuContext, fft: FftStrategy, block: usize, taps: &[usize], blocks: usize) {
+fn fir_case(
+    ctx: &GpuContext,
+    pipes: &stemforge::gpu::fir_convolve::FirPipelines,
+    fft: FftStrategy,
+    block: usize,
+    taps: &[usize],
+    blocks: usize,
+) {
     use stemforge::cpu::fir_convolve::FirConvolve as CpuFir;
-    use stemforge::gpu::fir_convolve::{FirConvolve, FirLane, FirPipelines};
+    use stemforge::gpu::fir_convolve::{FirConvolve, FirLane};
     let frames = block * blocks;
     let hs: Vec<Vec<f32>> = taps
         .iter()
@@ -165,7 +175,6 @@ fn fir_case(ctx: &GpuContext, fft: FftStrategy, block: usize, taps: &[usize], bl
             _ => sine(frames, FS, 997.0, 1.0),
         })
         .collect();
-    let pipes = FirPipelines::new(ctx).expect("fir pipelines");
     let ch = taps.len();
     let input = ctx.storage("fir in", (ch * block * 4) as u64);
     let output = ctx.storage("fir out", (ch * block * 4) as u64);
@@ -178,7 +187,7 @@ fn fir_case(ctx: &GpuContext, fft: FftStrategy, block: usize, taps: &[usize], bl
             output: i * block,
         })
         .collect();
-    let fir = FirConvolve::new(ctx, &pipes, fft, block, &lanes, &input, &output).expect("fir");
+    let fir = FirConvolve::new(ctx, pipes, fft, block, &lanes, &input, &output).expect("fir");
     run_encoder(ctx, |e| fir.reset(e));
     let mut cpu: Vec<CpuFir> = hs.iter().map(|h| CpuFir::new(h, block)).collect();
     let (mut cpu_out, mut gpu_out) = (vec![Vec::new(); ch], vec![Vec::new(); ch]);
@@ -194,33 +203,60 @@ fn fir_case(ctx: &GpuContext, fft: FftStrategy, block: usize, taps: &[usize], bl
             gpu_out[c].extend_from_slice(&g[c * block..(c + 1) * block]);
         }
     }
-    assert_parity(
-        &format!("fir_convolve {fft:?} B={block} taps={taps:?}"),
-        &cpu_out,
-        &gpu_out,
-        STAGE_PEAK_DBFS,
-        STAGE_RMS_DBFS,
-    );
+    let precision = pipes.precision();
+    let label = format!("fir_convolve {precision:?} {fft:?} B={block} taps={taps:?}");
+    assert_parity(&label, &cpu_out, &gpu_out, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+    if precision == Precision::F64 {
+        // Both engines in f64: each output is the exact convolution rounded once to f32, so a
+        // silent fall back to f32 arithmetic on either side (~-135 dBFS peak) fails here.
+        let exact: Vec<Vec<f64>> = xs.iter().zip(&hs).map(|(x, h)| direct(x, h)).collect();
+        for (engine, out) in [("cpu", &cpu_out), ("gpu", &gpu_out)] {
+            let (mut peak, mut rms) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+            for (c, (y, want)) in out.iter().zip(&exact).enumerate() {
+                assert_f32_rounding_of(y, want, &format!("{label}: {engine} channel {c}"));
+                let (p, r, _) = residual_db(y, want);
+                (peak, rms) = (peak.max(p), rms.max(r));
+            }
+            println!(
+                "{label}: {engine} vs exact direct convolution: peak {peak:.1} dBFS, RMS {rms:.1} dBFS (worst channel)"
+            );
+            assert!(
+                peak <= EXACT_PEAK_DBFS && rms <= EXACT_RMS_DBFS,
+                "{label}: {engine} is {peak:.1} dBFS peak, {rms:.1} dBFS RMS off the exact convolution \
+                 (limits {EXACT_PEAK_DBFS}, {EXACT_RMS_DBFS})"
+            );
+        }
+    }
 }
+
+/// An f64 FIR's distance from the exact convolution on these full-scale signals: its f32 output
+/// rounding, half an ulp of outputs below 2.0 (-144.5 dBFS peak); an f32 FFT is ~-135 dBFS.
+const EXACT_PEAK_DBFS: f64 = -140.0;
+const EXACT_RMS_DBFS: f64 = -150.0;
 
 #[test]
 fn fir_convolve() {
+    use stemforge::gpu::fir_convolve::FirPipelines;
     let Some(ctx) = gpu("fir_convolve") else {
         return;
     };
-    // Both FFT strategies, whichever this adapter would pick.
-    for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
-        // Partition edge cases at a small block: 1 tap, part of a partition, exactly one, one
-        // more, several (the frequency-domain delay line), over 6 blocks; a block whose FFT size
-        // has an odd log2 (radix-2 pass) and one that is not a power of two (N = 1024 > 2B).
-        fir_case(&ctx, fft, 256, &[1, 37, 256, 257, 3 * 256 + 5], 6);
-        fir_case(&ctx, fft, 512, &[600], 4);
-        fir_case(&ctx, fft, 300, &[301, 77], 4);
-        // A block far below the smallest FFT (N = 32 > 2B): the history spans several blocks.
-        fir_case(&ctx, fft, 5, &[3, 12, 40], 12);
-        // The render's default block with an 8191-tap EQ (one partition, FFT 16384 = 64 x 128
-        // x 2), and a 3-partition filter, over 3 blocks.
-        fir_case(&ctx, fft, 8192, &[8191, 20000], 3);
+    for precision in precisions(&ctx) {
+        let pipes = FirPipelines::new(&ctx, precision).expect("fir pipelines");
+        // Both FFT strategies, whichever this adapter would pick.
+        for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
+            // Partition edge cases at a small block: 1 tap, part of a partition, exactly one, one
+            // more, several (the frequency-domain delay line), over 6 blocks; a block whose FFT
+            // size has an odd log2 (radix-2 pass) and one that is not a power of two (N = 1024 >
+            // 2B).
+            fir_case(&ctx, &pipes, fft, 256, &[1, 37, 256, 257, 3 * 256 + 5], 6);
+            fir_case(&ctx, &pipes, fft, 512, &[600], 4);
+            fir_case(&ctx, &pipes, fft, 300, &[301, 77], 4);
+            // A block far below the smallest FFT (N = 32 > 2B): the history spans several blocks.
+            fir_case(&ctx, &pipes, fft, 5, &[3, 12, 40], 12);
+            // The render's default block with an 8191-tap EQ (one partition, FFT 16384 = 64 x 128
+            // x 2), and a 3-partition filter, over 3 blocks.
+            fir_case(&ctx, &pipes, fft, 8192, &[8191, 20000], 3);
+        }
     }
 }
 

@@ -39,8 +39,9 @@ fn validate(path: &Path, source: &str) -> Result<naga::Module, String> {
     Ok(module)
 }
 
-/// The shaders with an f64 path (each has a `<stage>_f32.wgsl` fallback next to it).
-const F64_SHADERS: [&str; 3] = ["oversample_peak", "limiter_release", "limiter_smooth"];
+/// The shaders with an f64 path. Each has an f32 fallback `<stage>_f32`: a file next to it, or
+/// (fir_convolve) the same source with its `real` alias set to f32 (`kernel::shader_source`).
+const F64_SHADERS: [&str; 4] = ["fir_convolve", "oversample_peak", "limiter_release", "limiter_smooth"];
 
 fn uses_f64(path: &Path) -> bool {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
@@ -111,11 +112,19 @@ fn every_stage_has_its_shader_with_compute_entry_points() {
 fn f64_shaders_have_f32_fallbacks_without_f64() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     for stage in F64_SHADERS {
-        let path = dir.join(format!("{stage}_f32.wgsl"));
-        let src =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let fallback = format!("{stage}_f32");
+        let path = dir.join(format!("{fallback}.wgsl"));
+        let src = match std::fs::read_to_string(&path) {
+            Ok(src) => src,
+            Err(_) => stemforge::gpu::kernel::shader_source(&fallback)
+                .unwrap_or_else(|e| panic!("{stage}: no f32 fallback ({e})"))
+                .into_owned(),
+        };
         // Validated without FLOAT64: any f64 in it is refused (checked just below).
         validate(&path, &src).unwrap_or_else(|e| panic!("{e}"));
+        // The engine compiles exactly this source for the fallback.
+        let engine_src = stemforge::gpu::kernel::shader_source(&fallback).expect("fallback source");
+        assert_eq!(engine_src, src, "{fallback}: the engine's source is not the one validated here");
     }
     // And the check can fail: an f64 shader does not validate without the capability.
     let f64_src = "@compute @workgroup_size(1) fn main() { var x: f64 = 1.0; x = x * 2.0; }";

@@ -92,7 +92,7 @@ fn zeroed(channels: usize, block: usize) -> Vec<Vec<f32>> {
 
 impl Engine for CpuEngine {
     fn info(&self) -> EngineInfo {
-        EngineInfo { engine: "cpu".into(), device: format!("{} threads", self.threads) }
+        EngineInfo { engine: "cpu".into(), device: format!("{} threads", self.threads), fir_precision: "f64" }
     }
 
     fn run_pass(

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::gpu::kernel::Precision;
 
 /// How to get an adapter, appended to every "no adapter" message.
 pub const NO_GPU_HELP: &str = "install a GPU driver with Vulkan support, or Mesa's software Vulkan \
@@ -21,18 +22,21 @@ pub struct AdapterSummary {
     pub device_type: String,
     pub driver: String,
     pub driver_info: String,
+    /// The GPU engine's FIR arithmetic on it: "f64" with SHADER_F64, else "f32" (`kernel::Precision`).
+    pub fir_precision: &'static str,
     /// This adapter is the one `GpuContext::new(None)` would use.
     pub selected: bool,
 }
 
 impl AdapterSummary {
-    fn from_info(info: &wgpu::AdapterInfo, selected: bool) -> Self {
+    fn from_info(info: &wgpu::AdapterInfo, features: wgpu::Features, selected: bool) -> Self {
         AdapterSummary {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
             driver: info.driver.clone(),
             driver_info: info.driver_info.clone(),
+            fir_precision: Precision::for_features(features).name(),
             selected,
         }
     }
@@ -122,7 +126,7 @@ pub fn list_adapters(adapter_name: Option<&str>) -> Vec<AdapterSummary> {
             let selected = chosen.as_ref().is_some_and(|c| {
                 c.name == info.name && c.backend == info.backend && c.device == info.device
             });
-            AdapterSummary::from_info(&info, selected)
+            AdapterSummary::from_info(&info, a.features(), selected)
         })
         .collect()
 }
@@ -186,7 +190,7 @@ impl GpuContext {
     }
 
     pub fn summary(&self) -> AdapterSummary {
-        AdapterSummary::from_info(&self.adapter_info, true)
+        AdapterSummary::from_info(&self.adapter_info, self.device.features(), true)
     }
 
     /// Turn any error the device reported since the last check into `Error::Gpu`.

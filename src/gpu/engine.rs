@@ -792,6 +792,7 @@ impl Engine for GpuEngine {
         EngineInfo {
             engine: "gpu".into(),
             device: self.ctx.summary().describe(),
+            fir_precision: Precision::for_context(&self.ctx).name(),
         }
     }
 
@@ -816,7 +817,7 @@ impl Engine for GpuEngine {
             return Ok(());
         }
         if self.fir.is_none() {
-            self.fir = Some(FirPipelines::new(&self.ctx)?);
+            self.fir = Some(FirPipelines::new(&self.ctx, Precision::for_context(&self.ctx))?);
         }
         if self.delay.is_none() {
             self.delay = Some(DelayPipelines::new(&self.ctx)?);

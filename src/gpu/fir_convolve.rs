@@ -1,6 +1,7 @@
 //! Host side of `shaders/fir_convolve.wgsl`: uniformly partitioned overlap-save FIR convolution of
 //! many channels at once (partition = block, FFT size N = the power of two >= 2 * block). The
-//! filter spectra are computed once here in f64 and uploaded; the input history and the
+//! filter spectra and twiddles are computed once here in f64 and uploaded in the shader's
+//! precision (f64, or f32 for the `fir_convolve_f32` fallback); the input history and the
 //! frequency-domain delay lines live on the device. Twin of `src/cpu/fir_convolve.rs`.
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use realfft::RealFftPlanner;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, groups};
 
 /// Keep in sync with `FirConfig` in shaders/fir_convolve.wgsl.
 #[repr(C)]
@@ -78,6 +79,16 @@ impl FftStrategy {
 /// Complex values one workgroup transforms (`SPAN` in the shader): sub-FFTs are at most this long.
 const SPAN: usize = 1024;
 
+impl Precision {
+    /// Bytes of one complex value (`vec2<real>`) in the shader.
+    fn complex_bytes(self) -> usize {
+        match self {
+            Precision::F64 => 16,
+            Precision::F32 => 8,
+        }
+    }
+}
+
 /// FFT size for a block: the power of two >= 2 * block (overlap-save needs N >= 2B - 1).
 pub fn fft_size(block: usize) -> usize {
     (2 * block).next_power_of_two().max(32)
@@ -85,6 +96,7 @@ pub fn fft_size(block: usize) -> usize {
 
 /// Compiled pipelines of the stage, shared by every instance in a render.
 pub struct FirPipelines {
+    precision: Precision,
     kernel: Kernel,
     fwd_columns: wgpu::ComputePipeline,
     fwd_rows: wgpu::ComputePipeline,
@@ -95,11 +107,24 @@ pub struct FirPipelines {
 }
 
 impl FirPipelines {
-    pub fn new(ctx: &GpuContext) -> Result<FirPipelines> {
+    /// The stage in `precision` (`Precision::for_context` in the engine; F64 needs SHADER_F64).
+    pub fn new(ctx: &GpuContext, precision: Precision) -> Result<FirPipelines> {
         use Bind::*;
+        // The workgroup FFTs' buffer: 16 KiB in f64, what WebGPU guarantees, but say so clearly
+        // on an adapter that offers less rather than fail validation.
+        let workgroup = ctx.limits.max_compute_workgroup_storage_size as usize;
+        if SPAN * precision.complex_bytes() > workgroup {
+            return Err(Error::Gpu(format!(
+                "fir_convolve: its {} FFTs need {} KiB of workgroup memory; {} offers {} KiB",
+                precision.name(),
+                SPAN * precision.complex_bytes() / 1024,
+                ctx.adapter_info.name,
+                workgroup / 1024
+            )));
+        }
         let kernel = Kernel::new(
             ctx,
-            "fir_convolve",
+            precision.shader("fir_convolve"),
             &[
                 Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
             ],
@@ -113,7 +138,13 @@ impl FirPipelines {
             inv_rows: kernel.pipeline(ctx, "inv_rows", &[])?,
             global_pass: kernel.pipeline(ctx, "global_pass", &[])?,
             kernel,
+            precision,
         })
+    }
+
+    /// The arithmetic between the f32 input and output.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 }
 
@@ -166,11 +197,11 @@ fn split(half: usize) -> Result<(u32, u32)> {
 }
 
 /// Twiddles W_M^j and W_N^j (j < M), computed in f64.
-fn twiddles(n: usize) -> Vec<[f32; 2]> {
+fn twiddles(n: usize) -> Vec<[f64; 2]> {
     let m = n / 2;
     let w = |j: usize, len: usize| {
         let a = -2.0 * std::f64::consts::PI * j as f64 / len as f64;
-        [a.cos() as f32, a.sin() as f32]
+        [a.cos(), a.sin()]
     };
     (0..m)
         .map(|j| w(j, m))
@@ -179,8 +210,8 @@ fn twiddles(n: usize) -> Vec<[f32; 2]> {
 }
 
 /// Spectra of the partitions of `taps` (block frames each, zero-padded to N), scaled by 1/N, bin
-/// 0 packed as (H[0], H[M]). Computed in f64, rounded once to f32.
-fn partition_spectra(taps: &[f32], block: usize, n: usize) -> Vec<[f32; 2]> {
+/// 0 packed as (H[0], H[M]). Computed in f64.
+fn partition_spectra(taps: &[f32], block: usize, n: usize) -> Vec<[f64; 2]> {
     let m = n / 2;
     let parts = taps.len().div_ceil(block).max(1);
     let mut planner = RealFftPlanner::<f64>::new();
@@ -195,9 +226,9 @@ fn partition_spectra(taps: &[f32], block: usize, n: usize) -> Vec<[f32; 2]> {
         buf.iter_mut().zip(part).for_each(|(d, s)| *d = *s as f64);
         fft.process(&mut buf, &mut spec)
             .expect("fft sizes match their plan");
-        out.push([(spec[0].re * scale) as f32, (spec[m].re * scale) as f32]);
+        out.push([spec[0].re * scale, spec[m].re * scale]);
         for s in &spec[1..m] {
-            out.push([(s.re * scale) as f32, (s.im * scale) as f32]);
+            out.push([s.re * scale, s.im * scale]);
         }
     }
     out
@@ -264,12 +295,13 @@ impl FirConvolve {
             log2_half: m.trailing_zeros(),
             _pad: [0; 2],
         };
+        let cb = pipelines.precision.complex_bytes();
         // What this adapter must hold and dispatch: a clear error rather than a validation failure.
         let (m1, m2) = (1usize << e1, 1usize << e2);
         let biggest = [
-            consts.len() * 8,
-            fdl_len * 8,
-            channels * m * 8,
+            consts.len() * cb,
+            fdl_len * cb,
+            channels * m * cb,
             2 * channels * hist_len * 4,
         ];
         let max_binding = ctx.limits.max_storage_buffer_binding_size as usize;
@@ -299,11 +331,18 @@ impl FirConvolve {
         }
         let cfg_buf = ctx.uniform("fir_convolve config", &cfg);
         let chan_buf = ctx.storage_init("fir_convolve channels", &chans);
-        let const_buf = ctx.storage_init("fir_convolve twiddles and spectra", &consts);
+        let const_buf = match pipelines.precision {
+            Precision::F64 => ctx.storage_init("fir_convolve twiddles and spectra", &consts),
+            Precision::F32 => {
+                let rounded: Vec<[f32; 2]> =
+                    consts.iter().map(|&[re, im]| [re as f32, im as f32]).collect();
+                ctx.storage_init("fir_convolve twiddles and spectra", &rounded)
+            }
+        };
         let hist = ctx.storage("fir_convolve history", (2 * channels * hist_len * 4) as u64);
-        let spec = ctx.storage("fir_convolve spectra", (channels * m * 8) as u64);
-        let scratch = ctx.storage("fir_convolve scratch", (channels * m * 8) as u64);
-        let fdl = ctx.storage("fir_convolve delay line", (fdl_len * 8) as u64);
+        let spec = ctx.storage("fir_convolve spectra", (channels * m * cb) as u64);
+        let scratch = ctx.storage("fir_convolve scratch", (channels * m * cb) as u64);
+        let fdl = ctx.storage("fir_convolve delay line", (fdl_len * cb) as u64);
         let bind = pipelines.kernel.bind(
             ctx,
             &[

@@ -1,10 +1,12 @@
 //! Shader sources and the small amount of wgpu plumbing every stage shares: a compute pipeline with
 //! an explicit bind-group layout built from a list of binding kinds, and bind groups over buffers.
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 
 /// The WGSL source of every stage, by name (`shaders/<stage>.wgsl`), and the f32 fallbacks of the
-/// stages that use f64 (see `Precision`).
+/// limiter stages that use f64 (see `Precision`; `fir_convolve_f32` is derived, `shader_source`).
 #[rustfmt::skip]
 pub const SHADERS: &[(&str, &str)] = &[
     ("pcm_unpack", include_str!("../../shaders/pcm_unpack.wgsl")),
@@ -22,18 +24,31 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("delay_line", include_str!("../../shaders/delay_line.wgsl")),
 ];
 
-pub fn shader_source(stage: &str) -> Result<&'static str> {
-    SHADERS
-        .iter()
-        .find(|(name, _)| *name == stage)
-        .map(|(_, src)| *src)
+/// The line of a shader whose scalar type is a parameter (`fir_convolve`): the shader computes in
+/// f64, and its f32 fallback `<stage>_f32` is the same source with this line set to f32.
+pub const REAL_F64: &str = "alias real = f64;";
+const REAL_F32: &str = "alias real = f32;";
+
+/// The WGSL of `stage`: a file of `SHADERS`, or the f32 fallback of a shader with a `real` alias.
+pub fn shader_source(stage: &str) -> Result<Cow<'static, str>> {
+    let file = |name: &str| SHADERS.iter().find(|(n, _)| *n == name).map(|(_, src)| *src);
+    if let Some(src) = file(stage) {
+        return Ok(Cow::Borrowed(src));
+    }
+    stage
+        .strip_suffix("_f32")
+        .and_then(file)
+        .filter(|src| src.contains(REAL_F64))
+        .map(|src| Cow::Owned(src.replacen(REAL_F64, REAL_F32, 1)))
         .ok_or_else(|| Error::Internal(format!("no shader named {stage}")))
 }
 
-/// Arithmetic of the limiter's dB-domain stages (oversample_peak's attenuation, the release
-/// recursion, the smoothing sum and gain): f64 as the CPU twins, where the adapter has 64-bit
-/// floats (SHADER_F64: NVIDIA, AMD, lavapipe), else the `<stage>_f32.wgsl` fallbacks, which keep
-/// the same conservative direction of rounding with explicit margins.
+/// Arithmetic of the FIR and of the limiter's dB-domain stages (oversample_peak's attenuation, the
+/// release recursion, the smoothing sum and gain): f64 as the CPU twins, where the adapter has
+/// 64-bit floats (SHADER_F64: NVIDIA, AMD, lavapipe), else the f32 fallbacks: `fir_convolve_f32`
+/// (the same FFTs in f32, so integer outputs may then differ from the CPU engine's by more than
+/// 1 LSB) and the limiter's `<stage>_f32.wgsl`, which keep the same conservative direction of
+/// rounding with explicit margins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     F64,
@@ -43,10 +58,24 @@ pub enum Precision {
 impl Precision {
     /// F64 when the device has it, unless STEMFORGE_GPU_F32=1 asks for the fallback.
     pub fn for_context(ctx: &GpuContext) -> Precision {
-        if ctx.has_f64() && std::env::var("STEMFORGE_GPU_F32").map_or(true, |v| v != "1") {
+        Precision::for_features(ctx.device.features())
+    }
+
+    /// As `for_context`, for an adapter's (or a device's) features.
+    pub fn for_features(features: wgpu::Features) -> Precision {
+        let asked_f32 = std::env::var("STEMFORGE_GPU_F32").is_ok_and(|v| v == "1");
+        if features.contains(wgpu::Features::SHADER_F64) && !asked_f32 {
             Precision::F64
         } else {
             Precision::F32
+        }
+    }
+
+    /// "f64" or "f32", as the render report and `stemforge devices` say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
         }
     }
 
@@ -54,6 +83,7 @@ impl Precision {
     pub fn shader(self, stage: &'static str) -> &'static str {
         match (self, stage) {
             (Precision::F64, s) => s,
+            (Precision::F32, "fir_convolve") => "fir_convolve_f32",
             (Precision::F32, "oversample_peak") => "oversample_peak_f32",
             (Precision::F32, "limiter_release") => "limiter_release_f32",
             (Precision::F32, "limiter_smooth") => "limiter_smooth_f32",
@@ -125,7 +155,7 @@ impl Kernel {
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(stage),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                source: wgpu::ShaderSource::Wgsl(source),
             });
         ctx.check().map_err(|e| in_shader(e, stage, None))?;
         Ok(Kernel {
@@ -183,9 +213,15 @@ impl Kernel {
 
 /// Name the shader (and entry point) a device error came from.
 fn in_shader(e: Error, stage: &str, entry: Option<&str>) -> Error {
+    let file = match stage.strip_suffix("_f32") {
+        Some(base) if !SHADERS.iter().any(|(n, _)| *n == stage) => {
+            format!("shaders/{base}.wgsl (with {REAL_F32})")
+        }
+        _ => format!("shaders/{stage}.wgsl"),
+    };
     let at = match entry {
-        Some(entry) => format!("shaders/{stage}.wgsl, entry point {entry}"),
-        None => format!("shaders/{stage}.wgsl"),
+        Some(entry) => format!("{file}, entry point {entry}"),
+        None => file,
     };
     match e {
         Error::Gpu(msg) => Error::Gpu(format!("{at}: {msg}")),

@@ -176,7 +176,20 @@ pub fn engines() -> Vec<&'static str> {
 
 /// Run `stemforge render` and panic with its stderr unless it exits with `code`.
 pub fn render(session: &Path, out_dir: &Path, engine: &str, extra: &[&str], code: i32) -> String {
+    render_with_env(session, out_dir, engine, extra, &[], code)
+}
+
+/// `render` with environment variables set for the run.
+pub fn render_with_env(
+    session: &Path,
+    out_dir: &Path,
+    engine: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    code: i32,
+) -> String {
     let out = stemforge()
+        .envs(env.iter().copied())
         .arg("render")
         .arg(session)
         .args(["--engine", engine, "--progress", "none", "--out-dir"])
