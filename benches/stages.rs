@@ -39,6 +39,7 @@ use stemforge::engine::LimiterPlan;
 use stemforge::io::WriterSpec;
 use stemforge::io::wav_writer::WavWriter;
 use stemforge::session::{EqBand, Layout, Phase, SampleFormat};
+use stemforge::sink::Writers;
 
 /// The render's default block (src/plan.rs DEFAULT_BLOCK): also the FIR partition.
 const BLOCK: usize = 8192;
@@ -267,15 +268,23 @@ fn bench_stages(c: &mut Criterion<ThreadCpu>, dir: &std::path::Path, x: &[Vec<f3
 
     // Encode: TPDF dither, quantise to 24 bits, interleave, write (page cache). Dropping the
     // unfinished writer deletes its temporary file, so this is the streaming cost alone.
-    g.bench_function("wav_writer_pcm24_tpdf_stereo", |b| {
-        b.iter(|| {
-            let mut w = WavWriter::create(&dir.join("encode.wav"), &stereo_spec(Some(0x5EED))).expect("create");
-            for k in 0..BLOCKS {
-                w.write_planar(&planes(x, k), BLOCK).expect("write");
-            }
-            drop(w);
-        })
-    });
+    // The other integer formats, with each format's default dither (tpdf for pcm16, none for pcm32).
+    for (id, format, seed) in [
+        ("wav_writer_pcm24_tpdf_stereo", SampleFormat::Pcm24, Some(0x5EED)),
+        ("wav_writer_pcm16_tpdf_stereo", SampleFormat::Pcm16, Some(0x5EED)),
+        ("wav_writer_pcm32_stereo", SampleFormat::Pcm32, None),
+    ] {
+        g.bench_function(id, |b| {
+            b.iter(|| {
+                let spec = WriterSpec { format, ..stereo_spec(seed) };
+                let mut w = WavWriter::create(&dir.join("encode.wav"), &spec).expect("create");
+                for k in 0..BLOCKS {
+                    w.write_planar(&planes(x, k), BLOCK).expect("write");
+                }
+                drop(w);
+            })
+        });
+    }
     bench_finish(&mut g, dir, x);
     g.finish();
 }
@@ -293,11 +302,31 @@ fn bench_finish<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, dir: &std::path::
     });
 }
 
-/// Wall-clock group: the writer with finish, whose fsync waits on the disk.
+/// Wall-clock group: the writer with finish, whose fsync waits on the disk; and a render's commit
+/// of 6 such files (a master and 5 linked stems), written then committed together.
 fn bench_wall(c: &mut Criterion<WallTime>, dir: &std::path::Path, x: &[Vec<f32>]) {
     let mut g = c.benchmark_group(GROUP_WALL);
     configure(&mut g);
     bench_finish(&mut g, dir, x);
+    g.bench_function("commit_6_pcm24_stereo_files", |b| {
+        b.iter_batched(
+            || {
+                let masters: Vec<WavWriter> = (0..6)
+                    .map(|i| {
+                        let mut w =
+                            WavWriter::create(&dir.join(format!("commit{i}.wav")), &stereo_spec(Some(i))).expect("create");
+                        for k in 0..BLOCKS {
+                            w.write_planar(&planes(x, k), BLOCK).expect("write");
+                        }
+                        w
+                    })
+                    .collect();
+                Writers { masters, stems: Vec::new() }
+            },
+            |w| black_box(w.commit().expect("commit")),
+            criterion::BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
 
@@ -314,7 +343,7 @@ fn median_s(group: &str, id: &str) -> Option<f64> {
 
 fn summary() {
     let program_s = FRAMES as f64 / FS as f64;
-    let stages: [(&str, &str, &str); 14] = [
+    let stages: [(&str, &str, &str); 17] = [
         (GROUP, "decode_wav_pcm24_stereo", "per stereo stream"),
         (GROUP, "fir_convolve_8191_taps_mono", "per channel"),
         (GROUP, "fir_convolve_16381_taps_mono", "per channel"),
@@ -327,8 +356,11 @@ fn summary() {
         (GROUP, "ebur128_true_peak_only_stereo", "per stereo stream"),
         (GROUP, "oversample_peak_4x_stereo", "per stereo stream"),
         (GROUP, "wav_writer_pcm24_tpdf_stereo", "per stereo stream"),
+        (GROUP, "wav_writer_pcm16_tpdf_stereo", "per stereo stream"),
+        (GROUP, "wav_writer_pcm32_stereo", "per stereo stream"),
         (GROUP, "wav_writer_pcm24_tpdf_stereo_with_finish", "per stereo stream"),
         (GROUP_WALL, "wav_writer_pcm24_tpdf_stereo_with_finish", "per stereo stream"),
+        (GROUP_WALL, "commit_6_pcm24_stereo_files", "6 stereo files"),
     ];
     let mut rows = Vec::new();
     let mut cost = std::collections::HashMap::new();
