@@ -10,10 +10,12 @@
 //! limiter's own 4x `OversamplePeak` (what a true-peak reading built on it would cost).
 //!
 //! Clock: the machines these run on are shared (load averages of 3-7 on 2 cores are usual), so
-//! wall time per iteration mostly measures the neighbours. Every stage runs on the benchmark's
+//! wall time per iteration mostly measures the neighbours. Most stages run on the benchmark's
 //! own thread, so group `stages` measures that thread's CPU time (/proc/thread-self/schedstat),
-//! which time spent descheduled does not inflate. Waiting on the disk is not CPU time either, so the
-//! writer with `finish` (fsync) is also timed by the wall clock in group `stages_wall`.
+//! which time spent descheduled does not inflate. The loudness meter forks its true peak onto
+//! rayon's pool, so group `stages_process` times it by the CPU time of all the process's threads,
+//! and `stages_wall` by the wall clock. Waiting on the disk is not CPU time either, so the writer
+//! with `finish` (fsync) and the commit of 6 files are timed by the wall clock in `stages_wall`.
 //! After criterion's own output, a table converts each median to a realtime factor and combines
 //! them into the per-pass cost of the benchmark session of benches/render_vs_ffmpeg.rs (5 stereo
 //! stems), i.e. CPU seconds per program second.
@@ -50,27 +52,53 @@ const GROUP: &str = "stages";
 /// The meter's feeding step: 100 ms (src/cpu/loudness.rs).
 const STEP: usize = FS as usize / 10;
 const GROUP_WALL: &str = "stages_wall";
+const GROUP_PROCESS: &str = "stages_process";
 
-/// Criterion measurement: CPU time of the calling thread, in ns.
-struct ThreadCpu;
+/// Criterion measurement: CPU time in ns, of the calling thread or of the whole process (every
+/// thread: for stages that fork work onto rayon's pool, such as the loudness meter).
+struct CpuClock {
+    whole_process: bool,
+}
 
 /// CPU time of the calling thread (ns): the first field of /proc/thread-self/schedstat. The
 /// kernel brings a running thread's figure up to date at scheduler ticks and switches, so a read
 /// can lag by up to one tick (1-4 ms); against criterion samples of hundreds of ms that is under
 /// 1-2 %, well inside this machine's run-to-run noise.
 fn thread_cpu_ns() -> f64 {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("read /proc/thread-self/schedstat");
+    schedstat_ns("/proc/thread-self/schedstat")
+}
+
+fn schedstat_ns(path: impl AsRef<std::path::Path>) -> f64 {
+    let s = std::fs::read_to_string(path.as_ref()).expect("read schedstat");
     s.split_whitespace().next().and_then(|v| v.parse().ok()).expect("schedstat: ns on CPU")
 }
 
-impl Measurement for ThreadCpu {
+/// CPU time of every thread of this process (ns), summed over /proc/self/task/*/schedstat. The
+/// threads that matter (this one and rayon's pool) live for the whole run, so none of their time
+/// is lost with an exited thread; time rayon's workers spend spinning for work counts, as it
+/// does in a render.
+fn process_cpu_ns() -> f64 {
+    std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum()
+}
+
+impl CpuClock {
+    fn now(&self) -> f64 {
+        if self.whole_process { process_cpu_ns() } else { thread_cpu_ns() }
+    }
+}
+
+impl Measurement for CpuClock {
     type Intermediate = f64;
     type Value = f64;
     fn start(&self) -> f64 {
-        thread_cpu_ns()
+        self.now()
     }
     fn end(&self, i: f64) -> f64 {
-        thread_cpu_ns() - i
+        self.now() - i
     }
     fn add(&self, a: &f64, b: &f64) -> f64 {
         a + b
@@ -152,7 +180,7 @@ fn planes(x: &[Vec<f32>], block: usize) -> Vec<&[f32]> {
     x.iter().map(|c| &c[block * BLOCK..(block + 1) * BLOCK]).collect()
 }
 
-fn bench_stages(c: &mut Criterion<ThreadCpu>, dir: &std::path::Path, x: &[Vec<f32>]) {
+fn bench_stages(c: &mut Criterion<CpuClock>, dir: &std::path::Path, x: &[Vec<f32>]) {
     let mut g = c.benchmark_group(GROUP);
     configure(&mut g);
 
@@ -217,16 +245,6 @@ fn bench_stages(c: &mut Criterion<ThreadCpu>, dir: &std::path::Path, x: &[Vec<f3
         })
     });
 
-    // Loudness meter (BS.1770-4 integrated, LRA, momentary, short-term, sample and true peak).
-    g.bench_function("loudness_meter_stereo", |b| {
-        b.iter(|| {
-            let mut m = LoudnessMeter::new(2, FS, Some(Layout::Stereo)).expect("meter");
-            for k in 0..BLOCKS {
-                m.add_planar(&planes(x, k));
-            }
-            black_box(m.result());
-        })
-    });
     // What the meter's time is made of: the `ebur128` crate alone, in the meter's modes and in
     // fewer, fed in 100 ms steps as the meter feeds it.
     let modes = [
@@ -252,6 +270,19 @@ fn bench_stages(c: &mut Criterion<ThreadCpu>, dir: &std::path::Path, x: &[Vec<f3
             })
         });
     }
+    // The meter's true peak: one one-channel TRUE_PEAK instance per channel, fed whole blocks
+    // (here one after the other on this thread; the meter runs them on rayon's pool).
+    g.bench_function("ebur128_true_peak_per_channel_stereo", |b| {
+        b.iter(|| {
+            let mut ms: Vec<EbuR128> = (0..2).map(|_| EbuR128::new(1, FS, Mode::TRUE_PEAK).expect("ebur128")).collect();
+            for k in 0..BLOCKS {
+                for (m, c) in ms.iter_mut().zip(planes(x, k)) {
+                    m.add_frames_planar_f32(&[c]).expect("add frames");
+                }
+            }
+            black_box(ms[0].true_peak(0).ok());
+        })
+    });
     // The limiter's own 4x oversampled peak detector on the same signal: a true-peak reading
     // could be taken from it instead of from the crate.
     let table = design_oversampling(4);
@@ -289,6 +320,29 @@ fn bench_stages(c: &mut Criterion<ThreadCpu>, dir: &std::path::Path, x: &[Vec<f3
     g.finish();
 }
 
+/// Loudness meter (BS.1770-4 integrated, LRA, momentary, short-term, sample and true peak). It
+/// splits its work over rayon's pool, so it is timed by the process's CPU time (its cost) and by
+/// the wall clock (how long the output thread waits on it).
+fn bench_meter<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, x: &[Vec<f32>]) {
+    g.bench_function("loudness_meter_stereo", |b| {
+        b.iter(|| {
+            let mut m = LoudnessMeter::new(2, FS, Some(Layout::Stereo)).expect("meter");
+            for k in 0..BLOCKS {
+                m.add_planar(&planes(x, k));
+            }
+            black_box(m.result());
+        })
+    });
+}
+
+/// The process-CPU group: stages that run on more than the calling thread.
+fn bench_process(c: &mut Criterion<CpuClock>, x: &[Vec<f32>]) {
+    let mut g = c.benchmark_group(GROUP_PROCESS);
+    configure(&mut g);
+    bench_meter(&mut g, x);
+    g.finish();
+}
+
 /// The writer finished as a render finishes each output: fsync, rename, SHA-256 read-back.
 fn bench_finish<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, dir: &std::path::Path, x: &[Vec<f32>]) {
     g.bench_function("wav_writer_pcm24_tpdf_stereo_with_finish", |b| {
@@ -307,6 +361,7 @@ fn bench_finish<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, dir: &std::path::
 fn bench_wall(c: &mut Criterion<WallTime>, dir: &std::path::Path, x: &[Vec<f32>]) {
     let mut g = c.benchmark_group(GROUP_WALL);
     configure(&mut g);
+    bench_meter(&mut g, x);
     bench_finish(&mut g, dir, x);
     g.bench_function("commit_6_pcm24_stereo_files", |b| {
         b.iter_batched(
@@ -343,17 +398,19 @@ fn median_s(group: &str, id: &str) -> Option<f64> {
 
 fn summary() {
     let program_s = FRAMES as f64 / FS as f64;
-    let stages: [(&str, &str, &str); 17] = [
+    let stages: [(&str, &str, &str); 19] = [
         (GROUP, "decode_wav_pcm24_stereo", "per stereo stream"),
         (GROUP, "fir_convolve_8191_taps_mono", "per channel"),
         (GROUP, "fir_convolve_16381_taps_mono", "per channel"),
         (GROUP, "limiter_4x_stereo", "per stereo stream"),
-        (GROUP, "loudness_meter_stereo", "per stereo stream"),
+        (GROUP_PROCESS, "loudness_meter_stereo", "per stereo stream"),
+        (GROUP_WALL, "loudness_meter_stereo", "per stereo stream"),
         (GROUP, "ebur128_meter_modes_no_reads_stereo", "per stereo stream"),
         (GROUP, "ebur128_I_only_stereo", "per stereo stream"),
         (GROUP, "ebur128_I_LRA_M_S_stereo", "per stereo stream"),
         (GROUP, "ebur128_I_LRA_M_S_sample_peak_stereo", "per stereo stream"),
         (GROUP, "ebur128_true_peak_only_stereo", "per stereo stream"),
+        (GROUP, "ebur128_true_peak_per_channel_stereo", "per stereo stream"),
         (GROUP, "oversample_peak_4x_stereo", "per stereo stream"),
         (GROUP, "wav_writer_pcm24_tpdf_stereo", "per stereo stream"),
         (GROUP, "wav_writer_pcm16_tpdf_stereo", "per stereo stream"),
@@ -368,7 +425,11 @@ fn summary() {
         if let Some(s) = median_s(group, id) {
             // Seconds per program second for one unit (channel or stereo stream).
             cost.insert((group, id), s / program_s);
-            let clock = if group == GROUP { "thread CPU" } else { "wall" };
+            let clock = match group {
+                GROUP => "thread CPU",
+                GROUP_PROCESS => "process CPU",
+                _ => "wall",
+            };
             rows.push(vec![id.to_string(), clock.to_string(), unit.to_string(), format!("{:.2}", s * 1e3), format!("{:.0}", program_s / s)]);
         }
     }
@@ -382,7 +443,7 @@ fn summary() {
         c("fir_convolve_8191_taps_mono"),
         c("fir_convolve_16381_taps_mono"),
         c("limiter_4x_stereo"),
-        c("loudness_meter_stereo"),
+        cost.get(&(GROUP_PROCESS, "loudness_meter_stereo")).copied(),
         c("wav_writer_pcm24_tpdf_stereo"),
         c("wav_writer_pcm24_tpdf_stereo_with_finish"),
     ) else {
@@ -425,13 +486,15 @@ fn summary() {
     for (name, parts) in passes {
         let total: f64 = parts.iter().map(|p| p.1).sum();
         let detail: Vec<String> = parts.iter().map(|(n, v)| format!("{n} {:.4} ({:.0}%)", v, 100.0 * v / total)).collect();
-        // The meter runs on the sink's one thread: a pass can go no faster than it.
-        let bound = (total / cores).max(met);
+        // The meter runs on the sink's thread (its true peak forked onto the pool): a pass can go
+        // no faster than the meter's wall time.
+        let met_wall = cost.get(&(GROUP_WALL, "loudness_meter_stereo")).copied().unwrap_or(met);
+        let bound = (total / cores).max(met_wall);
         println!(
-            "  {name}: {total:.4} -> {:.0}x realtime on 1 core; on {cores} cores at best {:.0}x (the serial meter alone caps a pass at {:.0}x)\n    {}",
+            "  {name}: {total:.4} -> {:.0}x realtime on 1 core; on {cores} cores at best {:.0}x (the meter's wall time alone caps a pass at {:.0}x)\n    {}",
             1.0 / total,
             1.0 / bound,
-            1.0 / met,
+            1.0 / met_wall,
             detail.join(", ")
         );
     }
@@ -441,9 +504,12 @@ fn main() {
     let dir = bench_data("stages");
     std::fs::create_dir_all(&dir).expect("bench-data folder");
     let x = signal();
-    let mut c = Criterion::default().with_measurement(ThreadCpu).configure_from_args();
+    let mut c = Criterion::default().with_measurement(CpuClock { whole_process: false }).configure_from_args();
     bench_stages(&mut c, &dir, &x);
     c.final_summary();
+    let mut p = Criterion::default().with_measurement(CpuClock { whole_process: true }).configure_from_args();
+    bench_process(&mut p, &x);
+    p.final_summary();
     let mut w = Criterion::default().configure_from_args();
     bench_wall(&mut w, &dir, &x);
     w.final_summary();
