@@ -5,8 +5,8 @@
 //! decode (`io::open` + `read_planar` of a 24-bit stereo WAV), `FirConvolve` with an 8191-tap
 //! linear-phase EQ and with the 16381-tap FIR a linked-stems render uses (stem EQ convolved with
 //! bus EQ, src/plan.rs), the 4x-oversampled `Limiter` plus applying its gain, the `LoudnessMeter`,
-//! and the WAV writer encoding pcm24 with TPDF dither, without and with `finish` (fsync, rename,
-//! SHA-256 read-back); and, to split the meter's cost, the `ebur128` crate in fewer modes and the
+//! and the WAV writer encoding pcm24 with TPDF dither, without and with `finish` (fsync, rename;
+//! told its length first, as in a render, it hashes while writing); and, to split the meter's cost, the `ebur128` crate in fewer modes and the
 //! limiter's own 4x `OversamplePeak` (what a true-peak reading built on it would cost).
 //!
 //! Clock: the machines these run on are shared (load averages of 3-7 on 2 cores are usual), so
@@ -343,11 +343,13 @@ fn bench_process(c: &mut Criterion<CpuClock>, x: &[Vec<f32>]) {
     g.finish();
 }
 
-/// The writer finished as a render finishes each output: fsync, rename, SHA-256 read-back.
+/// The writer created and finished as a render does: told its frame count first (so it hashes
+/// as it writes), then fsync and rename.
 fn bench_finish<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, dir: &std::path::Path, x: &[Vec<f32>]) {
     g.bench_function("wav_writer_pcm24_tpdf_stereo_with_finish", |b| {
         b.iter(|| {
             let mut w = WavWriter::create(&dir.join("encode.wav"), &stereo_spec(Some(0x5EED))).expect("create");
+            w.expect_frames(FRAMES as u64).expect("before the first write");
             for k in 0..BLOCKS {
                 w.write_planar(&planes(x, k), BLOCK).expect("write");
             }
@@ -370,6 +372,7 @@ fn bench_wall(c: &mut Criterion<WallTime>, dir: &std::path::Path, x: &[Vec<f32>]
                     .map(|i| {
                         let mut w =
                             WavWriter::create(&dir.join(format!("commit{i}.wav")), &stereo_spec(Some(i))).expect("create");
+                        w.expect_frames(FRAMES as u64).expect("before the first write");
                         for k in 0..BLOCKS {
                             w.write_planar(&planes(x, k), BLOCK).expect("write");
                         }

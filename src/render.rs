@@ -289,11 +289,14 @@ impl Runner<'_> {
     }
 }
 
-fn make_writers(files: &[PlannedFile]) -> Result<Writers> {
+/// Writers for a pass of `frames` frames (told, so each writes its final header first and hashes
+/// as it goes).
+fn make_writers(files: &[PlannedFile], frames: u64) -> Result<Writers> {
     let mut writers = Writers::none();
     let mut stem_output: Option<usize> = None;
     for f in files {
-        let w = WavWriter::create(&f.final_path, &f.spec)?;
+        let mut w = WavWriter::create(&f.final_path, &f.spec)?;
+        w.expect_frames(frames)?;
         match f.kind {
             OutputKind::Master => writers.masters.push(w),
             OutputKind::Stems => {
@@ -483,7 +486,7 @@ fn run_passes(
     let mut iterations = 0;
     loop {
         iterations += 1;
-        let writers = make_writers(files)?;
+        let writers = make_writers(files, out_plan.frames)?;
         let params = PassParams { gain_db, limit, stems: stems_wanted };
         let result = runner.run(out_plan, params, if limit { "limiter" } else { "sum" }, MeterScope::Full, writers)?;
         let miss = target.map(|t| t - result.loudness.integrated_lufs);

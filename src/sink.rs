@@ -1,5 +1,6 @@
 //! Where a pass's aligned blocks go: the loudness meter, the output writers, the progress
 //! display, and a thread that runs them beside the engine.
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -8,7 +9,7 @@ use rayon::prelude::*;
 use crate::cpu::loudness::{LoudnessMeter, LoudnessStats};
 use crate::engine::{PassBlock, PassSink};
 use crate::error::{Error, Result};
-use crate::io::wav_writer::{WavWriter, WrittenFile};
+use crate::io::wav_writer::{SealedFile, WavWriter, WrittenFile, sync_folder};
 use crate::progress::Progress;
 
 /// Gain-reduction statistics of the limiter over the program (dB, positive = reduction).
@@ -47,13 +48,32 @@ impl Writers {
         Writers { masters: Vec::new(), stems: Vec::new() }
     }
     /// Finish every file and rename it into place. Until this, nothing is under a final name.
+    ///
+    /// The files are sealed (flushed, fsynced, hashed) side by side, one thread each: the fsyncs
+    /// wait on the disk, not on a core, so rayon's pool is not the place for them. Only when every
+    /// file is sealed are they renamed, so a failure leaves none of this render's outputs under a
+    /// final name; then each folder is synced once to make the renames durable.
     pub fn commit(self) -> Result<(Vec<WrittenFile>, Vec<Vec<WrittenFile>>)> {
-        let masters = self.masters.into_iter().map(|w| w.finish()).collect::<Result<Vec<_>>>()?;
-        let stems = self
-            .stems
-            .into_iter()
-            .map(|ws| ws.into_iter().map(|w| w.finish()).collect::<Result<Vec<_>>>())
-            .collect::<Result<Vec<_>>>()?;
+        let n_masters = self.masters.len();
+        let shape: Vec<usize> = self.stems.iter().map(Vec::len).collect();
+        let writers: Vec<WavWriter> = self.masters.into_iter().chain(self.stems.into_iter().flatten()).collect();
+        let sealed = std::thread::scope(|scope| {
+            let jobs: Vec<_> = writers.into_iter().map(|w| scope.spawn(move || w.seal())).collect();
+            jobs.into_iter()
+                .map(|j| j.join().unwrap_or_else(|_| Err(Error::Internal("a thread sealing an output panicked".into()))))
+                .collect::<Vec<_>>()
+        });
+        // Sealed files of a failed commit are dropped here, which deletes them.
+        let sealed = sealed.into_iter().collect::<Result<Vec<SealedFile>>>()?;
+        let mut folders: Vec<PathBuf> = sealed.iter().map(SealedFile::folder).collect();
+        folders.sort();
+        folders.dedup();
+        let mut written = sealed.into_iter().map(SealedFile::persist).collect::<Result<Vec<_>>>()?.into_iter();
+        for dir in &folders {
+            sync_folder(dir);
+        }
+        let masters: Vec<WrittenFile> = written.by_ref().take(n_masters).collect();
+        let stems = shape.iter().map(|&n| written.by_ref().take(n).collect()).collect();
         Ok((masters, stems))
     }
 }
