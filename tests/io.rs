@@ -429,6 +429,23 @@ fn writer_told_its_length_writes_the_same_file_and_hashes_it_while_writing() {
     assert!(matches!(w.expect_frames(10), Err(Error::Internal(_))));
 }
 
+/// `over_full_scale` counts exactly the samples a format cannot hold: above the largest integer
+/// ((2^(b-1) - 1) / 2^(b-1)) or below -1 for integer formats, beyond ±1 for f32. Blocks of 100000
+/// frames cross the writer's 65536-frame counting chunks.
+#[test]
+fn writer_counts_samples_beyond_full_scale_exactly() {
+    let dir = tmpdir();
+    // Music-like noise of peak 4: a few percent of its samples lie beyond ±1.
+    let sig = planar_signal(2, 150_001, 4.0);
+    for format in [SampleFormat::Pcm16, SampleFormat::Pcm24, SampleFormat::Pcm32, SampleFormat::F32] {
+        let top = format.int_bits().map_or(1.0, |b| 1.0 - 2f64.powi(1 - b as i32));
+        let want = sig.iter().flatten().filter(|&&x| x as f64 > top || x < -1.0).count() as u64;
+        assert!(want > 1000, "the test signal must go over full scale");
+        let w = write_wav(&dir.path().join("over.wav"), &spec(2, format, None), &sig, 100_000);
+        assert_eq!(w.over_full_scale, want, "{format:?}");
+    }
+}
+
 /// `Writers::commit` seals every file side by side, then renames them all: every file lands under
 /// its final name with its own hash, in the order given, and no temporary file is left.
 #[test]
