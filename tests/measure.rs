@@ -220,7 +220,9 @@ fn crate_readings(planar: &[Vec<f32>], fs: u32, layout: Option<Layout>) -> [f64;
 /// render's 8192-frame blocks and in odd ones.
 #[test]
 fn max_momentary_short_term_and_true_peak_equal_the_crate_read_every_100ms() {
-    let cases: Vec<(&str, u32, Option<Layout>, Vec<Vec<f32>>)> = {
+    // (name, sample rate, layout, planar signal)
+    type Case = (&'static str, u32, Option<Layout>, Vec<Vec<f32>>);
+    let cases: Vec<Case> = {
         let n = |fs: u32, s: usize| s * fs as usize + 777;
         let noise = |fs: u32, ch: usize, seed: u64| -> Vec<Vec<f32>> {
             (0..ch).map(|c| music_noise(seed + c as u64, n(fs, 9), fs, 0.05 + 0.02 * c as f64)).collect()

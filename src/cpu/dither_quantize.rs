@@ -156,14 +156,14 @@ pub fn quantize_block(input: &[f32], bits: u32, dither_seed: Option<u32>, channe
 }
 
 /// `quantize_block` for the build's baseline target.
-pub fn quantize_block_portable(input: &[f32], bits: u32, dither_seed: Option<u32>, channel: u32, first_frame: u64, out: &mut [i32]) {
+fn quantize_block_portable(input: &[f32], bits: u32, dither_seed: Option<u32>, channel: u32, first_frame: u64, out: &mut [i32]) {
     quantize_run(input, bits, dither_seed, channel, first_frame, out, round_ties_even_f32);
 }
 
 /// `quantize_block` compiled for AVX2 (which implies SSE4.1's ROUNDPS for `round_ties_even`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub fn quantize_block_avx2(input: &[f32], bits: u32, dither_seed: Option<u32>, channel: u32, first_frame: u64, out: &mut [i32]) {
+fn quantize_block_avx2(input: &[f32], bits: u32, dither_seed: Option<u32>, channel: u32, first_frame: u64, out: &mut [i32]) {
     quantize_run(input, bits, dither_seed, channel, first_frame, out, f32::round_ties_even);
 }
 
