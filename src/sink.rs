@@ -276,13 +276,11 @@ mod tests {
     /// relative, and on gains so small that a product would underflow (summed frame by frame).
     #[test]
     fn grouped_log_sum_equals_the_per_frame_sum() {
-        let mut x = 0x2545_f491u32;
-        let mut gains: Vec<f32> = (0..8192)
+        // Depths scattered over [0, 60) dB by a multiplicative (Weyl) sequence, a third at unity.
+        let mut gains: Vec<f32> = (0..8192u64)
             .map(|i| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                let depth_db = if (i / 700) % 3 == 0 { 0.0 } else { 60.0 * (x >> 8) as f64 / (1u64 << 24) as f64 };
+                let u = (i.wrapping_mul(0x9E37_79B9) % 1_000_003) as f64 / 1_000_003.0;
+                let depth_db = if (i / 700) % 3 == 0 { 0.0 } else { 60.0 * u };
                 10f64.powf(-depth_db / 20.0) as f32
             })
             .collect();
