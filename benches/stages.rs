@@ -454,14 +454,28 @@ fn summary() {
         return;
     };
     let fin_wall = cost.get(&(GROUP_WALL, "wav_writer_pcm24_tpdf_stereo_with_finish")).copied();
+    let met_i = c("ebur128_I_only_stereo").unwrap_or(met);
+    // The meter runs on the sink's thread (in a limiter pass its true peak forked onto the pool):
+    // a pass can go no faster than the meter's wall time (the I-only meter's CPU time in the
+    // analysis pass, where it runs alone on that thread).
+    let met_wall = cost.get(&(GROUP_WALL, "loudness_meter_stereo")).copied().unwrap_or(met);
     // The benchmark session of benches/render_vs_ffmpeg.rs: 5 stereo stems, bus EQ, stereo bus.
-    let passes: [(&str, Vec<(&str, f64)>); 3] = [
+    let passes: [(&str, f64, Vec<(&str, f64)>); 3] = [
         (
             "analysis pass",
-            vec![("decode 5 stems", 5.0 * dec), ("stem EQ 10 ch x 8191", 10.0 * f1), ("bus EQ 2 ch x 8191", 2.0 * f1), ("meter", met)],
+            met_i,
+            // The analysis pass meters integrated loudness only (`MeterScope::Integrated`: the
+            // crate in mode I).
+            vec![
+                ("decode 5 stems", 5.0 * dec),
+                ("stem EQ 10 ch x 8191", 10.0 * f1),
+                ("bus EQ 2 ch x 8191", 2.0 * f1),
+                ("meter, I only", met_i),
+            ],
         ),
         (
             "limiter pass, master + 5 linked stems",
+            met_wall,
             vec![
                 ("decode 5 stems", 5.0 * dec),
                 ("stem (x) bus EQ 10 ch x 16381", 10.0 * f2),
@@ -472,6 +486,7 @@ fn summary() {
         ),
         (
             "limiter pass, master only",
+            met_wall,
             vec![
                 ("decode 5 stems", 5.0 * dec),
                 ("stem EQ 10 ch x 8191", 10.0 * f1),
@@ -486,18 +501,15 @@ fn summary() {
     println!("glue (summing, copies, thread hand-offs) not counted. Per stereo file: encode {enc:.4}, finish adds {:.4} CPU{}", fin - enc,
         fin_wall.map_or(String::new(), |w| format!(" ({:.4} wall, fsync included)", w - enc)));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
-    for (name, parts) in passes {
+    for (name, meter_cap, parts) in passes {
         let total: f64 = parts.iter().map(|p| p.1).sum();
         let detail: Vec<String> = parts.iter().map(|(n, v)| format!("{n} {:.4} ({:.0}%)", v, 100.0 * v / total)).collect();
-        // The meter runs on the sink's thread (its true peak forked onto the pool): a pass can go
-        // no faster than the meter's wall time.
-        let met_wall = cost.get(&(GROUP_WALL, "loudness_meter_stereo")).copied().unwrap_or(met);
-        let bound = (total / cores).max(met_wall);
+        let bound = (total / cores).max(meter_cap);
         println!(
-            "  {name}: {total:.4} -> {:.0}x realtime on 1 core; on {cores} cores at best {:.0}x (the meter's wall time alone caps a pass at {:.0}x)\n    {}",
+            "  {name}: {total:.4} -> {:.0}x realtime on 1 core; on {cores} cores at best {:.0}x (the meter alone caps a pass at {:.0}x)\n    {}",
             1.0 / total,
             1.0 / bound,
-            1.0 / met_wall,
+            1.0 / meter_cap,
             detail.join(", ")
         );
     }
