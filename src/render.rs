@@ -368,16 +368,19 @@ impl GainSearch for Search<'_, '_> {
         self.spill = None;
         let params = PassParams { gain_db, limit: true, stems: self.stems };
         let (result, _) =
-            self.runner.run(self.plan, params, "limiter", MeterScope::Full, make_writers(self.files)?, None)?;
+            self.runner.run(self.plan, params, "limiter", MeterScope::Full, make_writers(self.files, self.plan.frames)?, None)?;
         Ok((result.loudness.integrated_lufs, result))
     }
 }
 
-fn make_writers(files: &[PlannedFile]) -> Result<Writers> {
+/// Writers for a pass of `frames` frames (told, so each writes its final header first and hashes
+/// as it goes).
+fn make_writers(files: &[PlannedFile], frames: u64) -> Result<Writers> {
     let mut writers = Writers::none();
     let mut stem_output: Option<usize> = None;
     for f in files {
-        let w = WavWriter::create(&f.final_path, &f.spec)?;
+        let mut w = WavWriter::create(&f.final_path, &f.spec)?;
+        w.expect_frames(frames)?;
         match f.kind {
             OutputKind::Master => writers.masters.push(w),
             OutputKind::Stems => {
@@ -573,7 +576,7 @@ fn run_passes(
         // No normalisation: one writing pass at G = 0.
         let params = PassParams { gain_db: 0.0, limit, stems: stems_wanted };
         let kind = if limit { "limiter" } else { "sum" };
-        let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, make_writers(files)?, None)?;
+        let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, make_writers(files, out_plan.frames)?, None)?;
         let outcome = outcome(None, 0.0, 1, result)?;
         return Ok((outcome, runner.passes));
     };

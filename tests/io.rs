@@ -1,5 +1,5 @@
 //! File I/O: WAV/RF64 reading and writing, symphonia formats, PCM unpacking, dither and quantisation.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use stemforge::cpu::{dither_quantize, pcm_unpack};
@@ -8,6 +8,7 @@ use stemforge::io::wav_reader::WavReader;
 use stemforge::io::wav_writer::WavWriter;
 use stemforge::io::{self, BlockReader, SourceEncoding, WriterSpec};
 use stemforge::session::{Layout, SampleFormat};
+use stemforge::sink::Writers;
 
 /// Seeded noise with a roughly 1/f ("music-like") spectrum: a sum of one-pole-filtered white noise
 /// bands, scaled to peak near `peak`.
@@ -370,6 +371,126 @@ fn writer_sha256_and_overwrite() {
     // Nothing else left in the folder (no temporary files).
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, [std::ffi::OsString::from("out.wav")]);
+}
+
+/// A writer told its frame count before writing (as a render's are) writes the finished header
+/// first and hashes as it writes: the same bytes as a writer whose header is patched at `finish`,
+/// and the hash of the file on disk. Covers RIFF and RF64 (threshold lowered), an odd data size
+/// (pad byte), a count that turns out wrong (patched and read back instead), and no frames.
+#[test]
+fn writer_told_its_length_writes_the_same_file_and_hashes_it_while_writing() {
+    let dir = tmpdir();
+    let sha256sum = |p: &Path| {
+        let out = Command::new("sha256sum").arg(p).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+    };
+    // (channels, format, frames written, frames told, RF64 threshold)
+    let cases: [(usize, SampleFormat, usize, u64, Option<u64>); 7] = [
+        (2, SampleFormat::Pcm24, 5000, 5000, None),
+        (1, SampleFormat::Pcm24, 3001, 3001, None), // odd data size: pad byte
+        (6, SampleFormat::Pcm16, 2500, 2500, None),
+        (2, SampleFormat::F32, 1200, 1200, None),
+        (1, SampleFormat::Pcm24, 3001, 3001, Some(1000)), // RF64, padded
+        (2, SampleFormat::Pcm32, 4000, 5000, Some(1000)), // told 5000, wrote 4000
+        (2, SampleFormat::Pcm24, 0, 0, None),
+    ];
+    for (k, (ch, format, frames, told, rf64)) in cases.into_iter().enumerate() {
+        let sig = planar_signal(ch, frames, 0.9);
+        let seed = format.int_bits().map(|_| 5);
+        let write = |name: &str, tell: bool| {
+            let path = dir.path().join(format!("{k}-{name}.wav"));
+            let mut w = WavWriter::create(&path, &spec(ch, format, seed)).unwrap();
+            if let Some(t) = rf64 {
+                w.set_rf64_threshold(t);
+            }
+            if tell {
+                w.expect_frames(told).unwrap();
+            }
+            write_blocks(&mut w, &sig, 777);
+            let written = w.finish().unwrap();
+            (path, written)
+        };
+        let (pa, wa) = write("patched", false);
+        let (pb, wb) = write("told", true);
+        let (a, b) = (std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap());
+        assert!(a == b, "case {k}: the told writer's file differs from the patched one");
+        assert_eq!(&b[0..4], if rf64.is_some() { b"RF64" } else { b"RIFF" }, "case {k}");
+        assert_eq!(wb.sha256, sha256sum(&pb), "case {k}: streamed hash is not the file's");
+        assert_eq!(wa.sha256, wb.sha256, "case {k}");
+        assert_eq!((wb.bytes, wb.frames), (b.len() as u64, frames as u64), "case {k}");
+        if frames > 0 {
+            let (info, _) = read_all(&pb, 4096);
+            assert_eq!(info.frames, frames as u64, "case {k}");
+        }
+    }
+    // Too late once bytes have gone out.
+    let mut w = WavWriter::create(&dir.path().join("late.wav"), &spec(1, SampleFormat::Pcm16, None)).unwrap();
+    write_blocks(&mut w, &planar_signal(1, 10, 0.5), 10);
+    assert!(matches!(w.expect_frames(10), Err(Error::Internal(_))));
+}
+
+/// `over_full_scale` counts exactly the samples a format cannot hold: above the largest integer
+/// ((2^(b-1) - 1) / 2^(b-1)) or below -1 for integer formats, beyond ±1 for f32. Blocks of 100000
+/// frames cross the writer's 65536-frame counting chunks.
+#[test]
+fn writer_counts_samples_beyond_full_scale_exactly() {
+    let dir = tmpdir();
+    // Music-like noise of peak 4: a few percent of its samples lie beyond ±1.
+    let sig = planar_signal(2, 150_001, 4.0);
+    for format in [SampleFormat::Pcm16, SampleFormat::Pcm24, SampleFormat::Pcm32, SampleFormat::F32] {
+        let top = format.int_bits().map_or(1.0, |b| 1.0 - 2f64.powi(1 - b as i32));
+        let want = sig.iter().flatten().filter(|&&x| x as f64 > top || x < -1.0).count() as u64;
+        assert!(want > 1000, "the test signal must go over full scale");
+        let w = write_wav(&dir.path().join("over.wav"), &spec(2, format, None), &sig, 100_000);
+        assert_eq!(w.over_full_scale, want, "{format:?}");
+    }
+}
+
+/// `Writers::commit` seals every file side by side, then renames them all: every file lands under
+/// its final name with its own hash, in the order given, and no temporary file is left.
+#[test]
+fn commit_finishes_every_file_in_order() {
+    let dir = tmpdir();
+    std::fs::create_dir(dir.path().join("stems")).unwrap();
+    let sig = planar_signal(2, 6000, 0.7);
+    let make = |rel: &str, seed: u32| {
+        let mut w = WavWriter::create(&dir.path().join(rel), &spec(2, SampleFormat::Pcm24, Some(seed))).unwrap();
+        w.expect_frames(6000).unwrap();
+        write_blocks(&mut w, &sig, 1000);
+        w
+    };
+    let writers = Writers {
+        masters: vec![make("m1.wav", 1), make("m2.wav", 2)],
+        stems: vec![vec![make("stems/a.wav", 3), make("stems/b.wav", 4), make("stems/c.wav", 5)], vec![make("s2.wav", 6)]],
+    };
+    let (masters, stems) = writers.commit().unwrap();
+    let names = |ws: &[io::wav_writer::WrittenFile]| -> Vec<String> {
+        ws.iter().map(|w| w.path.strip_prefix(dir.path()).unwrap().to_string_lossy().into_owned()).collect()
+    };
+    assert_eq!(names(&masters), ["m1.wav", "m2.wav"]);
+    assert_eq!(stems.iter().map(|s| names(s)).collect::<Vec<_>>(), [vec!["stems/a.wav", "stems/b.wav", "stems/c.wav"], vec!["s2.wav"]]);
+    let mut hashes = std::collections::HashSet::new();
+    for w in masters.iter().chain(stems.iter().flatten()) {
+        let out = Command::new("sha256sum").arg(&w.path).output().unwrap();
+        assert_eq!(w.sha256, String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap(), "{}", w.path.display());
+        // Different seeds, different dither: each entry describes its own file.
+        assert!(hashes.insert(w.sha256.clone()));
+    }
+    let mut left: Vec<_> = files_in(dir.path());
+    left.sort();
+    assert_eq!(left.len(), 6, "only the six outputs remain: {left:?}");
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(files_in(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }
 
 #[test]

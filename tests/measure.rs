@@ -6,9 +6,9 @@ mod signals;
 use std::path::Path;
 use std::process::Command;
 
-use signals::{Fmt, db_to_amp, music_noise, sine, write_wav};
+use signals::{Fmt, Rng, db_to_amp, music_noise, sine, write_wav};
 use stemforge::analysis::measure::{measure, measure_one, to_json, to_text};
-use stemforge::cpu::loudness::{LoudnessMeter, measure_file};
+use stemforge::cpu::loudness::{LoudnessMeter, channel_map, measure_file};
 use stemforge::session::Layout;
 
 const FS: u32 = 48_000;
@@ -158,6 +158,114 @@ fn block_size_does_not_change_the_reading() {
             (a.true_peak_dbtp, b.true_peak_dbtp),
         ] {
             assert!((x - y).abs() < 1e-9, "block {block}: {a:?} vs {b:?}");
+        }
+    }
+}
+
+/// Tone bursts of 330..390 ms (shorter than the 400 ms momentary window, so the max momentary
+/// depends on where the 100 ms steps fall) and of 2.6..2.95 s (the same for short-term), at
+/// random levels, offsets and frequencies, over a quiet noise floor.
+fn tone_bursts(seed: u64, frames: usize, fs: u32) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let mut x: Vec<f32> = music_noise(seed + 100, frames, fs, 0.003);
+    let mut at = rng.range(0, fs as usize / 7);
+    let mut k = 0;
+    while at < frames {
+        let long = k % 3 == 2;
+        let ms = if long { rng.range(2600, 2950) } else { rng.range(330, 390) };
+        let len = (ms * fs as usize / 1000).min(frames - at);
+        let amp = db_to_amp(-30.0 + 25.0 * rng.unit());
+        let f = 200.0 + 3000.0 * rng.unit();
+        for (n, v) in x[at..at + len].iter_mut().enumerate() {
+            *v += (amp * (2.0 * std::f64::consts::PI * f * n as f64 / fs as f64).sin()) as f32;
+        }
+        at += len + rng.range(fs as usize / 20, fs as usize);
+        k += 1;
+    }
+    x
+}
+
+/// The crate alone, read the way EBU Tech 3341 specifies and the meter once did: fed in 100 ms
+/// steps, `loudness_momentary()` / `loudness_shortterm()` read at every step. Returns (I, LRA,
+/// max M, max S, sample peak, true peak) in the crate's units (LUFS, LU, linear peaks).
+fn crate_readings(planar: &[Vec<f32>], fs: u32, layout: Option<Layout>) -> [f64; 6] {
+    use ebur128::{EbuR128, Mode};
+    let ch = planar.len();
+    // The meter's former modes (not `Mode::all()`: HISTOGRAM gates on binned energies).
+    let mut m = EbuR128::new(ch as u32, fs, Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::TRUE_PEAK).unwrap();
+    m.set_channel_map(&channel_map(ch, layout)).unwrap();
+    let step = (fs as usize + 5) / 10;
+    let n = planar[0].len();
+    let (mut max_m, mut max_s) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let mut at = 0;
+    while at < n {
+        let e = (at + step).min(n);
+        let views: Vec<&[f32]> = planar.iter().map(|c| &c[at..e]).collect();
+        m.add_frames_planar_f32(&views).unwrap();
+        if e - at == step {
+            max_m = max_m.max(m.loudness_momentary().unwrap());
+            max_s = max_s.max(m.loudness_shortterm().unwrap());
+        }
+        at = e;
+    }
+    let sp = (0..ch as u32).map(|c| m.sample_peak(c).unwrap()).fold(0.0, f64::max);
+    let tp = (0..ch as u32).map(|c| m.true_peak(c).unwrap()).fold(0.0, f64::max);
+    [m.loudness_global().unwrap(), m.loudness_range().unwrap(), max_m, max_s, sp, tp]
+}
+
+/// The meter's max momentary / short-term (built from 100 ms energies, not the crate's window
+/// re-sums) and its per-channel true peak equal the crate's own readings, on tone bursts, music-like
+/// noise, 5.1 with a hot LFE and 7.1, at 44.1, 48 and 96 kHz, and at 11025 Hz (where a 100 ms step
+/// is not a whole number of frames and the meter falls back to the crate's reads). Fed in the
+/// render's 8192-frame blocks and in odd ones.
+#[test]
+fn max_momentary_short_term_and_true_peak_equal_the_crate_read_every_100ms() {
+    // (name, sample rate, layout, planar signal)
+    type Case = (&'static str, u32, Option<Layout>, Vec<Vec<f32>>);
+    let cases: Vec<Case> = {
+        let n = |fs: u32, s: usize| s * fs as usize + 777;
+        let noise = |fs: u32, ch: usize, seed: u64| -> Vec<Vec<f32>> {
+            (0..ch).map(|c| music_noise(seed + c as u64, n(fs, 9), fs, 0.05 + 0.02 * c as f64)).collect()
+        };
+        let bursts = |fs: u32, ch: usize, seed: u64| -> Vec<Vec<f32>> {
+            (0..ch).map(|c| tone_bursts(seed + 10 * c as u64, n(fs, 12), fs)).collect()
+        };
+        let mut lfe = noise(48_000, 6, 60);
+        lfe[3] = tone_bursts(61, lfe[3].len(), 48_000).iter().map(|v| v * 8.0).collect();
+        vec![
+            ("stereo bursts 48k", 48_000, Some(Layout::Stereo), bursts(48_000, 2, 1)),
+            ("stereo bursts 44.1k", 44_100, Some(Layout::Stereo), bursts(44_100, 2, 2)),
+            ("stereo bursts 96k", 96_000, Some(Layout::Stereo), bursts(96_000, 2, 3)),
+            ("stereo noise 44.1k", 44_100, Some(Layout::Stereo), noise(44_100, 2, 4)),
+            ("mono bursts 11025", 11_025, Some(Layout::Mono), bursts(11_025, 1, 5)),
+            ("5.1 noise, LFE bursts 48k", 48_000, Some(Layout::Surround51), lfe),
+            ("7.1 bursts 96k", 96_000, Some(Layout::Surround71), bursts(96_000, 8, 7)),
+        ]
+    };
+    for (name, fs, layout, planar) in &cases {
+        let want = crate_readings(planar, *fs, *layout);
+        for block in [8192usize, 1001] {
+            let mut m = LoudnessMeter::new(planar.len(), *fs, *layout).unwrap();
+            let n = planar[0].len();
+            let mut at = 0;
+            while at < n {
+                let e = (at + block).min(n);
+                let views: Vec<&[f32]> = planar.iter().map(|c| &c[at..e]).collect();
+                m.add_planar(&views);
+                at = e;
+            }
+            let r = m.result();
+            // Integrated, LRA and the peaks come from the crate as before: identical bits expected.
+            assert_eq!(r.integrated_lufs, want[0], "{name}, block {block}: integrated");
+            assert_eq!(r.lra_lu, want[1], "{name}, block {block}: LRA");
+            assert_eq!(r.sample_peak_dbfs, 20.0 * want[4].log10(), "{name}, block {block}: sample peak");
+            assert_eq!(r.true_peak_dbtp, 20.0 * want[5].log10(), "{name}, block {block}: true peak");
+            // The same K-weighted samples summed in another grouping (100 ms sums, then 4 or 30 of
+            // them): f64 rounding only, ~1e-13 LU. 1e-6 LU is far inside the 0.01 LU that matters
+            // and far outside rounding; a step off by one frame or one 100 ms step moves the max
+            // on these bursts by hundredths to tenths of a LU.
+            assert!((r.max_momentary_lufs - want[2]).abs() < 1e-6, "{name}, block {block}: max M {} vs crate {}", r.max_momentary_lufs, want[2]);
+            assert!((r.max_short_term_lufs - want[3]).abs() < 1e-6, "{name}, block {block}: max S {} vs crate {}", r.max_short_term_lufs, want[3]);
         }
     }
 }

@@ -224,13 +224,27 @@ fn stems_sum_to_the_master() {
     let session = dme_session(dir.path(), -23.0, -1.0);
     for engine in engines() {
         let out = dir.path().join(engine);
-        render(&session, &out, engine, &[], 0);
+        let report = dir.path().join(format!("{engine}-report.json"));
+        render(&session, &out, engine, &["--report", report.to_str().unwrap()], 0);
         let stems: Vec<_> = ["dialogue", "music", "effects"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
         let (_, pm) = read_audio(&out.join("printmaster.wav"));
         let (peak, _) = residual(&sum_of(&stems), &pm);
         // Four dithered 24-bit signals, each within 1.5 LSB of the exact value: < 6 LSB = -123 dBFS;
         // the bound is -90 dBFS.
         assert!(peak <= -90.0, "{engine}: DME stems vs printmaster residual {peak:.1} dBFS");
+        // The five files (two printmasters, three stems) are committed together and hashed as they
+        // were written: each hash and size in the report is that of the file on disk.
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let outputs = r["outputs"].as_array().unwrap();
+        assert_eq!(outputs.len(), 5, "{engine}: 2 printmasters and 3 stems");
+        for o in outputs {
+            use sha2::Digest;
+            let path = Path::new(o["path"].as_str().unwrap());
+            let bytes = std::fs::read(path).unwrap();
+            let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(o["sha256"].as_str().unwrap(), hex, "{engine}: {}", path.display());
+            assert_eq!(o["bytes"].as_u64().unwrap(), bytes.len() as u64, "{engine}: {}", path.display());
+        }
     }
 }
 

@@ -4,9 +4,21 @@
 //! channel map from the bus layout (never the crate's default map, which weights a 7.1 file's side
 //! pair as unused), tracks the maximum momentary and short-term loudness at the 100 ms steps EBU
 //! Tech 3341 specifies, and reports everything in dB with silence as -inf.
+//!
+//! Cost (BENCHMARKS.md, stage throughput): the crate's `loudness_momentary()` and
+//! `loudness_shortterm()` re-sum their whole 400 ms / 3 s window of K-weighted samples on every
+//! call, so reading them every 100 ms costs 34 passes over the signal, more than the rest of the
+//! meter. The crate exposes no block energies (its filter and histories are private in 0.1), but
+//! `loudness_window(100)` sums only the last 100 ms of its own K-weighted buffer: one pass. The
+//! momentary and short-term energies are then the means of the last 4 and 30 of those 100 ms
+//! energies, which is the crate's own window sum regrouped (f64 rounding apart). The true peak,
+//! the crate's most expensive reading, comes from one crate instance per channel (its 4x
+//! interpolator runs each channel on its own, so a one-channel instance reads exactly what the
+//! multichannel one does), fed in parallel beside the loudness instance.
 use std::path::Path;
 
-use ebur128::{Channel, EbuR128, Mode};
+use ebur128::{Channel, EbuR128, Mode, energy_to_loudness};
+use rayon::prelude::*;
 use serde::{Serialize, Serializer};
 
 use crate::error::{Error, Result};
@@ -120,15 +132,33 @@ pub enum MeterScope {
     Full,
 }
 
+/// 100 ms sub-blocks in a short-term (3 s) window.
+const SHORT_TERM_STEPS: usize = 30;
+/// 100 ms sub-blocks in a momentary (400 ms) window.
+const MOMENTARY_STEPS: usize = 4;
+
 /// A streaming loudness meter for one program.
 pub struct LoudnessMeter {
+    /// Integrated loudness, LRA and the K-weighted buffer the momentary/short-term readings use.
     meter: EbuR128,
+    /// `MeterScope::Full`: one sample- and true-peak-only instance per channel.
+    peaks: Vec<EbuR128>,
     scope: MeterScope,
     channels: usize,
     /// Frames per 100 ms step (EBU Tech 3341: momentary/short-term are read every 100 ms).
     step: usize,
     /// Frames fed since the last step boundary.
     in_step: usize,
+    /// Whether `loudness_window(100)` covers exactly one step: the crate rounds its 100 ms step
+    /// to the nearest frame but truncates a window's length, which differ at rates whose tenth is
+    /// not a whole number of frames (11025 Hz). There the meter reads the crate's momentary and
+    /// short-term loudness at every step instead (slower, same figures).
+    step_energies: bool,
+    /// Energies of the last `SHORT_TERM_STEPS` 100 ms steps (a ring; zero before the program, as
+    /// the crate's buffer is).
+    energies: [f64; SHORT_TERM_STEPS],
+    /// Steps read so far: `energies[steps % SHORT_TERM_STEPS]` is the next slot.
+    steps: usize,
     max_momentary: f64,
     max_short_term: f64,
 }
@@ -158,26 +188,39 @@ impl LoudnessMeter {
                 "loudness meter: cannot meter {channels} channels; BS.1770 metering here takes 1 to {MAX_CHANNELS}"
             )));
         }
-        let mode = match scope {
-            MeterScope::Integrated => Mode::I,
-            MeterScope::Full => Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK,
+        let crate_meter = |channels: usize, mode: Mode| {
+            EbuR128::new(channels as u32, sample_rate, mode).map_err(|e| {
+                Error::Usage(format!(
+                    "loudness meter: cannot meter {channels} channels at {sample_rate} Hz ({e})"
+                ))
+            })
         };
-        let mut meter = EbuR128::new(channels as u32, sample_rate, mode).map_err(|e| {
-            Error::Usage(format!(
-                "loudness meter: cannot meter {channels} channels at {sample_rate} Hz ({e})"
-            ))
-        })?;
+        let (mode, peaks) = match scope {
+            MeterScope::Integrated => (Mode::I, Vec::new()),
+            // `Mode::TRUE_PEAK` includes the sample peak; without a loudness mode the peak
+            // instances run no K-weighting filter and keep no buffer.
+            MeterScope::Full => (
+                Mode::I | Mode::LRA | Mode::M | Mode::S,
+                (0..channels).map(|_| crate_meter(1, Mode::TRUE_PEAK)).collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let mut meter = crate_meter(channels, mode)?;
         meter
             .set_channel_map(&channel_map(channels, layout))
             .map_err(|e| Error::Internal(format!("loudness meter channel map: {e}")))?;
+        // Rates that are not a multiple of 10 Hz step at the nearest frame, as the crate rounds
+        // its 100 ms block.
+        let step = ((sample_rate as usize + 5) / 10).max(1);
         Ok(LoudnessMeter {
             meter,
+            peaks,
             scope,
             channels,
-            // Rates that are not a multiple of 10 Hz step at the nearest frame; the crate rounds
-            // its 100 ms block the same way.
-            step: ((sample_rate as usize + 5) / 10).max(1),
+            step,
             in_step: 0,
+            step_energies: sample_rate as usize / 10 == step,
+            energies: [0.0; SHORT_TERM_STEPS],
+            steps: 0,
             max_momentary: f64::NEG_INFINITY,
             max_short_term: f64::NEG_INFINITY,
         })
@@ -193,6 +236,27 @@ impl LoudnessMeter {
         assert_eq!(planar.len(), self.channels, "LoudnessMeter::add_planar: wrong channel count");
         let len = planar.first().map_or(0, |c| c.len());
         assert!(planar.iter().all(|c| c.len() == len), "LoudnessMeter::add_planar: ragged block");
+        if self.peaks.is_empty() {
+            self.add_loudness(planar);
+            return;
+        }
+        // The peak instances take the whole block at once (they need no 100 ms steps), beside the
+        // loudness instance: the meter's two halves cost about the same.
+        let mut peak_meters = std::mem::take(&mut self.peaks);
+        rayon::join(
+            || self.add_loudness(planar),
+            || {
+                peak_meters.par_iter_mut().zip(planar.par_iter()).for_each(|(m, c)| {
+                    m.add_frames_planar_f32(&[c]).expect("ebur128 accepts a one-channel block");
+                })
+            },
+        );
+        self.peaks = peak_meters;
+    }
+
+    /// Feed the loudness instance in 100 ms steps, reading at each step boundary.
+    fn add_loudness(&mut self, planar: &[&[f32]]) {
+        let len = planar.first().map_or(0, |c| c.len());
         // Sub-block views live on the stack: feeding the meter allocates nothing.
         let mut part: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
         let mut at = 0;
@@ -219,12 +283,27 @@ impl LoudnessMeter {
     /// Before 400 ms (3 s) of audio the window holds leading zeros and reads low, never high, so
     /// the early steps can only under-read (as in ffmpeg's filter).
     fn read_step(&mut self) {
-        if let Ok(m) = self.meter.loudness_momentary() {
-            self.max_momentary = self.max_momentary.max(m);
+        if !self.step_energies {
+            if let Ok(m) = self.meter.loudness_momentary() {
+                self.max_momentary = self.max_momentary.max(m);
+            }
+            if let Ok(s) = self.meter.loudness_shortterm() {
+                self.max_short_term = self.max_short_term.max(s);
+            }
+            return;
         }
-        if let Ok(s) = self.meter.loudness_shortterm() {
-            self.max_short_term = self.max_short_term.max(s);
-        }
+        // The crate reports a window's energy z as 10·log10(z) - 0.691 (-inf for z = 0); undo it.
+        let last = self.meter.loudness_window(100).expect("a 100 ms window fits the crate's 3 s buffer");
+        let z = 10f64.powf((last + 0.691) / 10.0);
+        self.energies[self.steps % SHORT_TERM_STEPS] = z;
+        self.steps += 1;
+        // Summed afresh each step (34 additions per 100 ms): no running sum to drift over hours.
+        let short: f64 = self.energies.iter().sum();
+        let momentary: f64 =
+            (1..=MOMENTARY_STEPS).map(|k| self.energies[(self.steps + SHORT_TERM_STEPS - k) % SHORT_TERM_STEPS]).sum();
+        // The crate's own conversion; a zero energy reads -inf, as the crate's readings do.
+        self.max_momentary = self.max_momentary.max(energy_to_loudness(momentary / MOMENTARY_STEPS as f64));
+        self.max_short_term = self.max_short_term.max(energy_to_loudness(short / SHORT_TERM_STEPS as f64));
     }
 
     /// The readings so far. Can be called at any time; a trailing partial 100 ms step is not a
@@ -233,15 +312,13 @@ impl LoudnessMeter {
     pub fn result(&self) -> LoudnessStats {
         let integrated = self.meter.loudness_global().unwrap_or(f64::NEG_INFINITY);
         let lra = self.meter.loudness_range().unwrap_or(f64::NAN);
-        let mut sample_peak = 0.0f64;
-        let mut true_peak = 0.0f64;
-        for ch in 0..self.channels as u32 {
-            sample_peak = sample_peak.max(self.meter.sample_peak(ch).unwrap_or(0.0));
-            true_peak = true_peak.max(self.meter.true_peak(ch).unwrap_or(0.0));
-        }
-        if self.scope == MeterScope::Integrated {
-            sample_peak = f64::NAN;
-            true_peak = f64::NAN;
+        let (mut sample_peak, mut true_peak) = match self.scope {
+            MeterScope::Integrated => (f64::NAN, f64::NAN),
+            MeterScope::Full => (0.0f64, 0.0f64),
+        };
+        for m in &self.peaks {
+            sample_peak = sample_peak.max(m.sample_peak(0).unwrap_or(0.0));
+            true_peak = true_peak.max(m.true_peak(0).unwrap_or(0.0));
         }
         LoudnessStats {
             integrated_lufs: integrated,
