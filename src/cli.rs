@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::progress::ProgressMode;
-use crate::render::EngineChoice;
+use crate::render::{EngineChoice, SpillMode};
 
 #[derive(Debug, Parser)]
 #[command(name = "stemforge", version, about = "Offline stem mastering: rebuild, EQ, normalise, limit and deliver stems and masters")]
@@ -38,10 +38,16 @@ pub enum Command {
         /// Frames per block (power of two, 1024..=65536): the streaming unit and FIR partition.
         #[arg(long, default_value_t = crate::plan::DEFAULT_BLOCK, value_parser = parse_block)]
         block: usize,
-        /// Folder for the analysis pass's bus spill, an unlinked temporary file of 4 bytes per bus
-        /// channel and frame (default: the output folder).
+        /// Folder for the analysis pass's spills, unlinked temporary files of 4 bytes per bus
+        /// channel and frame, for the bus and (CPU engine, `--spill all`) per stem output
+        /// (default: the output folder).
         #[arg(long)]
         spill_dir: Option<PathBuf>,
+        /// What the analysis pass spills: all (the bus, and each linked stem for the CPU engine's
+        /// writing pass to read back instead of filtering again), bus (only what solving G needs),
+        /// none (G is found by repeating the writing pass).
+        #[arg(long, value_enum, default_value = "all")]
+        spill: SpillMode,
     },
     /// Validate the stems and null their sum against the reference mix.
     Check {

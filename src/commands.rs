@@ -8,8 +8,8 @@ use crate::session::Session;
 
 pub fn run(command: Command) -> Result<u8> {
     match command {
-        Command::Render { session, engine, adapter, out_dir, report, progress, force, block, spill_dir } => {
-            let opts = RenderOptions { engine, adapter, out_dir, report, progress, force, block, spill_dir };
+        Command::Render { session, engine, adapter, out_dir, report, progress, force, block, spill_dir, spill } => {
+            let opts = RenderOptions { engine, adapter, out_dir, report, progress, force, block, spill_dir, spill };
             let r = render(&session, &opts)?;
             eprintln!(
                 "stemforge: rendered `{}` ({:.1} s of program, {:.0}x realtime) on {}: {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB ({} value(s) tried), {} writing pass(es)",

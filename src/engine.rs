@@ -209,6 +209,14 @@ pub trait Engine {
     fn takes_raw_pcm(&self) -> bool {
         false
     }
+    /// Whether the render should spill the analysis pass's FIR outputs (the bus, each linked stem)
+    /// for the writing pass to read back instead of recomputing them (`solve::SpillSource`). The
+    /// CPU engine does: its FIRs are most of its work, and a spill read from the page cache is a
+    /// copy. The GPU engine does not: its FIRs are cheap on the device, and replaying would send
+    /// f32 up the bus where the stems' raw PCM is smaller.
+    fn replays_spill(&self) -> bool {
+        false
+    }
     /// Host <-> device bytes of the last pass, for an engine with a device.
     fn bus_bytes(&self) -> Option<BusBytes> {
         None

@@ -134,6 +134,29 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
     Ok(RenderPlan { sample_rate: fs, frames, block, layout, stems, bus_fir, limiter })
 }
 
+/// The plan of a writing pass that replays a spill (`solve::SpillSource`): `plan` with every FIR
+/// already applied. Its "stems" are what the analysis pass spilled, bus-wide and routed channel to
+/// channel at weight 1 (exact in f32): `plan`'s stem contributions when `stems` (so the stem
+/// outputs and their sum are the very samples the writing pass of `plan` computes), else one
+/// signal, the bus. Limiter, length and block are `plan`'s.
+pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
+    let ch = plan.bus_channels();
+    let identity: Vec<(usize, usize, f32)> = (0..ch).map(|c| (c, c, 1.0)).collect();
+    let replayed = |index: usize, name: &str| StemPlan {
+        index,
+        name: name.to_string(),
+        channels: ch,
+        fir: None,
+        routes: identity.clone(),
+    };
+    let spilled = if stems {
+        plan.stems.iter().map(|s| replayed(s.index, &s.name)).collect()
+    } else {
+        vec![replayed(usize::MAX, "bus")]
+    };
+    RenderPlan { stems: spilled, bus_fir: None, ..plan.clone() }
+}
+
 fn stem_fir_or_unit(fir: Option<FirPlan>, channels: usize) -> FirPlan {
     fir.unwrap_or_else(|| FirPlan { taps: vec![vec![1.0]; channels], latency: 0 })
 }

@@ -11,11 +11,11 @@ use crate::engine::{BusBytes, Engine, EngineInfo, PassParams, RenderPlan};
 use crate::error::{Error, Result};
 use crate::io::wav_writer::{WavWriter, WrittenFile};
 use crate::io::{self, AudioInfo, WriterSpec};
-use crate::plan::{PlanKind, build_plan};
+use crate::plan::{PlanKind, build_plan, replay_plan};
 use crate::progress::{Progress, ProgressMode};
 use crate::session::{Dither, OutputKind, Session};
 use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, ThreadedSink, Writers};
-use crate::solve::{BusSpill, GainSearch, SpillTee, SpillWriter, reach_target, solve_gain, spill_bytes};
+use crate::solve::{GainSearch, Spill, SpillSource, SpillTee, SpillWriter, reach_target, solve_gain, spill_bytes};
 use crate::source::FileStemSource;
 
 /// DESIGN.md DSP 6: the limiter pass repeats while the loudness misses the target by more than this.
@@ -33,6 +33,20 @@ pub enum EngineChoice {
     Gpu,
 }
 
+/// What the analysis pass may spill to disk, as unlinked temporary files (`--spill`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpillMode {
+    /// The bus, and for an engine that replays spills (the CPU engine) each linked stem too: G is
+    /// solved on the bus and the writing pass reads every FIR's output back instead of
+    /// recomputing it (4 bytes per frame and bus channel, per stem output).
+    All,
+    /// The bus only: G is solved on it; the writing pass decodes and filters the stems again.
+    Bus,
+    /// Nothing: G is found by repeating the writing pass (for a disk that must not be written).
+    None,
+}
+
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
     pub engine: EngineChoice,
@@ -44,6 +58,7 @@ pub struct RenderOptions {
     pub block: usize,
     /// Folder for the analysis pass's bus spill (an unlinked temporary file); default `out_dir`.
     pub spill_dir: Option<PathBuf>,
+    pub spill: SpillMode,
 }
 
 impl Default for RenderOptions {
@@ -57,6 +72,7 @@ impl Default for RenderOptions {
             force: false,
             block: crate::plan::DEFAULT_BLOCK,
             spill_dir: None,
+            spill: SpillMode::All,
         }
     }
 }
@@ -85,6 +101,9 @@ pub struct PassRecord {
     pub integrated_lufs: Option<f64>,
     pub true_peak_dbtp: Option<f64>,
     pub seconds: f64,
+    /// What the pass read: "stems" (the stem files, decoded and filtered) or "spill" (the
+    /// analysis pass's spilled output: a solve, or a writing pass that replays it).
+    pub input: &'static str,
     /// GPU engine: bytes moved between host and device in this pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bus_bytes: Option<BusBytes>,
@@ -272,27 +291,44 @@ impl Runner<'_> {
         kind: &'static str,
         scope: MeterScope,
         writers: Writers,
-        spill: Option<SpillWriter>,
-    ) -> Result<(PassResult, Option<SpillWriter>)> {
+        spills: Spills,
+        replay: Option<&Spill>,
+    ) -> Result<(PassResult, Spills)> {
         let t0 = Instant::now();
         let pass_no = self.passes.len() as u32 + 1;
         self.progress.start_pass(pass_no, kind, plan.frames);
         let meter = LoudnessMeter::with_scope(plan.bus_channels(), plan.sample_rate, Some(plan.layout), scope)?;
-        let sink = ThreadedSink::start(SpillTee { inner: OutputSink::new(meter, writers).limited_master(params.limit), spill });
-        let raw = self.engine.takes_raw_pcm();
-        let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames, raw);
+        let tee = SpillTee {
+            inner: OutputSink::new(meter, writers).limited_master(params.limit),
+            bus: spills.bus,
+            stems: spills.stems,
+        };
+        let sink = ThreadedSink::start(tee);
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
-        self.engine.run_pass(plan, &params, &mut source, &mut psink)?;
+        let input = match replay {
+            Some(spill) => {
+                let plan = replay_plan(plan, params.stems);
+                self.engine.run_pass(&plan, &params, &mut SpillSource::new(spill)?, &mut psink)?;
+                "spill"
+            }
+            None => {
+                let raw = self.engine.takes_raw_pcm();
+                let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames, raw);
+                self.engine.run_pass(plan, &params, &mut source, &mut psink)?;
+                "stems"
+            }
+        };
         let tee = psink.inner.finish()?;
         let result = tee.inner.finish();
         self.progress.finish_pass();
         let bus_bytes = self.engine.bus_bytes();
-        self.record(pass_no, kind, params.gain_db, result.loudness.integrated_lufs, result.loudness.true_peak_dbtp, bus_bytes, t0);
-        Ok((result, tee.spill))
+        let (lufs, dbtp) = (result.loudness.integrated_lufs, result.loudness.true_peak_dbtp);
+        self.record(pass_no, kind, params.gain_db, lufs, dbtp, input, bus_bytes, t0);
+        Ok((result, Spills { bus: tee.bus, stems: tee.stems }))
     }
 
     /// One G tried on the spill: the integrated loudness the writing pass would deliver.
-    fn solve(&mut self, spill: &BusSpill, plan: &RenderPlan, gain_db: f64) -> Result<f64> {
+    fn solve(&mut self, spill: &Spill, plan: &RenderPlan, gain_db: f64) -> Result<f64> {
         let t0 = Instant::now();
         let pass_no = self.passes.len() as u32 + 1;
         let limiter = plan.limiter.as_ref().ok_or_else(|| Error::Internal("solve without a limiter plan".into()))?;
@@ -301,7 +337,7 @@ impl Runner<'_> {
         let lufs = solve_gain(spill, limiter, plan.layout, plan.sample_rate, gain_db, &|done| progress.advance(done));
         self.progress.finish_pass();
         let lufs = lufs?;
-        self.record(pass_no, "solve", gain_db, lufs, f64::NAN, None, t0);
+        self.record(pass_no, "solve", gain_db, lufs, f64::NAN, "spill", None, t0);
         Ok(lufs)
     }
 
@@ -313,6 +349,7 @@ impl Runner<'_> {
         gain_db: f64,
         lufs: f64,
         dbtp: f64,
+        input: &'static str,
         bus_bytes: Option<BusBytes>,
         t0: Instant,
     ) {
@@ -324,6 +361,7 @@ impl Runner<'_> {
             integrated_lufs: finite(lufs),
             true_peak_dbtp: finite(dbtp),
             seconds: t0.elapsed().as_secs_f64(),
+            input,
             bus_bytes,
         });
         self.progress.event(serde_json::json!({
@@ -339,10 +377,23 @@ impl Runner<'_> {
     }
 }
 
-/// The render's `GainSearch`: solves on the spill while there is one, writes through the engine.
+/// The analysis pass's spills while they are written.
+#[derive(Default)]
+struct Spills {
+    bus: Option<SpillWriter>,
+    stems: Option<SpillWriter>,
+}
+
+/// The render's `GainSearch`: solves on the bus spill while there is one, writes through the
+/// engine, from `replay` when there is one.
 struct Search<'a, 'r> {
     runner: &'r mut Runner<'a>,
-    spill: Option<BusSpill>,
+    spill: Option<Spill>,
+    /// The stem contributions spilled for the writing pass to replay (stems delivered).
+    stem_spill: Option<Spill>,
+    /// Whether the writing pass replays a spill: `stem_spill` when stems are delivered, else the
+    /// bus spill.
+    replay: bool,
     plan: &'r RenderPlan,
     files: &'r [PlannedFile],
     stems: bool,
@@ -364,11 +415,20 @@ impl GainSearch for Search<'_, '_> {
     }
 
     fn write(&mut self, gain_db: f64) -> Result<(f64, PassResult)> {
-        // The spill has done its work: free its disk before the outputs take theirs.
-        self.spill = None;
+        if !self.replay || self.spill.is_none() {
+            // The spills have done their work: free their disk before the outputs take theirs.
+            self.spill = None;
+            self.stem_spill = None;
+        }
+        let replay = match (self.replay, self.stems) {
+            (false, _) => None,
+            (true, true) => self.stem_spill.as_ref(),
+            (true, false) => self.spill.as_ref(),
+        };
         let params = PassParams { gain_db, limit: true, stems: self.stems };
+        let writers = make_writers(self.files, self.plan.frames)?;
         let (result, _) =
-            self.runner.run(self.plan, params, "limiter", MeterScope::Full, make_writers(self.files, self.plan.frames)?, None)?;
+            self.runner.run(self.plan, params, "limiter", MeterScope::Full, writers, Spills::default(), replay)?;
         Ok((result.loudness.integrated_lufs, result))
     }
 }
@@ -409,8 +469,8 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     if bus_plan.stems.is_empty() {
         return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
     }
-    let out_plan = if stems_wanted { build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)? } else { bus_plan.clone() };
-    let files = plan_outputs(&session, &out_plan, &out_dir, opts.force)?;
+    let linked_plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
+    let files = plan_outputs(&session, &linked_plan, &out_dir, opts.force)?;
     if let Some(r) = &opts.report {
         if !opts.force && r.exists() {
             return Err(Error::output(r, "already exists; pass --force to overwrite it"));
@@ -419,6 +479,10 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
 
     let progress = Progress::new(opts.progress);
     let (engine, fallback) = make_engine(opts.engine, opts.adapter.as_deref())?;
+    // Stem outputs need the linked plan (each stem leaves the chain bus-EQ'd). The CPU engine
+    // takes it for a master-only render too: it sums linked stems in the frequency domain, one
+    // inverse FFT per bus channel and no separate bus EQ.
+    let out_plan = if stems_wanted || engine.replays_spill() { linked_plan } else { bus_plan.clone() };
     let info = engine.info();
     match &fallback {
         Some(why) => {
@@ -438,7 +502,8 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
 
     let created = create_dirs(&files)?;
     let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
-    let result = run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted, spill_dir);
+    let result =
+        run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted, spill_dir, opts.spill);
     let (result, passes) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -555,6 +620,7 @@ fn run_passes(
     files: &[PlannedFile],
     stems_wanted: bool,
     spill_dir: &Path,
+    spill_mode: SpillMode,
 ) -> Result<(PassesOutcome, Vec<PassRecord>)> {
     let mut runner = Runner { session, engine, progress, passes: Vec::new() };
     let master = session.master.as_ref();
@@ -576,23 +642,51 @@ fn run_passes(
         // No normalisation: one writing pass at G = 0.
         let params = PassParams { gain_db: 0.0, limit, stems: stems_wanted };
         let kind = if limit { "limiter" } else { "sum" };
-        let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, make_writers(files, out_plan.frames)?, None)?;
+        let writers = make_writers(files, out_plan.frames)?;
+        let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, writers, Spills::default(), None)?;
         let outcome = outcome(None, 0.0, 1, result)?;
         return Ok((outcome, runner.passes));
     };
 
-    let spill = match SpillWriter::create(spill_dir, bus_plan.bus_channels(), bus_plan.frames) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            runner.note(&format!(
+    // An engine that replays spills (the CPU engine) runs its analysis pass as the writing pass
+    // will (its plan, the stems delivered), so that the bus it meters and spills is the very sum
+    // the writing pass limits, and what it spills of the stems is what that pass would compute:
+    // the linked stems' contributions. Another engine meters the plain bus.
+    let replays = runner.engine.replays_spill();
+    let replay = spill_mode == SpillMode::All && replays;
+    let analysis_plan = if replays { out_plan } else { bus_plan };
+    let (ch, frames) = (bus_plan.bus_channels(), bus_plan.frames);
+    // While a replayed spill is read, the outputs are being written beside it.
+    let outputs: u64 = if replay {
+        files.iter().map(|f| f.spec.format.bytes_per_sample() as u64 * ch as u64 * frames).sum()
+    } else {
+        0
+    };
+    let stem_channels = if replay && stems_wanted { out_plan.stems.len() * ch } else { 0 };
+    let mut spills = Spills::default();
+    if spill_mode != SpillMode::None {
+        let beside = outputs + spill_bytes(stem_channels, frames);
+        match SpillWriter::create(spill_dir, ch, frames, beside) {
+            Ok(w) => spills.bus = Some(w),
+            Err(e) => runner.note(&format!(
                 "stemforge: note: cannot spill the bus to {} ({e}); G is found by repeating the writing pass instead",
                 spill_dir.display()
-            ));
-            None
+            )),
         }
-    };
-    let params = PassParams { gain_db: 0.0, limit: false, stems: false };
-    let (analysis, spill) = runner.run(bus_plan, params, "analysis", MeterScope::Integrated, Writers::none(), spill)?;
+    }
+    if spills.bus.is_some() && stem_channels > 0 {
+        let beside = outputs + spill_bytes(ch, frames);
+        match SpillWriter::create(spill_dir, stem_channels, frames, beside) {
+            Ok(w) => spills.stems = Some(w),
+            Err(e) => runner.note(&format!(
+                "stemforge: note: cannot spill the stems to {} ({e}); the writing pass filters them again instead",
+                spill_dir.display()
+            )),
+        }
+    }
+    let params = PassParams { gain_db: 0.0, limit: false, stems: replays && stems_wanted };
+    let (analysis, spills) =
+        runner.run(analysis_plan, params, "analysis", MeterScope::Integrated, Writers::none(), spills, None)?;
     let l = analysis.loudness.integrated_lufs;
     if !l.is_finite() {
         return Err(Error::input(
@@ -600,18 +694,26 @@ fn run_passes(
             "the program is silent (integrated loudness below the -70 LUFS gate): it cannot be normalised to a target",
         ));
     }
-    let spill = spill.and_then(|w| match w.finish(bus_plan.frames, bus_plan.block) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            let size = spill_bytes(bus_plan.bus_channels(), bus_plan.frames) as f64 / 1e9;
-            runner.note(&format!(
-                "stemforge: note: cannot spill the bus ({size:.2} GB) to {} ({e}); G is found by repeating the writing pass instead",
-                spill_dir.display()
-            ));
-            None
-        }
-    });
-    let mut search = Search { runner: &mut runner, spill, plan: out_plan, files, stems: stems_wanted };
+    let finish = |w: Option<SpillWriter>, what: &str, channels: usize, instead: &str| {
+        w.and_then(|w| match w.finish(frames, bus_plan.block) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let size = spill_bytes(channels, frames) as f64 / 1e9;
+                runner.note(&format!(
+                    "stemforge: note: cannot spill the {what} ({size:.2} GB) to {} ({e}); {instead}",
+                    spill_dir.display()
+                ));
+                None
+            }
+        })
+    };
+    let spill = finish(spills.bus, "bus", ch, "G is found by repeating the writing pass instead");
+    let stem_spill = finish(spills.stems, "stems", stem_channels, "the writing pass filters them again instead");
+    // A writing pass replays the bus spill only for a master-only render; with stems it needs
+    // the stem spill.
+    let replay = replay && spill.is_some() && (!stems_wanted || stem_spill.is_some());
+    let mut search =
+        Search { runner: &mut runner, spill, stem_spill, replay, plan: out_plan, files, stems: stems_wanted };
     let reached = reach_target(&mut search, target, target - l)?;
     let outcome = outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.written)?;
     Ok((outcome, runner.passes))

@@ -1,6 +1,10 @@
 //! One writing pass: the analysis pass spills its bus to an anonymous temporary file, G is solved on
 //! that spill (gain, the CPU limiter as the engines run it, the integrated meter), and only then
-//! are the stems decoded, convolved and encoded again, once, to write the outputs.
+//! are the outputs written, once. An engine that replays the spill (the CPU engine,
+//! `Engine::replays_spill`) also spills what the writing pass would otherwise recompute: the bus
+//! itself for a master-only render, each stem's linked contribution (after every FIR) when stems
+//! are delivered. Its writing pass then reads them back (`SpillSource`) through a plan without
+//! FIRs (`plan::replay_plan`), so every FIR runs once per render.
 //!
 //! Why this is the same function as a limiter pass (DESIGN.md DSP 6): the limiter gain is linked
 //! and depends only on the bus x = 10^(G/20)·bus, and the analysis pass's master *is* that bus
@@ -15,7 +19,7 @@
 //! back to repeating the writing pass when it misses.
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
@@ -23,7 +27,7 @@ use crate::cpu::engine::DelayLine;
 use crate::cpu::limiter::Limiter;
 use crate::cpu::limiter_apply;
 use crate::cpu::loudness::{LoudnessMeter, MeterScope};
-use crate::engine::{Delivery, LimiterPlan, PassBlock, PassSink, blocks_of_latency};
+use crate::engine::{Delivery, LimiterPlan, PassBlock, PassSink, StemSource, blocks_of_latency};
 use crate::error::{Error, Result};
 use crate::render::{LOUDNESS_TOLERANCE_LU, MAX_LIMITER_PASSES};
 use crate::session::Layout;
@@ -31,7 +35,7 @@ use crate::session::Layout;
 /// Blocks read from the spill ahead of the limiter, and limited blocks queued for the meter.
 const AHEAD: usize = 3;
 
-/// Bytes of spill per program frame: one f32 per bus channel.
+/// Bytes of a spill of `channels` f32 channels.
 pub fn spill_bytes(channels: usize, frames: u64) -> u64 {
     channels as u64 * 4 * frames
 }
@@ -47,12 +51,13 @@ fn free_bytes(_file: &File) -> Option<u64> {
     None
 }
 
-/// Writes the analysis pass's master (the bus before G) to an unlinked temporary file, block by
-/// block, planar f32 in native byte order: block k holds `channels` runs of `len_k` samples.
+/// Writes f32 channels of the analysis pass (its master, the bus before G, or its stem
+/// contributions) to an unlinked temporary file, block by block, planar f32 in native byte order:
+/// block k holds `channels` runs of `len_k` samples.
 /// A write error (a full disk) does not fail the pass: the spill is dropped, which frees its
 /// space, and the error is kept for `finish`.
 pub struct SpillWriter {
-    out: Option<BufWriter<File>>,
+    out: Option<File>,
     channels: usize,
     frames: u64,
     error: Option<String>,
@@ -61,29 +66,46 @@ pub struct SpillWriter {
 impl SpillWriter {
     /// An anonymous temporary file in `dir` (on Linux unlinked from the start, so a kill leaves
     /// nothing behind), for `frames` frames. Refused when the folder's file system has less free
-    /// space than that: writing until it is full would only crowd the disk the outputs go to next.
-    pub fn create(dir: &Path, channels: usize, frames: u64) -> std::io::Result<SpillWriter> {
+    /// space than that plus `beside` bytes (what else must fit while the spill exists: other
+    /// spills, the outputs when the writing pass replays it): writing until it is full would only
+    /// crowd the disk the outputs go to next.
+    pub fn create(dir: &Path, channels: usize, frames: u64, beside: u64) -> std::io::Result<SpillWriter> {
         let file = tempfile::tempfile_in(dir)?;
         let need = spill_bytes(channels, frames);
         if let Some(free) = free_bytes(&file)
-            && free < need
+            && free < need.saturating_add(beside)
         {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::StorageFull,
-                format!("{:.2} GB needed, {:.2} GB free", need as f64 / 1e9, free as f64 / 1e9),
+                format!(
+                    "{:.2} GB needed beside {:.2} GB for the rest of the render, {:.2} GB free",
+                    need as f64 / 1e9,
+                    beside as f64 / 1e9,
+                    free as f64 / 1e9
+                ),
             ));
         }
-        // 1 MiB: a few blocks per write call whatever the channel count.
-        Ok(SpillWriter { out: Some(BufWriter::with_capacity(1 << 20, file)), channels, frames: 0, error: None })
+        Ok(SpillWriter { out: Some(file), channels, frames: 0, error: None })
     }
 
-    fn write(&mut self, block: &PassBlock<'_>) {
+    /// Appends one block: `planes` must yield `channels` planes, each at least `len` long.
+    fn write<'a>(&mut self, planes: impl Iterator<Item = &'a Vec<f32>>, len: usize) {
         let Some(out) = &mut self.out else { return };
-        let written = block.master[..self.channels]
-            .iter()
-            .try_for_each(|c| out.write_all(bytemuck::cast_slice(&c[..block.len])));
+        // One gathering write per block: no copy through a user-space buffer (the page cache
+        // copy is the one the kernel makes anyway).
+        let mut slices: Vec<IoSlice<'_>> =
+            planes.take(self.channels).map(|c| IoSlice::new(bytemuck::cast_slice(&c[..len]))).collect();
+        let written = if slices.len() == self.channels {
+            write_all_vectored(out, &mut slices)
+        } else {
+            Err(std::io::Error::other(format!(
+                "the pass delivered {} of the spill's {} channels",
+                slices.len(),
+                self.channels
+            )))
+        };
         match written {
-            Ok(()) => self.frames += block.len as u64,
+            Ok(()) => self.frames += len as u64,
             Err(e) => {
                 self.error = Some(e.to_string());
                 self.out = None;
@@ -92,50 +114,72 @@ impl SpillWriter {
     }
 
     /// The spill, ready to be read back, once `frames` frames have been written; else why not.
-    pub fn finish(self, frames: u64, block: usize) -> std::result::Result<BusSpill, String> {
+    pub fn finish(self, frames: u64, block: usize) -> std::result::Result<Spill, String> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let out = self.out.ok_or_else(|| "spill closed".to_string())?;
+        let file = self.out.ok_or_else(|| "spill closed".to_string())?;
         if self.frames != frames {
             return Err(format!("spill holds {} frames of {frames}", self.frames));
         }
-        let file = out.into_inner().map_err(|e| e.error().to_string())?;
-        Ok(BusSpill { file, channels: self.channels, block, frames })
+        Ok(Spill { file, channels: self.channels, block, frames })
     }
 }
 
-/// A pass sink that also spills the master it is given (the analysis pass's bus).
+/// `Write::write_all` for a gather list (std's `write_all_vectored` is not stable).
+fn write_all_vectored(out: &mut File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A pass sink that also spills what it is given: the master (the analysis pass's bus) to `bus`,
+/// every stem contribution, stem-major, to `stems`.
 pub struct SpillTee<S: PassSink> {
     pub inner: S,
-    pub spill: Option<SpillWriter>,
+    pub bus: Option<SpillWriter>,
+    pub stems: Option<SpillWriter>,
 }
 
 impl<S: PassSink> PassSink for SpillTee<S> {
     fn delivery(&self) -> Delivery {
         let mut d = self.inner.delivery();
-        // The spill is the f32 master, whatever the inner sink would take packed.
-        d.master |= self.spill.is_some();
+        // The spills are f32, whatever the inner sink would take packed.
+        d.master |= self.bus.is_some();
+        d.stems |= self.stems.is_some();
         d
     }
 
     fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
-        if let Some(s) = &mut self.spill {
-            s.write(&block);
+        if let Some(s) = &mut self.bus {
+            s.write(block.master.iter(), block.len);
+        }
+        if let Some(s) = &mut self.stems {
+            s.write(block.stems.iter().flatten(), block.len);
         }
         self.inner.block(block)
     }
 }
 
-/// The analysis pass's bus, spilled: `frames` frames of `channels` channels in blocks of `block`.
-pub struct BusSpill {
+/// A spill of the analysis pass: `frames` frames of `channels` channels in blocks of `block`.
+pub struct Spill {
     file: File,
     channels: usize,
     block: usize,
     frames: u64,
 }
 
-impl BusSpill {
+impl Spill {
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
     fn blocks(&self) -> u64 {
         self.frames.div_ceil(self.block as u64)
     }
@@ -149,7 +193,7 @@ impl BusSpill {
 /// Three threads: the spill is read ahead on one, the limiter runs on the caller's (a surround
 /// bus's oversampler channels in parallel), the meter on a third. `progress` gets the frames metered.
 pub fn solve_gain(
-    spill: &BusSpill,
+    spill: &Spill,
     limiter: &LimiterPlan,
     layout: Layout,
     sample_rate: u32,
@@ -207,7 +251,45 @@ pub fn solve_gain(
 }
 
 fn spill_error(e: std::io::Error) -> Error {
-    Error::Internal(format!("reading the bus spill back: {e}"))
+    Error::Internal(format!("reading the spill back: {e}"))
+}
+
+/// The writing pass's input when it replays a spill: `Spill` block k as stem blocks of
+/// `group` channels each (`out[stem][ch]`, stem-major as `SpillTee` wrote them), zero-padded past
+/// the program, as `FileStemSource` hands over decoded stems.
+pub struct SpillSource {
+    file: File,
+    channels: usize,
+    block: usize,
+    frames: u64,
+    next: u64,
+}
+
+impl SpillSource {
+    pub fn new(spill: &Spill) -> Result<SpillSource> {
+        let mut file = spill.file.try_clone().map_err(spill_error)?;
+        file.seek(SeekFrom::Start(0)).map_err(spill_error)?;
+        Ok(SpillSource { file, channels: spill.channels, block: spill.block, frames: spill.frames, next: 0 })
+    }
+}
+
+impl StemSource for SpillSource {
+    fn next_block(&mut self, out: &mut [Vec<Vec<f32>>]) -> Result<usize> {
+        let have: usize = out.iter().map(|s| s.len()).sum();
+        if have != self.channels {
+            return Err(Error::Internal(format!("replay plan of {have} channels for a spill of {}", self.channels)));
+        }
+        if self.next * self.block as u64 >= self.frames {
+            return Ok(0);
+        }
+        let len = (self.frames - self.next * self.block as u64).min(self.block as u64) as usize;
+        for c in out.iter_mut().flatten() {
+            self.file.read_exact(bytemuck::cast_slice_mut(&mut c[..len])).map_err(spill_error)?;
+            c[len..].fill(0.0);
+        }
+        self.next += 1;
+        Ok(len)
+    }
 }
 
 /// The engines' limiter step (CpuEngine::run_pass, step 5) on bus blocks 0..total: each block
@@ -376,11 +458,75 @@ mod tests {
     fn a_spill_larger_than_the_free_space_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         // 2^50 frames of stereo: 9 PB.
-        let e = SpillWriter::create(dir.path(), 2, 1 << 50).err().expect("refused");
+        let e = SpillWriter::create(dir.path(), 2, 1 << 50, 0).err().expect("refused");
         assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
         assert!(e.to_string().contains("GB free"), "{e}");
-        assert!(SpillWriter::create(dir.path(), 2, 48_000).is_ok());
+        assert!(SpillWriter::create(dir.path(), 2, 48_000, 0).is_ok());
+        // A small spill is refused too when what must fit beside it does not.
+        let e = SpillWriter::create(dir.path(), 2, 48_000, 1 << 62).err().expect("refused");
+        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the spill has no name");
+    }
+
+    /// What `SpillTee` writes of a pass, `SpillSource` hands back as the replay plan's stems:
+    /// every sample in place, stem-major, the last block zero-padded, then the end.
+    #[test]
+    fn a_spill_reads_back_as_the_blocks_it_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, frames, stems, ch) = (8usize, 21u64, 3usize, 2usize);
+        let sample = |s: usize, c: usize, n: u64| (s * 1000 + c * 100) as f32 + n as f32 * 0.25 + 0.125;
+        let mut tee = SpillTee {
+            inner: Discard,
+            bus: Some(SpillWriter::create(dir.path(), ch, frames, 0).unwrap()),
+            stems: Some(SpillWriter::create(dir.path(), stems * ch, frames, 0).unwrap()),
+        };
+        for k in 0..frames.div_ceil(b as u64) {
+            let len = (frames - k * b as u64).min(b as u64) as usize;
+            let block = |s: usize| -> Vec<Vec<f32>> {
+                (0..ch).map(|c| (0..b as u64).map(|i| sample(s, c, k * b as u64 + i)).collect()).collect()
+            };
+            let contrib: Vec<Vec<Vec<f32>>> = (0..stems).map(block).collect();
+            let master = block(9);
+            let pb = PassBlock {
+                index: k,
+                len,
+                master: &master,
+                stems: &contrib,
+                gain: None,
+                packed: &[],
+                over_full_scale: &[],
+            };
+            tee.block(pb).unwrap();
+        }
+        let stem_spill = tee.stems.take().unwrap().finish(frames, b).unwrap();
+        let bus_spill = tee.bus.take().unwrap().finish(frames, b).unwrap();
+        for (spill, groups, first) in [(&stem_spill, stems, 0), (&bus_spill, 1, 9)] {
+            let mut src = SpillSource::new(spill).unwrap();
+            let mut out = vec![vec![vec![f32::NAN; b]; ch]; groups];
+            for k in 0..frames.div_ceil(b as u64) {
+                let len = src.next_block(&mut out).unwrap();
+                assert_eq!(len as u64, (frames - k * b as u64).min(b as u64));
+                for (s, stem) in out.iter().enumerate() {
+                    for (c, plane) in stem.iter().enumerate() {
+                        for (i, &v) in plane.iter().enumerate() {
+                            let want = if i < len { sample(first + s, c, k * b as u64 + i as u64) } else { 0.0 };
+                            assert_eq!(v, want, "stem {s} ch {c} block {k} frame {i}");
+                        }
+                    }
+                }
+            }
+            assert_eq!(src.next_block(&mut out).unwrap(), 0, "then the end");
+            // A plan of another width is refused, not misread.
+            let mut wrong = vec![vec![vec![0.0; b]; ch + 1]; groups];
+            assert!(SpillSource::new(spill).unwrap().next_block(&mut wrong).is_err());
+        }
+    }
+
+    struct Discard;
+    impl PassSink for Discard {
+        fn block(&mut self, _: PassBlock<'_>) -> Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

@@ -508,6 +508,47 @@ fn engine_passes_match_the_offline_reference() {
     assert_eq!(a.stems, b.stems, "a repeated pass must be identical");
 }
 
+/// The CPU engine (no GPU needed) against the same offline reference, on the same mixed plan: a
+/// stem without a FIR, a mono stem, a FIR whose pre-delay rides in its taps and one that keeps a
+/// delay line. Its passes without stem outputs sum the stems in the frequency domain (one inverse
+/// FFT per bus channel); that bus must be the sum of the stems it delivers when asked for them,
+/// within the per-stage tolerance (DESIGN.md "Parity contract"): only the order of rounding differs.
+#[test]
+fn cpu_engine_passes_match_the_offline_reference() {
+    use stemforge::cpu::engine::CpuEngine;
+    let mut engine = CpuEngine::new();
+    let block = 256;
+    let frames = 7 * block + 77;
+    let (plan, stems) = test_plan(block, frames);
+    let pass = |gain_db: f64, limit: bool, stems: bool| PassParams {
+        gain_db,
+        limit,
+        stems,
+    };
+    for (label, p) in [
+        ("cpu analysis", pass(0.0, false, false)),
+        ("cpu limited master", pass(6.0, true, false)),
+        ("cpu limited with stems", pass(7.5, true, true)),
+        ("cpu stems, no limiter", pass(-3.0, false, true)),
+    ] {
+        let got = run(&mut engine, &plan, &p, &stems);
+        check_pass(label, &plan, &p, &got, &reference(&plan, &p, &stems));
+    }
+    let spectral = run(&mut engine, &plan, &pass(0.0, false, false), &stems);
+    let summed = run(&mut engine, &plan, &pass(0.0, false, true), &stems);
+    assert_parity(
+        "cpu bus summed in the frequency domain vs the sum of its stems",
+        &summed.master,
+        &spectral.master,
+        gpu_parity::STAGE_PEAK_DBFS,
+        gpu_parity::STAGE_RMS_DBFS,
+    );
+    assert_ne!(
+        spectral.master, summed.master,
+        "two summation orders: the bus must have been summed spectrally"
+    );
+}
+
 #[test]
 fn engine_without_eq_or_limiter_is_exact_routing() {
     let Some(_gpu) = gpu("engine_without_eq_or_limiter_is_exact_routing") else {

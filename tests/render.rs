@@ -583,3 +583,120 @@ fn without_a_spill_the_writing_pass_repeats() {
     assert!((after - LOUD_TARGET).abs() <= 0.05, "{after:.3} LUFS");
     assert_eq!(files_under(&dir.path().join("out")).len(), 1, "one master; the discarded pass left nothing");
 }
+
+fn shas(r: &serde_json::Value) -> Vec<(String, String)> {
+    let outputs = r["outputs"].as_array().unwrap();
+    outputs
+        .iter()
+        .map(|o| {
+            (
+                o["path"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                o["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The CPU engine's writing pass reads back what the analysis pass spilled (`--spill all`, the
+/// default: the bus for a master-only render, each linked stem's contribution when stems are
+/// delivered) instead of decoding and filtering the stems again: every FIR runs once. It is the
+/// same function, so the outputs are the very bytes of a render that filters the stems again
+/// (`--spill bus`), whose G the same solve finds.
+#[test]
+fn the_writing_pass_replays_the_spill_and_writes_the_same_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, outputs, files) in [
+        ("master only", "", 1),
+        ("master and stems", SOLVE_STEMS_OUT, 5),
+    ] {
+        let name = what.replace(' ', "_");
+        let src = dir.path().join(&name);
+        std::fs::create_dir(&src).unwrap();
+        let session = song_session(&src, LOUD_TARGET, LOUD_CEILING, outputs);
+        let mut reports = Vec::new();
+        for mode in ["all", "bus"] {
+            let out = dir.path().join(format!("{name}-{mode}"));
+            let rp = dir.path().join(format!("{name}-{mode}.json"));
+            render(
+                &session,
+                &out,
+                "cpu",
+                &["--report", rp.to_str().unwrap(), "--spill", mode],
+                0,
+            );
+            let r = solve_report(&rp);
+            let passes = r["passes"].as_array().unwrap();
+            let inputs: Vec<&str> = passes
+                .iter()
+                .map(|p| p["input"].as_str().unwrap())
+                .collect();
+            let want = if mode == "all" { "spill" } else { "stems" };
+            assert_eq!(
+                inputs[0], "stems",
+                "{what} --spill {mode}: the analysis pass reads the stems"
+            );
+            assert_eq!(
+                *inputs.last().unwrap(),
+                want,
+                "{what} --spill {mode}: the writing pass: {inputs:?}"
+            );
+            assert_eq!(
+                kinds(&r).iter().filter(|k| *k == "limiter").count(),
+                1,
+                "{what} --spill {mode}"
+            );
+            assert_eq!(
+                r["spec_met"], true,
+                "{what} --spill {mode}: {}",
+                r["spec_problems"]
+            );
+            assert_eq!(
+                files_under(&out).len(),
+                files,
+                "{what} --spill {mode}: only the outputs are left"
+            );
+            reports.push(r);
+        }
+        assert_eq!(
+            reports[0]["gain_db"], reports[1]["gain_db"],
+            "{what}: the same G"
+        );
+        let (replayed, filtered) = (shas(&reports[0]), shas(&reports[1]));
+        assert_eq!(replayed.len(), files);
+        assert_eq!(
+            replayed, filtered,
+            "{what}: replayed and re-filtered outputs differ"
+        );
+    }
+}
+
+/// `--spill none` writes no temporary file at all: G is found by repeating the writing pass.
+#[test]
+fn spill_none_repeats_the_writing_pass_without_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = song_session(dir.path(), LOUD_TARGET, LOUD_CEILING, "");
+    let rp = dir.path().join("r.json");
+    let err = render(
+        &session,
+        &dir.path().join("out"),
+        "cpu",
+        &["--report", rp.to_str().unwrap(), "--spill", "none"],
+        0,
+    );
+    assert!(!err.contains("cannot spill"), "asked for: no note: {err}");
+    let r = solve_report(&rp);
+    let kinds = kinds(&r);
+    assert!(!kinds.contains(&"solve".to_string()), "{kinds:?}");
+    assert!(
+        kinds.iter().filter(|k| *k == "limiter").count() >= 2,
+        "the first G lands short: {kinds:?}"
+    );
+    let after = r["loudness_after"]["integrated_lufs"].as_f64().unwrap();
+    assert!((after - LOUD_TARGET).abs() <= 0.05, "{after:.3} LUFS");
+}

@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 
 use rayon::prelude::*;
 
-use crate::cpu::fir_convolve::FirConvolve;
+use realfft::num_complex::Complex;
+
+use crate::cpu::fir_convolve::{FirConvolve, FirInverse};
 use crate::cpu::gain_sum::gain_sum;
 use crate::cpu::limiter::Limiter;
 use crate::cpu::limiter_apply;
@@ -42,32 +44,54 @@ impl DelayLine {
     }
 }
 
-/// One channel of a filtered signal: pre-delay then (optionally) the FIR.
+/// One channel of a filtered signal: pre-delay then (optionally) the FIR, in place.
 struct Lane {
     delay: DelayLine,
     fir: Option<FirConvolve>,
-    scratch: Vec<f32>,
 }
 
 impl Lane {
     fn new(fir: Option<(&FirPlan, usize)>, aligned_blocks: usize, block: usize) -> Lane {
-        let (latency, conv) = match fir {
-            Some((plan, ch)) => (plan.latency, Some(FirConvolve::new(&plan.taps[ch], block))),
-            None => (0, None),
-        };
-        Lane {
-            delay: DelayLine::new(aligned_blocks * block - latency, block),
-            fir: conv,
-            scratch: vec![0.0; block],
+        let pre = aligned_blocks * block - fir.map_or(0, |(plan, _)| plan.latency);
+        match fir {
+            // A pre-delay of `pre` frames then h is the FIR [0; pre] ++ h. When that fits the same
+            // number of partitions (a linked 16381-tap EQ: pre = 2) the delay rides in the taps
+            // for free, and the lane copies nothing; else (an 8191-tap EQ: pre = 4097 would add
+            // a partition, a complex multiply-add over every bin) a delay line is cheaper.
+            Some((plan, ch)) if (plan.taps[ch].len() + pre).div_ceil(block) <= plan.taps[ch].len().div_ceil(block) => {
+                let mut taps = vec![0.0f32; pre];
+                taps.extend_from_slice(&plan.taps[ch]);
+                Lane { delay: DelayLine::new(0, block), fir: Some(FirConvolve::new(&taps, block)) }
+            }
+            Some((plan, ch)) => {
+                Lane { delay: DelayLine::new(pre, block), fir: Some(FirConvolve::new(&plan.taps[ch], block)) }
+            }
+            None => Lane { delay: DelayLine::new(pre, block), fir: None },
         }
     }
     fn process(&mut self, signal: &mut [f32]) {
         self.delay.process(signal);
         if let Some(fir) = &mut self.fir {
-            self.scratch.copy_from_slice(signal);
-            fir.process(&self.scratch, signal);
+            fir.process_in_place(signal);
         }
     }
+    /// The split form (`FirConvolve::push`): the delayed input into the FIR's delay line, for a
+    /// bus summed in the frequency domain. A lane without a FIR only delays `signal`.
+    fn push(&mut self, signal: &mut [f32]) {
+        self.delay.process(signal);
+        if let Some(fir) = &mut self.fir {
+            fir.push(signal);
+        }
+    }
+}
+
+/// The bus summed in the frequency domain (a pass that delivers no stems): every stem channel's
+/// input spectrum times its FIR, weighted by its routes, is accumulated per bus channel and each
+/// bus channel pays one inverse FFT, instead of one per stem channel. Same function as filtering
+/// each stem and summing (DESIGN.md DSP 2-3); the sum runs in f64 before the single rounding.
+struct SpectralBus {
+    acc: Vec<Vec<Complex<f64>>>,
+    inverse: Vec<FirInverse>,
 }
 
 pub struct CpuEngine {
@@ -93,6 +117,10 @@ fn zeroed(channels: usize, block: usize) -> Vec<Vec<f32>> {
 impl Engine for CpuEngine {
     fn info(&self) -> EngineInfo {
         EngineInfo { engine: "cpu".into(), device: format!("{} threads", self.threads), fir_precision: "f64" }
+    }
+
+    fn replays_spill(&self) -> bool {
+        true
     }
 
     fn run_pass(
@@ -142,8 +170,12 @@ impl Engine for CpuEngine {
                 (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), m_bus, b)).collect()
             })
             .collect();
-        let mut lim_delay: Vec<DelayLine> =
-            (0..bus_ch).map(|_| DelayLine::new(m_lim * b - lim_latency, b)).collect();
+        // Without stem outputs, stems whose EQ is a FIR are summed in the frequency domain.
+        let mut spectral = (!pass.stems && plan.stems.iter().any(|s| s.fir.is_some())).then(|| SpectralBus {
+            acc: vec![vec![Complex::new(0.0, 0.0); b + 1]; bus_ch],
+            inverse: (0..bus_ch).map(|_| FirInverse::new(b)).collect(),
+        });
+        let mut lim_delay: Vec<DelayLine> = (0..bus_ch).map(|_| DelayLine::new(m_lim * b - lim_latency, b)).collect();
 
         let gain = 10f64.powf(pass.gain_db / 20.0) as f32;
         let mut inputs: Vec<Vec<Vec<f32>>> = plan.stems.iter().map(|s| zeroed(s.channels, b)).collect();
@@ -170,17 +202,52 @@ impl Engine for CpuEngine {
             if source_done {
                 inputs.iter_mut().flatten().for_each(|c| c.fill(0.0));
             }
-            // 2. Stem EQ, every (stem, channel) in parallel.
-            stem_lanes
-                .par_iter_mut()
-                .zip(inputs.par_iter_mut())
-                .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
-                .for_each(|(lane, sig)| lane.process(sig));
-            // 3. Gain, routing, sum (per stem contribution when stems are delivered).
             contrib.iter_mut().flatten().for_each(|c| c.fill(0.0));
-            for (i, s) in plan.stems.iter().enumerate() {
-                let target = if pass.stems { &mut contrib[i] } else { &mut contrib[0] };
-                gain_sum(&s.routes, &inputs[i], target, b);
+            if let Some(sb) = &mut spectral {
+                // 2-3. Stem EQ, gain, routing and sum in the frequency domain: each (stem, channel)
+                // transformed in parallel, then each bus channel accumulated and inverted.
+                stem_lanes
+                    .par_iter_mut()
+                    .zip(inputs.par_iter_mut())
+                    .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
+                    .for_each(|(lane, sig)| lane.push(sig));
+                let lanes = &stem_lanes;
+                contrib[0]
+                    .par_iter_mut()
+                    .zip(sb.acc.par_iter_mut())
+                    .zip(sb.inverse.par_iter_mut())
+                    .enumerate()
+                    .for_each(|(c, ((out, acc), inv))| {
+                        acc.fill(Complex::new(0.0, 0.0));
+                        let mut any = false;
+                        for (s, stem_lanes) in plan.stems.iter().zip(lanes) {
+                            for &(src, _, w) in s.routes.iter().filter(|r| r.1 == c) {
+                                if let Some(fir) = &stem_lanes[src].fir {
+                                    fir.accumulate(w, acc);
+                                    any = true;
+                                }
+                            }
+                        }
+                        if any {
+                            inv.process(acc, out);
+                        }
+                    });
+                // Stems without a FIR join in the time domain.
+                for (i, s) in plan.stems.iter().enumerate().filter(|(_, s)| s.fir.is_none()) {
+                    gain_sum(&s.routes, &inputs[i], &mut contrib[0], b);
+                }
+            } else {
+                // 2. Stem EQ, every (stem, channel) in parallel.
+                stem_lanes
+                    .par_iter_mut()
+                    .zip(inputs.par_iter_mut())
+                    .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
+                    .for_each(|(lane, sig)| lane.process(sig));
+                // 3. Gain, routing, sum (per stem contribution when stems are delivered).
+                for (i, s) in plan.stems.iter().enumerate() {
+                    let target = if pass.stems { &mut contrib[i] } else { &mut contrib[0] };
+                    gain_sum(&s.routes, &inputs[i], target, b);
+                }
             }
             // 4. Bus EQ on each contribution, then G.
             bus_lanes

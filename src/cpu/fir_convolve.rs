@@ -101,6 +101,15 @@ impl FirConvolve {
         self.acc = acc;
     }
 
+    /// `process` with the output written over the input (the input is taken in by `push` first).
+    pub fn process_in_place(&mut self, signal: &mut [f32]) {
+        self.push(signal);
+        let mut acc = std::mem::take(&mut self.acc);
+        self.spectrum(&mut acc, None);
+        inverse(&*self.c2r, &mut acc, &mut self.out_frame, &mut self.scratch_inv, signal);
+        self.acc = acc;
+    }
+
     /// Bins of the spectra `accumulate` adds into: block + 1.
     pub fn bins(&self) -> usize {
         self.bins
