@@ -284,22 +284,18 @@ impl Engine for CpuEngine {
 
             // 5. Limiter: gain for the block m_lim blocks back.
             let out_gain = if let Some(lim) = &mut limiter {
-                let (mut fb, mut fs) = spare.pop().expect("fifo spare");
-                for (d, s) in fb.iter_mut().zip(&bus) {
-                    d.copy_from_slice(s);
-                }
-                if pass.stems {
-                    for (d, s) in fs.iter_mut().zip(&contrib) {
-                        for (dc, sc) in d.iter_mut().zip(s) {
-                            dc.copy_from_slice(sc);
-                        }
-                    }
-                }
-                fifo.push_back((fb, fs));
                 for ((d, s), dl) in x_delayed.iter_mut().zip(&bus).zip(&mut lim_delay) {
                     d.copy_from_slice(s);
                     dl.process(d);
                 }
+                // The block joins the FIFO by swapping buffers with a spare, not by copying: `bus`
+                // and `contrib` are rewritten from scratch every block.
+                let (mut fb, mut fs) = spare.pop().expect("fifo spare");
+                std::mem::swap(&mut fb, &mut bus);
+                if pass.stems {
+                    std::mem::swap(&mut fs, &mut contrib);
+                }
+                fifo.push_back((fb, fs));
                 let views: Vec<&[f32]> = x_delayed.iter().map(|v| v.as_slice()).collect();
                 lim.process(&views, &mut gains);
                 if fifo.len() <= m_lim {
