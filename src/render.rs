@@ -88,6 +88,9 @@ pub struct PassRecord {
     /// GPU engine: bytes moved between host and device in this pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bus_bytes: Option<BusBytes>,
+    /// Which meter read this pass: "cpu" (the `ebur128` crate on the host; always for "solve") or
+    /// "device" (the GPU engine's `gpu::loudness`, `EngineInfo::meter`).
+    pub meter: &'static str,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -278,7 +281,10 @@ impl Runner<'_> {
         let pass_no = self.passes.len() as u32 + 1;
         self.progress.start_pass(pass_no, kind, plan.frames);
         let meter = LoudnessMeter::with_scope(plan.bus_channels(), plan.sample_rate, Some(plan.layout), scope)?;
-        let sink = ThreadedSink::start(SpillTee { inner: OutputSink::new(meter, writers).limited_master(params.limit), spill });
+        let sink = OutputSink::new(meter, writers)
+            .limited_master(params.limit)
+            .device_meter(self.engine.meter_on_device(plan));
+        let sink = ThreadedSink::start(SpillTee { inner: sink, spill });
         let raw = self.engine.takes_raw_pcm();
         let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames, raw);
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
@@ -288,6 +294,9 @@ impl Runner<'_> {
         self.progress.finish_pass();
         let bus_bytes = self.engine.bus_bytes();
         self.record(pass_no, kind, params.gain_db, result.loudness.integrated_lufs, result.loudness.true_peak_dbtp, bus_bytes, t0);
+        if let Some(p) = self.passes.last_mut() {
+            p.meter = result.meter;
+        }
         Ok((result, tee.spill))
     }
 
@@ -325,6 +334,7 @@ impl Runner<'_> {
             true_peak_dbtp: finite(dbtp),
             seconds: t0.elapsed().as_secs_f64(),
             bus_bytes,
+            meter: "cpu",
         });
         self.progress.event(serde_json::json!({
             "event": "pass_done", "pass": pass, "what": kind, "gain_db": gain_db,
@@ -426,9 +436,12 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             let why = why.split("; install").next().unwrap_or(why);
             progress.note(&format!("stemforge: engine cpu ({}; no hardware GPU: {why})", info.device))
         }
-        None => progress.note(&format!("stemforge: engine {} ({}; FIR in {})", info.engine, info.device, info.fir_precision)),
+        None => progress.note(&format!(
+            "stemforge: engine {} ({}; FIR in {}; meter on {})",
+            info.engine, info.device, info.fir_precision, info.meter
+        )),
     }
-    progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device}));
+    progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device, "meter": info.meter}));
     if session.master.as_ref().is_some_and(|m| m.oversampling == 1) {
         progress.note(
             "stemforge: warning: oversampling = 1 limits sample peaks only; the true peak can pass the ceiling \
