@@ -43,7 +43,12 @@ fn program(frames: usize) -> Vec<Vec<f32>> {
                     lp = 0.97 * lp + 0.03 * w;
                     let t = n as f64 / FS as f64;
                     let level = [0.5, 0.1, 0.3, 0.05][(t / 2.0) as usize % 4];
-                    (level * (4.0 * lp + 0.2 * w + 0.3 * (2.0 * std::f64::consts::PI * (220.0 + 50.0 * c as f64) * t).sin())) as f32
+                    (level
+                        * (4.0 * lp
+                            + 0.2 * w
+                            + 0.3
+                                * (2.0 * std::f64::consts::PI * (220.0 + 50.0 * c as f64) * t)
+                                    .sin())) as f32
                 })
                 .collect()
         })
@@ -76,10 +81,16 @@ fn main() {
     let ctx = GpuContext::new(None).expect("a GPU adapter (WGPU_BACKEND=vulkan for lavapipe)");
     let precision = Precision::for_context(&ctx);
     println!("adapter: {}", ctx.summary().describe());
-    println!("{blocks} blocks of {BLOCK} frames, 5.1 at {FS} Hz ({:.1} s), median of {reps}", (blocks * BLOCK) as f64 / FS as f64);
+    println!(
+        "{blocks} blocks of {BLOCK} frames, 5.1 at {FS} Hz ({:.1} s), median of {reps}",
+        (blocks * BLOCK) as f64 / FS as f64
+    );
     let block_s = BLOCK as f64 / FS as f64;
     let report = |what: &str, (wall, cpu): (f64, f64)| {
-        println!("{what:<58} {wall:>9.1} µs wall {cpu:>9.1} µs CPU per block  ({:>6.0}x realtime wall)", block_s * 1e6 / wall);
+        println!(
+            "{what:<58} {wall:>9.1} µs wall {cpu:>9.1} µs CPU per block  ({:>6.0}x realtime wall)",
+            block_s * 1e6 / wall
+        );
     };
 
     let cpu_meter = || {
@@ -90,30 +101,48 @@ fn main() {
         }
         m.result()
     };
-    report("cpu meter (LoudnessMeter, full scope)", time(reps, blocks, || {
-        std::hint::black_box(cpu_meter());
-    }));
+    report(
+        "cpu meter (LoudnessMeter, full scope)",
+        time(reps, blocks, || {
+            std::hint::black_box(cpu_meter());
+        }),
+    );
     // The crate's true peak alone, as the CPU meter runs it (one instance per channel).
-    report("  of which: true peak alone (crate, per-channel instances)", time(reps, blocks, || {
-        let mut peaks: Vec<ebur128::EbuR128> =
-            (0..CHANNELS).map(|_| ebur128::EbuR128::new(1, FS, ebur128::Mode::TRUE_PEAK).expect("crate")).collect();
-        for j in 0..blocks {
-            for (m, c) in peaks.iter_mut().zip(&x) {
-                m.add_frames_planar_f32(&[&c[j * BLOCK..(j + 1) * BLOCK]]).expect("feed");
+    report(
+        "  of which: true peak alone (crate, per-channel instances)",
+        time(reps, blocks, || {
+            let mut peaks: Vec<ebur128::EbuR128> = (0..CHANNELS)
+                .map(|_| ebur128::EbuR128::new(1, FS, ebur128::Mode::TRUE_PEAK).expect("crate"))
+                .collect();
+            for j in 0..blocks {
+                for (m, c) in peaks.iter_mut().zip(&x) {
+                    m.add_frames_planar_f32(&[&c[j * BLOCK..(j + 1) * BLOCK]])
+                        .expect("feed");
+                }
             }
-        }
-        std::hint::black_box(peaks.iter().map(|m| m.true_peak(0).unwrap_or(0.0)).fold(0.0, f64::max));
-    }));
+            std::hint::black_box(
+                peaks
+                    .iter()
+                    .map(|m| m.true_peak(0).unwrap_or(0.0))
+                    .fold(0.0, f64::max),
+            );
+        }),
+    );
 
     // The whole program on the device at once (the engine's blocks are already there), metered
     // block by block with one submission per block and a read-back of its readings, as the
     // engine's staging copies do.
-    let flat: Vec<f32> =
-        (0..blocks).flat_map(|j| x.iter().flat_map(move |c| c[j * BLOCK..(j + 1) * BLOCK].iter().copied())).collect();
+    let flat: Vec<f32> = (0..blocks)
+        .flat_map(|j| {
+            x.iter()
+                .flat_map(move |c| c[j * BLOCK..(j + 1) * BLOCK].iter().copied())
+        })
+        .collect();
     let input = ctx.storage_init("program", &flat);
     let st = Loudness::new(&ctx, precision, FS, CHANNELS, BLOCK, &input).expect("device meter");
     let device_meter = |read_back: bool| {
-        let mut m = EnergyMeter::new(CHANNELS, FS, Some(Layout::Surround51), MeterScope::Full).expect("meter");
+        let mut m = EnergyMeter::new(CHANNELS, FS, Some(Layout::Surround51), MeterScope::Full)
+            .expect("meter");
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         st.reset(&mut enc);
         ctx.queue.submit([enc.finish()]);
@@ -122,12 +151,22 @@ fn main() {
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
-                st.encode(&mut pass, j as u64, (j * BLOCK) as u64, BLOCK, j * CHANNELS * BLOCK);
+                st.encode(
+                    &mut pass,
+                    j as u64,
+                    (j * BLOCK) as u64,
+                    BLOCK,
+                    j * CHANNELS * BLOCK,
+                );
             }
             ctx.queue.submit([enc.finish()]);
             if read_back {
-                let eb: Vec<u8> = ctx.read_back(&st.energy, 0, st.energy_bytes() as usize).expect("energies");
-                let pb: Vec<u8> = ctx.read_back(&st.peaks, 0, st.peaks_bytes() as usize).expect("peaks");
+                let eb: Vec<u8> = ctx
+                    .read_back(&st.energy, 0, st.energy_bytes() as usize)
+                    .expect("energies");
+                let pb: Vec<u8> = ctx
+                    .read_back(&st.peaks, 0, st.peaks_bytes() as usize)
+                    .expect("peaks");
                 st.decode(&eb, &pb, &mut e, &mut p);
                 m.add_block((j * BLOCK) as u64, BLOCK, st.steps(), &e, &p);
             }
@@ -135,16 +174,30 @@ fn main() {
         ctx.wait_idle().expect("device");
         m.result()
     };
-    report("device meter, compute only (one submission per block)", time(reps, blocks, || {
-        std::hint::black_box(device_meter(false));
-    }));
-    report("device meter + synchronous read-back + EnergyMeter", time(reps, blocks, || {
-        std::hint::black_box(device_meter(true));
-    }));
+    report(
+        "device meter, compute only (one submission per block)",
+        time(reps, blocks, || {
+            std::hint::black_box(device_meter(false));
+        }),
+    );
+    report(
+        "device meter + synchronous read-back + EnergyMeter",
+        time(reps, blocks, || {
+            std::hint::black_box(device_meter(true));
+        }),
+    );
     let (a, b) = (cpu_meter(), device_meter(true));
     println!(
         "readings: cpu I {:.4} LRA {:.4} M {:.4} S {:.4} TP {:.4}; device I {:.4} LRA {:.4} M {:.4} S {:.4} TP {:.4}",
-        a.integrated_lufs, a.lra_lu, a.max_momentary_lufs, a.max_short_term_lufs, a.true_peak_dbtp,
-        b.integrated_lufs, b.lra_lu, b.max_momentary_lufs, b.max_short_term_lufs, b.true_peak_dbtp
+        a.integrated_lufs,
+        a.lra_lu,
+        a.max_momentary_lufs,
+        a.max_short_term_lufs,
+        a.true_peak_dbtp,
+        b.integrated_lufs,
+        b.lra_lu,
+        b.max_momentary_lufs,
+        b.max_short_term_lufs,
+        b.true_peak_dbtp
     );
 }

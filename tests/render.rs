@@ -623,4 +623,7 @@ fn engines_gpu_meter_on_the_device_reads_as_on_the_cpu() {
     assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 0.01, "loudness_before: {a} vs {b}");
     let read = |m: &str| std::fs::read(dir.path().join(m).join("printmaster.wav")).unwrap();
     assert!(read("cpu") == read("device"), "the printmaster depends on the meter");
+    // Anything else in the variable is a usage error that names it.
+    let err = render_with_env(&session, &dir.path().join("bad"), "gpu", &[], &[("STEMFORGE_GPU_METER", "gpu")], 2);
+    assert!(err.contains("STEMFORGE_GPU_METER=gpu"), "{err}");
 }

@@ -558,7 +558,7 @@ impl EnergyMeter {
             }
         }
         if self.scope == MeterScope::Full {
-            if self.done >= SHORT_TERM_STEPS as u64 && (self.done - SHORT_TERM_STEPS as u64) % 10 == 0 {
+            if self.done >= SHORT_TERM_STEPS as u64 && (self.done - SHORT_TERM_STEPS as u64).is_multiple_of(10) {
                 let block = last(SHORT_TERM_STEPS) / (SHORT_TERM_STEPS as f64 * step);
                 if block >= ABSOLUTE_GATE_ENERGY {
                     self.short_term_blocks.push(block);
