@@ -110,6 +110,22 @@ pub struct PassBlock<'a> {
     /// With `packed`, per request: the block's samples beyond full scale (clamped), counted as
     /// `WavWriter::write_planar` counts them.
     pub over_full_scale: &'a [u64],
+    /// When the sink's `Delivery::device_meter` asked for it and the engine meters on its device:
+    /// the master block's meter readings, which the sink's meter takes in place of the samples.
+    pub meter: Option<&'a MeterReadings>,
+}
+
+/// The device meter's readings of one master block (`gpu::loudness`), for
+/// `cpu::loudness::EnergyMeter::add_block`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeterReadings {
+    /// Step slots per channel.
+    pub steps: usize,
+    /// `[channel][steps]`: K-weighted sums of squares over the block's frames in each 100 ms step
+    /// from the one holding the block's first frame.
+    pub energies: Vec<f64>,
+    /// `[channel]`: (sample peak, true peak) of the block.
+    pub peaks: Vec<[f32; 2]>,
 }
 
 /// A signal a pass delivers.
@@ -140,6 +156,9 @@ pub struct Delivery {
     pub master: bool,
     /// The f32 stems are needed even when the requests are packed (an f32 stem output).
     pub stems: bool,
+    /// The sink meters the master from `PassBlock::meter` (the engine said `meter_on_device`);
+    /// `master` then counts only the outputs' need for the f32 master.
+    pub device_meter: bool,
 }
 
 impl Delivery {
@@ -149,6 +168,7 @@ impl Delivery {
             packed: Vec::new(),
             master: true,
             stems: true,
+            device_meter: false,
         }
     }
 }
@@ -201,6 +221,10 @@ pub struct EngineInfo {
     /// Arithmetic of the FIR convolutions: "f64" (both engines' default), or "f32" on a GPU
     /// without SHADER_F64, whose integer outputs may then differ from the CPU's by more than 1 LSB.
     pub fir_precision: &'static str,
+    /// Where the master is metered: "cpu" (the `ebur128` crate on the host, from the f32 or
+    /// unpacked PCM master) or "device" (`gpu::loudness`, gated on the host); see
+    /// `GpuEngine::meter_on_device` for the rule.
+    pub meter: &'static str,
 }
 
 pub trait Engine {
@@ -215,6 +239,11 @@ pub trait Engine {
     /// copy. The GPU engine does not: its FIRs are cheap on the device, and replaying would send
     /// f32 up the bus where the stems' raw PCM is smaller.
     fn replays_spill(&self) -> bool {
+        false
+    }
+    /// Whether the engine meters the master of `plan` on its device (`PassBlock::meter`) for a
+    /// sink whose `Delivery::device_meter` asks for it.
+    fn meter_on_device(&self, _plan: &RenderPlan) -> bool {
         false
     }
     /// Host <-> device bytes of the last pass, for an engine with a device.

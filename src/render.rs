@@ -107,6 +107,9 @@ pub struct PassRecord {
     /// GPU engine: bytes moved between host and device in this pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bus_bytes: Option<BusBytes>,
+    /// Which meter read this pass: "cpu" (the `ebur128` crate on the host; always for "solve") or
+    /// "device" (the GPU engine's `gpu::loudness`, `EngineInfo::meter`).
+    pub meter: &'static str,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -298,12 +301,10 @@ impl Runner<'_> {
         let pass_no = self.passes.len() as u32 + 1;
         self.progress.start_pass(pass_no, kind, plan.frames);
         let meter = LoudnessMeter::with_scope(plan.bus_channels(), plan.sample_rate, Some(plan.layout), scope)?;
-        let tee = SpillTee {
-            inner: OutputSink::new(meter, writers).limited_master(params.limit),
-            bus: spills.bus,
-            stems: spills.stems,
-        };
-        let sink = ThreadedSink::start(tee);
+        let sink = OutputSink::new(meter, writers)
+            .limited_master(params.limit)
+            .device_meter(self.engine.meter_on_device(plan));
+        let sink = ThreadedSink::start(SpillTee { inner: sink, bus: spills.bus, stems: spills.stems });
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
         let input = match replay {
             Some(spill) => {
@@ -324,6 +325,9 @@ impl Runner<'_> {
         let bus_bytes = self.engine.bus_bytes();
         let (lufs, dbtp) = (result.loudness.integrated_lufs, result.loudness.true_peak_dbtp);
         self.record(pass_no, kind, params.gain_db, lufs, dbtp, input, bus_bytes, t0);
+        if let Some(p) = self.passes.last_mut() {
+            p.meter = result.meter;
+        }
         Ok((result, Spills { bus: tee.bus, stems: tee.stems }))
     }
 
@@ -363,6 +367,7 @@ impl Runner<'_> {
             seconds: t0.elapsed().as_secs_f64(),
             input,
             bus_bytes,
+            meter: "cpu",
         });
         self.progress.event(serde_json::json!({
             "event": "pass_done", "pass": pass, "what": kind, "gain_db": gain_db,
@@ -490,9 +495,12 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             let why = why.split("; install").next().unwrap_or(why);
             progress.note(&format!("stemforge: engine cpu ({}; no hardware GPU: {why})", info.device))
         }
-        None => progress.note(&format!("stemforge: engine {} ({}; FIR in {})", info.engine, info.device, info.fir_precision)),
+        None => progress.note(&format!(
+            "stemforge: engine {} ({}; FIR in {}; meter on {})",
+            info.engine, info.device, info.fir_precision, info.meter
+        )),
     }
-    progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device}));
+    progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device, "meter": info.meter}));
     if session.master.as_ref().is_some_and(|m| m.oversampling == 1) {
         progress.note(
             "stemforge: warning: oversampling = 1 limits sample peaks only; the true peak can pass the ceiling \

@@ -6,9 +6,9 @@ use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
-use crate::cpu::loudness::{LoudnessMeter, LoudnessStats};
+use crate::cpu::loudness::{EnergyMeter, LoudnessMeter, LoudnessStats};
 use crate::cpu::pcm_unpack;
-use crate::engine::{Delivery, PackRequest, PassBlock, PassSink, Signal};
+use crate::engine::{Delivery, MeterReadings, PackRequest, PassBlock, PassSink, Signal};
 use crate::error::{Error, Result};
 use crate::io::SourceEncoding;
 use crate::io::wav_writer::{SealedFile, WavWriter, WrittenFile, sync_folder};
@@ -25,6 +25,10 @@ pub struct GainReduction {
 /// Meters the master; writes it and the stems when writers are given.
 pub struct OutputSink {
     meter: LoudnessMeter,
+    /// The engine meters the master on its device (`device_meter`): blocks come with
+    /// `PassBlock::meter`, gated here by this twin of `meter`.
+    device_meter: bool,
+    energy: Option<EnergyMeter>,
     masters: Vec<WavWriter>,
     /// `stems[output][stem in plan order]`.
     stems: Vec<Vec<WavWriter>>,
@@ -53,6 +57,8 @@ fn request(w: &WavWriter, signal: Signal) -> Option<PackRequest> {
 /// What a pass measured, with its writers still open (files under temporary names).
 pub struct PassResult {
     pub loudness: LoudnessStats,
+    /// Which meter read `loudness`: "device" (the engine's readings, `EnergyMeter`) or "cpu".
+    pub meter: &'static str,
     pub reduction: GainReduction,
     pub writers: Writers,
 }
@@ -119,6 +125,8 @@ impl OutputSink {
             .copied()
             .max_by_key(|&r| (requests[r].format.int_bits(), std::cmp::Reverse(r)));
         OutputSink {
+            device_meter: false,
+            energy: None,
             meter,
             masters: writers.masters,
             stems: writers.stems,
@@ -146,11 +154,22 @@ impl OutputSink {
         self
     }
 
+    /// Whether the engine meters the master on its device (`Engine::meter_on_device`): then the
+    /// sink asks for its readings (`Delivery::device_meter`) and no f32 master for the meter.
+    pub fn device_meter(mut self, on: bool) -> Self {
+        self.device_meter = on;
+        self
+    }
+
     /// The measurements, and the writers left open for the caller to commit or drop.
     pub fn finish(self) -> PassResult {
         let mean = if self.frames > 0 { self.sum_reduction_db / self.frames as f64 } else { 0.0 };
         PassResult {
-            loudness: self.meter.result(),
+            meter: if self.energy.is_some() { "device" } else { "cpu" },
+            loudness: match &self.energy {
+                Some(e) => e.result(),
+                None => self.meter.result(),
+            },
             reduction: GainReduction { max_db: self.max_reduction_db, mean_db: mean },
             writers: Writers { masters: self.masters, stems: self.stems },
         }
@@ -163,8 +182,9 @@ impl PassSink for OutputSink {
         let meter_reads_pcm = self.limited && self.meter_request.is_some();
         Delivery {
             packed: self.requests.clone(),
-            master: f32_master || !meter_reads_pcm,
+            master: f32_master || (!self.device_meter && !meter_reads_pcm),
             stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32),
+            device_meter: self.device_meter,
         }
     }
 
@@ -178,7 +198,16 @@ impl PassSink for OutputSink {
                 self.requests.len()
             )));
         }
-        if block.master.is_empty() {
+        if let Some(r) = block.meter {
+            // Metered on the device: gate its readings (cheap; no samples needed).
+            let first = self.frames;
+            let meter = &self.meter;
+            self.energy.get_or_insert_with(|| EnergyMeter::like_meter(meter)).add_block(first, n, r.steps, &r.energies, &r.peaks);
+        } else if self.energy.is_some() {
+            return Err(Error::Internal(format!("block {}: no device meter readings after earlier blocks had them", block.index)));
+        }
+        let metered = block.meter.is_some();
+        if block.master.is_empty() && !metered {
             // The engine packed and kept the f32 master on its device: meter the written PCM.
             let r = self.meter_request.ok_or_else(|| Error::Internal("no f32 master and no integer master output".into()))?;
             let encoding = match self.requests[r].format {
@@ -211,7 +240,9 @@ impl PassSink for OutputSink {
         let packed_as = |r: Option<usize>| r.filter(|_| packed).map(|r| (&block.packed[r], block.over_full_scale[r]));
         let (a, b) = rayon::join(
             || {
-                meter.add_planar(&master);
+                if !metered {
+                    meter.add_planar(&master);
+                }
                 Ok::<(), Error>(())
             },
             || {
@@ -258,6 +289,7 @@ struct OwnedBlock {
     gain: Option<Vec<f32>>,
     packed: Vec<Vec<u8>>,
     over_full_scale: Vec<u64>,
+    meter: Option<MeterReadings>,
 }
 
 fn copy_into(dst: &mut Vec<f32>, src: &[f32]) {
@@ -290,6 +322,7 @@ impl<S: PassSink + Send + 'static> ThreadedSink<S> {
                     gain: b.gain.as_deref(),
                     packed: &b.packed,
                     over_full_scale: &b.over_full_scale,
+                    meter: b.meter.as_ref(),
                 });
                 if result.is_err() {
                     // Dropping the receiver makes the engine's next send fail, so it stops early.
@@ -329,6 +362,7 @@ impl<S: PassSink + Send + 'static> PassSink for ThreadedSink<S> {
             gain: None,
             packed: Vec::new(),
             over_full_scale: Vec::new(),
+            meter: None,
         });
         owned.index = block.index;
         owned.len = block.len;
@@ -355,6 +389,11 @@ impl<S: PassSink + Send + 'static> PassSink for ThreadedSink<S> {
         }
         owned.over_full_scale.clear();
         owned.over_full_scale.extend_from_slice(block.over_full_scale);
+        match (block.meter, &mut owned.meter) {
+            (Some(r), Some(d)) => d.clone_from(r),
+            (Some(r), slot) => *slot = Some(r.clone()),
+            (None, slot) => *slot = None,
+        }
         let tx = self.tx.as_ref().expect("sink open");
         if tx.send(owned).is_err() {
             // The thread stopped on an error: report it now.

@@ -772,6 +772,7 @@ fn run_packing(
         packed: requests.to_vec(),
         master: f32,
         stems: f32,
+        device_meter: false,
     });
     let mut source = Source {
         stems: stems.to_vec(),

@@ -700,3 +700,47 @@ fn spill_none_repeats_the_writing_pass_without_a_note() {
     let after = r["loudness_after"]["integrated_lufs"].as_f64().unwrap();
     assert!((after - LOUD_TARGET).abs() <= 0.05, "{after:.3} LUFS");
 }
+
+/// The GPU engine's device meter (`STEMFORGE_GPU_METER=device`, `gpu::loudness`) reads the master
+/// as its CPU meter does (`=cpu`, the `ebur128` crate on the downloaded PCM): every reading of
+/// the report within DESIGN.md's 0.01 LU/dB, the report says which meter ran in each pass, and
+/// the 5.1 printmaster (no f32 master output, so none comes down for the meter) is the same file.
+#[test]
+fn engines_gpu_meter_on_the_device_reads_as_on_the_cpu() {
+    if !engines().contains(&"gpu") {
+        return; // engines() has said so
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let session = dme_session(dir.path(), -23.0, -1.0);
+    let body = std::fs::read_to_string(&session)
+        .unwrap()
+        .replace("[[outputs]]\npath = \"printmaster-f32.wav\"\nkind = \"master\"\nformat = \"f32\"\n", "");
+    std::fs::write(&session, body).unwrap();
+    let mut reports = Vec::new();
+    for meter in ["cpu", "device"] {
+        let out = dir.path().join(meter);
+        let rp = dir.path().join(format!("{meter}.json"));
+        let rp_arg = rp.to_str().unwrap().to_string();
+        render_with_env(&session, &out, "gpu", &["--report", &rp_arg], &[("STEMFORGE_GPU_METER", meter)], 0);
+        let r = solve_report(&rp);
+        assert_eq!(r["engine"]["meter"], meter, "{meter}: engine.meter");
+        for p in r["passes"].as_array().unwrap() {
+            let want = if p["kind"] == "solve" { "cpu" } else { meter };
+            assert_eq!(p["meter"], want, "{meter}: pass {p}");
+        }
+        reports.push(r);
+    }
+    for key in ["integrated_lufs", "lra_lu", "max_momentary_lufs", "max_short_term_lufs", "sample_peak_dbfs", "true_peak_dbtp"] {
+        let (a, b) = (&reports[0]["loudness_after"][key], &reports[1]["loudness_after"][key]);
+        let (a, b) = (a.as_f64().unwrap_or_else(|| panic!("{key}: {a}")), b.as_f64().unwrap_or_else(|| panic!("{key}: {b}")));
+        assert!((a - b).abs() <= 0.01, "loudness_after.{key}: cpu meter {a}, device meter {b}");
+        println!("loudness_after.{key}: cpu meter {a:.6}, device meter {b:.6}, |diff| {:.2e}", (a - b).abs());
+    }
+    let (a, b) = (&reports[0]["loudness_before"]["integrated_lufs"], &reports[1]["loudness_before"]["integrated_lufs"]);
+    assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 0.01, "loudness_before: {a} vs {b}");
+    let read = |m: &str| std::fs::read(dir.path().join(m).join("printmaster.wav")).unwrap();
+    assert!(read("cpu") == read("device"), "the printmaster depends on the meter");
+    // Anything else in the variable is a usage error that names it.
+    let err = render_with_env(&session, &dir.path().join("bad"), "gpu", &[], &[("STEMFORGE_GPU_METER", "gpu")], 2);
+    assert!(err.contains("STEMFORGE_GPU_METER=gpu"), "{err}");
+}

@@ -41,7 +41,7 @@ fn validate(path: &Path, source: &str) -> Result<naga::Module, String> {
 
 /// The shaders with an f64 path. Each has an f32 fallback `<stage>_f32`: a file next to it, or
 /// (fir_convolve) the same source with its `real` alias set to f32 (`kernel::shader_source`).
-const F64_SHADERS: [&str; 4] = ["fir_convolve", "oversample_peak", "limiter_release", "limiter_smooth"];
+const F64_SHADERS: [&str; 5] = ["fir_convolve", "oversample_peak", "limiter_release", "limiter_smooth", "loudness"];
 
 fn uses_f64(path: &Path) -> bool {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
@@ -78,6 +78,7 @@ fn every_stage_has_its_shader_with_compute_entry_points() {
         "limiter_smooth",
         "limiter_apply",
         "dither_quantize",
+        "loudness",
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for stage in stages {

@@ -116,7 +116,7 @@ fn zeroed(channels: usize, block: usize) -> Vec<Vec<f32>> {
 
 impl Engine for CpuEngine {
     fn info(&self) -> EngineInfo {
-        EngineInfo { engine: "cpu".into(), device: format!("{} threads", self.threads), fir_precision: "f64" }
+        EngineInfo { engine: "cpu".into(), device: format!("{} threads", self.threads), fir_precision: "f64", meter: "cpu" }
     }
 
     fn replays_spill(&self) -> bool {
@@ -325,6 +325,7 @@ impl Engine for CpuEngine {
                             gain: Some(&gains),
                             packed: &[],
                             over_full_scale: &[],
+                            meter: None,
                         })?;
                         spare.push((mb, ms));
                     }
@@ -338,6 +339,7 @@ impl Engine for CpuEngine {
                             gain: None,
                             packed: &[],
                             over_full_scale: &[],
+                            meter: None,
                         })?;
                     }
                 }

@@ -154,13 +154,8 @@ pub struct LoudnessMeter {
     /// not a whole number of frames (11025 Hz). There the meter reads the crate's momentary and
     /// short-term loudness at every step instead (slower, same figures).
     step_energies: bool,
-    /// Energies of the last `SHORT_TERM_STEPS` 100 ms steps (a ring; zero before the program, as
-    /// the crate's buffer is).
-    energies: [f64; SHORT_TERM_STEPS],
-    /// Steps read so far: `energies[steps % SHORT_TERM_STEPS]` is the next slot.
-    steps: usize,
-    max_momentary: f64,
-    max_short_term: f64,
+    /// Max momentary/short-term from the steps' energies.
+    maxima: StepMaxima,
 }
 
 impl LoudnessMeter {
@@ -219,10 +214,7 @@ impl LoudnessMeter {
             step,
             in_step: 0,
             step_energies: sample_rate as usize / 10 == step,
-            energies: [0.0; SHORT_TERM_STEPS],
-            steps: 0,
-            max_momentary: f64::NEG_INFINITY,
-            max_short_term: f64::NEG_INFINITY,
+            maxima: StepMaxima::new(),
         })
     }
 
@@ -285,25 +277,31 @@ impl LoudnessMeter {
     fn read_step(&mut self) {
         if !self.step_energies {
             if let Ok(m) = self.meter.loudness_momentary() {
-                self.max_momentary = self.max_momentary.max(m);
+                self.maxima.max_momentary = self.maxima.max_momentary.max(m);
             }
             if let Ok(s) = self.meter.loudness_shortterm() {
-                self.max_short_term = self.max_short_term.max(s);
+                self.maxima.max_short_term = self.maxima.max_short_term.max(s);
             }
             return;
         }
         // The crate reports a window's energy z as 10·log10(z) - 0.691 (-inf for z = 0); undo it.
         let last = self.meter.loudness_window(100).expect("a 100 ms window fits the crate's 3 s buffer");
-        let z = 10f64.powf((last + 0.691) / 10.0);
-        self.energies[self.steps % SHORT_TERM_STEPS] = z;
-        self.steps += 1;
-        // Summed afresh each step (34 additions per 100 ms): no running sum to drift over hours.
-        let short: f64 = self.energies.iter().sum();
-        let momentary: f64 =
-            (1..=MOMENTARY_STEPS).map(|k| self.energies[(self.steps + SHORT_TERM_STEPS - k) % SHORT_TERM_STEPS]).sum();
-        // The crate's own conversion; a zero energy reads -inf, as the crate's readings do.
-        self.max_momentary = self.max_momentary.max(energy_to_loudness(momentary / MOMENTARY_STEPS as f64));
-        self.max_short_term = self.max_short_term.max(energy_to_loudness(short / SHORT_TERM_STEPS as f64));
+        self.maxima.push(10f64.powf((last + 0.691) / 10.0));
+    }
+
+    /// What this meter measures.
+    pub fn scope(&self) -> MeterScope {
+        self.scope
+    }
+
+    /// The sample rate the meter was made for.
+    pub fn sample_rate(&self) -> u32 {
+        self.meter.rate()
+    }
+
+    /// The weighting map the meter was made with.
+    pub fn channel_map(&self) -> &[Channel] {
+        self.meter.channel_map()
     }
 
     /// The readings so far. Can be called at any time; a trailing partial 100 ms step is not a
@@ -324,10 +322,266 @@ impl LoudnessMeter {
             integrated_lufs: integrated,
             // A silent program has no loudness distribution: LRA is undefined, not 0.
             lra_lu: if integrated.is_finite() { lra } else { f64::NAN },
-            max_momentary_lufs: self.max_momentary,
-            max_short_term_lufs: self.max_short_term,
+            max_momentary_lufs: self.maxima.max_momentary,
+            max_short_term_lufs: self.maxima.max_short_term,
             sample_peak_dbfs: amplitude_db(sample_peak),
             true_peak_dbtp: amplitude_db(true_peak),
+        }
+    }
+}
+
+/// Max momentary (400 ms) and short-term (3 s) loudness read at every 100 ms step (EBU Tech
+/// 3341) from the steps' mean-square energies: the momentary and short-term energies are the means
+/// of the last 4 and 30 of them (the crate's window sums regrouped). Shared by the CPU meter (fed
+/// by the crate's `loudness_window(100)`) and the device meter's host half (`EnergyMeter`).
+#[derive(Debug, Clone)]
+pub struct StepMaxima {
+    /// Energies of the last `SHORT_TERM_STEPS` steps (a ring; zero before the program, as the
+    /// crate's buffer is).
+    energies: [f64; SHORT_TERM_STEPS],
+    /// Steps read so far: `energies[steps % SHORT_TERM_STEPS]` is the next slot.
+    steps: usize,
+    pub max_momentary: f64,
+    pub max_short_term: f64,
+}
+
+impl Default for StepMaxima {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StepMaxima {
+    pub fn new() -> Self {
+        StepMaxima {
+            energies: [0.0; SHORT_TERM_STEPS],
+            steps: 0,
+            max_momentary: f64::NEG_INFINITY,
+            max_short_term: f64::NEG_INFINITY,
+        }
+    }
+
+    /// One more complete step: `z` is its weighted mean-square energy (channel-weighted sum of
+    /// squares over its frames, divided by the frames).
+    pub fn push(&mut self, z: f64) {
+        self.energies[self.steps % SHORT_TERM_STEPS] = z;
+        self.steps += 1;
+        // Summed afresh each step (34 additions per 100 ms): no running sum to drift over hours.
+        let short: f64 = self.energies.iter().sum();
+        let momentary: f64 =
+            (1..=MOMENTARY_STEPS).map(|k| self.energies[(self.steps + SHORT_TERM_STEPS - k) % SHORT_TERM_STEPS]).sum();
+        // The crate's own conversion; a zero energy reads -inf, as the crate's readings do.
+        self.max_momentary = self.max_momentary.max(energy_to_loudness(momentary / MOMENTARY_STEPS as f64));
+        self.max_short_term = self.max_short_term.max(energy_to_loudness(short / SHORT_TERM_STEPS as f64));
+    }
+}
+
+/// The weight the crate gives a channel in its block energies (`Filter::calc_gating_block`):
+/// 1.41 for the surrounds, 2 for dual mono, 0 for an unused (LFE) channel.
+pub fn channel_weight(c: Channel) -> f64 {
+    match c {
+        Channel::Unused => 0.0,
+        Channel::LeftSurround
+        | Channel::RightSurround
+        | Channel::Mp060
+        | Channel::Mm060
+        | Channel::Mp090
+        | Channel::Mm090 => 1.41,
+        Channel::DualMono => 2.0,
+        _ => 1.0,
+    }
+}
+
+/// The crate's absolute gate as an energy: its histogram's lowest boundary (`BOUNDARIES[0]`,
+/// -70 LUFS), below which it drops a block before any gating.
+const ABSOLUTE_GATE_ENERGY: f64 = 0.000000117246530458229809506033624374;
+
+/// Gated integrated loudness of 400 ms block energies that passed the absolute gate: the crate's
+/// `History::gated_loudness` (queue mode), step for step.
+pub fn gated_loudness(blocks: &[f64]) -> f64 {
+    if blocks.is_empty() {
+        return f64::NEG_INFINITY;
+    }
+    let sum: f64 = blocks.iter().sum();
+    if sum.is_nan() {
+        return f64::NAN;
+    }
+    // BS.1770-4: the relative gate sits 10 LU under the absolutely gated mean.
+    let relative = (sum / blocks.len() as f64) * f64::powf(10.0, -10.0 / 10.0);
+    let (count, total) =
+        blocks.iter().filter(|&&e| e >= relative).fold((0u64, 0.0f64), |(n, t), &e| (n + 1, t + e));
+    if count == 0 { f64::NEG_INFINITY } else { energy_to_loudness(total / count as f64) }
+}
+
+/// Loudness range of 3 s block energies that passed the absolute gate: the crate's
+/// `History::loudness_range` (queue mode; EBU Tech 3342: relative gate -20 LU, 10th to 95th
+/// percentile), step for step.
+pub fn loudness_range(blocks: &[f64]) -> f64 {
+    if blocks.iter().any(|e| e.is_nan()) {
+        return f64::NAN;
+    }
+    let mut q = blocks.to_vec();
+    q.sort_unstable_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    if q.is_empty() {
+        return 0.0;
+    }
+    let power = q.iter().sum::<f64>() / q.len() as f64;
+    let integrated = f64::powf(10.0, -20.0 / 10.0) * power;
+    let relgated = q.iter().take_while(|&v| *v < integrated).count();
+    match (q.len() - relgated).checked_sub(1) {
+        Some(n) => {
+            let n = n as f64;
+            let high = q[relgated + (n * 0.95 + 0.5) as usize];
+            let low = q[relgated + (n * 0.1 + 0.5) as usize];
+            energy_to_loudness(high) - energy_to_loudness(low)
+        }
+        None => 0.0,
+    }
+}
+
+/// The host half of the device meter (`shaders/loudness.wgsl`, `src/gpu/loudness.rs`): the same
+/// `LoudnessStats` as `LoudnessMeter`, from what the device sends back per block instead of the
+/// samples: per channel, the K-weighted sum of squares of the block's frames in each 100 ms step
+/// (steps aligned to program frame 0, as the crate's blocks are), and the sample and true peak.
+///
+/// The crate's blocks are sums of those steps: a 400 ms gating block completes at every step from
+/// the 4th (frames [k-3, k] steps), a 3 s LRA block at step 30 and every 10th after; the crate
+/// weights each channel's sum and divides by the block's frames. Gating is the crate's
+/// (`gated_loudness`, `loudness_range`) and max M/S are `StepMaxima`, as in `LoudnessMeter`.
+#[derive(Debug, Clone)]
+pub struct EnergyMeter {
+    scope: MeterScope,
+    /// Frames per 100 ms step, rounded as the crate rounds it.
+    step: usize,
+    weights: Vec<f64>,
+    /// The step that is being summed, and its weighted sum so far.
+    open_step: u64,
+    open: f64,
+    /// Weighted sums of the last `SHORT_TERM_STEPS` complete steps (ring; zeros before frame 0).
+    recent: [f64; SHORT_TERM_STEPS],
+    done: u64,
+    maxima: StepMaxima,
+    /// 400 ms and 3 s block energies over the absolute gate, in the crate's order.
+    gating_blocks: Vec<f64>,
+    short_term_blocks: Vec<f64>,
+    /// Per channel: highest |sample| and highest interpolated |sample|.
+    sample_peak: Vec<f64>,
+    true_peak: Vec<f64>,
+    /// Frames seen: blocks must come in order, without gaps.
+    frames: u64,
+}
+
+impl EnergyMeter {
+    /// A meter with `LoudnessMeter::with_scope`'s channel map, step and checks.
+    pub fn new(channels: usize, sample_rate: u32, layout: Option<Layout>, scope: MeterScope) -> Result<Self> {
+        // The same validation (and error messages) as the CPU meter.
+        let twin = LoudnessMeter::with_scope(channels, sample_rate, layout, MeterScope::Integrated)?;
+        Ok(Self::like(&twin, scope))
+    }
+
+    /// A meter measuring what `meter` measures, for the same program.
+    pub fn like_meter(meter: &LoudnessMeter) -> Self {
+        Self::like(meter, meter.scope())
+    }
+
+    fn like(meter: &LoudnessMeter, scope: MeterScope) -> Self {
+        let channels = meter.channels();
+        EnergyMeter {
+            scope,
+            step: meter.step,
+            weights: meter.channel_map().iter().map(|&c| channel_weight(c)).collect(),
+            open_step: 0,
+            open: 0.0,
+            recent: [0.0; SHORT_TERM_STEPS],
+            done: 0,
+            maxima: StepMaxima::new(),
+            gating_blocks: Vec::new(),
+            short_term_blocks: Vec::new(),
+            sample_peak: vec![0.0; channels],
+            true_peak: vec![0.0; channels],
+            frames: 0,
+        }
+    }
+
+    /// Frames per 100 ms step.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    pub fn channels(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// One block of `len` frames starting at program frame `first_frame`: `energies[c * steps + s]`
+    /// is channel c's K-weighted sum of squares over the block's frames in step
+    /// `first_frame / step + s` (zero for steps the block does not reach); `peaks[c]` is channel
+    /// c's (sample peak, true peak) over the block.
+    pub fn add_block(&mut self, first_frame: u64, len: usize, steps: usize, energies: &[f64], peaks: &[[f32; 2]]) {
+        let channels = self.weights.len();
+        assert_eq!(first_frame, self.frames, "EnergyMeter::add_block: blocks out of order");
+        assert_eq!(energies.len(), channels * steps, "EnergyMeter::add_block: energies per channel and step");
+        assert_eq!(peaks.len(), channels, "EnergyMeter::add_block: peaks per channel");
+        let step = self.step as u64;
+        let end = first_frame + len as u64;
+        let s0 = first_frame / step;
+        for s in 0..steps {
+            let abs = s0 + s as u64;
+            if abs * step >= end {
+                break;
+            }
+            debug_assert_eq!(abs, self.open_step);
+            self.open += (0..channels).map(|c| self.weights[c] * energies[c * steps + s]).sum::<f64>();
+            if (abs + 1) * step <= end {
+                self.complete_step();
+            }
+        }
+        for (c, p) in peaks.iter().enumerate() {
+            self.sample_peak[c] = self.sample_peak[c].max(p[0] as f64);
+            self.true_peak[c] = self.true_peak[c].max(p[1] as f64);
+        }
+        self.frames = end;
+    }
+
+    fn complete_step(&mut self) {
+        let e = std::mem::take(&mut self.open);
+        self.recent[(self.done % SHORT_TERM_STEPS as u64) as usize] = e;
+        self.done += 1;
+        self.open_step += 1;
+        let last = |n: usize| -> f64 {
+            (1..=n as u64).map(|k| self.recent[((self.done - k) % SHORT_TERM_STEPS as u64) as usize]).sum()
+        };
+        let step = self.step as f64;
+        if self.done >= MOMENTARY_STEPS as u64 {
+            let block = last(MOMENTARY_STEPS) / (MOMENTARY_STEPS as f64 * step);
+            if block >= ABSOLUTE_GATE_ENERGY {
+                self.gating_blocks.push(block);
+            }
+        }
+        if self.scope == MeterScope::Full {
+            if self.done >= SHORT_TERM_STEPS as u64 && (self.done - SHORT_TERM_STEPS as u64).is_multiple_of(10) {
+                let block = last(SHORT_TERM_STEPS) / (SHORT_TERM_STEPS as f64 * step);
+                if block >= ABSOLUTE_GATE_ENERGY {
+                    self.short_term_blocks.push(block);
+                }
+            }
+            self.maxima.push(e / step);
+        }
+    }
+
+    /// The readings so far, as `LoudnessMeter::result` gives them.
+    pub fn result(&self) -> LoudnessStats {
+        let integrated = gated_loudness(&self.gating_blocks);
+        let full = self.scope == MeterScope::Full;
+        let peak = |v: &[f64]| if full { amplitude_db(v.iter().fold(0.0f64, |a, &b| a.max(b))) } else { f64::NAN };
+        // The crate never reads a true peak under the sample peak (`EbuR128::true_peak`).
+        let true_peaks: Vec<f64> = self.true_peak.iter().zip(&self.sample_peak).map(|(t, s)| t.max(*s)).collect();
+        LoudnessStats {
+            integrated_lufs: integrated,
+            lra_lu: if full && integrated.is_finite() { loudness_range(&self.short_term_blocks) } else { f64::NAN },
+            max_momentary_lufs: self.maxima.max_momentary,
+            max_short_term_lufs: self.maxima.max_short_term,
+            sample_peak_dbfs: peak(&self.sample_peak),
+            true_peak_dbtp: peak(&true_peaks),
         }
     }
 }

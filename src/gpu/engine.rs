@@ -20,8 +20,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::mpsc;
 
 use crate::engine::{
-    BusBytes, Delivery, Engine, EngineInfo, PassBlock, PassParams, PassSink, RenderPlan, Signal,
-    StemSource, blocks_of_latency,
+    BusBytes, Delivery, Engine, EngineInfo, MeterReadings, PassBlock, PassParams, PassSink,
+    RenderPlan, Signal, StemSource, blocks_of_latency,
 };
 use crate::error::{Error, Result};
 use crate::gpu::context::{GpuContext, NO_GPU_HELP};
@@ -34,6 +34,7 @@ use crate::gpu::limiter_apply::LimiterApply;
 use crate::gpu::limiter_hold::LimiterHold;
 use crate::gpu::limiter_release::LimiterRelease;
 use crate::gpu::limiter_smooth::LimiterSmooth;
+use crate::gpu::loudness::Loudness;
 use crate::gpu::oversample_peak::OversamplePeak;
 use crate::gpu::pcm_unpack::{PcmUnpack, PcmUnpackPipeline, format_code};
 use crate::io::SourceEncoding;
@@ -50,13 +51,37 @@ pub struct GpuEngine {
     built: Option<(u64, Chain)>,
     /// Bytes moved by the last pass.
     bus: BusBytes,
+    /// Meter the master on the device (`meter_choice`).
+    device_meter: bool,
+}
+
+/// The environment variable that forces where the GPU engine meters: `cpu` or `device`.
+pub const METER_VAR: &str = "STEMFORGE_GPU_METER";
+
+/// Whether the GPU engine meters on its device: `STEMFORGE_GPU_METER=cpu|device` when set, else
+/// on a hardware adapter and not on a CPU (software) one. Measured on lavapipe (BENCHMARKS.md
+/// "Loudness on the device", `examples/meter_timings.rs`): there the device meter's work runs on
+/// the same CPU cores, slower than the `ebur128` crate's serial filter, so the CPU meter stays; a
+/// GPU runs the scan beside the rest of the chain and spares the output thread the meter (the
+/// largest serial cost left in a pass) and the f32 master's download.
+pub fn meter_choice(device_type: wgpu::DeviceType) -> Result<bool> {
+    match std::env::var(METER_VAR).as_deref() {
+        Ok("cpu") => Ok(false),
+        Ok("device") => Ok(true),
+        Ok(other) if !other.is_empty() => Err(Error::Usage(format!(
+            "{METER_VAR}={other}: expected \"cpu\" or \"device\""
+        ))),
+        _ => Ok(device_type != wgpu::DeviceType::Cpu),
+    }
 }
 
 impl GpuEngine {
     /// The engine on the adapter `GpuContext::new` chooses (software adapters included).
     pub fn new(adapter: Option<&str>) -> Result<GpuEngine> {
+        let ctx = GpuContext::new(adapter)?;
         Ok(GpuEngine {
-            ctx: GpuContext::new(adapter)?,
+            device_meter: meter_choice(ctx.adapter_info.device_type)?,
+            ctx,
             fir: None,
             delay: None,
             unpack: None,
@@ -109,6 +134,8 @@ struct Chain {
     /// Values per ring slot: (1 + stems_out) * bus_ch * block.
     slot_len: usize,
     limiter: Option<LimiterChain>,
+    /// The device meter of the delivered master, when the sink takes its readings.
+    meter: Option<Loudness>,
     /// The delivered block's [master, stems...] for the packers when there is no limiter (whose
     /// output buffer they read otherwise): a copy of its ring slot.
     pack_in: Option<wgpu::Buffer>,
@@ -132,6 +159,8 @@ struct StagingLayout {
     packed: Vec<u64>,
     /// Each packer's count of samples beyond full scale, one u32 each.
     counts: u64,
+    /// The device meter's energies and peaks.
+    meter: Option<(u64, u64)>,
     len: u64,
 }
 
@@ -162,7 +191,8 @@ fn fingerprint(
     for e in inputs {
         e.and_then(format_code).map(|(code, _)| code).hash(&mut h);
     }
-    (delivery.master, delivery.stems).hash(&mut h);
+    (delivery.master, delivery.stems, delivery.device_meter).hash(&mut h);
+    plan.sample_rate.hash(&mut h);
     for r in &delivery.packed {
         let signal = match r.signal {
             Signal::Master => None,
@@ -487,6 +517,15 @@ impl Chain {
             )?);
         }
 
+        // The device meter reads the delivered master: the limiter's output, or without a
+        // limiter the ring slot it was mixed into (its offset given per block).
+        let meter = if delivery.device_meter {
+            let input = limiter.as_ref().map_or(&ring, |l| &l.out);
+            Some(Loudness::new(ctx, Precision::for_context(ctx), plan.sample_rate, bus_ch, b, input)?)
+        } else {
+            None
+        };
+
         // What comes back: f32 only where the sink needs it once the requests are packed.
         let mut at = 0u64;
         let mut take = |bytes: u64| {
@@ -494,7 +533,7 @@ impl Chain {
             at += bytes;
             here
         };
-        let master = (!packs || delivery.master).then(|| take(f32s(bus_ch * b)));
+        let master = (delivery.master || (!packs && !delivery.device_meter)).then(|| take(f32s(bus_ch * b)));
         let stems = (stems_out > 0 && (!packs || delivery.stems))
             .then(|| take(f32s(stems_out * bus_ch * b)));
         let gain = limiter.as_ref().map(|_| take(f32s(b)));
@@ -503,12 +542,14 @@ impl Chain {
             .map(|p| take(words(p.packed_len(b))))
             .collect();
         let counts = take(4 * packers.len() as u64);
+        let meter_at = meter.as_ref().map(|m| (take(m.energy_bytes()), take(m.peaks_bytes())));
         let layout = StagingLayout {
             master,
             stems,
             gain,
             packed,
             counts,
+            meter: meter_at,
             len: at.max(4),
         };
         let staging = (0..IN_FLIGHT)
@@ -540,6 +581,7 @@ impl Chain {
             ring_slots,
             slot_len,
             limiter,
+            meter,
             pack_in,
             packers,
             staging,
@@ -566,6 +608,9 @@ impl Chain {
             l.hold.reset(&mut enc);
             l.release.reset(&mut enc);
             l.smooth.reset(&mut enc);
+        }
+        if let Some(m) = &self.meter {
+            m.reset(&mut enc);
         }
         ctx.queue.submit([enc.finish()]);
     }
@@ -606,6 +651,9 @@ impl Chain {
             }
             self.gain_sum
                 .encode_mix(&mut pass, ring_slot * self.slot_len, 0, valid);
+            if let (Some(m), Some(d), None) = (&self.meter, deliver, &self.limiter) {
+                m.encode(&mut pass, d.index, d.index * self.block as u64, d.len, ring_slot * self.slot_len);
+            }
             if let Some(l) = &self.limiter {
                 l.tap.encode(&mut pass, t);
                 l.peak.encode(&mut pass, t);
@@ -624,6 +672,9 @@ impl Chain {
                         self.packers
                             .iter()
                             .for_each(|p| p.encode(&mut pass, first, len));
+                    }
+                    if let (Some(m), Some(d)) = (&self.meter, deliver) {
+                        m.encode(&mut pass, d.index, d.index * self.block as u64, d.len, 0);
                     }
                 }
             }
@@ -672,6 +723,10 @@ impl Chain {
                 4,
             );
         }
+        if let (Some(m), Some((e, p))) = (&self.meter, lay.meter) {
+            copy(&mut enc, &m.energy, 0, e, m.energy_bytes());
+            copy(&mut enc, &m.peaks, 0, p, m.peaks_bytes());
+        }
         (enc.finish(), down)
     }
 }
@@ -703,6 +758,7 @@ struct HostBlock {
     gain: Vec<f32>,
     packed: Vec<Vec<u8>>,
     over_full_scale: Vec<u64>,
+    meter: MeterReadings,
 }
 
 impl GpuEngine {
@@ -765,6 +821,16 @@ impl GpuEngine {
                 host.over_full_scale[i] =
                     u32::from_le_bytes(bytes[c..c + 4].try_into().expect("4 bytes")) as u64;
             }
+            if let (Some(m), Some((e, p))) = (&chain.meter, lay.meter) {
+                let (e, p) = (e as usize, p as usize);
+                host.meter.steps = m.steps();
+                m.decode(
+                    &bytes[e..e + m.energy_bytes() as usize],
+                    &bytes[p..p + m.peaks_bytes() as usize],
+                    &mut host.meter.energies,
+                    &mut host.meter.peaks,
+                );
+            }
         }
         staging.unmap();
         sink.block(PassBlock {
@@ -783,6 +849,7 @@ impl GpuEngine {
             gain: lay.gain.map(|_| host.gain.as_slice()),
             packed: &host.packed,
             over_full_scale: &host.over_full_scale,
+            meter: lay.meter.map(|_| &host.meter),
         })
     }
 }
@@ -793,7 +860,17 @@ impl Engine for GpuEngine {
             engine: "gpu".into(),
             device: self.ctx.summary().describe(),
             fir_precision: Precision::for_context(&self.ctx).name(),
+            meter: if self.device_meter && Precision::for_context(&self.ctx) == Precision::F64 {
+                "device"
+            } else {
+                "cpu"
+            },
         }
+    }
+
+    fn meter_on_device(&self, plan: &RenderPlan) -> bool {
+        self.device_meter
+            && Loudness::supports(Precision::for_context(&self.ctx), plan.sample_rate, plan.block).is_ok()
     }
 
     fn takes_raw_pcm(&self) -> bool {
@@ -894,6 +971,7 @@ impl GpuEngine {
             gain: vec![0.0; b],
             packed: vec![Vec::new(); chain.packers.len()],
             over_full_scale: vec![0; chain.packers.len()],
+            meter: MeterReadings::default(),
         };
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut source_done = false;

@@ -22,6 +22,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("limiter_apply", include_str!("../../shaders/limiter_apply.wgsl")),
     ("dither_quantize", include_str!("../../shaders/dither_quantize.wgsl")),
     ("delay_line", include_str!("../../shaders/delay_line.wgsl")),
+    ("loudness", include_str!("../../shaders/loudness.wgsl")),
 ];
 
 /// The line of a shader whose scalar type is a parameter (`fir_convolve`): the shader computes in
@@ -79,6 +80,14 @@ impl Precision {
         }
     }
 
+    /// Bytes of a `real` in the shaders that have the alias (`loudness`'s read-back).
+    pub fn real_bytes(self) -> usize {
+        match self {
+            Precision::F64 => 8,
+            Precision::F32 => 4,
+        }
+    }
+
     /// The shader of `stage` for this precision.
     pub fn shader(self, stage: &'static str) -> &'static str {
         match (self, stage) {
@@ -87,6 +96,7 @@ impl Precision {
             (Precision::F32, "oversample_peak") => "oversample_peak_f32",
             (Precision::F32, "limiter_release") => "limiter_release_f32",
             (Precision::F32, "limiter_smooth") => "limiter_smooth_f32",
+            (Precision::F32, "loudness") => "loudness_f32",
             (Precision::F32, s) => s,
         }
     }
