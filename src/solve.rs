@@ -495,6 +495,7 @@ mod tests {
                 gain: None,
                 packed: &[],
                 over_full_scale: &[],
+                meter: None,
             };
             tee.block(pb).unwrap();
         }

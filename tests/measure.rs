@@ -8,7 +8,7 @@ use std::process::Command;
 
 use signals::{Fmt, Rng, db_to_amp, music_noise, sine, write_wav};
 use stemforge::analysis::measure::{measure, measure_one, to_json, to_text};
-use stemforge::cpu::loudness::{LoudnessMeter, channel_map, measure_file};
+use stemforge::cpu::loudness::{LoudnessMeter, MeterScope, channel_map, measure_file};
 use stemforge::session::Layout;
 
 const FS: u32 = 48_000;
@@ -255,9 +255,24 @@ fn max_momentary_short_term_and_true_peak_equal_the_crate_read_every_100ms() {
                 at = e;
             }
             let r = m.result();
-            // Integrated, LRA and the peaks come from the crate as before: identical bits expected.
-            assert_eq!(r.integrated_lufs, want[0], "{name}, block {block}: integrated");
-            assert_eq!(r.lra_lu, want[1], "{name}, block {block}: LRA");
+            // Integrated and LRA are gated from the same 100 ms energies (400 ms and 3 s blocks as
+            // sums of 4 and 30 of them, the crate's gating step for step): f64 rounding only,
+            // ~1e-14 LU. A block grouped one step off moves these bursts' readings by far more
+            // than 1e-9 LU. Where the meter falls back to the crate's own modes (11025 Hz), the
+            // bits are the crate's.
+            let (i, lra) = (r.integrated_lufs, r.lra_lu);
+            if *fs % 10 == 0 {
+                assert!((i - want[0]).abs() < 1e-9, "{name}, block {block}: integrated {i} vs crate {}", want[0]);
+                assert!((lra - want[1]).abs() < 1e-9, "{name}, block {block}: LRA {lra} vs crate {}", want[1]);
+            } else {
+                assert_eq!(i, want[0], "{name}, block {block}: integrated");
+                assert_eq!(lra, want[1], "{name}, block {block}: LRA");
+            }
+            // The integrated-only meter (the render's analysis pass and solves) reads the same.
+            let mut mi = LoudnessMeter::with_scope(planar.len(), *fs, *layout, MeterScope::Integrated).unwrap();
+            mi.add_planar(&planar.iter().map(|c| c.as_slice()).collect::<Vec<_>>());
+            let only = mi.result().integrated_lufs;
+            assert!((only - i).abs() < 1e-9, "{name}: integrated-only meter {only} vs {i}");
             assert_eq!(r.sample_peak_dbfs, 20.0 * want[4].log10(), "{name}, block {block}: sample peak");
             assert_eq!(r.true_peak_dbtp, 20.0 * want[5].log10(), "{name}, block {block}: true peak");
             // The same K-weighted samples summed in another grouping (100 ms sums, then 4 or 30 of

@@ -154,8 +154,15 @@ pub struct LoudnessMeter {
     /// not a whole number of frames (11025 Hz). There the meter reads the crate's momentary and
     /// short-term loudness at every step instead (slower, same figures).
     step_energies: bool,
-    /// Max momentary/short-term from the steps' energies.
+    /// Max momentary/short-term from the steps' energies (only where `!step_energies`).
     maxima: StepMaxima,
+    /// Where `step_energies`: the gating, LRA and max momentary/short-term, computed from the
+    /// crate's 100 ms window energies, as the device meter's host half computes them from its own
+    /// (`EnergyMeter`, the crate's gating step for step). The crate then only K-weights and keeps
+    /// its 400 ms buffer (`Mode::M`): its own integrated and LRA modes re-sum the K-weighted
+    /// buffer over 400 ms at every step and over 3 s every second, 7 passes over the signal where
+    /// the steps take one (about a sixth of a solve's CPU time, BENCHMARKS.md).
+    steps: Option<EnergyMeter>,
 }
 
 impl LoudnessMeter {
@@ -190,22 +197,24 @@ impl LoudnessMeter {
                 ))
             })
         };
+        // Rates that are not a multiple of 10 Hz step at the nearest frame, as the crate rounds
+        // its 100 ms block.
+        let step = ((sample_rate as usize + 5) / 10).max(1);
+        let step_energies = sample_rate as usize / 10 == step;
         let (mode, peaks) = match scope {
+            MeterScope::Integrated if step_energies => (Mode::M, Vec::new()),
             MeterScope::Integrated => (Mode::I, Vec::new()),
             // `Mode::TRUE_PEAK` includes the sample peak; without a loudness mode the peak
             // instances run no K-weighting filter and keep no buffer.
             MeterScope::Full => (
-                Mode::I | Mode::LRA | Mode::M | Mode::S,
+                if step_energies { Mode::M } else { Mode::I | Mode::LRA | Mode::M | Mode::S },
                 (0..channels).map(|_| crate_meter(1, Mode::TRUE_PEAK)).collect::<Result<Vec<_>>>()?,
             ),
         };
+        let map = channel_map(channels, layout);
         let mut meter = crate_meter(channels, mode)?;
-        meter
-            .set_channel_map(&channel_map(channels, layout))
-            .map_err(|e| Error::Internal(format!("loudness meter channel map: {e}")))?;
-        // Rates that are not a multiple of 10 Hz step at the nearest frame, as the crate rounds
-        // its 100 ms block.
-        let step = ((sample_rate as usize + 5) / 10).max(1);
+        meter.set_channel_map(&map).map_err(|e| Error::Internal(format!("loudness meter channel map: {e}")))?;
+        let weights = map.iter().map(|&c| channel_weight(c)).collect();
         Ok(LoudnessMeter {
             meter,
             peaks,
@@ -213,8 +222,9 @@ impl LoudnessMeter {
             channels,
             step,
             in_step: 0,
-            step_energies: sample_rate as usize / 10 == step,
+            step_energies,
             maxima: StepMaxima::new(),
+            steps: step_energies.then(|| EnergyMeter::with_weights(scope, step, weights)),
         })
     }
 
@@ -264,7 +274,7 @@ impl LoudnessMeter {
             self.in_step += n;
             if self.in_step == self.step {
                 self.in_step = 0;
-                if self.scope == MeterScope::Full {
+                if self.step_energies || self.scope == MeterScope::Full {
                     self.read_step();
                 }
             }
@@ -285,8 +295,10 @@ impl LoudnessMeter {
             return;
         }
         // The crate reports a window's energy z as 10·log10(z) - 0.691 (-inf for z = 0); undo it.
-        let last = self.meter.loudness_window(100).expect("a 100 ms window fits the crate's 3 s buffer");
-        self.maxima.push(10f64.powf((last + 0.691) / 10.0));
+        let last = self.meter.loudness_window(100).expect("a 100 ms window fits the crate's 400 ms buffer");
+        if let Some(steps) = &mut self.steps {
+            steps.add_step(10f64.powf((last + 0.691) / 10.0));
+        }
     }
 
     /// What this meter measures.
@@ -308,8 +320,19 @@ impl LoudnessMeter {
     /// momentary/short-term step (Tech 3341) but does count for the peaks and the gating blocks the
     /// crate completes.
     pub fn result(&self) -> LoudnessStats {
-        let integrated = self.meter.loudness_global().unwrap_or(f64::NEG_INFINITY);
-        let lra = self.meter.loudness_range().unwrap_or(f64::NAN);
+        let from_steps = self.steps.as_ref().map(|s| s.result());
+        let integrated = match &from_steps {
+            Some(r) => r.integrated_lufs,
+            None => self.meter.loudness_global().unwrap_or(f64::NEG_INFINITY),
+        };
+        let lra = match &from_steps {
+            Some(r) => r.lra_lu,
+            None => self.meter.loudness_range().unwrap_or(f64::NAN),
+        };
+        let maxima = match &from_steps {
+            Some(r) => (r.max_momentary_lufs, r.max_short_term_lufs),
+            None => (self.maxima.max_momentary, self.maxima.max_short_term),
+        };
         let (mut sample_peak, mut true_peak) = match self.scope {
             MeterScope::Integrated => (f64::NAN, f64::NAN),
             MeterScope::Full => (0.0f64, 0.0f64),
@@ -322,8 +345,8 @@ impl LoudnessMeter {
             integrated_lufs: integrated,
             // A silent program has no loudness distribution: LRA is undefined, not 0.
             lra_lu: if integrated.is_finite() { lra } else { f64::NAN },
-            max_momentary_lufs: self.maxima.max_momentary,
-            max_short_term_lufs: self.maxima.max_short_term,
+            max_momentary_lufs: maxima.0,
+            max_short_term_lufs: maxima.1,
             sample_peak_dbfs: amplitude_db(sample_peak),
             true_peak_dbtp: amplitude_db(true_peak),
         }
@@ -485,11 +508,15 @@ impl EnergyMeter {
     }
 
     fn like(meter: &LoudnessMeter, scope: MeterScope) -> Self {
-        let channels = meter.channels();
+        Self::with_weights(scope, meter.step, meter.channel_map().iter().map(|&c| channel_weight(c)).collect())
+    }
+
+    fn with_weights(scope: MeterScope, step: usize, weights: Vec<f64>) -> Self {
+        let channels = weights.len();
         EnergyMeter {
             scope,
-            step: meter.step,
-            weights: meter.channel_map().iter().map(|&c| channel_weight(c)).collect(),
+            step,
+            weights,
             open_step: 0,
             open: 0.0,
             recent: [0.0; SHORT_TERM_STEPS],
@@ -540,6 +567,14 @@ impl EnergyMeter {
             self.true_peak[c] = self.true_peak[c].max(p[1] as f64);
         }
         self.frames = end;
+    }
+
+    /// One whole 100 ms step, given as its channel-weighted mean-square energy (what the crate's
+    /// `loudness_window(100)` reads); peaks are not tracked this way.
+    fn add_step(&mut self, mean: f64) {
+        self.open = mean * self.step as f64;
+        self.complete_step();
+        self.frames += self.step as u64;
     }
 
     fn complete_step(&mut self) {
