@@ -16,6 +16,7 @@
 //!   2. the same, then `volume` (target - measured) -> `aresample` to 4x -> `alimiter` (limit
 //!      -1 dBFS, level=disabled, 2 ms attack, 60 ms release, latency compensated) -> `aresample`
 //!      back -> pcm_s24le.
+//!
 //! Neither chain's output is checked against the other here (tests do parity); the outputs'
 //! loudness and true peak are measured once afterwards, untimed, so the table says what each
 //! chain delivered.

@@ -64,6 +64,9 @@ struct CpuClock {
 /// kernel brings a running thread's figure up to date at scheduler ticks and switches, so a read
 /// can lag by up to one tick (1-4 ms); against criterion samples of hundreds of ms that is under
 /// 1-2 %, well inside this machine's run-to-run noise.
+/// A pass in the cost model: (name, its meter's wall time, its stages with their CPU cost).
+type PassModel = (&'static str, f64, Vec<(&'static str, f64)>);
+
 fn thread_cpu_ns() -> f64 {
     schedstat_ns("/proc/thread-self/schedstat")
 }
@@ -460,7 +463,7 @@ fn summary() {
     // analysis pass, where it runs alone on that thread).
     let met_wall = cost.get(&(GROUP_WALL, "loudness_meter_stereo")).copied().unwrap_or(met);
     // The benchmark session of benches/render_vs_ffmpeg.rs: 5 stereo stems, bus EQ, stereo bus.
-    let passes: [(&str, f64, Vec<(&str, f64)>); 3] = [
+    let passes: [PassModel; 3] = [
         (
             "analysis pass",
             met_i,

@@ -120,7 +120,7 @@ fn music() -> [Vec<f64>; 2] {
     for i in 0..n {
         let root = ROOTS[(i / (2 * beat)) % 4] * 4.0;
         // Minor/major triad voices, each as two detuned saws spread left and right.
-        let chord = [1.0, if (i / (2 * beat)) % 4 == 0 { 1.189 } else { 1.26 }, 1.498];
+        let chord = [1.0, if (i / (2 * beat)).is_multiple_of(4) { 1.189 } else { 1.26 }, 1.498];
         let t_in = (i % (2 * beat)) as f64 / FS;
         let env = (1.0 - (-t_in * 8.0).exp()) * 0.09;
         for (v, ratio) in chord.iter().enumerate() {

@@ -57,10 +57,11 @@ pub fn run(command: Command) -> Result<u8> {
             Ok(if r.passed { 0 } else { 1 })
         }
         Command::Check { session, report, force } => {
-            if let Some(path) = &report {
-                if !force && path.exists() {
-                    return Err(Error::output(path, "already exists; pass --force to overwrite it"));
-                }
+            if let Some(path) = &report
+                && !force
+                && path.exists()
+            {
+                return Err(Error::output(path, "already exists; pass --force to overwrite it"));
             }
             let session = Session::load(&session)?;
             let r = check::check(&session)?;

@@ -105,10 +105,10 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
             )
         })?;
         let mut fir = filter_plan(&stem.filter, session, info.channels, fs)?;
-        if kind == PlanKind::StemsLinked {
-            if let Some(bus) = &bus_fir {
-                fir = Some(link_bus_fir(stem_fir_or_unit(fir, info.channels), bus, &routes, &stem.path)?);
-            }
+        if kind == PlanKind::StemsLinked
+            && let Some(bus) = &bus_fir
+        {
+            fir = Some(link_bus_fir(stem_fir_or_unit(fir, info.channels), bus, &routes, &stem.path)?);
         }
         stems.push(StemPlan { index, name: stem.name.clone(), channels: info.channels, fir, routes });
     }

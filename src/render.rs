@@ -151,16 +151,16 @@ pub fn open_stems(session: &Session) -> Result<Vec<AudioInfo>> {
     for stem in &session.stems {
         let reader = io::open(&stem.path)?;
         let info = reader.info().clone();
-        if let Some(first) = infos.first() {
-            if info.sample_rate != first.sample_rate {
-                return Err(Error::input(
-                    &stem.path,
-                    format!(
-                        "sample rate {} Hz, but the session's other stems are {} Hz (stem `{}`)",
-                        info.sample_rate, first.sample_rate, session.stems[0].name
-                    ),
-                ));
-            }
+        if let Some(first) = infos.first()
+            && info.sample_rate != first.sample_rate
+        {
+            return Err(Error::input(
+                &stem.path,
+                format!(
+                    "sample rate {} Hz, but the session's other stems are {} Hz (stem `{}`)",
+                    info.sample_rate, first.sample_rate, session.stems[0].name
+                ),
+            ));
         }
         let bus = session.layout.channels();
         if info.channels != 1 && info.channels != bus {
@@ -287,6 +287,7 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         plan: &RenderPlan,
@@ -476,10 +477,11 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     }
     let linked_plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
     let files = plan_outputs(&session, &linked_plan, &out_dir, opts.force)?;
-    if let Some(r) = &opts.report {
-        if !opts.force && r.exists() {
-            return Err(Error::output(r, "already exists; pass --force to overwrite it"));
-        }
+    if let Some(r) = &opts.report
+        && !opts.force
+        && r.exists()
+    {
+        return Err(Error::output(r, "already exists; pass --force to overwrite it"));
     }
 
     let progress = Progress::new(opts.progress);
@@ -524,19 +526,19 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
 
     let master = session.master.as_ref();
     let mut problems = Vec::new();
-    let after = result.loudness.clone();
-    if let Some(target) = master.and_then(|m| m.target_lufs) {
-        if (after.integrated_lufs - target).abs() > LOUDNESS_TOLERANCE_LU {
-            problems.push(format!(
+    let after = result.loudness;
+    if let Some(target) = master.and_then(|m| m.target_lufs)
+        && (after.integrated_lufs - target).abs() > LOUDNESS_TOLERANCE_LU
+    {
+        problems.push(format!(
                 "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU after {} values of G",
                 after.integrated_lufs, target, result.iterations
             ));
-        }
     }
-    if let Some(m) = master {
-        if after.true_peak_dbtp > m.ceiling_dbtp {
-            problems.push(format!("true peak {:.2} dBTP is over the ceiling {:.2} dBTP", after.true_peak_dbtp, m.ceiling_dbtp));
-        }
+    if let Some(m) = master
+        && after.true_peak_dbtp > m.ceiling_dbtp
+    {
+        problems.push(format!("true peak {:.2} dBTP is over the ceiling {:.2} dBTP", after.true_peak_dbtp, m.ceiling_dbtp));
     }
 
     let mut outputs = Vec::new();

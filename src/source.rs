@@ -129,10 +129,10 @@ impl FileStemSource {
             }
             Err(_) => {
                 self.done = true;
-                if let Some(t) = self.thread.take() {
-                    if t.join().is_err() {
-                        return Err(Error::Internal("stem reader thread panicked".into()));
-                    }
+                if let Some(t) = self.thread.take()
+                    && t.join().is_err()
+                {
+                    return Err(Error::Internal("stem reader thread panicked".into()));
                 }
                 Ok(None)
             }

@@ -300,7 +300,7 @@ fn ffmpeg_true_peak_db(y: &[Vec<f32>], dir: &Path, name: &str) -> f64 {
     let v: f64 = text
         .lines()
         .filter_map(|l| l.split("lavfi.r128.true_peak=").nth(1))
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("no true peak in ffmpeg output for {name}:\n{text}"))
         .trim()
         .parse()

@@ -40,15 +40,14 @@ fn render_peak_kib(session: &Path, out: &Path) -> u64 {
     let mut peak = 0u64;
     loop {
         // VmHWM only grows, so the last reading before exit is the peak to within one poll.
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            if let Some(kib) = text
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
                 .lines()
                 .find(|l| l.starts_with("VmHWM:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<u64>().ok())
-            {
-                peak = peak.max(kib);
-            }
+        {
+            peak = peak.max(kib);
         }
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "render failed: {status}");

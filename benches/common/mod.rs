@@ -372,7 +372,7 @@ impl Synth {
                 // Vowel formants (F1, F2, F3), re-tuned at each vowel change with state kept.
                 const VOWELS: [[f64; 3]; 5] =
                     [[730.0, 1090.0, 2440.0], [530.0, 1840.0, 2480.0], [270.0, 2290.0, 3010.0], [570.0, 840.0, 2410.0], [300.0, 870.0, 2240.0]];
-                if i % 2400 == 0 {
+                if i.is_multiple_of(2400) {
                     for (k, q) in [6.0, 9.0, 12.0].iter().enumerate() {
                         self.bp[k].retune_bandpass(VOWELS[vowel][k], *q);
                     }
@@ -401,7 +401,7 @@ impl Synth {
                 // panning left to right; an impact at each phrase start.
                 let phrase = BEAT * 32;
                 let pos = (i % phrase) as f64 / phrase as f64;
-                if i % 32 == 0 {
+                if i.is_multiple_of(32) {
                     let f = 300.0 * 20f64.powf(pos);
                     self.bp[0].retune_bandpass(f, 3.0);
                     self.bp[1].retune_bandpass(f * 1.02, 3.0);
@@ -425,7 +425,7 @@ impl Synth {
                 let amb = 0.08 * (0.5 + 0.5 * sec);
                 let w_len = FS as u64 * 5;
                 let wpos = (i % w_len) as f64 / w_len as f64;
-                if i % 32 == 0 {
+                if i.is_multiple_of(32) {
                     self.bp[0].retune_bandpass(400.0 * 8f64.powf((PI * wpos).sin()), 2.0);
                 }
                 let whoosh = self.bp[0].run(self.rng.uniform()) * (PI * wpos).sin().powi(2) * 0.7;

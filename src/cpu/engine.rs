@@ -110,6 +110,9 @@ impl Default for CpuEngine {
     }
 }
 
+/// A block waiting in the limiter's FIFO: (bus `[ch][frame]`, stem contributions `[stem][ch][frame]`).
+type Waiting = (Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>);
+
 fn zeroed(channels: usize, block: usize) -> Vec<Vec<f32>> {
     vec![vec![0.0; block]; channels]
 }
@@ -184,8 +187,8 @@ impl Engine for CpuEngine {
         let mut x_delayed = zeroed(bus_ch, b);
         let mut gains = vec![1.0f32; b];
         // Blocks waiting for their limiter gain: (bus, stem contributions).
-        let mut fifo: VecDeque<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> = VecDeque::new();
-        let mut spare: Vec<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> = (0..=m_lim)
+        let mut fifo: VecDeque<Waiting> = VecDeque::new();
+        let mut spare: Vec<Waiting> = (0..=m_lim)
             .map(|_| (zeroed(bus_ch, b), (0..if pass.stems { n_stems } else { 0 }).map(|_| zeroed(bus_ch, b)).collect()))
             .collect();
 
@@ -194,10 +197,8 @@ impl Engine for CpuEngine {
         let mut t: u64 = 0;
         loop {
             // 1. Input (zeros once the source is exhausted).
-            if !source_done {
-                if source.next_block(&mut inputs)? == 0 {
-                    source_done = true;
-                }
+            if !source_done && source.next_block(&mut inputs)? == 0 {
+                source_done = true;
             }
             if source_done {
                 inputs.iter_mut().flatten().for_each(|c| c.fill(0.0));

@@ -44,6 +44,7 @@ use crate::engine::LimiterPlan;
 ///    that is not in the file (+0.9 dB on an UNPROCESSED pure 15 kHz sine starting at frame 0;
 ///    0.00 dB with 10 ms of silence or a 10 ms fade-in first). The `ebur128` crate, filtering from rest as BS.1770-4 Annex 2 does, reads such
 ///    starts correctly and stays under the ceiling.
+///
 /// 0.6 dB covers the worst measured (+0.51 dB) with 0.09 dB left for longer torture programs (the
 /// worst second grows slowly with duration). Program material, whose top octave is well below
 /// full scale, then reads about 0.5 dB under the ceiling on both meters.

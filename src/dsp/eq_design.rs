@@ -131,7 +131,7 @@ fn butterworth_qs(order: u32) -> Vec<f64> {
     (1..=order / 2)
         .map(|k| {
             let k = k as f64;
-            let psi = if order % 2 == 0 { (2.0 * k - 1.0) * PI / (2.0 * n) } else { k * PI / n };
+            let psi = if order.is_multiple_of(2) { (2.0 * k - 1.0) * PI / (2.0 * n) } else { k * PI / n };
             1.0 / (2.0 * psi.cos())
         })
         .collect()

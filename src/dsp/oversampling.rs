@@ -49,7 +49,7 @@ pub fn design_oversampling(factor: usize) -> OversamplingTable {
 /// integer offsets, where the sinc is exactly the unit impulse at m = T/2. Each phase is scaled to
 /// unit DC gain so that a constant reads the same at every sub-sample.
 pub fn design_oversampling_kaiser(factor: usize, taps_per_phase: usize, beta: f64) -> OversamplingTable {
-    assert!(factor >= 2 && taps_per_phase >= 2 && taps_per_phase % 2 == 0);
+    assert!(factor >= 2 && taps_per_phase >= 2 && taps_per_phase.is_multiple_of(2));
     let t = taps_per_phase;
     let half = (t / 2) as f64;
     let mut coeffs = vec![0.0f32; factor * t];
