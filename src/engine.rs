@@ -101,8 +101,12 @@ pub struct PassBlock<'a> {
     /// gain, routing, the bus EQ, G and the limiter gain, so that they sum to `master`; empty when
     /// the engine packed the sink's `Delivery` and its `stems` is false.
     pub stems: &'a [Vec<Vec<f32>>],
-    /// Linear limiter gain per frame when limiting.
+    /// Linear limiter gain per frame when limiting, from an engine that has it on the host (the
+    /// CPU engine) or when the sink's `Delivery::gain` asks for it.
     pub gain: Option<&'a [f32]>,
+    /// When limiting and `gain` is None: the statistics of the block's `len` gains, computed where
+    /// the gain is (`gpu::limiter_apply`'s `stats`), so that the per-frame gain need not come down.
+    pub gain_stats: Option<GainStats>,
     /// Empty when the engine does not pack (the CPU engine); else one entry per
     /// `Delivery::packed` request, in order: the block's `len` frames as the request's
     /// interleaved little-endian PCM, exactly `len * channels * bytes per sample` bytes.
@@ -113,6 +117,18 @@ pub struct PassBlock<'a> {
     /// When the sink's `Delivery::device_meter` asked for it and the engine meters on its device:
     /// the master block's meter readings, which the sink's meter takes in place of the samples.
     pub meter: Option<&'a MeterReadings>,
+}
+
+/// The limiter gain of one block, reduced to what the report's gain reduction needs
+/// (`cpu::limiter_apply::gain_stats`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GainStats {
+    /// The least linear gain over the frames (1 when there are none).
+    pub least: f32,
+    /// Σ log10(gain) over the frames.
+    pub sum_log10: f64,
+    /// Frames reduced: the block's `len`.
+    pub frames: usize,
 }
 
 /// The device meter's readings of one master block (`gpu::loudness`), for
@@ -159,6 +175,9 @@ pub struct Delivery {
     /// The sink meters the master from `PassBlock::meter` (the engine said `meter_on_device`);
     /// `master` then counts only the outputs' need for the f32 master.
     pub device_meter: bool,
+    /// The limiter gain per frame (`PassBlock::gain`) is needed; when false, an engine whose gain
+    /// is on a device may deliver `PassBlock::gain_stats` instead (4 bytes a frame saved).
+    pub gain: bool,
 }
 
 impl Delivery {
@@ -169,6 +188,7 @@ impl Delivery {
             master: true,
             stems: true,
             device_meter: false,
+            gain: true,
         }
     }
 }

@@ -7,8 +7,9 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 
 use crate::cpu::loudness::{EnergyMeter, LoudnessMeter, LoudnessStats};
+use crate::cpu::limiter_apply::gain_stats;
 use crate::cpu::pcm_unpack;
-use crate::engine::{Delivery, MeterReadings, PackRequest, PassBlock, PassSink, Signal};
+use crate::engine::{Delivery, GainStats, MeterReadings, PackRequest, PassBlock, PassSink, Signal};
 use crate::error::{Error, Result};
 use crate::io::SourceEncoding;
 use crate::io::wav_writer::{SealedFile, WavWriter, WrittenFile, sync_folder};
@@ -185,6 +186,8 @@ impl PassSink for OutputSink {
             master: f32_master || (!self.device_meter && !meter_reads_pcm),
             stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32),
             device_meter: self.device_meter,
+            // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`).
+            gain: false,
         }
     }
 
@@ -225,11 +228,18 @@ impl PassSink for OutputSink {
         } else {
             block.master.iter().map(|c| &c[..n]).collect()
         };
-        if let Some(g) = block.gain {
+        let stats = match (block.gain_stats, block.gain) {
+            (Some(s), _) => Some(s),
+            (None, Some(g)) => Some(gain_stats(&g[..n])),
+            (None, None) => None,
+        };
+        if let Some(GainStats { least, sum_log10, frames }) = stats {
+            if frames != n {
+                return Err(Error::Internal(format!("block {}: gain stats of {frames} frames, not {n}", block.index)));
+            }
             // -20·log10 falls as the gain rises: the largest reduction is that of the least gain.
-            let least = g[..n].iter().fold(1.0f32, |m, &v| m.min(v));
             self.max_reduction_db = self.max_reduction_db.max(-20.0 * (least as f64).log10());
-            self.sum_reduction_db -= 20.0 * sum_log10(&g[..n]);
+            self.sum_reduction_db -= 20.0 * sum_log10;
         }
         self.frames += n as u64;
         let meter = &mut self.meter;
@@ -266,20 +276,6 @@ impl PassSink for OutputSink {
     }
 }
 
-/// Σ log10(g) over limiter gains (in (0, 1]), as the logs of products of 16 gains: a libm log10
-/// per frame was the output thread's costliest glue (about 3 % of a render's CPU time). A product
-/// of 16 f64 factors is exact to ~2e-15 relative, and cannot underflow unless the gains are
-/// below 1e-18 (-360 dB); such a group, or one holding a 0, is summed frame by frame.
-fn sum_log10(gains: &[f32]) -> f64 {
-    gains
-        .chunks(16)
-        .map(|c| {
-            let p: f64 = c.iter().map(|&v| v as f64).product();
-            if p >= 1e-290 { p.log10() } else { c.iter().map(|&v| (v as f64).log10()).sum() }
-        })
-        .sum()
-}
-
 /// Owned copy of a `PassBlock`, to cross to the sink thread.
 struct OwnedBlock {
     index: u64,
@@ -287,6 +283,7 @@ struct OwnedBlock {
     master: Vec<Vec<f32>>,
     stems: Vec<Vec<Vec<f32>>>,
     gain: Option<Vec<f32>>,
+    gain_stats: Option<GainStats>,
     packed: Vec<Vec<u8>>,
     over_full_scale: Vec<u64>,
     meter: Option<MeterReadings>,
@@ -320,6 +317,7 @@ impl<S: PassSink + Send + 'static> ThreadedSink<S> {
                     master: &b.master,
                     stems: &b.stems,
                     gain: b.gain.as_deref(),
+                    gain_stats: b.gain_stats,
                     packed: &b.packed,
                     over_full_scale: &b.over_full_scale,
                     meter: b.meter.as_ref(),
@@ -360,6 +358,7 @@ impl<S: PassSink + Send + 'static> PassSink for ThreadedSink<S> {
             master: Vec::new(),
             stems: Vec::new(),
             gain: None,
+            gain_stats: None,
             packed: Vec::new(),
             over_full_scale: Vec::new(),
             meter: None,
@@ -382,6 +381,7 @@ impl<S: PassSink + Send + 'static> PassSink for ThreadedSink<S> {
             (Some(g), slot) => *slot = Some(g[..block.len].to_vec()),
             (None, slot) => *slot = None,
         }
+        owned.gain_stats = block.gain_stats;
         owned.packed.resize_with(block.packed.len(), Vec::new);
         for (d, s) in owned.packed.iter_mut().zip(block.packed) {
             d.clear();
@@ -427,32 +427,5 @@ impl<S: PassSink> PassSink for ProgressSink<'_, S> {
         self.inner.block(block)?;
         self.progress.advance(self.frames_done);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sum_log10;
-
-    /// Grouped into products, the sum of logs equals the frame-by-frame sum: on a limiter-like
-    /// gain curve (unity stretches, reductions down to -60 dB, 8192-frame blocks) to 1e-12
-    /// relative, and on gains so small that a product would underflow (summed frame by frame).
-    #[test]
-    fn grouped_log_sum_equals_the_per_frame_sum() {
-        // Depths scattered over [0, 60) dB by a multiplicative (Weyl) sequence, a third at unity.
-        let mut gains: Vec<f32> = (0..8192u64)
-            .map(|i| {
-                let u = (i.wrapping_mul(0x9E37_79B9) % 1_000_003) as f64 / 1_000_003.0;
-                let depth_db = if (i / 700) % 3 == 0 { 0.0 } else { 60.0 * u };
-                10f64.powf(-depth_db / 20.0) as f32
-            })
-            .collect();
-        let per_frame: f64 = gains.iter().map(|&v| (v as f64).log10()).sum();
-        let grouped = sum_log10(&gains);
-        assert!(((grouped - per_frame) / per_frame).abs() < 1e-12, "{grouped} vs {per_frame}");
-        gains[100..140].iter_mut().for_each(|v| *v = 1e-30);
-        let per_frame: f64 = gains.iter().map(|&v| (v as f64).log10()).sum();
-        let grouped = sum_log10(&gains);
-        assert!(((grouped - per_frame) / per_frame).abs() < 1e-12, "tiny gains: {grouped} vs {per_frame}");
     }
 }

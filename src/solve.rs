@@ -493,6 +493,7 @@ mod tests {
                 master: &master,
                 stems: &contrib,
                 gain: None,
+                gain_stats: None,
                 packed: &[],
                 over_full_scale: &[],
                 meter: None,

@@ -20,11 +20,12 @@ use stemforge::cpu::pcm_unpack::{bytes_per_sample, unpack};
 use stemforge::dsp::eq_design::{design_eq, eq_latency};
 use stemforge::dsp::oversampling::design_oversampling;
 use stemforge::engine::{
-    Delivery, Engine, FirPlan, LimiterPlan, PackRequest, PassBlock, PassParams, PassSink,
+    Delivery, Engine, FirPlan, GainStats, LimiterPlan, PackRequest, PassBlock, PassParams, PassSink,
     RenderPlan, Signal, StemPlan, StemSource,
 };
 use stemforge::error::{Error, Result};
 use stemforge::gpu::{GpuContext, GpuEngine, list_adapters};
+use stemforge::gpu::limiter_apply::STATS_SPAN;
 use stemforge::io::wav_writer::WavWriter;
 use stemforge::io::{SourceEncoding, WriterSpec};
 use stemforge::render::{EngineChoice, RenderOptions, RenderReport, render};
@@ -508,6 +509,70 @@ fn engine_passes_match_the_offline_reference() {
     assert_eq!(a.stems, b.stems, "a repeated pass must be identical");
 }
 
+/// What a sink that asks for the limiter gain or not (`Delivery::gain`) is given per block.
+struct GainCollect {
+    gain: bool,
+    per_frame: Vec<Vec<f32>>,
+    stats: Vec<Option<GainStats>>,
+}
+
+impl PassSink for GainCollect {
+    fn delivery(&self) -> Delivery {
+        Delivery { gain: self.gain, ..Delivery::f32_only() }
+    }
+    fn block(&mut self, b: PassBlock<'_>) -> Result<()> {
+        self.per_frame.push(b.gain.map(|g| g[..b.len].to_vec()).unwrap_or_default());
+        self.stats.push(b.gain_stats);
+        Ok(())
+    }
+}
+
+/// Issue 4: a sink that does not need the limiter gain per frame gets each block's statistics,
+/// reduced on the device, and no gain; one that needs it gets the gain and no statistics. The
+/// statistics are those of the gain the other pass delivered (the same device, the same pass):
+/// the least gain identical, the sum of log10 within the bound of the parity test
+/// `limiter_apply_stats` (f32 log2 error plus 24 roundings of the f32 sums). 8192-frame blocks
+/// are two `stats` workgroups; the last block, partial, leaves its second one empty.
+#[test]
+fn engine_reduces_the_limiter_gain_on_the_device() {
+    use stemforge::cpu::limiter_apply::gain_stats;
+    let Some(_gpu) = gpu("engine_reduces_the_limiter_gain_on_the_device") else {
+        return;
+    };
+    let mut engine = GpuEngine::new(None).expect("GPU engine");
+    let block = 2 * STATS_SPAN;
+    let frames = 3 * block + 777;
+    let (plan, stems) = test_plan(block, frames);
+    let pass = PassParams { gain_db: 9.0, limit: true, stems: false };
+    let mut pass_with = |gain: bool| {
+        let mut sink = GainCollect { gain, per_frame: Vec::new(), stats: Vec::new() };
+        let mut source = Source { stems: stems.clone(), block, next: 0, frames };
+        engine.run_pass(&plan, &pass, &mut source, &mut sink).expect("pass");
+        (sink, engine.bus_bytes().expect("counted").down)
+    };
+    let (per_frame, down_with) = pass_with(true);
+    let (reduced, down_without) = pass_with(false);
+    let blocks = plan.blocks() as usize;
+    assert_eq!(down_with - down_without, (blocks * (4 * block - 4 * 4)) as u64, "gain per frame vs 4 f32s a block");
+    assert!(per_frame.stats.iter().all(Option::is_none), "no statistics where the gain came down");
+    assert!(reduced.per_frame.iter().all(Vec::is_empty), "no gain where the statistics came down");
+    assert!(per_frame.per_frame.iter().flatten().any(|&g| g < 0.5), "the limiter must work hard here");
+    for (k, (g, got)) in per_frame.per_frame.iter().zip(&reduced.stats).enumerate() {
+        let got = got.unwrap_or_else(|| panic!("block {k}: no gain statistics"));
+        let want = gain_stats(g);
+        assert_eq!(got.frames, want.frames, "block {k}: frames");
+        assert_eq!(got.least.to_bits(), want.least.to_bits(), "block {k}: least gain {} vs {}", got.least, want.least);
+        let log2_err: f64 = g
+            .iter()
+            .map(|&v| if (0.5..=2.0).contains(&v) { 2f64.powi(-21) } else { 3.0 * f32::EPSILON as f64 * (v as f64).log2().abs() })
+            .sum();
+        let bound = std::f64::consts::LOG10_2 * log2_err + 24.0 * 2f64.powi(-24) * want.sum_log10.abs();
+        let err = (got.sum_log10 - want.sum_log10).abs();
+        println!("block {k}: sum log10 {:.9e} vs {:.9e}: |diff| {err:.3e}, bound {bound:.3e}", got.sum_log10, want.sum_log10);
+        assert!(err <= bound, "block {k}: sum of log10 {} vs {}: |diff| {err:e} > {bound:e}", got.sum_log10, want.sum_log10);
+    }
+}
+
 /// The CPU engine (no GPU needed) against the same offline reference, on the same mixed plan: a
 /// stem without a FIR, a mono stem, a FIR whose pre-delay rides in its taps and one that keeps a
 /// delay line. Its passes without stem outputs sum the stems in the frequency domain (one inverse
@@ -773,6 +838,7 @@ fn run_packing(
         master: f32,
         stems: f32,
         device_meter: false,
+        gain: true,
     });
     let mut source = Source {
         stems: stems.to_vec(),
@@ -1150,15 +1216,18 @@ fn only_pcm_crosses_the_bus_in_an_integer_render() {
     // the 64-bit stem as f32, its blocks and then one block of zeros once it has ended.
     let stems_up = (frames * (2 * 3 + 2) + (blocks + 1) * block * 4) as u64;
     // Down, limiter passes: the output files' sample bytes (pcm24 master, three pcm16 stereo
-    // stems), plus per block one u32 count of clamped samples per output, plus the limiter's
-    // gain per frame (f32, for the report's gain reduction).
+    // stems), plus per block one u32 count of clamped samples per output, plus the limiter gain's
+    // statistics for the report's gain reduction: per block one `stats` workgroup (1024 frames
+    // of its 4096), whose least gain and log2 sum are two f32s. Not the gain per frame (4 bytes a
+    // frame, 196 KB here), which would make the count differ.
     let outputs: u64 = report
         .outputs
         .iter()
         .map(|o| o.frames * 2 * o.format.bytes_per_sample() as u64)
         .sum();
     assert_eq!(outputs, (frames * (2 * 3 + 3 * 2 * 2)) as u64);
-    let limiter_down = outputs + (blocks * 4 * 4) as u64 + (frames * 4) as u64;
+    assert_eq!(STATS_SPAN, 4096);
+    let limiter_down = outputs + (blocks * 4 * 4) as u64 + (blocks * 2 * 4) as u64;
     // The analysis pass meters the f32 bus.
     let analysis_down = (frames * 2 * 4) as u64;
     assert!(
@@ -1200,11 +1269,11 @@ fn loudness_from_packed_pcm_matches_the_cpu_engine() {
     let block = 4096;
     let cpu = render_on(EngineChoice::Cpu, &session, &dir.path().join("cpu"), block);
     let gpu = render_on(EngineChoice::Gpu, &session, &dir.path().join("gpu"), block);
-    // The writing pass brought back the packed master, its clamp count and the limiter gain
-    // (whole blocks of f32), and no f32 master.
+    // The writing pass brought back the packed master, its clamp count and the limiter gain's
+    // statistics (one `stats` workgroup per 4096-frame block: two f32s), and no f32 master.
     let last = gpu.passes.last().expect("passes");
     let blocks = gpu.frames.div_ceil(block as u64);
-    let down = gpu.frames * 2 * 2 + blocks * (4 + 4 * block as u64);
+    let down = gpu.frames * 2 * 2 + blocks * (4 + 2 * 4);
     assert_eq!(last.bus_bytes.expect("counted").down, down, "{last:?}");
     let (a, b) = (&cpu.loudness_after, &gpu.loudness_after);
     for (what, x, y) in [

@@ -5,8 +5,9 @@
 //! blocks overlap. Stems the source hands over raw (WAV/RF64/BW64 PCM) go up as the file's bytes
 //! and `pcm_unpack` converts them; integer outputs the sink asks for (`Delivery::packed`) come down
 //! packed by `dither_quantize`, with their clamped-sample counts; f32 comes down only where the
-//! sink still needs it (the meter, f32 outputs, the analysis pass). Every byte moved is counted
-//! (`Engine::bus_bytes`).
+//! sink still needs it (the meter, f32 outputs, the analysis pass), and the limiter gain only as
+//! a few floats of statistics per block unless the sink asks for it per frame (`Delivery::gain`).
+//! Every byte moved is counted (`Engine::bus_bytes`).
 //!
 //! Alignment is the CPU engine's (`src/cpu/engine.rs`): a stage of latency l is fed through a
 //! pre-delay of M*B - l frames, M = ceil(l / B), so its output block j is aligned block j - M;
@@ -20,7 +21,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::mpsc;
 
 use crate::engine::{
-    BusBytes, Delivery, Engine, EngineInfo, MeterReadings, PassBlock, PassParams, PassSink,
+    BusBytes, Delivery, Engine, EngineInfo, GainStats, MeterReadings, PassBlock, PassParams, PassSink,
     RenderPlan, Signal, StemSource, blocks_of_latency,
 };
 use crate::error::{Error, Result};
@@ -153,8 +154,10 @@ struct StagingLayout {
     master: Option<u64>,
     /// The f32 stems, `[stem][bus channel][block]`.
     stems: Option<u64>,
-    /// The limiter's gain, `[block]`.
+    /// The limiter's gain, `[block]`, when the sink needs it per frame.
     gain: Option<u64>,
+    /// Else the limiter gain's statistics (`LimiterApply::partials`).
+    gain_stats: Option<u64>,
     /// Each packer's bytes (room for a whole block, rounded up to a word).
     packed: Vec<u64>,
     /// Each packer's count of samples beyond full scale, one u32 each.
@@ -191,7 +194,7 @@ fn fingerprint(
     for e in inputs {
         e.and_then(format_code).map(|(code, _)| code).hash(&mut h);
     }
-    (delivery.master, delivery.stems, delivery.device_meter).hash(&mut h);
+    (delivery.master, delivery.stems, delivery.device_meter, delivery.gain).hash(&mut h);
     plan.sample_rate.hash(&mut h);
     for r in &delivery.packed {
         let signal = match r.signal {
@@ -536,7 +539,8 @@ impl Chain {
         let master = (delivery.master || (!packs && !delivery.device_meter)).then(|| take(f32s(bus_ch * b)));
         let stems = (stems_out > 0 && (!packs || delivery.stems))
             .then(|| take(f32s(stems_out * bus_ch * b)));
-        let gain = limiter.as_ref().map(|_| take(f32s(b)));
+        let gain = limiter.as_ref().filter(|_| delivery.gain).map(|_| take(f32s(b)));
+        let gain_stats = limiter.as_ref().filter(|_| !delivery.gain).map(|l| take(l.apply.stats_bytes()));
         let packed = packers
             .iter()
             .map(|p| take(words(p.packed_len(b))))
@@ -547,6 +551,7 @@ impl Chain {
             master,
             stems,
             gain,
+            gain_stats,
             packed,
             counts,
             meter: meter_at,
@@ -668,6 +673,9 @@ impl Chain {
                         from * self.slot_len,
                         0,
                     );
+                    if let (Some(d), Some(_)) = (deliver, self.layout.gain_stats) {
+                        l.apply.encode_stats(&mut pass, d.len);
+                    }
                     if let Some((first, len)) = pack {
                         self.packers
                             .iter()
@@ -713,6 +721,9 @@ impl Chain {
         if let (Some(to), Some(l)) = (lay.gain, &self.limiter) {
             copy(&mut enc, &l.gain, 0, to, f32_bytes(self.block));
         }
+        if let (Some(to), Some(l)) = (lay.gain_stats, &self.limiter) {
+            copy(&mut enc, &l.apply.partials, 0, to, l.apply.stats_bytes());
+        }
         for (i, (p, to)) in self.packers.iter().zip(&lay.packed).enumerate() {
             copy(&mut enc, &p.packed, 0, *to, words(p.packed_len(d.len)));
             copy(
@@ -756,6 +767,7 @@ struct HostBlock {
     master: Vec<Vec<f32>>,
     stems: Vec<Vec<Vec<f32>>>,
     gain: Vec<f32>,
+    gain_stats: Option<GainStats>,
     packed: Vec<Vec<u8>>,
     over_full_scale: Vec<u64>,
     meter: MeterReadings,
@@ -812,6 +824,13 @@ impl GpuEngine {
             if let Some(at) = lay.gain {
                 host.gain.copy_from_slice(floats(at, b));
             }
+            host.gain_stats = match (lay.gain_stats, &chain.limiter) {
+                (Some(at), Some(l)) => {
+                    let at = at as usize;
+                    Some(LimiterApply::decode_stats(&bytes[at..at + l.apply.stats_bytes() as usize], len))
+                }
+                _ => None,
+            };
             for (i, p) in chain.packers.iter().enumerate() {
                 let at = lay.packed[i] as usize;
                 let dst = &mut host.packed[i];
@@ -847,6 +866,7 @@ impl GpuEngine {
                 &[]
             },
             gain: lay.gain.map(|_| host.gain.as_slice()),
+            gain_stats: host.gain_stats,
             packed: &host.packed,
             over_full_scale: &host.over_full_scale,
             meter: lay.meter.map(|_| &host.meter),
@@ -969,6 +989,7 @@ impl GpuEngine {
             master: vec![vec![0.0; b]; chain.bus_ch],
             stems: vec![vec![vec![0.0; b]; chain.bus_ch]; chain.stems_out],
             gain: vec![0.0; b],
+            gain_stats: None,
             packed: vec![Vec::new(); chain.packers.len()],
             over_full_scale: vec![0; chain.packers.len()],
             meter: MeterReadings::default(),
