@@ -204,14 +204,17 @@ impl Engine for CpuEngine {
                 inputs.iter_mut().flatten().for_each(|c| c.fill(0.0));
             }
             contrib.iter_mut().flatten().for_each(|c| c.fill(0.0));
+            // 2. Stem EQ, every (stem, channel) in parallel; for a spectral bus only the forward
+            // transform (into the FIR's delay line), the rest is summed per bus channel below.
+            let spectral_sum = spectral.is_some();
+            stem_lanes
+                .par_iter_mut()
+                .zip(inputs.par_iter_mut())
+                .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
+                .for_each(|(lane, sig)| if spectral_sum { lane.push(sig) } else { lane.process(sig) });
+            // 3. Gain, routing, sum (per stem contribution when stems are delivered).
             if let Some(sb) = &mut spectral {
-                // 2-3. Stem EQ, gain, routing and sum in the frequency domain: each (stem, channel)
-                // transformed in parallel, then each bus channel accumulated and inverted.
-                stem_lanes
-                    .par_iter_mut()
-                    .zip(inputs.par_iter_mut())
-                    .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
-                    .for_each(|(lane, sig)| lane.push(sig));
+                // Stems with a FIR in the frequency domain: each bus channel accumulated and inverted.
                 let lanes = &stem_lanes;
                 contrib[0]
                     .par_iter_mut()
@@ -233,22 +236,11 @@ impl Engine for CpuEngine {
                             inv.process(acc, out);
                         }
                     });
-                // Stems without a FIR join in the time domain.
-                for (i, s) in plan.stems.iter().enumerate().filter(|(_, s)| s.fir.is_none()) {
-                    gain_sum(&s.routes, &inputs[i], &mut contrib[0], b);
-                }
-            } else {
-                // 2. Stem EQ, every (stem, channel) in parallel.
-                stem_lanes
-                    .par_iter_mut()
-                    .zip(inputs.par_iter_mut())
-                    .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
-                    .for_each(|(lane, sig)| lane.process(sig));
-                // 3. Gain, routing, sum (per stem contribution when stems are delivered).
-                for (i, s) in plan.stems.iter().enumerate() {
-                    let target = if pass.stems { &mut contrib[i] } else { &mut contrib[0] };
-                    gain_sum(&s.routes, &inputs[i], target, b);
-                }
+            }
+            // In the time domain: every stem, or on a spectral bus those without a FIR.
+            for (i, s) in plan.stems.iter().enumerate().filter(|(_, s)| !spectral_sum || s.fir.is_none()) {
+                let target = if pass.stems { &mut contrib[i] } else { &mut contrib[0] };
+                gain_sum(&s.routes, &inputs[i], target, b);
             }
             // 4. Bus EQ on each contribution, then G.
             bus_lanes
