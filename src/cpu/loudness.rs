@@ -149,19 +149,19 @@ pub struct LoudnessMeter {
     step: usize,
     /// Frames fed since the last step boundary.
     in_step: usize,
-    /// Whether `loudness_window(100)` covers exactly one step: the crate rounds its 100 ms step
-    /// to the nearest frame but truncates a window's length, which differ at rates whose tenth is
-    /// not a whole number of frames (11025 Hz). There the meter reads the crate's momentary and
-    /// short-term loudness at every step instead (slower, same figures).
-    step_energies: bool,
-    /// Max momentary/short-term from the steps' energies (only where `!step_energies`).
+    /// Max momentary/short-term read from the crate at every step, where `steps` is None.
     maxima: StepMaxima,
-    /// Where `step_energies`: the gating, LRA and max momentary/short-term, computed from the
-    /// crate's 100 ms window energies, as the device meter's host half computes them from its own
+    /// Where `loudness_window(100)` covers exactly one step: the gating, LRA and max
+    /// momentary/short-term, computed from the crate's 100 ms window energies, as the device meter's host half computes them from its own
     /// (`EnergyMeter`, the crate's gating step for step). The crate then only K-weights and keeps
     /// its 400 ms buffer (`Mode::M`): its own integrated and LRA modes re-sum the K-weighted
     /// buffer over 400 ms at every step and over 3 s every second, 7 passes over the signal where
     /// the steps take one (about a sixth of a solve's CPU time, BENCHMARKS.md).
+    ///
+    /// None where the crate rounds its 100 ms step to the nearest frame but truncates a window's
+    /// length, which differ at rates whose tenth is not a whole number of frames (11025 Hz):
+    /// there the crate gates in its own modes and the meter reads its momentary and short-term
+    /// loudness at every step instead (slower, same figures).
     steps: Option<EnergyMeter>,
 }
 
@@ -222,7 +222,6 @@ impl LoudnessMeter {
             channels,
             step,
             in_step: 0,
-            step_energies,
             maxima: StepMaxima::new(),
             steps: step_energies.then(|| EnergyMeter::with_weights(scope, step, weights)),
         })
@@ -274,7 +273,7 @@ impl LoudnessMeter {
             self.in_step += n;
             if self.in_step == self.step {
                 self.in_step = 0;
-                if self.step_energies || self.scope == MeterScope::Full {
+                if self.steps.is_some() || self.scope == MeterScope::Full {
                     self.read_step();
                 }
             }
@@ -285,7 +284,7 @@ impl LoudnessMeter {
     /// Before 400 ms (3 s) of audio the window holds leading zeros and reads low, never high, so
     /// the early steps can only under-read (as in ffmpeg's filter).
     fn read_step(&mut self) {
-        if !self.step_energies {
+        let Some(steps) = &mut self.steps else {
             if let Ok(m) = self.meter.loudness_momentary() {
                 self.maxima.max_momentary = self.maxima.max_momentary.max(m);
             }
@@ -293,12 +292,10 @@ impl LoudnessMeter {
                 self.maxima.max_short_term = self.maxima.max_short_term.max(s);
             }
             return;
-        }
+        };
         // The crate reports a window's energy z as 10·log10(z) - 0.691 (-inf for z = 0); undo it.
         let last = self.meter.loudness_window(100).expect("a 100 ms window fits the crate's 400 ms buffer");
-        if let Some(steps) = &mut self.steps {
-            steps.add_step(10f64.powf((last + 0.691) / 10.0));
-        }
+        steps.add_step(10f64.powf((last + 0.691) / 10.0));
     }
 
     /// What this meter measures.
