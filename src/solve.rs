@@ -203,8 +203,7 @@ pub fn solve_gain(
     let (ch, b) = (spill.channels, spill.block);
     let total = spill.blocks();
     let mut meter = LoudnessMeter::with_scope(ch, sample_rate, Some(layout), MeterScope::Integrated)?;
-    let mut file = spill.file.try_clone().map_err(spill_error)?;
-    file.seek(SeekFrom::Start(0)).map_err(spill_error)?;
+    let mut source = SpillSource::new(spill)?;
 
     let (read_tx, read_rx) = sync_channel::<Result<Vec<Vec<f32>>>>(AHEAD);
     let (read_back, read_free) = sync_channel::<Vec<Vec<f32>>>(AHEAD + 2);
@@ -213,16 +212,13 @@ pub fn solve_gain(
 
     std::thread::scope(|scope| {
         scope.spawn(move || {
-            for k in 0..total {
-                let len = spill.len_of(k);
+            for _ in 0..total {
                 let mut x = read_free.try_recv().unwrap_or_else(|_| vec![vec![0.0f32; b]; ch]);
-                let read = x.iter_mut().try_for_each(|c| {
-                    // Past the program the engines' bus is zero (DESIGN.md DSP 6: a[k] = 0 outside).
-                    c[len..].fill(0.0);
-                    file.read_exact(bytemuck::cast_slice_mut(&mut c[..len]))
-                });
+                // Zero-padded past the program: there the engines' bus is zero (DESIGN.md DSP 6:
+                // a[k] = 0 outside).
+                let read = source.next_block(std::slice::from_mut(&mut x));
                 let failed = read.is_err();
-                if read_tx.send(read.map(|_| x).map_err(spill_error)).is_err() || failed {
+                if read_tx.send(read.map(|_| x)).is_err() || failed {
                     return;
                 }
             }
@@ -257,32 +253,32 @@ fn spill_error(e: std::io::Error) -> Error {
 /// The writing pass's input when it replays a spill: `Spill` block k as stem blocks of
 /// `group` channels each (`out[stem][ch]`, stem-major as `SpillTee` wrote them), zero-padded past
 /// the program, as `FileStemSource` hands over decoded stems.
-pub struct SpillSource {
+pub struct SpillSource<'a> {
+    spill: &'a Spill,
+    /// A duplicate of the spill's handle, rewound (it shares the file offset: the solves and the
+    /// replay read the spill one after another, never at once).
     file: File,
-    channels: usize,
-    block: usize,
-    frames: u64,
     next: u64,
 }
 
-impl SpillSource {
-    pub fn new(spill: &Spill) -> Result<SpillSource> {
+impl<'a> SpillSource<'a> {
+    pub fn new(spill: &'a Spill) -> Result<SpillSource<'a>> {
         let mut file = spill.file.try_clone().map_err(spill_error)?;
         file.seek(SeekFrom::Start(0)).map_err(spill_error)?;
-        Ok(SpillSource { file, channels: spill.channels, block: spill.block, frames: spill.frames, next: 0 })
+        Ok(SpillSource { spill, file, next: 0 })
     }
 }
 
-impl StemSource for SpillSource {
+impl StemSource for SpillSource<'_> {
     fn next_block(&mut self, out: &mut [Vec<Vec<f32>>]) -> Result<usize> {
         let have: usize = out.iter().map(|s| s.len()).sum();
-        if have != self.channels {
-            return Err(Error::Internal(format!("replay plan of {have} channels for a spill of {}", self.channels)));
+        if have != self.spill.channels {
+            return Err(Error::Internal(format!("replay plan of {have} channels for a spill of {}", self.spill.channels)));
         }
-        if self.next * self.block as u64 >= self.frames {
+        if self.next >= self.spill.blocks() {
             return Ok(0);
         }
-        let len = (self.frames - self.next * self.block as u64).min(self.block as u64) as usize;
+        let len = self.spill.len_of(self.next);
         for c in out.iter_mut().flatten() {
             self.file.read_exact(bytemuck::cast_slice_mut(&mut c[..len])).map_err(spill_error)?;
             c[len..].fill(0.0);
