@@ -31,7 +31,8 @@ pub struct DelayLine {
 
 impl DelayLine {
     pub fn new(delay: usize, block: usize) -> Self {
-        DelayLine { delay, buf: vec![0.0; delay + block] }
+        // A zero delay (a lane whose pre-delay rides in its FIR taps) passes blocks through: no buffer.
+        DelayLine { delay, buf: if delay == 0 { Vec::new() } else { vec![0.0; delay + block] } }
     }
     pub fn process(&mut self, block: &mut [f32]) {
         if self.delay == 0 {
