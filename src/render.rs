@@ -15,7 +15,7 @@ use crate::plan::{PlanKind, build_plan, replay_plan};
 use crate::progress::{Progress, ProgressMode};
 use crate::session::{Dither, OutputKind, Session};
 use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, ThreadedSink, Writers};
-use crate::solve::{GainSearch, Spill, SpillSource, SpillTee, SpillWriter, reach_target, solve_gain, spill_bytes};
+use crate::solve::{GainSearch, Spill, SpillSource, SpillTee, SpillWriter, Spills, reach_target, solve_gain, spill_bytes};
 use crate::source::FileStemSource;
 
 /// DESIGN.md DSP 6: the limiter pass repeats while the loudness misses the target by more than this.
@@ -305,7 +305,7 @@ impl Runner<'_> {
         let sink = OutputSink::new(meter, writers)
             .limited_master(params.limit)
             .device_meter(self.engine.meter_on_device(plan));
-        let sink = ThreadedSink::start(SpillTee { inner: sink, bus: spills.bus, stems: spills.stems });
+        let sink = ThreadedSink::start(SpillTee { inner: sink, spills });
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
         let input = match replay {
             Some(spill) => {
@@ -329,7 +329,7 @@ impl Runner<'_> {
         if let Some(p) = self.passes.last_mut() {
             p.meter = result.meter;
         }
-        Ok((result, Spills { bus: tee.bus, stems: tee.stems }))
+        Ok((result, tee.spills))
     }
 
     /// One G tried on the spill: the integrated loudness the writing pass would deliver.
@@ -381,13 +381,6 @@ impl Runner<'_> {
         self.progress.note(msg);
         self.progress.event(serde_json::json!({"event": "note", "message": msg}));
     }
-}
-
-/// The analysis pass's spills while they are written.
-#[derive(Default)]
-struct Spills {
-    bus: Option<SpillWriter>,
-    stems: Option<SpillWriter>,
 }
 
 /// The render's `GainSearch`: solves on the bus spill while there is one, writes through the

@@ -139,28 +139,34 @@ fn write_all_vectored(out: &mut File, mut slices: &mut [IoSlice<'_>]) -> std::io
     Ok(())
 }
 
-/// A pass sink that also spills what it is given: the master (the analysis pass's bus) to `bus`,
-/// every stem contribution, stem-major, to `stems`.
-pub struct SpillTee<S: PassSink> {
-    pub inner: S,
+/// The analysis pass's spills while they are written: the master (the bus) and every stem
+/// contribution, stem-major.
+#[derive(Default)]
+pub struct Spills {
     pub bus: Option<SpillWriter>,
     pub stems: Option<SpillWriter>,
+}
+
+/// A pass sink that also spills what it is given.
+pub struct SpillTee<S: PassSink> {
+    pub inner: S,
+    pub spills: Spills,
 }
 
 impl<S: PassSink> PassSink for SpillTee<S> {
     fn delivery(&self) -> Delivery {
         let mut d = self.inner.delivery();
         // The spills are f32, whatever the inner sink would take packed.
-        d.master |= self.bus.is_some();
-        d.stems |= self.stems.is_some();
+        d.master |= self.spills.bus.is_some();
+        d.stems |= self.spills.stems.is_some();
         d
     }
 
     fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
-        if let Some(s) = &mut self.bus {
+        if let Some(s) = &mut self.spills.bus {
             s.write(block.master.iter(), block.len);
         }
-        if let Some(s) = &mut self.stems {
+        if let Some(s) = &mut self.spills.stems {
             s.write(block.stems.iter().flatten(), block.len);
         }
         self.inner.block(block)
@@ -473,8 +479,10 @@ mod tests {
         let sample = |s: usize, c: usize, n: u64| (s * 1000 + c * 100) as f32 + n as f32 * 0.25 + 0.125;
         let mut tee = SpillTee {
             inner: Discard,
-            bus: Some(SpillWriter::create(dir.path(), ch, frames, 0).unwrap()),
-            stems: Some(SpillWriter::create(dir.path(), stems * ch, frames, 0).unwrap()),
+            spills: Spills {
+                bus: Some(SpillWriter::create(dir.path(), ch, frames, 0).unwrap()),
+                stems: Some(SpillWriter::create(dir.path(), stems * ch, frames, 0).unwrap()),
+            },
         };
         for k in 0..frames.div_ceil(b as u64) {
             let len = (frames - k * b as u64).min(b as u64) as usize;
@@ -496,8 +504,8 @@ mod tests {
             };
             tee.block(pb).unwrap();
         }
-        let stem_spill = tee.stems.take().unwrap().finish(frames, b).unwrap();
-        let bus_spill = tee.bus.take().unwrap().finish(frames, b).unwrap();
+        let stem_spill = tee.spills.stems.take().unwrap().finish(frames, b).unwrap();
+        let bus_spill = tee.spills.bus.take().unwrap().finish(frames, b).unwrap();
         for (spill, groups, first) in [(&stem_spill, stems, 0), (&bus_spill, 1, 9)] {
             let mut src = SpillSource::new(spill).unwrap();
             let mut out = vec![vec![vec![f32::NAN; b]; ch]; groups];
