@@ -26,7 +26,7 @@ struct DitherImmediates {
     _pad0: u32,
 }
 
-@group(0) @binding(0) var<uniform> cfg: DitherConfig;
+@group(0) @binding(0) var<storage, read> cfg: DitherConfig;
 @group(0) @binding(1) var<storage, read> planar: array<f32>;
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
 @group(0) @binding(3) var<storage, read_write> over: atomic<u32>;

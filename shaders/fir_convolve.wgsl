@@ -81,7 +81,7 @@ const FLAG_FIRST: u32 = 2u;   // forward: read the input frame instead of a work
 const FLAG_LAST: u32 = 4u;    // inverse: write the output block instead of a work half
 const FLAG_RADIX2: u32 = 8u;  // a radix-2 pass (the last one when log2 M is odd)
 
-@group(0) @binding(0) var<uniform> cfg: FirConfig;
+@group(0) @binding(0) var<storage, read> cfg: FirConfig;
 @group(0) @binding(1) var<storage, read> chans: array<FirChannel>;
 // [0, M): W_M^j = exp(-2 pi i j / M); [M, 2M): W_N^j; then the filter spectra, bin 0 packed as
 // (H[0], H[M]) since both are real.

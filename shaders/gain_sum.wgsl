@@ -34,7 +34,7 @@ struct GainSumImmediates {
     _pad0: u32,
 }
 
-@group(0) @binding(0) var<uniform> cfg: GainSumConfig;
+@group(0) @binding(0) var<storage, read> cfg: GainSumConfig;
 @group(0) @binding(1) var<storage, read> routes: array<Route>;
 // (first route, end route) of each signal.
 @group(0) @binding(2) var<storage, read> ranges: array<vec2<u32>>;

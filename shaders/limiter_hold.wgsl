@@ -19,7 +19,7 @@ struct HoldImmediates {
     block_index: u32,  // halo parity
 }
 
-@group(0) @binding(0) var<uniform> cfg: HoldConfig;
+@group(0) @binding(0) var<storage, read> cfg: HoldConfig;
 @group(0) @binding(1) var<storage, read> atten_db: array<f32>;
 @group(0) @binding(2) var<storage, read_write> held_db: array<f32>;
 // Two halves of L - 1 (at least 1) values: block j reads half j % 2 and writes the other.

@@ -26,7 +26,7 @@ struct ReleaseConfig {
     _pad0: u32,
 }
 
-@group(0) @binding(0) var<uniform> cfg: ReleaseConfig;
+@group(0) @binding(0) var<storage, read> cfg: ReleaseConfig;
 @group(0) @binding(1) var<storage, read> held_db: array<f32>;
 @group(0) @binding(2) var<storage, read_write> released_db: array<f32>;
 // [0]: D at the end of the previous block; [1 + t]: the chunk-local D0 of frame t.

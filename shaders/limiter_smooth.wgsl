@@ -22,7 +22,7 @@ struct SmoothImmediates {
     block_index: u32,  // halo parity
 }
 
-@group(0) @binding(0) var<uniform> cfg: SmoothConfig;
+@group(0) @binding(0) var<storage, read> cfg: SmoothConfig;
 @group(0) @binding(1) var<storage, read> released_db: array<f32>;
 @group(0) @binding(2) var<storage, read_write> gain: array<f32>;
 // Two halves of L - 1 (at least 1) values: block j reads half j % 2 and writes the other.

@@ -64,7 +64,7 @@ struct LoudnessImmediates {
 
 // b0..b4, a0..a4, then A^(L 2^d) row-major for d < levels, then the interpolator's coefficients
 // (coeffs[tp_base + j * FACTOR + k]: weight of x[n - j] in phase k).
-@group(0) @binding(0) var<uniform> cfg: LoudnessConfig;
+@group(0) @binding(0) var<storage, read> cfg: LoudnessConfig;
 @group(0) @binding(1) var<storage, read> coeffs: array<real>;
 @group(0) @binding(2) var<storage, read> signal: array<f32>;
 // [channel][4] carried state, then [channel][chunks + 1][4] scan states, then

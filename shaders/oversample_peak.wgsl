@@ -34,7 +34,7 @@ struct OversampleImmediates {
     block_index: u32,  // history parity
 }
 
-@group(0) @binding(0) var<uniform> cfg: OversampleConfig;
+@group(0) @binding(0) var<storage, read> cfg: OversampleConfig;
 @group(0) @binding(1) var<storage, read> coeffs: array<f32>;
 @group(0) @binding(2) var<storage, read> signal: array<f32>;
 // Two halves of [channel][hist_len]: block j reads half j % 2 and writes the other.

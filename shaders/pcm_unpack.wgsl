@@ -17,7 +17,7 @@ struct UnpackImmediates {
     frames: u32,  // frames present in `bytes` (<= block)
 }
 
-@group(0) @binding(0) var<uniform> cfg: UnpackConfig;
+@group(0) @binding(0) var<storage, read> cfg: UnpackConfig;
 @group(0) @binding(1) var<storage, read> bytes: array<u32>;
 @group(0) @binding(2) var<storage, read_write> planar: array<f32>;
 var<immediate> imm: UnpackImmediates;

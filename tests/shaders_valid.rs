@@ -146,3 +146,30 @@ fn a_broken_shader_is_rejected() {
     let bad = "@compute @workgroup_size(1) fn main() { let x: u32 = undeclared + 1.0; }";
     assert!(validate(Path::new("inline.wgsl"), bad).is_err());
 }
+
+/// No shader reads a uniform buffer (issue 17): Mesa's lavapipe re-specialises a shader for the
+/// values of a uniform it reads in a loop condition on every command buffer and keeps each
+/// variant until the device goes, so one stage's `var<uniform>` config grew the GPU engine by
+/// 0.76 MB per block (`gpu::kernel::Bind`, `examples/gpu_memory_repro.rs`). Configs are read-only
+/// storage buffers. Checked on naga's module, not the text, so a comment cannot fool it.
+#[test]
+fn no_shader_reads_a_uniform_buffer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files = Vec::new();
+    wgsl_files(&dir, &mut files);
+    for path in &files {
+        let src = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let module = validate(path, &src).unwrap_or_else(|e| panic!("{e}"));
+        let uniforms: Vec<String> = module
+            .global_variables
+            .iter()
+            .filter(|(_, g)| g.space == naga::AddressSpace::Uniform)
+            .map(|(_, g)| g.name.clone().unwrap_or_default())
+            .collect();
+        assert!(uniforms.is_empty(), "{}: uniform buffer(s) {uniforms:?}: bind them as var<storage, read>", path.display());
+    }
+    // The check can fail: a uniform declaration is seen.
+    let with_uniform = "struct C { n: u32 }\n@group(0) @binding(0) var<uniform> cfg: C;\n@compute @workgroup_size(1) fn main() { _ = cfg.n; }";
+    let module = validate(Path::new("inline.wgsl"), with_uniform).expect("valid");
+    assert!(module.global_variables.iter().any(|(_, g)| g.space == naga::AddressSpace::Uniform));
+}

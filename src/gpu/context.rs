@@ -238,18 +238,6 @@ impl GpuContext {
         buf
     }
 
-    /// A uniform buffer holding `value`.
-    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: (std::mem::size_of::<T>() as u64).next_multiple_of(16),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        self.queue.write_buffer(&buf, 0, bytemuck::bytes_of(value));
-        buf
-    }
-
     /// Copy `count` elements of `buf` from element `offset` back to the host, waiting for the
     /// queue. For tests and set-up; the engine's block loop uses its own staging ring instead.
     pub fn read_back<T: bytemuck::Pod>(

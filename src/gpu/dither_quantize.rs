@@ -44,7 +44,7 @@ impl DitherPipeline {
         let kernel = Kernel::new(
             ctx,
             "dither_quantize",
-            &[Uniform, Read, ReadWrite, ReadWrite],
+            &[Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<DitherImmediates>() as u32,
         )?;
         Ok(DitherPipeline {
@@ -97,7 +97,7 @@ impl DitherQuantize {
             dither: (seed.is_some() && format != SampleFormat::F32) as u32,
             _pad: [0; 2],
         };
-        let cfg_buf = ctx.uniform("dither_quantize config", &cfg);
+        let cfg_buf = ctx.storage_init("dither_quantize config", std::slice::from_ref(&cfg));
         let bps = format.bytes_per_sample();
         let packed = ctx.storage("dither_quantize packed", (block * channels * bps) as u64);
         let over_full_scale = ctx.storage("dither_quantize over full scale", 4);

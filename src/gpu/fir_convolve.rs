@@ -126,7 +126,7 @@ impl FirPipelines {
             ctx,
             precision.shader("fir_convolve"),
             &[
-                Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+                Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
             ],
             std::mem::size_of::<FirImmediates>() as u32,
         )?;
@@ -329,7 +329,7 @@ impl FirConvolve {
                 ctx.adapter_info.name
             )));
         }
-        let cfg_buf = ctx.uniform("fir_convolve config", &cfg);
+        let cfg_buf = ctx.storage_init("fir_convolve config", std::slice::from_ref(&cfg));
         let chan_buf = ctx.storage_init("fir_convolve channels", &chans);
         let const_buf = match pipelines.precision {
             Precision::F64 => ctx.storage_init("fir_convolve twiddles and spectra", &consts),

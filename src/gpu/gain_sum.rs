@@ -70,7 +70,7 @@ impl GainSum {
         let kernel = Kernel::new(
             ctx,
             "gain_sum",
-            &[Uniform, Read, Read, Read, ReadWrite],
+            &[Read, Read, Read, Read, ReadWrite],
             std::mem::size_of::<GainSumImmediates>() as u32,
         )?;
         let mut routes = Vec::new();
@@ -88,7 +88,7 @@ impl GainSum {
             gain: 1.0,
             _pad: [0; 3],
         };
-        let cfg_buf = ctx.uniform("gain_sum config", &cfg);
+        let cfg_buf = ctx.storage_init("gain_sum config", std::slice::from_ref(&cfg));
         let route_buf = ctx.storage_init("gain_sum routes", &routes);
         let range_buf = ctx.storage_init("gain_sum ranges", &ranges);
         let route_bind = kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, stems, summed]);

@@ -103,9 +103,16 @@ impl Precision {
 }
 
 /// What a binding slot holds; slot i of the list is `@binding(i)` of `@group(0)`.
+///
+/// There is no uniform kind on purpose: every stage reads its configuration from a read-only
+/// storage buffer. Mesa's lavapipe (22.3, the CI's Vulkan driver) specialises a shader for the
+/// values of a uniform buffer it reads in a loop condition ("inline uniforms"), again for every
+/// command buffer, and keeps each compiled variant until the device is destroyed: the
+/// `oversample_peak` config alone grew the process by 0.76 MB per block (issue 17;
+/// `examples/gpu_memory_repro.rs` reproduces it with plain wgpu). A few scalars read per
+/// invocation cost the same from a storage buffer on a hardware GPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bind {
-    Uniform,
     /// `var<storage, read>`
     Read,
     /// `var<storage, read_write>`
@@ -138,7 +145,6 @@ impl Kernel {
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
                     ty: match b {
-                        Bind::Uniform => wgpu::BufferBindingType::Uniform,
                         Bind::Read => wgpu::BufferBindingType::Storage { read_only: true },
                         Bind::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                     },

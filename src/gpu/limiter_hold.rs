@@ -47,7 +47,7 @@ impl LimiterHold {
         let kernel = Kernel::new(
             ctx,
             "limiter_hold",
-            &[Uniform, Read, ReadWrite, ReadWrite, ReadWrite],
+            &[Read, Read, ReadWrite, ReadWrite, ReadWrite],
             std::mem::size_of::<HoldImmediates>() as u32,
         )?;
         let segments = (block + lookahead - 1).div_ceil(lookahead);
@@ -57,7 +57,7 @@ impl LimiterHold {
             segments: segments as u32,
             _pad: 0,
         };
-        let cfg_buf = ctx.uniform("limiter_hold config", &cfg);
+        let cfg_buf = ctx.storage_init("limiter_hold config", std::slice::from_ref(&cfg));
         let halo = ctx.storage("limiter_hold halo", (2 * (lookahead - 1).max(1) * 4) as u64);
         let scratch = ctx.storage(
             "limiter_hold scratch",

@@ -39,7 +39,7 @@ impl LimiterRelease {
         let kernel = Kernel::new(
             ctx,
             precision.shader("limiter_release"),
-            &[Uniform, Read, ReadWrite, ReadWrite],
+            &[Read, Read, ReadWrite, ReadWrite],
             0,
         )?;
         let cfg = ReleaseConfig {
@@ -48,7 +48,7 @@ impl LimiterRelease {
             rho,
             _pad: 0,
         };
-        let cfg_buf = ctx.uniform("limiter_release config", &cfg);
+        let cfg_buf = ctx.storage_init("limiter_release config", std::slice::from_ref(&cfg));
         // f64: D carried over, then the block's chunk-local D0; f32: D carried over.
         let state = match precision {
             Precision::F64 => ctx.storage("limiter_release state", ((1 + block) * 8) as u64),

@@ -47,7 +47,7 @@ impl LimiterSmooth {
         let kernel = Kernel::new(
             ctx,
             precision.shader("limiter_smooth"),
-            &[Uniform, Read, ReadWrite, ReadWrite],
+            &[Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<SmoothImmediates>() as u32,
         )?;
         let cfg = SmoothConfig {
@@ -55,7 +55,7 @@ impl LimiterSmooth {
             lookahead: lookahead as u32,
             _pad: [0; 2],
         };
-        let cfg_buf = ctx.uniform("limiter_smooth config", &cfg);
+        let cfg_buf = ctx.storage_init("limiter_smooth config", std::slice::from_ref(&cfg));
         let halo = ctx.storage(
             "limiter_smooth halo",
             (2 * (lookahead - 1).max(1) * 4) as u64,

@@ -134,7 +134,7 @@ impl Loudness {
             ctx,
             precision.shader("loudness"),
             &[
-                Bind::Uniform,
+                Bind::Read,
                 Bind::Read,
                 Bind::Read,
                 Bind::ReadWrite,
@@ -158,7 +158,7 @@ impl Loudness {
             _pad: [0; 4],
         };
         let real = precision.real_bytes();
-        let cfg_buf = ctx.uniform("loudness config", &cfg);
+        let cfg_buf = ctx.storage_init("loudness config", std::slice::from_ref(&cfg));
         let coeffs = match precision {
             Precision::F64 => ctx.storage_init("loudness coefficients", &table),
             Precision::F32 => ctx.storage_init(

@@ -58,7 +58,7 @@ impl OversamplePeak {
         let kernel = Kernel::new(
             ctx,
             precision.shader("oversample_peak"),
-            &[Uniform, Read, Read, ReadWrite, ReadWrite],
+            &[Read, Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<OversampleImmediates>() as u32,
         )?;
         let taps = table.taps_per_phase.max(1);
@@ -93,7 +93,7 @@ impl OversamplePeak {
             ceiling_db,
             _pad: [0; 3],
         };
-        let cfg_buf = ctx.uniform("oversample_peak config", &cfg);
+        let cfg_buf = ctx.storage_init("oversample_peak config", std::slice::from_ref(&cfg));
         let coeffs = ctx.storage_init("oversample_peak coefficients", &table.coeffs);
         let hist = ctx.storage(
             "oversample_peak history",

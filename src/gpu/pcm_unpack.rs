@@ -49,7 +49,7 @@ impl PcmUnpackPipeline {
         let kernel = Kernel::new(
             ctx,
             "pcm_unpack",
-            &[Uniform, Read, ReadWrite],
+            &[Read, Read, ReadWrite],
             std::mem::size_of::<UnpackImmediates>() as u32,
         )?;
         Ok(PcmUnpackPipeline {
@@ -89,7 +89,7 @@ impl PcmUnpack {
             block: block as u32,
             output: output_base as u32,
         };
-        let cfg_buf = ctx.uniform("pcm_unpack config", &cfg);
+        let cfg_buf = ctx.storage_init("pcm_unpack config", std::slice::from_ref(&cfg));
         let bytes = ctx.storage("pcm_unpack bytes", (block * channels * bps) as u64);
         let bind = pipe.kernel.bind(ctx, &[&cfg_buf, &bytes, planar]);
         Ok(PcmUnpack {
