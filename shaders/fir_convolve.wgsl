@@ -37,8 +37,8 @@
 // is the default everywhere; STEMFORGE_GPU_FFT=global selects the other for measurement on new
 // hardware (both are parity-tested in both precisions).
 
-// The scalar of every value between input and output; the f32 fallback replaces this line.
-alias real = f64;
+// The scalar of every value between input and output: f64, or f32 in the f32 variant.
+#import real
 
 // Keep in sync with `FirConfig` in src/gpu/fir_convolve.rs.
 struct FirConfig {

@@ -25,10 +25,9 @@
 // never used) but neither summed nor peak-read: the reference meter never sees them.
 //
 // Arithmetic in `real`: f64 as the crate's filter where the adapter has SHADER_F64, else the
-// f32 fallback (`kernel::shader_source` rewrites the alias). The interpolator runs in f32, as
-// the crate's does.
+// f32 variant (`#import real`). The interpolator runs in f32, as the crate's does.
 
-alias real = f64;
+#import real
 
 // The true-peak interpolator's shape (the crate's: 4 phases x 12 taps below 96 kHz, 2 x 24 below
 // 192 kHz; FACTOR = 0 from 192 kHz, where the crate reads the sample peak as the true peak).

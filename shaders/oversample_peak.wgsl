@@ -5,8 +5,12 @@
 //
 // As the CPU twin: the polyphase sums in f32 (m = 0, 1, ... in order), then a in f64 by the same
 // series (`amplitude_db`) plus the same bias, rounded UP to f32, so that a is never below the exact
-// attenuation (S >= a downstream, DESIGN.md DSP 6). Needs 64-bit floats (SHADER_F64); adapters
-// without them use oversample_peak_f32.wgsl.
+// attenuation (S >= a downstream, DESIGN.md DSP 6).
+//
+// The f32 variant (adapters without 64-bit floats): a in f32 with WGSL's log2 (Vulkan allows
+// 3 ulp, or 2^-21 absolute near 1: up to ~4e-6 dB once scaled to dB), plus F32_MARGIN_DB so that
+// a stays above the exact attenuation as the f64 variant guarantees; the margin changes the gain
+// by 1e-6 relative (-118 dB).
 
 // The table's shape, fixed per pipeline (the loops below unroll; the window stays in registers).
 override FACTOR: u32 = 4u;   // K phases
@@ -16,6 +20,10 @@ override TAPS: u32 = 16u;    // T taps per phase (<= MAX_TAPS)
 override LATENCY: u32 = 8u;
 override SKIP_PHASE0: u32 = 1u;
 const MAX_TAPS: u32 = 64u;
+#ifndef F64
+// Covers f32 log2's error scaled to dB (see the header).
+const F32_MARGIN_DB: f32 = 1e-5;
+#endif
 
 // Keep in sync with `OversampleConfig` in src/gpu/oversample_peak.rs.
 struct OversampleConfig {
@@ -84,8 +92,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             peak = max(peak, abs(acc));
         }
     }
+#ifdef F64
     atten_db[t] = attenuation(peak, f64(cfg.ceiling_db));
+#else
+    // log10 of zero is -inf, whose attenuation is 0: guard it, WGSL's log2(0) is undefined.
+    var a = 0.0;
+    if peak > 0.0 {
+        let v = 20.0 * log2(peak) * 0.30102999566398120 + F32_MARGIN_DB - cfg.ceiling_db;
+        a = select(0.0, v, v > 0.0);
+    }
+    atten_db[t] = a;
+#endif
 }
+#ifdef F64
 
 // Covers amplitude_db's error (< 1e-12 dB), as the CPU twin's DB_BIAS.
 const DB_BIAS: f64 = 1e-10;
@@ -129,3 +148,4 @@ fn attenuation(p: f32, ceiling: f64) -> f32 {
     let v = amplitude_db(p) + DB_BIAS - ceiling;
     return select(0.0, f32_at_least(v), v > 0.0);
 }
+#endif

@@ -454,7 +454,7 @@ fn precisions(ctx: &GpuContext) -> Vec<Precision> {
     }
 }
 
-/// The f32 fallbacks' margins (shaders/*_f32.wgsl): oversample_peak adds 1e-5 dB, so its residual
+/// The f32 variants' margins (`#ifndef F64` in shaders/<stage>.wgsl): oversample_peak adds 1e-5 dB, so its residual
 /// in dB is at most that plus f32 log2's error (~4e-6 dB): 2e-5 dB is -94 dBFS. limiter_smooth
 /// scales g by 1 - 2^-19 (1.9e-6) plus exp2's error: 4e-6 is -108 dBFS. Their RMS is about the
 /// margin itself, hence the same bounds.

@@ -1,150 +1,101 @@
-//! Every WGSL file in shaders/ parses and validates with naga (the naga of the pinned wgpu), with
-//! the capabilities the GPU engine asks the device for. Needs no GPU.
-use std::path::{Path, PathBuf};
+//! Every stage's generated WGSL (each precision variant of `stemforge::stages::Stage::ALL`) parses
+//! and validates with naga (the naga of the pinned wgpu), with the capabilities the GPU engine asks
+//! the device for; the structs shared with Rust have the same layout on both sides, read from
+//! naga's reflection. Needs no GPU.
+use std::path::Path;
 
-fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("directory entry").path();
-        if path.is_dir() {
-            wgsl_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "wgsl") {
-            out.push(path);
-        }
-    }
-}
+use bytemuck::Zeroable;
+use stemforge::stages::{Precision, Stage};
 
 /// Parse and validate with the capabilities the engine asks the device for: immediates (push
-/// constants) always, 64-bit floats only for the shaders that use them (the f64 variants of the
-/// limiter's dB stages; their `_f32` fallbacks and every other shader must do without).
-fn validate(path: &Path, source: &str) -> Result<naga::Module, String> {
-    let module = naga::front::wgsl::parse_str(source).map_err(|e| {
-        format!(
-            "{}: parse error:\n{}",
-            path.display(),
-            e.emit_to_string(source)
-        )
-    })?;
+/// constants) always, 64-bit floats only for an f64 variant (every f32 variant, and every stage
+/// without an f64 one, must do without).
+fn validate(what: &str, source: &str, precision: Precision) -> Result<naga::Module, String> {
+    let module = naga::front::wgsl::parse_str(source)
+        .map_err(|e| format!("{what}: parse error:\n{}", e.emit_to_string(source)))?;
     let mut caps = naga::valid::Capabilities::IMMEDIATES;
-    if uses_f64(path) {
+    if precision == Precision::F64 {
         caps |= naga::valid::Capabilities::FLOAT64;
     }
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
-    validator.validate(&module).map_err(|e| {
-        format!(
-            "{}: validation error:\n{}",
-            path.display(),
-            e.emit_to_string(source)
-        )
-    })?;
+    validator
+        .validate(&module)
+        .map_err(|e| format!("{what}: validation error:\n{}", e.emit_to_string(source)))?;
     Ok(module)
 }
 
-/// The shaders with an f64 path. Each has an f32 fallback `<stage>_f32`: a file next to it, or
-/// (fir_convolve) the same source with its `real` alias set to f32 (`kernel::shader_source`).
-const F64_SHADERS: [&str; 5] = ["fir_convolve", "oversample_peak", "limiter_release", "limiter_smooth", "loudness"];
-
-fn uses_f64(path: &Path) -> bool {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    F64_SHADERS.contains(&stem)
-}
-
-#[test]
-fn every_shader_parses_and_validates() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files = Vec::new();
-    wgsl_files(&dir, &mut files);
-    files.sort();
-    assert!(!files.is_empty(), "no .wgsl files under {}", dir.display());
-    let errors: Vec<String> = files
-        .iter()
-        .filter_map(|p| {
-            let src = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            validate(p, &src).err()
-        })
-        .collect();
+/// Every variant of every stage, validated: (stage, precision, module).
+fn modules() -> Vec<(Stage, Precision, naga::Module)> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for &stage in Stage::ALL {
+        for &p in stage.variants() {
+            let what = stage.describe(p);
+            match stage.source(p).map_err(|e| e.to_string()).and_then(|src| validate(&what, &src, p)) {
+                Ok(m) => out.push((stage, p, m)),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+    out
 }
 
 #[test]
-fn every_stage_has_its_shader_with_compute_entry_points() {
+fn every_stage_variant_parses_and_validates() {
+    let modules = modules();
+    let f64_stages = Stage::ALL.iter().filter(|s| s.has_f64()).count();
+    assert_eq!(modules.len(), Stage::ALL.len() + f64_stages, "one module per stage and variant");
+}
+
+#[test]
+fn every_stage_has_its_files_and_compute_entry_points() {
     // One name across shader, CPU twin, GPU host file and parity test (DESIGN.md "Engines").
-    let stages = [
-        "pcm_unpack",
-        "fir_convolve",
-        "gain_sum",
-        "oversample_peak",
-        "limiter_hold",
-        "limiter_release",
-        "limiter_smooth",
-        "limiter_apply",
-        "dither_quantize",
-        "loudness",
-    ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for stage in stages {
-        let path = root.join("shaders").join(format!("{stage}.wgsl"));
-        let src =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let module = validate(&path, &src).unwrap_or_else(|e| panic!("{e}"));
+    for (stage, p, module) in modules() {
         assert!(
-            module
-                .entry_points
-                .iter()
-                .any(|e| e.stage == naga::ShaderStage::Compute),
+            module.entry_points.iter().any(|e| e.stage == naga::ShaderStage::Compute),
             "{}: no compute entry point",
-            path.display()
+            stage.describe(p)
         );
-        for twin in [format!("src/cpu/{stage}.rs"), format!("src/gpu/{stage}.rs")] {
-            assert!(
-                root.join(&twin).exists(),
-                "stage {stage}: {twin} is missing"
-            );
+        let name = stage.name();
+        assert!(root.join(format!("shaders/{name}.wgsl")).exists());
+        assert!(root.join(format!("src/gpu/{name}.rs")).exists(), "stage {name}: src/gpu/{name}.rs is missing");
+        // The CPU engine's delay line is `cpu::engine`'s pre-delay, not yet a file of its own.
+        if stage != Stage::DelayLine {
+            assert!(root.join(format!("src/cpu/{name}.rs")).exists(), "stage {name}: src/cpu/{name}.rs is missing");
         }
         // The shader's parameter structs point at their Rust twins.
+        let src = stage.file();
         assert!(
-            !src.contains("struct ") || src.contains(&format!("src/gpu/{stage}.rs")),
-            "{}: its structs must say \"keep in sync with ... src/gpu/{stage}.rs\"",
-            path.display()
+            !src.contains("struct ") || src.contains(&format!("src/gpu/{name}.rs")),
+            "shaders/{name}.wgsl: its structs must say \"keep in sync with ... src/gpu/{name}.rs\""
         );
     }
 }
 
 #[test]
-fn f64_shaders_have_f32_fallbacks_without_f64() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    for stage in F64_SHADERS {
-        let fallback = format!("{stage}_f32");
-        let path = dir.join(format!("{fallback}.wgsl"));
-        let src = match std::fs::read_to_string(&path) {
-            Ok(src) => src,
-            Err(_) => stemforge::gpu::kernel::shader_source(&fallback)
-                .unwrap_or_else(|e| panic!("{stage}: no f32 fallback ({e})"))
-                .into_owned(),
-        };
-        // Validated without FLOAT64: any f64 in it is refused (checked just below).
-        validate(&path, &src).unwrap_or_else(|e| panic!("{e}"));
-        // The engine compiles exactly this source for the fallback.
-        let engine_src = stemforge::gpu::kernel::shader_source(&fallback).expect("fallback source");
-        assert_eq!(engine_src, src, "{fallback}: the engine's source is not the one validated here");
+fn f64_variants_need_the_capability_and_f32_variants_do_not() {
+    for &stage in Stage::ALL.iter().filter(|s| s.has_f64()) {
+        let f64_src = stage.source(Precision::F64).unwrap();
+        // The f64 variant uses f64: it does not validate without the capability.
+        assert!(
+            validate(&stage.describe(Precision::F64), &f64_src, Precision::F32).is_err(),
+            "{}: validates without FLOAT64, so it has no f64 arithmetic",
+            stage.describe(Precision::F64)
+        );
+        assert_ne!(f64_src, stage.source(Precision::F32).unwrap(), "{stage:?}: the variants are the same source");
     }
     // And the check can fail: an f64 shader does not validate without the capability.
     let f64_src = "@compute @workgroup_size(1) fn main() { var x: f64 = 1.0; x = x * 2.0; }";
-    let module = naga::front::wgsl::parse_str(f64_src).expect("parses");
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::IMMEDIATES,
-    );
-    assert!(
-        validator.validate(&module).is_err(),
-        "f64 without FLOAT64 must be refused"
-    );
+    assert!(validate("inline", f64_src, Precision::F32).is_err(), "f64 without FLOAT64 must be refused");
 }
 
 #[test]
 fn a_broken_shader_is_rejected() {
     // The check itself can fail: an undeclared identifier and a type error are both caught.
     let bad = "@compute @workgroup_size(1) fn main() { let x: u32 = undeclared + 1.0; }";
-    assert!(validate(Path::new("inline.wgsl"), bad).is_err());
+    assert!(validate("inline", bad, Precision::F32).is_err());
 }
 
 /// No shader reads a uniform buffer (issue 17): Mesa's lavapipe re-specialises a shader for the
@@ -154,22 +105,111 @@ fn a_broken_shader_is_rejected() {
 /// storage buffers. Checked on naga's module, not the text, so a comment cannot fool it.
 #[test]
 fn no_shader_reads_a_uniform_buffer() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files = Vec::new();
-    wgsl_files(&dir, &mut files);
-    for path in &files {
-        let src = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let module = validate(path, &src).unwrap_or_else(|e| panic!("{e}"));
+    for (stage, p, module) in modules() {
         let uniforms: Vec<String> = module
             .global_variables
             .iter()
             .filter(|(_, g)| g.space == naga::AddressSpace::Uniform)
             .map(|(_, g)| g.name.clone().unwrap_or_default())
             .collect();
-        assert!(uniforms.is_empty(), "{}: uniform buffer(s) {uniforms:?}: bind them as var<storage, read>", path.display());
+        assert!(uniforms.is_empty(), "{}: uniform buffer(s) {uniforms:?}: bind them as var<storage, read>", stage.describe(p));
     }
     // The check can fail: a uniform declaration is seen.
     let with_uniform = "struct C { n: u32 }\n@group(0) @binding(0) var<uniform> cfg: C;\n@compute @workgroup_size(1) fn main() { _ = cfg.n; }";
-    let module = validate(Path::new("inline.wgsl"), with_uniform).expect("valid");
+    let module = validate("inline", with_uniform, Precision::F32).expect("valid");
     assert!(module.global_variables.iter().any(|(_, g)| g.space == naga::AddressSpace::Uniform));
+}
+
+/// A Rust struct shared with WGSL: its size and, per named field, offset, size and scalar kind.
+struct RustLayout {
+    stage: Stage,
+    name: &'static str,
+    size: usize,
+    fields: Vec<(&'static str, usize, usize, &'static str)>,
+}
+
+/// `shared!(Stage, module::Type { field, ... })`: the layout of a `#[repr(C)]` Pod struct, read by the
+/// compiler (offset_of!, size_of_val, the field's type name), so the list cannot drift from the
+/// Rust side; a field named here must exist there.
+macro_rules! shared {
+    ($stage:expr, $module:ident :: $ty:ident { $($field:ident),* $(,)? }) => {{
+        let zero = <stemforge::gpu::$module::$ty>::zeroed();
+        RustLayout {
+            stage: $stage,
+            name: stringify!($ty),
+            size: std::mem::size_of::<stemforge::gpu::$module::$ty>(),
+            fields: vec![$((
+                stringify!($field),
+                std::mem::offset_of!(stemforge::gpu::$module::$ty, $field),
+                std::mem::size_of_val(&zero.$field),
+                std::any::type_name_of_val(&zero.$field),
+            )),*],
+        }
+    }};
+}
+
+/// Every struct shared between a stage's host file and its shader (padding is covered by size).
+fn shared_structs() -> Vec<RustLayout> {
+    use Stage::*;
+    vec![
+        shared!(DelayLine, delay_line::DelayImmediates { block, channels, block_index }),
+        shared!(DitherQuantize, dither_quantize::DitherConfig { format, channels, block, input, seed, dither }),
+        shared!(DitherQuantize, dither_quantize::DitherImmediates { frame_lo, frame_hi, frames }),
+        shared!(FirConvolve, fir_convolve::FirConfig { block, fft_size, half, hist_len, m1, log2_m1, m2, log2_m2, channels, log2_half }),
+        shared!(FirConvolve, fir_convolve::FirImmediates { block_index, log2_ns, flags, halves }),
+        shared!(GainSum, gain_sum::GainSumConfig { block, bus_channels, signals, stems_out, gain }),
+        shared!(GainSum, gain_sum::GainSumImmediates { slot_base, valid_from, valid_to }),
+        shared!(LimiterApply, limiter_apply::ApplyImmediates { block, channels, x_base, out_base, len }),
+        shared!(LimiterHold, limiter_hold::HoldConfig { block, lookahead, segments }),
+        shared!(LimiterHold, limiter_hold::HoldImmediates { block_index }),
+        shared!(LimiterRelease, limiter_release::ReleaseConfig { block, chunk, rho }),
+        shared!(LimiterSmooth, limiter_smooth::SmoothConfig { block, lookahead }),
+        shared!(LimiterSmooth, limiter_smooth::SmoothImmediates { block_index }),
+        shared!(Loudness, loudness::LoudnessConfig { block, channels, chunk, chunks, step, steps, levels, tp_base }),
+        shared!(Loudness, loudness::LoudnessImmediates { phase, len, parity, input }),
+        shared!(OversamplePeak, oversample_peak::OversampleConfig { block, channels, hist_len, input, ceiling_db }),
+        shared!(OversamplePeak, oversample_peak::OversampleImmediates { block_index }),
+        shared!(PcmUnpack, pcm_unpack::UnpackConfig { format, channels, block, output }),
+        shared!(PcmUnpack, pcm_unpack::UnpackImmediates { frames }),
+    ]
+}
+
+#[test]
+fn shared_structs_have_the_same_layout_in_rust_and_wgsl() {
+    let modules = modules();
+    let mut checked = 0;
+    for rust in shared_structs() {
+        for (_, p, module) in modules.iter().filter(|(s, _, _)| *s == rust.stage) {
+            let what = format!("{} in {}", rust.name, rust.stage.describe(*p));
+            let (members, span) = module
+                .types
+                .iter()
+                .find_map(|(_, t)| match (&t.name, &t.inner) {
+                    (Some(n), naga::TypeInner::Struct { members, span }) if n == rust.name => Some((members, *span)),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{what}: no such struct in the shader"));
+            assert_eq!(span as usize, rust.size, "{what}: {span} bytes in WGSL, {} in Rust", rust.size);
+            for &(field, offset, size, ty) in &rust.fields {
+                let m = members
+                    .iter()
+                    .find(|m| m.name.as_deref() == Some(field))
+                    .unwrap_or_else(|| panic!("{what}: field `{field}` is in Rust but not in WGSL"));
+                assert_eq!(m.offset as usize, offset, "{what}.{field}: offset {} in WGSL, {offset} in Rust", m.offset);
+                let inner = &module.types[m.ty].inner;
+                let wgsl_ty = match inner {
+                    naga::TypeInner::Scalar(naga::Scalar { kind: naga::ScalarKind::Uint, width: 4 }) => "u32",
+                    naga::TypeInner::Scalar(naga::Scalar { kind: naga::ScalarKind::Float, width: 4 }) => "f32",
+                    other => panic!("{what}.{field}: {other:?} is not a u32 or f32"),
+                };
+                assert_eq!((wgsl_ty, 4), (ty, size), "{what}.{field}: {wgsl_ty} in WGSL, {ty} in Rust");
+            }
+            // Every non-padding WGSL member is listed (a field added on one side only is caught).
+            for m in members.iter().filter_map(|m| m.name.as_deref()).filter(|n| !n.starts_with('_')) {
+                assert!(rust.fields.iter().any(|f| f.0 == m), "{what}: WGSL field `{m}` is not checked against Rust");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= shared_structs().len(), "every shared struct was found in its shader");
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::kernel::Precision;
+use crate::gpu::kernel::{KernelCache, Precision};
 
 /// How to get an adapter, appended to every "no adapter" message.
 pub const NO_GPU_HELP: &str = "install a GPU driver with Vulkan support, or Mesa's software Vulkan \
@@ -68,6 +68,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub limits: wgpu::Limits,
     errors: Arc<Mutex<ErrorSink>>,
+    /// Every stage's kernel and pipelines, compiled once per device (`kernel::Kernel::new`).
+    pub(crate) kernels: KernelCache,
 }
 
 fn instance() -> wgpu::Instance {
@@ -181,6 +183,7 @@ impl GpuContext {
             queue,
             limits,
             errors,
+            kernels: Default::default(),
         })
     }
 

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `DelayChannel` in shaders/delay_line.wgsl.
 #[repr(C)]
@@ -47,7 +47,8 @@ impl DelayPipelines {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
-            "delay_line",
+            Stage::DelayLine,
+            Precision::F32,
             &[Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<DelayImmediates>() as u32,
         )?;

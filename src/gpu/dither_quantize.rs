@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 use crate::session::SampleFormat;
 
 /// Keep in sync with `DitherConfig` in shaders/dither_quantize.wgsl.
@@ -43,7 +43,8 @@ impl DitherPipeline {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
-            "dither_quantize",
+            Stage::DitherQuantize,
+            Precision::F32,
             &[Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<DitherImmediates>() as u32,
         )?;

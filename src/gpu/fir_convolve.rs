@@ -1,7 +1,7 @@
 //! Host side of `shaders/fir_convolve.wgsl`: uniformly partitioned overlap-save FIR convolution of
 //! many channels at once (partition = block, FFT size N = the power of two >= 2 * block). The
 //! filter spectra and twiddles are computed once here in f64 and uploaded in the shader's
-//! precision (f64, or f32 for the `fir_convolve_f32` fallback); the input history and the
+//! precision (f64, or its f32 variant); the input history and the
 //! frequency-domain delay lines live on the device. Twin of `src/cpu/fir_convolve.rs`.
 use std::collections::HashMap;
 
@@ -10,7 +10,7 @@ use realfft::RealFftPlanner;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `FirConfig` in shaders/fir_convolve.wgsl.
 #[repr(C)]
@@ -124,7 +124,8 @@ impl FirPipelines {
         }
         let kernel = Kernel::new(
             ctx,
-            precision.shader("fir_convolve"),
+            Stage::FirConvolve,
+            precision,
             &[
                 Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
             ],

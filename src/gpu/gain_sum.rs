@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `GainSumConfig` in shaders/gain_sum.wgsl.
 #[repr(C)]
@@ -69,7 +69,8 @@ impl GainSum {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
-            "gain_sum",
+            Stage::GainSum,
+            Precision::F32,
             &[Read, Read, Read, Read, ReadWrite],
             std::mem::size_of::<GainSumImmediates>() as u32,
         )?;

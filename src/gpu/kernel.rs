@@ -1,63 +1,15 @@
-//! Shader sources and the small amount of wgpu plumbing every stage shares: a compute pipeline with
-//! an explicit bind-group layout built from a list of binding kinds, and bind groups over buffers.
-use std::borrow::Cow;
+//! The small amount of wgpu plumbing every stage shares: a stage's kernel (its generated WGSL
+//! compiled with an explicit bind-group layout built from a list of binding kinds), its cached
+//! pipelines, and bind groups over buffers. Which stages and sources exist is `crate::stages`.
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-
-/// The WGSL source of every stage, by name (`shaders/<stage>.wgsl`), and the f32 fallbacks of the
-/// limiter stages that use f64 (see `Precision`; `fir_convolve_f32` is derived, `shader_source`).
-#[rustfmt::skip]
-pub const SHADERS: &[(&str, &str)] = &[
-    ("pcm_unpack", include_str!("../../shaders/pcm_unpack.wgsl")),
-    ("fir_convolve", include_str!("../../shaders/fir_convolve.wgsl")),
-    ("gain_sum", include_str!("../../shaders/gain_sum.wgsl")),
-    ("oversample_peak", include_str!("../../shaders/oversample_peak.wgsl")),
-    ("oversample_peak_f32", include_str!("../../shaders/oversample_peak_f32.wgsl")),
-    ("limiter_hold", include_str!("../../shaders/limiter_hold.wgsl")),
-    ("limiter_release", include_str!("../../shaders/limiter_release.wgsl")),
-    ("limiter_release_f32", include_str!("../../shaders/limiter_release_f32.wgsl")),
-    ("limiter_smooth", include_str!("../../shaders/limiter_smooth.wgsl")),
-    ("limiter_smooth_f32", include_str!("../../shaders/limiter_smooth_f32.wgsl")),
-    ("limiter_apply", include_str!("../../shaders/limiter_apply.wgsl")),
-    ("dither_quantize", include_str!("../../shaders/dither_quantize.wgsl")),
-    ("delay_line", include_str!("../../shaders/delay_line.wgsl")),
-    ("loudness", include_str!("../../shaders/loudness.wgsl")),
-];
-
-/// The line of a shader whose scalar type is a parameter (`fir_convolve`): the shader computes in
-/// f64, and its f32 fallback `<stage>_f32` is the same source with this line set to f32.
-pub const REAL_F64: &str = "alias real = f64;";
-const REAL_F32: &str = "alias real = f32;";
-
-/// The WGSL of `stage`: a file of `SHADERS`, or the f32 fallback of a shader with a `real` alias.
-pub fn shader_source(stage: &str) -> Result<Cow<'static, str>> {
-    let file = |name: &str| SHADERS.iter().find(|(n, _)| *n == name).map(|(_, src)| *src);
-    if let Some(src) = file(stage) {
-        return Ok(Cow::Borrowed(src));
-    }
-    stage
-        .strip_suffix("_f32")
-        .and_then(file)
-        .filter(|src| src.contains(REAL_F64))
-        .map(|src| Cow::Owned(src.replacen(REAL_F64, REAL_F32, 1)))
-        .ok_or_else(|| Error::Internal(format!("no shader named {stage}")))
-}
-
-/// Arithmetic of the FIR and of the limiter's dB-domain stages (oversample_peak's attenuation, the
-/// release recursion, the smoothing sum and gain): f64 as the CPU twins, where the adapter has
-/// 64-bit floats (SHADER_F64: NVIDIA, AMD, lavapipe), else the f32 fallbacks: `fir_convolve_f32`
-/// (the same FFTs in f32, so integer outputs may then differ from the CPU engine's by more than
-/// 1 LSB) and the limiter's `<stage>_f32.wgsl`, which keep the same conservative direction of
-/// rounding with explicit margins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    F64,
-    F32,
-}
+pub use crate::stages::{Precision, Stage};
 
 impl Precision {
-    /// F64 when the device has it, unless STEMFORGE_GPU_F32=1 asks for the fallback.
+    /// F64 when the device has it, unless STEMFORGE_GPU_F32=1 asks for the f32 variants.
     pub fn for_context(ctx: &GpuContext) -> Precision {
         Precision::for_features(ctx.device.features())
     }
@@ -71,35 +23,6 @@ impl Precision {
             Precision::F32
         }
     }
-
-    /// "f64" or "f32", as the render report and `stemforge devices` say it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F64 => "f64",
-            Precision::F32 => "f32",
-        }
-    }
-
-    /// Bytes of a `real` in the shaders that have the alias (`loudness`'s read-back).
-    pub fn real_bytes(self) -> usize {
-        match self {
-            Precision::F64 => 8,
-            Precision::F32 => 4,
-        }
-    }
-
-    /// The shader of `stage` for this precision.
-    pub fn shader(self, stage: &'static str) -> &'static str {
-        match (self, stage) {
-            (Precision::F64, s) => s,
-            (Precision::F32, "fir_convolve") => "fir_convolve_f32",
-            (Precision::F32, "oversample_peak") => "oversample_peak_f32",
-            (Precision::F32, "limiter_release") => "limiter_release_f32",
-            (Precision::F32, "limiter_smooth") => "limiter_smooth_f32",
-            (Precision::F32, "loudness") => "loudness_f32",
-            (Precision::F32, s) => s,
-        }
-    }
 }
 
 /// What a binding slot holds; slot i of the list is `@binding(i)` of `@group(0)`.
@@ -111,7 +34,7 @@ impl Precision {
 /// `oversample_peak` config alone grew the process by 0.76 MB per block (issue 17;
 /// `examples/gpu_memory_repro.rs` reproduces it with plain wgpu). A few scalars read per
 /// invocation cost the same from a storage buffer on a hardware GPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bind {
     /// `var<storage, read>`
     Read,
@@ -119,24 +42,55 @@ pub enum Bind {
     ReadWrite,
 }
 
-/// One stage's compiled shader module and layout; its entry points become pipelines.
+/// One stage's compiled shader module and layout; its entry points become pipelines. Cheap to
+/// clone (wgpu handles): the context caches one per (stage, variant) and its pipelines per entry
+/// point and constants, so a chain built again (a new pass shape) compiles nothing twice.
+#[derive(Clone)]
 pub struct Kernel {
     pub layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
     module: wgpu::ShaderModule,
-    stage: &'static str,
+    stage: Stage,
+    precision: Precision,
+    pipelines: std::sync::Arc<Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>>,
 }
 
+/// An entry point with its pipeline-overridable constants (as bits: f64 is not Eq).
+type PipelineKey = (String, Vec<(String, u64)>);
+
+/// The context's cache of compiled kernels: stage, variant, binding kinds, immediate bytes.
+pub type KernelCache = Mutex<HashMap<(Stage, Precision, Vec<Bind>, u32), Kernel>>;
+
 impl Kernel {
-    /// Compile `shaders/<stage>.wgsl` with `binds` at group 0 and `immediate_size` bytes of
-    /// immediates (a multiple of 4).
+    /// The kernel of `stage`'s `precision` variant with `binds` at group 0 and `immediate_size`
+    /// bytes of immediates (a multiple of 4): compiled on first use, then from the context's cache.
     pub fn new(
         ctx: &GpuContext,
-        stage: &'static str,
+        stage: Stage,
+        precision: Precision,
         binds: &[Bind],
         immediate_size: u32,
     ) -> Result<Kernel> {
-        let source = shader_source(stage)?;
+        let key = (stage, stage.variant(precision), binds.to_vec(), immediate_size);
+        if let Some(k) = ctx.kernels.lock().map_err(|_| Error::Gpu("kernel cache poisoned".into()))?.get(&key) {
+            return Ok(k.clone());
+        }
+        let kernel = Kernel::compile(ctx, stage, stage.variant(precision), binds, immediate_size)?;
+        ctx.kernels
+            .lock()
+            .map_err(|_| Error::Gpu("kernel cache poisoned".into()))?
+            .insert(key, kernel.clone());
+        Ok(kernel)
+    }
+
+    fn compile(
+        ctx: &GpuContext,
+        stage: Stage,
+        precision: Precision,
+        binds: &[Bind],
+        immediate_size: u32,
+    ) -> Result<Kernel> {
+        let source = stage.source(precision)?;
         let entries: Vec<wgpu::BindGroupLayoutEntry> = binds
             .iter()
             .enumerate()
@@ -157,28 +111,30 @@ impl Kernel {
         let layout = ctx
             .device
             .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(stage),
+                label: Some(stage.name()),
                 entries: &entries,
             });
         let pipeline_layout = ctx
             .device
             .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(stage),
+                label: Some(stage.name()),
                 bind_group_layouts: &[Some(&layout)],
                 immediate_size,
             });
         let module = ctx
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(stage),
-                source: wgpu::ShaderSource::Wgsl(source),
+                label: Some(stage.name()),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
             });
-        ctx.check().map_err(|e| in_shader(e, stage, None))?;
+        ctx.check().map_err(|e| in_shader(e, stage, precision, None))?;
         Ok(Kernel {
             layout,
             pipeline_layout,
             module,
             stage,
+            precision,
+            pipelines: Default::default(),
         })
     }
 
@@ -189,6 +145,11 @@ impl Kernel {
         entry: &str,
         constants: &[(&str, f64)],
     ) -> Result<wgpu::ComputePipeline> {
+        let key: PipelineKey = (entry.to_string(), constants.iter().map(|(n, v)| (n.to_string(), v.to_bits())).collect());
+        let mut cache = self.pipelines.lock().map_err(|_| Error::Gpu("pipeline cache poisoned".into()))?;
+        if let Some(p) = cache.get(&key) {
+            return Ok(p.clone());
+        }
         let pipeline = ctx
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -205,7 +166,8 @@ impl Kernel {
                 cache: None,
             });
         ctx.check()
-            .map_err(|e| in_shader(e, self.stage, Some(entry)))?;
+            .map_err(|e| in_shader(e, self.stage, self.precision, Some(entry)))?;
+        cache.insert(key, pipeline.clone());
         Ok(pipeline)
     }
 
@@ -220,21 +182,16 @@ impl Kernel {
             })
             .collect();
         ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(self.stage),
+            label: Some(self.stage.name()),
             layout: &self.layout,
             entries: &entries,
         })
     }
 }
 
-/// Name the shader (and entry point) a device error came from.
-fn in_shader(e: Error, stage: &str, entry: Option<&str>) -> Error {
-    let file = match stage.strip_suffix("_f32") {
-        Some(base) if !SHADERS.iter().any(|(n, _)| *n == stage) => {
-            format!("shaders/{base}.wgsl (with {REAL_F32})")
-        }
-        _ => format!("shaders/{stage}.wgsl"),
-    };
+/// Name the shader (and variant, and entry point) a device error came from.
+fn in_shader(e: Error, stage: Stage, precision: Precision, entry: Option<&str>) -> Error {
+    let file = stage.describe(precision);
     let at = match entry {
         Some(entry) => format!("{file}, entry point {entry}"),
         None => file,

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::engine::GainStats;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `ApplyImmediates` in shaders/limiter_apply.wgsl.
 #[repr(C)]
@@ -45,7 +45,8 @@ impl LimiterApply {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
-            "limiter_apply",
+            Stage::LimiterApply,
+            Precision::F32,
             &[Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<ApplyImmediates>() as u32,
         )?;

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `HoldConfig` in shaders/limiter_hold.wgsl.
 #[repr(C)]
@@ -46,7 +46,8 @@ impl LimiterHold {
         let lookahead = lookahead.max(1);
         let kernel = Kernel::new(
             ctx,
-            "limiter_hold",
+            Stage::LimiterHold,
+            Precision::F32,
             &[Read, Read, ReadWrite, ReadWrite, ReadWrite],
             std::mem::size_of::<HoldImmediates>() as u32,
         )?;

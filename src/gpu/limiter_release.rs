@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage};
 
 /// Keep in sync with `ReleaseConfig` in shaders/limiter_release.wgsl.
 #[repr(C)]
@@ -38,7 +38,8 @@ impl LimiterRelease {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
-            precision.shader("limiter_release"),
+            Stage::LimiterRelease,
+            precision,
             &[Read, Read, ReadWrite, ReadWrite],
             0,
         )?;

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `SmoothConfig` in shaders/limiter_smooth.wgsl.
 #[repr(C)]
@@ -46,7 +46,8 @@ impl LimiterSmooth {
         let lookahead = lookahead.max(1);
         let kernel = Kernel::new(
             ctx,
-            precision.shader("limiter_smooth"),
+            Stage::LimiterSmooth,
+            precision,
             &[Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<SmoothImmediates>() as u32,
         )?;

@@ -9,7 +9,7 @@ use crate::dsp::kweighting::{
 };
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `LoudnessConfig` in shaders/loudness.wgsl.
 #[repr(C)]
@@ -65,7 +65,7 @@ impl Loudness {
     /// only, and a block that cuts into chunks of at most one 100 ms step (all the render's
     /// power-of-two blocks from about 5 kHz up).
     ///
-    /// In the f32 fallback (`loudness_f32`, which validates and runs) the readings were measured
+    /// In the f32 variant (which validates and runs) the readings were measured
     /// 0.007 to 0.022 LU off the CPU meter (parity test cases, lavapipe): the K-weighting's
     /// double pole near z = 1 leaves f32 too few bits for the states' differences, outside
     /// DESIGN.md's 0.01 LU. Without SHADER_F64 the engine keeps the CPU meter.
@@ -132,7 +132,8 @@ impl Loudness {
         };
         let kernel = Kernel::new(
             ctx,
-            precision.shader("loudness"),
+            Stage::Loudness,
+            precision,
             &[
                 Bind::Read,
                 Bind::Read,

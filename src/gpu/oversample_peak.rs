@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::dsp::oversampling::OversamplingTable;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `OversampleConfig` in shaders/oversample_peak.wgsl.
 #[repr(C)]
@@ -57,7 +57,8 @@ impl OversamplePeak {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
-            precision.shader("oversample_peak"),
+            Stage::OversamplePeak,
+            precision,
             &[Read, Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<OversampleImmediates>() as u32,
         )?;

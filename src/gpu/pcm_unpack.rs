@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, groups};
+use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
 use crate::io::SourceEncoding;
 
 /// Keep in sync with `UnpackConfig` in shaders/pcm_unpack.wgsl.
@@ -48,7 +48,8 @@ impl PcmUnpackPipeline {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
-            "pcm_unpack",
+            Stage::PcmUnpack,
+            Precision::F32,
             &[Read, Read, ReadWrite],
             std::mem::size_of::<UnpackImmediates>() as u32,
         )?;
