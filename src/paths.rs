@@ -176,6 +176,24 @@ pub fn check_writes(writes: &[Role], inputs: &[Role]) -> Result<()> {
     Ok(())
 }
 
+/// Whether two existing folders are on one file system (unknown counts as yes: the conservative
+/// answer for a free-space check).
+pub fn same_file_system(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev(),
+            _ => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +204,17 @@ mod tests {
         let base = dir.path().canonicalize().unwrap();
         assert_eq!(resolve_folder(&dir.path().join("a/b/../c/.")), base.join("a/c"));
         assert_eq!(landing(&dir.path().join("x/../m.wav")).unwrap(), base.join("m.wav"));
+    }
+
+    /// The spill's free-space check counts only outputs on its own file system (issue 10 item 11).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn file_systems_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        assert!(same_file_system(dir.path(), &dir.path().join("sub")));
+        assert!(!same_file_system(dir.path(), Path::new("/proc")), "procfs is its own file system");
+        assert!(same_file_system(dir.path(), &dir.path().join("missing")), "unknown counts as the same");
     }
 
     #[cfg(unix)]

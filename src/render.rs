@@ -274,24 +274,6 @@ fn folder_of(p: &Path) -> &Path {
     p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
-/// Whether two existing folders are on one file system (unknown counts as yes: the conservative
-/// answer for a free-space check).
-fn same_file_system(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (std::fs::metadata(a), std::fs::metadata(b)) {
-            (Ok(x), Ok(y)) => x.dev() == y.dev(),
-            _ => true,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (a, b);
-        true
-    }
-}
-
 /// A JSON report: its temporary file is made up front, so that a missing or unwritable folder
 /// fails the command before any work (and before any output is published); it is filled and
 /// renamed into place with the outputs at the end.
@@ -751,7 +733,7 @@ fn run_passes(
     let outputs: u64 = if replay {
         files
             .iter()
-            .filter(|f| same_file_system(folder_of(&f.final_path), spill_dir))
+            .filter(|f| paths::same_file_system(folder_of(&f.final_path), spill_dir))
             .map(|f| f.spec.format.bytes_per_sample() as u64 * ch as u64 * frames)
             .sum()
     } else {
