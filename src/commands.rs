@@ -3,7 +3,6 @@
 use crate::analysis::{check, compare, measure};
 use crate::cli::Command;
 use crate::error::Result;
-use crate::paths::Role;
 use crate::publish::{Publication, sweep_stale};
 use crate::render::{ReportFile, RenderOptions, check_writes, render};
 use crate::session::Session;
@@ -77,7 +76,7 @@ pub fn run(command: Command) -> Result<u8> {
             // file without --force, its folder checked (by making its temporary file) first.
             let report_file = match &report {
                 Some(path) => {
-                    check_writes(&session, &[Role::new(path, "--report")], force)?;
+                    check_writes(&session, Vec::new(), Some(path), force)?;
                     for gone in sweep_stale(path) {
                         eprintln!("stemforge: removed the stale temporary file {} (left by a run that was killed)", gone.display());
                     }

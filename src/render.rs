@@ -323,13 +323,16 @@ fn sweep(paths: &[&Path], progress: &Progress) {
 }
 
 /// The checks every command that writes makes first, before it reads anything but the session:
-/// no write lands on an input or on another write, and without `--force` none exists yet.
-pub fn check_writes(session: &Session, writes: &[Role], force: bool) -> Result<()> {
-    paths::check_writes(writes, &paths::session_inputs(session))?;
-    if !force
-        && let Some(w) = writes.iter().find(|w| w.what == "--report" && exists(&w.path))
+/// no write (`writes`, and the `report` file) lands on an input or on another write, and without
+/// `--force` the report does not exist yet (outputs are checked with their plan, `plan_outputs`).
+pub fn check_writes(session: &Session, mut writes: Vec<Role>, report: Option<&Path>, force: bool) -> Result<()> {
+    writes.extend(report.map(|r| Role::new(r, "--report")));
+    paths::check_writes(&writes, &paths::session_inputs(session))?;
+    if let Some(r) = report
+        && !force
+        && exists(r)
     {
-        return Err(Error::output(&w.path, "already exists; pass --force to overwrite it"));
+        return Err(Error::output(r, "already exists; pass --force to overwrite it"));
     }
     Ok(())
 }
@@ -521,11 +524,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     let session = Session::load(session_path)?;
     let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
     // Inputs are never modified, whatever the flags: checked before a stem is opened.
-    let mut writes = paths::render_writes(&session, &out_dir);
-    if let Some(r) = &opts.report {
-        writes.push(Role::new(r, "--report"));
-    }
-    check_writes(&session, &writes, opts.force)?;
+    check_writes(&session, paths::render_writes(&session, &out_dir), opts.report.as_deref(), opts.force)?;
     let infos = open_stems(&session)?;
     let fs = infos[0].sample_rate;
     session.validate_sample_rate(fs)?;
