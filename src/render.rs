@@ -541,8 +541,14 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     let mut finals: Vec<&Path> = files.iter().map(|f| f.final_path.as_path()).collect();
     finals.extend(opts.report.as_deref());
     sweep(&finals, &progress);
+    // From here on, whatever fails or is interrupted takes back what this render put on disk.
+    let mut publication = Publication::new(opts.force);
+    for f in &files {
+        publication.create_dir_all(folder_of(&f.final_path))?;
+    }
     // The report's folder is checked now, by making its temporary file: a bad `--report` fails
-    // before any work, with nothing written.
+    // before any work, with nothing written (the folders just made go again). Its folder may be
+    // one the outputs needed.
     let report_file = opts.report.as_deref().map(ReportFile::create).transpose()?;
     let (engine, fallback) = make_engine(opts.engine, opts.adapter.as_deref())?;
     // Stem outputs need the linked plan (each stem leaves the chain bus-EQ'd). The CPU engine
@@ -569,11 +575,6 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         );
     }
 
-    // From here on, whatever fails or is interrupted takes back what this render put on disk.
-    let mut publication = Publication::new(opts.force);
-    for f in &files {
-        publication.create_dir_all(folder_of(&f.final_path))?;
-    }
     let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
     let (result, passes) =
         run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted, spill_dir, opts.spill)?;
