@@ -207,6 +207,40 @@ fn a_check_report_at_an_input_is_refused() {
     }
 }
 
+/// `check --report` is an output too: an existing report needs --force, and a missing folder
+/// fails before the check runs, with nothing written.
+#[test]
+fn a_check_report_follows_the_output_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let session = song(d, 1.0, &master_at("out/master.wav"));
+    let check = |report: &Path, force: bool| {
+        let mut c = stemforge();
+        c.arg("check").arg(&session).arg("--report").arg(report);
+        if force {
+            c.arg("--force");
+        }
+        let out = c.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let before = snapshot(d);
+    let (code, stdout, err) = check(&d.join("nowhere/c.json"), true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nowhere/c.json") && stdout.is_empty(), "fails before the check runs:\n{stdout}{err}");
+    assert_eq!(snapshot(d), before);
+    let report = d.join("c.json");
+    std::fs::write(&report, b"an earlier report").unwrap();
+    let (code, _, err) = check(&report, false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("c.json") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(&report).unwrap(), b"an earlier report");
+    let (code, _, err) = check(&report, true);
+    assert!(code == Some(0) || code == Some(1), "a completed check:\n{err}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(r.is_object());
+    assert!(temps_under(d).is_empty());
+}
+
 /// A symlink at an output's name that points at an input is replaced, not followed: the input
 /// stays as it was (the rename replaces the link), so it is allowed.
 #[test]
