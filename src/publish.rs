@@ -141,7 +141,10 @@ impl OutputTemp {
                 .permissions(crate::io::output_permissions())
                 .tempfile_in(&dir)
                 .map_err(err)?;
-            lock(temp.as_file(), true).map_err(err)?;
+            // A file system without flock (some network or FUSE mounts) still gets its outputs:
+            // their temporaries are unlocked, and a sweeper there cannot lock them either, so it
+            // never takes them for stale.
+            let _ = lock(temp.as_file(), true);
             // Between its creation and our lock, a render sweeping stale files may have taken the
             // lock and unlinked it: then the name is no longer ours, so keep our hands off it.
             if id_of_path(temp.path()).is_some() && id_of_path(temp.path()) == id_of_file(temp.as_file()) {
@@ -348,7 +351,7 @@ fn stale(path: &Path) -> bool {
     // No symlink is followed and no FIFO blocks the open: only a plain file of ours is touched.
     let Ok(f) = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_NONBLOCK)
+        .custom_flags(open_flags::O_NOFOLLOW | open_flags::O_NONBLOCK)
         .open(path)
     else {
         return false;
@@ -370,9 +373,9 @@ fn stale(_path: &Path) -> bool {
     false
 }
 
-/// Open flags, from rustix (already a dependency on every unix, unlike libc).
+/// Open flags from rustix, a dependency on every unix (libc is one on Linux only).
 #[cfg(unix)]
-mod libc_flags {
+mod open_flags {
     pub const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     pub const O_NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
 }
