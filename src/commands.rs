@@ -2,14 +2,28 @@
 //! return the exit code for a completed run (0 pass, 1 quality failure). Errors go back to main.
 use crate::analysis::{check, compare, measure};
 use crate::cli::Command;
-use crate::error::{Error, Result};
-use crate::render::{RenderOptions, render, write_report};
+use crate::error::Result;
+use crate::publish::{Publication, sweep_stale};
+use crate::render::{ReportFile, RenderOptions, check_writes, render};
 use crate::session::Session;
 
 pub fn run(command: Command) -> Result<u8> {
     match command {
         Command::Render { session, engine, adapter, out_dir, report, progress, force, block, spill_dir, spill } => {
-            let opts = RenderOptions { engine, adapter, out_dir, report, progress, force, block, spill_dir, spill };
+            // A hidden test hook (tests/reliability.rs), read here once like every option.
+            let hold_before_publish = std::env::var_os("STEMFORGE_TEST_HOLD_BEFORE_PUBLISH").map(Into::into);
+            let opts = RenderOptions {
+                engine,
+                adapter,
+                out_dir,
+                report,
+                progress,
+                force,
+                block,
+                spill_dir,
+                spill,
+                hold_before_publish,
+            };
             let r = render(&session, &opts)?;
             eprintln!(
                 "stemforge: rendered `{}` ({:.1} s of program, {:.0}x realtime) on {}: {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB ({} value(s) tried), {} writing pass(es)",
@@ -57,17 +71,26 @@ pub fn run(command: Command) -> Result<u8> {
             Ok(if r.passed { 0 } else { 1 })
         }
         Command::Check { session, report, force } => {
-            if let Some(path) = &report
-                && !force
-                && path.exists()
-            {
-                return Err(Error::output(path, "already exists; pass --force to overwrite it"));
-            }
             let session = Session::load(&session)?;
+            // The report is an output like a render's: never over an input, not over an existing
+            // file without --force, its folder checked (by making its temporary file) first.
+            let report_file = match &report {
+                Some(path) => {
+                    check_writes(&session, Vec::new(), Some(path), force)?;
+                    for gone in sweep_stale(path) {
+                        eprintln!("stemforge: removed the stale temporary file {} (left by a run that was killed)", gone.display());
+                    }
+                    Some(ReportFile::create(path)?)
+                }
+                None => None,
+            };
             let r = check::check(&session)?;
             print!("{}", r.to_text());
-            if let Some(path) = &report {
-                write_report(path, &r.to_json())?;
+            if let Some(f) = report_file {
+                let mut publication = Publication::new(force);
+                f.write(&r.to_json())?;
+                f.publish(&mut publication)?;
+                publication.keep();
             }
             Ok(if r.passed() { 0 } else { 1 })
         }

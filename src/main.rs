@@ -3,9 +3,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use stemforge::cli::Cli;
+use stemforge::cli::{Cli, Command};
+use stemforge::progress::ProgressMode;
 
 fn main() -> ExitCode {
+    // First, before any thread exists, so that every thread inherits the mask.
+    #[cfg(target_os = "linux")]
+    signals::block();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -14,11 +18,71 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let json = matches!(cli.command, Command::Render { progress: ProgressMode::Json, .. });
+    #[cfg(target_os = "linux")]
+    signals::clean_up_on_signal(json);
+    #[cfg(not(target_os = "linux"))]
+    let _ = json;
     match stemforge::commands::run(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("Error: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// SIGHUP, SIGINT and SIGTERM (what a scheduler sends to pre-empt a job, what Ctrl-C sends):
+/// remove what the command has on disk that is not complete (`publish::remove_everything`:
+/// temporary files, files of an unfinished publication, folders it created), then exit 128+n as
+/// a shell reports a death by signal. The signals are blocked in every thread and taken by one
+/// thread with `sigwait`, which, unlike a signal handler, may take locks and remove files.
+#[cfg(target_os = "linux")]
+mod signals {
+    const SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
+
+    fn set() -> libc::sigset_t {
+        // SAFETY: sigemptyset initialises the set before sigaddset reads it; both only write to
+        // the local set.
+        unsafe {
+            let mut s: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut s);
+            for sig in SIGNALS {
+                libc::sigaddset(&mut s, sig);
+            }
+            s
+        }
+    }
+
+    /// Block the signals in this thread and so in every thread it starts later.
+    pub fn block() {
+        let s = set();
+        // SAFETY: changes this thread's signal mask only; the set is initialised.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &s, std::ptr::null_mut()) };
+    }
+
+    pub fn clean_up_on_signal(json: bool) {
+        std::thread::spawn(move || {
+            let s = set();
+            let mut sig: libc::c_int = 0;
+            // SAFETY: waits for one of the blocked signals in `s`, written to `sig`.
+            while unsafe { libc::sigwait(&s, &mut sig) } != 0 {}
+            let removed = stemforge::publish::remove_everything();
+            let name = match sig {
+                libc::SIGHUP => "SIGHUP",
+                libc::SIGINT => "SIGINT",
+                _ => "SIGTERM",
+            };
+            let code = 128 + sig;
+            let msg = format!(
+                "stopped by {name}: removed {removed} unfinished file(s) of this run and the folders it created; nothing is left under a final name"
+            );
+            if json {
+                eprintln!("{}", serde_json::json!({"event": "error", "exit_code": code, "message": msg}));
+            } else {
+                eprintln!("Error: {msg}");
+            }
+            std::process::exit(code);
+        });
     }
 }

@@ -9,12 +9,14 @@ use crate::cpu::engine::CpuEngine;
 use crate::cpu::loudness::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::engine::{BusBytes, Engine, EngineInfo, PassParams, RenderPlan};
 use crate::error::{Error, Result};
-use crate::io::wav_writer::{WavWriter, WrittenFile};
+use crate::io::wav_writer::{WavWriter, WrittenFile, sync_folder};
 use crate::io::{self, AudioInfo, WriterSpec};
 use crate::plan::{PlanKind, build_plan, replay_plan};
+use crate::paths::{self, Role};
 use crate::progress::{Progress, ProgressMode};
+use crate::publish::{OutputTemp, Publication, sweep_stale};
 use crate::session::{Dither, OutputKind, Session};
-use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, ThreadedSink, Writers};
+use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
 use crate::solve::{GainSearch, Spill, SpillSource, SpillTee, SpillWriter, Spills, reach_target, solve_gain, spill_bytes};
 use crate::source::FileStemSource;
 
@@ -59,6 +61,11 @@ pub struct RenderOptions {
     /// Folder for the analysis pass's bus spill (an unlinked temporary file); default `out_dir`.
     pub spill_dir: Option<PathBuf>,
     pub spill: SpillMode,
+    /// Test hook (`STEMFORGE_TEST_HOLD_BEFORE_PUBLISH`, read once by the CLI): with everything
+    /// sealed and the report written, wait until this file exists before publishing, so a test can
+    /// make a second render publish first (tests/reliability.rs).
+    #[doc(hidden)]
+    pub hold_before_publish: Option<PathBuf>,
 }
 
 impl Default for RenderOptions {
@@ -73,6 +80,7 @@ impl Default for RenderOptions {
             block: crate::plan::DEFAULT_BLOCK,
             spill_dir: None,
             spill: SpillMode::All,
+            hold_before_publish: None,
         }
     }
 }
@@ -245,7 +253,7 @@ fn plan_outputs(session: &Session, plan: &RenderPlan, out_dir: &Path, force: boo
         if !seen.insert(f.final_path.clone()) {
             return Err(Error::input(&session.file, format!("two outputs write the same file {}", f.final_path.display())));
         }
-        if !force && f.final_path.exists() {
+        if !force && exists(&f.final_path) {
             return Err(Error::output(&f.final_path, "already exists; pass --force to overwrite it"));
         }
         if f.final_path.is_dir() {
@@ -255,24 +263,78 @@ fn plan_outputs(session: &Session, plan: &RenderPlan, out_dir: &Path, force: boo
     Ok(files)
 }
 
-/// Create the folders the outputs need; returns those created, to remove them again on failure.
-fn create_dirs(files: &[PlannedFile]) -> Result<Vec<PathBuf>> {
-    let mut created = Vec::new();
-    for f in files {
-        let dir = f.final_path.parent().expect("output in a folder").to_path_buf();
-        let mut missing = Vec::new();
-        let mut d = dir.as_path();
-        while !d.exists() {
-            missing.push(d.to_path_buf());
-            match d.parent() {
-                Some(p) => d = p,
-                None => break,
-            }
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::output(&dir, format!("cannot create folder: {e}")))?;
-        created.extend(missing.into_iter().rev());
+/// Whether anything is at `p`, a dangling symlink included (a rename without `--force` would
+/// refuse it).
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+/// The folder a file goes to.
+fn folder_of(p: &Path) -> &Path {
+    p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// A JSON report: its temporary file is made up front, so that a missing or unwritable folder
+/// fails the command before any work (and before any output is published); it is filled and
+/// renamed into place with the outputs at the end.
+pub struct ReportFile {
+    temp: OutputTemp,
+}
+
+impl ReportFile {
+    pub fn create(path: &Path) -> Result<ReportFile> {
+        Ok(ReportFile { temp: OutputTemp::create(path)? })
     }
-    Ok(created)
+
+    /// Write the report (pretty JSON and a newline) and make it durable, still under its
+    /// temporary name.
+    pub fn write(&self, report: &impl serde::Serialize) -> Result<()> {
+        use std::io::Write;
+        let path = self.temp.final_path();
+        let err = |e: String| Error::output(path, format!("cannot write report: {e}"));
+        let mut out = std::io::BufWriter::new(self.temp.file());
+        serde_json::to_writer_pretty(&mut out, report).map_err(|e| err(e.to_string()))?;
+        out.write_all(b"\n").map_err(|e| err(e.to_string()))?;
+        out.flush().map_err(|e| err(e.to_string()))?;
+        drop(out);
+        self.temp.file().sync_all().map_err(|e| err(e.to_string()))
+    }
+
+    /// Rename it into place as `publication` allows (`Publication::publish`).
+    pub fn publish(self, publication: &mut Publication) -> Result<()> {
+        let folder = self.temp.folder();
+        publication.publish(self.temp)?;
+        sync_folder(&folder);
+        Ok(())
+    }
+}
+
+/// Remove stale temporary files of `paths` (`publish::sweep_stale`), saying so.
+fn sweep(paths: &[&Path], progress: &Progress) {
+    for p in paths {
+        for gone in sweep_stale(p) {
+            progress.note(&format!(
+                "stemforge: removed the stale temporary file {} (left by a render that was killed)",
+                gone.display()
+            ));
+            progress.event(serde_json::json!({"event": "stale_temp_removed", "path": gone}));
+        }
+    }
+}
+
+/// The checks every command that writes makes first, before it reads anything but the session:
+/// no write (`writes`, and the `report` file) lands on an input or on another write, and without
+/// `--force` the report does not exist yet (outputs are checked with their plan, `plan_outputs`).
+pub fn check_writes(session: &Session, mut writes: Vec<Role>, report: Option<&Path>, force: bool) -> Result<()> {
+    writes.extend(report.map(|r| Role::new(r, "--report")));
+    paths::check_writes(&writes, &paths::session_inputs(session))?;
+    if let Some(r) = report
+        && !force
+        && exists(r)
+    {
+        return Err(Error::output(r, "already exists; pass --force to overwrite it"));
+    }
+    Ok(())
 }
 
 fn open_readers(session: &Session, plan: &RenderPlan) -> Result<Vec<Box<dyn io::BlockReader>>> {
@@ -455,14 +517,17 @@ fn make_writers(files: &[PlannedFile], frames: u64) -> Result<Writers> {
 }
 
 /// Render a session. Errors before any output is created leave nothing behind; errors later
-/// remove the temporary files (and the folders this render created).
+/// remove the temporary files, the files this render already renamed into place and the folders
+/// it created (`Publication`).
 pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport> {
     let t0 = Instant::now();
     let session = Session::load(session_path)?;
+    let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
+    // Inputs are never modified, whatever the flags: checked before a stem is opened.
+    check_writes(&session, paths::render_writes(&session, &out_dir), opts.report.as_deref(), opts.force)?;
     let infos = open_stems(&session)?;
     let fs = infos[0].sample_rate;
     session.validate_sample_rate(fs)?;
-    let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
     let stems_wanted = session.outputs.iter().any(|o| o.kind == OutputKind::Stems);
     let bus_plan = build_plan(&session, &infos, PlanKind::Bus, opts.block)?;
     if bus_plan.stems.is_empty() {
@@ -470,14 +535,21 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     }
     let linked_plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
     let files = plan_outputs(&session, &linked_plan, &out_dir, opts.force)?;
-    if let Some(r) = &opts.report
-        && !opts.force
-        && r.exists()
-    {
-        return Err(Error::output(r, "already exists; pass --force to overwrite it"));
-    }
 
     let progress = Progress::new(opts.progress);
+    // Killed renders of these very files may have left their temporary files.
+    let mut finals: Vec<&Path> = files.iter().map(|f| f.final_path.as_path()).collect();
+    finals.extend(opts.report.as_deref());
+    sweep(&finals, &progress);
+    // From here on, whatever fails or is interrupted takes back what this render put on disk.
+    let mut publication = Publication::new(opts.force);
+    for f in &files {
+        publication.create_dir_all(folder_of(&f.final_path))?;
+    }
+    // The report's folder is checked now, by making its temporary file: a bad `--report` fails
+    // before any work, with nothing written (the folders just made go again). Its folder may be
+    // one the outputs needed.
+    let report_file = opts.report.as_deref().map(ReportFile::create).transpose()?;
     let (engine, fallback) = make_engine(opts.engine, opts.adapter.as_deref())?;
     // Stem outputs need the linked plan (each stem leaves the chain bus-EQ'd). The CPU engine
     // takes it for a master-only render too: it sums linked stems in the frequency domain, one
@@ -503,19 +575,9 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         );
     }
 
-    let created = create_dirs(&files)?;
     let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
-    let result =
-        run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted, spill_dir, opts.spill);
-    let (result, passes) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            for d in created.iter().rev() {
-                let _ = std::fs::remove_dir(d);
-            }
-            return Err(e);
-        }
-    };
+    let (result, passes) =
+        run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted, spill_dir, opts.spill)?;
 
     let master = session.master.as_ref();
     let mut problems = Vec::new();
@@ -542,8 +604,9 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             info.engine, info.device
         ));
     }
-    let mut masters = result.masters.iter();
-    let mut stems = result.stems.iter().flatten();
+    let (masters, stems) = result.outputs.written();
+    let mut masters = masters.iter();
+    let mut stems = stems.iter().flatten();
     for f in &files {
         let w: &WrittenFile = match f.kind {
             OutputKind::Master => masters.next(),
@@ -597,9 +660,23 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         wall_time_s: wall,
         realtime_factor: duration / wall,
     };
-    if let Some(path) = &opts.report {
-        write_report(path, &report)?;
+    if let Some(f) = &report_file {
+        f.write(&report)?;
     }
+    if let Some(go) = &opts.hold_before_publish {
+        progress.event(serde_json::json!({"event": "test_hold", "until": go}));
+        progress.note(&format!("stemforge: test hook: holding before publishing until {} exists", go.display()));
+        while !go.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    // The outputs, then the report that describes them; should a name have appeared meanwhile
+    // (without --force), the error drops `publication`, which takes back what was renamed.
+    result.outputs.publish(&mut publication)?;
+    if let Some(f) = report_file {
+        f.publish(&mut publication)?;
+    }
+    publication.keep();
     Ok(report)
 }
 
@@ -609,8 +686,8 @@ struct PassesOutcome {
     iterations: u32,
     loudness: LoudnessStats,
     reduction: GainReduction,
-    masters: Vec<WrittenFile>,
-    stems: Vec<Vec<WrittenFile>>,
+    /// Every output file, finished under its temporary name.
+    outputs: SealedOutputs,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -629,16 +706,8 @@ fn run_passes(
     let master = session.master.as_ref();
     let limit = master.is_some();
     let outcome = |before, gain_db, iterations, result: PassResult| -> Result<PassesOutcome> {
-        let (masters, stems) = result.writers.commit()?;
-        Ok(PassesOutcome {
-            before,
-            gain_db,
-            iterations,
-            loudness: result.loudness,
-            reduction: result.reduction,
-            masters,
-            stems,
-        })
+        let outputs = result.writers.seal()?;
+        Ok(PassesOutcome { before, gain_db, iterations, loudness: result.loudness, reduction: result.reduction, outputs })
     };
 
     let Some(target) = master.and_then(|m| m.target_lufs) else {
@@ -659,9 +728,14 @@ fn run_passes(
     let replay = spill_mode == SpillMode::All && replays;
     let analysis_plan = if replays { out_plan } else { bus_plan };
     let (ch, frames) = (bus_plan.bus_channels(), bus_plan.frames);
-    // While a replayed spill is read, the outputs are being written beside it.
+    // While a replayed spill is read, the outputs are being written beside it: those on its file
+    // system (their folders exist by now) take from the same free space.
     let outputs: u64 = if replay {
-        files.iter().map(|f| f.spec.format.bytes_per_sample() as u64 * ch as u64 * frames).sum()
+        files
+            .iter()
+            .filter(|f| paths::same_file_system(folder_of(&f.final_path), spill_dir))
+            .map(|f| f.spec.format.bytes_per_sample() as u64 * ch as u64 * frames)
+            .sum()
     } else {
         0
     };
@@ -722,18 +796,13 @@ fn run_passes(
     Ok((outcome, runner.passes))
 }
 
-/// Write JSON atomically: a temp file beside it, then rename.
+/// Write JSON atomically, replacing a file there: a temp file beside it, then rename. (A command
+/// that must not replace, or must check the folder first, uses `ReportFile`.)
 pub fn write_report(path: &Path, report: &impl serde::Serialize) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".report.")
-        .suffix(".stemforge-tmp")
-        .permissions(crate::io::output_permissions())
-        .tempfile_in(dir)
-        .map_err(|e| Error::output(path, format!("cannot create report: {e}")))?;
-    serde_json::to_writer_pretty(&mut tmp, report).map_err(|e| Error::output(path, e.to_string()))?;
-    use std::io::Write;
-    tmp.write_all(b"\n").map_err(|e| Error::output(path, e.to_string()))?;
-    tmp.persist(path).map_err(|e| Error::output(path, format!("cannot write report: {e}")))?;
+    let f = ReportFile::create(path)?;
+    f.write(report)?;
+    let mut publication = Publication::new(true);
+    f.publish(&mut publication)?;
+    publication.keep();
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::io::SourceEncoding;
 use crate::io::wav_writer::{SealedFile, WavWriter, WrittenFile, sync_folder};
 use crate::progress::Progress;
+use crate::publish::Publication;
 use crate::session::SampleFormat;
 
 /// Gain-reduction statistics of the limiter over the program (dB, positive = reduction).
@@ -74,13 +75,24 @@ impl Writers {
     pub fn none() -> Self {
         Writers { masters: Vec::new(), stems: Vec::new() }
     }
-    /// Finish every file and rename it into place. Until this, nothing is under a final name.
-    ///
-    /// The files are sealed (flushed, fsynced, hashed) side by side, one thread each: the fsyncs
-    /// wait on the disk, not on a core, so rayon's pool is not the place for them. Only when every
-    /// file is sealed are they renamed, so a failure leaves none of this render's outputs under a
-    /// final name; then each folder is synced once to make the renames durable.
+    /// Finish every file and rename it into place (replacing what is there). Until this,
+    /// nothing is under a final name. A render publishes through `seal` and
+    /// `SealedOutputs::publish` instead, which can refuse to replace.
     pub fn commit(self) -> Result<(Vec<WrittenFile>, Vec<Vec<WrittenFile>>)> {
+        let sealed = self.seal()?;
+        let mut publication = Publication::new(true);
+        let written = sealed.publish(&mut publication)?;
+        publication.keep();
+        Ok(written)
+    }
+
+    /// Finish every file under its temporary name: flushed, fsynced, hashed.
+    ///
+    /// The files are sealed side by side, one thread each: the fsyncs wait on the disk, not on a
+    /// core, so rayon's pool is not the place for them. Only when every file is sealed can they
+    /// be renamed (`SealedOutputs::publish`), so a failure leaves none of this render's outputs
+    /// under a final name.
+    pub fn seal(self) -> Result<SealedOutputs> {
         let n_masters = self.masters.len();
         let shape: Vec<usize> = self.stems.iter().map(Vec::len).collect();
         let writers: Vec<WavWriter> = self.masters.into_iter().chain(self.stems.into_iter().flatten()).collect();
@@ -90,18 +102,46 @@ impl Writers {
                 .map(|j| j.join().unwrap_or_else(|_| Err(Error::Internal("a thread sealing an output panicked".into()))))
                 .collect::<Vec<_>>()
         });
-        // Sealed files of a failed commit are dropped here, which deletes them.
-        let sealed = sealed.into_iter().collect::<Result<Vec<SealedFile>>>()?;
-        let mut folders: Vec<PathBuf> = sealed.iter().map(SealedFile::folder).collect();
+        // Sealed files of a failed seal are dropped here, which deletes them.
+        let files = sealed.into_iter().collect::<Result<Vec<SealedFile>>>()?;
+        Ok(SealedOutputs { files, n_masters, shape })
+    }
+}
+
+/// A pass's output files, finished under their temporary names (`Writers::seal`); dropping them
+/// deletes them.
+pub struct SealedOutputs {
+    /// Masters, then each stem output's files in plan order.
+    files: Vec<SealedFile>,
+    n_masters: usize,
+    /// Files per stem output.
+    shape: Vec<usize>,
+}
+
+impl SealedOutputs {
+    /// What the files will be once published: masters, and `stems[output][stem]`.
+    pub fn written(&self) -> (Vec<WrittenFile>, Vec<Vec<WrittenFile>>) {
+        let mut all = self.files.iter().map(|f| f.written().clone());
+        let masters: Vec<WrittenFile> = all.by_ref().take(self.n_masters).collect();
+        let stems = self.shape.iter().map(|&n| all.by_ref().take(n).collect()).collect();
+        (masters, stems)
+    }
+
+    /// Rename every file into place through `publication` (which may refuse an existing name:
+    /// then the error names it, and dropping the publication takes back the files already
+    /// renamed); then sync each folder once to make the renames durable.
+    pub fn publish(self, publication: &mut Publication) -> Result<(Vec<WrittenFile>, Vec<Vec<WrittenFile>>)> {
+        let written = self.written();
+        let mut folders: Vec<PathBuf> = self.files.iter().map(SealedFile::folder).collect();
         folders.sort();
         folders.dedup();
-        let mut written = sealed.into_iter().map(SealedFile::persist).collect::<Result<Vec<_>>>()?.into_iter();
+        for f in self.files {
+            f.publish(publication)?;
+        }
         for dir in &folders {
             sync_folder(dir);
         }
-        let masters: Vec<WrittenFile> = written.by_ref().take(n_masters).collect();
-        let stems = shape.iter().map(|&n| written.by_ref().take(n).collect()).collect();
-        Ok((masters, stems))
+        Ok(written)
     }
 }
 
@@ -343,6 +383,18 @@ impl<S: PassSink + Send + 'static> ThreadedSink<S> {
             .join()
             .map_err(|_| Error::Internal("output thread panicked".into()))?;
         result.map(|_| inner)
+    }
+}
+
+/// An unfinished sink (the engine failed) still waits for its thread: the thread owns the output
+/// writers, whose drop deletes the temporary files, and a caller returning the error must not get
+/// ahead of that (`main` would exit with the files still there).
+impl<S: PassSink + Send + 'static> Drop for ThreadedSink<S> {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::cpu::dither_quantize;
 use crate::error::{Error, Result};
 use crate::io::WriterSpec;
+use crate::publish::{OutputTemp, Publication};
 use crate::session::SampleFormat;
 
 /// Bytes before the fmt chunk: RIFF header (12) + JUNK/ds64 chunk (8 + 28).
@@ -58,8 +59,8 @@ pub struct WavWriter {
     spec: WriterSpec,
     /// Declared before `temp`, so a dropped writer flushes before the file is deleted.
     out: Option<BufWriter<File>>,
-    /// Some until `finish` persists it; dropping it deletes the temporary file.
-    temp: Option<tempfile::NamedTempFile>,
+    /// Some until `seal` hands it on; dropping it deletes the temporary file.
+    temp: Option<OutputTemp>,
     data_offset: u64,
     frames: u64,
     data_bytes: u64,
@@ -103,29 +104,8 @@ impl WavWriter {
                 spec.channels
             )));
         }
-        let name = final_path
-            .file_name()
-            .ok_or_else(|| Error::output(final_path, "not a file name"))?
-            .to_string_lossy()
-            .into_owned();
-        let dir = match final_path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.is_dir() {
-            return Err(Error::output(final_path, format!("folder {} does not exist", dir.display())));
-        }
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".stemforge-tmp")
-            .rand_bytes(6)
-            .permissions(crate::io::output_permissions())
-            .tempfile_in(&dir)
-            .map_err(|e| Error::output(final_path, format!("cannot create a file in folder {}: {e}", dir.display())))?;
-        let file = temp
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::output(final_path, format!("cannot write: {e}")))?;
+        let temp = OutputTemp::create(final_path)?;
+        let file = temp.file().try_clone().map_err(|e| Error::output(final_path, format!("cannot write: {e}")))?;
         let mut w = WavWriter {
             final_path: final_path.to_path_buf(),
             spec: spec.clone(),
@@ -174,7 +154,7 @@ impl WavWriter {
 
     /// The temporary file being written (until `finish`).
     pub fn temp_path(&self) -> Option<&Path> {
-        self.temp.as_ref().map(|t| t.path())
+        self.temp.as_ref().map(OutputTemp::path)
     }
 
     /// Frames written so far: the absolute frame index of the next `write_planar` frame.
@@ -349,12 +329,14 @@ impl WavWriter {
         &self.spec
     }
 
-    /// Complete the file: `seal` it, then rename it over the final name and make the rename
-    /// durable (`SealedFile::persist`).
+    /// Complete the file: `seal` it, then rename it over the final name (replacing a file there)
+    /// and make the rename durable.
     pub fn finish(self) -> Result<WrittenFile> {
         let sealed = self.seal()?;
         let dir = sealed.folder();
-        let written = sealed.persist()?;
+        let mut publication = Publication::new(true);
+        let written = sealed.publish(&mut publication)?;
+        publication.keep();
         sync_folder(&dir);
         Ok(written)
     }
@@ -395,26 +377,27 @@ impl WavWriter {
 
 /// A finished file still under its temporary name (`WavWriter::seal`); dropping it deletes it.
 pub struct SealedFile {
-    temp: tempfile::NamedTempFile,
+    temp: OutputTemp,
     written: WrittenFile,
 }
 
 impl SealedFile {
     /// The folder the file goes to.
     pub fn folder(&self) -> PathBuf {
-        match self.written.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        self.temp.folder()
     }
 
-    /// Rename the file over its final name. The rename is durable once the folder is synced
-    /// (`sync_folder`), which a caller committing several files does once per folder.
-    pub fn persist(self) -> Result<WrittenFile> {
-        let path = &self.written.path;
-        self.temp
-            .persist(path)
-            .map_err(|e| Error::output(path, format!("cannot rename the finished file into place: {}", e.error)))?;
+    /// What the file will be once published (its final path, frames, hash).
+    pub fn written(&self) -> &WrittenFile {
+        &self.written
+    }
+
+    /// Rename the file over its final name, as `publication` allows (`Publication::publish`:
+    /// without replacing an existing name unless it replaces). The rename is durable once the
+    /// folder is synced (`sync_folder`), which a caller committing several files does once per
+    /// folder.
+    pub fn publish(self, publication: &mut Publication) -> Result<WrittenFile> {
+        publication.publish(self.temp)?;
         Ok(self.written)
     }
 }
