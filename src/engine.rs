@@ -6,7 +6,7 @@ use crate::io::SourceEncoding;
 use crate::session::{Layout, SampleFormat};
 
 /// A FIR for a signal of some channels: `taps[ch]` (a shared filter is repeated per channel).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FirPlan {
     pub taps: Vec<Vec<f32>>,
     /// Frames of delay the FIR adds, compensated by the engine (DESIGN.md DSP 1).
@@ -14,7 +14,7 @@ pub struct FirPlan {
 }
 
 /// One unmuted stem as the engines see it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StemPlan {
     /// Index into `Session::stems`.
     pub index: usize,
@@ -29,7 +29,7 @@ pub struct StemPlan {
 }
 
 /// The limiter's parameters, in frames and dB (DESIGN.md DSP 6).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LimiterPlan {
     /// Ceiling the limiter aims at: the session's ceiling less an internal true-peak margin.
     pub ceiling_db: f32,
@@ -55,7 +55,7 @@ pub fn blocks_of_latency(latency: usize, block: usize) -> usize {
 }
 
 /// Everything one render computes, designed once on the CPU and shared by both engines.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RenderPlan {
     pub sample_rate: u32,
     /// N: the longest stem; every output has exactly N frames.
@@ -79,7 +79,7 @@ impl RenderPlan {
 }
 
 /// What one pass computes. Analysis pass: `gain_db = 0, limit = false`, the sink meters the bus.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PassParams {
     /// Loudness normalisation gain G applied before the limiter (dB).
     pub gain_db: f64,

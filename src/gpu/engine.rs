@@ -16,8 +16,6 @@
 //! block has reached the sink. Semantics match `CpuEngine::run_pass` step for step (same order of
 //! the sums, same zeroing outside the program), so the two differ only in FFT rounding.
 use std::collections::VecDeque;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::mpsc;
 
 use crate::engine::{
@@ -49,7 +47,7 @@ pub struct GpuEngine {
     delay: Option<DelayPipelines>,
     unpack: Option<PcmUnpackPipeline>,
     dither: Option<DitherPipeline>,
-    built: Option<(u64, Chain)>,
+    built: Option<(ChainKey, Chain)>,
     /// Bytes moved by the last pass.
     bus: BusBytes,
     /// Meter the master on the device (`meter_choice`).
@@ -184,64 +182,22 @@ struct LimiterChain {
     gain: wgpu::Buffer,
 }
 
-fn fingerprint(
-    plan: &RenderPlan,
-    pass: &PassParams,
-    inputs: &[Option<SourceEncoding>],
-    delivery: &Delivery,
-) -> u64 {
-    let mut h = DefaultHasher::new();
-    for e in inputs {
-        e.and_then(format_code).map(|(code, _)| code).hash(&mut h);
+/// What a chain is built from: the whole plan, the pass with its G zeroed (G is a buffer write
+/// per pass, not a new chain), the stems' input encodings and the delivery. Compared by derived
+/// `PartialEq`, so a field added to any of them takes part without anyone listing it (the
+/// hand-written hash this replaces had to).
+#[derive(PartialEq)]
+struct ChainKey {
+    plan: RenderPlan,
+    pass: PassParams,
+    inputs: Vec<Option<SourceEncoding>>,
+    delivery: Delivery,
+}
+
+impl ChainKey {
+    fn new(plan: &RenderPlan, pass: &PassParams, inputs: &[Option<SourceEncoding>], delivery: &Delivery) -> ChainKey {
+        ChainKey { plan: plan.clone(), pass: PassParams { gain_db: 0.0, ..*pass }, inputs: inputs.to_vec(), delivery: delivery.clone() }
     }
-    (delivery.master, delivery.stems, delivery.device_meter, delivery.gain).hash(&mut h);
-    plan.sample_rate.hash(&mut h);
-    for r in &delivery.packed {
-        let signal = match r.signal {
-            Signal::Master => None,
-            Signal::Stem(i) => Some(i),
-        };
-        (
-            signal,
-            r.format.bytes_per_sample(),
-            r.format.int_bits(),
-            r.dither_seed,
-        )
-            .hash(&mut h);
-    }
-    let fir = |h: &mut DefaultHasher, f: &Option<crate::engine::FirPlan>| match f {
-        None => 0u8.hash(h),
-        Some(f) => {
-            f.latency.hash(h);
-            for t in &f.taps {
-                t.len().hash(h);
-                t.iter().for_each(|v| v.to_bits().hash(h));
-            }
-        }
-    };
-    (plan.block, plan.bus_channels(), pass.stems, pass.limit).hash(&mut h);
-    for s in &plan.stems {
-        s.channels.hash(&mut h);
-        fir(&mut h, &s.fir);
-        for r in &s.routes {
-            (r.0, r.1, r.2.to_bits()).hash(&mut h);
-        }
-    }
-    fir(&mut h, &plan.bus_fir);
-    if let Some(l) = &plan.limiter {
-        (l.ceiling_db.to_bits(), l.lookahead, l.rho.to_bits()).hash(&mut h);
-        (
-            l.oversampling.factor,
-            l.oversampling.taps_per_phase,
-            l.oversampling.latency,
-        )
-            .hash(&mut h);
-        l.oversampling
-            .coeffs
-            .iter()
-            .for_each(|v| v.to_bits().hash(&mut h));
-    }
-    h.finish()
 }
 
 /// The compiled stages a chain is built from (unpack and dither compiled only when used).
@@ -930,7 +886,7 @@ impl Engine for GpuEngine {
         if !delivery.packed.is_empty() && self.dither.is_none() {
             self.dither = Some(DitherPipeline::new(&self.ctx)?);
         }
-        let key = fingerprint(plan, pass, &inputs, &delivery);
+        let key = ChainKey::new(plan, pass, &inputs, &delivery);
         if self.built.as_ref().is_none_or(|(k, _)| *k != key) {
             self.built = None;
             let pipes = Pipelines {
