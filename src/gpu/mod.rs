@@ -15,6 +15,7 @@ pub mod loudness;
 pub mod oversample_peak;
 pub mod pcm_unpack;
 
+mod chain;
 pub mod engine;
 
 pub use context::{AdapterSummary, GpuContext, list_adapters};
