@@ -24,7 +24,11 @@ pub fn run(command: Command) -> Result<u8> {
                 r.passes.iter().filter(|p| p.kind == "limiter" || p.kind == "sum").count()
             );
             for o in &r.outputs {
-                eprintln!("  wrote {} ({} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
+                if o.published {
+                    eprintln!("  wrote {} ({} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
+                } else {
+                    eprintln!("  not published: {} (would be {} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
+                }
             }
             for w in &r.warnings {
                 eprintln!("warning: {w}");

@@ -17,3 +17,4 @@ pub mod render;
 pub mod sink;
 pub mod solve;
 pub mod source;
+pub mod target;

@@ -15,14 +15,13 @@ use crate::plan::{PlanKind, build_plan, replay_plan};
 use crate::progress::{Progress, ProgressMode};
 use crate::session::{Dither, OutputKind, Session};
 use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, ThreadedSink, Writers};
-use crate::solve::{GainSearch, Spill, SpillSource, SpillTee, SpillWriter, Spills, reach_target, solve_gain, spill_bytes};
+use crate::solve::{Spill, SpillSource, SpillTee, SpillWriter, Spills, solve_gain, spill_bytes};
 use crate::source::FileStemSource;
+use crate::target::{GainSearch, MAX_GAIN_DB, MAX_PUSH_DB, Verdict, reach_target};
 
 /// DESIGN.md DSP 6: the limiter pass repeats while the loudness misses the target by more than this.
+/// (How G is searched, and the bound on that work: `target`.)
 pub const LOUDNESS_TOLERANCE_LU: f64 = 0.05;
-/// Bound on the G values tried (on the spill or by a writing pass); a target still missed after
-/// them fails the render (exit 1).
-pub const MAX_LIMITER_PASSES: u32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -89,6 +88,9 @@ pub struct OutputRecord {
     pub sha256: String,
     /// Samples beyond full scale (clamped in integer formats).
     pub over_full_scale: u64,
+    /// Whether the file is under `path`. A render that misses its spec publishes nothing: its
+    /// files are deleted, and `sha256`/`bytes` describe what would have been published.
+    pub published: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -468,6 +470,9 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     if bus_plan.stems.is_empty() {
         return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
     }
+    if session.master.as_ref().is_some_and(|m| m.target_lufs.is_some()) {
+        too_short_to_meter(&session, &infos, &bus_plan)?;
+    }
     let linked_plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
     let files = plan_outputs(&session, &linked_plan, &out_dir, opts.force)?;
     if let Some(r) = &opts.report
@@ -523,16 +528,43 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     if let Some(target) = master.and_then(|m| m.target_lufs)
         && (after.integrated_lufs - target).abs() > LOUDNESS_TOLERANCE_LU
     {
-        problems.push(format!(
-                "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU after {} values of G",
-                after.integrated_lufs, target, result.iterations
-            ));
+        let ceiling = master.map_or(f64::NAN, |m| m.ceiling_dbtp);
+        problems.push(match result.verdict {
+            Verdict::OutOfReach { too_loud: false } => format!(
+                "target {target:.2} LUFS is out of reach at ceiling {ceiling:.2} dBTP: the loudest reachable is {:.2} LUFS \
+                 at G = {:+.2} dB ({MAX_PUSH_DB:.0} dB past the unlimited gain, where more G only distorts; lower the \
+                 target or raise the ceiling)",
+                after.integrated_lufs, result.gain_db
+            ),
+            Verdict::OutOfReach { too_loud: true } => format!(
+                "target {target:.2} LUFS is out of reach: the quietest reachable is {:.2} LUFS at G = {:+.2} dB",
+                after.integrated_lufs, result.gain_db
+            ),
+            _ => format!(
+                "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU \
+                 after {} values of G (the closest, G = {:+.2} dB, is kept)",
+                after.integrated_lufs, target, result.iterations, result.gain_db
+            ),
+        });
     }
     if let Some(m) = master
         && after.true_peak_dbtp > m.ceiling_dbtp
     {
         problems.push(format!("true peak {:.2} dBTP is over the ceiling {:.2} dBTP", after.true_peak_dbtp, m.ceiling_dbtp));
     }
+    // A render that misses its spec publishes nothing (README "Outputs"): its files are sealed to
+    // learn what they would have been, then deleted; whatever is under their final names stays.
+    let published = problems.is_empty();
+    let written = if published { result.writers.commit() } else { result.writers.discard() };
+    let (masters, stem_files) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            for d in created.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+            return Err(e);
+        }
+    };
 
     let mut outputs = Vec::new();
     let mut warnings = Vec::new();
@@ -542,8 +574,8 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             info.engine, info.device
         ));
     }
-    let mut masters = result.masters.iter();
-    let mut stems = result.stems.iter().flatten();
+    let mut masters = masters.iter();
+    let mut stems = stem_files.iter().flatten();
     for f in &files {
         let w: &WrittenFile = match f.kind {
             OutputKind::Master => masters.next(),
@@ -559,6 +591,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             bytes: w.bytes,
             sha256: w.sha256.clone(),
             over_full_scale: w.over_full_scale,
+            published,
         });
         if w.over_full_scale > 0 {
             warnings.push(match f.spec.format.int_bits() {
@@ -597,9 +630,15 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         wall_time_s: wall,
         realtime_factor: duration / wall,
     };
-    if let Some(path) = &opts.report {
-        write_report(path, &report)?;
+    let reported = opts.report.as_ref().map_or(Ok(()), |path| write_report(path, &report));
+    if !published {
+        // Folders made for outputs that were not published are not left behind empty (a folder
+        // that holds the report, or anything else, stays).
+        for d in created.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
     }
+    reported?;
     Ok(report)
 }
 
@@ -607,10 +646,13 @@ struct PassesOutcome {
     before: Option<LoudnessStats>,
     gain_db: f64,
     iterations: u32,
+    /// How the search for G ended (`Reached` when there was no target).
+    verdict: Verdict,
     loudness: LoudnessStats,
     reduction: GainReduction,
-    masters: Vec<WrittenFile>,
-    stems: Vec<Vec<WrittenFile>>,
+    /// The last writing pass's files, still under temporary names: `render` publishes them only
+    /// once the spec checks pass.
+    writers: Writers,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -628,17 +670,14 @@ fn run_passes(
     let mut runner = Runner { session, engine, progress, passes: Vec::new() };
     let master = session.master.as_ref();
     let limit = master.is_some();
-    let outcome = |before, gain_db, iterations, result: PassResult| -> Result<PassesOutcome> {
-        let (masters, stems) = result.writers.commit()?;
-        Ok(PassesOutcome {
-            before,
-            gain_db,
-            iterations,
-            loudness: result.loudness,
-            reduction: result.reduction,
-            masters,
-            stems,
-        })
+    let outcome = |before, gain_db, iterations, verdict, result: PassResult| PassesOutcome {
+        before,
+        gain_db,
+        iterations,
+        verdict,
+        loudness: result.loudness,
+        reduction: result.reduction,
+        writers: result.writers,
     };
 
     let Some(target) = master.and_then(|m| m.target_lufs) else {
@@ -647,7 +686,7 @@ fn run_passes(
         let kind = if limit { "limiter" } else { "sum" };
         let writers = make_writers(files, out_plan.frames)?;
         let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, writers, Spills::default(), None)?;
-        let outcome = outcome(None, 0.0, 1, result)?;
+        let outcome = outcome(None, 0.0, 1, Verdict::Reached, result);
         return Ok((outcome, runner.passes));
     };
 
@@ -691,12 +730,7 @@ fn run_passes(
     let (analysis, spills) =
         runner.run(analysis_plan, params, "analysis", MeterScope::Integrated, Writers::none(), spills, None)?;
     let l = analysis.loudness.integrated_lufs;
-    if !l.is_finite() {
-        return Err(Error::input(
-            &session.file,
-            "the program is silent (integrated loudness below the -70 LUFS gate): it cannot be normalised to a target",
-        ));
-    }
+    unmeasurable_bus(session, analysis_plan, l, target)?;
     let finish = |w: Option<SpillWriter>, what: &str, channels: usize, instead: &str| {
         w.and_then(|w| match w.finish(frames, bus_plan.block) {
             Ok(s) => Some(s),
@@ -718,8 +752,66 @@ fn run_passes(
     let mut search =
         Search { runner: &mut runner, spill, stem_spill, replay, plan: out_plan, files, stems: stems_wanted };
     let reached = reach_target(&mut search, target, target - l)?;
-    let outcome = outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.written)?;
+    let outcome = outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, reached.written);
     Ok((outcome, runner.passes))
+}
+
+/// A loudness target needs at least one 400 ms gating block (BS.1770-4): a shorter programme has
+/// no integrated loudness, which is the length's fault, not the session's or the stems' level.
+fn too_short_to_meter(session: &Session, infos: &[AudioInfo], plan: &RenderPlan) -> Result<()> {
+    if plan.frames as u128 * 10 >= plan.sample_rate as u128 * 4 {
+        return Ok(());
+    }
+    let longest = plan.stems.iter().max_by_key(|s| infos[s.index].frames).expect("an unmuted stem");
+    let stem = &session.stems[longest.index];
+    Err(Error::input(
+        &stem.path,
+        format!(
+            "the program is {:.1} ms long ({} frames at {} Hz; this is its longest stem, `{}`), shorter than one \
+             400 ms BS.1770 gating block: its loudness cannot be measured, so it cannot be normalised to target_lufs",
+            plan.frames as f64 * 1000.0 / plan.sample_rate as f64,
+            plan.frames,
+            plan.sample_rate,
+            stem.name
+        ),
+    ))
+}
+
+/// Refuse a bus whose integrated loudness `l` gives no sane G for `target`: a silent one (under
+/// the −70 LUFS gate), samples that overflow, or a G beyond ±MAX_GAIN_DB (DC, or samples near
+/// f32::MAX).
+fn unmeasurable_bus(session: &Session, plan: &RenderPlan, l: f64, target: f64) -> Result<()> {
+    let stems: Vec<&str> = plan.stems.iter().map(|s| session.stems[s.index].name.as_str()).collect();
+    let named = match stems.as_slice() {
+        [one] => format!("stem `{one}`"),
+        many => format!("stems {}", many.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+    };
+    if l == f64::NEG_INFINITY {
+        return Err(Error::input(
+            &session.file,
+            format!(
+                "the program ({named}) is silent (integrated loudness below the -70 LUFS gate): it cannot be normalised to a target"
+            ),
+        ));
+    }
+    if !l.is_finite() {
+        return Err(Error::input(
+            &session.file,
+            format!("the program ({named}) measures {l} LUFS: its samples overflow (values near the f32 limit?)"),
+        ));
+    }
+    let g = target - l;
+    if g.abs() > MAX_GAIN_DB {
+        return Err(Error::input(
+            &session.file,
+            format!(
+                "the program ({named}) measures {l:.1} LUFS: reaching the target {target:.1} LUFS would take G = {g:+.1} dB, \
+                 beyond the ±{MAX_GAIN_DB:.0} dB a programme can sanely be gained (a DC offset, near-silence, or samples far \
+                 beyond full scale?)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Write JSON atomically: a temp file beside it, then rename.

@@ -103,6 +103,21 @@ impl Writers {
         let stems = shape.iter().map(|&n| written.by_ref().take(n).collect()).collect();
         Ok((masters, stems))
     }
+    /// Seal every file to learn its size and SHA-256, then delete it: what a render that missed
+    /// its spec would have published. Nothing is renamed; whatever is under the final names stays.
+    pub fn discard(self) -> Result<(Vec<WrittenFile>, Vec<Vec<WrittenFile>>)> {
+        let n_masters = self.masters.len();
+        let shape: Vec<usize> = self.stems.iter().map(Vec::len).collect();
+        let mut written = Vec::new();
+        for w in self.masters.into_iter().chain(self.stems.into_iter().flatten()) {
+            // Dropping the sealed file deletes it.
+            written.push(w.seal()?.written().clone());
+        }
+        let mut written = written.into_iter();
+        let masters: Vec<WrittenFile> = written.by_ref().take(n_masters).collect();
+        let stems = shape.iter().map(|&n| written.by_ref().take(n).collect()).collect();
+        Ok((masters, stems))
+    }
 }
 
 impl OutputSink {

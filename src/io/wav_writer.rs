@@ -400,6 +400,11 @@ pub struct SealedFile {
 }
 
 impl SealedFile {
+    /// What the file is (its final path, size and SHA-256), published or not.
+    pub fn written(&self) -> &WrittenFile {
+        &self.written
+    }
+
     /// The folder the file goes to.
     pub fn folder(&self) -> PathBuf {
         match self.written.path.parent() {
