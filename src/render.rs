@@ -378,10 +378,9 @@ impl Runner<'_> {
         }));
     }
 
-    /// A message for people on stderr (and a JSON `note` event for farms).
+    /// A message for people on stderr (a JSON `note` event for farms).
     fn note(&self, msg: &str) {
         self.progress.note(msg);
-        self.progress.event(serde_json::json!({"event": "note", "message": msg}));
     }
 }
 
@@ -502,7 +501,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     }
     progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device, "meter": info.meter}));
     if session.master.as_ref().is_some_and(|m| m.oversampling == 1) {
-        progress.note(
+        progress.warning(
             "stemforge: warning: oversampling = 1 limits sample peaks only; the true peak can pass the ceiling \
              (the render fails if the meter reads it over). Use 4 for a true-peak ceiling.",
         );

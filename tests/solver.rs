@@ -185,3 +185,74 @@ fn a_missed_spec_publishes_nothing() {
     let on_disk = stemforge::io::wav_writer::sha256_file(&out.join("master.wav")).unwrap();
     assert_eq!(r["outputs"][0]["sha256"].as_str().unwrap(), on_disk);
 }
+
+/// Every stderr line of `render --progress json` parses as one JSON object with an `event`.
+fn json_lines(stderr: &[u8]) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(stderr);
+    assert!(!text.trim().is_empty(), "nothing on stderr");
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{text}")))
+        .inspect(|v| assert!(v["event"].is_string(), "no event: {v}"))
+        .collect()
+}
+
+fn render_json(session: &Path, out: &Path, extra: &[&str]) -> (Option<i32>, Vec<serde_json::Value>) {
+    let o = stemforge()
+        .arg("render")
+        .arg(session)
+        .args(["--engine", "cpu", "--progress", "json", "--out-dir"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    (o.status.code(), json_lines(&o.stderr))
+}
+
+fn events<'a>(lines: &'a [serde_json::Value], event: &str) -> Vec<&'a serde_json::Value> {
+    lines.iter().filter(|l| l["event"] == event).collect()
+}
+
+/// Issue 10 item 8: with `--progress json`, a succeeding render, one that misses its spec, one
+/// with bad input and one with a bad flag put nothing but JSON objects on stderr: the summary,
+/// the outputs, notes, warnings, and the error with its exit code.
+#[test]
+fn json_progress_is_json_on_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = drum_session(dir.path(), -14.0, -1.0);
+    // A note (the spill cannot be made) on the way.
+    let (code, lines) = render_json(&ok, &dir.path().join("ok"), &["--spill-dir", "/nonexistent-spill"]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    let rendered = events(&lines, "rendered");
+    assert_eq!(rendered.len(), 1, "{lines:?}");
+    assert_eq!(rendered[0]["spec_met"], true);
+    assert!((rendered[0]["integrated_lufs"].as_f64().unwrap() + 14.0).abs() <= 0.05);
+    let wrote = events(&lines, "wrote");
+    assert_eq!(wrote.len(), 1, "{lines:?}");
+    assert!(wrote[0]["path"].as_str().unwrap().ends_with("master.wav"));
+    assert_eq!(wrote[0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(events(&lines, "note").iter().any(|n| n["message"].as_str().unwrap().contains("cannot spill the bus")), "{lines:?}");
+    assert!(!events(&lines, "progress").is_empty());
+
+    // Missed spec: exit 1, the problem as an event with its exit code, the output not published.
+    let bad = drum_session(dir.path(), -6.0, -1.0);
+    let (code, lines) = render_json(&bad, &dir.path().join("bad"), &[]);
+    assert_eq!(code, Some(1), "{lines:?}");
+    let problems = events(&lines, "spec_not_met");
+    assert_eq!(problems.len(), 1, "{lines:?}");
+    assert_eq!(problems[0]["exit_code"], 1);
+    assert!(problems[0]["message"].as_str().unwrap().contains("loudest reachable"));
+    assert_eq!(events(&lines, "not_published").len(), 1, "{lines:?}");
+    assert!(events(&lines, "wrote").is_empty());
+
+    // Bad input (exit 2) and a bad flag (clap's usage error, exit 2): one error event each.
+    std::fs::write(dir.path().join("missing.toml"), "name = \"m\"\nlayout = \"stereo\"\n[[stems]]\nname = \"a\"\npath = \"nope.wav\"\n[[outputs]]\npath = \"m.wav\"\nkind = \"master\"\nformat = \"pcm24\"\n").unwrap();
+    let (code, lines) = render_json(&dir.path().join("missing.toml"), &dir.path().join("m"), &[]);
+    assert_eq!(code, Some(2), "{lines:?}");
+    let errors = events(&lines, "error");
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    assert_eq!(errors[0]["exit_code"], 2);
+    assert!(errors[0]["message"].as_str().unwrap().contains("nope.wav"), "{errors:?}");
+    let (code, lines) = render_json(&ok, &dir.path().join("m"), &["--block", "1000"]);
+    assert_eq!(code, Some(2), "{lines:?}");
+    assert_eq!(events(&lines, "error")[0]["exit_code"], 2, "{lines:?}");
+}
