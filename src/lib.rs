@@ -9,6 +9,7 @@ pub mod io;
 pub mod session;
 
 pub use error::{Error, Result};
+pub mod channel_mask;
 pub mod cli;
 pub mod commands;
 pub mod plan;

@@ -16,6 +16,7 @@ use crate::progress::{Progress, ProgressMode};
 use crate::session::{Dither, OutputKind, Session};
 use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, ThreadedSink, Writers};
 use crate::solve::{Spill, SpillSource, SpillTee, SpillWriter, Spills, solve_gain, spill_bytes};
+use crate::channel_mask::MaskVerdict;
 use crate::source::FileStemSource;
 use crate::target::{GainSearch, MAX_GAIN_DB, MAX_PUSH_DB, Verdict, reach_target};
 
@@ -147,9 +148,12 @@ pub struct RenderReport {
     pub realtime_factor: f64,
 }
 
-/// Open every stem and check they can be rendered together. Returns the infos in session order.
-pub fn open_stems(session: &Session) -> Result<Vec<AudioInfo>> {
+/// Open every stem and check they can be rendered together. Returns the infos in session order,
+/// and warnings about channel masks that label the layout's routing differently
+/// (`channel_mask::compare`; a mask that changes the routing is refused).
+pub fn open_stems(session: &Session) -> Result<(Vec<AudioInfo>, Vec<String>)> {
     let mut infos: Vec<AudioInfo> = Vec::with_capacity(session.stems.len());
+    let mut warnings = Vec::new();
     for stem in &session.stems {
         let reader = io::open(&stem.path)?;
         let info = reader.info().clone();
@@ -175,9 +179,14 @@ pub fn open_stems(session: &Session) -> Result<Vec<AudioInfo>> {
                 ),
             ));
         }
+        match crate::channel_mask::compare(info.channel_mask, info.channels, session.layout) {
+            MaskVerdict::Agrees => {}
+            MaskVerdict::Label(why) => warnings.push(format!("{} (stem `{}`): {why}", stem.path.display(), stem.name)),
+            MaskVerdict::Routing(why) => return Err(Error::input(&stem.path, format!("stem `{}`: {why}", stem.name))),
+        }
         infos.push(info);
     }
-    Ok(infos)
+    Ok((infos, warnings))
 }
 
 /// Choose the engine. `auto` takes a hardware GPU and leaves software adapters (lavapipe) alone,
@@ -460,7 +469,7 @@ fn make_writers(files: &[PlannedFile], frames: u64) -> Result<Writers> {
 pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport> {
     let t0 = Instant::now();
     let session = Session::load(session_path)?;
-    let infos = open_stems(&session)?;
+    let (infos, mask_warnings) = open_stems(&session)?;
     let fs = infos[0].sample_rate;
     session.validate_sample_rate(fs)?;
     let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
@@ -566,7 +575,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     };
 
     let mut outputs = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = mask_warnings;
     if info.fir_precision == "f32" {
         warnings.push(format!(
             "the {} engine's FIR runs in f32 on {} (no 64-bit floats in its shaders, or STEMFORGE_GPU_F32=1): integer outputs may differ from the CPU engine's by more than 1 LSB",
