@@ -813,9 +813,13 @@ fn unmeasurable_bus(session: &Session, plan: &RenderPlan, l: f64, target: f64) -
         return Err(Error::input(
             &session.file,
             format!(
-                "the program ({named}) measures {l:.1} LUFS: reaching the target {target:.1} LUFS would take G = {g:+.1} dB, \
-                 beyond the ±{MAX_GAIN_DB:.0} dB a programme can sanely be gained (a DC offset, near-silence, or samples far \
-                 beyond full scale?)"
+                "the program ({named}) measures {l:+.1} LUFS: reaching the target {target:.1} LUFS would take G = {g:+.1} dB, \
+                 beyond the ±{MAX_GAIN_DB:.0} dB a programme can sanely be gained ({})",
+                if g < 0.0 {
+                    "float samples far beyond full scale: a file scaled wrongly, or not audio?"
+                } else {
+                    "a near-silent programme: the wrong file?"
+                }
             ),
         ));
     }

@@ -631,7 +631,7 @@ impl Builder<'_> {
         if name.trim().is_empty() {
             return Err(loc.err(
                 &key,
-                format!("name = {name:?} is blank: a stem needs a name (it names the stem's output file, \"<name>.wav\")"),
+                format!("name = {name:?} is blank (empty or only whitespace): a stem needs a name (it names the stem's output file, \"<name>.wav\")"),
             ));
         }
         if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {

@@ -6,10 +6,11 @@
 use crate::error::Result;
 use crate::render::LOUDNESS_TOLERANCE_LU;
 
-/// A G further from 0 dB than this is not a mastering move but a broken input (DC under the
-/// gate's reach, samples near f32::MAX): 100 dB is the whole range of a 16-bit file and more than
-/// any programme sits below or above its delivery loudness (film dialogue at −40 LUFS to −14 is
-/// 26 dB). `render` refuses such a G with the bus's reading instead of trying it.
+/// A G further from 0 dB than this is not a mastering move but a broken input: 100 dB is the
+/// whole range of a 16-bit file and more than any programme sits from its delivery loudness (film
+/// dialogue at −40 LUFS to −14 is 26 dB). Positive G cannot get there (the −70 LUFS gate bounds
+/// L from below, so G ≤ +65 dB); samples near f32::MAX read hundreds of LUFS and do. `render`
+/// refuses such a G with the bus's reading instead of trying it.
 pub const MAX_GAIN_DB: f64 = 100.0;
 
 /// How far the search pushes G past where it started (target − L of the unlimited bus, the G at

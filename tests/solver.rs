@@ -256,3 +256,43 @@ fn json_progress_is_json_on_every_line() {
     assert_eq!(code, Some(2), "{lines:?}");
     assert_eq!(events(&lines, "error")[0]["exit_code"], 2, "{lines:?}");
 }
+
+/// `--spill none`: no solve, the writing passes bracket G themselves, and the drum stem still
+/// lands within 0.05 LU (the old loop crept them, six at most, and fell short).
+#[test]
+fn without_a_spill_the_writing_passes_reach_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = drum_session(dir.path(), -14.0, -1.0);
+    let rp = dir.path().join("r.json");
+    render(&session, &dir.path().join("out"), "cpu", &["--report", rp.to_str().unwrap(), "--spill", "none"], 0);
+    let r = report(&rp);
+    print_passes("cpu", &r);
+    let kinds: Vec<&str> = r["passes"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert!(!kinds.contains(&"solve"), "{kinds:?}");
+    let writes = kinds.iter().filter(|k| **k == "limiter").count();
+    assert!(writes >= 2 && writes as u32 <= stemforge::target::MAX_WRITES, "{kinds:?}");
+    let after = r["loudness_after"]["integrated_lufs"].as_f64().unwrap();
+    assert!((after + 14.0).abs() <= 0.05, "{after:.3} LUFS");
+    assert_eq!(files_under(&dir.path().join("out")), vec![dir.path().join("out/master.wav")]);
+}
+
+/// A G no mastering move needs (|G| over 100 dB: samples near the f32 limit) is refused with the
+/// bus's reading, the G it would take, and the stem, before any limiter pass: exit 2, nothing
+/// written. (A positive G that large cannot happen: the -70 LUFS gate bounds L from below. A DC
+/// stem reads as its onset transient, about -29 LUFS here, and ends as an out-of-reach target.)
+#[test]
+fn an_absurd_gain_is_refused_with_the_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 2 * FS as usize;
+    let huge: Vec<Vec<f32>> = music(21, frames, 2, 0.0).into_iter().map(|c| c.into_iter().map(|v| v * 3e38).collect()).collect();
+    write_wav(&dir.path().join("huge.wav"), &huge, FS, 0);
+    let body = "name = \"absurd\"\nlayout = \"stereo\"\n[[stems]]\nname = \"huge\"\npath = \"huge.wav\"\n[master]\ntarget_lufs = -14.0\n[[outputs]]\npath = \"m.wav\"\nkind = \"master\"\nformat = \"pcm24\"\n";
+    let s = dir.path().join("huge.toml");
+    std::fs::write(&s, body).unwrap();
+    let out = dir.path().join("out");
+    let err = render(&s, &out, "cpu", &[], 2);
+    for says in ["huge.toml", "stem `huge`", "measures +", "target -14.0 LUFS", "G = -", "beyond the ±100 dB"] {
+        assert!(err.contains(says), "stderr should say `{says}`:\n{err}");
+    }
+    assert!(files_under(&out).is_empty(), "{:?}", files_under(&out));
+}
