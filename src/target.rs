@@ -184,11 +184,7 @@ impl Bracket {
                 // a row did not halve the bracket (Brent's safeguard, in its simplest form).
                 let g = l.g + w * (-self.flo) / (self.fhi - self.flo);
                 let inner = l.g + 0.01 * w..=h.g - 0.01 * w;
-                if !g.is_finite() || !inner.contains(&g) || self.stale >= 3 {
-                    Step::Try(mid)
-                } else {
-                    Step::Try(g)
-                }
+                if !g.is_finite() || !inner.contains(&g) || self.stale >= 3 { Step::Try(mid) } else { Step::Try(g) }
             }
             (Some(l), None) => self.expand(l, 1.0),
             (None, Some(h)) => self.expand(h, -1.0),
@@ -269,7 +265,10 @@ pub fn reach_target<S: GainSearch>(search: &mut S, target: f64, start: f64) -> R
             }
             Step::Closed => {
                 // The ends are the readings nearest the step; keep the closer of them.
-                best = [bracket.lo, bracket.hi].into_iter().flatten().fold(None, |b, p| if closer(b, p) { Some(p) } else { b });
+                best = [bracket.lo, bracket.hi]
+                    .into_iter()
+                    .flatten()
+                    .fold(None, |b, p| if closer(b, p) { Some(p) } else { b });
                 break;
             }
         }

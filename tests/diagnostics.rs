@@ -14,7 +14,9 @@ fn session(dir: &Path, stems: &[(&str, &str)], layout: &str, output: &str, extra
     for (name, path) in stems {
         body += &format!("[[stems]]\nname = {name:?}\npath = {path:?}\n");
     }
-    body += &format!("[master]\ntarget_lufs = -14.0\n[[outputs]]\npath = {output:?}\nkind = \"master\"\nformat = \"pcm24\"\n");
+    body += &format!(
+        "[master]\ntarget_lufs = -14.0\n[[outputs]]\npath = {output:?}\nkind = \"master\"\nformat = \"pcm24\"\n"
+    );
     let p = dir.join("session.toml");
     std::fs::write(&p, body).unwrap();
     p
@@ -71,7 +73,9 @@ fn devices_and_fifos_are_not_regular_files() {
     let fifo = dir.path().join("pipe.wav");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
-    for (path, what) in [("/dev/zero", "character device"), ("/dev/urandom", "character device"), (fifo.to_str().unwrap(), "FIFO")] {
+    for (path, what) in
+        [("/dev/zero", "character device"), ("/dev/urandom", "character device"), (fifo.to_str().unwrap(), "FIFO")]
+    {
         let s = session(dir.path(), &[("a", "a.wav"), ("b", path)], "stereo", "m.wav", "");
         let err = rejected(&s, &[path, "not a regular file", what]);
         assert!(!err.contains("0 bytes"), "{err}");
@@ -228,7 +232,12 @@ fn a_channel_mask_that_disagrees_with_the_layout() {
 fn an_output_extension_that_is_not_wav_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     stem(dir.path(), "a.wav", 1.0, 2);
-    for (name, ext) in [("master.mp3", "\".mp3\""), ("master.flac", "\".flac\""), ("master.bwf", "\".bwf\""), ("master", "no extension")] {
+    for (name, ext) in [
+        ("master.mp3", "\".mp3\""),
+        ("master.flac", "\".flac\""),
+        ("master.bwf", "\".bwf\""),
+        ("master", "no extension"),
+    ] {
         let s = session(dir.path(), &[("a", "a.wav")], "stereo", name, "");
         rejected(&s, &["outputs[0].path", name, ext, ".wav or .rf64"]);
     }
@@ -246,7 +255,8 @@ fn an_output_extension_that_is_not_wav_is_refused() {
 fn a_blank_or_pathlike_stem_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     stem(dir.path(), "a.wav", 1.0, 2);
-    for (name, says) in [("  ", "blank"), ("", "blank"), ("\t", "blank"), ("dr/ums", "file name"), ("..", "file name")] {
+    for (name, says) in [("  ", "blank"), ("", "blank"), ("\t", "blank"), ("dr/ums", "file name"), ("..", "file name")]
+    {
         let s = session(dir.path(), &[("a", "a.wav"), (name, "a.wav")], "stereo", "m.wav", "");
         rejected(&s, &["stems[1].name", says]);
     }

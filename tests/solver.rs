@@ -23,7 +23,7 @@ fn drums(seconds: f64) -> Vec<Vec<f32>> {
                 let k = i / beat;
                 let t = (i % beat) as f64 / FS as f64;
                 let noise = rng.uniform() * (-t / 0.040).exp();
-                let kick = if k % 2 == 0 {
+                let kick = if k.is_multiple_of(2) {
                     let f = 50.0 + 100.0 * (-t / 0.03).exp();
                     (2.0 * std::f64::consts::PI * f * t).sin() * (-t / 0.12).exp()
                 } else {
@@ -73,7 +73,12 @@ fn report(path: &Path) -> serde_json::Value {
 
 fn print_passes(what: &str, r: &serde_json::Value) {
     for p in r["passes"].as_array().unwrap() {
-        eprintln!("{what}: {} G {:+.3} dB: {} LUFS", p["kind"].as_str().unwrap(), p["gain_db"].as_f64().unwrap(), p["integrated_lufs"]);
+        eprintln!(
+            "{what}: {} G {:+.3} dB: {} LUFS",
+            p["kind"].as_str().unwrap(),
+            p["gain_db"].as_f64().unwrap(),
+            p["integrated_lufs"]
+        );
     }
 }
 
@@ -230,7 +235,10 @@ fn json_progress_is_json_on_every_line() {
     assert_eq!(wrote.len(), 1, "{lines:?}");
     assert!(wrote[0]["path"].as_str().unwrap().ends_with("master.wav"));
     assert_eq!(wrote[0]["sha256"].as_str().unwrap().len(), 64);
-    assert!(events(&lines, "note").iter().any(|n| n["message"].as_str().unwrap().contains("cannot spill the bus")), "{lines:?}");
+    assert!(
+        events(&lines, "note").iter().any(|n| n["message"].as_str().unwrap().contains("cannot spill the bus")),
+        "{lines:?}"
+    );
     assert!(!events(&lines, "progress").is_empty());
 
     // Missed spec: exit 1, the problem as an event with its exit code, the output not published.
@@ -284,7 +292,8 @@ fn without_a_spill_the_writing_passes_reach_the_target() {
 fn an_absurd_gain_is_refused_with_the_reading() {
     let dir = tempfile::tempdir().unwrap();
     let frames = 2 * FS as usize;
-    let huge: Vec<Vec<f32>> = music(21, frames, 2, 0.0).into_iter().map(|c| c.into_iter().map(|v| v * 3e38).collect()).collect();
+    let huge: Vec<Vec<f32>> =
+        music(21, frames, 2, 0.0).into_iter().map(|c| c.into_iter().map(|v| v * 3e38).collect()).collect();
     write_wav(&dir.path().join("huge.wav"), &huge, FS, 0);
     let body = "name = \"absurd\"\nlayout = \"stereo\"\n[[stems]]\nname = \"huge\"\npath = \"huge.wav\"\n[master]\ntarget_lufs = -14.0\n[[outputs]]\npath = \"m.wav\"\nkind = \"master\"\nformat = \"pcm24\"\n";
     let s = dir.path().join("huge.toml");
