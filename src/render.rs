@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::channel_mask::MaskVerdict;
 use crate::cpu::engine::CpuEngine;
 use crate::cpu::loudness::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::engine::{BusBytes, Engine, EngineInfo, PassParams, RenderPlan};
@@ -16,7 +17,6 @@ use crate::progress::{Progress, ProgressMode};
 use crate::session::{Dither, OutputKind, Session};
 use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, ThreadedSink, Writers};
 use crate::solve::{Spill, SpillSource, SpillTee, SpillWriter, Spills, solve_gain, spill_bytes};
-use crate::channel_mask::MaskVerdict;
 use crate::source::FileStemSource;
 use crate::target::{GainSearch, MAX_GAIN_DB, MAX_PUSH_DB, Verdict, reach_target};
 
@@ -550,7 +550,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             ),
             _ => format!(
                 "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU \
-                 after {} values of G (the closest, G = {:+.2} dB, is kept)",
+                 after {} values of G (the closest reading was at G = {:+.2} dB)",
                 after.integrated_lufs, target, result.iterations, result.gain_db
             ),
         });
