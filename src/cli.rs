@@ -73,10 +73,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Residual peak tolerance (dBFS).
-        #[arg(long, default_value_t = -100.0, allow_negative_numbers = true)]
+        #[arg(long, default_value_t = -100.0, allow_negative_numbers = true, value_parser = parse_dbfs)]
         max_peak_dbfs: f64,
         /// Residual RMS tolerance (dBFS).
-        #[arg(long, default_value_t = -120.0, allow_negative_numbers = true)]
+        #[arg(long, default_value_t = -120.0, allow_negative_numbers = true, value_parser = parse_dbfs)]
         max_rms_dbfs: f64,
     },
     /// GPU adapters seen, and which one would be used.
@@ -86,10 +86,36 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether every stderr line of this command is a JSON object (`render --progress json`),
+    /// errors included: `main` prints its error as one.
+    pub fn json_stderr(&self) -> bool {
+        matches!(self, Command::Render { progress: ProgressMode::Json, .. })
+    }
+}
+
+/// Whether raw arguments ask for JSON on stderr, for errors found before they parse: `--progress
+/// json` or `--progress=json` anywhere.
+pub fn args_ask_for_json(args: &[std::ffi::OsString]) -> bool {
+    args.iter().any(|a| a == "--progress=json")
+        || args.windows(2).any(|w| w[0] == "--progress" && w[1] == "json")
+}
+
 fn parse_block(s: &str) -> Result<usize, String> {
     let v: usize = s.parse().map_err(|_| format!("`{s}` is not a whole number"))?;
     if !(1024..=65536).contains(&v) || !v.is_power_of_two() {
         return Err(format!("{v} is not a power of two between 1024 and 65536"));
+    }
+    Ok(v)
+}
+
+/// A tolerance in dBFS: a finite number. NaN compares false with everything (a residual would
+/// never pass, and the run would read as a failed comparison, exit 1, not a bad flag) and +inf
+/// passes anything; identical files are -inf dBFS apart, which any finite tolerance admits.
+fn parse_dbfs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number (dBFS)"))?;
+    if !v.is_finite() {
+        return Err(format!("`{s}` is not a finite level: give the tolerance in dBFS, e.g. -100"));
     }
     Ok(v)
 }

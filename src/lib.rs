@@ -11,6 +11,7 @@ pub mod publish;
 pub mod session;
 
 pub use error::{Error, Result};
+pub mod channel_mask;
 pub mod cli;
 pub mod commands;
 pub mod plan;
@@ -20,3 +21,4 @@ pub mod sink;
 pub mod solve;
 pub mod source;
 pub mod stages;
+pub mod target;

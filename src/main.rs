@@ -3,31 +3,46 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use stemforge::cli::{Cli, Command};
-use stemforge::progress::ProgressMode;
+use stemforge::cli::{Cli, args_ask_for_json};
+
+/// An error on stderr: `Error: …` for people; with `--progress json`, one JSON object like every
+/// other line of that mode, carrying the exit code.
+fn report_error(json: bool, message: &str, code: u8) {
+    if json {
+        eprintln!("{}", serde_json::json!({"event": "error", "message": message, "exit_code": code}));
+    } else {
+        eprintln!("Error: {message}");
+    }
+}
 
 fn main() -> ExitCode {
     // First, before any thread exists, so that every thread inherits the mask.
     #[cfg(target_os = "linux")]
     signals::block();
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
+            if code == 2 && args_ask_for_json(&args) {
+                let text = e.to_string();
+                let message = text.trim().trim_start_matches("error: ");
+                report_error(true, message, code);
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(code);
         }
     };
-    let json = matches!(cli.command, Command::Render { progress: ProgressMode::Json, .. });
+    let json = cli.command.json_stderr();
     #[cfg(target_os = "linux")]
     signals::clean_up_on_signal(json);
-    #[cfg(not(target_os = "linux"))]
-    let _ = json;
     match stemforge::commands::run(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("Error: {e}");
-            ExitCode::from(e.exit_code() as u8)
+            let code = e.exit_code() as u8;
+            report_error(json, &e.to_string(), code);
+            ExitCode::from(code)
         }
     }
 }
@@ -77,11 +92,7 @@ mod signals {
             let msg = format!(
                 "stopped by {name}: removed {removed} unfinished file(s) of this run and the folders it created; nothing is left under a final name"
             );
-            if json {
-                eprintln!("{}", serde_json::json!({"event": "error", "exit_code": code, "message": msg}));
-            } else {
-                eprintln!("Error: {msg}");
-            }
+            super::report_error(json, &msg, code as u8);
             std::process::exit(code);
         });
     }

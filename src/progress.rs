@@ -51,10 +51,29 @@ impl Progress {
         }
     }
 
-    /// A plain message for people: above the bar, or on stderr; never in JSON mode.
+    /// Whether stderr carries JSON lines only (`--progress json`).
+    pub fn json(&self) -> bool {
+        self.mode == ProgressMode::Json
+    }
+
+    /// A message for people: above the bar, or on stderr; in JSON mode a `note` event, since
+    /// there every stderr line is one JSON object.
     pub fn note(&self, msg: &str) {
+        self.say("note", msg);
+    }
+
+    /// A warning (`stemforge: warning: …` for people, a `warning` event in JSON mode).
+    pub fn warning(&self, msg: &str) {
+        self.say("warning", msg);
+    }
+
+    fn say(&self, event: &str, msg: &str) {
         match self.mode {
-            ProgressMode::Json => {}
+            ProgressMode::Json => {
+                let msg = msg.strip_prefix("stemforge: ").unwrap_or(msg);
+                let msg = msg.strip_prefix(event).and_then(|m| m.strip_prefix(": ")).unwrap_or(msg);
+                self.event(serde_json::json!({"event": event, "message": msg}));
+            }
             _ => {
                 let st = self.state.lock().expect("progress lock");
                 match &st.bar {

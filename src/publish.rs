@@ -268,14 +268,26 @@ impl Publication {
 
     /// The command completed: what it published stays, and a later signal leaves it alone.
     pub fn keep(mut self) {
+        self.forget_published();
+        let mut reg = registry();
+        for d in self.dirs.drain(..) {
+            forget(&mut reg.dirs, &d);
+        }
+    }
+
+    /// The command completed without publishing its outputs (a render that missed its spec):
+    /// what it did publish (the report) stays, and the folders it created go again where they
+    /// are empty (on drop, as after a failure).
+    pub fn keep_published(mut self) {
+        self.forget_published();
+    }
+
+    fn forget_published(&mut self) {
         let mut reg = registry();
         for (p, _) in self.published.drain(..) {
             if let Some(i) = reg.published.iter().rposition(|(q, _)| *q == p) {
                 reg.published.swap_remove(i);
             }
-        }
-        for d in self.dirs.drain(..) {
-            forget(&mut reg.dirs, &d);
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::channel_mask::MaskVerdict;
 use crate::cpu::engine::CpuEngine;
 use crate::cpu::loudness::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::engine::{BusBytes, Engine, EngineInfo, PassParams, RenderPlan};
@@ -17,14 +18,13 @@ use crate::progress::{Progress, ProgressMode};
 use crate::publish::{OutputTemp, Publication, sweep_stale};
 use crate::session::{Dither, OutputKind, Session};
 use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
-use crate::solve::{GainSearch, Spill, SpillSource, SpillTee, SpillWriter, Spills, reach_target, solve_gain, spill_bytes};
+use crate::solve::{Spill, SpillSource, SpillTee, SpillWriter, Spills, solve_gain, spill_bytes};
 use crate::source::FileStemSource;
+use crate::target::{GainSearch, MAX_GAIN_DB, MAX_PUSH_DB, Verdict, reach_target};
 
 /// DESIGN.md DSP 6: the limiter pass repeats while the loudness misses the target by more than this.
+/// (How G is searched, and the bound on that work: `target`.)
 pub const LOUDNESS_TOLERANCE_LU: f64 = 0.05;
-/// Bound on the G values tried (on the spill or by a writing pass); a target still missed after
-/// them fails the render (exit 1).
-pub const MAX_LIMITER_PASSES: u32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -97,6 +97,9 @@ pub struct OutputRecord {
     pub sha256: String,
     /// Samples beyond full scale (clamped in integer formats).
     pub over_full_scale: u64,
+    /// Whether the file is under `path`. A render that misses its spec publishes nothing: its
+    /// files are deleted, and `sha256`/`bytes` describe what would have been published.
+    pub published: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -153,9 +156,12 @@ pub struct RenderReport {
     pub realtime_factor: f64,
 }
 
-/// Open every stem and check they can be rendered together. Returns the infos in session order.
-pub fn open_stems(session: &Session) -> Result<Vec<AudioInfo>> {
+/// Open every stem and check they can be rendered together. Returns the infos in session order,
+/// and warnings about channel masks that label the layout's routing differently
+/// (`channel_mask::compare`; a mask that changes the routing is refused).
+pub fn open_stems(session: &Session) -> Result<(Vec<AudioInfo>, Vec<String>)> {
     let mut infos: Vec<AudioInfo> = Vec::with_capacity(session.stems.len());
+    let mut warnings = Vec::new();
     for stem in &session.stems {
         let reader = io::open(&stem.path)?;
         let info = reader.info().clone();
@@ -181,9 +187,14 @@ pub fn open_stems(session: &Session) -> Result<Vec<AudioInfo>> {
                 ),
             ));
         }
+        match crate::channel_mask::compare(info.channel_mask, info.channels, session.layout) {
+            MaskVerdict::Agrees => {}
+            MaskVerdict::Label(why) => warnings.push(format!("{} (stem `{}`): {why}", stem.path.display(), stem.name)),
+            MaskVerdict::Routing(why) => return Err(Error::input(&stem.path, format!("stem `{}`: {why}", stem.name))),
+        }
         infos.push(info);
     }
-    Ok(infos)
+    Ok((infos, warnings))
 }
 
 /// Choose the engine. `auto` takes a hardware GPU and leaves software adapters (lavapipe) alone,
@@ -438,10 +449,9 @@ impl Runner<'_> {
         }));
     }
 
-    /// A message for people on stderr (and a JSON `note` event for farms).
+    /// A message for people on stderr (a JSON `note` event for farms).
     fn note(&self, msg: &str) {
         self.progress.note(msg);
-        self.progress.event(serde_json::json!({"event": "note", "message": msg}));
     }
 }
 
@@ -525,13 +535,16 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
     // Inputs are never modified, whatever the flags: checked before a stem is opened.
     check_writes(&session, paths::render_writes(&session, &out_dir), opts.report.as_deref(), opts.force)?;
-    let infos = open_stems(&session)?;
+    let (infos, mask_warnings) = open_stems(&session)?;
     let fs = infos[0].sample_rate;
     session.validate_sample_rate(fs)?;
     let stems_wanted = session.outputs.iter().any(|o| o.kind == OutputKind::Stems);
     let bus_plan = build_plan(&session, &infos, PlanKind::Bus, opts.block)?;
     if bus_plan.stems.is_empty() {
         return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
+    }
+    if session.master.as_ref().is_some_and(|m| m.target_lufs.is_some()) {
+        too_short_to_meter(&session, &infos, &bus_plan)?;
     }
     let linked_plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
     let files = plan_outputs(&session, &linked_plan, &out_dir, opts.force)?;
@@ -569,7 +582,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     }
     progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device, "meter": info.meter}));
     if session.master.as_ref().is_some_and(|m| m.oversampling == 1) {
-        progress.note(
+        progress.warning(
             "stemforge: warning: oversampling = 1 limits sample peaks only; the true peak can pass the ceiling \
              (the render fails if the meter reads it over). Use 4 for a true-peak ceiling.",
         );
@@ -585,19 +598,36 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     if let Some(target) = master.and_then(|m| m.target_lufs)
         && (after.integrated_lufs - target).abs() > LOUDNESS_TOLERANCE_LU
     {
-        problems.push(format!(
-                "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU after {} values of G",
-                after.integrated_lufs, target, result.iterations
-            ));
+        let ceiling = master.map_or(f64::NAN, |m| m.ceiling_dbtp);
+        problems.push(match result.verdict {
+            Verdict::OutOfReach { too_loud: false } => format!(
+                "target {target:.2} LUFS is out of reach at ceiling {ceiling:.2} dBTP: the loudest reachable is {:.2} LUFS \
+                 at G = {:+.2} dB ({MAX_PUSH_DB:.0} dB past the unlimited gain, where more G only distorts; lower the \
+                 target or raise the ceiling)",
+                after.integrated_lufs, result.gain_db
+            ),
+            Verdict::OutOfReach { too_loud: true } => format!(
+                "target {target:.2} LUFS is out of reach: the quietest reachable is {:.2} LUFS at G = {:+.2} dB",
+                after.integrated_lufs, result.gain_db
+            ),
+            _ => format!(
+                "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU \
+                 after {} values of G (the closest reading was at G = {:+.2} dB)",
+                after.integrated_lufs, target, result.iterations, result.gain_db
+            ),
+        });
     }
     if let Some(m) = master
         && after.true_peak_dbtp > m.ceiling_dbtp
     {
         problems.push(format!("true peak {:.2} dBTP is over the ceiling {:.2} dBTP", after.true_peak_dbtp, m.ceiling_dbtp));
     }
+    // A render that misses its spec publishes no output (below): the report still says what each
+    // file would have been.
+    let published = problems.is_empty();
 
     let mut outputs = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = mask_warnings;
     if info.fir_precision == "f32" {
         warnings.push(format!(
             "the {} engine's FIR runs in f32 on {} (no 64-bit floats in its shaders, or STEMFORGE_GPU_F32=1): integer outputs may differ from the CPU engine's by more than 1 LSB",
@@ -622,6 +652,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             bytes: w.bytes,
             sha256: w.sha256.clone(),
             over_full_scale: w.over_full_scale,
+            published,
         });
         if w.over_full_scale > 0 {
             warnings.push(match f.spec.format.int_bits() {
@@ -663,6 +694,17 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     if let Some(f) = &report_file {
         f.write(&report)?;
     }
+    if !published {
+        // A render that misses its spec publishes no output (README "Outputs"): dropping the
+        // sealed files deletes them, and whatever is under their final names stays. The report,
+        // the diagnosis, is published; folders made for the outputs go again where empty.
+        drop(result.outputs);
+        if let Some(f) = report_file {
+            f.publish(&mut publication)?;
+        }
+        publication.keep_published();
+        return Ok(report);
+    }
     if let Some(go) = &opts.hold_before_publish {
         progress.event(serde_json::json!({"event": "test_hold", "until": go}));
         progress.note(&format!("stemforge: test hook: holding before publishing until {} exists", go.display()));
@@ -684,9 +726,12 @@ struct PassesOutcome {
     before: Option<LoudnessStats>,
     gain_db: f64,
     iterations: u32,
+    /// How the search for G ended (`Reached` when there was no target).
+    verdict: Verdict,
     loudness: LoudnessStats,
     reduction: GainReduction,
-    /// Every output file, finished under its temporary name.
+    /// Every output file of the last writing pass, finished under its temporary name: `render`
+    /// publishes them only once the spec checks pass.
     outputs: SealedOutputs,
 }
 
@@ -705,9 +750,17 @@ fn run_passes(
     let mut runner = Runner { session, engine, progress, passes: Vec::new() };
     let master = session.master.as_ref();
     let limit = master.is_some();
-    let outcome = |before, gain_db, iterations, result: PassResult| -> Result<PassesOutcome> {
+    let outcome = |before, gain_db, iterations, verdict, result: PassResult| -> Result<PassesOutcome> {
         let outputs = result.writers.seal()?;
-        Ok(PassesOutcome { before, gain_db, iterations, loudness: result.loudness, reduction: result.reduction, outputs })
+        Ok(PassesOutcome {
+            before,
+            gain_db,
+            iterations,
+            verdict,
+            loudness: result.loudness,
+            reduction: result.reduction,
+            outputs,
+        })
     };
 
     let Some(target) = master.and_then(|m| m.target_lufs) else {
@@ -716,7 +769,7 @@ fn run_passes(
         let kind = if limit { "limiter" } else { "sum" };
         let writers = make_writers(files, out_plan.frames)?;
         let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, writers, Spills::default(), None)?;
-        let outcome = outcome(None, 0.0, 1, result)?;
+        let outcome = outcome(None, 0.0, 1, Verdict::Reached, result)?;
         return Ok((outcome, runner.passes));
     };
 
@@ -765,12 +818,7 @@ fn run_passes(
     let (analysis, spills) =
         runner.run(analysis_plan, params, "analysis", MeterScope::Integrated, Writers::none(), spills, None)?;
     let l = analysis.loudness.integrated_lufs;
-    if !l.is_finite() {
-        return Err(Error::input(
-            &session.file,
-            "the program is silent (integrated loudness below the -70 LUFS gate): it cannot be normalised to a target",
-        ));
-    }
+    unmeasurable_bus(session, analysis_plan, l, target)?;
     let finish = |w: Option<SpillWriter>, what: &str, channels: usize, instead: &str| {
         w.and_then(|w| match w.finish(frames, bus_plan.block) {
             Ok(s) => Some(s),
@@ -792,8 +840,70 @@ fn run_passes(
     let mut search =
         Search { runner: &mut runner, spill, stem_spill, replay, plan: out_plan, files, stems: stems_wanted };
     let reached = reach_target(&mut search, target, target - l)?;
-    let outcome = outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.written)?;
+    let outcome = outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, reached.written)?;
     Ok((outcome, runner.passes))
+}
+
+/// A loudness target needs at least one 400 ms gating block (BS.1770-4): a shorter programme has
+/// no integrated loudness, which is the length's fault, not the session's or the stems' level.
+fn too_short_to_meter(session: &Session, infos: &[AudioInfo], plan: &RenderPlan) -> Result<()> {
+    if plan.frames as u128 * 10 >= plan.sample_rate as u128 * 4 {
+        return Ok(());
+    }
+    let longest = plan.stems.iter().max_by_key(|s| infos[s.index].frames).expect("an unmuted stem");
+    let stem = &session.stems[longest.index];
+    Err(Error::input(
+        &stem.path,
+        format!(
+            "the program is {:.1} ms long ({} frames at {} Hz; this is its longest stem, `{}`), shorter than one \
+             400 ms BS.1770 gating block: its loudness cannot be measured, so it cannot be normalised to target_lufs",
+            plan.frames as f64 * 1000.0 / plan.sample_rate as f64,
+            plan.frames,
+            plan.sample_rate,
+            stem.name
+        ),
+    ))
+}
+
+/// Refuse a bus whose integrated loudness `l` gives no sane G for `target`: a silent one (under
+/// the −70 LUFS gate), samples that overflow, or a G beyond ±MAX_GAIN_DB (DC, or samples near
+/// f32::MAX).
+fn unmeasurable_bus(session: &Session, plan: &RenderPlan, l: f64, target: f64) -> Result<()> {
+    let stems: Vec<&str> = plan.stems.iter().map(|s| session.stems[s.index].name.as_str()).collect();
+    let named = match stems.as_slice() {
+        [one] => format!("stem `{one}`"),
+        many => format!("stems {}", many.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+    };
+    if l == f64::NEG_INFINITY {
+        return Err(Error::input(
+            &session.file,
+            format!(
+                "the program ({named}) is silent (integrated loudness below the -70 LUFS gate): it cannot be normalised to a target"
+            ),
+        ));
+    }
+    if !l.is_finite() {
+        return Err(Error::input(
+            &session.file,
+            format!("the program ({named}) measures {l} LUFS: its samples overflow (values near the f32 limit?)"),
+        ));
+    }
+    let g = target - l;
+    if g.abs() > MAX_GAIN_DB {
+        return Err(Error::input(
+            &session.file,
+            format!(
+                "the program ({named}) measures {l:+.1} LUFS: reaching the target {target:.1} LUFS would take G = {g:+.1} dB, \
+                 beyond the ±{MAX_GAIN_DB:.0} dB a programme can sanely be gained ({})",
+                if g < 0.0 {
+                    "float samples far beyond full scale: a file scaled wrongly, or not audio?"
+                } else {
+                    "a near-silent programme: the wrong file?"
+                }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Write JSON atomically, replacing a file there: a temp file beside it, then rename. (A command

@@ -628,8 +628,11 @@ impl Builder<'_> {
         let at = format!("stems[{i}]");
         let name = rs.name.ok_or_else(|| loc.err(&at, "missing required key `name`"))?;
         let key = format!("{at}.name");
-        if name.is_empty() {
-            return Err(loc.err(&key, "name must not be empty"));
+        if name.trim().is_empty() {
+            return Err(loc.err(
+                &key,
+                format!("name = {name:?} is blank (empty or only whitespace): a stem needs a name (it names the stem's output file, \"<name>.wav\")"),
+            ));
         }
         if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
             return Err(loc.err(
@@ -826,6 +829,23 @@ impl Builder<'_> {
             }
             None => return Err(loc.err(&at, "missing required key `kind` (\"master\" or \"stems\")")),
         };
+        if kind == OutputKind::Master {
+            // The writer writes WAV, becoming RF64 past 4 GiB (EBU Tech 3306), and no bext chunk:
+            // a name that promises another format (.mp3, .flac) or a Broadcast Wave (.bwf)
+            // would mislabel the file.
+            let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+            if !matches!(ext.as_deref(), Some("wav" | "rf64")) {
+                let given = ext.map_or("no extension".to_string(), |e| format!("the extension \".{e}\""));
+                return Err(loc.err(
+                    &format!("{at}.path"),
+                    format!(
+                        "path = {:?} has {given}, but stemforge writes WAV (RF64 past 4 GiB): name it .wav or .rf64 \
+                         (.bwf would promise a bext chunk, which is not written)",
+                        path.display().to_string()
+                    ),
+                ));
+            }
+        }
         let format = match o.format.as_deref() {
             Some("pcm16") => SampleFormat::Pcm16,
             Some("pcm24") => SampleFormat::Pcm24,

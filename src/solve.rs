@@ -15,8 +15,8 @@
 //! differ by ~1e-14 LU only because the solve meters integrated loudness alone, whose shorter
 //! ring of energies sums them in another order; with every mode on, they are equal). Renders that
 //! differ (linked stem outputs sum G·contributions after a folded FIR; the GPU's f32-fallback
-//! limiter) differ by rounding; the writing pass's own meter confirms, and `reach_target` falls
-//! back to repeating the writing pass when it misses.
+//! limiter) differ by rounding; the writing pass's own meter confirms, and `target::reach_target`
+//! brackets writing passes when it misses.
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
@@ -29,7 +29,6 @@ use crate::cpu::limiter_apply;
 use crate::cpu::loudness::{LoudnessMeter, MeterScope};
 use crate::engine::{Delivery, LimiterPlan, PassBlock, PassSink, StemSource, blocks_of_latency};
 use crate::error::{Error, Result};
-use crate::render::{LOUDNESS_TOLERANCE_LU, MAX_LIMITER_PASSES};
 use crate::session::Layout;
 
 /// Blocks read from the spill ahead of the limiter, and limited blocks queued for the meter.
@@ -353,108 +352,9 @@ fn limit_blocks(
     Ok(())
 }
 
-/// What `reach_target` needs from a render: predict the loudness at a gain from the spill, and
-/// run a writing pass at a gain.
-pub trait GainSearch {
-    /// Outputs of a writing pass, still under temporary names (dropping them deletes them).
-    type Written;
-    /// Integrated loudness the writing pass would deliver at `gain_db`, solved on the spill;
-    /// `None` when there is no spill (it could not be made, or could not be read back).
-    fn solve(&mut self, gain_db: f64) -> Option<f64>;
-    /// Run the writing pass at `gain_db`: its integrated loudness by its own meter, and its outputs.
-    fn write(&mut self, gain_db: f64) -> Result<(f64, Self::Written)>;
-}
-
-/// Where `reach_target` stopped.
-#[derive(Debug)]
-pub struct Reached<W> {
-    pub gain_db: f64,
-    /// G values tried, by the solve or by a writing pass (the report's `iterations`).
-    pub iterations: u32,
-    /// Writing passes run: 1 unless a writing pass missed what the solve predicted.
-    pub writes: u32,
-    pub written: W,
-}
-
-/// The correction G needs when `lufs` misses `target` by more than the tolerance.
-fn correction(target: f64, lufs: f64) -> Option<f64> {
-    let miss = target - lufs;
-    (miss.is_finite() && miss.abs() > LOUDNESS_TOLERANCE_LU).then_some(miss)
-}
-
-/// DESIGN.md DSP 6's loop, with the limiter passes moved onto the spill: from `gain_db`, solve
-/// G += target − L until L is within `LOUDNESS_TOLERANCE_LU`, then write once; if the writing
-/// pass's meter still misses (or there was no spill), correct G and write again, today's loop.
-/// At most `MAX_LIMITER_PASSES` G values are tried; the last writing pass is returned either way.
-pub fn reach_target<S: GainSearch>(search: &mut S, target: f64, mut gain_db: f64) -> Result<Reached<S::Written>> {
-    let mut iterations = 0;
-    // Whether `gain_db` is a value the solve has measured (its writing pass tries nothing new).
-    let mut measured = false;
-    while iterations < MAX_LIMITER_PASSES {
-        let Some(lufs) = search.solve(gain_db) else { break };
-        iterations += 1;
-        measured = true;
-        match correction(target, lufs) {
-            Some(miss) if iterations < MAX_LIMITER_PASSES => {
-                gain_db += miss;
-                measured = false;
-            }
-            _ => break,
-        }
-    }
-    let mut writes = 0;
-    loop {
-        let (lufs, written) = search.write(gain_db)?;
-        writes += 1;
-        if !measured {
-            iterations += 1;
-        }
-        match correction(target, lufs) {
-            Some(miss) if iterations < MAX_LIMITER_PASSES => {
-                // Dropping the pass's outputs deletes their temporary files.
-                drop(written);
-                gain_db += miss;
-                measured = false;
-            }
-            _ => return Ok(Reached { gain_db, iterations, writes, written }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A model chain: a limiter that takes `take(G)` LU away (more as G grows), as the solve sees it;
-    /// the writing pass reads `offset` LU off the solve (the GPU's f32 limiter, or rounding).
-    struct Model {
-        offset: f64,
-        /// A writing pass that reads this whatever G is (it never lands).
-        stuck: Option<f64>,
-        spill: bool,
-        solves: Vec<f64>,
-        writes: Vec<f64>,
-    }
-
-    fn loudness(bus: f64, gain_db: f64) -> f64 {
-        let take = 0.02 * (bus + gain_db + 20.0).max(0.0).powi(2);
-        bus + gain_db - take
-    }
-
-    impl GainSearch for Model {
-        type Written = f64;
-        fn solve(&mut self, gain_db: f64) -> Option<f64> {
-            self.spill.then(|| {
-                self.solves.push(gain_db);
-                loudness(-20.0, gain_db)
-            })
-        }
-        fn write(&mut self, gain_db: f64) -> Result<(f64, f64)> {
-            self.writes.push(gain_db);
-            let l = self.stuck.unwrap_or(loudness(-20.0, gain_db) + self.offset);
-            Ok((l, l))
-        }
-    }
 
     #[test]
     fn a_spill_larger_than_the_free_space_is_refused() {
@@ -533,47 +433,5 @@ mod tests {
         fn block(&mut self, _: PassBlock<'_>) -> Result<()> {
             Ok(())
         }
-    }
-
-    #[test]
-    fn solve_then_one_write() {
-        let mut m = Model { offset: 0.0, stuck: None, spill: true, solves: vec![], writes: vec![] };
-        let r = reach_target(&mut m, -14.0, 6.0).unwrap();
-        assert_eq!(r.writes, 1, "one writing pass: {:?}", m.writes);
-        assert!(m.solves.len() >= 2, "the model limiter takes loudness: the solve corrects G");
-        assert_eq!(r.iterations as usize, m.solves.len(), "the writing pass tries no new G");
-        assert_eq!(m.writes, vec![*m.solves.last().unwrap()]);
-        assert!((r.written + 14.0).abs() <= LOUDNESS_TOLERANCE_LU);
-    }
-
-    #[test]
-    fn a_writing_pass_that_misses_falls_back_to_another() {
-        // The writing pass lands 0.12 LU below the solve: its meter catches it and G is corrected.
-        let mut m = Model { offset: -0.12, stuck: None, spill: true, solves: vec![], writes: vec![] };
-        let r = reach_target(&mut m, -14.0, 6.0).unwrap();
-        assert_eq!(r.writes, 2, "writes at {:?}", m.writes);
-        assert_eq!(r.iterations as usize, m.solves.len() + 1, "the second writing pass tries a new G");
-        assert!(m.writes[1] > m.writes[0]);
-        assert!((r.written + 14.0).abs() <= LOUDNESS_TOLERANCE_LU, "landed at {}", r.written);
-        assert_eq!(r.gain_db, m.writes[1]);
-    }
-
-    #[test]
-    fn without_a_spill_the_writing_pass_repeats() {
-        let mut m = Model { offset: 0.0, stuck: None, spill: false, solves: vec![], writes: vec![] };
-        let r = reach_target(&mut m, -14.0, 6.0).unwrap();
-        assert!(r.writes >= 2, "the model limiter takes loudness: {:?}", m.writes);
-        assert_eq!(r.iterations, r.writes);
-        assert!((r.written + 14.0).abs() <= LOUDNESS_TOLERANCE_LU);
-    }
-
-    #[test]
-    fn the_cap_holds_across_solve_and_writes() {
-        // A writing pass that never agrees with the solve: every G value tried counts, and the loop
-        // stops at MAX_LIMITER_PASSES with the last writing pass.
-        let mut m = Model { offset: 0.0, stuck: Some(-15.0), spill: true, solves: vec![], writes: vec![] };
-        let r = reach_target(&mut m, -14.0, 6.0).unwrap();
-        assert_eq!(r.iterations, MAX_LIMITER_PASSES);
-        assert_eq!(m.solves.len() + m.writes.len() - 1, MAX_LIMITER_PASSES as usize);
     }
 }

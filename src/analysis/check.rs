@@ -732,6 +732,11 @@ pub fn check(session: &Session) -> Result<CheckReport> {
 }
 
 /// Passes 2 and 3: the null test and, when it fails, the per-stem alignment search.
+/// Lengths of the mix and the stems that differ by more than this are a length problem first
+/// (`null_test_run`): a few frames of bounce padding are not, a mix cut off seconds early is;
+/// 100 ms sits between. (An offset stem is not a length problem: its file keeps its length.)
+const LENGTH_SLACK_SECONDS: f64 = 0.1;
+
 fn null_test_run(
     session: &Session,
     mix: &Path,
@@ -818,7 +823,36 @@ fn null_test_run(
         .to_string();
 
     let mut alignment = Vec::new();
-    if !passed {
+    // A mix whose length differs from the stems' by more than a little (a truncated bounce, the
+    // wrong file) nulls against silence where one of them has ended: that residual is no stem's
+    // gain or offset, and the alignment search would only invent some. Say the lengths first.
+    let stems_frames = stems.iter().map(|s| s.frames).max().unwrap_or(0);
+    let length_gap = stems_frames.abs_diff(mix_scan.frames);
+    let lengths_differ = length_gap as f64 > LENGTH_SLACK_SECONDS * rate as f64;
+    if !passed && lengths_differ {
+        let (longer, shorter) = if mix_scan.frames < stems_frames { ("stems", "mix") } else { ("mix", "stems") };
+        let mut f = Finding::new(
+            None,
+            Some(mix),
+            FindingKind::NullFailed,
+            format!(
+                "null test failed: the lengths differ: the reference mix is {} frames ({}) and the longest stem {} \
+                 frames ({}), so the {longer} run {length_gap} frames ({}) past the {shorter}; the residual {} dB \
+                 relative to the mix (threshold {threshold:.1} dB) is that difference, not a stem's gain or offset \
+                 (a truncated or wrong reference mix?)",
+                mix_scan.frames,
+                seconds(mix_scan.frames, rate),
+                stems_frames,
+                seconds(stems_frames, rate),
+                seconds(length_gap, rate),
+                fmt_db(rel_db, 1)
+            ),
+        );
+        f.level_db = Some(rel_db);
+        f.frames = Some(stems_frames);
+        f.expected_frames = Some(mix_scan.frames);
+        findings.push(f);
+    } else if !passed {
         alignment = align_stems(session, stems, &window, window_start, rate, mix_scan.frames)?;
         let mut causes = Vec::new();
         for a in &alignment {

@@ -120,6 +120,9 @@ pub fn channel_map(channels: usize, layout: Option<Layout>) -> Vec<Channel> {
 
 /// The most channels the `ebur128` crate meters.
 pub const MAX_CHANNELS: usize = 64;
+/// Sample rates the `ebur128` crate meters (its `EbuR128::new` refuses others).
+pub const MIN_RATE: u32 = 16;
+pub const MAX_RATE: u32 = 2_822_400;
 
 /// What a meter measures. The render's analysis pass needs only the integrated loudness, and
 /// reading momentary/short-term loudness every 100 ms costs more than the rest of the meter
@@ -188,6 +191,13 @@ impl LoudnessMeter {
         if channels == 0 || channels > MAX_CHANNELS {
             return Err(Error::Usage(format!(
                 "loudness meter: cannot meter {channels} channels; BS.1770 metering here takes 1 to {MAX_CHANNELS}"
+            )));
+        }
+        // The crate's range (ebur128: 16 Hz to 2.8224 MHz); said here, since its own error reads
+        // as if the channel count were at fault.
+        if !(MIN_RATE..=MAX_RATE).contains(&sample_rate) {
+            return Err(Error::Usage(format!(
+                "loudness meter: sample rate {sample_rate} Hz is not supported (BS.1770 metering here takes {MIN_RATE} Hz to {MAX_RATE} Hz)"
             )));
         }
         let crate_meter = |channels: usize, mode: Mode| {

@@ -98,6 +98,24 @@ fn sniff(path: &Path) -> Result<Sniffed> {
     if meta.is_dir() {
         return Err(Error::input(path, "is a folder, not an audio file"));
     }
+    if !meta.is_file() {
+        // A device (/dev/zero, /dev/urandom), a FIFO or a socket: its length reads as 0 and it
+        // cannot be sought or read twice (a render reads every stem once per pass).
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let what = if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        return Err(Error::input(path, format!("not a regular file ({what}): stemforge reads audio from regular files (a render reads each stem more than once)")));
+    }
     if meta.len() == 0 {
         return Err(Error::input(path, "not an audio file (empty: 0 bytes)"));
     }

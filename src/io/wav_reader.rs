@@ -406,7 +406,9 @@ fn parse_fmt(b: &[u8], path: &Path) -> Result<std::result::Result<Fmt, Error>> {
         (WAVE_FORMAT_IEEE_FLOAT, 32) => SourceEncoding::Float32,
         (WAVE_FORMAT_IEEE_FLOAT, 64) => SourceEncoding::Float64,
         (WAVE_FORMAT_PCM, b) => {
-            return Ok(Err(bad(format!("unsupported WAV encoding: {b}-bit integer PCM (16, 24 or 32-bit are read)"))));
+            return Ok(Err(bad(format!(
+                "unsupported WAV encoding: {b}-bit integer PCM (integer PCM of 8, 16, 24 or 32 bits is read, and float of 32 or 64)"
+            ))));
         }
         (WAVE_FORMAT_IEEE_FLOAT, b) => {
             return Ok(Err(bad(format!("unsupported WAV encoding: {b}-bit float (32 or 64-bit are read)"))));
