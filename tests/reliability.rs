@@ -131,12 +131,26 @@ fn an_output_at_the_reference_mix_is_refused() {
     refused(d, &session, &["--out-dir", s(d)], &d.join("mix.wav"), &d.join("mix.wav"));
 }
 
+/// The session file as a write: as the report (no extension rule applies to it), the collision is
+/// named; as a master, whose path must end in .wav or .rf64, the extension is refused first. Both
+/// exit 2 with the session byte-identical, with and without --force.
 #[test]
 fn an_output_at_the_session_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let session = song(d, 1.0, &master_at("out/master.wav"));
+    refused(d, &session, &["--out-dir", s(d), "--report", s(&session)], &session, &session);
+
     let session = song(d, 1.0, &master_at("session.toml"));
-    refused(d, &session, &["--out-dir", s(d)], &d.join("session.toml"), &session);
+    let before = snapshot(d);
+    for force in [&[][..], &["--force"][..]] {
+        let mut a = vec![s(&session), "--out-dir", s(d)];
+        a.extend_from_slice(force);
+        let (code, err) = run(&a);
+        assert_eq!(code, Some(2), "{force:?}: a master at the session file:\n{err}");
+        assert!(err.contains("session.toml"), "{force:?}: names the path:\n{err}");
+        assert_eq!(snapshot(d), before, "{force:?}: files changed");
+    }
 }
 
 #[test]
