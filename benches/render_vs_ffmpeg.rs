@@ -80,7 +80,10 @@ fn stems() -> Vec<StemDef> {
         StemDef {
             kind: StemKind::Fx,
             gain_db: -2.0,
-            bands: vec![LowShelf { freq_hz: 200.0, gain_db: -2.0, q: 0.707 }, Peak { freq_hz: 5000.0, gain_db: 1.0, q: 0.8 }],
+            bands: vec![
+                LowShelf { freq_hz: 200.0, gain_db: -2.0, q: 0.707 },
+                Peak { freq_hz: 5000.0, gain_db: 1.0, q: 0.8 },
+            ],
         },
     ]
 }
@@ -312,7 +315,14 @@ fn print_report(label: &str, r: &serde_json::Value) {
         }
     }
     let wall = r["wall_time_s"].as_f64().unwrap_or(0.0);
-    rows.push(vec!["(outside passes: plan, FIR design, commit)".into(), "".into(), "".into(), "".into(), format!("{:.2}", wall - total), "".into()]);
+    rows.push(vec![
+        "(outside passes: plan, FIR design, commit)".into(),
+        "".into(),
+        "".into(),
+        "".into(),
+        format!("{:.2}", wall - total),
+        "".into(),
+    ]);
     print!("{}", table(&["pass", "gain dB", "LUFS", "dBTP", "seconds", "realtime x"], &rows));
 }
 
@@ -377,7 +387,9 @@ fn main() {
     match Command::new("ffmpeg").arg("-version").output() {
         Ok(o) if o.status.success() => {}
         _ => {
-            println!("render_vs_ffmpeg: ffmpeg is not on PATH; it is the peer this bench compares against (apt-get install ffmpeg)");
+            println!(
+                "render_vs_ffmpeg: ffmpeg is not on PATH; it is the peer this bench compares against (apt-get install ffmpeg)"
+            );
             return;
         }
     }
@@ -400,12 +412,19 @@ fn main() {
     // Interleave the chains so that load from the machine's other users spreads over all three.
     for r in 0..runs {
         eprintln!("run {}/{runs}: stemforge (master + stems) ...", r + 1);
-        let (m, rep) = stemforge_render(&setup.session_full, &setup.dir.join("report-full.json"), &logs.join(format!("stemforge-full-{r}.log")));
+        let (m, rep) = stemforge_render(
+            &setup.session_full,
+            &setup.dir.join("report-full.json"),
+            &logs.join(format!("stemforge-full-{r}.log")),
+        );
         sf_full.push(m);
         reports_full.push((m.wall, rep));
         eprintln!("  {:.2} s; stemforge (master only) ...", m.wall.as_secs_f64());
-        let (m, rep) =
-            stemforge_render(&setup.session_master, &setup.dir.join("report-master.json"), &logs.join(format!("stemforge-master-{r}.log")));
+        let (m, rep) = stemforge_render(
+            &setup.session_master,
+            &setup.dir.join("report-master.json"),
+            &logs.join(format!("stemforge-master-{r}.log")),
+        );
         sf_master.push(m);
         reports_master.push((m.wall, rep));
         eprintln!("  {:.2} s; ffmpeg pass 1 (measure) ...", m.wall.as_secs_f64());
@@ -441,7 +460,20 @@ fn main() {
     let cells: Vec<Vec<String>> = rows.iter().map(|r| r.cells(program_s, stem_frames)).collect();
     print!(
         "{}",
-        table(&["chain", "wall s", "min-max s", "realtime x", "stem Mframes/s", "CPU s", "program s / CPU s", "cores busy", "peak RSS"], &cells)
+        table(
+            &[
+                "chain",
+                "wall s",
+                "min-max s",
+                "realtime x",
+                "stem Mframes/s",
+                "CPU s",
+                "program s / CPU s",
+                "cores busy",
+                "peak RSS"
+            ],
+            &cells
+        )
     );
     let ff = rows[2].median_wall();
     let ff_rss = rows[2].peak_rss() as f64;
@@ -456,7 +488,9 @@ fn main() {
         );
     }
     println!("(\"stem Mframes/s\": frames of all 5 input stems per wall second of the whole chain, all its passes;");
-    println!(" \"CPU s\": user + system time of the child(ren), median: less sensitive than wall time to the machine's other");
+    println!(
+        " \"CPU s\": user + system time of the child(ren), median: less sensitive than wall time to the machine's other"
+    );
     println!(" users, whose load shows as \"cores busy\" (CPU s / wall s) well under the core count)");
 
     let median_report = |reps: &[(std::time::Duration, serde_json::Value)]| {
@@ -477,8 +511,13 @@ fn main() {
     let (sf_i, sf_tp) = measure_file(&setup.dir.join("out/master.wav"), &logs.join("measure-stemforge.log"));
     let (ff_i, ff_tp) = measure_file(&ff_out, &logs.join("measure-ffmpeg.log"));
     let tp = |v: Option<f64>| v.map_or("?".into(), |x| format!("{x:.2}"));
-    println!("\ndelivered master, as ffmpeg's ebur128 measures it (target {TARGET_LUFS} LUFS, ceiling {CEILING_DBTP} dBTP):");
+    println!(
+        "\ndelivered master, as ffmpeg's ebur128 measures it (target {TARGET_LUFS} LUFS, ceiling {CEILING_DBTP} dBTP):"
+    );
     println!("  stemforge: {sf_i:.2} LUFS, true peak {} dBTP", tp(sf_tp));
-    println!("  ffmpeg:    {ff_i:.2} LUFS, true peak {} dBTP (volume {ff_gain:+.2} dB from its pass 1, one limiter pass)", tp(ff_tp));
+    println!(
+        "  ffmpeg:    {ff_i:.2} LUFS, true peak {} dBTP (volume {ff_gain:+.2} dB from its pass 1, one limiter pass)",
+        tp(ff_tp)
+    );
     println!("\ninputs, sessions, outputs and logs: {}", setup.dir.display());
 }

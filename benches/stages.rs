@@ -30,11 +30,11 @@ use common::*;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use ebur128::{EbuR128, Mode};
-use stemforge::cpu::oversample_peak::OversamplePeak;
 use stemforge::cpu::fir_convolve::FirConvolve;
 use stemforge::cpu::limiter::{Limiter, TRUE_PEAK_MARGIN_DB};
 use stemforge::cpu::limiter_apply;
 use stemforge::cpu::loudness::LoudnessMeter;
+use stemforge::cpu::oversample_peak::OversamplePeak;
 use stemforge::dsp::eq_design::design_eq;
 use stemforge::dsp::oversampling::design_oversampling;
 use stemforge::engine::LimiterPlan;
@@ -176,7 +176,13 @@ fn eq_bands() -> Vec<EqBand> {
 }
 
 fn stereo_spec(seed: Option<u32>) -> WriterSpec {
-    WriterSpec { sample_rate: FS, channels: 2, layout: Some(Layout::Stereo), format: SampleFormat::Pcm24, dither_seed: seed }
+    WriterSpec {
+        sample_rate: FS,
+        channels: 2,
+        layout: Some(Layout::Stereo),
+        format: SampleFormat::Pcm24,
+        dither_seed: seed,
+    }
 }
 
 fn planes(x: &[Vec<f32>], block: usize) -> Vec<&[f32]> {
@@ -253,7 +259,10 @@ fn bench_stages(c: &mut Criterion<CpuClock>, dir: &std::path::Path, x: &[Vec<f32
     let modes = [
         // The meter's own modes, fed in its 100 ms steps, without its per-step momentary and
         // short-term reads: the difference to loudness_meter_stereo is what those reads cost.
-        ("ebur128_meter_modes_no_reads_stereo", Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK),
+        (
+            "ebur128_meter_modes_no_reads_stereo",
+            Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK,
+        ),
         ("ebur128_I_only_stereo", Mode::I),
         ("ebur128_I_LRA_M_S_stereo", Mode::I | Mode::LRA | Mode::M | Mode::S),
         ("ebur128_I_LRA_M_S_sample_peak_stereo", Mode::I | Mode::LRA | Mode::M | Mode::S | Mode::SAMPLE_PEAK),
@@ -373,8 +382,8 @@ fn bench_wall(c: &mut Criterion<WallTime>, dir: &std::path::Path, x: &[Vec<f32>]
             || {
                 let masters: Vec<WavWriter> = (0..6)
                     .map(|i| {
-                        let mut w =
-                            WavWriter::create(&dir.join(format!("commit{i}.wav")), &stereo_spec(Some(i))).expect("create");
+                        let mut w = WavWriter::create(&dir.join(format!("commit{i}.wav")), &stereo_spec(Some(i)))
+                            .expect("create");
                         w.expect_frames(FRAMES as u64).expect("before the first write");
                         for k in 0..BLOCKS {
                             w.write_planar(&planes(x, k), BLOCK).expect("write");
@@ -436,10 +445,19 @@ fn summary() {
                 GROUP_PROCESS => "process CPU",
                 _ => "wall",
             };
-            rows.push(vec![id.to_string(), clock.to_string(), unit.to_string(), format!("{:.2}", s * 1e3), format!("{:.0}", program_s / s)]);
+            rows.push(vec![
+                id.to_string(),
+                clock.to_string(),
+                unit.to_string(),
+                format!("{:.2}", s * 1e3),
+                format!("{:.0}", program_s / s),
+            ]);
         }
     }
-    println!("\nstages: medians on {program_s:.2} s of 48 kHz audio in {BLOCK}-frame blocks; load average now: {}", loadavg());
+    println!(
+        "\nstages: medians on {program_s:.2} s of 48 kHz audio in {BLOCK}-frame blocks; load average now: {}",
+        loadavg()
+    );
     println!("machine: {}", machine());
     print!("{}", table(&["stage", "clock", "unit", "ms / 10 s", "realtime x"], &rows));
 
@@ -501,12 +519,16 @@ fn summary() {
         ),
     ];
     println!("\nper-pass model for the 5-stem benchmark session, in CPU s per program s (= 1 / realtime on one core);");
-    println!("glue (summing, copies, thread hand-offs) not counted. Per stereo file: encode {enc:.4}, finish adds {:.4} CPU{}", fin - enc,
-        fin_wall.map_or(String::new(), |w| format!(" ({:.4} wall, fsync included)", w - enc)));
+    println!(
+        "glue (summing, copies, thread hand-offs) not counted. Per stereo file: encode {enc:.4}, finish adds {:.4} CPU{}",
+        fin - enc,
+        fin_wall.map_or(String::new(), |w| format!(" ({:.4} wall, fsync included)", w - enc))
+    );
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     for (name, meter_cap, parts) in passes {
         let total: f64 = parts.iter().map(|p| p.1).sum();
-        let detail: Vec<String> = parts.iter().map(|(n, v)| format!("{n} {:.4} ({:.0}%)", v, 100.0 * v / total)).collect();
+        let detail: Vec<String> =
+            parts.iter().map(|(n, v)| format!("{n} {:.4} ({:.0}%)", v, 100.0 * v / total)).collect();
         let bound = (total / cores).max(meter_cap);
         println!(
             "  {name}: {total:.4} -> {:.0}x realtime on 1 core; on {cores} cores at best {:.0}x (the meter alone caps a pass at {:.0}x)\n    {}",

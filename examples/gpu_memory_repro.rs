@@ -41,11 +41,8 @@ fn main() {
     .expect("a device with immediates and f64 (lavapipe has both)");
 
     let (block, channels, taps) = (8192u32, 2u32, 16u32);
-    let source = if uniform {
-        SHADER.replace("var<storage, read> cfg:", "var<uniform> cfg:")
-    } else {
-        SHADER.to_string()
-    };
+    let source =
+        if uniform { SHADER.replace("var<storage, read> cfg:", "var<uniform> cfg:") } else { SHADER.to_string() };
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: None,
         source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -111,7 +108,10 @@ fn main() {
             .collect::<Vec<_>>(),
     });
 
-    println!("oversample_peak, config as a {mode} buffer, {submissions} submissions; adapter {}", adapter.get_info().name);
+    println!(
+        "oversample_peak, config as a {mode} buffer, {submissions} submissions; adapter {}",
+        adapter.get_info().name
+    );
     let mut start = 0.0;
     for s in 0..submissions {
         let mut enc = device.create_command_encoder(&Default::default());

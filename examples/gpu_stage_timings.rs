@@ -31,11 +31,7 @@ fn process_cpu_ns() -> f64 {
 }
 
 /// Best wall time of one block and the process's mean CPU time per block, in µs.
-fn best_us(
-    ctx: &GpuContext,
-    reps: usize,
-    mut encode: impl FnMut(&mut wgpu::ComputePass<'_>, u64),
-) -> (f64, f64) {
+fn best_us(ctx: &GpuContext, reps: usize, mut encode: impl FnMut(&mut wgpu::ComputePass<'_>, u64)) -> (f64, f64) {
     let mut run = |j: u64| {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
@@ -74,12 +70,7 @@ impl StemSource for Noise {
             return Ok(0);
         }
         self.left -= 1;
-        for v in out
-            .iter_mut()
-            .take(self.stems)
-            .flatten()
-            .flat_map(|c| c.iter_mut())
-        {
+        for v in out.iter_mut().take(self.stems).flatten().flat_map(|c| c.iter_mut()) {
             self.state = self.state.wrapping_mul(1664525).wrapping_add(1013904223);
             *v = (self.state >> 8) as f32 / 16777216.0 - 0.5;
         }
@@ -104,36 +95,15 @@ fn main() {
     println!(
         "block {block}, {stems} stereo stems with 8191-tap EQs; device time per block (best of the repetitions: the machine may be shared, µs):"
     );
-    let eq = design_eq(
-        &[EqBand::Peak {
-            freq_hz: 2000.0,
-            gain_db: 3.0,
-            q: 1.0,
-        }],
-        fs,
-        8191,
-        Phase::Linear,
-    );
+    let eq = design_eq(&[EqBand::Peak { freq_hz: 2000.0, gain_db: 3.0, q: 1.0 }], fs, 8191, Phase::Linear);
     let reps = 10;
 
     let ch = 2 * stems;
-    let (a, b) = (
-        ctx.storage("a", (ch * block * 4) as u64),
-        ctx.storage("b", (ch * block * 4) as u64),
-    );
-    let lanes: Vec<FirLane> = (0..ch)
-        .map(|c| FirLane {
-            taps: &eq,
-            input: c * block,
-            output: c * block,
-        })
-        .collect();
+    let (a, b) = (ctx.storage("a", (ch * block * 4) as u64), ctx.storage("b", (ch * block * 4) as u64));
+    let lanes: Vec<FirLane> = (0..ch).map(|c| FirLane { taps: &eq, input: c * block, output: c * block }).collect();
     // Every precision this device has (f64 needs SHADER_F64), both FFT strategies.
-    let fir_precisions: &[Precision] = if ctx.has_f64() {
-        &[Precision::F64, Precision::F32]
-    } else {
-        &[Precision::F32]
-    };
+    let fir_precisions: &[Precision] =
+        if ctx.has_f64() { &[Precision::F64, Precision::F32] } else { &[Precision::F32] };
     for &precision in fir_precisions {
         let fir_p = FirPipelines::new(&ctx, precision).expect("fir");
         for fft in [FftStrategy::FourStep, FftStrategy::GlobalPasses] {
@@ -160,28 +130,14 @@ fn main() {
         ctx.storage("r", (block * 4) as u64),
         ctx.storage("g", (block * 4) as u64),
     );
-    let peak =
-        OversamplePeak::new(&ctx, precision, &table, 2, block, -1.2, &a, 0, &atten).expect("peak");
-    println!(
-        "  oversample_peak (4x, 2 ch)   {:9.0}",
-        best_us(&ctx, reps, |p, j| peak.encode(p, j)).0
-    );
+    let peak = OversamplePeak::new(&ctx, precision, &table, 2, block, -1.2, &a, 0, &atten).expect("peak");
+    println!("  oversample_peak (4x, 2 ch)   {:9.0}", best_us(&ctx, reps, |p, j| peak.encode(p, j)).0);
     let hold = LimiterHold::new(&ctx, 96, block, &atten, &held).expect("hold");
-    println!(
-        "  limiter_hold (L 96)          {:9.0}",
-        best_us(&ctx, reps, |p, j| hold.encode(p, j)).0
-    );
-    let release =
-        LimiterRelease::new(&ctx, precision, 0.99965, block, &held, &rel).expect("release");
-    println!(
-        "  limiter_release              {:9.0}",
-        best_us(&ctx, reps, |p, _| release.encode(p)).0
-    );
+    println!("  limiter_hold (L 96)          {:9.0}", best_us(&ctx, reps, |p, j| hold.encode(p, j)).0);
+    let release = LimiterRelease::new(&ctx, precision, 0.99965, block, &held, &rel).expect("release");
+    println!("  limiter_release              {:9.0}", best_us(&ctx, reps, |p, _| release.encode(p)).0);
     let smooth = LimiterSmooth::new(&ctx, precision, 96, block, &rel, &gain).expect("smooth");
-    println!(
-        "  limiter_smooth (L 96)        {:9.0}",
-        best_us(&ctx, reps, |p, j| smooth.encode(p, j)).0
-    );
+    println!("  limiter_smooth (L 96)        {:9.0}", best_us(&ctx, reps, |p, j| smooth.encode(p, j)).0);
 
     // A whole limited pass with stem outputs: 30 s of program.
     let frames = (30.0 * fs) as u64;
@@ -195,42 +151,20 @@ fn main() {
                 index: i,
                 name: format!("stem{i}"),
                 channels: 2,
-                fir: Some(FirPlan {
-                    taps: vec![eq.clone(), eq.clone()],
-                    latency: eq_latency(8191, Phase::Linear),
-                }),
+                fir: Some(FirPlan { taps: vec![eq.clone(), eq.clone()], latency: eq_latency(8191, Phase::Linear) }),
                 routes: vec![(0, 0, 0.5), (1, 1, 0.5)],
             })
             .collect(),
-        bus_fir: Some(FirPlan {
-            taps: vec![eq.clone(), eq.clone()],
-            latency: eq_latency(8191, Phase::Linear),
-        }),
-        limiter: Some(LimiterPlan {
-            ceiling_db: -1.2,
-            lookahead: 96,
-            rho: 0.99965,
-            oversampling: table,
-        }),
+        bus_fir: Some(FirPlan { taps: vec![eq.clone(), eq.clone()], latency: eq_latency(8191, Phase::Linear) }),
+        limiter: Some(LimiterPlan { ceiling_db: -1.2, lookahead: 96, rho: 0.99965, oversampling: table }),
     };
     let mut engine = GpuEngine::new(None).expect("engine");
     for stems_out in [false, true] {
-        let pass = PassParams {
-            gain_db: 0.0,
-            limit: true,
-            stems: stems_out,
-        };
+        let pass = PassParams { gain_db: 0.0, limit: true, stems: stems_out };
         let run = |engine: &mut GpuEngine| {
-            let mut src = Noise {
-                stems,
-                block,
-                left: plan.blocks(),
-                state: 1,
-            };
+            let mut src = Noise { stems, block, left: plan.blocks(), state: 1 };
             let t = Instant::now();
-            engine
-                .run_pass(&plan, &pass, &mut src, &mut Discard)
-                .expect("pass");
+            engine.run_pass(&plan, &pass, &mut src, &mut Discard).expect("pass");
             t.elapsed().as_secs_f64()
         };
         run(&mut engine);

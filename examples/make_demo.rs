@@ -187,7 +187,12 @@ fn fx() -> [Vec<f64>; 2] {
 }
 
 fn write(path: &Path, chans: &[&[f64]], trim: f64) -> Vec<Vec<f64>> {
-    let spec = hound::WavSpec { channels: chans.len() as u16, sample_rate: FS as u32, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: chans.len() as u16,
+        sample_rate: FS as u32,
+        bits_per_sample: 24,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).expect("create stem");
     let mut quantised = vec![Vec::with_capacity(chans[0].len()); chans.len()];
     for i in 0..chans[0].len() {

@@ -46,9 +46,8 @@ fn program(frames: usize) -> Vec<Vec<f32>> {
                     (level
                         * (4.0 * lp
                             + 0.2 * w
-                            + 0.3
-                                * (2.0 * std::f64::consts::PI * (220.0 + 50.0 * c as f64) * t)
-                                    .sin())) as f32
+                            + 0.3 * (2.0 * std::f64::consts::PI * (220.0 + 50.0 * c as f64) * t).sin()))
+                        as f32
                 })
                 .collect()
         })
@@ -111,38 +110,26 @@ fn main() {
     report(
         "  of which: true peak alone (crate, per-channel instances)",
         time(reps, blocks, || {
-            let mut peaks: Vec<ebur128::EbuR128> = (0..CHANNELS)
-                .map(|_| ebur128::EbuR128::new(1, FS, ebur128::Mode::TRUE_PEAK).expect("crate"))
-                .collect();
+            let mut peaks: Vec<ebur128::EbuR128> =
+                (0..CHANNELS).map(|_| ebur128::EbuR128::new(1, FS, ebur128::Mode::TRUE_PEAK).expect("crate")).collect();
             for j in 0..blocks {
                 for (m, c) in peaks.iter_mut().zip(&x) {
-                    m.add_frames_planar_f32(&[&c[j * BLOCK..(j + 1) * BLOCK]])
-                        .expect("feed");
+                    m.add_frames_planar_f32(&[&c[j * BLOCK..(j + 1) * BLOCK]]).expect("feed");
                 }
             }
-            std::hint::black_box(
-                peaks
-                    .iter()
-                    .map(|m| m.true_peak(0).unwrap_or(0.0))
-                    .fold(0.0, f64::max),
-            );
+            std::hint::black_box(peaks.iter().map(|m| m.true_peak(0).unwrap_or(0.0)).fold(0.0, f64::max));
         }),
     );
 
     // The whole program on the device at once (the engine's blocks are already there), metered
     // block by block with one submission per block and a read-back of its readings, as the
     // engine's staging copies do.
-    let flat: Vec<f32> = (0..blocks)
-        .flat_map(|j| {
-            x.iter()
-                .flat_map(move |c| c[j * BLOCK..(j + 1) * BLOCK].iter().copied())
-        })
-        .collect();
+    let flat: Vec<f32> =
+        (0..blocks).flat_map(|j| x.iter().flat_map(move |c| c[j * BLOCK..(j + 1) * BLOCK].iter().copied())).collect();
     let input = ctx.storage_init("program", &flat);
     let st = Loudness::new(&ctx, precision, FS, CHANNELS, BLOCK, &input).expect("device meter");
     let device_meter = |read_back: bool| {
-        let mut m = EnergyMeter::new(CHANNELS, FS, Some(Layout::Surround51), MeterScope::Full)
-            .expect("meter");
+        let mut m = EnergyMeter::new(CHANNELS, FS, Some(Layout::Surround51), MeterScope::Full).expect("meter");
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         st.reset(&mut enc);
         ctx.queue.submit([enc.finish()]);
@@ -151,22 +138,12 @@ fn main() {
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
-                st.encode(
-                    &mut pass,
-                    j as u64,
-                    (j * BLOCK) as u64,
-                    BLOCK,
-                    j * CHANNELS * BLOCK,
-                );
+                st.encode(&mut pass, j as u64, (j * BLOCK) as u64, BLOCK, j * CHANNELS * BLOCK);
             }
             ctx.queue.submit([enc.finish()]);
             if read_back {
-                let eb: Vec<u8> = ctx
-                    .read_back(&st.energy, 0, st.energy_bytes() as usize)
-                    .expect("energies");
-                let pb: Vec<u8> = ctx
-                    .read_back(&st.peaks, 0, st.peaks_bytes() as usize)
-                    .expect("peaks");
+                let eb: Vec<u8> = ctx.read_back(&st.energy, 0, st.energy_bytes() as usize).expect("energies");
+                let pb: Vec<u8> = ctx.read_back(&st.peaks, 0, st.peaks_bytes() as usize).expect("peaks");
                 st.decode(&eb, &pb, &mut e, &mut p);
                 m.add_block((j * BLOCK) as u64, BLOCK, st.steps(), &e, &p);
             }

@@ -7,7 +7,11 @@ use crate::progress::ProgressMode;
 use crate::render::{EngineChoice, SpillMode};
 
 #[derive(Debug, Parser)]
-#[command(name = "stemforge", version, about = "Offline stem mastering: rebuild, EQ, normalise, limit and deliver stems and masters")]
+#[command(
+    name = "stemforge",
+    version,
+    about = "Offline stem mastering: rebuild, EQ, normalise, limit and deliver stems and masters"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -97,8 +101,7 @@ impl Command {
 /// Whether raw arguments ask for JSON on stderr, for errors found before they parse: `--progress
 /// json` or `--progress=json` anywhere.
 pub fn args_ask_for_json(args: &[std::ffi::OsString]) -> bool {
-    args.iter().any(|a| a == "--progress=json")
-        || args.windows(2).any(|w| w[0] == "--progress" && w[1] == "json")
+    args.iter().any(|a| a == "--progress=json") || args.windows(2).any(|w| w[0] == "--progress" && w[1] == "json")
 }
 
 fn parse_block(s: &str) -> Result<usize, String> {

@@ -5,7 +5,7 @@ use crate::cli::Command;
 use crate::error::Result;
 use crate::progress::ProgressMode;
 use crate::publish::{Publication, sweep_stale};
-use crate::render::{ReportFile, RenderOptions, RenderReport, check_writes, render};
+use crate::render::{RenderOptions, RenderReport, ReportFile, check_writes, render};
 use crate::session::Session;
 
 pub fn run(command: Command) -> Result<u8> {
@@ -56,7 +56,10 @@ pub fn run(command: Command) -> Result<u8> {
                 Some(path) => {
                     check_writes(&session, Vec::new(), Some(path), force)?;
                     for gone in sweep_stale(path) {
-                        eprintln!("stemforge: removed the stale temporary file {} (left by a run that was killed)", gone.display());
+                        eprintln!(
+                            "stemforge: removed the stale temporary file {} (left by a run that was killed)",
+                            gone.display()
+                        );
                     }
                     Some(ReportFile::create(path)?)
                 }
@@ -83,9 +86,13 @@ pub fn run(command: Command) -> Result<u8> {
                     let mark = if a.selected { "*" } else { " " };
                     println!("{mark} {}; FIR in {}", a.describe(), a.fir_precision);
                 }
-                println!("(* = the adapter `--engine gpu` uses; `--engine auto` uses it only when it is a hardware GPU)");
+                println!(
+                    "(* = the adapter `--engine gpu` uses; `--engine auto` uses it only when it is a hardware GPU)"
+                );
                 if adapters.iter().any(|a| a.fir_precision == "f32") {
-                    println!("(FIR in f32: no 64-bit floats on that adapter; its integer outputs may differ from the CPU engine's by more than 1 LSB)");
+                    println!(
+                        "(FIR in f32: no 64-bit floats on that adapter; its integer outputs may differ from the CPU engine's by more than 1 LSB)"
+                    );
                 }
             }
             Ok(0)

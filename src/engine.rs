@@ -183,13 +183,7 @@ pub struct Delivery {
 impl Delivery {
     /// Everything as f32, nothing packed: what a sink without integer writers needs.
     pub fn f32_only() -> Delivery {
-        Delivery {
-            packed: Vec::new(),
-            master: true,
-            stems: true,
-            device_meter: false,
-            gain: true,
-        }
+        Delivery { packed: Vec::new(), master: true, stems: true, device_meter: false, gain: true }
     }
 }
 
@@ -213,11 +207,7 @@ pub trait StemSource {
     /// As `next_block`, except that a stem with a `raw_encoding` comes as its raw bytes in
     /// `raw[stem]`: exactly its frames in this block (fewer at its end, none after), not padded.
     /// `planar[stem]` of those stems is left alone.
-    fn next_raw_block(
-        &mut self,
-        _raw: &mut [Vec<u8>],
-        planar: &mut [Vec<Vec<f32>>],
-    ) -> Result<usize> {
+    fn next_raw_block(&mut self, _raw: &mut [Vec<u8>], planar: &mut [Vec<Vec<f32>>]) -> Result<usize> {
         self.next_block(planar)
     }
 }

@@ -136,8 +136,7 @@ pub fn check_writes(writes: &[Role], inputs: &[Role]) -> Result<()> {
     }
     let mut landed = Vec::with_capacity(writes.len());
     for w in writes {
-        let at = landing(&w.path)
-            .ok_or_else(|| Error::output(&w.path, format!("{}: does not name a file", w.what)))?;
+        let at = landing(&w.path).ok_or_else(|| Error::output(&w.path, format!("{}: does not name a file", w.what)))?;
         let link = std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink());
         let id = if link { None } else { file_id(&at, false) };
         landed.push(Landed { role: w, at, id });
@@ -168,7 +167,12 @@ pub fn check_writes(writes: &[Role], inputs: &[Role]) -> Result<()> {
             if a.at == b.at || (a.id.is_some() && a.id == b.id) {
                 return Err(Error::output(
                     &a.role.path,
-                    format!("{} and {} ({}) would write the same file", a.role.what, b.role.what, b.role.path.display()),
+                    format!(
+                        "{} and {} ({}) would write the same file",
+                        a.role.what,
+                        b.role.what,
+                        b.role.path.display()
+                    ),
                 ));
             }
         }

@@ -163,7 +163,12 @@ fn stem_fir_or_unit(fir: Option<FirPlan>, channels: usize) -> FirPlan {
 
 /// Fold the bus FIR into a stem's FIR. Routing happens after the stem FIR, so this is exact when
 /// every route from a stem channel lands on bus channels sharing one bus filter.
-fn link_bus_fir(stem: FirPlan, bus: &FirPlan, routes: &[(usize, usize, f32)], path: &std::path::Path) -> Result<FirPlan> {
+fn link_bus_fir(
+    stem: FirPlan,
+    bus: &FirPlan,
+    routes: &[(usize, usize, f32)],
+    path: &std::path::Path,
+) -> Result<FirPlan> {
     let mut taps = Vec::with_capacity(stem.taps.len());
     for (c, h) in stem.taps.iter().enumerate() {
         let dsts: Vec<usize> = routes.iter().filter(|r| r.0 == c).map(|r| r.1).collect();
@@ -191,10 +196,8 @@ mod tests {
         let c = convolve_firs(&a, &b);
         assert_eq!(c.len(), 56);
         for n in 0..56 {
-            let direct: f64 = (0..b.len())
-                .filter(|k| n >= *k && n - k < a.len())
-                .map(|k| a[n - k] as f64 * b[k] as f64)
-                .sum();
+            let direct: f64 =
+                (0..b.len()).filter(|k| n >= *k && n - k < a.len()).map(|k| a[n - k] as f64 * b[k] as f64).sum();
             // f64 FFT rounding is ~1e-15; the output is rounded to f32 (~6e-8 relative).
             assert!((c[n] as f64 - direct).abs() < 1e-6, "frame {n}: {} vs {direct}", c[n]);
         }

@@ -37,10 +37,7 @@ impl Progress {
             ProgressMode::Auto => ProgressMode::None,
             m => m,
         };
-        Progress {
-            mode,
-            state: Mutex::new(State { bar: None, pass: 0, frames_total: 0, last_json: Instant::now() }),
-        }
+        Progress { mode, state: Mutex::new(State { bar: None, pass: 0, frames_total: 0, last_json: Instant::now() }) }
     }
 
     /// Emit one JSON event line (JSON mode only).

@@ -361,10 +361,8 @@ pub fn sweep_stale(final_path: &Path) -> Vec<PathBuf> {
 fn stale(path: &Path) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
     // No symlink is followed and no FIFO blocks the open: only a plain file of ours is touched.
-    let Ok(f) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(open_flags::O_NOFOLLOW | open_flags::O_NONBLOCK)
-        .open(path)
+    let Ok(f) =
+        std::fs::OpenOptions::new().read(true).custom_flags(open_flags::O_NOFOLLOW | open_flags::O_NONBLOCK).open(path)
     else {
         return false;
     };

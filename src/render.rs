@@ -12,8 +12,8 @@ use crate::engine::{BusBytes, Engine, EngineInfo, PassParams, RenderPlan};
 use crate::error::{Error, Result};
 use crate::io::wav_writer::{WavWriter, WrittenFile, sync_folder};
 use crate::io::{self, AudioInfo, WriterSpec};
-use crate::plan::{PlanKind, build_plan, replay_plan};
 use crate::paths::{self, Role};
+use crate::plan::{PlanKind, build_plan, replay_plan};
 use crate::progress::{Progress, ProgressMode};
 use crate::publish::{OutputTemp, Publication, sweep_stale};
 use crate::session::{Dither, OutputKind, Session};
@@ -262,7 +262,10 @@ fn plan_outputs(session: &Session, plan: &RenderPlan, out_dir: &Path, force: boo
     }
     for f in &files {
         if !seen.insert(f.final_path.clone()) {
-            return Err(Error::input(&session.file, format!("two outputs write the same file {}", f.final_path.display())));
+            return Err(Error::input(
+                &session.file,
+                format!("two outputs write the same file {}", f.final_path.display()),
+            ));
         }
         if !force && exists(&f.final_path) {
             return Err(Error::output(&f.final_path, "already exists; pass --force to overwrite it"));
@@ -580,7 +583,9 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             info.engine, info.device, info.fir_precision, info.meter
         )),
     }
-    progress.event(serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device, "meter": info.meter}));
+    progress.event(
+        serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device, "meter": info.meter}),
+    );
     if session.master.as_ref().is_some_and(|m| m.oversampling == 1) {
         progress.warning(
             "stemforge: warning: oversampling = 1 limits sample peaks only; the true peak can pass the ceiling \
@@ -620,7 +625,8 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     if let Some(m) = master
         && after.true_peak_dbtp > m.ceiling_dbtp
     {
-        problems.push(format!("true peak {:.2} dBTP is over the ceiling {:.2} dBTP", after.true_peak_dbtp, m.ceiling_dbtp));
+        problems
+            .push(format!("true peak {:.2} dBTP is over the ceiling {:.2} dBTP", after.true_peak_dbtp, m.ceiling_dbtp));
     }
     // A render that misses its spec publishes no output (below): the report still says what each
     // file would have been.
@@ -840,7 +846,8 @@ fn run_passes(
     let mut search =
         Search { runner: &mut runner, spill, stem_spill, replay, plan: out_plan, files, stems: stems_wanted };
     let reached = reach_target(&mut search, target, target - l)?;
-    let outcome = outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, reached.written)?;
+    let outcome =
+        outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, reached.written)?;
     Ok((outcome, runner.passes))
 }
 

@@ -40,10 +40,10 @@ impl Layout {
     /// WAVE_FORMAT_EXTENSIBLE dwChannelMask.
     pub fn channel_mask(self) -> u32 {
         match self {
-            Layout::Mono => 0x4,                 // FC
-            Layout::Stereo => 0x3,               // FL FR
-            Layout::Surround51 => 0x60F,         // FL FR FC LFE SL SR
-            Layout::Surround71 => 0x63F,         // FL FR FC LFE BL BR SL SR
+            Layout::Mono => 0x4,         // FC
+            Layout::Stereo => 0x3,       // FL FR
+            Layout::Surround51 => 0x60F, // FL FR FC LFE SL SR
+            Layout::Surround71 => 0x63F, // FL FR FC LFE BL BR SL SR
         }
     }
     /// Index of the LFE channel, if any (excluded from loudness).
@@ -66,16 +66,43 @@ impl Layout {
 /// One EQ band; frequencies in Hz, gains in dB. RBJ Audio-EQ-Cookbook definitions.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum EqBand {
-    Peak { freq_hz: f64, gain_db: f64, q: f64 },
-    LowShelf { freq_hz: f64, gain_db: f64, q: f64 },
-    HighShelf { freq_hz: f64, gain_db: f64, q: f64 },
+    Peak {
+        freq_hz: f64,
+        gain_db: f64,
+        q: f64,
+    },
+    LowShelf {
+        freq_hz: f64,
+        gain_db: f64,
+        q: f64,
+    },
+    HighShelf {
+        freq_hz: f64,
+        gain_db: f64,
+        q: f64,
+    },
     /// Butterworth high-pass of `order` 1..=8 (cascade of cookbook sections).
-    Highpass { freq_hz: f64, order: u32 },
-    Lowpass { freq_hz: f64, order: u32 },
-    Notch { freq_hz: f64, q: f64 },
-    Bandpass { freq_hz: f64, q: f64 },
+    Highpass {
+        freq_hz: f64,
+        order: u32,
+    },
+    Lowpass {
+        freq_hz: f64,
+        order: u32,
+    },
+    Notch {
+        freq_hz: f64,
+        q: f64,
+    },
+    Bandpass {
+        freq_hz: f64,
+        q: f64,
+    },
     /// Tilt around `freq_hz`: +gain_db/2 above, -gain_db/2 below (a low shelf and a high shelf).
-    Tilt { freq_hz: f64, gain_db: f64 },
+    Tilt {
+        freq_hz: f64,
+        gain_db: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -198,8 +225,8 @@ pub struct Session {
 impl Session {
     /// Read, parse and validate a session file; every path resolved against its folder.
     pub fn load(path: &Path) -> Result<Session> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::input(path, format!("cannot read session file: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::input(path, format!("cannot read session file: {e}")))?;
         Session::from_toml_str(&text, path)
     }
 
@@ -223,12 +250,8 @@ impl Session {
             return bad("sample rate 0 Hz: the stems report no sample rate".into());
         }
         let nyquist = f64::from(sample_rate) / 2.0;
-        let mut filters: Vec<(String, &Filter)> = self
-            .stems
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("stems[{i}] ({})", s.name), &s.filter))
-            .collect();
+        let mut filters: Vec<(String, &Filter)> =
+            self.stems.iter().enumerate().map(|(i, s)| (format!("stems[{i}] ({})", s.name), &s.filter)).collect();
         filters.push(("bus".to_string(), &self.bus_filter));
         for (label, filter) in filters {
             if let Filter::Bands(bands) = filter {
@@ -505,15 +528,11 @@ impl<'a> Locator<'a> {
         let node = self
             .nodes
             .iter()
-            .filter(|(s, _, _)| {
-                s.start <= span.start && (span.start < s.end || span.start == s.start)
-            })
+            .filter(|(s, _, _)| s.start <= span.start && (span.start < s.end || span.start == s.start))
             .min_by_key(|(s, _, _)| s.end - s.start);
         let at = self.line_col(span.start);
         match node {
-            Some((_, reported, _)) if !reported.is_empty() => {
-                Error::input(self.file, format!("{reported}: {msg}{at}"))
-            }
+            Some((_, reported, _)) if !reported.is_empty() => Error::input(self.file, format!("{reported}: {msg}{at}")),
             _ => Error::input(self.file, format!("{msg}{at}")),
         }
     }
@@ -536,9 +555,9 @@ impl Builder<'_> {
         if name.trim().is_empty() {
             return Err(loc.err("name", "must not be empty"));
         }
-        let layout_s = raw.layout.ok_or_else(|| {
-            loc.err("", "missing required key `layout` (\"mono\", \"stereo\", \"5.1\" or \"7.1\")")
-        })?;
+        let layout_s = raw
+            .layout
+            .ok_or_else(|| loc.err("", "missing required key `layout` (\"mono\", \"stereo\", \"5.1\" or \"7.1\")"))?;
         let layout = match layout_s.as_str() {
             "mono" => Layout::Mono,
             "stereo" => Layout::Stereo,
@@ -737,19 +756,15 @@ impl Builder<'_> {
             None | Some("linear") => Phase::Linear,
             Some("minimum") => Phase::Minimum,
             Some(other) => {
-                return Err(self.loc.err(
-                    "eq_design.phase",
-                    format!("phase = {other:?} is not one of \"linear\", \"minimum\""),
-                ));
+                return Err(self
+                    .loc
+                    .err("eq_design.phase", format!("phase = {other:?} is not one of \"linear\", \"minimum\"")));
             }
         };
         let taps = taps.unwrap_or(8191);
         // Odd: a linear-phase FIR then has a whole-sample delay of (taps-1)/2.
         if !((15..=65535).contains(&taps) && taps % 2 == 1) {
-            return Err(self.loc.err(
-                "eq_design.taps",
-                format!("taps = {taps} must be an odd integer in 15..=65535"),
-            ));
+            return Err(self.loc.err("eq_design.taps", format!("taps = {taps} must be an odd integer in 15..=65535")));
         }
         Ok(EqDesign { phase, taps: taps as usize })
     }
@@ -783,17 +798,13 @@ impl Builder<'_> {
             return Err(loc.err("master.target_lufs", format!("target_lufs = {t} LUFS must be in [-70, -5]")));
         }
         if !(ceiling_dbtp.is_finite() && (-20.0..=0.0).contains(&ceiling_dbtp)) {
-            return Err(loc.err(
-                "master.ceiling_dbtp",
-                format!("ceiling_dbtp = {ceiling_dbtp} dBTP must be in [-20, 0]"),
-            ));
+            return Err(
+                loc.err("master.ceiling_dbtp", format!("ceiling_dbtp = {ceiling_dbtp} dBTP must be in [-20, 0]"))
+            );
         }
         let lookahead_ms = m.lookahead_ms.unwrap_or(2.0);
         if !(lookahead_ms.is_finite() && lookahead_ms > 0.0 && lookahead_ms <= 50.0) {
-            return Err(loc.err(
-                "master.lookahead_ms",
-                format!("lookahead_ms = {lookahead_ms} ms must be in (0, 50]"),
-            ));
+            return Err(loc.err("master.lookahead_ms", format!("lookahead_ms = {lookahead_ms} ms must be in (0, 50]")));
         }
         let release_ms = m.release_ms.unwrap_or(60.0);
         if !(release_ms.is_finite() && (1.0..=5000.0).contains(&release_ms)) {
@@ -801,31 +812,24 @@ impl Builder<'_> {
         }
         let oversampling = m.oversampling.unwrap_or(4);
         if ![1, 2, 4, 8].contains(&oversampling) {
-            return Err(loc.err(
-                "master.oversampling",
-                format!("oversampling = {oversampling} must be 1, 2, 4 or 8"),
-            ));
+            return Err(loc.err("master.oversampling", format!("oversampling = {oversampling} must be 1, 2, 4 or 8")));
         }
-        Ok(Master {
-            target_lufs,
-            ceiling_dbtp,
-            lookahead_ms,
-            release_ms,
-            oversampling: oversampling as u32,
-            profile,
-        })
+        Ok(Master { target_lufs, ceiling_dbtp, lookahead_ms, release_ms, oversampling: oversampling as u32, profile })
     }
 
     fn output(&self, i: usize, o: raw::Output) -> Result<Output> {
         let loc = self.loc;
         let at = format!("outputs[{i}]");
         let path = o.path.ok_or_else(|| loc.err(&at, "missing required key `path`"))?;
-        let path = output_path(&path).map_err(|rule| loc.err(&format!("{at}.path"), format!("path = {path:?} {rule}")))?;
+        let path =
+            output_path(&path).map_err(|rule| loc.err(&format!("{at}.path"), format!("path = {path:?} {rule}")))?;
         let kind = match o.kind.as_deref() {
             Some("master") => OutputKind::Master,
             Some("stems") => OutputKind::Stems,
             Some(other) => {
-                return Err(loc.err(&format!("{at}.kind"), format!("kind = {other:?} is not one of \"master\", \"stems\"")));
+                return Err(
+                    loc.err(&format!("{at}.kind"), format!("kind = {other:?} is not one of \"master\", \"stems\""))
+                );
             }
             None => return Err(loc.err(&at, "missing required key `kind` (\"master\" or \"stems\")")),
         };
@@ -875,7 +879,9 @@ impl Builder<'_> {
             Some("tpdf") => Dither::Tpdf,
             Some("none") => Dither::None,
             Some(other) => {
-                return Err(loc.err(&format!("{at}.dither"), format!("dither = {other:?} is not one of \"tpdf\", \"none\"")));
+                return Err(
+                    loc.err(&format!("{at}.dither"), format!("dither = {other:?} is not one of \"tpdf\", \"none\""))
+                );
             }
         };
         Ok(Output { path, kind, format, dither })

@@ -6,8 +6,8 @@ use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
-use crate::cpu::loudness::{EnergyMeter, LoudnessMeter, LoudnessStats};
 use crate::cpu::limiter_apply::gain_stats;
+use crate::cpu::loudness::{EnergyMeter, LoudnessMeter, LoudnessStats};
 use crate::cpu::pcm_unpack;
 use crate::engine::{Delivery, GainStats, MeterReadings, PackRequest, PassBlock, PassSink, Signal};
 use crate::error::{Error, Result};
@@ -99,7 +99,9 @@ impl Writers {
         let sealed = std::thread::scope(|scope| {
             let jobs: Vec<_> = writers.into_iter().map(|w| scope.spawn(move || w.seal())).collect();
             jobs.into_iter()
-                .map(|j| j.join().unwrap_or_else(|_| Err(Error::Internal("a thread sealing an output panicked".into()))))
+                .map(|j| {
+                    j.join().unwrap_or_else(|_| Err(Error::Internal("a thread sealing an output panicked".into())))
+                })
                 .collect::<Vec<_>>()
         });
         // Sealed files of a failed seal are dropped here, which deletes them.
@@ -154,7 +156,8 @@ impl OutputSink {
                 requests.len() - 1
             })
         };
-        let master_packed: Vec<Option<usize>> = writers.masters.iter().map(|w| index(request(w, Signal::Master))).collect();
+        let master_packed: Vec<Option<usize>> =
+            writers.masters.iter().map(|w| index(request(w, Signal::Master))).collect();
         let stem_packed: Vec<Vec<Option<usize>>> = writers
             .stems
             .iter()
@@ -245,14 +248,25 @@ impl PassSink for OutputSink {
             // Metered on the device: gate its readings (cheap; no samples needed).
             let first = self.frames;
             let meter = &self.meter;
-            self.energy.get_or_insert_with(|| EnergyMeter::like_meter(meter)).add_block(first, n, r.steps, &r.energies, &r.peaks);
+            self.energy.get_or_insert_with(|| EnergyMeter::like_meter(meter)).add_block(
+                first,
+                n,
+                r.steps,
+                &r.energies,
+                &r.peaks,
+            );
         } else if self.energy.is_some() {
-            return Err(Error::Internal(format!("block {}: no device meter readings after earlier blocks had them", block.index)));
+            return Err(Error::Internal(format!(
+                "block {}: no device meter readings after earlier blocks had them",
+                block.index
+            )));
         }
         let metered = block.meter.is_some();
         if block.master.is_empty() && !metered {
             // The engine packed and kept the f32 master on its device: meter the written PCM.
-            let r = self.meter_request.ok_or_else(|| Error::Internal("no f32 master and no integer master output".into()))?;
+            let r = self
+                .meter_request
+                .ok_or_else(|| Error::Internal("no f32 master and no integer master output".into()))?;
             let encoding = match self.requests[r].format {
                 SampleFormat::Pcm16 => SourceEncoding::Int16,
                 SampleFormat::Pcm24 => SourceEncoding::Int24,

@@ -278,7 +278,10 @@ impl StemSource for SpillSource<'_> {
     fn next_block(&mut self, out: &mut [Vec<Vec<f32>>]) -> Result<usize> {
         let have: usize = out.iter().map(|s| s.len()).sum();
         if have != self.spill.channels {
-            return Err(Error::Internal(format!("replay plan of {have} channels for a spill of {}", self.spill.channels)));
+            return Err(Error::Internal(format!(
+                "replay plan of {have} channels for a spill of {}",
+                self.spill.channels
+            )));
         }
         if self.next >= self.spill.blocks() {
             return Ok(0);

@@ -68,9 +68,7 @@ fn fill_raw(reader: &mut dyn BlockReader, out: &mut Vec<u8>, more: &mut Vec<u8>,
 /// Whether a stem of this reader is read raw when the engine takes raw PCM: any encoding of at
 /// most 4 bytes a sample (64-bit float would be twice the bytes of the f32 it decodes to).
 fn read_raw(reader: &dyn BlockReader) -> Option<SourceEncoding> {
-    reader
-        .raw_encoding()
-        .filter(|&e| pcm_unpack::bytes_per_sample(e).is_some_and(|b| b <= 4))
+    reader.raw_encoding().filter(|&e| pcm_unpack::bytes_per_sample(e).is_some_and(|b| b <= 4))
 }
 
 impl FileStemSource {
@@ -85,7 +83,11 @@ impl FileStemSource {
         let (ch, enc) = (channels.clone(), encodings.clone());
         let thread = std::thread::spawn(move || {
             let fresh = || Blocks {
-                planar: ch.iter().zip(&enc).map(|(&c, e)| if e.is_some() { Vec::new() } else { vec![vec![0.0; block]; c] }).collect(),
+                planar: ch
+                    .iter()
+                    .zip(&enc)
+                    .map(|(&c, e)| if e.is_some() { Vec::new() } else { vec![vec![0.0; block]; c] })
+                    .collect(),
                 raw: ch.iter().map(|_| Vec::new()).collect(),
             };
             let mut scratch = fresh().planar;

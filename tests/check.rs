@@ -26,7 +26,8 @@ struct TestStem {
 
 /// Four stems on a stereo bus: three stereo, one mono (routed to L and R at −3 dB), one with gain.
 fn make_stems() -> Vec<TestStem> {
-    let st = |seed: u64, rms: f64| vec![music_noise(seed, FRAMES, FS, rms), music_noise(seed + 50, FRAMES, FS, rms * 0.8)];
+    let st =
+        |seed: u64, rms: f64| vec![music_noise(seed, FRAMES, FS, rms), music_noise(seed + 50, FRAMES, FS, rms * 0.8)];
     vec![
         TestStem { name: "drums", gain_db: 0.0, mix_gain_db: 0.0, audio: st(1, 0.08) },
         TestStem { name: "bass", gain_db: -2.5, mix_gain_db: 0.0, audio: st(2, 0.07) },
@@ -118,18 +119,29 @@ fn clean_session_passes() {
 fn stem_37_samples_late_is_named_with_its_offset() {
     let dir = tempfile::tempdir().unwrap();
     let stems = make_stems();
-    let late: Vec<Vec<f32>> =
-        stems[1].audio.iter().map(|c| std::iter::repeat_n(0.0, 37).chain(c[..FRAMES - 37].iter().copied()).collect()).collect();
+    let late: Vec<Vec<f32>> = stems[1]
+        .audio
+        .iter()
+        .map(|c| std::iter::repeat_n(0.0, 37).chain(c[..FRAMES - 37].iter().copied()).collect())
+        .collect();
     let s = session(dir.path(), &stems, &[("bass", late)]);
     let r = check(&s).unwrap();
     assert!(!r.passed());
     let f = finding(&r, "bass", FindingKind::Offset);
     assert_eq!(f.offset_samples, Some(37));
-    assert!(f.message.contains("`bass`") && f.message.contains("37 samples") && f.message.contains("late"), "{}", f.message);
+    assert!(
+        f.message.contains("`bass`") && f.message.contains("37 samples") && f.message.contains("late"),
+        "{}",
+        f.message
+    );
     assert!(r.findings.iter().any(|f| f.kind == FindingKind::NullFailed && f.message.contains("bass")));
     // Nothing else is blamed: the other stems line up at lag 0 with their own polarity and gain.
     for (stem, kind) in kinds(&r) {
-        assert!(stem.as_deref() == Some("bass") || kind == FindingKind::NullFailed, "{stem:?} {kind:?}\n{}", r.to_text());
+        assert!(
+            stem.as_deref() == Some("bass") || kind == FindingKind::NullFailed,
+            "{stem:?} {kind:?}\n{}",
+            r.to_text()
+        );
     }
     // And early: the stem 37 frames ahead reads −37.
     let early: Vec<Vec<f32>> =
@@ -166,7 +178,11 @@ fn stem_one_second_short_is_named_with_its_length() {
     let s = session(dir.path(), &stems, &[("fx", short)]);
     let r = check(&s).unwrap();
     let f = finding(&r, "fx", FindingKind::LengthMismatch);
-    assert!(f.message.contains("`fx`") && f.message.contains("48000 frames") && f.message.contains("shorter"), "{}", f.message);
+    assert!(
+        f.message.contains("`fx`") && f.message.contains("48000 frames") && f.message.contains("shorter"),
+        "{}",
+        f.message
+    );
     assert_eq!(f.frames, Some((FRAMES - FS as usize) as u64));
     assert_eq!(f.expected_frames, Some(FRAMES as u64));
     // The missing second breaks the null, and the null finding says which stem is short.
@@ -174,7 +190,9 @@ fn stem_one_second_short_is_named_with_its_length() {
     assert!(null.message.contains("stem `fx` is 48000 frames shorter than the mix"), "{}", null.message);
     // Its first two seconds are in place: no offset or polarity is blamed on anyone.
     assert!(
-        !r.findings.iter().any(|f| matches!(f.kind, FindingKind::Offset | FindingKind::PolarityInverted | FindingKind::GainMismatch)),
+        !r.findings
+            .iter()
+            .any(|f| matches!(f.kind, FindingKind::Offset | FindingKind::PolarityInverted | FindingKind::GainMismatch)),
         "{}",
         r.to_text()
     );
@@ -218,7 +236,10 @@ fn clipped_stem_is_named_with_a_count() {
     assert!(r.null_test.as_ref().unwrap().passed);
     for (stem, kind) in kinds(&r) {
         // The summed mix may clip as well (it holds the clipped drums); nothing else is reported.
-        assert!(kind == FindingKind::Clipping && (stem.as_deref() == Some("drums") || stem.is_none()), "{stem:?} {kind:?}");
+        assert!(
+            kind == FindingKind::Clipping && (stem.as_deref() == Some("drums") || stem.is_none()),
+            "{stem:?} {kind:?}"
+        );
     }
 }
 
@@ -311,7 +332,13 @@ fn surround_routing_and_the_eq_note() {
     write_wav(&paths[0], &[dx], FS, Fmt::F32);
     write_wav(&paths[1], &music, FS, Fmt::F32);
     write_wav(&paths[2], &mix, FS, Fmt::F32);
-    let stem = |name: &str, path: &PathBuf| Stem { name: name.into(), path: path.clone(), gain_db: 0.0, mute: false, filter: Filter::None };
+    let stem = |name: &str, path: &PathBuf| Stem {
+        name: name.into(),
+        path: path.clone(),
+        gain_db: 0.0,
+        mute: false,
+        filter: Filter::None,
+    };
     let mut s = Session {
         file: dir.path().join("s.toml"),
         dir: dir.path().to_path_buf(),
@@ -399,12 +426,19 @@ fn alignment_window_starts_after_a_silent_lead_in() {
             c[..lead].fill(0.0);
         }
     }
-    let late: Vec<Vec<f32>> =
-        stems[0].audio.iter().map(|c| std::iter::repeat_n(0.0, 37).chain(c[..FRAMES - 37].iter().copied()).collect()).collect();
+    let late: Vec<Vec<f32>> = stems[0]
+        .audio
+        .iter()
+        .map(|c| std::iter::repeat_n(0.0, 37).chain(c[..FRAMES - 37].iter().copied()).collect())
+        .collect();
     let r = check(&session(dir.path(), &stems, &[("drums", late)])).unwrap();
     assert_eq!(finding(&r, "drums", FindingKind::Offset).offset_samples, Some(37));
     let n = r.null_test.as_ref().unwrap();
     // The first mix sample over −60 dBFS comes within a few samples of the lead-in's end (the
     // noise starts at full level there).
-    assert!(n.window_start_frame >= lead as u64 && n.window_start_frame < lead as u64 + 100, "{}", n.window_start_frame);
+    assert!(
+        n.window_start_frame >= lead as u64 && n.window_start_frame < lead as u64 + 100,
+        "{}",
+        n.window_start_frame
+    );
 }

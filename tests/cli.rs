@@ -91,7 +91,10 @@ fn killed_render_leaves_no_final_file() {
         }
         child.wait().unwrap();
         let done = killed_at.unwrap_or_else(|| panic!("no progress event inside a {kill_in} pass to kill on"));
-        assert!(!out.join("master.wav").exists(), "a render killed in its {kill_in} pass at frame {done} left master.wav");
+        assert!(
+            !out.join("master.wav").exists(),
+            "a render killed in its {kill_in} pass at frame {done} left master.wav"
+        );
         assert!(!report.exists(), "a render killed in its {kill_in} pass left its report");
         if kill_in == "analysis" {
             assert!(files_under(&out).is_empty(), "killed while spilling the bus, it left {:?}", files_under(&out));
@@ -220,7 +223,13 @@ fn compare_passes_identical_and_fails_at_a_tenth_of_a_db() {
     write_wav(&dir.path().join("a2.wav"), &a, FS, 0);
     write_wav(&dir.path().join("b.wav"), &b, FS, 0);
     stemforge().arg("compare").arg(dir.path().join("a.wav")).arg(dir.path().join("a2.wav")).assert().code(0);
-    let o = stemforge().arg("compare").arg(dir.path().join("a.wav")).arg(dir.path().join("b.wav")).arg("--json").output().unwrap();
+    let o = stemforge()
+        .arg("compare")
+        .arg(dir.path().join("a.wav"))
+        .arg(dir.path().join("b.wav"))
+        .arg("--json")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["passed"], false);
@@ -234,10 +243,18 @@ fn measure_json_keys() {
     let o = stemforge().arg("measure").arg(dir.path().join("a.wav")).arg("--json").output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for k in ["integrated_lufs", "lra_lu", "max_momentary_lufs", "max_short_term_lufs", "sample_peak_dbfs", "true_peak_dbtp"] {
+    for k in
+        ["integrated_lufs", "lra_lu", "max_momentary_lufs", "max_short_term_lufs", "sample_peak_dbfs", "true_peak_dbtp"]
+    {
         assert!(v[k].is_number(), "key {k} missing or not a number in {v}");
     }
-    let two = stemforge().arg("measure").arg(dir.path().join("a.wav")).arg(dir.path().join("a.wav")).arg("--json").output().unwrap();
+    let two = stemforge()
+        .arg("measure")
+        .arg(dir.path().join("a.wav"))
+        .arg(dir.path().join("a.wav"))
+        .arg("--json")
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&two.stdout).unwrap();
     assert_eq!(v.as_array().map(|a| a.len()), Some(2), "several files give a list");
 }
@@ -246,7 +263,13 @@ fn measure_json_keys() {
 fn check_passes_the_demo_and_exits_1_on_a_finding() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference-renders/demo/session.toml");
     let o = stemforge().arg("check").arg(&root).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     // The same stems against a mix with one stem inverted: exit 1, the stem named.
     let dir = tempfile::tempdir().unwrap();
     let s = small_session(dir.path(), 2, MASTER_OUT);
@@ -255,7 +278,9 @@ fn check_passes_the_demo_and_exits_1_on_a_finding() {
     let g = stemforge::plan::MONO_TO_STEREO;
     let mix: Vec<Vec<f32>> = (0..2).map(|c| a[c].iter().zip(&b[0]).map(|(x, y)| x - g * y).collect()).collect();
     write_wav(&dir.path().join("mix.wav"), &mix, FS, 0);
-    let text = std::fs::read_to_string(&s).unwrap().replace("layout = \"stereo\"", "layout = \"stereo\"\nreference_mix = \"mix.wav\"");
+    let text = std::fs::read_to_string(&s)
+        .unwrap()
+        .replace("layout = \"stereo\"", "layout = \"stereo\"\nreference_mix = \"mix.wav\"");
     std::fs::write(&s, text).unwrap();
     let o = stemforge().arg("check").arg(&s).output().unwrap();
     let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
@@ -281,7 +306,10 @@ fn devices_lists_adapters() {
     // On CI this is lavapipe; on a GPU machine the GPU. Either way at least one adapter.
     assert!(out.to_lowercase().contains("vulkan"), "{out}");
     // Each says in which precision the GPU engine's FIR would run on it.
-    assert!(out.lines().filter(|l| l.contains("Vulkan")).all(|l| l.ends_with("FIR in f64") || l.ends_with("FIR in f32")), "{out}");
+    assert!(
+        out.lines().filter(|l| l.contains("Vulkan")).all(|l| l.ends_with("FIR in f64") || l.ends_with("FIR in f32")),
+        "{out}"
+    );
 }
 
 /// A stem can peak above the limited master it sums to (here two stems cancel in the mix): a pcm24
@@ -290,7 +318,11 @@ fn devices_lists_adapters() {
 fn clamped_stem_samples_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let a = music(21, FS as usize, 2, -1.0);
-    let b: Vec<Vec<f32>> = a.iter().zip(music(22, FS as usize, 2, -30.0)).map(|(x, y)| x.iter().zip(&y).map(|(p, q)| q - p).collect()).collect();
+    let b: Vec<Vec<f32>> = a
+        .iter()
+        .zip(music(22, FS as usize, 2, -30.0))
+        .map(|(x, y)| x.iter().zip(&y).map(|(p, q)| q - p).collect())
+        .collect();
     write_wav(&dir.path().join("a.wav"), &a, FS, 0);
     write_wav(&dir.path().join("b.wav"), &b, FS, 0);
     let s = dir.path().join("session.toml");

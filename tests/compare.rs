@@ -137,7 +137,10 @@ fn mismatched_files_are_clear_input_errors() {
     let e = compare(&base, &other_rate, Tolerance::default()).unwrap_err();
     let m = e.to_string();
     assert_eq!(e.exit_code(), 2);
-    assert!(m.contains("base.wav") && m.contains("rate.wav") && m.contains("44100 Hz") && m.contains("48000 Hz"), "{m}");
+    assert!(
+        m.contains("base.wav") && m.contains("rate.wav") && m.contains("44100 Hz") && m.contains("48000 Hz"),
+        "{m}"
+    );
 
     let missing = dir.path().join("missing.wav");
     let e = compare(&base, &missing, Tolerance::default()).unwrap_err();

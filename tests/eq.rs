@@ -226,7 +226,8 @@ fn minimum_phase_impulse_starts_at_its_frame_with_energy_up_front() {
 // ---- user impulse-response files -------------------------------------------------------------
 
 fn write_ir(path: &std::path::Path, channels: u16, rate: u32, frames: &[Vec<f32>]) {
-    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let spec =
+        hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for n in 0..frames[0].len() {
         for c in frames {
@@ -237,7 +238,9 @@ fn write_ir(path: &std::path::Path, channels: u16, rate: u32, frames: &[Vec<f32>
 }
 
 fn ir(len: usize, seed: u32) -> Vec<f32> {
-    (0..len).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32 - 0.5).collect()
+    (0..len)
+        .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32 - 0.5)
+        .collect()
 }
 
 #[test]

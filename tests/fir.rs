@@ -1,7 +1,7 @@
 //! FirConvolve (uniformly partitioned overlap-save) against direct convolution, and streaming
 //! against one-shot.
-use stemforge::cpu::fir_convolve::{FirConvolve, FirInverse};
 use realfft::num_complex::Complex;
+use stemforge::cpu::fir_convolve::{FirConvolve, FirInverse};
 use stemforge::dsp::eq_design::design_eq;
 use stemforge::session::{EqBand, Phase};
 

@@ -20,12 +20,12 @@ use stemforge::cpu::pcm_unpack::{bytes_per_sample, unpack};
 use stemforge::dsp::eq_design::{design_eq, eq_latency};
 use stemforge::dsp::oversampling::design_oversampling;
 use stemforge::engine::{
-    Delivery, Engine, FirPlan, GainStats, LimiterPlan, PackRequest, PassBlock, PassParams, PassSink,
-    RenderPlan, Signal, StemPlan, StemSource,
+    Delivery, Engine, FirPlan, GainStats, LimiterPlan, PackRequest, PassBlock, PassParams, PassSink, RenderPlan,
+    Signal, StemPlan, StemSource,
 };
 use stemforge::error::{Error, Result};
-use stemforge::gpu::{GpuContext, GpuEngine, list_adapters};
 use stemforge::gpu::limiter_apply::STATS_SPAN;
+use stemforge::gpu::{GpuContext, GpuEngine, list_adapters};
 use stemforge::io::wav_writer::WavWriter;
 use stemforge::io::{SourceEncoding, WriterSpec};
 use stemforge::render::{EngineChoice, RenderOptions, RenderReport, render};
@@ -44,15 +44,8 @@ fn adapters_are_listed_and_one_is_selected() {
         return;
     };
     let adapters = list_adapters(None);
-    assert!(
-        !adapters.is_empty(),
-        "an adapter was opened, so the list cannot be empty"
-    );
-    assert_eq!(
-        adapters.iter().filter(|a| a.selected).count(),
-        1,
-        "exactly one selected: {adapters:#?}"
-    );
+    assert!(!adapters.is_empty(), "an adapter was opened, so the list cannot be empty");
+    assert_eq!(adapters.iter().filter(|a| a.selected).count(), 1, "exactly one selected: {adapters:#?}");
     let chosen = adapters.iter().find(|a| a.selected).expect("selected");
     assert_eq!(chosen.name, ctx.adapter_info.name);
     assert!(chosen.describe().contains(&chosen.name));
@@ -63,14 +56,8 @@ fn an_unknown_adapter_name_is_no_gpu_with_help() {
     // Needs no GPU: with or without adapters, a name nobody has is Error::NoGpu (exit 3).
     match GpuContext::new(Some("no-such-adapter-7f3a")) {
         Err(Error::NoGpu(msg)) => {
-            assert!(
-                msg.contains("no-such-adapter-7f3a"),
-                "names what was asked for: {msg}"
-            );
-            assert!(
-                msg.contains("mesa-vulkan-drivers"),
-                "says how to get an adapter: {msg}"
-            );
+            assert!(msg.contains("no-such-adapter-7f3a"), "names what was asked for: {msg}");
+            assert!(msg.contains("mesa-vulkan-drivers"), "says how to get an adapter: {msg}");
         }
         Err(e) => panic!("expected NoGpu, got {e}"),
         Ok(_) => panic!("an adapter named no-such-adapter-7f3a exists?"),
@@ -82,14 +69,10 @@ fn device_errors_are_errors_not_panics() {
     let Some(ctx) = gpu("device_errors_are_errors_not_panics") else {
         return;
     };
-    let _module = ctx
-        .device
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("broken"),
-            source: wgpu::ShaderSource::Wgsl(
-                "@compute @workgroup_size(1) fn main() { let x: u32 = nope; }".into(),
-            ),
-        });
+    let _module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("broken"),
+        source: wgpu::ShaderSource::Wgsl("@compute @workgroup_size(1) fn main() { let x: u32 = nope; }".into()),
+    });
     match ctx.check() {
         Err(Error::Gpu(msg)) => {
             assert!(msg.contains("nope"), "the driver's message is kept: {msg}")
@@ -107,10 +90,7 @@ const ORIGIN: usize = 8192;
 
 fn on_timeline(x: &[f32], len: usize) -> Vec<f64> {
     let mut v = vec![0.0f64; len];
-    v[ORIGIN..ORIGIN + x.len()]
-        .iter_mut()
-        .zip(x)
-        .for_each(|(d, s)| *d = *s as f64);
+    v[ORIGIN..ORIGIN + x.len()].iter_mut().zip(x).for_each(|(d, s)| *d = *s as f64);
     v
 }
 
@@ -159,10 +139,7 @@ fn reference(plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> R
                 .collect();
             let mut out = vec![vec![0.0f64; len]; bus_ch];
             for &(src, dst, w) in &s.routes {
-                out[dst]
-                    .iter_mut()
-                    .zip(&eq[src])
-                    .for_each(|(d, v)| *d += w as f64 * v);
+                out[dst].iter_mut().zip(&eq[src]).for_each(|(d, v)| *d += w as f64 * v);
             }
             out
         })
@@ -179,27 +156,16 @@ fn reference(plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> R
                         Some(f) => fir_aligned(&f.taps[c], f.latency, v),
                         None => v.clone(),
                     };
-                    y[ORIGIN..ORIGIN + n]
-                        .iter()
-                        .map(|v| (k * v) as f32)
-                        .collect()
+                    y[ORIGIN..ORIGIN + n].iter().map(|v| (k * v) as f32).collect()
                 })
                 .collect()
         })
         .collect();
     let bus: Vec<Vec<f32>> = (0..bus_ch)
-        .map(|c| {
-            (0..n)
-                .map(|i| processed.iter().map(|s| s[c][i] as f64).sum::<f64>() as f32)
-                .collect()
-        })
+        .map(|c| (0..n).map(|i| processed.iter().map(|s| s[c][i] as f64).sum::<f64>() as f32).collect())
         .collect();
     if !pass.limit {
-        return Reference {
-            master: bus,
-            stems: if pass.stems { processed } else { Vec::new() },
-            gain: None,
-        };
+        return Reference { master: bus, stems: if pass.stems { processed } else { Vec::new() }, gain: None };
     }
     // The CPU limiter, causal from time 0, flushed with silence, then aligned by its latency.
     let lp = plan.limiter.as_ref().expect("limiter plan");
@@ -209,14 +175,8 @@ fn reference(plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> R
     let mut g_causal = Vec::new();
     let total = (n + lat).div_ceil(b) * b;
     for j in 0..total / b {
-        let xb: Vec<Vec<f32>> = bus
-            .iter()
-            .map(|c| {
-                (j * b..(j + 1) * b)
-                    .map(|i| c.get(i).copied().unwrap_or(0.0))
-                    .collect()
-            })
-            .collect();
+        let xb: Vec<Vec<f32>> =
+            bus.iter().map(|c| (j * b..(j + 1) * b).map(|i| c.get(i).copied().unwrap_or(0.0)).collect()).collect();
         let views: Vec<&[f32]> = xb.iter().map(|v| v.as_slice()).collect();
         let mut g = vec![0.0f32; b];
         lim.process(&views, &mut g);
@@ -226,14 +186,7 @@ fn reference(plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> R
     let apply = |x: &Vec<f32>| -> Vec<f32> { x.iter().zip(&gain).map(|(v, g)| v * g).collect() };
     Reference {
         master: bus.iter().map(apply).collect(),
-        stems: if pass.stems {
-            processed
-                .iter()
-                .map(|s| s.iter().map(apply).collect())
-                .collect()
-        } else {
-            Vec::new()
-        },
+        stems: if pass.stems { processed.iter().map(|s| s.iter().map(apply).collect()).collect() } else { Vec::new() },
         gain: Some(gain),
     }
 }
@@ -301,35 +254,15 @@ impl PassSink for Collect {
 fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
     let bands = |g: f64| {
         vec![
-            EqBand::Highpass {
-                freq_hz: 60.0,
-                order: 2,
-            },
-            EqBand::Peak {
-                freq_hz: 2500.0,
-                gain_db: g,
-                q: 1.2,
-            },
-            EqBand::HighShelf {
-                freq_hz: 9000.0,
-                gain_db: -2.0,
-                q: 0.707,
-            },
+            EqBand::Highpass { freq_hz: 60.0, order: 2 },
+            EqBand::Peak { freq_hz: 2500.0, gain_db: g, q: 1.2 },
+            EqBand::HighShelf { freq_hz: 9000.0, gain_db: -2.0, q: 0.707 },
         ]
     };
     let lin_taps = 2 * block + 1;
     let lin = design_eq(&bands(4.0), FS, lin_taps, Phase::Linear);
     let min = design_eq(&bands(-3.0), FS, 301, Phase::Minimum);
-    let bus = design_eq(
-        &[EqBand::LowShelf {
-            freq_hz: 120.0,
-            gain_db: 2.0,
-            q: 0.707,
-        }],
-        FS,
-        201,
-        Phase::Linear,
-    );
+    let bus = design_eq(&[EqBand::LowShelf { freq_hz: 120.0, gain_db: 2.0, q: 0.707 }], FS, 201, Phase::Linear);
     let g = |db: f64| 10f64.powf(db / 20.0) as f32;
     let m = std::f32::consts::FRAC_1_SQRT_2;
     let stems = vec![
@@ -337,10 +270,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             index: 0,
             name: "drums".into(),
             channels: 2,
-            fir: Some(FirPlan {
-                taps: vec![lin.clone(), lin],
-                latency: eq_latency(lin_taps, Phase::Linear),
-            }),
+            fir: Some(FirPlan { taps: vec![lin.clone(), lin], latency: eq_latency(lin_taps, Phase::Linear) }),
             routes: vec![(0, 0, g(1.5)), (1, 1, g(1.5))],
         },
         StemPlan {
@@ -354,10 +284,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             index: 3,
             name: "vocals".into(),
             channels: 2,
-            fir: Some(FirPlan {
-                taps: vec![min.clone(), min],
-                latency: 0,
-            }),
+            fir: Some(FirPlan { taps: vec![min.clone(), min], latency: 0 }),
             routes: vec![(0, 0, g(-2.0)), (1, 1, g(-2.0))],
         },
     ];
@@ -367,10 +294,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
         block,
         layout: Layout::Stereo,
         stems,
-        bus_fir: Some(FirPlan {
-            taps: vec![bus.clone(), bus],
-            latency: eq_latency(201, Phase::Linear),
-        }),
+        bus_fir: Some(FirPlan { taps: vec![bus.clone(), bus], latency: eq_latency(201, Phase::Linear) }),
         limiter: Some(LimiterPlan {
             ceiling_db: -1.2,
             lookahead: 96,
@@ -382,26 +306,13 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
         vec![music_noise(frames, 1), music_noise(frames, 2)],
         vec![sweep(frames, FS, 30.0, 300.0, 0.9)],
         // Shorter than the program: the source pads it with silence.
-        vec![
-            music_noise(frames - frames / 3, 3),
-            impulses(frames - frames / 3, 11, 333),
-        ],
+        vec![music_noise(frames - frames / 3, 3), impulses(frames - frames / 3, 11, 333)],
     ];
     (plan, signals)
 }
 
-fn run(
-    engine: &mut dyn Engine,
-    plan: &RenderPlan,
-    pass: &PassParams,
-    stems: &[Vec<Vec<f32>>],
-) -> Collect {
-    let mut source = Source {
-        stems: stems.to_vec(),
-        block: plan.block,
-        next: 0,
-        frames: plan.frames as usize,
-    };
+fn run(engine: &mut dyn Engine, plan: &RenderPlan, pass: &PassParams, stems: &[Vec<Vec<f32>>]) -> Collect {
+    let mut source = Source { stems: stems.to_vec(), block: plan.block, next: 0, frames: plan.frames as usize };
     let mut sink = Collect::default();
     engine
         .run_pass(plan, pass, &mut source, &mut sink)
@@ -411,37 +322,15 @@ fn run(
 
 fn check_pass(label: &str, plan: &RenderPlan, pass: &PassParams, got: &Collect, want: &Reference) {
     let blocks = plan.blocks();
-    assert_eq!(
-        got.indices,
-        (0..blocks).collect::<Vec<_>>(),
-        "{label}: blocks delivered in order, each once"
-    );
-    assert!(
-        got.gain_given.iter().all(|g| *g == pass.limit),
-        "{label}: gain given exactly when limiting"
-    );
-    assert_parity(
-        &format!("{label} master"),
-        &want.master,
-        &got.master,
-        RENDER_PEAK_DBFS,
-        RENDER_RMS_DBFS,
-    );
+    assert_eq!(got.indices, (0..blocks).collect::<Vec<_>>(), "{label}: blocks delivered in order, each once");
+    assert!(got.gain_given.iter().all(|g| *g == pass.limit), "{label}: gain given exactly when limiting");
+    assert_parity(&format!("{label} master"), &want.master, &got.master, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
     assert_eq!(got.stems.len(), want.stems.len(), "{label}: stem outputs");
     for (i, (w, g)) in want.stems.iter().zip(&got.stems).enumerate() {
-        assert_parity(
-            &format!("{label} stem {i}"),
-            w,
-            g,
-            RENDER_PEAK_DBFS,
-            RENDER_RMS_DBFS,
-        );
+        assert_parity(&format!("{label} stem {i}"), w, g, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
     }
     if let Some(wg) = &want.gain {
-        assert!(
-            wg.iter().any(|g| *g < 0.8),
-            "{label}: the limiter must be working in this test"
-        );
+        assert!(wg.iter().any(|g| *g < 0.8), "{label}: the limiter must be working in this test");
         assert_parity(
             &format!("{label} gain"),
             std::slice::from_ref(wg),
@@ -464,38 +353,10 @@ fn engine_passes_match_the_offline_reference() {
     let frames = 7 * block + 77;
     let (plan, stems) = test_plan(block, frames);
     let passes = [
-        (
-            "analysis",
-            PassParams {
-                gain_db: 0.0,
-                limit: false,
-                stems: false,
-            },
-        ),
-        (
-            "limited master",
-            PassParams {
-                gain_db: 6.0,
-                limit: true,
-                stems: false,
-            },
-        ),
-        (
-            "limited with stems",
-            PassParams {
-                gain_db: 7.5,
-                limit: true,
-                stems: true,
-            },
-        ),
-        (
-            "stems, no limiter",
-            PassParams {
-                gain_db: -3.0,
-                limit: false,
-                stems: true,
-            },
-        ),
+        ("analysis", PassParams { gain_db: 0.0, limit: false, stems: false }),
+        ("limited master", PassParams { gain_db: 6.0, limit: true, stems: false }),
+        ("limited with stems", PassParams { gain_db: 7.5, limit: true, stems: true }),
+        ("stems, no limiter", PassParams { gain_db: -3.0, limit: false, stems: true }),
     ];
     for (label, pass) in passes {
         let got = run(&mut engine, &plan, &pass, &stems);
@@ -564,12 +425,26 @@ fn engine_reduces_the_limiter_gain_on_the_device() {
         assert_eq!(got.least.to_bits(), want.least.to_bits(), "block {k}: least gain {} vs {}", got.least, want.least);
         let log2_err: f64 = g
             .iter()
-            .map(|&v| if (0.5..=2.0).contains(&v) { 2f64.powi(-21) } else { 3.0 * f32::EPSILON as f64 * (v as f64).log2().abs() })
+            .map(|&v| {
+                if (0.5..=2.0).contains(&v) {
+                    2f64.powi(-21)
+                } else {
+                    3.0 * f32::EPSILON as f64 * (v as f64).log2().abs()
+                }
+            })
             .sum();
         let bound = std::f64::consts::LOG10_2 * log2_err + 24.0 * 2f64.powi(-24) * want.sum_log10.abs();
         let err = (got.sum_log10 - want.sum_log10).abs();
-        println!("block {k}: sum log10 {:.9e} vs {:.9e}: |diff| {err:.3e}, bound {bound:.3e}", got.sum_log10, want.sum_log10);
-        assert!(err <= bound, "block {k}: sum of log10 {} vs {}: |diff| {err:e} > {bound:e}", got.sum_log10, want.sum_log10);
+        println!(
+            "block {k}: sum log10 {:.9e} vs {:.9e}: |diff| {err:.3e}, bound {bound:.3e}",
+            got.sum_log10, want.sum_log10
+        );
+        assert!(
+            err <= bound,
+            "block {k}: sum of log10 {} vs {}: |diff| {err:e} > {bound:e}",
+            got.sum_log10,
+            want.sum_log10
+        );
     }
 }
 
@@ -585,11 +460,7 @@ fn cpu_engine_passes_match_the_offline_reference() {
     let block = 256;
     let frames = 7 * block + 77;
     let (plan, stems) = test_plan(block, frames);
-    let pass = |gain_db: f64, limit: bool, stems: bool| PassParams {
-        gain_db,
-        limit,
-        stems,
-    };
+    let pass = |gain_db: f64, limit: bool, stems: bool| PassParams { gain_db, limit, stems };
     for (label, p) in [
         ("cpu analysis", pass(0.0, false, false)),
         ("cpu limited master", pass(6.0, true, false)),
@@ -608,10 +479,7 @@ fn cpu_engine_passes_match_the_offline_reference() {
         gpu_parity::STAGE_PEAK_DBFS,
         gpu_parity::STAGE_RMS_DBFS,
     );
-    assert_ne!(
-        spectral.master, summed.master,
-        "two summation orders: the bus must have been summed spectrally"
-    );
+    assert_ne!(spectral.master, summed.master, "two summation orders: the bus must have been summed spectrally");
 }
 
 #[test]
@@ -626,11 +494,7 @@ fn engine_without_eq_or_limiter_is_exact_routing() {
     plan.stems.iter_mut().for_each(|s| s.fir = None);
     plan.bus_fir = None;
     plan.limiter = None;
-    let pass = PassParams {
-        gain_db: 0.0,
-        limit: false,
-        stems: false,
-    };
+    let pass = PassParams { gain_db: 0.0, limit: false, stems: false };
     let got = run(&mut engine, &plan, &pass, &stems);
     // No latency at all: the master is the routed sum, sample for sample (f32, same order).
     for c in 0..2 {
@@ -646,23 +510,11 @@ fn engine_without_eq_or_limiter_is_exact_routing() {
             assert_eq!(got.master[c][n], want, "channel {c}, frame {n}");
         }
     }
-    let limit = PassParams {
-        gain_db: 0.0,
-        limit: true,
-        stems: false,
-    };
-    let mut source = Source {
-        stems: stems.clone(),
-        block,
-        next: 0,
-        frames,
-    };
+    let limit = PassParams { gain_db: 0.0, limit: true, stems: false };
+    let mut source = Source { stems: stems.clone(), block, next: 0, frames };
     match engine.run_pass(&plan, &limit, &mut source, &mut Collect::default()) {
         Err(Error::Internal(msg)) => assert!(msg.contains("limiter"), "{msg}"),
-        other => panic!(
-            "a limiter pass without a limiter plan must be refused, got {:?}",
-            other.err()
-        ),
+        other => panic!("a limiter pass without a limiter plan must be refused, got {:?}", other.err()),
     }
 }
 
@@ -678,22 +530,8 @@ fn engine_matches_the_cpu_engine() {
     let frames = 6 * block + 301;
     let (plan, stems) = test_plan(block, frames);
     for (label, pass) in [
-        (
-            "analysis",
-            PassParams {
-                gain_db: 0.0,
-                limit: false,
-                stems: false,
-            },
-        ),
-        (
-            "limited with stems",
-            PassParams {
-                gain_db: 8.0,
-                limit: true,
-                stems: true,
-            },
-        ),
+        ("analysis", PassParams { gain_db: 0.0, limit: false, stems: false }),
+        ("limited with stems", PassParams { gain_db: 8.0, limit: true, stems: true }),
     ] {
         let g = run(&mut gpu_engine, &plan, &pass, &stems);
         let c = run(&mut cpu_engine, &plan, &pass, &stems);
@@ -707,19 +545,10 @@ fn engine_matches_the_cpu_engine() {
             RENDER_RMS_DBFS,
         );
         for (i, (cs, gs)) in c.stems.iter().zip(&g.stems).enumerate() {
-            assert_parity(
-                &format!("cpu vs gpu engine, {label}, stem {i}"),
-                cs,
-                gs,
-                RENDER_PEAK_DBFS,
-                RENDER_RMS_DBFS,
-            );
+            assert_parity(&format!("cpu vs gpu engine, {label}, stem {i}"), cs, gs, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
         }
         if pass.limit {
-            assert!(
-                c.gain.iter().any(|v| *v < 0.8),
-                "{label}: the limiter must be working in this test"
-            );
+            assert!(c.gain.iter().any(|v| *v < 0.8), "{label}: the limiter must be working in this test");
             assert_parity(
                 &format!("cpu vs gpu engine, {label}, gain"),
                 std::slice::from_ref(&c.gain),
@@ -762,11 +591,7 @@ impl PassSink for PackCollect {
         self.delivery.clone()
     }
     fn block(&mut self, b: PassBlock<'_>) -> Result<()> {
-        assert_eq!(
-            b.packed.len(),
-            self.packed.len(),
-            "one packed block per request"
-        );
+        assert_eq!(b.packed.len(), self.packed.len(), "one packed block per request");
         for (i, (p, o)) in b.packed.iter().zip(b.over_full_scale).enumerate() {
             self.packed[i].extend_from_slice(p);
             self.over[i] += o;
@@ -780,13 +605,7 @@ impl PassSink for PackCollect {
 }
 
 fn writer_spec(format: SampleFormat, seed: Option<u32>) -> WriterSpec {
-    WriterSpec {
-        sample_rate: FS as u32,
-        channels: 2,
-        layout: Some(Layout::Stereo),
-        format,
-        dither_seed: seed,
-    }
+    WriterSpec { sample_rate: FS as u32, channels: 2, layout: Some(Layout::Stereo), format, dither_seed: seed }
 }
 
 /// The file the CPU writer makes of `x` (quantised, dithered and counted on the CPU), and the
@@ -809,18 +628,10 @@ fn assert_packed_as_cpu_writer(
         cpu.write_planar(&planes, n).expect("write");
     }
     let mut gpu = WavWriter::create(&dir.path().join("gpu.wav"), &spec).expect("writer");
-    gpu.write_packed(packed, frames, over)
-        .expect("write packed");
+    gpu.write_packed(packed, frames, over).expect("write packed");
     let (c, g) = (cpu.finish().expect("finish"), gpu.finish().expect("finish"));
-    assert_eq!(
-        g.over_full_scale, c.over_full_scale,
-        "{label}: samples beyond full scale"
-    );
-    assert_eq!(
-        (g.bytes, &g.sha256),
-        (c.bytes, &c.sha256),
-        "{label}: the packed file differs from the CPU writer's"
-    );
+    assert_eq!(g.over_full_scale, c.over_full_scale, "{label}: samples beyond full scale");
+    assert_eq!((g.bytes, &g.sha256), (c.bytes, &c.sha256), "{label}: the packed file differs from the CPU writer's");
     c.over_full_scale
 }
 
@@ -840,15 +651,8 @@ fn run_packing(
         device_meter: false,
         gain: true,
     });
-    let mut source = Source {
-        stems: stems.to_vec(),
-        block: plan.block,
-        next: 0,
-        frames: plan.frames as usize,
-    };
-    engine
-        .run_pass(plan, pass, &mut source, &mut sink)
-        .expect("pass");
+    let mut source = Source { stems: stems.to_vec(), block: plan.block, next: 0, frames: plan.frames as usize };
+    engine.run_pass(plan, pass, &mut source, &mut sink).expect("pass");
     sink
 }
 
@@ -863,45 +667,15 @@ fn engine_packs_integer_outputs_as_the_cpu_writer_does() {
     let frames = 7 * block + 77;
     let (plan, stems) = test_plan(block, frames);
     let requests = vec![
-        PackRequest {
-            signal: Signal::Master,
-            format: SampleFormat::Pcm24,
-            dither_seed: Some(7),
-        },
-        PackRequest {
-            signal: Signal::Master,
-            format: SampleFormat::Pcm16,
-            dither_seed: None,
-        },
-        PackRequest {
-            signal: Signal::Stem(0),
-            format: SampleFormat::Pcm16,
-            dither_seed: Some(9),
-        },
-        PackRequest {
-            signal: Signal::Stem(2),
-            format: SampleFormat::Pcm32,
-            dither_seed: Some(3),
-        },
+        PackRequest { signal: Signal::Master, format: SampleFormat::Pcm24, dither_seed: Some(7) },
+        PackRequest { signal: Signal::Master, format: SampleFormat::Pcm16, dither_seed: None },
+        PackRequest { signal: Signal::Stem(0), format: SampleFormat::Pcm16, dither_seed: Some(9) },
+        PackRequest { signal: Signal::Stem(2), format: SampleFormat::Pcm32, dither_seed: Some(3) },
     ];
     // +14 dB without the limiter clamps master and stems; with it only the stems can clamp.
     for (label, pass) in [
-        (
-            "unlimited",
-            PassParams {
-                gain_db: 14.0,
-                limit: false,
-                stems: true,
-            },
-        ),
-        (
-            "limited",
-            PassParams {
-                gain_db: 8.0,
-                limit: true,
-                stems: true,
-            },
-        ),
+        ("unlimited", PassParams { gain_db: 14.0, limit: false, stems: true }),
+        ("limited", PassParams { gain_db: 8.0, limit: true, stems: true }),
     ] {
         let sink = run_packing(&mut engine, &plan, &pass, &stems, &requests, true);
         let mut clamped = 0;
@@ -911,32 +685,19 @@ fn engine_packs_integer_outputs_as_the_cpu_writer_does() {
                 Signal::Stem(s) => &sink.f32.stems[s],
             };
             let label = format!("{label}, request {i} ({:?} {:?})", r.signal, r.format);
-            clamped +=
-                assert_packed_as_cpu_writer(&label, r, x, &sink.packed[i], sink.over[i], block);
+            clamped += assert_packed_as_cpu_writer(&label, r, x, &sink.packed[i], sink.over[i], block);
         }
         if !pass.limit {
-            assert!(
-                sink.over[0] > 0 && clamped > sink.over[0],
-                "unlimited: master and stems must clamp"
-            );
+            assert!(sink.over[0] > 0 && clamped > sink.over[0], "unlimited: master and stems must clamp");
             continue;
         }
-        assert_eq!(
-            sink.over[0], 0,
-            "limited: the master stays under its ceiling"
-        );
+        assert_eq!(sink.over[0], 0, "limited: the master stays under its ceiling");
 
         // The same pass with no f32 coming back: the same bytes, and the bus carries only the
         // packed blocks, their counts and the limiter gain (the report's gain reduction).
         let lean = run_packing(&mut engine, &plan, &pass, &stems, &requests, false);
-        assert!(
-            lean.master_given.iter().all(|g| !g),
-            "no f32 master was asked for"
-        );
-        assert_eq!(
-            lean.packed, sink.packed,
-            "packed bytes do not depend on what else comes back"
-        );
+        assert!(lean.master_given.iter().all(|g| !g), "no f32 master was asked for");
+        assert_eq!(lean.packed, sink.packed, "packed bytes do not depend on what else comes back");
         assert_eq!(lean.over, sink.over);
         let blocks = plan.blocks() as usize;
         let packed_words: usize = lean.packed.iter().map(|p| p.len()).sum::<usize>()
@@ -947,16 +708,10 @@ fn engine_packs_integer_outputs_as_the_cpu_writer_does() {
                 .sum::<usize>();
         let down = packed_words + blocks * (4 * requests.len() + 4 * block);
         let bus = engine.bus_bytes().expect("counted");
-        assert_eq!(
-            bus.down as usize, down,
-            "bytes down: packed blocks + counts + gain"
-        );
+        assert_eq!(bus.down as usize, down, "bytes down: packed blocks + counts + gain");
         // The source gives f32 (no raw form): f32 up, the stems' blocks once and zeros once.
         let stem_channels: usize = plan.stems.iter().map(|s| s.channels).sum();
-        assert_eq!(
-            bus.up as usize,
-            (frames.div_ceil(block) + 1) * stem_channels * block * 4
-        );
+        assert_eq!(bus.up as usize, (frames.div_ceil(block) + 1) * stem_channels * block * 4);
     }
 }
 
@@ -967,9 +722,7 @@ fn to_pcm(x: &[Vec<f32>], encoding: SourceEncoding) -> Vec<u8> {
         for c in x {
             let v = c[n] as f64;
             let int = |bits: i32| {
-                (v * 2f64.powi(bits - 1))
-                    .round()
-                    .clamp(-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0) as i32
+                (v * 2f64.powi(bits - 1)).round().clamp(-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0) as i32
             };
             match encoding {
                 SourceEncoding::Int16 => out.extend_from_slice(&(int(16) as i16).to_le_bytes()),
@@ -1006,11 +759,7 @@ impl StemSource for RawSource {
     fn raw_encoding(&self, stem: usize) -> Option<SourceEncoding> {
         Some(self.encodings[stem])
     }
-    fn next_raw_block(
-        &mut self,
-        raw: &mut [Vec<u8>],
-        _planar: &mut [Vec<Vec<f32>>],
-    ) -> Result<usize> {
+    fn next_raw_block(&mut self, raw: &mut [Vec<u8>], _planar: &mut [Vec<Vec<f32>>]) -> Result<usize> {
         let start = self.next * self.block;
         self.next += 1;
         for (s, out) in raw.iter_mut().enumerate().take(self.bytes.len()) {
@@ -1034,16 +783,8 @@ fn engine_unpacks_raw_stems_on_the_device() {
     let frames = 7 * block + 77;
     let (plan, signals) = test_plan(block, frames);
     // Stereo 16-bit, mono 24-bit (77 frames of it end mid-word), a shorter stereo float stem.
-    let encodings = vec![
-        SourceEncoding::Int16,
-        SourceEncoding::Int24,
-        SourceEncoding::Float32,
-    ];
-    let bytes: Vec<Vec<u8>> = signals
-        .iter()
-        .zip(&encodings)
-        .map(|(x, e)| to_pcm(x, *e))
-        .collect();
+    let encodings = vec![SourceEncoding::Int16, SourceEncoding::Int24, SourceEncoding::Float32];
+    let bytes: Vec<Vec<u8>> = signals.iter().zip(&encodings).map(|(x, e)| to_pcm(x, *e)).collect();
     // What the engine gets from the same files through the CPU decoder (`pcm_unpack`, the same
     // function the shader computes bit for bit).
     let decoded: Vec<Vec<Vec<f32>>> = signals
@@ -1056,11 +797,7 @@ fn engine_unpacks_raw_stems_on_the_device() {
             out
         })
         .collect();
-    let pass = PassParams {
-        gain_db: 7.0,
-        limit: true,
-        stems: true,
-    };
+    let pass = PassParams { gain_db: 7.0, limit: true, stems: true };
     let want = run(&mut engine, &plan, &pass, &decoded);
     let mut source = RawSource {
         bytes: bytes.clone(),
@@ -1071,19 +808,11 @@ fn engine_unpacks_raw_stems_on_the_device() {
         frames,
     };
     let mut got = Collect::default();
-    engine
-        .run_pass(&plan, &pass, &mut source, &mut got)
-        .expect("raw pass");
-    assert!(
-        want.gain.iter().any(|g| *g < 0.8),
-        "the limiter must be working in this test"
-    );
+    engine.run_pass(&plan, &pass, &mut source, &mut got).expect("raw pass");
+    assert!(want.gain.iter().any(|g| *g < 0.8), "the limiter must be working in this test");
     assert_eq!(got.indices, want.indices);
     // Same input values on the device, same chain: the same output, bit for bit.
-    assert!(
-        got.master == want.master,
-        "master from raw stems differs from master from decoded stems"
-    );
+    assert!(got.master == want.master, "master from raw stems differs from master from decoded stems");
     assert!(got.stems == want.stems, "stems from raw stems differ");
     assert!(got.gain == want.gain, "gain from raw stems differs");
     // Up: each stem's bytes per block, the tail of a block padded to a word; nothing once the
@@ -1091,17 +820,10 @@ fn engine_unpacks_raw_stems_on_the_device() {
     let up: usize = (0..bytes.len())
         .map(|s| {
             let fb = source.frame_bytes(s);
-            bytes[s]
-                .chunks(block * fb)
-                .map(|c| c.len().next_multiple_of(4))
-                .sum::<usize>()
+            bytes[s].chunks(block * fb).map(|c| c.len().next_multiple_of(4)).sum::<usize>()
         })
         .sum();
-    assert_eq!(
-        engine.bus_bytes().expect("counted").up as usize,
-        up,
-        "bytes up: the raw stems"
-    );
+    assert_eq!(engine.bus_bytes().expect("counted").up as usize, up, "bytes up: the raw stems");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1109,13 +831,7 @@ fn engine_unpacks_raw_stems_on_the_device() {
 
 /// Write `x` as a WAV of `format` (values on its grid, no dither: written exactly).
 fn write_stem(path: &std::path::Path, x: &[Vec<f32>], format: SampleFormat) {
-    let spec = WriterSpec {
-        sample_rate: FS as u32,
-        channels: x.len(),
-        layout: None,
-        format,
-        dither_seed: None,
-    };
+    let spec = WriterSpec { sample_rate: FS as u32, channels: x.len(), layout: None, format, dither_seed: None };
     let mut w = WavWriter::create(path, &spec).expect("stem writer");
     let planes: Vec<&[f32]> = x.iter().map(|c| c.as_slice()).collect();
     w.write_planar(&planes, x[0].len()).expect("write stem");
@@ -1151,17 +867,11 @@ fn integer_session(dir: &std::path::Path, frames: usize, outputs: &str) -> std::
         let s = 2f32.powi(bits - 1);
         x.iter().map(|v| (v * 0.5 * s).round() / s).collect()
     };
-    let drums = vec![
-        on_grid(music_noise(frames, 41), 24),
-        on_grid(music_noise(frames, 42), 24),
-    ];
+    let drums = vec![on_grid(music_noise(frames, 41), 24), on_grid(music_noise(frames, 42), 24)];
     let bass = vec![on_grid(sweep(frames, FS, 40.0, 400.0, 0.9), 16)];
     write_stem(&dir.join("drums.wav"), &drums, SampleFormat::Pcm24);
     write_stem(&dir.join("bass.wav"), &bass, SampleFormat::Pcm16);
-    let pad: Vec<f64> = music_noise(frames, 43)
-        .iter()
-        .map(|v| *v as f64 * 0.3)
-        .collect();
+    let pad: Vec<f64> = music_noise(frames, 43).iter().map(|v| *v as f64 * 0.3).collect();
     write_f64_stem(&dir.join("pad.wav"), &pad);
     let session = dir.join("session.toml");
     std::fs::write(
@@ -1179,18 +889,8 @@ fn integer_session(dir: &std::path::Path, frames: usize, outputs: &str) -> std::
     session
 }
 
-fn render_on(
-    engine: EngineChoice,
-    session: &std::path::Path,
-    out: &std::path::Path,
-    block: usize,
-) -> RenderReport {
-    let opts = RenderOptions {
-        engine,
-        out_dir: Some(out.to_path_buf()),
-        block,
-        ..RenderOptions::default()
-    };
+fn render_on(engine: EngineChoice, session: &std::path::Path, out: &std::path::Path, block: usize) -> RenderReport {
+    let opts = RenderOptions { engine, out_dir: Some(out.to_path_buf()), block, ..RenderOptions::default() };
     render(session, &opts).unwrap_or_else(|e| panic!("render on {engine:?}: {e}"))
 }
 
@@ -1220,21 +920,13 @@ fn only_pcm_crosses_the_bus_in_an_integer_render() {
     // statistics for the report's gain reduction: per block one `stats` workgroup (1024 frames
     // of its 4096), whose least gain and log2 sum are two f32s. Not the gain per frame (4 bytes a
     // frame, 196 KB here), which would make the count differ.
-    let outputs: u64 = report
-        .outputs
-        .iter()
-        .map(|o| o.frames * 2 * o.format.bytes_per_sample() as u64)
-        .sum();
+    let outputs: u64 = report.outputs.iter().map(|o| o.frames * 2 * o.format.bytes_per_sample() as u64).sum();
     assert_eq!(outputs, (frames * (2 * 3 + 3 * 2 * 2)) as u64);
     assert_eq!(STATS_SPAN, 4096);
     let limiter_down = outputs + (blocks * 4 * 4) as u64 + (blocks * 2 * 4) as u64;
     // The analysis pass meters the f32 bus.
     let analysis_down = (frames * 2 * 4) as u64;
-    assert!(
-        report.passes.len() >= 2,
-        "an analysis pass and a limiter pass: {:?}",
-        report.passes
-    );
+    assert!(report.passes.len() >= 2, "an analysis pass and a limiter pass: {:?}", report.passes);
     for p in &report.passes {
         if p.kind == "solve" {
             // G tried on the spilled bus, on the CPU: nothing crosses, nothing is counted.
@@ -1243,11 +935,7 @@ fn only_pcm_crosses_the_bus_in_an_integer_render() {
         }
         let bus = p.bus_bytes.expect("the GPU engine counts its bytes");
         assert_eq!(bus.up, stems_up, "pass {} ({}): bytes up", p.pass, p.kind);
-        let down = if p.kind == "analysis" {
-            analysis_down
-        } else {
-            limiter_down
-        };
+        let down = if p.kind == "analysis" { analysis_down } else { limiter_down };
         assert_eq!(bus.down, down, "pass {} ({}): bytes down", p.pass, p.kind);
     }
 }
@@ -1280,24 +968,13 @@ fn loudness_from_packed_pcm_matches_the_cpu_engine() {
         ("integrated", a.integrated_lufs, b.integrated_lufs),
         ("loudness range", a.lra_lu, b.lra_lu),
         ("max momentary", a.max_momentary_lufs, b.max_momentary_lufs),
-        (
-            "max short-term",
-            a.max_short_term_lufs,
-            b.max_short_term_lufs,
-        ),
+        ("max short-term", a.max_short_term_lufs, b.max_short_term_lufs),
         ("sample peak", a.sample_peak_dbfs, b.sample_peak_dbfs),
         ("true peak", a.true_peak_dbtp, b.true_peak_dbtp),
     ] {
-        assert!(
-            x.is_finite() && (x - y).abs() <= 0.01,
-            "{what}: cpu {x}, gpu {y}"
-        );
+        assert!(x.is_finite() && (x - y).abs() <= 0.01, "{what}: cpu {x}, gpu {y}");
     }
-    assert_eq!(
-        cpu.passes.len(),
-        gpu.passes.len(),
-        "the same number of limiter passes"
-    );
+    assert_eq!(cpu.passes.len(), gpu.passes.len(), "the same number of limiter passes");
 }
 
 /// A FLAC stem has no raw PCM form (symphonia decodes it): it goes up as f32 beside a WAV stem
@@ -1314,10 +991,7 @@ fn codec_stems_go_up_decoded_beside_raw_ones() {
         let s = 2f32.powi(bits - 1);
         x.iter().map(|v| (v * 0.5 * s).round() / s).collect()
     };
-    let keys = vec![
-        on_grid(music_noise(frames, 51), 24),
-        on_grid(music_noise(frames, 52), 24),
-    ];
+    let keys = vec![on_grid(music_noise(frames, 51), 24), on_grid(music_noise(frames, 52), 24)];
     write_stem(&dir.path().join("keys.wav"), &keys, SampleFormat::Pcm24);
     let vox = vec![on_grid(sweep(frames, FS, 200.0, 2000.0, 0.8), 16)];
     let vox_wav = dir.path().join("vox-src.wav");
@@ -1342,10 +1016,7 @@ fn codec_stems_go_up_decoded_beside_raw_ones() {
     .expect("session");
     let cpu = render_on(EngineChoice::Cpu, &session, &dir.path().join("cpu"), block);
     let gpu = render_on(EngineChoice::Gpu, &session, &dir.path().join("gpu"), block);
-    assert_eq!(
-        cpu.outputs[0].sha256, gpu.outputs[0].sha256,
-        "no EQ, no limiter: the same sums in the same order"
-    );
+    assert_eq!(cpu.outputs[0].sha256, gpu.outputs[0].sha256, "no EQ, no limiter: the same sums in the same order");
     let bus = gpu.passes[0].bus_bytes.expect("counted");
     // The WAV's 24-bit stereo bytes; the FLAC as f32 blocks (no latency to flush with zeros).
     assert_eq!(bus.up, (frames * 6 + blocks * block * 4) as u64);

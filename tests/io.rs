@@ -187,7 +187,16 @@ fn ffmpeg_f32(path: &Path) -> Vec<f32> {
 
 fn ffprobe_stream(path: &Path, entry: &str) -> String {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", &format!("stream={entry}"), "-of", "default=nw=1:nk=1"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            &format!("stream={entry}"),
+            "-of",
+            "default=nw=1:nk=1",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe must be installed");
@@ -274,7 +283,8 @@ fn writer_known_integers_round_half_even_and_clamp() {
     let dir = tmpdir();
     let lsb = 1.0 / 32768.0f32;
     // Half-LSB ties go to the even integer; out-of-range values clamp.
-    let x = [0.5 * lsb, 1.5 * lsb, 2.5 * lsb, -0.5 * lsb, -1.5 * lsb, -2.5 * lsb, 1.0, 2.0, -1.0, -3.0, 0.25, 3.49 * lsb];
+    let x =
+        [0.5 * lsb, 1.5 * lsb, 2.5 * lsb, -0.5 * lsb, -1.5 * lsb, -2.5 * lsb, 1.0, 2.0, -1.0, -3.0, 0.25, 3.49 * lsb];
     let want: [i16; 12] = [0, 2, 2, 0, -2, -2, 32767, 32767, -32768, -32768, 8192, 3];
     let path = dir.path().join("known16.wav");
     write_wav(&path, &spec(1, SampleFormat::Pcm16, None), &[x.to_vec()], 5);
@@ -461,18 +471,29 @@ fn commit_finishes_every_file_in_order() {
     };
     let writers = Writers {
         masters: vec![make("m1.wav", 1), make("m2.wav", 2)],
-        stems: vec![vec![make("stems/a.wav", 3), make("stems/b.wav", 4), make("stems/c.wav", 5)], vec![make("s2.wav", 6)]],
+        stems: vec![
+            vec![make("stems/a.wav", 3), make("stems/b.wav", 4), make("stems/c.wav", 5)],
+            vec![make("s2.wav", 6)],
+        ],
     };
     let (masters, stems) = writers.commit().unwrap();
     let names = |ws: &[io::wav_writer::WrittenFile]| -> Vec<String> {
         ws.iter().map(|w| w.path.strip_prefix(dir.path()).unwrap().to_string_lossy().into_owned()).collect()
     };
     assert_eq!(names(&masters), ["m1.wav", "m2.wav"]);
-    assert_eq!(stems.iter().map(|s| names(s)).collect::<Vec<_>>(), [vec!["stems/a.wav", "stems/b.wav", "stems/c.wav"], vec!["s2.wav"]]);
+    assert_eq!(
+        stems.iter().map(|s| names(s)).collect::<Vec<_>>(),
+        [vec!["stems/a.wav", "stems/b.wav", "stems/c.wav"], vec!["s2.wav"]]
+    );
     let mut hashes = std::collections::HashSet::new();
     for w in masters.iter().chain(stems.iter().flatten()) {
         let out = Command::new("sha256sum").arg(&w.path).output().unwrap();
-        assert_eq!(w.sha256, String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap(), "{}", w.path.display());
+        assert_eq!(
+            w.sha256,
+            String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap(),
+            "{}",
+            w.path.display()
+        );
         // Different seeds, different dither: each entry describes its own file.
         assert!(hashes.insert(w.sha256.clone()));
     }
@@ -672,7 +693,9 @@ fn wav_reader_skips_unknown_and_odd_chunks() {
 fn aiff_and_flac_from_ffmpeg_read_back_equal() {
     let dir = tmpdir();
     let sig = planar_signal(2, 30_000, 0.9);
-    for (format, bits, codec_aiff) in [(SampleFormat::Pcm16, 16u32, "pcm_s16be"), (SampleFormat::Pcm24, 24, "pcm_s24be")] {
+    for (format, bits, codec_aiff) in
+        [(SampleFormat::Pcm16, 16u32, "pcm_s16be"), (SampleFormat::Pcm24, 24, "pcm_s24be")]
+    {
         let src = dir.path().join(format!("src{bits}.wav"));
         write_wav(&src, &spec(2, format, Some(9)), &sig, 8192);
         let want = read_all(&src, 8192).1;
@@ -711,7 +734,8 @@ fn wav_encodings_we_do_not_unpack_go_through_symphonia() {
         // 8-bit companded/linear coding is coarse; within 1/16 of full scale of the source
         // (A-law's largest step is 2^-5 of full scale at the top segment, half of it as error,
         // doubled for margin).
-        let worst = got.iter().zip(&sig).flat_map(|(g, s)| g.iter().zip(s).map(|(a, b)| (a - b).abs())).fold(0.0f32, f32::max);
+        let worst =
+            got.iter().zip(&sig).flat_map(|(g, s)| g.iter().zip(s).map(|(a, b)| (a - b).abs())).fold(0.0f32, f32::max);
         assert!(worst < 1.0 / 16.0, "{codec}: error {worst}");
     }
 }
@@ -939,7 +963,8 @@ fn dither_is_deterministic_and_differs_by_channel_and_frame() {
     let n = 10_000u64;
     let same_ch = (0..n).filter(|&f| dither_quantize::tpdf(1, 0, f) == dither_quantize::tpdf(1, 1, f)).count();
     assert!(same_ch < 5, "channels 0 and 1 share {same_ch} of {n} dither values");
-    let same_hi = (0..n).filter(|&f| dither_quantize::tpdf(1, 0, f) == dither_quantize::tpdf(1, 0, f + (1 << 32))).count();
+    let same_hi =
+        (0..n).filter(|&f| dither_quantize::tpdf(1, 0, f) == dither_quantize::tpdf(1, 0, f + (1 << 32))).count();
     assert!(same_hi < 5, "frame high word ignored ({same_hi} equal)");
     let same_seed = (0..n).filter(|&f| dither_quantize::tpdf(1, 0, f) == dither_quantize::tpdf(2, 0, f)).count();
     assert!(same_seed < 5, "seed ignored ({same_seed} equal)");
@@ -1014,7 +1039,14 @@ fn quantize_block_rounding_clamping_and_dither_bounds() {
     let mut parts = vec![0i32; sig.len()];
     for (k, chunk) in sig.chunks(777).enumerate() {
         let at = k * 777;
-        dither_quantize::quantize_block(chunk, 16, Some(99), 3, 1_000_000 + at as u64, &mut parts[at..at + chunk.len()]);
+        dither_quantize::quantize_block(
+            chunk,
+            16,
+            Some(99),
+            3,
+            1_000_000 + at as u64,
+            &mut parts[at..at + chunk.len()],
+        );
     }
     assert_eq!(whole, parts);
     for (i, (&x, &q)) in sig.iter().zip(&whole).enumerate() {

@@ -91,10 +91,7 @@ fn release_equals_brute_force() {
             // The stage keeps its state in f64 too, so only the output's rounding to f32 remains:
             // half an ulp, i.e. at most 6e-8 relative.
             let tol = d * 6.0e-8;
-            assert!(
-                (g as f64 - d).abs() <= tol,
-                "release {release_ms} ms block={block}: frame {n}: got {g}, want {d}"
-            );
+            assert!((g as f64 - d).abs() <= tol, "release {release_ms} ms block={block}: frame {n}: got {g}, want {d}");
         }
     }
 }
@@ -143,8 +140,7 @@ fn oversample_peak_equals_brute_force() {
         let table = design_oversampling(k);
         let mut r = Rng(31 + k as u64 + channels as u64);
         let n = 6000;
-        let x: Vec<Vec<f32>> =
-            (0..channels).map(|_| (0..n).map(|_| (r.gauss() * 0.6) as f32).collect()).collect();
+        let x: Vec<Vec<f32>> = (0..channels).map(|_| (0..n).map(|_| (r.gauss() * 0.6) as f32).collect()).collect();
         let ceiling = -3.0f32;
         let block = 500;
         let mut op = OversamplePeak::new(&table, channels, block);
@@ -188,10 +184,7 @@ fn oversample_peak_equals_brute_force() {
             // f32 polyphase sums (T terms of size <= 2.5) and an f32 log10: 1e-4 dB is about
             // 100 ulp of the sums' relative rounding converted to dB, far below anything audible
             // and far above what an indexing error (a wrong tap or phase) would give.
-            assert!(
-                (g as f64 - want).abs() <= 1e-4,
-                "K={k}: causal frame {m}: got {g} dB, want {want} dB"
-            );
+            assert!((g as f64 - want).abs() <= 1e-4, "K={k}: causal frame {m}: got {g} dB, want {want} dB");
         }
     }
 }
@@ -204,16 +197,19 @@ fn oversampling_reads_sines() {
         let table = design_oversampling(k);
         assert_eq!(table.coeffs.len(), k * table.taps_per_phase);
         let t = table.taps_per_phase;
-        assert_eq!(&table.coeffs[..t], &{
-            let mut u = vec![0.0f32; t];
-            u[table.latency] = 1.0;
-            u
-        }[..], "phase 0 must be the unit impulse at the latency");
+        assert_eq!(
+            &table.coeffs[..t],
+            &{
+                let mut u = vec![0.0f32; t];
+                u[table.latency] = 1.0;
+                u
+            }[..],
+            "phase 0 must be the unit impulse at the latency"
+        );
         let mut worst = 0.0f64;
         for i in 0..60 {
             let f = 20.0 * (1000f64).powf(i as f64 / 59.0); // 20 Hz .. 20 kHz, log spaced
-            let x: Vec<f32> =
-                (0..24000).map(|n| (2.0 * PI * f * n as f64 / FS as f64 + 0.7).sin() as f32).collect();
+            let x: Vec<f32> = (0..24000).map(|n| (2.0 * PI * f * n as f64 / FS as f64 + 0.7).sin() as f32).collect();
             let mut op = OversamplePeak::new(&table, 1, x.len());
             let mut a = vec![0.0f32; x.len()];
             // Ceiling -40 dB: a = reading + 40 dB everywhere, so the reading comes back out.
@@ -365,8 +361,10 @@ fn hard_signals() -> Vec<Hard> {
         v.push((format!("square {f} Hz +{g} dB"), stereo(square(n, f, db(g)))));
     }
     // fs/4 sine at 45 degrees: every sample at 0.707 of the peak; samples at +3 dBFS, true peak +6.
-    v.push(("fs/4 sine at 45 deg, samples +3 dBFS".into(),
-        stereo(sine(n, 12000.0, db(3.0) as f64 * 2f64.sqrt(), PI / 4.0))));
+    v.push((
+        "fs/4 sine at 45 deg, samples +3 dBFS".into(),
+        stereo(sine(n, 12000.0, db(3.0) as f64 * 2f64.sqrt(), PI / 4.0)),
+    ));
     for f in [8000.0, 15000.0, 16000.0, 17000.0, 19000.0, 20000.0, 21000.0, 22500.0] {
         v.push((format!("sine {f} Hz +6 dB"), stereo(sine(n, f, db(6.0) as f64, 0.3))));
     }
@@ -410,7 +408,13 @@ fn hard_signals() -> Vec<Hard> {
     v.push(("hot music noise".into(), vec![music_noise(n, 8, 1.0), music_noise(n, 9, 1.0)]));
     let bright = |x: Vec<f32>| {
         let mut prev = 0.0f32;
-        x.into_iter().map(|v| { let d = v - prev; prev = v; v + 1.5 * d }).collect::<Vec<f32>>()
+        x.into_iter()
+            .map(|v| {
+                let d = v - prev;
+                prev = v;
+                v + 1.5 * d
+            })
+            .collect::<Vec<f32>>()
     };
     v.push(("bright music noise".into(), vec![bright(music_noise(n, 28, 0.3)), bright(music_noise(n, 29, 0.3))]));
     // Torture: full-band white noise at -3 dBFS RMS (peaks ~+10 dBFS), 4 s.
@@ -497,14 +501,11 @@ fn limited_hard_signals_stay_under_the_true_peak_ceiling() {
                 );
                 ff
             };
-            println!(
-                "K={k} {:38} over the aim: ebur128 {:+.3} dB, ffmpeg {:+.3} dB",
-                h.name,
-                tp - aim,
-                ff - aim
-            );
+            println!("K={k} {:38} over the aim: ebur128 {:+.3} dB, ffmpeg {:+.3} dB", h.name, tp - aim, ff - aim);
         }
-        println!("K={k}, margin {margin} dB: worst over the aim: ebur128 {worst_crate:+.3} dB, ffmpeg {worst_ff:+.3} dB");
+        println!(
+            "K={k}, margin {margin} dB: worst over the aim: ebur128 {worst_crate:+.3} dB, ffmpeg {worst_ff:+.3} dB"
+        );
     }
     assert_eq!(true_peak_margin_db(1), None, "a sample-peak limiter guarantees no true peak");
 }
@@ -515,9 +516,8 @@ fn limited_hard_signals_stay_under_the_true_peak_ceiling() {
 fn limiter_gain_equals_design_formulas() {
     let lead_in = 64; // > table latency: a[k] = 0 for k < 0 holds literally
     let n = 8000;
-    let x: Vec<Vec<f32>> = (0..2)
-        .map(|c| [vec![0.0f32; lead_in], music_noise(n - lead_in, 60 + c, 0.8)].concat())
-        .collect();
+    let x: Vec<Vec<f32>> =
+        (0..2).map(|c| [vec![0.0f32; lead_in], music_noise(n - lead_in, 60 + c, 0.8)].concat()).collect();
     for k in [1, 4] {
         let p = plan(-1.5, k);
         let (_, g) = limit(&x, &p, 700);

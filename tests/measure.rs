@@ -279,8 +279,18 @@ fn max_momentary_short_term_and_true_peak_equal_the_crate_read_every_100ms() {
             // them): f64 rounding only, ~1e-13 LU. 1e-6 LU is far inside the 0.01 LU that matters
             // and far outside rounding; a step off by one frame or one 100 ms step moves the max
             // on these bursts by hundredths to tenths of a LU.
-            assert!((r.max_momentary_lufs - want[2]).abs() < 1e-6, "{name}, block {block}: max M {} vs crate {}", r.max_momentary_lufs, want[2]);
-            assert!((r.max_short_term_lufs - want[3]).abs() < 1e-6, "{name}, block {block}: max S {} vs crate {}", r.max_short_term_lufs, want[3]);
+            assert!(
+                (r.max_momentary_lufs - want[2]).abs() < 1e-6,
+                "{name}, block {block}: max M {} vs crate {}",
+                r.max_momentary_lufs,
+                want[2]
+            );
+            assert!(
+                (r.max_short_term_lufs - want[3]).abs() < 1e-6,
+                "{name}, block {block}: max S {} vs crate {}",
+                r.max_short_term_lufs,
+                want[3]
+            );
         }
     }
 }
@@ -313,7 +323,9 @@ fn silence_reads_minus_inf_and_serializes_null() {
     assert_eq!(r[0].stats.integrated_lufs, f64::NEG_INFINITY);
     assert_eq!(r[0].stats.true_peak_dbtp, f64::NEG_INFINITY);
     let j = to_json(&r);
-    for k in ["integrated_lufs", "lra_lu", "max_momentary_lufs", "max_short_term_lufs", "sample_peak_dbfs", "true_peak_dbtp"] {
+    for k in
+        ["integrated_lufs", "lra_lu", "max_momentary_lufs", "max_short_term_lufs", "sample_peak_dbfs", "true_peak_dbtp"]
+    {
         assert!(j[k].is_null(), "{k} = {}", j[k]);
     }
     assert!(to_text(&r).contains("-inf"));
@@ -385,7 +397,8 @@ fn ffmpeg_ebur128(path: &Path, prefilter: Option<&str>) -> (f64, f64) {
     assert!(out.status.success(), "ffmpeg failed: {text}");
     let summary = &text[text.rfind("Summary:").expect("ffmpeg ebur128 summary")..];
     let value = |key: &str| -> f64 {
-        let line = summary.lines().find(|l| l.trim_start().starts_with(key)).unwrap_or_else(|| panic!("{key} in {summary}"));
+        let line =
+            summary.lines().find(|l| l.trim_start().starts_with(key)).unwrap_or_else(|| panic!("{key} in {summary}"));
         line.trim_start()[key.len()..].split_whitespace().next().unwrap().parse().unwrap()
     };
     (value("I:"), value("Peak:"))
@@ -400,9 +413,24 @@ const FFMPEG_TP_DB: f64 = 0.2;
 fn agree_with_ffmpeg(path: &Path, prefilter: Option<&str>) {
     let ours = measure_file(path).unwrap();
     let (i, tp) = ffmpeg_ebur128(path, prefilter);
-    eprintln!("{}: I ours {:.3} ffmpeg {i}; TP ours {:.3} ffmpeg {tp}", path.display(), ours.integrated_lufs, ours.true_peak_dbtp);
-    assert!((ours.integrated_lufs - i).abs() <= FFMPEG_LU, "{}: I ours {} ffmpeg {i}", path.display(), ours.integrated_lufs);
-    assert!((ours.true_peak_dbtp - tp).abs() <= FFMPEG_TP_DB, "{}: TP ours {} ffmpeg {tp}", path.display(), ours.true_peak_dbtp);
+    eprintln!(
+        "{}: I ours {:.3} ffmpeg {i}; TP ours {:.3} ffmpeg {tp}",
+        path.display(),
+        ours.integrated_lufs,
+        ours.true_peak_dbtp
+    );
+    assert!(
+        (ours.integrated_lufs - i).abs() <= FFMPEG_LU,
+        "{}: I ours {} ffmpeg {i}",
+        path.display(),
+        ours.integrated_lufs
+    );
+    assert!(
+        (ours.true_peak_dbtp - tp).abs() <= FFMPEG_TP_DB,
+        "{}: TP ours {} ffmpeg {tp}",
+        path.display(),
+        ours.true_peak_dbtp
+    );
 }
 
 #[test]

@@ -12,7 +12,8 @@ const FS: u32 = 48_000;
 
 /// Write a long stem without holding it in memory.
 fn long_stem(path: &Path, seconds: usize, channels: u16, seed: u64) {
-    let spec = hound::WavSpec { channels, sample_rate: FS, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels, sample_rate: FS, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     let chunk = music(seed, FS as usize, channels as usize, -8.0);
     for s in 0..seconds {

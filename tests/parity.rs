@@ -47,24 +47,13 @@ fn flat(x: &[Vec<f32>]) -> Vec<f32> {
 /// Bits of every value equal (NaN-free inputs), reported with the parity figures on failure.
 fn assert_bit_identical(stage: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>]) {
     for (c, (a, b)) in cpu.iter().zip(gpu).enumerate() {
-        if let Some(n) = a
-            .iter()
-            .zip(b)
-            .position(|(x, y)| x.to_bits() != y.to_bits())
-        {
+        if let Some(n) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
             // Reports the figures (and keeps both renders) if the difference is also over tolerance.
             assert_parity(stage, cpu, gpu, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
-            panic!(
-                "{stage}: channel {c}, frame {n}: cpu {:e}, gpu {:e}: must be identical",
-                a[n], b[n]
-            );
+            panic!("{stage}: channel {c}, frame {n}: cpu {:e}, gpu {:e}: must be identical", a[n], b[n]);
         }
     }
-    println!(
-        "{stage}: identical ({} channel(s) x {} frames)",
-        cpu.len(),
-        cpu.first().map_or(0, Vec::len)
-    );
+    println!("{stage}: identical ({} channel(s) x {} frames)", cpu.len(), cpu.first().map_or(0, Vec::len));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -78,22 +67,12 @@ fn pcm_bytes(encoding: stemforge::io::SourceEncoding, samples: usize, seed: u64)
         let r = rng.next_u64();
         match encoding {
             Int16 => out.extend_from_slice(
-                &[[0x00, 0x80], [0xff, 0x7f], [0, 0], [0xff, 0xff]]
-                    .get(i)
-                    .copied()
-                    .unwrap_or((r as u16).to_le_bytes()),
+                &[[0x00, 0x80], [0xff, 0x7f], [0, 0], [0xff, 0xff]].get(i).copied().unwrap_or((r as u16).to_le_bytes()),
             ),
             Int24 => out.extend_from_slice(&(r as u32).to_le_bytes()[..3]),
             Int32 => {
                 // Edge values first: the extremes and values whose f32 rounding is a tie.
-                let edge = [
-                    i32::MIN,
-                    i32::MAX,
-                    0x7fff_ffc0,
-                    (1 << 24) + 1,
-                    -(1 << 24) - 3,
-                    0x0100_0080,
-                ];
+                let edge = [i32::MIN, i32::MAX, 0x7fff_ffc0, (1 << 24) + 1, -(1 << 24) - 3, 0x0100_0080];
                 out.extend_from_slice(&edge.get(i).copied().unwrap_or(r as i32).to_le_bytes())
             }
             Float32 => out.extend_from_slice(&((rng.uniform() * 1.2) as f32).to_le_bytes()),
@@ -127,8 +106,7 @@ fn pcm_unpack() {
         let bps = bytes_per_sample(encoding).expect("raw encoding");
         let raw = pcm_bytes(encoding, frames * channels, 7);
         let planar = ctx.storage("planar", (channels * block * 4) as u64);
-        let mut gpu_stage =
-            PcmUnpack::new(&ctx, &pipe, encoding, channels, block, &planar, 0).expect("pcm_unpack");
+        let mut gpu_stage = PcmUnpack::new(&ctx, &pipe, encoding, channels, block, &planar, 0).expect("pcm_unpack");
         let (mut cpu_out, mut gpu_out) = (vec![Vec::new(); channels], vec![Vec::new(); channels]);
         for j in 0..frames.div_ceil(block) {
             let n = block.min(frames - j * block);
@@ -161,11 +139,7 @@ fn fir_case(
     use stemforge::cpu::fir_convolve::FirConvolve as CpuFir;
     use stemforge::gpu::fir_convolve::{FirConvolve, FirLane};
     let frames = block * blocks;
-    let hs: Vec<Vec<f32>> = taps
-        .iter()
-        .enumerate()
-        .map(|(i, &t)| test_fir(t, 0.35, 100 + i as u64))
-        .collect();
+    let hs: Vec<Vec<f32>> = taps.iter().enumerate().map(|(i, &t)| test_fir(t, 0.35, 100 + i as u64)).collect();
     // One signal kind per lane, cycling: music-like noise, a sweep, impulses, a sine.
     let xs: Vec<Vec<f32>> = (0..taps.len())
         .map(|i| match i % 4 {
@@ -178,15 +152,8 @@ fn fir_case(
     let ch = taps.len();
     let input = ctx.storage("fir in", (ch * block * 4) as u64);
     let output = ctx.storage("fir out", (ch * block * 4) as u64);
-    let lanes: Vec<FirLane> = hs
-        .iter()
-        .enumerate()
-        .map(|(i, h)| FirLane {
-            taps: h,
-            input: i * block,
-            output: i * block,
-        })
-        .collect();
+    let lanes: Vec<FirLane> =
+        hs.iter().enumerate().map(|(i, h)| FirLane { taps: h, input: i * block, output: i * block }).collect();
     let fir = FirConvolve::new(ctx, pipes, fft, block, &lanes, &input, &output).expect("fir");
     run_encoder(ctx, |e| fir.reset(e));
     let mut cpu: Vec<CpuFir> = hs.iter().map(|h| CpuFir::new(h, block)).collect();
@@ -264,12 +231,7 @@ fn fir_convolve() {
 // gain_sum
 
 /// The CPU twin's loop (`cpu::gain_sum::gain_sum` on the main branch): bus[dst] += w * stem[src].
-fn cpu_gain_sum(
-    routes: &[(usize, usize, f32)],
-    stem: &[Vec<f32>],
-    bus: &mut [Vec<f32>],
-    frames: usize,
-) {
+fn cpu_gain_sum(routes: &[(usize, usize, f32)], stem: &[Vec<f32>], bus: &mut [Vec<f32>], frames: usize) {
     for &(src, dst, w) in routes {
         for (b, s) in bus[dst][..frames].iter_mut().zip(&stem[src][..frames]) {
             *b += w * *s;
@@ -293,9 +255,7 @@ fn gain_sum() {
         (2, vec![(0, 0, g(-6.0)), (1, 1, g(-6.0))]),
     ];
     let stem_ch: usize = stems.iter().map(|s| s.0).sum();
-    let signals: Vec<Vec<f32>> = (0..stem_ch)
-        .map(|i| music_noise(block * 3, 40 + i as u64))
-        .collect();
+    let signals: Vec<Vec<f32>> = (0..stem_ch).map(|i| music_noise(block * 3, 40 + i as u64)).collect();
     let stem_buf = ctx.storage("stems", (stem_ch * block * 4) as u64);
     for stems_out in [false, true] {
         let mut per_stem = Vec::new();
@@ -304,49 +264,22 @@ fn gain_sum() {
             per_stem.push(
                 routes
                     .iter()
-                    .map(|&(s, d, w)| Route {
-                        src: ((first + s) * block) as u32,
-                        dst: d as u32,
-                        weight: w,
-                        _pad: 0,
-                    })
+                    .map(|&(s, d, w)| Route { src: ((first + s) * block) as u32, dst: d as u32, weight: w, _pad: 0 })
                     .collect::<Vec<_>>(),
             );
             first += ch;
         }
-        let sig: Vec<Vec<Route>> = if stems_out {
-            per_stem
-        } else {
-            vec![per_stem.concat()]
-        };
+        let sig: Vec<Vec<Route>> = if stems_out { per_stem } else { vec![per_stem.concat()] };
         let n_sig = sig.len();
         let summed = ctx.storage("summed", (n_sig * bus_ch * block * 4) as u64);
-        let ring = ctx.storage(
-            "ring",
-            (2 * (1 + if stems_out { 3 } else { 0 }) * bus_ch * block * 4) as u64,
-        );
-        let mut stage = GainSum::new(
-            &ctx,
-            block,
-            bus_ch,
-            &sig,
-            stems_out,
-            &stem_buf,
-            &summed,
-            Some((&summed, &ring)),
-        )
-        .expect("gain_sum");
+        let ring = ctx.storage("ring", (2 * (1 + if stems_out { 3 } else { 0 }) * bus_ch * block * 4) as u64);
+        let mut stage = GainSum::new(&ctx, block, bus_ch, &sig, stems_out, &stem_buf, &summed, Some((&summed, &ring)))
+            .expect("gain_sum");
         let gain = g(-4.3);
         stage.set_gain(&ctx.queue, gain);
         let slot_len = (1 + if stems_out { 3 } else { 0 }) * bus_ch * block;
-        let (mut cpu_route, mut gpu_route) = (
-            vec![Vec::new(); n_sig * bus_ch],
-            vec![Vec::new(); n_sig * bus_ch],
-        );
-        let (mut cpu_mix, mut gpu_mix) = (
-            vec![Vec::new(); slot_len / block],
-            vec![Vec::new(); slot_len / block],
-        );
+        let (mut cpu_route, mut gpu_route) = (vec![Vec::new(); n_sig * bus_ch], vec![Vec::new(); n_sig * bus_ch]);
+        let (mut cpu_mix, mut gpu_mix) = (vec![Vec::new(); slot_len / block], vec![Vec::new(); slot_len / block]);
         for j in 0..3 {
             let xb = block_of(&signals, j, block);
             upload(&ctx, &stem_buf, &flat(&xb));
@@ -362,11 +295,7 @@ fn gain_sum() {
             let mut contrib = vec![vec![vec![0.0f32; block]; bus_ch]; n_sig];
             let mut first = 0;
             for (i, (ch, routes)) in stems.iter().enumerate() {
-                let target = if stems_out {
-                    &mut contrib[i]
-                } else {
-                    &mut contrib[0]
-                };
+                let target = if stems_out { &mut contrib[i] } else { &mut contrib[0] };
                 cpu_gain_sum(routes, &xb[first..first + ch], target, block);
                 first += ch;
             }
@@ -384,31 +313,16 @@ fn gain_sum() {
                     d.iter_mut().zip(s).for_each(|(d, s)| *d += *s);
                 }
             }
-            let slot: Vec<&Vec<f32>> = if stems_out {
-                bus.iter().chain(contrib.iter().flatten()).collect()
-            } else {
-                bus.iter().collect()
-            };
+            let slot: Vec<&Vec<f32>> =
+                if stems_out { bus.iter().chain(contrib.iter().flatten()).collect() } else { bus.iter().collect() };
             for (i, c) in slot.iter().enumerate() {
                 cpu_mix[i].extend_from_slice(c);
                 gpu_mix[i].extend_from_slice(&x[i * block..(i + 1) * block]);
             }
         }
         let mode = if stems_out { "per stem" } else { "one bus" };
-        assert_parity(
-            &format!("gain_sum route ({mode})"),
-            &cpu_route,
-            &gpu_route,
-            STAGE_PEAK_DBFS,
-            STAGE_RMS_DBFS,
-        );
-        assert_parity(
-            &format!("gain_sum mix ({mode})"),
-            &cpu_mix,
-            &gpu_mix,
-            STAGE_PEAK_DBFS,
-            STAGE_RMS_DBFS,
-        );
+        assert_parity(&format!("gain_sum route ({mode})"), &cpu_route, &gpu_route, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+        assert_parity(&format!("gain_sum mix ({mode})"), &cpu_mix, &gpu_mix, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
     }
 }
 
@@ -417,14 +331,7 @@ fn gain_sum() {
 
 /// A program pushed 4 dB over full scale with a -1 dB ceiling, so the attenuation ranges 0..~7 dB.
 fn loud_program(channels: usize, frames: usize, seed: u64) -> Vec<Vec<f32>> {
-    (0..channels)
-        .map(|c| {
-            music_noise(frames, seed + c as u64)
-                .iter()
-                .map(|v| v * 1.58)
-                .collect()
-        })
-        .collect()
+    (0..channels).map(|c| music_noise(frames, seed + c as u64).iter().map(|v| v * 1.58).collect()).collect()
 }
 
 /// The CPU oversample_peak's attenuation for `x`, block by block.
@@ -447,11 +354,7 @@ fn cpu_atten(x: &[Vec<f32>], factor: usize, block: usize, ceiling: f32) -> Vec<f
 /// The precisions to test on this device: f64 (the CPU twins' arithmetic) where it exists, and
 /// always the f32 fallback.
 fn precisions(ctx: &GpuContext) -> Vec<Precision> {
-    if ctx.has_f64() {
-        vec![Precision::F64, Precision::F32]
-    } else {
-        vec![Precision::F32]
-    }
+    if ctx.has_f64() { vec![Precision::F64, Precision::F32] } else { vec![Precision::F32] }
 }
 
 /// The f32 variants' margins (`#ifndef F64` in shaders/<stage>.wgsl): oversample_peak adds 1e-5 dB, so its residual
@@ -475,10 +378,8 @@ fn oversample_peak() {
             let table = design_oversampling(factor);
             let input = ctx.storage("x", (channels * block * 4) as u64);
             let atten = ctx.storage("a", (block * 4) as u64);
-            let st = OversamplePeak::new(
-                &ctx, precision, &table, channels, block, ceiling, &input, 0, &atten,
-            )
-            .expect("peak");
+            let st = OversamplePeak::new(&ctx, precision, &table, channels, block, ceiling, &input, 0, &atten)
+                .expect("peak");
             run_encoder(&ctx, |e| st.reset(e));
             let mut got = Vec::new();
             for j in 0..blocks {
@@ -487,10 +388,7 @@ fn oversample_peak() {
                 got.extend(read(&ctx, &atten, 0, block));
             }
             let want = cpu_atten(&x, factor, block, ceiling);
-            assert!(
-                want.iter().any(|a| *a > 1.0),
-                "the test signal must need attenuation"
-            );
+            assert!(want.iter().any(|a| *a > 1.0), "the test signal must need attenuation");
             let label = format!("oversample_peak {precision:?} K={factor} channels={channels}");
             match precision {
                 // The polyphase sums run in the same order on both sides and a by the same f64
@@ -501,17 +399,8 @@ fn oversample_peak() {
                 Precision::F32 => {
                     // Conservative like the CPU twin: never below its attenuation.
                     let under = want.iter().zip(&got).position(|(w, g)| g < w);
-                    assert!(
-                        under.is_none(),
-                        "{label}: attenuation below the CPU's at frame {under:?}"
-                    );
-                    assert_parity(
-                        &label,
-                        &[want],
-                        &[got],
-                        F32_PEAK_ATTEN_DBFS,
-                        F32_PEAK_ATTEN_DBFS,
-                    );
+                    assert!(under.is_none(), "{label}: attenuation below the CPU's at frame {under:?}");
+                    assert_parity(&label, &[want], &[got], F32_PEAK_ATTEN_DBFS, F32_PEAK_ATTEN_DBFS);
                 }
             }
         }
@@ -579,14 +468,11 @@ fn limiter_release() {
     for precision in precisions(&ctx) {
         for (block, release_ms) in [(4096usize, 60.0f64), (512, 5.0), (300, 500.0)] {
             let mut hold = CpuHold::new(96, block);
-            let held = cpu_blocks(&a[..a.len() / block * block], block, |i, o| {
-                hold.process(i, o)
-            });
+            let held = cpu_blocks(&a[..a.len() / block * block], block, |i, o| hold.process(i, o));
             let rho = (-1000.0 / (release_ms * FS)).exp() as f32;
             let input = ctx.storage("A", (block * 4) as u64);
             let output = ctx.storage("D", (block * 4) as u64);
-            let st =
-                LimiterRelease::new(&ctx, precision, rho, block, &input, &output).expect("release");
+            let st = LimiterRelease::new(&ctx, precision, rho, block, &input, &output).expect("release");
             run_encoder(&ctx, |e| st.reset(e));
             let got = gpu_blocks(&ctx, &held, block, &input, &output, |p, _| st.encode(p));
             let label = format!("limiter_release {precision:?} B={block} release={release_ms} ms");
@@ -628,16 +514,12 @@ fn limiter_smooth() {
         for l in [1usize, 96, 700] {
             let input = ctx.storage("D", (block * 4) as u64);
             let output = ctx.storage("g", (block * 4) as u64);
-            let st =
-                LimiterSmooth::new(&ctx, precision, l, block, &input, &output).expect("smooth");
+            let st = LimiterSmooth::new(&ctx, precision, l, block, &input, &output).expect("smooth");
             run_encoder(&ctx, |e| st.reset(e));
             let got = gpu_blocks(&ctx, &d, block, &input, &output, |p, j| st.encode(p, j));
             let mut cpu = Cpu::new(l, block);
             let want = cpu_blocks(&d, block, |i, o| cpu.process(i, o));
-            assert!(
-                want.iter().any(|g| *g < 0.9),
-                "the test must reach real gain reduction"
-            );
+            assert!(want.iter().any(|g| *g < 0.9), "the test must reach real gain reduction");
             let label = format!("limiter_smooth {precision:?} L={l}");
             match precision {
                 Precision::F64 => {
@@ -646,17 +528,8 @@ fn limiter_smooth() {
                 Precision::F32 => {
                     // Conservative like the CPU twin: never above its gain.
                     let over = want.iter().zip(&got).position(|(w, g)| g > w);
-                    assert!(
-                        over.is_none(),
-                        "{label}: gain above the CPU's at frame {over:?}"
-                    );
-                    assert_parity(
-                        &label,
-                        &[want],
-                        &[got],
-                        F32_SMOOTH_GAIN_DBFS,
-                        F32_SMOOTH_GAIN_DBFS,
-                    );
+                    assert!(over.is_none(), "{label}: gain above the CPU's at frame {over:?}");
+                    assert_parity(&label, &[want], &[got], F32_SMOOTH_GAIN_DBFS, F32_SMOOTH_GAIN_DBFS);
                 }
             }
         }
@@ -672,10 +545,7 @@ fn limiter_apply() {
     };
     let (block, channels) = (512usize, 3usize);
     let x = loud_program(channels, block * 3, 95);
-    let g: Vec<f32> = music_noise(block * 3, 96)
-        .iter()
-        .map(|v| 0.5 + 0.5 * v.abs())
-        .collect();
+    let g: Vec<f32> = music_noise(block * 3, 96).iter().map(|v| 0.5 + 0.5 * v.abs()).collect();
     let (gain, xb, yb) = (
         ctx.storage("g", (block * 4) as u64),
         ctx.storage("x", ((channels + 1) * block * 4) as u64),
@@ -688,8 +558,7 @@ fn limiter_apply() {
         let gj = &g[j * block..(j + 1) * block];
         upload(&ctx, &gain, gj);
         // Offsets as the engine uses them: a ring slot in, an output region out.
-        ctx.queue
-            .write_buffer(&xb, (block * 4) as u64, bytemuck::cast_slice(&flat(&xj)));
+        ctx.queue.write_buffer(&xb, (block * 4) as u64, bytemuck::cast_slice(&flat(&xj)));
         run_pass(&ctx, |p| st.encode(p, channels, block, 2 * block));
         let y = read(&ctx, &yb, 2 * block, channels * block);
         for c in 0..channels {
@@ -738,11 +607,7 @@ fn limiter_apply_stats() {
         })
         .collect();
     assert!(g.iter().all(|&v| v > 0.0 && v <= 1.0));
-    let (gain, x, y) = (
-        ctx.storage("g", (block * 4) as u64),
-        ctx.storage("x", 4),
-        ctx.storage("y", 4),
-    );
+    let (gain, x, y) = (ctx.storage("g", (block * 4) as u64), ctx.storage("x", 4), ctx.storage("y", 4));
     let st = LimiterApply::new(&ctx, block, &gain, &x, &y).expect("apply");
     let n_partials = st.stats_bytes() as usize / 4;
     assert_eq!(n_partials, 6, "three workgroups a block");
@@ -761,12 +626,24 @@ fn limiter_apply_stats() {
         let got = LimiterApply::decode_stats(bytemuck::cast_slice(&partials), len);
         let want = gain_stats(&gj[..len]);
         assert_eq!(got.frames, len);
-        assert_eq!(got.least.to_bits(), want.least.to_bits(), "block {j}: least gain {} vs cpu {}", got.least, want.least);
+        assert_eq!(
+            got.least.to_bits(),
+            want.least.to_bits(),
+            "block {j}: least gain {} vs cpu {}",
+            got.least,
+            want.least
+        );
         let err = (got.sum_log10 - want.sum_log10).abs();
         let log10_2 = std::f64::consts::LOG10_2;
         let log2_err: f64 = gj[..len]
             .iter()
-            .map(|&v| if (0.5..=2.0).contains(&v) { 2f64.powi(-21) } else { 3.0 * f32::EPSILON as f64 * (v as f64).log2().abs() })
+            .map(|&v| {
+                if (0.5..=2.0).contains(&v) {
+                    2f64.powi(-21)
+                } else {
+                    3.0 * f32::EPSILON as f64 * (v as f64).log2().abs()
+                }
+            })
             .sum();
         let bound = log10_2 * log2_err + 24.0 * 2f64.powi(-24) * want.sum_log10.abs();
         let rel = if want.sum_log10 != 0.0 { err / want.sum_log10.abs() } else { err };
@@ -778,7 +655,12 @@ fn limiter_apply_stats() {
             got.sum_log10,
             20.0 * err / len as f64
         );
-        assert!(err <= bound, "block {j}: sum of log10 {} vs cpu {}: |diff| {err:e} over the bound {bound:e}", got.sum_log10, want.sum_log10);
+        assert!(
+            err <= bound,
+            "block {j}: sum of log10 {} vs cpu {}: |diff| {err:e} over the bound {bound:e}",
+            got.sum_log10,
+            want.sum_log10
+        );
     }
     println!("limiter_apply_stats: worst relative error of the sum of log10: {worst_rel:.3e}");
 }
@@ -796,45 +678,26 @@ fn dither_quantize() {
     };
     let (block, channels, blocks) = (512usize, 3usize, 3usize);
     // Full scale and a little over (the clamp), plus exact rounding ties at 16 bits.
-    let mut x: Vec<Vec<f32>> = (0..channels)
-        .map(|c| {
-            music_noise(block * blocks, 120 + c as u64)
-                .iter()
-                .map(|v| v * 1.02)
-                .collect()
-        })
-        .collect();
+    let mut x: Vec<Vec<f32>> =
+        (0..channels).map(|c| music_noise(block * blocks, 120 + c as u64).iter().map(|v| v * 1.02).collect()).collect();
     for (i, v) in x[1].iter_mut().take(64).enumerate() {
         *v = (i as f32 - 32.0 + 0.5) / 32768.0;
     }
     let planar = ctx.storage("planar", (channels * block * 4) as u64);
     let pipe = DitherPipeline::new(&ctx).expect("dither_quantize pipeline");
     let dir = tempfile::tempdir().expect("temp dir");
-    for format in [
-        SampleFormat::Pcm16,
-        SampleFormat::Pcm24,
-        SampleFormat::Pcm32,
-        SampleFormat::F32,
-    ] {
+    for format in [SampleFormat::Pcm16, SampleFormat::Pcm24, SampleFormat::Pcm32, SampleFormat::F32] {
         for seed in [None, Some(0x1234_5678u32)] {
             // A first frame just below 2^32: the hash's 64-bit frame index carries mid-block.
             for first in [0u64, (1u64 << 32) - 700] {
-                let st =
-                    DitherQuantize::new(&ctx, &pipe, format, seed, channels, block, &planar, 0)
-                        .expect("dither");
+                let st = DitherQuantize::new(&ctx, &pipe, format, seed, channels, block, &planar, 0).expect("dither");
                 let bps = format.bytes_per_sample();
                 let (mut cpu_bytes, mut gpu_bytes) = (Vec::new(), Vec::new());
                 // The CPU side of the clamped-sample count is the writer's (`write_planar`).
-                let spec = stemforge::io::WriterSpec {
-                    sample_rate: 48000,
-                    channels,
-                    layout: None,
-                    format,
-                    dither_seed: seed,
-                };
+                let spec =
+                    stemforge::io::WriterSpec { sample_rate: 48000, channels, layout: None, format, dither_seed: seed };
                 let mut writer =
-                    stemforge::io::wav_writer::WavWriter::create(&dir.path().join("w.wav"), &spec)
-                        .expect("writer");
+                    stemforge::io::wav_writer::WavWriter::create(&dir.path().join("w.wav"), &spec).expect("writer");
                 let mut gpu_over = 0u64;
                 for j in 0..blocks {
                     // The last block is partial: 333 frames.
@@ -843,17 +706,13 @@ fn dither_quantize() {
                     upload(&ctx, &planar, &flat(&xb));
                     let f0 = first + (j * block) as u64;
                     run_pass(&ctx, |p| st.encode(p, f0, frames));
-                    gpu_over += ctx
-                        .read_back::<u32>(&st.over_full_scale, 0, 1)
-                        .expect("read")[0] as u64;
+                    gpu_over += ctx.read_back::<u32>(&st.over_full_scale, 0, 1).expect("read")[0] as u64;
                     run_encoder(&ctx, |e| e.clear_buffer(&st.over_full_scale, 0, None));
                     let planes: Vec<&[f32]> = xb.iter().map(|c| &c[..frames]).collect();
                     writer.write_planar(&planes, frames).expect("write");
                     let words = st.packed_len(frames).div_ceil(4);
                     let w: Vec<u32> = ctx.read_back(&st.packed, 0, words).expect("read");
-                    gpu_bytes.extend_from_slice(
-                        &bytemuck::cast_slice::<u32, u8>(&w)[..st.packed_len(frames)],
-                    );
+                    gpu_bytes.extend_from_slice(&bytemuck::cast_slice::<u32, u8>(&w)[..st.packed_len(frames)]);
                     let ints: Vec<Vec<i32>> = (0..channels)
                         .map(|c| {
                             let mut q = vec![0i32; frames];
@@ -866,9 +725,7 @@ fn dither_quantize() {
                     for n in 0..frames {
                         for c in 0..channels {
                             match format {
-                                SampleFormat::F32 => {
-                                    cpu_bytes.extend_from_slice(&xb[c][n].to_le_bytes())
-                                }
+                                SampleFormat::F32 => cpu_bytes.extend_from_slice(&xb[c][n].to_le_bytes()),
                                 _ => cpu_bytes.extend_from_slice(&ints[c][n].to_le_bytes()[..bps]),
                             }
                         }
@@ -878,10 +735,7 @@ fn dither_quantize() {
                 assert_identical_bytes(&label, &cpu_bytes, &gpu_bytes, bps, channels);
                 let cpu_over = writer.finish().expect("finish").over_full_scale;
                 // The signal peaks at 1.02: a test of the count only if some samples are over.
-                assert!(
-                    cpu_over > 0,
-                    "{label}: no sample beyond full scale in the test signal"
-                );
+                assert!(cpu_over > 0, "{label}: no sample beyond full scale in the test signal");
                 assert_eq!(gpu_over, cpu_over, "{label}: samples beyond full scale");
             }
         }
@@ -898,19 +752,12 @@ fn delay_line() {
     let (block, blocks) = (64usize, 8usize);
     // No delay, sub-block, one short of a block, exactly one, more than one, several blocks.
     let delays = [0usize, 5, 63, 64, 67, 200];
-    let x: Vec<Vec<f32>> = (0..delays.len())
-        .map(|c| music_noise(block * blocks, 150 + c as u64))
-        .collect();
+    let x: Vec<Vec<f32>> = (0..delays.len()).map(|c| music_noise(block * blocks, 150 + c as u64)).collect();
     let pipes = DelayPipelines::new(&ctx).expect("delay pipelines");
-    let (input, output) = (
-        ctx.storage("in", (delays.len() * block * 4) as u64),
-        ctx.storage("out", (delays.len() * block * 4) as u64),
-    );
-    let lanes: Vec<(usize, usize, usize)> = delays
-        .iter()
-        .enumerate()
-        .map(|(c, &d)| (c * block, c * block, d))
-        .collect();
+    let (input, output) =
+        (ctx.storage("in", (delays.len() * block * 4) as u64), ctx.storage("out", (delays.len() * block * 4) as u64));
+    let lanes: Vec<(usize, usize, usize)> =
+        delays.iter().enumerate().map(|(c, &d)| (c * block, c * block, d)).collect();
     let st = DelayLine::new(&ctx, &pipes, block, &lanes, &input, &output).expect("delay");
     run_encoder(&ctx, |e| st.reset(e));
     let mut got = vec![Vec::new(); delays.len()];
@@ -925,11 +772,7 @@ fn delay_line() {
     let want: Vec<Vec<f32>> = x
         .iter()
         .zip(delays)
-        .map(|(c, d)| {
-            (0..c.len())
-                .map(|n| if n >= d { c[n - d] } else { 0.0 })
-                .collect()
-        })
+        .map(|(c, d)| (0..c.len()).map(|n| if n >= d { c[n - d] } else { 0.0 }).collect())
         .collect();
     assert_bit_identical("delay_line", &want, &got);
 }
@@ -1044,7 +887,11 @@ const READING_TOLERANCE: f64 = 0.01;
 
 /// Each reading of the device meter against the CPU meter, within `READING_TOLERANCE`; returns the
 /// largest difference.
-fn assert_readings(label: &str, cpu: &stemforge::cpu::loudness::LoudnessStats, gpu: &stemforge::cpu::loudness::LoudnessStats) -> f64 {
+fn assert_readings(
+    label: &str,
+    cpu: &stemforge::cpu::loudness::LoudnessStats,
+    gpu: &stemforge::cpu::loudness::LoudnessStats,
+) -> f64 {
     let pairs = [
         ("integrated LUFS", cpu.integrated_lufs, gpu.integrated_lufs),
         ("LRA LU", cpu.lra_lu, gpu.lra_lu),
@@ -1055,9 +902,15 @@ fn assert_readings(label: &str, cpu: &stemforge::cpu::loudness::LoudnessStats, g
     ];
     let mut worst = 0.0f64;
     for (what, a, b) in pairs {
-        assert!(a.is_finite() && b.is_finite(), "{label}: {what}: cpu {a}, gpu {b}: the test program must give every reading");
+        assert!(
+            a.is_finite() && b.is_finite(),
+            "{label}: {what}: cpu {a}, gpu {b}: the test program must give every reading"
+        );
         let d = (a - b).abs();
-        assert!(d <= READING_TOLERANCE, "{label}: {what}: cpu {a:.6}, gpu {b:.6}, |diff| {d:.2e} > {READING_TOLERANCE}");
+        assert!(
+            d <= READING_TOLERANCE,
+            "{label}: {what}: cpu {a:.6}, gpu {b:.6}, |diff| {d:.2e} > {READING_TOLERANCE}"
+        );
         println!("{label}: {what}: cpu {a:.6}, gpu {b:.6}, |diff| {d:.2e}");
         worst = worst.max(d);
     }

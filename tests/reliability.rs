@@ -235,7 +235,11 @@ fn a_check_report_follows_the_output_rules() {
             c.arg("--force");
         }
         let out = c.output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let before = snapshot(d);
     let (code, stdout, err) = check(&d.join("nowhere/c.json"), true);
@@ -394,7 +398,13 @@ fn report_matches_disk(report: &Path) {
     assert!(!outputs.is_empty());
     for o in outputs {
         let p = Path::new(o["path"].as_str().unwrap());
-        assert_eq!(o["sha256"].as_str().unwrap(), sha256(p), "{} in {} is not the file on disk", p.display(), report.display());
+        assert_eq!(
+            o["sha256"].as_str().unwrap(),
+            sha256(p),
+            "{} in {} is not the file on disk",
+            p.display(),
+            report.display()
+        );
     }
 }
 
@@ -512,7 +522,11 @@ fn signals_in_every_pass_leave_nothing_behind() {
             assert_eq!(said["exit_code"], 128 + sig, "{what}");
             assert!(said["message"].as_str().unwrap().contains(signal_name(sig)), "{what}: {said}");
             assert!(temps_under(d).is_empty(), "{what}: temporary files left: {:?}", temps_under(d));
-            assert!(!d.join("deliver").exists(), "{what}: the output folder is left: {:?}", files_under(&d.join("deliver")));
+            assert!(
+                !d.join("deliver").exists(),
+                "{what}: the output folder is left: {:?}",
+                files_under(&d.join("deliver"))
+            );
             assert!(!report.exists(), "{what}: the report was published");
             assert_eq!(snapshot(d), inputs, "{what}: files changed");
         }

@@ -169,7 +169,13 @@ fn stereo_song_meets_loudness_specs() {
         for engine in engines() {
             let out = dir.path().join(engine);
             render(&session, &out, engine, &[], 0);
-            assert_spec(&out.join("master.wav"), target, ceiling, 4 * FS as usize, &format!("song {target} on {engine}"));
+            assert_spec(
+                &out.join("master.wav"),
+                target,
+                ceiling,
+                4 * FS as usize,
+                &format!("song {target} on {engine}"),
+            );
         }
     }
 }
@@ -209,11 +215,13 @@ fn sum_of(files: &[std::path::PathBuf]) -> Vec<Vec<f32>> {
 #[test]
 fn stems_sum_to_the_master() {
     let dir = tempfile::tempdir().unwrap();
-    let session = song_session(dir.path(), -12.0, -1.0, "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n");
+    let session =
+        song_session(dir.path(), -12.0, -1.0, "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n");
     for engine in engines() {
         let out = dir.path().join(engine);
         render(&session, &out, engine, &[], 0);
-        let stems: Vec<_> = ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let stems: Vec<_> =
+            ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
         let (_, master) = read_audio(&out.join("master.wav"));
         let (peak, rms) = residual(&sum_of(&stems), &master);
         // f32 sums of four stems in another order: a few ulp of a full-scale signal.
@@ -226,7 +234,8 @@ fn stems_sum_to_the_master() {
         let out = dir.path().join(engine);
         let report = dir.path().join(format!("{engine}-report.json"));
         render(&session, &out, engine, &["--report", report.to_str().unwrap()], 0);
-        let stems: Vec<_> = ["dialogue", "music", "effects"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let stems: Vec<_> =
+            ["dialogue", "music", "effects"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
         let (_, pm) = read_audio(&out.join("printmaster.wav"));
         let (peak, _) = residual(&sum_of(&stems), &pm);
         // Four dithered 24-bit signals, each within 1.5 LSB of the exact value: < 6 LSB = -123 dBFS;
@@ -357,8 +366,16 @@ format = "pcm16"
                 let path = out.join(&f);
                 // The reference meter (DESIGN.md DSP 5: the `ebur128` crate).
                 let reference = stemforge::cpu::loudness::measure_file(&path).unwrap();
-                assert!(reference.true_peak_dbtp <= -1.0, "{engine} {f}: true peak {:.2} dBTP", reference.true_peak_dbtp);
-                assert!(reference.sample_peak_dbfs <= -1.0, "{engine} {f}: sample peak {:.2} dBFS", reference.sample_peak_dbfs);
+                assert!(
+                    reference.true_peak_dbtp <= -1.0,
+                    "{engine} {f}: true peak {:.2} dBTP",
+                    reference.true_peak_dbtp
+                );
+                assert!(
+                    reference.sample_peak_dbfs <= -1.0,
+                    "{engine} {f}: sample peak {:.2} dBFS",
+                    reference.sample_peak_dbfs
+                );
                 let (_, ffmpeg_tp, _) = ffmpeg_loudness(&path);
                 if case == "quarter" {
                     // ffmpeg 5.1's true-peak meter (swresample to 192 kHz) over-reads pure high
@@ -392,7 +409,9 @@ fn demo_matches_its_golden_render() {
     }
     // Its 24-bit master and stems (-14 LUFS) within 1 LSB across engines.
     if engines().len() == 2 {
-        for file in ["master.wav", "stems/drums.wav", "stems/bass.wav", "stems/music.wav", "stems/vocals.wav", "stems/fx.wav"] {
+        for file in
+            ["master.wav", "stems/drums.wav", "stems/bass.wav", "stems/music.wav", "stems/vocals.wav", "stems/fx.wav"]
+        {
             assert_engines_within_1_lsb(dir.path(), &format!("out/{file}"), "demo");
         }
     }
@@ -544,7 +563,12 @@ fn a_short_first_pass_is_solved_on_the_spill_and_written_once() {
         let passes = r["passes"].as_array().unwrap();
         let solves: Vec<_> = passes.iter().filter(|p| p["kind"] == "solve").collect();
         for p in passes {
-            eprintln!("{engine}: {} G {:+.3} dB: {} LUFS", p["kind"].as_str().unwrap(), p["gain_db"].as_f64().unwrap(), p["integrated_lufs"]);
+            eprintln!(
+                "{engine}: {} G {:+.3} dB: {} LUFS",
+                p["kind"].as_str().unwrap(),
+                p["gain_db"].as_f64().unwrap(),
+                p["integrated_lufs"]
+            );
         }
         assert_eq!(kinds[0], "analysis", "{engine}: {kinds:?}");
         assert_eq!(kinds.last().unwrap(), "limiter", "{engine}: {kinds:?}");
@@ -553,7 +577,10 @@ fn a_short_first_pass_is_solved_on_the_spill_and_written_once() {
         // What makes this session the case in point: the first G lands short by more than the
         // tolerance, so today's loop would have written everything twice.
         let first = lufs(solves[0]);
-        assert!(LOUD_TARGET - first > 0.05, "{engine}: the first G landed at {first:.3} LUFS: not short enough to test");
+        assert!(
+            LOUD_TARGET - first > 0.05,
+            "{engine}: the first G landed at {first:.3} LUFS: not short enough to test"
+        );
         assert!(solves.len() >= 2, "{engine}: the solve corrected G");
         assert_eq!(r["iterations"].as_u64().unwrap() as usize, solves.len(), "{engine}: G values tried");
         let written = passes.last().unwrap();
@@ -629,13 +656,7 @@ fn shas(r: &serde_json::Value) -> Vec<(String, String)> {
         .iter()
         .map(|o| {
             (
-                o["path"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .to_string(),
+                o["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string(),
                 o["sha256"].as_str().unwrap().to_string(),
             )
         })
@@ -650,10 +671,7 @@ fn shas(r: &serde_json::Value) -> Vec<(String, String)> {
 #[test]
 fn the_writing_pass_replays_the_spill_and_writes_the_same_samples() {
     let dir = tempfile::tempdir().unwrap();
-    for (what, outputs, files) in [
-        ("master only", "", 1),
-        ("master and stems", SOLVE_STEMS_OUT, 5),
-    ] {
+    for (what, outputs, files) in [("master only", "", 1), ("master and stems", SOLVE_STEMS_OUT, 5)] {
         let name = what.replace(' ', "_");
         let src = dir.path().join(&name);
         std::fs::create_dir(&src).unwrap();
@@ -662,56 +680,22 @@ fn the_writing_pass_replays_the_spill_and_writes_the_same_samples() {
         for mode in ["all", "bus"] {
             let out = dir.path().join(format!("{name}-{mode}"));
             let rp = dir.path().join(format!("{name}-{mode}.json"));
-            render(
-                &session,
-                &out,
-                "cpu",
-                &["--report", rp.to_str().unwrap(), "--spill", mode],
-                0,
-            );
+            render(&session, &out, "cpu", &["--report", rp.to_str().unwrap(), "--spill", mode], 0);
             let r = solve_report(&rp);
             let passes = r["passes"].as_array().unwrap();
-            let inputs: Vec<&str> = passes
-                .iter()
-                .map(|p| p["input"].as_str().unwrap())
-                .collect();
+            let inputs: Vec<&str> = passes.iter().map(|p| p["input"].as_str().unwrap()).collect();
             let want = if mode == "all" { "spill" } else { "stems" };
-            assert_eq!(
-                inputs[0], "stems",
-                "{what} --spill {mode}: the analysis pass reads the stems"
-            );
-            assert_eq!(
-                *inputs.last().unwrap(),
-                want,
-                "{what} --spill {mode}: the writing pass: {inputs:?}"
-            );
-            assert_eq!(
-                kinds(&r).iter().filter(|k| *k == "limiter").count(),
-                1,
-                "{what} --spill {mode}"
-            );
-            assert_eq!(
-                r["spec_met"], true,
-                "{what} --spill {mode}: {}",
-                r["spec_problems"]
-            );
-            assert_eq!(
-                files_under(&out).len(),
-                files,
-                "{what} --spill {mode}: only the outputs are left"
-            );
+            assert_eq!(inputs[0], "stems", "{what} --spill {mode}: the analysis pass reads the stems");
+            assert_eq!(*inputs.last().unwrap(), want, "{what} --spill {mode}: the writing pass: {inputs:?}");
+            assert_eq!(kinds(&r).iter().filter(|k| *k == "limiter").count(), 1, "{what} --spill {mode}");
+            assert_eq!(r["spec_met"], true, "{what} --spill {mode}: {}", r["spec_problems"]);
+            assert_eq!(files_under(&out).len(), files, "{what} --spill {mode}: only the outputs are left");
             reports.push(r);
         }
-        assert_eq!(
-            reports[0]["gain_db"], reports[1]["gain_db"],
-            "{what}: the same G"
-        );
+        assert_eq!(reports[0]["gain_db"], reports[1]["gain_db"], "{what}: the same G");
         let (replayed, filtered) = (shas(&reports[0]), shas(&reports[1]));
         assert_eq!(replayed.len(), files);
-        assert_eq!(
-            replayed, filtered,
-            "{what}: replayed and re-filtered outputs differ"
-        );
+        assert_eq!(replayed, filtered, "{what}: replayed and re-filtered outputs differ");
     }
 }
 
@@ -721,21 +705,13 @@ fn spill_none_repeats_the_writing_pass_without_a_note() {
     let dir = tempfile::tempdir().unwrap();
     let session = song_session(dir.path(), LOUD_TARGET, LOUD_CEILING, "");
     let rp = dir.path().join("r.json");
-    let err = render(
-        &session,
-        &dir.path().join("out"),
-        "cpu",
-        &["--report", rp.to_str().unwrap(), "--spill", "none"],
-        0,
-    );
+    let err =
+        render(&session, &dir.path().join("out"), "cpu", &["--report", rp.to_str().unwrap(), "--spill", "none"], 0);
     assert!(!err.contains("cannot spill"), "asked for: no note: {err}");
     let r = solve_report(&rp);
     let kinds = kinds(&r);
     assert!(!kinds.contains(&"solve".to_string()), "{kinds:?}");
-    assert!(
-        kinds.iter().filter(|k| *k == "limiter").count() >= 2,
-        "the first G lands short: {kinds:?}"
-    );
+    assert!(kinds.iter().filter(|k| *k == "limiter").count() >= 2, "the first G lands short: {kinds:?}");
     let after = r["loudness_after"]["integrated_lufs"].as_f64().unwrap();
     assert!((after - LOUD_TARGET).abs() <= 0.05, "{after:.3} LUFS");
 }
@@ -769,9 +745,12 @@ fn engines_gpu_meter_on_the_device_reads_as_on_the_cpu() {
         }
         reports.push(r);
     }
-    for key in ["integrated_lufs", "lra_lu", "max_momentary_lufs", "max_short_term_lufs", "sample_peak_dbfs", "true_peak_dbtp"] {
+    for key in
+        ["integrated_lufs", "lra_lu", "max_momentary_lufs", "max_short_term_lufs", "sample_peak_dbfs", "true_peak_dbtp"]
+    {
         let (a, b) = (&reports[0]["loudness_after"][key], &reports[1]["loudness_after"][key]);
-        let (a, b) = (a.as_f64().unwrap_or_else(|| panic!("{key}: {a}")), b.as_f64().unwrap_or_else(|| panic!("{key}: {b}")));
+        let (a, b) =
+            (a.as_f64().unwrap_or_else(|| panic!("{key}: {a}")), b.as_f64().unwrap_or_else(|| panic!("{key}: {b}")));
         assert!((a - b).abs() <= 0.01, "loudness_after.{key}: cpu meter {a}, device meter {b}");
         println!("loudness_after.{key}: cpu meter {a:.6}, device meter {b:.6}, |diff| {:.2e}", (a - b).abs());
     }

@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use stemforge::error::Error;
-use stemforge::session::{
-    self, Dither, EqBand, Filter, Layout, OutputKind, Phase, SampleFormat, Session,
-};
+use stemforge::session::{self, Dither, EqBand, Filter, Layout, OutputKind, Phase, SampleFormat, Session};
 
 /// DESIGN.md's example, written out in full (with `fir` left commented, as there).
 const DESIGN_EXAMPLE: &str = r#"
@@ -71,11 +69,7 @@ fn rejected(text: &str) -> String {
     match parse(text) {
         Ok(s) => panic!("accepted an invalid session:\n{text}\nparsed as {s:#?}"),
         Err(Error::Input { path, msg }) => {
-            assert_eq!(
-                path,
-                Path::new("/proj/song/session.toml"),
-                "error names another file: {msg}"
-            );
+            assert_eq!(path, Path::new("/proj/song/session.toml"), "error names another file: {msg}");
             msg
         }
         Err(other) => panic!("expected Error::Input, got {other:?}"),
@@ -92,10 +86,7 @@ fn assert_rejected(text: &str, needles: &[&str]) {
 
 /// MINIMAL with extra keys in a stem (inserted after the stem's `path`).
 fn with_stem_keys(extra: &str) -> String {
-    MINIMAL.replace(
-        "path = \"drums.wav\"\n",
-        &format!("path = \"drums.wav\"\n{extra}\n"),
-    )
+    MINIMAL.replace("path = \"drums.wav\"\n", &format!("path = \"drums.wav\"\n{extra}\n"))
 }
 
 /// MINIMAL with extra top-level tables appended.
@@ -126,30 +117,12 @@ fn design_example_parses_to_its_values() {
     assert_eq!(
         v.filter,
         Filter::Bands(vec![
-            EqBand::Highpass {
-                freq_hz: 80.0,
-                order: 2
-            },
-            EqBand::Peak {
-                freq_hz: 3000.0,
-                gain_db: 1.5,
-                q: 1.0
-            },
-            EqBand::HighShelf {
-                freq_hz: 10000.0,
-                gain_db: 1.0,
-                q: 0.707
-            },
+            EqBand::Highpass { freq_hz: 80.0, order: 2 },
+            EqBand::Peak { freq_hz: 3000.0, gain_db: 1.5, q: 1.0 },
+            EqBand::HighShelf { freq_hz: 10000.0, gain_db: 1.0, q: 0.707 },
         ])
     );
-    assert_eq!(
-        s.bus_filter,
-        Filter::Bands(vec![EqBand::LowShelf {
-            freq_hz: 120.0,
-            gain_db: -1.0,
-            q: 0.707
-        }])
-    );
+    assert_eq!(s.bus_filter, Filter::Bands(vec![EqBand::LowShelf { freq_hz: 120.0, gain_db: -1.0, q: 0.707 }]));
     assert_eq!(s.eq_design.phase, Phase::Linear);
     assert_eq!(s.eq_design.taps, 8191);
     let m = s.master.as_ref().expect("[master] given");
@@ -166,10 +139,8 @@ fn design_example_parses_to_its_values() {
     assert_eq!(o.format, SampleFormat::Pcm24);
     assert_eq!(o.dither, Dither::Tpdf);
     assert_eq!(s.check.null_threshold_db, -60.0);
-    s.validate_sample_rate(48_000)
-        .expect("all bands are below 24 kHz");
-    s.validate_sample_rate(44_100)
-        .expect("all bands are below 22.05 kHz");
+    s.validate_sample_rate(48_000).expect("all bands are below 24 kHz");
+    s.validate_sample_rate(44_100).expect("all bands are below 22.05 kHz");
 }
 
 #[test]
@@ -183,102 +154,54 @@ fn defaults() {
     assert_eq!(s.reference_mix, None);
     assert_eq!(s.eq_design.phase, Phase::Linear);
     assert_eq!(s.eq_design.taps, 8191);
-    assert_eq!(
-        s.master, None,
-        "no [master]: no normalisation and no limiter"
-    );
+    assert_eq!(s.master, None, "no [master]: no normalisation and no limiter");
     assert_eq!(s.outputs[0].dither, Dither::Tpdf, "pcm24 defaults to tpdf");
     assert_eq!(s.check.null_threshold_db, -60.0);
 
     let m = parse(&with_tables("[master]")).unwrap().master.unwrap();
     assert_eq!(m.target_lufs, None, "no target: limiter only");
-    assert_eq!(
-        (m.ceiling_dbtp, m.lookahead_ms, m.release_ms, m.oversampling),
-        (-1.0, 2.0, 60.0, 4)
-    );
+    assert_eq!((m.ceiling_dbtp, m.lookahead_ms, m.release_ms, m.oversampling), (-1.0, 2.0, 60.0, 4));
 
     let bands = with_stem_keys("eq = [ { type = \"lowpass\", freq_hz = 12000 } ]");
     assert_eq!(
         parse(&bands).unwrap().stems[0].filter,
-        Filter::Bands(vec![EqBand::Lowpass {
-            freq_hz: 12000.0,
-            order: 2
-        }]),
+        Filter::Bands(vec![EqBand::Lowpass { freq_hz: 12000.0, order: 2 }]),
         "order defaults to 2; an integer freq_hz is accepted"
     );
 
-    for (format, dither) in [
-        ("pcm16", Dither::Tpdf),
-        ("pcm24", Dither::Tpdf),
-        ("pcm32", Dither::None),
-        ("f32", Dither::None),
-    ] {
-        let s = parse(&with_output(&format!(
-            "path = \"m.wav\"\nkind = \"master\"\nformat = \"{format}\""
-        )))
-        .unwrap();
+    for (format, dither) in
+        [("pcm16", Dither::Tpdf), ("pcm24", Dither::Tpdf), ("pcm32", Dither::None), ("f32", Dither::None)]
+    {
+        let s = parse(&with_output(&format!("path = \"m.wav\"\nkind = \"master\"\nformat = \"{format}\""))).unwrap();
         assert_eq!(s.outputs[0].dither, dither, "default dither for {format}");
     }
-    let s = parse(&with_output(
-        "path = \"m.wav\"\nkind = \"master\"\nformat = \"pcm16\"\ndither = \"none\"",
-    ))
-    .unwrap();
+    let s = parse(&with_output("path = \"m.wav\"\nkind = \"master\"\nformat = \"pcm16\"\ndither = \"none\"")).unwrap();
     assert_eq!(s.outputs[0].dither, Dither::None, "an explicit dither wins");
 }
 
 #[test]
 fn profiles_set_target_and_ceiling() {
-    for (name, target, ceiling) in [
-        ("ebu-r128", -23.0, -1.0),
-        ("atsc-a85", -24.0, -2.0),
-        ("streaming", -14.0, -1.0),
-    ] {
+    for (name, target, ceiling) in [("ebu-r128", -23.0, -1.0), ("atsc-a85", -24.0, -2.0), ("streaming", -14.0, -1.0)] {
         assert_eq!(session::profile_values(name), Some((target, ceiling)));
-        let m = parse(&with_tables(&format!("[master]\nprofile = \"{name}\"")))
-            .unwrap()
-            .master
-            .unwrap();
-        assert_eq!(
-            (m.target_lufs, m.ceiling_dbtp),
-            (Some(target), ceiling),
-            "profile {name}"
-        );
+        let m = parse(&with_tables(&format!("[master]\nprofile = \"{name}\""))).unwrap().master.unwrap();
+        assert_eq!((m.target_lufs, m.ceiling_dbtp), (Some(target), ceiling), "profile {name}");
         assert_eq!(m.profile.as_deref(), Some(name));
     }
     assert_eq!(session::profile_values("ebu"), None);
-    assert_rejected(
-        &with_tables("[master]\nprofile = \"ebu\""),
-        &["profile", "\"ebu\"", "ebu-r128"],
-    );
+    assert_rejected(&with_tables("[master]\nprofile = \"ebu\""), &["profile", "\"ebu\"", "ebu-r128"]);
 }
 
 #[test]
 fn paths_resolve_against_the_session_folder() {
     let text = with_tables("[bus]\nfir = \"/abs/bus_ir.wav\"")
-        .replace(
-            "name = \"min\"",
-            "name = \"min\"\nreference_mix = \"../mixes/ref.wav\"",
-        )
-        .replace(
-            "path = \"drums.wav\"",
-            "path = \"sub/drums.wav\"\nfir = \"ir/drums.wav\"",
-        );
+        .replace("name = \"min\"", "name = \"min\"\nreference_mix = \"../mixes/ref.wav\"")
+        .replace("path = \"drums.wav\"", "path = \"sub/drums.wav\"\nfir = \"ir/drums.wav\"");
     let s = Session::from_toml_str(&text, Path::new("projects/a/s.toml")).unwrap();
     assert_eq!(s.dir, PathBuf::from("projects/a"));
     assert_eq!(s.stems[0].path, PathBuf::from("projects/a/sub/drums.wav"));
-    assert_eq!(
-        s.stems[0].filter,
-        Filter::File(PathBuf::from("projects/a/ir/drums.wav"))
-    );
-    assert_eq!(
-        s.reference_mix,
-        Some(PathBuf::from("projects/a/../mixes/ref.wav"))
-    );
-    assert_eq!(
-        s.bus_filter,
-        Filter::File(PathBuf::from("/abs/bus_ir.wav")),
-        "absolute kept"
-    );
+    assert_eq!(s.stems[0].filter, Filter::File(PathBuf::from("projects/a/ir/drums.wav")));
+    assert_eq!(s.reference_mix, Some(PathBuf::from("projects/a/../mixes/ref.wav")));
+    assert_eq!(s.bus_filter, Filter::File(PathBuf::from("/abs/bus_ir.wav")), "absolute kept");
 
     // A bare file name: its folder is the current one.
     let s = Session::from_toml_str(MINIMAL, Path::new("s.toml")).unwrap();
@@ -286,10 +209,7 @@ fn paths_resolve_against_the_session_folder() {
     assert_eq!(s.stems[0].path, PathBuf::from("./drums.wav"));
 
     // Output paths stay relative (to --out-dir); "./" is dropped so equal paths compare equal.
-    let s = parse(&with_output(
-        "path = \"./deliver/m.wav\"\nkind = \"master\"\nformat = \"f32\"",
-    ))
-    .unwrap();
+    let s = parse(&with_output("path = \"./deliver/m.wav\"\nkind = \"master\"\nformat = \"f32\"")).unwrap();
     assert_eq!(s.outputs[0].path, PathBuf::from("deliver/m.wav"));
 }
 
@@ -303,32 +223,17 @@ fn stems_output_paths_and_unmuted_stems() {
     let s = parse(&text).unwrap();
     let o = &s.outputs[1];
     assert_eq!(o.kind, OutputKind::Stems);
-    assert_eq!(
-        s.stem_output_path(o, &s.stems[0]),
-        PathBuf::from("stems-out/drums.wav")
-    );
-    assert_eq!(
-        s.stem_output_path(o, &s.stems[2]),
-        PathBuf::from("stems-out/keys.wav")
-    );
-    let unmuted: Vec<(usize, &str)> = s
-        .unmuted_stems()
-        .map(|(i, st)| (i, st.name.as_str()))
-        .collect();
+    assert_eq!(s.stem_output_path(o, &s.stems[0]), PathBuf::from("stems-out/drums.wav"));
+    assert_eq!(s.stem_output_path(o, &s.stems[2]), PathBuf::from("stems-out/keys.wav"));
+    let unmuted: Vec<(usize, &str)> = s.unmuted_stems().map(|(i, st)| (i, st.name.as_str())).collect();
     assert_eq!(unmuted, vec![(0, "drums"), (2, "keys")]);
 }
 
 #[test]
 fn unknown_keys_are_named_with_their_table_and_line() {
     // Top level: line 3 of the text below.
-    let msg = rejected(&MINIMAL.replace(
-        "layout = \"stereo\"",
-        "layout = \"stereo\"\nsample_rate = 48000",
-    ));
-    assert!(
-        msg.contains("unknown key `sample_rate`") && msg.contains("line 4"),
-        "{msg}"
-    );
+    let msg = rejected(&MINIMAL.replace("layout = \"stereo\"", "layout = \"stereo\"\nsample_rate = 48000"));
+    assert!(msg.contains("unknown key `sample_rate`") && msg.contains("line 4"), "{msg}");
 
     // Inside a [[stems]] table: the third stem, index 2.
     let text = format!(
@@ -337,16 +242,11 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     let msg = rejected(&text);
     assert!(msg.contains("stems[2]: unknown key `gian_db`"), "{msg}");
     let line = text.lines().position(|l| l.starts_with("gian_db")).unwrap() + 1;
-    assert!(
-        msg.contains(&format!("line {line}")),
-        "{msg} should give line {line}"
-    );
+    assert!(msg.contains(&format!("line {line}")), "{msg} should give line {line}");
 
     // Inside an eq band: a key no band has, and a key another band type has.
     assert_rejected(
-        &with_stem_keys(
-            "eq = [ { type = \"peak\", freq_hz = 100.0, gain_db = 1.0, q = 1.0, gian = 2.0 } ]",
-        ),
+        &with_stem_keys("eq = [ { type = \"peak\", freq_hz = 100.0, gain_db = 1.0, q = 1.0, gian = 2.0 } ]"),
         &["stems[0].eq[0]", "unknown key `gian`"],
     );
     assert_rejected(
@@ -360,55 +260,25 @@ fn unknown_keys_are_named_with_their_table_and_line() {
         &with_tables("[master]\ntarget_lufs = -14.0\nceiling = -1.0"),
         &["master", "unknown key `ceiling`"],
     );
-    assert_rejected(
-        &with_tables("[eq_design]\ntap = 1023"),
-        &["eq_design", "unknown key `tap`"],
-    );
-    assert_rejected(
-        &with_tables("[bus]\ngain_db = 1.0"),
-        &["bus", "unknown key `gain_db`"],
-    );
-    assert_rejected(
-        &with_tables("[check]\nthreshold = -50.0"),
-        &["check", "unknown key `threshold`"],
-    );
+    assert_rejected(&with_tables("[eq_design]\ntap = 1023"), &["eq_design", "unknown key `tap`"]);
+    assert_rejected(&with_tables("[bus]\ngain_db = 1.0"), &["bus", "unknown key `gain_db`"]);
+    assert_rejected(&with_tables("[check]\nthreshold = -50.0"), &["check", "unknown key `threshold`"]);
     assert_rejected(
         &MINIMAL.replace("format = \"pcm24\"", "format = \"pcm24\"\nbits = 24"),
         &["outputs[0]", "unknown key `bits`"],
     );
     // An unknown table is an unknown key too.
-    assert_rejected(
-        &with_tables("[masterr]\ntarget_lufs = -14.0"),
-        &["unknown key `masterr`"],
-    );
+    assert_rejected(&with_tables("[masterr]\ntarget_lufs = -14.0"), &["unknown key `masterr`"]);
 }
 
 #[test]
 fn wrong_types_and_missing_keys_are_clear() {
-    assert_rejected(
-        &with_stem_keys("gain_db = \"loud\""),
-        &["stems[0].gain_db", "invalid type", "loud"],
-    );
-    assert_rejected(
-        &with_tables("[eq_design]\ntaps = 1023.5"),
-        &["eq_design.taps", "invalid type"],
-    );
-    assert_rejected(
-        &MINIMAL.replace("path = \"drums.wav\"\n", ""),
-        &["stems[0]", "missing required key `path`"],
-    );
-    assert_rejected(
-        &MINIMAL.replace("name = \"min\"\n", ""),
-        &["missing required key `name`"],
-    );
-    assert_rejected(
-        &MINIMAL.replace("layout = \"stereo\"\n", ""),
-        &["missing required key `layout`"],
-    );
-    assert_rejected(
-        &MINIMAL.replace("kind = \"master\"\n", ""),
-        &["outputs[0]", "missing required key `kind`"],
-    );
+    assert_rejected(&with_stem_keys("gain_db = \"loud\""), &["stems[0].gain_db", "invalid type", "loud"]);
+    assert_rejected(&with_tables("[eq_design]\ntaps = 1023.5"), &["eq_design.taps", "invalid type"]);
+    assert_rejected(&MINIMAL.replace("path = \"drums.wav\"\n", ""), &["stems[0]", "missing required key `path`"]);
+    assert_rejected(&MINIMAL.replace("name = \"min\"\n", ""), &["missing required key `name`"]);
+    assert_rejected(&MINIMAL.replace("layout = \"stereo\"\n", ""), &["missing required key `layout`"]);
+    assert_rejected(&MINIMAL.replace("kind = \"master\"\n", ""), &["outputs[0]", "missing required key `kind`"]);
     assert_rejected(
         &with_stem_keys("eq = [ { type = \"peak\", freq_hz = 100.0, q = 1.0 } ]"),
         &["stems[0].eq[0]", "missing required key `gain_db`"],
@@ -423,43 +293,19 @@ fn wrong_types_and_missing_keys_are_clear() {
 #[test]
 fn invalid_values_name_key_and_value() {
     let cases: Vec<(String, &[&str])> = vec![
-        (
-            MINIMAL.replace("name = \"min\"", "name = \"\""),
-            &["name", "empty"],
-        ),
-        (
-            MINIMAL.replace("\"stereo\"", "\"quad\""),
-            &["layout", "\"quad\""],
-        ),
+        (MINIMAL.replace("name = \"min\"", "name = \"\""), &["name", "empty"]),
+        (MINIMAL.replace("\"stereo\"", "\"quad\""), &["layout", "\"quad\""]),
         (
             MINIMAL.split("[[stems]]").next().unwrap().to_string()
                 + "[[outputs]]\npath = \"m.wav\"\nkind = \"master\"\nformat = \"f32\"\n",
             &["no stems"],
         ),
-        (
-            MINIMAL.split("[[outputs]]").next().unwrap().to_string(),
-            &["no outputs"],
-        ),
-        (
-            MINIMAL.replace("name = \"drums\"", "name = \"\""),
-            &["stems[0].name", "empty"],
-        ),
-        (
-            MINIMAL.replace("name = \"drums\"", "name = \"dr/ums\""),
-            &["stems[0].name", "\"dr/ums\"", "file name"],
-        ),
-        (
-            MINIMAL.replace("name = \"drums\"", "name = \"..\""),
-            &["stems[0].name", "\"..\""],
-        ),
-        (
-            with_stem_keys("gain_db = 30.0"),
-            &["stems[0].gain_db", "30", "[-120, 24]"],
-        ),
-        (
-            with_stem_keys("gain_db = nan"),
-            &["stems[0].gain_db", "NaN"],
-        ),
+        (MINIMAL.split("[[outputs]]").next().unwrap().to_string(), &["no outputs"]),
+        (MINIMAL.replace("name = \"drums\"", "name = \"\""), &["stems[0].name", "empty"]),
+        (MINIMAL.replace("name = \"drums\"", "name = \"dr/ums\""), &["stems[0].name", "\"dr/ums\"", "file name"]),
+        (MINIMAL.replace("name = \"drums\"", "name = \"..\""), &["stems[0].name", "\"..\""]),
+        (with_stem_keys("gain_db = 30.0"), &["stems[0].gain_db", "30", "[-120, 24]"]),
+        (with_stem_keys("gain_db = nan"), &["stems[0].gain_db", "NaN"]),
         (
             with_stem_keys("eq = [ { type = \"peek\", freq_hz = 100.0, gain_db = 1.0, q = 1.0 } ]"),
             &["stems[0].eq[0].type", "\"peek\"", "peak"],
@@ -476,96 +322,41 @@ fn invalid_values_name_key_and_value() {
             with_stem_keys("eq = [ { type = \"bandpass\", freq_hz = 100.0, q = 0.0 } ]"),
             &["stems[0].eq[0].q", "q = 0", "(0, 50]"],
         ),
-        (
-            with_stem_keys("eq = [ { type = \"bandpass\", freq_hz = 100.0, q = 60.0 } ]"),
-            &["stems[0].eq[0].q", "60"],
-        ),
+        (with_stem_keys("eq = [ { type = \"bandpass\", freq_hz = 100.0, q = 60.0 } ]"), &["stems[0].eq[0].q", "60"]),
         (
             with_stem_keys("eq = [ { type = \"tilt\", freq_hz = 1000.0, gain_db = -31.0 } ]"),
             &["stems[0].eq[0].gain_db", "-31", "[-30, 30]"],
         ),
         (
-            with_stem_keys(
-                "eq = [ { type = \"tilt\", freq_hz = 1000.0, gain_db = 1.0 } ]\nfir = \"ir.wav\"",
-            ),
+            with_stem_keys("eq = [ { type = \"tilt\", freq_hz = 1000.0, gain_db = 1.0 } ]\nfir = \"ir.wav\""),
             &["stems[0]", "`eq`", "`fir`"],
         ),
-        (
-            with_tables("[bus]\neq = []\nfir = \"ir.wav\""),
-            &["bus", "`eq`", "`fir`"],
-        ),
-        (
-            with_tables("[eq_design]\ntaps = 8192"),
-            &["eq_design.taps", "8192", "odd"],
-        ),
-        (
-            with_tables("[eq_design]\ntaps = 13"),
-            &["eq_design.taps", "13", "15..=65535"],
-        ),
-        (
-            with_tables("[eq_design]\nphase = \"mixed\""),
-            &["eq_design.phase", "\"mixed\""],
-        ),
-        (
-            with_tables("[master]\noversampling = 3"),
-            &["master.oversampling", "3", "1, 2, 4 or 8"],
-        ),
-        (
-            with_tables("[master]\ntarget_lufs = -3.0"),
-            &["master.target_lufs", "-3", "[-70, -5]"],
-        ),
-        (
-            with_tables("[master]\nceiling_dbtp = 0.5"),
-            &["master.ceiling_dbtp", "0.5", "[-20, 0]"],
-        ),
-        (
-            with_tables("[master]\nlookahead_ms = 0.0"),
-            &["master.lookahead_ms", "0", "(0, 50]"],
-        ),
-        (
-            with_tables("[master]\nrelease_ms = 6000.0"),
-            &["master.release_ms", "6000", "[1, 5000]"],
-        ),
-        (
-            with_tables("[master]\nprofile = \"ebu-r128\"\ntarget_lufs = -23.0"),
-            &["profile", "target_lufs", "ebu-r128"],
-        ),
-        (
-            with_tables("[master]\nprofile = \"streaming\"\nceiling_dbtp = -2.0"),
-            &["profile", "ceiling_dbtp"],
-        ),
-        (
-            with_tables("[check]\nnull_threshold_db = 0.0"),
-            &["check.null_threshold_db", "0", "[-200, 0)"],
-        ),
+        (with_tables("[bus]\neq = []\nfir = \"ir.wav\""), &["bus", "`eq`", "`fir`"]),
+        (with_tables("[eq_design]\ntaps = 8192"), &["eq_design.taps", "8192", "odd"]),
+        (with_tables("[eq_design]\ntaps = 13"), &["eq_design.taps", "13", "15..=65535"]),
+        (with_tables("[eq_design]\nphase = \"mixed\""), &["eq_design.phase", "\"mixed\""]),
+        (with_tables("[master]\noversampling = 3"), &["master.oversampling", "3", "1, 2, 4 or 8"]),
+        (with_tables("[master]\ntarget_lufs = -3.0"), &["master.target_lufs", "-3", "[-70, -5]"]),
+        (with_tables("[master]\nceiling_dbtp = 0.5"), &["master.ceiling_dbtp", "0.5", "[-20, 0]"]),
+        (with_tables("[master]\nlookahead_ms = 0.0"), &["master.lookahead_ms", "0", "(0, 50]"]),
+        (with_tables("[master]\nrelease_ms = 6000.0"), &["master.release_ms", "6000", "[1, 5000]"]),
+        (with_tables("[master]\nprofile = \"ebu-r128\"\ntarget_lufs = -23.0"), &["profile", "target_lufs", "ebu-r128"]),
+        (with_tables("[master]\nprofile = \"streaming\"\nceiling_dbtp = -2.0"), &["profile", "ceiling_dbtp"]),
+        (with_tables("[check]\nnull_threshold_db = 0.0"), &["check.null_threshold_db", "0", "[-200, 0)"]),
         (
             with_output("path = \"../m.wav\"\nkind = \"master\"\nformat = \"pcm24\""),
             &["outputs[0].path", "\"../m.wav\"", "`..`"],
         ),
-        (
-            with_output("path = \"a/../../m.wav\"\nkind = \"master\"\nformat = \"pcm24\""),
-            &["outputs[0].path", "`..`"],
-        ),
+        (with_output("path = \"a/../../m.wav\"\nkind = \"master\"\nformat = \"pcm24\""), &["outputs[0].path", "`..`"]),
         (
             with_output("path = \"/tmp/m.wav\"\nkind = \"master\"\nformat = \"pcm24\""),
             &["outputs[0].path", "\"/tmp/m.wav\"", "relative"],
         ),
+        (with_output("path = \"\"\nkind = \"master\"\nformat = \"pcm24\""), &["outputs[0].path", "\"\""]),
+        (with_output("path = \"m.wav\"\nkind = \"mix\"\nformat = \"pcm24\""), &["outputs[0].kind", "\"mix\""]),
+        (with_output("path = \"m.wav\"\nkind = \"master\"\nformat = \"pcm8\""), &["outputs[0].format", "\"pcm8\""]),
         (
-            with_output("path = \"\"\nkind = \"master\"\nformat = \"pcm24\""),
-            &["outputs[0].path", "\"\""],
-        ),
-        (
-            with_output("path = \"m.wav\"\nkind = \"mix\"\nformat = \"pcm24\""),
-            &["outputs[0].kind", "\"mix\""],
-        ),
-        (
-            with_output("path = \"m.wav\"\nkind = \"master\"\nformat = \"pcm8\""),
-            &["outputs[0].format", "\"pcm8\""],
-        ),
-        (
-            with_output(
-                "path = \"m.wav\"\nkind = \"master\"\nformat = \"pcm24\"\ndither = \"shaped\"",
-            ),
+            with_output("path = \"m.wav\"\nkind = \"master\"\nformat = \"pcm24\"\ndither = \"shaped\""),
             &["outputs[0].dither", "\"shaped\""],
         ),
         (
@@ -573,9 +364,7 @@ fn invalid_values_name_key_and_value() {
             &["outputs[0].dither", "\"tpdf\"", "\"f32\""],
         ),
         (
-            with_tables(
-                "[[outputs]]\npath = \"./master.wav\"\nkind = \"master\"\nformat = \"f32\"",
-            ),
+            with_tables("[[outputs]]\npath = \"./master.wav\"\nkind = \"master\"\nformat = \"f32\""),
             &["outputs[1].path", "outputs[0]", "unique"],
         ),
         (
@@ -604,8 +393,7 @@ fn validate_sample_rate_checks_nyquist_and_lookahead() {
         "eq = [ { type = \"peak\", freq_hz = 1000.0, gain_db = 1.0, q = 1.0 },\n { type = \"lowpass\", freq_hz = 30000.0 } ]",
     );
     let s = parse(&text).unwrap();
-    s.validate_sample_rate(96_000)
-        .expect("30 kHz is below 48 kHz");
+    s.validate_sample_rate(96_000).expect("30 kHz is below 48 kHz");
     match s.validate_sample_rate(48_000) {
         Err(Error::Input { msg, .. }) => {
             for n in ["stems[0]", "drums", "eq[1]", "30000", "24000", "48000"] {
@@ -615,10 +403,9 @@ fn validate_sample_rate_checks_nyquist_and_lookahead() {
         other => panic!("30 kHz band at 48 kHz accepted: {other:?}"),
     }
 
-    let bus = parse(&with_tables(
-        "[bus]\neq = [ { type = \"high_shelf\", freq_hz = 22050.0, gain_db = 1.0, q = 0.7 } ]",
-    ))
-    .unwrap();
+    let bus =
+        parse(&with_tables("[bus]\neq = [ { type = \"high_shelf\", freq_hz = 22050.0, gain_db = 1.0, q = 0.7 } ]"))
+            .unwrap();
     bus.validate_sample_rate(48_000).unwrap();
     let msg = format!("{}", bus.validate_sample_rate(44_100).unwrap_err());
     assert!(msg.contains("bus.eq[0]") && msg.contains("22050"), "{msg}");
@@ -626,22 +413,10 @@ fn validate_sample_rate_checks_nyquist_and_lookahead() {
     // 0.01 ms at 44.1 kHz is 0.441 frames, which rounds to 0: no look-ahead at all.
     let short = parse(&with_tables("[master]\nlookahead_ms = 0.01")).unwrap();
     let msg = format!("{}", short.validate_sample_rate(44_100).unwrap_err());
-    assert!(
-        msg.contains("master.lookahead_ms") && msg.contains("0.01"),
-        "{msg}"
-    );
-    short
-        .validate_sample_rate(192_000)
-        .expect("0.01 ms is 1.92 frames at 192 kHz, rounding to 2");
+    assert!(msg.contains("master.lookahead_ms") && msg.contains("0.01"), "{msg}");
+    short.validate_sample_rate(192_000).expect("0.01 ms is 1.92 frames at 192 kHz, rounding to 2");
     assert_eq!(short.master.as_ref().unwrap().lookahead_frames(192_000), 2);
-    assert_eq!(
-        parse(DESIGN_EXAMPLE)
-            .unwrap()
-            .master
-            .unwrap()
-            .lookahead_frames(48_000),
-        96
-    );
+    assert_eq!(parse(DESIGN_EXAMPLE).unwrap().master.unwrap().lookahead_frames(48_000), 96);
 }
 
 #[test]

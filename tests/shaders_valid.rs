@@ -18,9 +18,7 @@ fn validate(what: &str, source: &str, precision: Precision) -> Result<naga::Modu
         caps |= naga::valid::Capabilities::FLOAT64;
     }
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
-    validator
-        .validate(&module)
-        .map_err(|e| format!("{what}: validation error:\n{}", e.emit_to_string(source)))?;
+    validator.validate(&module).map_err(|e| format!("{what}: validation error:\n{}", e.emit_to_string(source)))?;
     Ok(module)
 }
 
@@ -112,7 +110,11 @@ fn no_shader_reads_a_uniform_buffer() {
             .filter(|(_, g)| g.space == naga::AddressSpace::Uniform)
             .map(|(_, g)| g.name.clone().unwrap_or_default())
             .collect();
-        assert!(uniforms.is_empty(), "{}: uniform buffer(s) {uniforms:?}: bind them as var<storage, read>", stage.describe(p));
+        assert!(
+            uniforms.is_empty(),
+            "{}: uniform buffer(s) {uniforms:?}: bind them as var<storage, read>",
+            stage.describe(p)
+        );
     }
     // The check can fail: a uniform declaration is seen.
     let with_uniform = "struct C { n: u32 }\n@group(0) @binding(0) var<uniform> cfg: C;\n@compute @workgroup_size(1) fn main() { _ = cfg.n; }";
@@ -155,7 +157,10 @@ fn shared_structs() -> Vec<RustLayout> {
         shared!(DelayLine, delay_line::DelayImmediates { block, channels, block_index }),
         shared!(DitherQuantize, dither_quantize::DitherConfig { format, channels, block, input, seed, dither }),
         shared!(DitherQuantize, dither_quantize::DitherImmediates { frame_lo, frame_hi, frames }),
-        shared!(FirConvolve, fir_convolve::FirConfig { block, fft_size, half, hist_len, m1, log2_m1, m2, log2_m2, channels, log2_half }),
+        shared!(
+            FirConvolve,
+            fir_convolve::FirConfig { block, fft_size, half, hist_len, m1, log2_m1, m2, log2_m2, channels, log2_half }
+        ),
         shared!(FirConvolve, fir_convolve::FirImmediates { block_index, log2_ns, flags, halves }),
         shared!(GainSum, gain_sum::GainSumConfig { block, bus_channels, signals, stems_out, gain }),
         shared!(GainSum, gain_sum::GainSumImmediates { slot_base, valid_from, valid_to }),

@@ -229,7 +229,11 @@ impl Synth {
                 Biquad::new().bandpass(2440.0, 12.0),
             ],
             // riser band-pass (L, R), impact low-pass
-            StemKind::Fx => vec![Biquad::new().bandpass(300.0, 3.0), Biquad::new().bandpass(300.0, 3.0), Biquad::new().lowpass(150.0, 0.7)],
+            StemKind::Fx => vec![
+                Biquad::new().bandpass(300.0, 3.0),
+                Biquad::new().bandpass(300.0, 3.0),
+                Biquad::new().lowpass(150.0, 0.7),
+            ],
             // LFE low-pass
             StemKind::Music51 => vec![Biquad::new().lowpass(100.0, 0.707)],
             // whoosh band-pass, impact low-pass, ambience low-pass x2
@@ -281,7 +285,8 @@ impl Synth {
                 // Snare on beats 2 and 4: band-passed noise and a 190 Hz body.
                 let n = self.rng.uniform();
                 let sn = self.bp[0].run(n);
-                let snare = if b % 2 == 1 { (0.6 * sn + 0.25 * (2.0 * PI * 190.0 * t).sin()) * (-t * 18.0).exp() } else { 0.0 };
+                let snare =
+                    if b % 2 == 1 { (0.6 * sn + 0.25 * (2.0 * PI * 190.0 * t).sin()) * (-t * 18.0).exp() } else { 0.0 };
                 // Hats on eighths (sixteenths in the loud sections).
                 let div = if sec > 0.9 { BEAT / 4 } else { BEAT / 2 };
                 let te = (i % div) as f64 / FSF;
@@ -358,7 +363,8 @@ impl Synth {
                     let phrase = (i / (FSF as u64 * 3)) % 5;
                     let ts = (i % syl) as f64 / FSF;
                     let talking = phrase != 4 && (s % 7) != 6;
-                    let inton = 1.0 + 0.15 * ((s % 5) as f64 / 4.0 - 0.5) - 0.1 * ((i % (FSF as u64 * 3)) as f64 / (FSF * 3.0));
+                    let inton =
+                        1.0 + 0.15 * ((s % 5) as f64 / 4.0 - 0.5) - 0.1 * ((i % (FSF as u64 * 3)) as f64 / (FSF * 3.0));
                     let env = if talking { (ts * 40.0).min(1.0) * (-(ts * 9.0)).exp() * 2.2 } else { 0.0 };
                     (120.0 * inton, env, (s % 5) as usize)
                 } else {
@@ -370,8 +376,13 @@ impl Synth {
                     (note * vib, env * (0.6 + 0.4 * sec), ((i / (BEAT * 2)) % 5) as usize)
                 };
                 // Vowel formants (F1, F2, F3), re-tuned at each vowel change with state kept.
-                const VOWELS: [[f64; 3]; 5] =
-                    [[730.0, 1090.0, 2440.0], [530.0, 1840.0, 2480.0], [270.0, 2290.0, 3010.0], [570.0, 840.0, 2410.0], [300.0, 870.0, 2240.0]];
+                const VOWELS: [[f64; 3]; 5] = [
+                    [730.0, 1090.0, 2440.0],
+                    [530.0, 1840.0, 2480.0],
+                    [270.0, 2290.0, 3010.0],
+                    [570.0, 840.0, 2410.0],
+                    [300.0, 870.0, 2240.0],
+                ];
                 if i.is_multiple_of(2400) {
                     for (k, q) in [6.0, 9.0, 12.0].iter().enumerate() {
                         self.bp[k].retune_bandpass(VOWELS[vowel][k], *q);
@@ -492,25 +503,32 @@ pub fn warm_cache(paths: &[PathBuf]) {
     std::hint::black_box(&buf);
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Session files
 
 /// One band as a TOML inline table in the session file's syntax.
 pub fn band_toml(b: &EqBand) -> String {
     match b {
-        EqBand::Peak { freq_hz, gain_db, q } => format!("{{ type = \"peak\", freq_hz = {freq_hz:?}, gain_db = {gain_db:?}, q = {q:?} }}"),
+        EqBand::Peak { freq_hz, gain_db, q } => {
+            format!("{{ type = \"peak\", freq_hz = {freq_hz:?}, gain_db = {gain_db:?}, q = {q:?} }}")
+        }
         EqBand::LowShelf { freq_hz, gain_db, q } => {
             format!("{{ type = \"low_shelf\", freq_hz = {freq_hz:?}, gain_db = {gain_db:?}, q = {q:?} }}")
         }
         EqBand::HighShelf { freq_hz, gain_db, q } => {
             format!("{{ type = \"high_shelf\", freq_hz = {freq_hz:?}, gain_db = {gain_db:?}, q = {q:?} }}")
         }
-        EqBand::Highpass { freq_hz, order } => format!("{{ type = \"highpass\", freq_hz = {freq_hz:?}, order = {order} }}"),
-        EqBand::Lowpass { freq_hz, order } => format!("{{ type = \"lowpass\", freq_hz = {freq_hz:?}, order = {order} }}"),
+        EqBand::Highpass { freq_hz, order } => {
+            format!("{{ type = \"highpass\", freq_hz = {freq_hz:?}, order = {order} }}")
+        }
+        EqBand::Lowpass { freq_hz, order } => {
+            format!("{{ type = \"lowpass\", freq_hz = {freq_hz:?}, order = {order} }}")
+        }
         EqBand::Notch { freq_hz, q } => format!("{{ type = \"notch\", freq_hz = {freq_hz:?}, q = {q:?} }}"),
         EqBand::Bandpass { freq_hz, q } => format!("{{ type = \"bandpass\", freq_hz = {freq_hz:?}, q = {q:?} }}"),
-        EqBand::Tilt { freq_hz, gain_db } => format!("{{ type = \"tilt\", freq_hz = {freq_hz:?}, gain_db = {gain_db:?} }}"),
+        EqBand::Tilt { freq_hz, gain_db } => {
+            format!("{{ type = \"tilt\", freq_hz = {freq_hz:?}, gain_db = {gain_db:?} }}")
+        }
     }
 }
 
@@ -644,4 +662,3 @@ pub fn mib(kib: i64) -> String {
 pub fn peak_rss(runs: &[Measured]) -> String {
     mib(runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0))
 }
-

@@ -408,7 +408,12 @@ fn content_findings(stem: Option<&str>, path: &Path, scan: &Scan, findings: &mut
     }
     if scan.frames == 0 {
         if scan.read_error.is_none() {
-            findings.push(Finding::new(stem, Some(path), FindingKind::Empty, format!("{who} contains no audio (0 frames)")));
+            findings.push(Finding::new(
+                stem,
+                Some(path),
+                FindingKind::Empty,
+                format!("{who} contains no audio (0 frames)"),
+            ));
         }
         return;
     }
@@ -435,7 +440,8 @@ fn content_findings(stem: Option<&str>, path: &Path, scan: &Scan, findings: &mut
     }
     let peak_db = amplitude_db(scan.peak as f64);
     if peak_db < SILENCE_DBFS {
-        let what = if scan.peak == 0.0 { "is all zeros".to_string() } else { format!("peaks at {} dBFS", fmt_db(peak_db, 1)) };
+        let what =
+            if scan.peak == 0.0 { "is all zeros".to_string() } else { format!("peaks at {} dBFS", fmt_db(peak_db, 1)) };
         let mut f = Finding::new(
             stem,
             Some(path),
@@ -446,11 +452,7 @@ fn content_findings(stem: Option<&str>, path: &Path, scan: &Scan, findings: &mut
         findings.push(f);
         return;
     }
-    if let Some((c, m)) = scan
-        .mean
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+    if let Some((c, m)) = scan.mean.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
         && amplitude_db(m.abs()) > DC_OFFSET_DBFS
     {
         let db = amplitude_db(m.abs());
@@ -545,8 +547,7 @@ pub fn check(session: &Session) -> Result<CheckReport> {
     // longest stem (DESIGN.md DSP 1: the program is the longest stem, shorter ones are padded).
     // Frame counts at another rate are not comparable: a mix or stem at the wrong rate gets a rate
     // finding, not a length finding.
-    let mix_frames =
-        mix_scan.and_then(|s| s.as_ref().ok()).filter(|s| s.frames > 0 && at_rate(s)).map(|s| s.frames);
+    let mix_frames = mix_scan.and_then(|s| s.as_ref().ok()).filter(|s| s.frames > 0 && at_rate(s)).map(|s| s.frames);
     let (ref_frames, ref_what) = match mix_frames {
         Some(f) => (f, "the reference mix".to_string()),
         None => (
@@ -860,7 +861,8 @@ fn null_test_run(
             let name = &a.stem;
             let eq = if a.has_eq { " (it has EQ, which the null test does not apply)" } else { "" };
             if a.frames_short != 0 {
-                let (d, how) = if a.frames_short > 0 { (a.frames_short, "shorter") } else { (-a.frames_short, "longer") };
+                let (d, how) =
+                    if a.frames_short > 0 { (a.frames_short, "shorter") } else { (-a.frames_short, "longer") };
                 causes.push(format!("stem `{name}` is {d} frames {how} than the mix"));
             }
             if !a.analysed {
@@ -885,7 +887,8 @@ fn null_test_run(
                 continue;
             }
             if a.offset_samples != 0 {
-                let (d, how) = if a.offset_samples > 0 { (a.offset_samples, "late") } else { (-a.offset_samples, "early") };
+                let (d, how) =
+                    if a.offset_samples > 0 { (a.offset_samples, "late") } else { (-a.offset_samples, "early") };
                 let msg = format!(
                     "stem `{name}` is {d} samples ({:.3} ms) {how} relative to the mix{eq}",
                     d as f64 * 1000.0 / rate as f64

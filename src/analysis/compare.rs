@@ -99,13 +99,19 @@ pub fn compare(a: &Path, b: &Path, tol: Tolerance) -> Result<CompareReport> {
     if ia.sample_rate != ib.sample_rate {
         return Err(Error::input(
             b,
-            format!("sample rate {} Hz, but {an} is {} Hz: compare needs files of the same rate", ib.sample_rate, ia.sample_rate),
+            format!(
+                "sample rate {} Hz, but {an} is {} Hz: compare needs files of the same rate",
+                ib.sample_rate, ia.sample_rate
+            ),
         ));
     }
     if ia.channels != ib.channels {
         return Err(Error::input(
             b,
-            format!("{} channels, but {an} has {}: compare needs files of the same channel count", ib.channels, ia.channels),
+            format!(
+                "{} channels, but {an} has {}: compare needs files of the same channel count",
+                ib.channels, ia.channels
+            ),
         ));
     }
     if ia.frames != ib.frames {
@@ -141,7 +147,11 @@ pub fn compare(a: &Path, b: &Path, tol: Tolerance) -> Result<CompareReport> {
             let (short, long) = if na < nb { (a, b) } else { (b, a) };
             return Err(Error::input(
                 short,
-                format!("ended at frame {}, while {} goes on: the files differ in length", frame0 + na.min(nb) as u64, long.display()),
+                format!(
+                    "ended at frame {}, while {} goes on: the files differ in length",
+                    frame0 + na.min(nb) as u64,
+                    long.display()
+                ),
             ));
         }
         if na == 0 {
@@ -163,7 +173,13 @@ pub fn compare(a: &Path, b: &Path, tol: Tolerance) -> Result<CompareReport> {
                         Some(f) => candidate < f.frame || (candidate == f.frame && ch < f.channel),
                     };
                     if earlier {
-                        first_over = Some(FirstOver { frame: candidate, channel: ch, a: va, b: vb, delta_dbfs: amplitude_db(d) });
+                        first_over = Some(FirstOver {
+                            frame: candidate,
+                            channel: ch,
+                            a: va,
+                            b: vb,
+                            delta_dbfs: amplitude_db(d),
+                        });
                     }
                 }
             }

@@ -50,15 +50,9 @@ pub fn measure(paths: &[PathBuf]) -> Result<Vec<FileLoudness>> {
 
 /// JSON output: one object for one file, an array for several.
 pub fn to_json(results: &[FileLoudness]) -> serde_json::Value {
-    let values: Vec<serde_json::Value> = results
-        .iter()
-        .map(|r| serde_json::to_value(r).expect("FileLoudness serializes to JSON"))
-        .collect();
-    if values.len() == 1 {
-        values.into_iter().next().expect("one value")
-    } else {
-        serde_json::Value::Array(values)
-    }
+    let values: Vec<serde_json::Value> =
+        results.iter().map(|r| serde_json::to_value(r).expect("FileLoudness serializes to JSON")).collect();
+    if values.len() == 1 { values.into_iter().next().expect("one value") } else { serde_json::Value::Array(values) }
 }
 
 /// Text output: a block per file.

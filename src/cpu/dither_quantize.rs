@@ -143,7 +143,14 @@ fn quantize_sample_with(x: f32, d: f32, scale: f32, lo: f32, hi: f32, round: imp
 /// per instruction through the hash's 32-bit multiplies and a ROUNDPS rounding, several times
 /// faster than the baseline target's SSE2 code (BENCHMARKS.md, stage throughput). The operations
 /// are the same IEEE ones in the same order (no FMA is enabled), so the integers are identical.
-pub fn quantize_block(input: &[f32], bits: u32, dither_seed: Option<u32>, channel: u32, first_frame: u64, out: &mut [i32]) {
+pub fn quantize_block(
+    input: &[f32],
+    bits: u32,
+    dither_seed: Option<u32>,
+    channel: u32,
+    first_frame: u64,
+    out: &mut [i32],
+) {
     assert!(matches!(bits, 16 | 24 | 32), "dither_quantize: {bits}-bit output (16, 24 or 32)");
     assert!(out.len() >= input.len(), "dither_quantize: {} outputs for {} inputs", out.len(), input.len());
     #[cfg(target_arch = "x86_64")]
@@ -156,14 +163,28 @@ pub fn quantize_block(input: &[f32], bits: u32, dither_seed: Option<u32>, channe
 }
 
 /// `quantize_block` for the build's baseline target.
-fn quantize_block_portable(input: &[f32], bits: u32, dither_seed: Option<u32>, channel: u32, first_frame: u64, out: &mut [i32]) {
+fn quantize_block_portable(
+    input: &[f32],
+    bits: u32,
+    dither_seed: Option<u32>,
+    channel: u32,
+    first_frame: u64,
+    out: &mut [i32],
+) {
     quantize_run(input, bits, dither_seed, channel, first_frame, out, round_ties_even_f32);
 }
 
 /// `quantize_block` compiled for AVX2 (which implies SSE4.1's ROUNDPS for `round_ties_even`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn quantize_block_avx2(input: &[f32], bits: u32, dither_seed: Option<u32>, channel: u32, first_frame: u64, out: &mut [i32]) {
+fn quantize_block_avx2(
+    input: &[f32],
+    bits: u32,
+    dither_seed: Option<u32>,
+    channel: u32,
+    first_frame: u64,
+    out: &mut [i32],
+) {
     quantize_run(input, bits, dither_seed, channel, first_frame, out, f32::round_ties_even);
 }
 
@@ -253,7 +274,9 @@ mod path_tests {
             })
             .collect();
         // Exact ties at 16 and 24 bits, and full-scale edges.
-        for (k, v) in [0.5f32 * 2f32.powi(-15), 2.5 * 2f32.powi(-23), 1.0, -1.0, 1.0 - 2f32.powi(-24)].iter().enumerate() {
+        for (k, v) in
+            [0.5f32 * 2f32.powi(-15), 2.5 * 2f32.powi(-23), 1.0, -1.0, 1.0 - 2f32.powi(-24)].iter().enumerate()
+        {
             sig[k * 3] = *v;
         }
         for bits in [16u32, 24, 32] {

@@ -120,7 +120,12 @@ fn zeroed(channels: usize, block: usize) -> Vec<Vec<f32>> {
 
 impl Engine for CpuEngine {
     fn info(&self) -> EngineInfo {
-        EngineInfo { engine: "cpu".into(), device: format!("{} threads", self.threads), fir_precision: "f64", meter: "cpu" }
+        EngineInfo {
+            engine: "cpu".into(),
+            device: format!("{} threads", self.threads),
+            fir_precision: "f64",
+            meter: "cpu",
+        }
     }
 
     fn replays_spill(&self) -> bool {
@@ -142,12 +147,8 @@ impl Engine for CpuEngine {
         }
 
         // Stage look-ahead in blocks.
-        let m_stems = plan
-            .stems
-            .iter()
-            .map(|s| s.fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b)))
-            .max()
-            .unwrap_or(0);
+        let m_stems =
+            plan.stems.iter().map(|s| s.fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b))).max().unwrap_or(0);
         let m_bus = plan.bus_fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b));
         let mut limiter = match (&plan.limiter, pass.limit) {
             (Some(lp), true) => Some(Limiter::new(lp, bus_ch, b)),
@@ -161,18 +162,12 @@ impl Engine for CpuEngine {
         let mut stem_lanes: Vec<Vec<Lane>> = plan
             .stems
             .iter()
-            .map(|s| {
-                (0..s.channels)
-                    .map(|c| Lane::new(s.fir.as_ref().map(|f| (f, c)), m_stems, b))
-                    .collect()
-            })
+            .map(|s| (0..s.channels).map(|c| Lane::new(s.fir.as_ref().map(|f| (f, c)), m_stems, b)).collect())
             .collect();
         // Bus EQ lanes: one per bus channel, per stem contribution too when stems are delivered.
         let bus_signals = if pass.stems { n_stems } else { 1 };
         let mut bus_lanes: Vec<Vec<Lane>> = (0..bus_signals)
-            .map(|_| {
-                (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), m_bus, b)).collect()
-            })
+            .map(|_| (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), m_bus, b)).collect())
             .collect();
         // Without stem outputs, stems whose EQ is a FIR are summed in the frequency domain.
         let mut spectral = (!pass.stems && plan.stems.iter().any(|s| s.fir.is_some())).then(|| SpectralBus {
@@ -190,7 +185,9 @@ impl Engine for CpuEngine {
         // Blocks waiting for their limiter gain: (bus, stem contributions).
         let mut fifo: VecDeque<Waiting> = VecDeque::new();
         let mut spare: Vec<Waiting> = (0..=m_lim)
-            .map(|_| (zeroed(bus_ch, b), (0..if pass.stems { n_stems } else { 0 }).map(|_| zeroed(bus_ch, b)).collect()))
+            .map(|_| {
+                (zeroed(bus_ch, b), (0..if pass.stems { n_stems } else { 0 }).map(|_| zeroed(bus_ch, b)).collect())
+            })
             .collect();
 
         let total_blocks = plan.blocks();
@@ -296,9 +293,7 @@ impl Engine for CpuEngine {
                     None
                 } else {
                     let (mut mb, mut ms) = fifo.pop_front().expect("fifo");
-                    mb.par_iter_mut()
-                        .chain(ms.par_iter_mut().flatten())
-                        .for_each(|c| limiter_apply::apply(c, &gains));
+                    mb.par_iter_mut().chain(ms.par_iter_mut().flatten()).for_each(|c| limiter_apply::apply(c, &gains));
                     Some((mb, ms))
                 }
             } else {

@@ -63,8 +63,7 @@ impl FirConvolve {
             for (f, &t) in frame.iter_mut().zip(taps) {
                 *f = t as f64 * scale;
             }
-            r2c.process_with_scratch(&mut frame, spec, &mut scratch_fwd)
-                .expect("realfft: buffer sizes fixed in new");
+            r2c.process_with_scratch(&mut frame, spec, &mut scratch_fwd).expect("realfft: buffer sizes fixed in new");
         }
         FirConvolve {
             block,

@@ -108,8 +108,7 @@ impl Limiter {
     pub fn process(&mut self, x: &[&[f32]], gain: &mut [f32]) {
         let len = gain.len();
         assert!(len <= self.block, "Limiter::process: {len} frames, block is {}", self.block);
-        let (atten, held, released) =
-            (&mut self.atten[..len], &mut self.held[..len], &mut self.released[..len]);
+        let (atten, held, released) = (&mut self.atten[..len], &mut self.held[..len], &mut self.released[..len]);
         self.peak.process(x, self.ceiling_db, atten);
         self.hold.process(atten, held);
         self.release.process(held, released);

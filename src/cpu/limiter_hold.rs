@@ -29,11 +29,7 @@ impl LimiterHold {
         let l = self.lookahead;
         let m = l - 1 + len;
         self.ext[l - 1..m].copy_from_slice(atten_db);
-        for ((seg, g), h) in self.ext[..m]
-            .chunks(l)
-            .zip(self.g[..m].chunks_mut(l))
-            .zip(self.h[..m].chunks_mut(l))
-        {
+        for ((seg, g), h) in self.ext[..m].chunks(l).zip(self.g[..m].chunks_mut(l)).zip(self.h[..m].chunks_mut(l)) {
             let mut run = 0.0f32;
             for (gv, &v) in g.iter_mut().zip(seg) {
                 run = run.max(v);

@@ -202,9 +202,7 @@ impl LoudnessMeter {
         }
         let crate_meter = |channels: usize, mode: Mode| {
             EbuR128::new(channels as u32, sample_rate, mode).map_err(|e| {
-                Error::Usage(format!(
-                    "loudness meter: cannot meter {channels} channels at {sample_rate} Hz ({e})"
-                ))
+                Error::Usage(format!("loudness meter: cannot meter {channels} channels at {sample_rate} Hz ({e})"))
             })
         };
         // Rates that are not a multiple of 10 Hz step at the nearest frame, as the crate rounds
@@ -438,8 +436,7 @@ pub fn gated_loudness(blocks: &[f64]) -> f64 {
     }
     // BS.1770-4: the relative gate sits 10 LU under the absolutely gated mean.
     let relative = (sum / blocks.len() as f64) * f64::powf(10.0, -10.0 / 10.0);
-    let (count, total) =
-        blocks.iter().filter(|&&e| e >= relative).fold((0u64, 0.0f64), |(n, t), &e| (n + 1, t + e));
+    let (count, total) = blocks.iter().filter(|&&e| e >= relative).fold((0u64, 0.0f64), |(n, t), &e| (n + 1, t + e));
     if count == 0 { f64::NEG_INFINITY } else { energy_to_loudness(total / count as f64) }
 }
 

@@ -89,15 +89,11 @@ impl OversamplePeak {
         } else {
             // Channels in parallel, each into its own row, then the max across rows: max is exact,
             // so the result is the same bits as one shared row in any order.
-            self.rows
-                .par_iter_mut()
-                .zip(self.hist.par_iter_mut())
-                .zip(x.par_iter())
-                .for_each(|((row, buf), xc)| {
-                    let row = &mut row[..len];
-                    row.fill(0.0);
-                    channel(buf, xc, row);
-                });
+            self.rows.par_iter_mut().zip(self.hist.par_iter_mut()).zip(x.par_iter()).for_each(|((row, buf), xc)| {
+                let row = &mut row[..len];
+                row.fill(0.0);
+                channel(buf, xc, row);
+            });
             for row in &self.rows {
                 for (p, &r) in peak.iter_mut().zip(&row[..len]) {
                     *p = p.max(r);

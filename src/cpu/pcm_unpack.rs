@@ -39,10 +39,7 @@ fn byte_at(bytes: &[u8], i: usize) -> u32 {
 /// The 32-bit little-endian word starting at byte `i` (any alignment).
 #[inline(always)]
 fn word_at(bytes: &[u8], i: usize) -> u32 {
-    byte_at(bytes, i)
-        | (byte_at(bytes, i + 1) << 8)
-        | (byte_at(bytes, i + 2) << 16)
-        | (byte_at(bytes, i + 3) << 24)
+    byte_at(bytes, i) | (byte_at(bytes, i + 1) << 8) | (byte_at(bytes, i + 2) << 16) | (byte_at(bytes, i + 3) << 24)
 }
 
 /// Sample number `index` (interleaved order: frame * channels + channel) of a raw block.
@@ -140,11 +137,7 @@ fn shift_right_53(top: u32, lo: u32, shift: u32) -> (u32, bool, bool) {
         let s = shift - 32; // 0..=21
         let kept = top >> s;
         let round_bit = if s == 0 { lo >> 31 == 1 } else { (top >> (s - 1)) & 1 == 1 };
-        let sticky = if s == 0 {
-            lo & 0x7FFF_FFFF != 0
-        } else {
-            (top & ((1u32 << (s - 1)) - 1)) != 0 || lo != 0
-        };
+        let sticky = if s == 0 { lo & 0x7FFF_FFFF != 0 } else { (top & ((1u32 << (s - 1)) - 1)) != 0 || lo != 0 };
         (kept, round_bit, sticky)
     }
 }
@@ -197,11 +190,29 @@ mod tests {
     fn f64_to_f32_matches_as_cast() {
         // Edge cases: zeros, ties, subnormal boundaries, overflow, specials.
         let specials = [
-            0.0, -0.0, 1.0, -1.0, 0.5, f64::MAX, f64::MIN_POSITIVE, f64::INFINITY, f64::NEG_INFINITY, f64::NAN,
-            f32::MAX as f64, f32::MAX as f64 * (1.0 + 2f64.powi(-25)), f32::MAX as f64 * (1.0 + 2f64.powi(-24)),
-            f32::MIN_POSITIVE as f64, f32::MIN_POSITIVE as f64 * (1.0 - 2f64.powi(-30)),
-            2f64.powi(-149), 2f64.powi(-150), 2f64.powi(-150) * (1.0 + 2f64.powi(-40)), 2f64.powi(-151),
-            3.0 * 2f64.powi(-150), 1.0 + 2f64.powi(-24), 1.0 + 3.0 * 2f64.powi(-24), 1.0 + 2f64.powi(-24) + 2f64.powi(-52),
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f32::MAX as f64,
+            f32::MAX as f64 * (1.0 + 2f64.powi(-25)),
+            f32::MAX as f64 * (1.0 + 2f64.powi(-24)),
+            f32::MIN_POSITIVE as f64,
+            f32::MIN_POSITIVE as f64 * (1.0 - 2f64.powi(-30)),
+            2f64.powi(-149),
+            2f64.powi(-150),
+            2f64.powi(-150) * (1.0 + 2f64.powi(-40)),
+            2f64.powi(-151),
+            3.0 * 2f64.powi(-150),
+            1.0 + 2f64.powi(-24),
+            1.0 + 3.0 * 2f64.powi(-24),
+            1.0 + 2f64.powi(-24) + 2f64.powi(-52),
         ];
         for x in specials {
             check64(x);
@@ -227,7 +238,8 @@ mod tests {
     #[test]
     fn int32_split_matches_as_cast() {
         let mut s = 0x9e37_79b9u32;
-        let edge = [0, 1, -1, i32::MAX, i32::MIN, (1 << 24) + 1, (1 << 24) + 3, -(1 << 24) - 1, 0x7FFF_FF80, 0x7FFF_FFC0];
+        let edge =
+            [0, 1, -1, i32::MAX, i32::MIN, (1 << 24) + 1, (1 << 24) + 3, -(1 << 24) - 1, 0x7FFF_FF80, 0x7FFF_FFC0];
         for i in 0..2_000_000 {
             s ^= s << 13;
             s ^= s >> 17;

@@ -165,10 +165,9 @@ fn band_sections(band: &EqBand, fs: f64) -> Vec<Biquad> {
         }
         // Tilt: a cookbook low shelf of -g/2 and a high shelf of +g/2, both at freq_hz with
         // Q = 0.707 (the maximally flat shelf), giving -g/2 well below and +g/2 well above freq_hz.
-        EqBand::Tilt { freq_hz, gain_db } => vec![
-            low_shelf(fs, freq_hz, -gain_db / 2.0, TILT_Q),
-            high_shelf(fs, freq_hz, gain_db / 2.0, TILT_Q),
-        ],
+        EqBand::Tilt { freq_hz, gain_db } => {
+            vec![low_shelf(fs, freq_hz, -gain_db / 2.0, TILT_Q), high_shelf(fs, freq_hz, gain_db / 2.0, TILT_Q)]
+        }
     }
 }
 

@@ -54,12 +54,7 @@ pub fn k_weighting(rate: f64) -> ([f64; 5], [f64; 5]) {
 /// w[n-4]): one step with zero input, row-major. Its powers carry a chunk's start state across
 /// the chunk in the parallel scan.
 pub fn k_transition(a: &[f64; 5]) -> [[f64; 4]; 4] {
-    [
-        [-a[1], -a[2], -a[3], -a[4]],
-        [1.0, 0.0, 0.0, 0.0],
-        [0.0, 1.0, 0.0, 0.0],
-        [0.0, 0.0, 1.0, 0.0],
-    ]
+    [[-a[1], -a[2], -a[3], -a[4]], [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]
 }
 
 /// The binomial-difference basis of the state: d = D w with d = (w1, w1 - w2, w1 - 2 w2 + w3,
@@ -71,12 +66,8 @@ pub fn k_transition(a: &[f64; 5]) -> [[f64; 4]; 4] {
 /// cancelling entries, and combining chunk states through them loses the differences: a scan in
 /// that basis read energies 5e-6 (48 kHz) to 7e-4 (96 kHz) off, measured. In the difference basis
 /// the same scan is within 1e-10 of the sequential recursion (the parity test `loudness`).
-pub const DIFFERENCES: [[f64; 4]; 4] = [
-    [1.0, 0.0, 0.0, 0.0],
-    [1.0, -1.0, 0.0, 0.0],
-    [1.0, -2.0, 1.0, 0.0],
-    [1.0, -3.0, 3.0, -1.0],
-];
+pub const DIFFERENCES: [[f64; 4]; 4] =
+    [[1.0, 0.0, 0.0, 0.0], [1.0, -1.0, 0.0, 0.0], [1.0, -2.0, 1.0, 0.0], [1.0, -3.0, 3.0, -1.0]];
 
 /// `k_transition` in the difference basis: D A D.
 pub fn k_transition_differences(a: &[f64; 5]) -> [[f64; 4]; 4] {
@@ -96,12 +87,7 @@ pub fn mat_mul(p: &[[f64; 4]; 4], q: &[[f64; 4]; 4]) -> [[f64; 4]; 4] {
 
 /// `m^n` by repeated squaring.
 pub fn mat_pow(m: &[[f64; 4]; 4], mut n: usize) -> [[f64; 4]; 4] {
-    let mut result = [
-        [1.0, 0.0, 0.0, 0.0],
-        [0.0, 1.0, 0.0, 0.0],
-        [0.0, 0.0, 1.0, 0.0],
-        [0.0, 0.0, 0.0, 1.0],
-    ];
+    let mut result = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]];
     let mut base = *m;
     while n > 0 {
         if n & 1 == 1 {
@@ -135,8 +121,7 @@ pub fn true_peak_interpolator(rate: u32) -> Option<(usize, usize, Vec<f32>)> {
             let w = 0.5 * (1.0 - f64::cos(2.0 * std::f64::consts::PI * j / window));
             let m = j - window / 2.0;
             (if m.abs() > ALMOST_ZERO {
-                w * f64::sin(m * std::f64::consts::PI / factor as f64)
-                    / (m * std::f64::consts::PI / factor as f64)
+                w * f64::sin(m * std::f64::consts::PI / factor as f64) / (m * std::f64::consts::PI / factor as f64)
             } else {
                 w
             }) as f32

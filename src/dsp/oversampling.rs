@@ -4,7 +4,6 @@
 //! sub-sample offsets j/K (DESIGN.md "DSP" 6). Designed in f64, handed to both engines in f32.
 use std::f64::consts::PI;
 
-
 /// K phases of `taps_per_phase` coefficients, phase-major: `coeffs[j * taps_per_phase + m]`.
 /// Sub-sample j of frame n (time n + j/K) is `sum_m coeffs[j*T + m] * x[n + latency_offset - m]`,
 /// evaluated causally; phase 0 is a unit impulse so it reproduces the input sample exactly.
@@ -96,4 +95,3 @@ pub fn kaiser(r: f64, beta: f64) -> f64 {
     }
     bessel_i0(beta * (1.0 - r * r).sqrt()) / bessel_i0(beta)
 }
-

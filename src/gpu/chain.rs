@@ -114,8 +114,18 @@ pub(super) struct ChainKey {
 }
 
 impl ChainKey {
-    pub(super) fn new(plan: &RenderPlan, pass: &PassParams, inputs: &[Option<SourceEncoding>], delivery: &Delivery) -> ChainKey {
-        ChainKey { plan: plan.clone(), pass: PassParams { gain_db: 0.0, ..*pass }, inputs: inputs.to_vec(), delivery: delivery.clone() }
+    pub(super) fn new(
+        plan: &RenderPlan,
+        pass: &PassParams,
+        inputs: &[Option<SourceEncoding>],
+        delivery: &Delivery,
+    ) -> ChainKey {
+        ChainKey {
+            plan: plan.clone(),
+            pass: PassParams { gain_db: 0.0, ..*pass },
+            inputs: inputs.to_vec(),
+            delivery: delivery.clone(),
+        }
     }
 }
 
@@ -148,16 +158,8 @@ impl Chain {
         let fft = FftStrategy::for_adapter(&ctx.adapter_info);
 
         // Stems: pre-delay M*B - l per channel, then the EQ of the filtered channels.
-        let m_stems = plan
-            .stems
-            .iter()
-            .map(|s| {
-                s.fir
-                    .as_ref()
-                    .map_or(0, |f| blocks_of_latency(f.latency, b))
-            })
-            .max()
-            .unwrap_or(0);
+        let m_stems =
+            plan.stems.iter().map(|s| s.fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b))).max().unwrap_or(0);
         let stem_channels: usize = plan.stems.iter().map(|s| s.channels).sum();
         let stem_in = ctx.storage("stems in", f32s(stem_channels * b));
         let mut stem_lanes = Vec::with_capacity(n_stems);
@@ -191,11 +193,7 @@ impl Chain {
                 match &s.fir {
                     Some(f) => {
                         filtered.push((at, at, m_stems * b - f.latency));
-                        fir_lanes.push(FirLane {
-                            taps: &f.taps[c],
-                            input: at,
-                            output: at,
-                        });
+                        fir_lanes.push(FirLane { taps: &f.taps[c], input: at, output: at });
                     }
                     None => plain.push((at, at, m_stems * b)),
                 }
@@ -204,31 +202,15 @@ impl Chain {
         }
         let mut stem_delays = Vec::new();
         if !filtered.is_empty() {
-            stem_delays.push(DelayLine::new(
-                ctx,
-                delay_pipes,
-                b,
-                &filtered,
-                &stem_in,
-                &stem_a,
-            )?);
+            stem_delays.push(DelayLine::new(ctx, delay_pipes, b, &filtered, &stem_in, &stem_a)?);
         }
         if !plain.is_empty() {
-            stem_delays.push(DelayLine::new(
-                ctx,
-                delay_pipes,
-                b,
-                &plain,
-                &stem_in,
-                &stem_b,
-            )?);
+            stem_delays.push(DelayLine::new(ctx, delay_pipes, b, &plain, &stem_in, &stem_b)?);
         }
         let stem_fir = if fir_lanes.is_empty() {
             None
         } else {
-            Some(FirConvolve::new(
-                ctx, fir_pipes, fft, b, &fir_lanes, &stem_a, &stem_b,
-            )?)
+            Some(FirConvolve::new(ctx, fir_pipes, fft, b, &fir_lanes, &stem_a, &stem_b)?)
         };
 
         // Routes: one signal per stem when stems are delivered, else one for all.
@@ -248,34 +230,23 @@ impl Chain {
             );
             first += s.channels;
         }
-        let signals: Vec<Vec<Route>> = if pass.stems {
-            per_stem
-        } else {
-            vec![per_stem.into_iter().flatten().collect()]
-        };
+        let signals: Vec<Vec<Route>> =
+            if pass.stems { per_stem } else { vec![per_stem.into_iter().flatten().collect()] };
         let n_signals = signals.len();
         let summed = ctx.storage("bus signals", f32s(n_signals * bus_ch * b));
 
         // Bus EQ on every signal, with its pre-delay.
-        let m_bus = plan
-            .bus_fir
-            .as_ref()
-            .map_or(0, |f| blocks_of_latency(f.latency, b));
+        let m_bus = plan.bus_fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b));
         let (bus_delay, bus_fir, bus_out) = match &plan.bus_fir {
             None => (None, None, summed.clone()),
             Some(f) => {
                 let bus_a = ctx.storage("bus delayed", f32s(n_signals * bus_ch * b));
                 let bus_b = ctx.storage("bus equalised", f32s(n_signals * bus_ch * b));
                 let d = m_bus * b - f.latency;
-                let lanes: Vec<(usize, usize, usize)> =
-                    (0..n_signals * bus_ch).map(|i| (i * b, i * b, d)).collect();
+                let lanes: Vec<(usize, usize, usize)> = (0..n_signals * bus_ch).map(|i| (i * b, i * b, d)).collect();
                 let delay = DelayLine::new(ctx, delay_pipes, b, &lanes, &summed, &bus_a)?;
                 let fir_lanes: Vec<FirLane> = (0..n_signals * bus_ch)
-                    .map(|i| FirLane {
-                        taps: &f.taps[i % bus_ch],
-                        input: i * b,
-                        output: i * b,
-                    })
+                    .map(|i| FirLane { taps: &f.taps[i % bus_ch], input: i * b, output: i * b })
                     .collect();
                 let fir = FirConvolve::new(ctx, fir_pipes, fft, b, &fir_lanes, &bus_a, &bus_b)?;
                 (Some(delay), Some(fir), bus_b)
@@ -288,9 +259,7 @@ impl Chain {
         let lim_plan = match (&plan.limiter, pass.limit) {
             (Some(l), true) => Some(l),
             (None, true) => {
-                return Err(Error::Internal(
-                    "limiter pass without a limiter plan".into(),
-                ));
+                return Err(Error::Internal("limiter pass without a limiter plan".into()));
             }
             _ => None,
         };
@@ -304,16 +273,7 @@ impl Chain {
         };
         let ring_slots = slots_for(d_lim, b).max(m_lim + 1);
         let ring = ctx.storage("limiter fifo", f32s(ring_slots * slot_len));
-        let gain_sum = GainSum::new(
-            ctx,
-            b,
-            bus_ch,
-            &signals,
-            pass.stems,
-            &stem_b,
-            &summed,
-            Some((&bus_out, &ring)),
-        )?;
+        let gain_sum = GainSum::new(ctx, b, bus_ch, &signals, pass.stems, &stem_b, &summed, Some((&bus_out, &ring)))?;
 
         let limiter = match lim_plan {
             None => None,
@@ -326,18 +286,8 @@ impl Chain {
                 let gain = ctx.storage("limiter gain", f32s(b));
                 let lanes: Vec<(usize, usize)> = (0..bus_ch).map(|c| (c * b, c * b)).collect();
                 let precision = Precision::for_context(ctx);
-                let tap = DelayLine::tap(
-                    ctx,
-                    delay_pipes,
-                    b,
-                    &lanes,
-                    &ring,
-                    ring_slots,
-                    slot_len,
-                    d_lim,
-                    &x_pre,
-                    &atten,
-                )?;
+                let tap =
+                    DelayLine::tap(ctx, delay_pipes, b, &lanes, &ring, ring_slots, slot_len, d_lim, &x_pre, &atten)?;
                 Some(LimiterChain {
                     tap,
                     peak: OversamplePeak::new(
@@ -412,26 +362,13 @@ impl Chain {
             here
         };
         let master = (delivery.master || (!packs && !delivery.device_meter)).then(|| take(f32s(bus_ch * b)));
-        let stems = (stems_out > 0 && (!packs || delivery.stems))
-            .then(|| take(f32s(stems_out * bus_ch * b)));
+        let stems = (stems_out > 0 && (!packs || delivery.stems)).then(|| take(f32s(stems_out * bus_ch * b)));
         let gain = limiter.as_ref().filter(|_| delivery.gain).map(|_| take(f32s(b)));
         let gain_stats = limiter.as_ref().filter(|_| !delivery.gain).map(|l| take(l.apply.stats_bytes()));
-        let packed = packers
-            .iter()
-            .map(|p| take(words(p.packed_len(b))))
-            .collect();
+        let packed = packers.iter().map(|p| take(words(p.packed_len(b)))).collect();
         let counts = take(4 * packers.len() as u64);
         let meter_at = meter.as_ref().map(|m| (take(m.energy_bytes()), take(m.peaks_bytes())));
-        let layout = StagingLayout {
-            master,
-            stems,
-            gain,
-            gain_stats,
-            packed,
-            counts,
-            meter: meter_at,
-            len: at.max(4),
-        };
+        let layout = StagingLayout { master, stems, gain, gain_stats, packed, counts, meter: meter_at, len: at.max(4) };
         let staging = (0..IN_FLIGHT)
             .map(|_| {
                 ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -529,8 +466,7 @@ impl Chain {
                 d.encode(&mut pass, t);
                 f.encode(&mut pass, t);
             }
-            self.gain_sum
-                .encode_mix(&mut pass, ring_slot * self.slot_len, 0, valid);
+            self.gain_sum.encode_mix(&mut pass, ring_slot * self.slot_len, 0, valid);
             if let (Some(m), Some(d), None) = (&self.meter, deliver, &self.limiter) {
                 m.encode(&mut pass, d.index, d.index * self.block as u64, d.len, ring_slot * self.slot_len);
             }
@@ -542,19 +478,12 @@ impl Chain {
                 l.smooth.encode(&mut pass, t);
                 if deliver.is_some() {
                     let from = ((t - self.m_lim as u64) % self.ring_slots as u64) as usize;
-                    l.apply.encode(
-                        &mut pass,
-                        self.slot_len / self.block,
-                        from * self.slot_len,
-                        0,
-                    );
+                    l.apply.encode(&mut pass, self.slot_len / self.block, from * self.slot_len, 0);
                     if let (Some(d), Some(_)) = (deliver, self.layout.gain_stats) {
                         l.apply.encode_stats(&mut pass, d.len);
                     }
                     if let Some((first, len)) = pack {
-                        self.packers
-                            .iter()
-                            .for_each(|p| p.encode(&mut pass, first, len));
+                        self.packers.iter().for_each(|p| p.encode(&mut pass, first, len));
                     }
                     if let (Some(m), Some(d)) = (&self.meter, deliver) {
                         m.encode(&mut pass, d.index, d.index * self.block as u64, d.len, 0);
@@ -573,18 +502,15 @@ impl Chain {
         if let (Some(p), Some((first, len))) = (&self.pack_in, pack) {
             enc.copy_buffer_to_buffer(src, src_at, p, 0, f32_bytes(self.slot_len));
             let mut pass = enc.begin_compute_pass(&Default::default());
-            self.packers
-                .iter()
-                .for_each(|q| q.encode(&mut pass, first, len));
+            self.packers.iter().for_each(|q| q.encode(&mut pass, first, len));
         }
         let staging = &self.staging[d.slot];
         let lay = &self.layout;
         let mut down = 0u64;
-        let mut copy =
-            |enc: &mut wgpu::CommandEncoder, from: &wgpu::Buffer, at: u64, to: u64, n: u64| {
-                enc.copy_buffer_to_buffer(from, at, staging, to, n);
-                down += n;
-            };
+        let mut copy = |enc: &mut wgpu::CommandEncoder, from: &wgpu::Buffer, at: u64, to: u64, n: u64| {
+            enc.copy_buffer_to_buffer(from, at, staging, to, n);
+            down += n;
+        };
         let master_len = f32_bytes(self.bus_ch * self.block);
         if let Some(to) = lay.master {
             copy(&mut enc, src, src_at, to, master_len);
@@ -601,13 +527,7 @@ impl Chain {
         }
         for (i, (p, to)) in self.packers.iter().zip(&lay.packed).enumerate() {
             copy(&mut enc, &p.packed, 0, *to, words(p.packed_len(d.len)));
-            copy(
-                &mut enc,
-                &p.over_full_scale,
-                0,
-                lay.counts + 4 * i as u64,
-                4,
-            );
+            copy(&mut enc, &p.over_full_scale, 0, lay.counts + 4 * i as u64, 4);
         }
         if let (Some(m), Some((e, p))) = (&self.meter, lay.meter) {
             copy(&mut enc, &m.energy, 0, e, m.energy_bytes());

@@ -94,19 +94,15 @@ fn choose_adapter(instance: &wgpu::Instance, filter: Option<&str>) -> Result<wgp
         let adapters = pollster::block_on(instance.enumerate_adapters(backends()));
         let seen: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
         let lower = want.to_lowercase();
-        return adapters
-            .into_iter()
-            .find(|a| a.get_info().name.to_lowercase().contains(&lower))
-            .ok_or_else(|| {
-                Error::NoGpu(format!(
-                    "no GPU adapter whose name contains \"{want}\" (adapters seen: {}); {NO_GPU_HELP}",
-                    if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
-                ))
-            });
+        return adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&lower)).ok_or_else(|| {
+            Error::NoGpu(format!(
+                "no GPU adapter whose name contains \"{want}\" (adapters seen: {}); {NO_GPU_HELP}",
+                if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+            ))
+        });
     }
     let options = wgpu::RequestAdapterOptions {
-        power_preference: wgpu::PowerPreference::from_env()
-            .unwrap_or(wgpu::PowerPreference::HighPerformance),
+        power_preference: wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance),
         ..Default::default()
     };
     pollster::block_on(instance.request_adapter(&options))
@@ -117,17 +113,15 @@ fn choose_adapter(instance: &wgpu::Instance, filter: Option<&str>) -> Result<wgp
 /// `GpuContext::new(adapter_name)` would use.
 pub fn list_adapters(adapter_name: Option<&str>) -> Vec<AdapterSummary> {
     let instance = instance();
-    let chosen = choose_adapter(&instance, name_filter(adapter_name).as_deref())
-        .ok()
-        .map(|a| a.get_info());
+    let chosen = choose_adapter(&instance, name_filter(adapter_name).as_deref()).ok().map(|a| a.get_info());
     let adapters = pollster::block_on(instance.enumerate_adapters(backends()));
     adapters
         .iter()
         .map(|a| {
             let info = a.get_info();
-            let selected = chosen.as_ref().is_some_and(|c| {
-                c.name == info.name && c.backend == info.backend && c.device == info.device
-            });
+            let selected = chosen
+                .as_ref()
+                .is_some_and(|c| c.name == info.name && c.backend == info.backend && c.device == info.device);
             AdapterSummary::from_info(&info, a.features(), selected)
         })
         .collect()
@@ -154,8 +148,7 @@ impl GpuContext {
         let limits = adapter.limits();
         // 64-bit floats where there are any: the limiter's dB-domain stages then compute as the
         // CPU twins do (see `kernel::Precision`).
-        let required_features =
-            wgpu::Features::IMMEDIATES | (features & wgpu::Features::SHADER_F64);
+        let required_features = wgpu::Features::IMMEDIATES | (features & wgpu::Features::SHADER_F64);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("stemforge"),
             required_features,
@@ -177,14 +170,7 @@ impl GpuContext {
                 s.messages.push(format!("device lost ({reason:?}): {msg}"));
             }
         });
-        Ok(GpuContext {
-            adapter_info,
-            device,
-            queue,
-            limits,
-            errors,
-            kernels: Default::default(),
-        })
+        Ok(GpuContext { adapter_info, device, queue, limits, errors, kernels: Default::default() })
     }
 
     /// The device has 64-bit floats in shaders (SHADER_F64).
@@ -198,10 +184,7 @@ impl GpuContext {
 
     /// Turn any error the device reported since the last check into `Error::Gpu`.
     pub fn check(&self) -> Result<()> {
-        let mut sink = self
-            .errors
-            .lock()
-            .map_err(|_| Error::Gpu("error sink poisoned".into()))?;
+        let mut sink = self.errors.lock().map_err(|_| Error::Gpu("error sink poisoned".into()))?;
         if sink.messages.is_empty() {
             Ok(())
         } else {
@@ -225,9 +208,7 @@ impl GpuContext {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(4).next_multiple_of(4),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         })
     }
@@ -243,12 +224,7 @@ impl GpuContext {
 
     /// Copy `count` elements of `buf` from element `offset` back to the host, waiting for the
     /// queue. For tests and set-up; the engine's block loop uses its own staging ring instead.
-    pub fn read_back<T: bytemuck::Pod>(
-        &self,
-        buf: &wgpu::Buffer,
-        offset: usize,
-        count: usize,
-    ) -> Result<Vec<T>> {
+    pub fn read_back<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, offset: usize, count: usize) -> Result<Vec<T>> {
         let size = std::mem::size_of::<T>();
         let bytes = (count * size) as u64;
         if bytes == 0 {
@@ -272,9 +248,7 @@ impl GpuContext {
         rx.recv()
             .map_err(|_| Error::Gpu("read-back mapping was dropped".into()))?
             .map_err(|e| Error::Gpu(format!("read-back mapping failed: {e}")))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::Gpu(format!("read-back view: {e}")))?;
+        let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu(format!("read-back view: {e}")))?;
         let out = bytemuck::cast_slice::<u8, u8>(&view[..bytes as usize]);
         let mut v: Vec<T> = vec![T::zeroed(); count];
         bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(out);

@@ -105,17 +105,7 @@ impl DelayLine {
             ring_len += slots * block;
         }
         let ring = ctx.storage("delay_line ring", (ring_len * 4) as u64);
-        Self::build(
-            ctx,
-            pipelines,
-            block,
-            &chans,
-            input,
-            ring,
-            true,
-            output,
-            DelayMode::Delay,
-        )
+        Self::build(ctx, pipelines, block, &chans, input, ring, true, output, DelayMode::Delay)
     }
 
     /// Read channels `(ring element of frame 0 in slot 0, output element)` of an existing ring of
@@ -146,17 +136,7 @@ impl DelayLine {
                 _pad: [0; 2],
             })
             .collect();
-        Self::build(
-            ctx,
-            pipelines,
-            block,
-            &chans,
-            dummy,
-            ring.clone(),
-            false,
-            output,
-            DelayMode::Tap,
-        )
+        Self::build(ctx, pipelines, block, &chans, dummy, ring.clone(), false, output, DelayMode::Tap)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -172,21 +152,12 @@ impl DelayLine {
         mode: DelayMode,
     ) -> Result<DelayLine> {
         let chan_buf = ctx.storage_init("delay_line channels", chans);
-        let bind = pipelines
-            .kernel
-            .bind(ctx, &[&chan_buf, input, &ring, output]);
+        let bind = pipelines.kernel.bind(ctx, &[&chan_buf, input, &ring, output]);
         let pipeline = match mode {
             DelayMode::Delay => pipelines.delay.clone(),
             DelayMode::Tap => pipelines.tap.clone(),
         };
-        Ok(DelayLine {
-            pipeline,
-            bind,
-            ring,
-            owns_ring,
-            block,
-            channels: chans.len(),
-        })
+        Ok(DelayLine { pipeline, bind, ring, owns_ring, block, channels: chans.len() })
     }
 
     pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {

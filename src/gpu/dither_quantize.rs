@@ -48,10 +48,7 @@ impl DitherPipeline {
             &[Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<DitherImmediates>() as u32,
         )?;
-        Ok(DitherPipeline {
-            pipeline: kernel.pipeline(ctx, "main", &[])?,
-            kernel,
-        })
+        Ok(DitherPipeline { pipeline: kernel.pipeline(ctx, "main", &[])?, kernel })
     }
 }
 
@@ -102,9 +99,7 @@ impl DitherQuantize {
         let bps = format.bytes_per_sample();
         let packed = ctx.storage("dither_quantize packed", (block * channels * bps) as u64);
         let over_full_scale = ctx.storage("dither_quantize over full scale", 4);
-        let bind = pipe
-            .kernel
-            .bind(ctx, &[&cfg_buf, planar, &packed, &over_full_scale]);
+        let bind = pipe.kernel.bind(ctx, &[&cfg_buf, planar, &packed, &over_full_scale]);
         Ok(DitherQuantize {
             pipeline: pipe.pipeline.clone(),
             bind,

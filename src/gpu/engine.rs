@@ -23,6 +23,7 @@ use crate::engine::{
     BusBytes, Engine, EngineInfo, GainStats, MeterReadings, PassBlock, PassParams, PassSink, RenderPlan, StemSource,
 };
 use crate::error::{Error, Result};
+use crate::gpu::chain::{Chain, ChainKey, Delivered, IN_FLIGHT, Pipelines, f32_bytes};
 use crate::gpu::context::{GpuContext, NO_GPU_HELP};
 use crate::gpu::delay_line::DelayPipelines;
 use crate::gpu::dither_quantize::DitherPipeline;
@@ -32,8 +33,6 @@ use crate::gpu::limiter_apply::LimiterApply;
 use crate::gpu::loudness::Loudness;
 use crate::gpu::pcm_unpack::{PcmUnpackPipeline, format_code};
 use crate::io::SourceEncoding;
-use crate::gpu::chain::{Chain, ChainKey, Delivered, IN_FLIGHT, Pipelines, f32_bytes};
-
 
 pub struct GpuEngine {
     ctx: GpuContext,
@@ -61,9 +60,9 @@ pub fn meter_choice(device_type: wgpu::DeviceType) -> Result<bool> {
     match std::env::var(METER_VAR).as_deref() {
         Ok("cpu") => Ok(false),
         Ok("device") => Ok(true),
-        Ok(other) if !other.is_empty() => Err(Error::Usage(format!(
-            "{METER_VAR}={other}: expected \"cpu\" or \"device\""
-        ))),
+        Ok(other) if !other.is_empty() => {
+            Err(Error::Usage(format!("{METER_VAR}={other}: expected \"cpu\" or \"device\"")))
+        }
         _ => Ok(device_type != wgpu::DeviceType::Cpu),
     }
 }
@@ -132,10 +131,7 @@ impl GpuEngine {
     ) -> Result<()> {
         self.ctx
             .device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(f.submission),
-                timeout: None,
-            })
+            .poll(wgpu::PollType::Wait { submission_index: Some(f.submission), timeout: None })
             .map_err(|e| Error::Gpu(format!("waiting for block {}: {e}", f.index)))?;
         self.ctx.check()?;
         f.mapped
@@ -150,9 +146,8 @@ impl GpuEngine {
                 .get_mapped_range(..)
                 .map_err(|e| Error::Gpu(format!("block {}: read-back view: {e}", f.index)))?;
             let bytes: &[u8] = &view;
-            let floats = |at: u64, n: usize| -> &[f32] {
-                bytemuck::cast_slice(&bytes[at as usize..at as usize + 4 * n])
-            };
+            let floats =
+                |at: u64, n: usize| -> &[f32] { bytemuck::cast_slice(&bytes[at as usize..at as usize + 4 * n]) };
             let b = chain.block;
             if let Some(at) = lay.master {
                 let data = floats(at, chain.bus_ch * b);
@@ -185,8 +180,7 @@ impl GpuEngine {
                 dst.clear();
                 dst.extend_from_slice(&bytes[at..at + p.packed_len(len)]);
                 let c = lay.counts as usize + 4 * i;
-                host.over_full_scale[i] =
-                    u32::from_le_bytes(bytes[c..c + 4].try_into().expect("4 bytes")) as u64;
+                host.over_full_scale[i] = u32::from_le_bytes(bytes[c..c + 4].try_into().expect("4 bytes")) as u64;
             }
             if let (Some(m), Some((e, p))) = (&chain.meter, lay.meter) {
                 let (e, p) = (e as usize, p as usize);
@@ -203,16 +197,8 @@ impl GpuEngine {
         sink.block(PassBlock {
             index: f.index,
             len,
-            master: if lay.master.is_some() {
-                &host.master
-            } else {
-                &[]
-            },
-            stems: if lay.stems.is_some() {
-                &host.stems
-            } else {
-                &[]
-            },
+            master: if lay.master.is_some() { &host.master } else { &[] },
+            stems: if lay.stems.is_some() { &host.stems } else { &[] },
             gain: lay.gain.map(|_| host.gain.as_slice()),
             gain_stats: host.gain_stats,
             packed: &host.packed,
@@ -237,8 +223,7 @@ impl Engine for GpuEngine {
     }
 
     fn meter_on_device(&self, plan: &RenderPlan) -> bool {
-        self.device_meter
-            && Loudness::supports(Precision::for_context(&self.ctx), plan.sample_rate, plan.block).is_ok()
+        self.device_meter && Loudness::supports(Precision::for_context(&self.ctx), plan.sample_rate, plan.block).is_ok()
     }
 
     fn takes_raw_pcm(&self) -> bool {
@@ -268,9 +253,8 @@ impl Engine for GpuEngine {
             self.delay = Some(DelayPipelines::new(&self.ctx)?);
         }
         // Raw input: the encodings the shader unpacks (64-bit float too, should a source offer it).
-        let inputs: Vec<Option<SourceEncoding>> = (0..plan.stems.len())
-            .map(|s| source.raw_encoding(s).filter(|e| format_code(*e).is_some()))
-            .collect();
+        let inputs: Vec<Option<SourceEncoding>> =
+            (0..plan.stems.len()).map(|s| source.raw_encoding(s).filter(|e| format_code(*e).is_some())).collect();
         if inputs.iter().any(Option::is_some) && self.unpack.is_none() {
             self.unpack = Some(PcmUnpackPipeline::new(&self.ctx)?);
         }
@@ -315,9 +299,7 @@ impl GpuEngine {
         let b = chain.block;
         let total_blocks = plan.blocks();
         let m_total = (chain.m_pre_limiter + chain.m_lim) as u64;
-        chain
-            .gain_sum
-            .set_gain(&self.ctx.queue, 10f64.powf(pass.gain_db / 20.0) as f32);
+        chain.gain_sum.set_gain(&self.ctx.queue, 10f64.powf(pass.gain_db / 20.0) as f32);
         chain.reset(&self.ctx);
 
         let raw_input = chain.unpack.iter().any(Option::is_some);
@@ -364,9 +346,7 @@ impl GpuEngine {
                 }
             }
             if !decoded_are_zero {
-                for ((&(first, channels), u), x) in
-                    chain.stem_lanes.iter().zip(&chain.unpack).zip(&inputs)
-                {
+                for ((&(first, channels), u), x) in chain.stem_lanes.iter().zip(&chain.unpack).zip(&inputs) {
                     if u.is_some() {
                         continue;
                     }
@@ -377,9 +357,7 @@ impl GpuEngine {
                         x.iter().for_each(|c| upload.extend_from_slice(&c[..b]));
                     }
                     let bytes: &[u8] = bytemuck::cast_slice(&upload);
-                    self.ctx
-                        .queue
-                        .write_buffer(&chain.stem_in, f32_bytes(first * b), bytes);
+                    self.ctx.queue.write_buffer(&chain.stem_in, f32_bytes(first * b), bytes);
                     self.bus.up += bytes.len() as u64;
                 }
                 decoded_are_zero = source_done;
@@ -387,11 +365,8 @@ impl GpuEngine {
 
             // 2. The whole chain on the device; the aligned block k = t - m_total comes back.
             let aligned = t as i64 - chain.m_pre_limiter as i64;
-            let valid = if aligned < 0 {
-                0
-            } else {
-                (plan.frames as i64 - aligned * b as i64).clamp(0, b as i64) as usize
-            };
+            let valid =
+                if aligned < 0 { 0 } else { (plan.frames as i64 - aligned * b as i64).clamp(0, b as i64) as usize };
             let deliver = (t >= m_total).then(|| {
                 let k = t - m_total;
                 Delivered {
@@ -412,12 +387,7 @@ impl GpuEngine {
                 chain.staging[d.slot].map_async(wgpu::MapMode::Read, .., move |r| {
                     let _ = tx.send(r);
                 });
-                in_flight.push_back(InFlight {
-                    index: d.index,
-                    slot: d.slot,
-                    submission,
-                    mapped: rx,
-                });
+                in_flight.push_back(InFlight { index: d.index, slot: d.slot, submission, mapped: rx });
                 if d.index + 1 == total_blocks {
                     break;
                 }

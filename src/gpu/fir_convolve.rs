@@ -126,9 +126,7 @@ impl FirPipelines {
             ctx,
             Stage::FirConvolve,
             precision,
-            &[
-                Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
-            ],
+            &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
             std::mem::size_of::<FirImmediates>() as u32,
         )?;
         Ok(FirPipelines {
@@ -204,10 +202,7 @@ fn twiddles(n: usize) -> Vec<[f64; 2]> {
         let a = -2.0 * std::f64::consts::PI * j as f64 / len as f64;
         [a.cos(), a.sin()]
     };
-    (0..m)
-        .map(|j| w(j, m))
-        .chain((0..m).map(|j| w(j, n)))
-        .collect()
+    (0..m).map(|j| w(j, m)).chain((0..m).map(|j| w(j, n))).collect()
 }
 
 /// Spectra of the partitions of `taps` (block frames each, zero-padded to N), scaled by 1/N, bin
@@ -225,8 +220,7 @@ fn partition_spectra(taps: &[f32], block: usize, n: usize) -> Vec<[f64; 2]> {
         buf.iter_mut().for_each(|v| *v = 0.0);
         let part = &taps[(p * block).min(taps.len())..((p + 1) * block).min(taps.len())];
         buf.iter_mut().zip(part).for_each(|(d, s)| *d = *s as f64);
-        fft.process(&mut buf, &mut spec)
-            .expect("fft sizes match their plan");
+        fft.process(&mut buf, &mut spec).expect("fft sizes match their plan");
         out.push([spec[0].re * scale, spec[m].re * scale]);
         for s in &spec[1..m] {
             out.push([s.re * scale, s.im * scale]);
@@ -299,12 +293,7 @@ impl FirConvolve {
         let cb = pipelines.precision.complex_bytes();
         // What this adapter must hold and dispatch: a clear error rather than a validation failure.
         let (m1, m2) = (1usize << e1, 1usize << e2);
-        let biggest = [
-            consts.len() * cb,
-            fdl_len * cb,
-            channels * m * cb,
-            2 * channels * hist_len * 4,
-        ];
+        let biggest = [consts.len() * cb, fdl_len * cb, channels * m * cb, 2 * channels * hist_len * 4];
         let max_binding = ctx.limits.max_storage_buffer_binding_size as usize;
         if let Some(b) = biggest.iter().find(|b| **b > max_binding) {
             return Err(Error::Gpu(format!(
@@ -317,12 +306,7 @@ impl FirConvolve {
             )));
         }
         let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
-        let widest = [
-            (channels * m2).div_ceil(SPAN / m1),
-            (m / 2 + 1).div_ceil(64),
-            m / 4 / 64,
-            channels,
-        ];
+        let widest = [(channels * m2).div_ceil(SPAN / m1), (m / 2 + 1).div_ceil(64), m / 4 / 64, channels];
         if widest.iter().any(|g| *g > max_groups) {
             return Err(Error::Gpu(format!(
                 "fir_convolve: {channels} channels with {block}-frame blocks need more than {max_groups} workgroups \
@@ -335,8 +319,7 @@ impl FirConvolve {
         let const_buf = match pipelines.precision {
             Precision::F64 => ctx.storage_init("fir_convolve twiddles and spectra", &consts),
             Precision::F32 => {
-                let rounded: Vec<[f32; 2]> =
-                    consts.iter().map(|&[re, im]| [re as f32, im as f32]).collect();
+                let rounded: Vec<[f32; 2]> = consts.iter().map(|&[re, im]| [re as f32, im as f32]).collect();
                 ctx.storage_init("fir_convolve twiddles and spectra", &rounded)
             }
         };
@@ -344,12 +327,8 @@ impl FirConvolve {
         let spec = ctx.storage("fir_convolve spectra", (channels * m * cb) as u64);
         let scratch = ctx.storage("fir_convolve scratch", (channels * m * cb) as u64);
         let fdl = ctx.storage("fir_convolve delay line", (fdl_len * cb) as u64);
-        let bind = pipelines.kernel.bind(
-            ctx,
-            &[
-                &cfg_buf, &chan_buf, &const_buf, input, output, &hist, &spec, &scratch, &fdl,
-            ],
-        );
+        let bind =
+            pipelines.kernel.bind(ctx, &[&cfg_buf, &chan_buf, &const_buf, input, output, &hist, &spec, &scratch, &fdl]);
         ctx.check()?;
         Ok(FirConvolve {
             pipelines: FirPipelinesRef {
@@ -381,19 +360,13 @@ impl FirConvolve {
     /// Convolve block `block_index` (counted from the last reset).
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
         let p = &self.pipelines;
-        let imm = FirImmediates {
-            block_index: block_index as u32,
-            log2_ns: 0,
-            flags: 0,
-            halves: 0,
+        let imm = FirImmediates { block_index: block_index as u32, log2_ns: 0, flags: 0, halves: 0 };
+        let mut step = |pipeline: &wgpu::ComputePipeline, imm: FirImmediates, (x, y): (u32, u32)| {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &self.bind, &[]);
+            pass.set_immediates(0, bytemuck::bytes_of(&imm));
+            pass.dispatch_workgroups(x, y, 1);
         };
-        let mut step =
-            |pipeline: &wgpu::ComputePipeline, imm: FirImmediates, (x, y): (u32, u32)| {
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, &self.bind, &[]);
-                pass.set_immediates(0, bytemuck::bytes_of(&imm));
-                pass.dispatch_workgroups(x, y, 1);
-            };
         match self.strategy {
             FftStrategy::FourStep => {
                 step(&p.fwd_columns, imm, (self.column_groups, 1));
@@ -411,27 +384,16 @@ impl FirConvolve {
                     .chain((log2m % 2 == 1).then_some((log2m - 1, true)))
                     .collect();
                 let n = passes.len();
-                let groups_of = |radix2: bool| {
-                    (
-                        groups(if radix2 { m / 2 } else { m / 4 }, 64),
-                        self.channels as u32,
-                    )
-                };
+                let groups_of = |radix2: bool| (groups(if radix2 { m / 2 } else { m / 4 }, 64), self.channels as u32);
                 // Forward: frame -> ... -> `spec` (which MAC reads), alternating with `scratch`
                 // backwards from the last pass (halves bit set = scratch).
                 for (i, &(log2_ns, radix2)) in passes.iter().enumerate() {
                     let dst = ((n - 1 - i) % 2) as u32;
                     let src = dst ^ 1;
-                    let flags =
-                        if i == 0 { FLAG_FIRST } else { 0 } | if radix2 { FLAG_RADIX2 } else { 0 };
+                    let flags = if i == 0 { FLAG_FIRST } else { 0 } | if radix2 { FLAG_RADIX2 } else { 0 };
                     step(
                         &p.global_pass,
-                        FirImmediates {
-                            log2_ns,
-                            flags,
-                            halves: src | (dst << 1),
-                            ..imm
-                        },
+                        FirImmediates { log2_ns, flags, halves: src | (dst << 1), ..imm },
                         groups_of(radix2),
                     );
                 }
@@ -440,17 +402,11 @@ impl FirConvolve {
                 for (i, &(log2_ns, radix2)) in passes.iter().enumerate() {
                     let src = (i % 2) as u32;
                     let dst = src ^ 1;
-                    let flags = FLAG_INVERSE
-                        | if i + 1 == n { FLAG_LAST } else { 0 }
-                        | if radix2 { FLAG_RADIX2 } else { 0 };
+                    let flags =
+                        FLAG_INVERSE | if i + 1 == n { FLAG_LAST } else { 0 } | if radix2 { FLAG_RADIX2 } else { 0 };
                     step(
                         &p.global_pass,
-                        FirImmediates {
-                            log2_ns,
-                            flags,
-                            halves: src | (dst << 1),
-                            ..imm
-                        },
+                        FirImmediates { log2_ns, flags, halves: src | (dst << 1), ..imm },
                         groups_of(radix2),
                     );
                 }

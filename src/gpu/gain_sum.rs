@@ -93,8 +93,7 @@ impl GainSum {
         let route_buf = ctx.storage_init("gain_sum routes", &routes);
         let range_buf = ctx.storage_init("gain_sum ranges", &ranges);
         let route_bind = kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, stems, summed]);
-        let mix_bind =
-            mix.map(|(src, ring)| kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, src, ring]));
+        let mix_bind = mix.map(|(src, ring)| kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, src, ring]));
         Ok(GainSum {
             route: kernel.pipeline(ctx, "route", &[])?,
             mix: kernel.pipeline(ctx, "mix", &[])?,
@@ -116,35 +115,17 @@ impl GainSum {
         pass.set_pipeline(&self.route);
         pass.set_bind_group(0, &self.route_bind, &[]);
         pass.set_immediates(0, bytemuck::bytes_of(&GainSumImmediates::zeroed()));
-        pass.dispatch_workgroups(
-            groups(self.cfg.block as usize, 64),
-            self.cfg.bus_channels,
-            1,
-        );
+        pass.dispatch_workgroups(groups(self.cfg.block as usize, 64), self.cfg.bus_channels, 1);
     }
 
     /// Mix into the ring slot starting at element `slot_base`, keeping frames [from, to).
-    pub fn encode_mix(
-        &self,
-        pass: &mut wgpu::ComputePass<'_>,
-        slot_base: usize,
-        from: usize,
-        to: usize,
-    ) {
+    pub fn encode_mix(&self, pass: &mut wgpu::ComputePass<'_>, slot_base: usize, from: usize, to: usize) {
         let Some(bind) = &self.mix_bind else { return };
         pass.set_pipeline(&self.mix);
         pass.set_bind_group(0, bind, &[]);
-        let imm = GainSumImmediates {
-            slot_base: slot_base as u32,
-            valid_from: from as u32,
-            valid_to: to as u32,
-            _pad: 0,
-        };
+        let imm =
+            GainSumImmediates { slot_base: slot_base as u32, valid_from: from as u32, valid_to: to as u32, _pad: 0 };
         pass.set_immediates(0, bytemuck::bytes_of(&imm));
-        pass.dispatch_workgroups(
-            groups(self.cfg.block as usize, 64),
-            self.cfg.bus_channels,
-            1,
-        );
+        pass.dispatch_workgroups(groups(self.cfg.block as usize, 64), self.cfg.bus_channels, 1);
     }
 }

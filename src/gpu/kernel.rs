@@ -17,11 +17,7 @@ impl Precision {
     /// As `for_context`, for an adapter's (or a device's) features.
     pub fn for_features(features: wgpu::Features) -> Precision {
         let asked_f32 = std::env::var("STEMFORGE_GPU_F32").is_ok_and(|v| v == "1");
-        if features.contains(wgpu::Features::SHADER_F64) && !asked_f32 {
-            Precision::F64
-        } else {
-            Precision::F32
-        }
+        if features.contains(wgpu::Features::SHADER_F64) && !asked_f32 { Precision::F64 } else { Precision::F32 }
     }
 }
 
@@ -76,10 +72,7 @@ impl Kernel {
             return Ok(k.clone());
         }
         let kernel = Kernel::compile(ctx, stage, stage.variant(precision), binds, immediate_size)?;
-        ctx.kernels
-            .lock()
-            .map_err(|_| Error::Gpu("kernel cache poisoned".into()))?
-            .insert(key, kernel.clone());
+        ctx.kernels.lock().map_err(|_| Error::Gpu("kernel cache poisoned".into()))?.insert(key, kernel.clone());
         Ok(kernel)
     }
 
@@ -108,65 +101,45 @@ impl Kernel {
                 count: None,
             })
             .collect();
-        let layout = ctx
-            .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(stage.name()),
-                entries: &entries,
-            });
-        let pipeline_layout = ctx
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(stage.name()),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size,
-            });
-        let module = ctx
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(stage.name()),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+        let layout = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(stage.name()),
+            entries: &entries,
+        });
+        let pipeline_layout = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(stage.name()),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size,
+        });
+        let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(stage.name()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
         ctx.check().map_err(|e| in_shader(e, stage, precision, None))?;
-        Ok(Kernel {
-            layout,
-            pipeline_layout,
-            module,
-            stage,
-            precision,
-            pipelines: Default::default(),
-        })
+        Ok(Kernel { layout, pipeline_layout, module, stage, precision, pipelines: Default::default() })
     }
 
     /// The pipeline of one entry point, with `constants` as WGSL pipeline-overridable constants.
-    pub fn pipeline(
-        &self,
-        ctx: &GpuContext,
-        entry: &str,
-        constants: &[(&str, f64)],
-    ) -> Result<wgpu::ComputePipeline> {
-        let key: PipelineKey = (entry.to_string(), constants.iter().map(|(n, v)| (n.to_string(), v.to_bits())).collect());
+    pub fn pipeline(&self, ctx: &GpuContext, entry: &str, constants: &[(&str, f64)]) -> Result<wgpu::ComputePipeline> {
+        let key: PipelineKey =
+            (entry.to_string(), constants.iter().map(|(n, v)| (n.to_string(), v.to_bits())).collect());
         let mut cache = self.pipelines.lock().map_err(|_| Error::Gpu("pipeline cache poisoned".into()))?;
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
-        let pipeline = ctx
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&self.pipeline_layout),
-                module: &self.module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    // Every kernel writes its workgroup memory before reading it; zeroing it first
-                    // costs a pass over it per workgroup (measurable on lavapipe).
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
-        ctx.check()
-            .map_err(|e| in_shader(e, self.stage, self.precision, Some(entry)))?;
+        let pipeline = ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: Some(&self.pipeline_layout),
+            module: &self.module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                // Every kernel writes its workgroup memory before reading it; zeroing it first
+                // costs a pass over it per workgroup (measurable on lavapipe).
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        ctx.check().map_err(|e| in_shader(e, self.stage, self.precision, Some(entry)))?;
         cache.insert(key, pipeline.clone());
         Ok(pipeline)
     }
@@ -176,10 +149,7 @@ impl Kernel {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
         ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(self.stage.name()),

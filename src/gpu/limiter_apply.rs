@@ -72,13 +72,7 @@ impl LimiterApply {
     }
 
     /// `channels` consecutive channels from element `x_base` of `x` to element `out_base` of `y`.
-    pub fn encode(
-        &self,
-        pass: &mut wgpu::ComputePass<'_>,
-        channels: usize,
-        x_base: usize,
-        out_base: usize,
-    ) {
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, channels: usize, x_base: usize, out_base: usize) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         let imm = self.immediates(channels, x_base, out_base, self.block);

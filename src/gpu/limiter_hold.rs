@@ -52,18 +52,10 @@ impl LimiterHold {
             std::mem::size_of::<HoldImmediates>() as u32,
         )?;
         let segments = (block + lookahead - 1).div_ceil(lookahead);
-        let cfg = HoldConfig {
-            block: block as u32,
-            lookahead: lookahead as u32,
-            segments: segments as u32,
-            _pad: 0,
-        };
+        let cfg = HoldConfig { block: block as u32, lookahead: lookahead as u32, segments: segments as u32, _pad: 0 };
         let cfg_buf = ctx.storage_init("limiter_hold config", std::slice::from_ref(&cfg));
         let halo = ctx.storage("limiter_hold halo", (2 * (lookahead - 1).max(1) * 4) as u64);
-        let scratch = ctx.storage(
-            "limiter_hold scratch",
-            (2 * segments * lookahead * 4) as u64,
-        );
+        let scratch = ctx.storage("limiter_hold scratch", (2 * segments * lookahead * 4) as u64);
         let bind = kernel.bind(ctx, &[&cfg_buf, atten_db, held_db, &halo, &scratch]);
         Ok(LimiterHold {
             scan: kernel.pipeline(ctx, "scan", &[])?,
@@ -80,9 +72,7 @@ impl LimiterHold {
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
-        let imm = HoldImmediates {
-            block_index: block_index as u32,
-        };
+        let imm = HoldImmediates { block_index: block_index as u32 };
         for (pipeline, n) in [(&self.scan, 2 * self.segments), (&self.combine, self.block)] {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &self.bind, &[]);

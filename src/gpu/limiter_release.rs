@@ -36,19 +36,8 @@ impl LimiterRelease {
         released_db: &wgpu::Buffer,
     ) -> Result<LimiterRelease> {
         use Bind::*;
-        let kernel = Kernel::new(
-            ctx,
-            Stage::LimiterRelease,
-            precision,
-            &[Read, Read, ReadWrite, ReadWrite],
-            0,
-        )?;
-        let cfg = ReleaseConfig {
-            block: block as u32,
-            chunk: block.div_ceil(WG) as u32,
-            rho,
-            _pad: 0,
-        };
+        let kernel = Kernel::new(ctx, Stage::LimiterRelease, precision, &[Read, Read, ReadWrite, ReadWrite], 0)?;
+        let cfg = ReleaseConfig { block: block as u32, chunk: block.div_ceil(WG) as u32, rho, _pad: 0 };
         let cfg_buf = ctx.storage_init("limiter_release config", std::slice::from_ref(&cfg));
         // f64: D carried over, then the block's chunk-local D0; f32: D carried over.
         let state = match precision {
@@ -56,11 +45,7 @@ impl LimiterRelease {
             Precision::F32 => ctx.storage("limiter_release state", 4),
         };
         let bind = kernel.bind(ctx, &[&cfg_buf, held_db, released_db, &state]);
-        Ok(LimiterRelease {
-            pipeline: kernel.pipeline(ctx, "main", &[])?,
-            bind,
-            state,
-        })
+        Ok(LimiterRelease { pipeline: kernel.pipeline(ctx, "main", &[])?, bind, state })
     }
 
     pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {

@@ -51,23 +51,11 @@ impl LimiterSmooth {
             &[Read, Read, ReadWrite, ReadWrite],
             std::mem::size_of::<SmoothImmediates>() as u32,
         )?;
-        let cfg = SmoothConfig {
-            block: block as u32,
-            lookahead: lookahead as u32,
-            _pad: [0; 2],
-        };
+        let cfg = SmoothConfig { block: block as u32, lookahead: lookahead as u32, _pad: [0; 2] };
         let cfg_buf = ctx.storage_init("limiter_smooth config", std::slice::from_ref(&cfg));
-        let halo = ctx.storage(
-            "limiter_smooth halo",
-            (2 * (lookahead - 1).max(1) * 4) as u64,
-        );
+        let halo = ctx.storage("limiter_smooth halo", (2 * (lookahead - 1).max(1) * 4) as u64);
         let bind = kernel.bind(ctx, &[&cfg_buf, released_db, gain, &halo]);
-        Ok(LimiterSmooth {
-            pipeline: kernel.pipeline(ctx, "main", &[])?,
-            bind,
-            halo,
-            block,
-        })
+        Ok(LimiterSmooth { pipeline: kernel.pipeline(ctx, "main", &[])?, bind, halo, block })
     }
 
     pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {
@@ -77,9 +65,7 @@ impl LimiterSmooth {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
-        let imm = SmoothImmediates {
-            block_index: block_index as u32,
-        };
+        let imm = SmoothImmediates { block_index: block_index as u32 };
         pass.set_immediates(0, bytemuck::bytes_of(&imm));
         pass.dispatch_workgroups(groups(self.block.div_ceil(RUN), 64), 1, 1);
     }

@@ -4,9 +4,7 @@
 //! Carries the filter state and the interpolator's history across blocks.
 use bytemuck::{Pod, Zeroable};
 
-use crate::dsp::kweighting::{
-    k_transition_differences, k_weighting, mat_mul, mat_pow, true_peak_interpolator,
-};
+use crate::dsp::kweighting::{k_transition_differences, k_weighting, mat_mul, mat_pow, true_peak_interpolator};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
@@ -69,11 +67,7 @@ impl Loudness {
     /// 0.007 to 0.022 LU off the CPU meter (parity test cases, lavapipe): the K-weighting's
     /// double pole near z = 1 leaves f32 too few bits for the states' differences, outside
     /// DESIGN.md's 0.01 LU. Without SHADER_F64 the engine keeps the CPU meter.
-    pub fn supports(
-        precision: Precision,
-        sample_rate: u32,
-        block: usize,
-    ) -> std::result::Result<(), String> {
+    pub fn supports(precision: Precision, sample_rate: u32, block: usize) -> std::result::Result<(), String> {
         let (step, chunk) = Self::shape(sample_rate, block);
         if precision != Precision::F64 {
             return Err("the device meter needs 64-bit floats (SHADER_F64); in f32 it reads up to 0.022 LU off".into());
@@ -88,10 +82,7 @@ impl Loudness {
 
     /// The crate's 100 ms step (rounded to the nearest frame) and the chunk length.
     fn shape(sample_rate: u32, block: usize) -> (usize, usize) {
-        (
-            ((sample_rate as usize + 5) / 10).max(1),
-            MIN_CHUNK.max(block / MAX_CHUNKS),
-        )
+        (((sample_rate as usize + 5) / 10).max(1), MIN_CHUNK.max(block / MAX_CHUNKS))
     }
 
     /// A meter at `sample_rate` over `channels` blocks of `block` frames in `input` (where each
@@ -104,8 +95,7 @@ impl Loudness {
         block: usize,
         input: &wgpu::Buffer,
     ) -> Result<Loudness> {
-        Self::supports(precision, sample_rate, block)
-            .map_err(|e| Error::Internal(format!("loudness: {e}")))?;
+        Self::supports(precision, sample_rate, block).map_err(|e| Error::Internal(format!("loudness: {e}")))?;
         let (step, chunk) = Self::shape(sample_rate, block);
         if channels == 0 {
             return Err(Error::Internal("loudness: no channels".into()));
@@ -134,15 +124,7 @@ impl Loudness {
             ctx,
             Stage::Loudness,
             precision,
-            &[
-                Bind::Read,
-                Bind::Read,
-                Bind::Read,
-                Bind::ReadWrite,
-                Bind::ReadWrite,
-                Bind::ReadWrite,
-                Bind::ReadWrite,
-            ],
+            &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite, Bind::ReadWrite, Bind::ReadWrite],
             std::mem::size_of::<LoudnessImmediates>() as u32,
         )?;
         let constants = [("FACTOR", factor as f64), ("TP_TAPS", taps as f64)];
@@ -162,25 +144,16 @@ impl Loudness {
         let cfg_buf = ctx.storage_init("loudness config", std::slice::from_ref(&cfg));
         let coeffs = match precision {
             Precision::F64 => ctx.storage_init("loudness coefficients", &table),
-            Precision::F32 => ctx.storage_init(
-                "loudness coefficients",
-                &table.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
-            ),
+            Precision::F32 => {
+                ctx.storage_init("loudness coefficients", &table.iter().map(|&v| v as f32).collect::<Vec<f32>>())
+            }
         };
         let scratch_len = channels * 4 + channels * (chunks + 1) * 4 + channels * chunks * 4;
         let scratch = ctx.storage("loudness scratch", (scratch_len * real) as u64);
         let energy = ctx.storage("loudness energies", (channels * steps * real) as u64);
         let peaks = ctx.storage("loudness peaks", (channels * 2 * 4) as u64);
-        let tp_hist = ctx.storage(
-            "loudness true-peak history",
-            (2 * channels * (taps - 1).max(1) * 4) as u64,
-        );
-        let bind = kernel.bind(
-            ctx,
-            &[
-                &cfg_buf, &coeffs, input, &scratch, &energy, &peaks, &tp_hist,
-            ],
-        );
+        let tp_hist = ctx.storage("loudness true-peak history", (2 * channels * (taps - 1).max(1) * 4) as u64);
+        let bind = kernel.bind(ctx, &[&cfg_buf, &coeffs, input, &scratch, &energy, &peaks, &tp_hist]);
         let meter = Loudness {
             chunk_states: pipeline("chunk_states")?,
             scan: pipeline("scan")?,
@@ -253,33 +226,18 @@ impl Loudness {
 
     /// Decode read-back bytes of `energy` and `peaks` into `energies` (f64, `[channel][steps]`)
     /// and `peaks` (`[channel]` (sample, true)).
-    pub fn decode(
-        &self,
-        energy: &[u8],
-        peak_bytes: &[u8],
-        energies: &mut Vec<f64>,
-        peaks: &mut Vec<[f32; 2]>,
-    ) {
+    pub fn decode(&self, energy: &[u8], peak_bytes: &[u8], energies: &mut Vec<f64>, peaks: &mut Vec<[f32; 2]>) {
         energies.clear();
         // Byte-wise: a mapped view need not be aligned for f64.
         match self.precision {
-            Precision::F64 => energies.extend(
-                energy
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
-            ),
-            Precision::F32 => energies.extend(
-                energy
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64),
-            ),
+            Precision::F64 => {
+                energies.extend(energy.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))))
+            }
+            Precision::F32 => energies
+                .extend(energy.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64)),
         }
         let f32_at = |b: &[u8]| f32::from_le_bytes(b.try_into().expect("4 bytes"));
         peaks.clear();
-        peaks.extend(
-            peak_bytes
-                .chunks_exact(8)
-                .map(|p| [f32_at(&p[..4]), f32_at(&p[4..])]),
-        );
+        peaks.extend(peak_bytes.chunks_exact(8).map(|p| [f32_at(&p[..4]), f32_at(&p[4..])]));
     }
 }

@@ -71,10 +71,8 @@ impl OversamplePeak {
             )));
         }
         // Phase 0 is the unit impulse at the latency tap for every designed table; checked, not assumed.
-        let skip_phase0 = table.coeffs[..taps]
-            .iter()
-            .enumerate()
-            .all(|(m, c)| *c == if m == table.latency { 1.0 } else { 0.0 });
+        let skip_phase0 =
+            table.coeffs[..taps].iter().enumerate().all(|(m, c)| *c == if m == table.latency { 1.0 } else { 0.0 });
         let pipeline = kernel.pipeline(
             ctx,
             "main",
@@ -96,19 +94,10 @@ impl OversamplePeak {
         };
         let cfg_buf = ctx.storage_init("oversample_peak config", std::slice::from_ref(&cfg));
         let coeffs = ctx.storage_init("oversample_peak coefficients", &table.coeffs);
-        let hist = ctx.storage(
-            "oversample_peak history",
-            (2 * channels * hist_len.max(1) * 4) as u64,
-        );
+        let hist = ctx.storage("oversample_peak history", (2 * channels * hist_len.max(1) * 4) as u64);
         let bind = kernel.bind(ctx, &[&cfg_buf, &coeffs, input, &hist, atten_db]);
         ctx.check()?;
-        Ok(OversamplePeak {
-            pipeline,
-            bind,
-            hist,
-            block,
-            latency: table.latency,
-        })
+        Ok(OversamplePeak { pipeline, bind, hist, block, latency: table.latency })
     }
 
     pub fn reset(&self, enc: &mut wgpu::CommandEncoder) {
@@ -118,9 +107,7 @@ impl OversamplePeak {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
-        let imm = OversampleImmediates {
-            block_index: block_index as u32,
-        };
+        let imm = OversampleImmediates { block_index: block_index as u32 };
         pass.set_immediates(0, bytemuck::bytes_of(&imm));
         pass.dispatch_workgroups(groups(self.block, 64), 1, 1);
     }

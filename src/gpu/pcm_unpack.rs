@@ -53,10 +53,7 @@ impl PcmUnpackPipeline {
             &[Read, Read, ReadWrite],
             std::mem::size_of::<UnpackImmediates>() as u32,
         )?;
-        Ok(PcmUnpackPipeline {
-            pipeline: kernel.pipeline(ctx, "main", &[])?,
-            kernel,
-        })
+        Ok(PcmUnpackPipeline { pipeline: kernel.pipeline(ctx, "main", &[])?, kernel })
     }
 }
 
@@ -82,14 +79,9 @@ impl PcmUnpack {
         planar: &wgpu::Buffer,
         output_base: usize,
     ) -> Result<PcmUnpack> {
-        let (format, bps) = format_code(encoding)
-            .ok_or_else(|| Error::Internal(format!("pcm_unpack: {encoding:?} is not raw PCM")))?;
-        let cfg = UnpackConfig {
-            format,
-            channels: channels as u32,
-            block: block as u32,
-            output: output_base as u32,
-        };
+        let (format, bps) =
+            format_code(encoding).ok_or_else(|| Error::Internal(format!("pcm_unpack: {encoding:?} is not raw PCM")))?;
+        let cfg = UnpackConfig { format, channels: channels as u32, block: block as u32, output: output_base as u32 };
         let cfg_buf = ctx.storage_init("pcm_unpack config", std::slice::from_ref(&cfg));
         let bytes = ctx.storage("pcm_unpack bytes", (block * channels * bps) as u64);
         let bind = pipe.kernel.bind(ctx, &[&cfg_buf, &bytes, planar]);
@@ -132,9 +124,7 @@ impl PcmUnpack {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
-        let imm = UnpackImmediates {
-            frames: self.frames as u32,
-        };
+        let imm = UnpackImmediates { frames: self.frames as u32 };
         pass.set_immediates(0, bytemuck::bytes_of(&imm));
         pass.dispatch_workgroups(groups(self.block, 64), self.channels as u32, 1);
     }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::session::{Layout, SampleFormat};
 
-pub mod wav_reader;
 pub mod symphonia_reader;
+pub mod wav_reader;
 pub mod wav_writer;
 
 /// How the samples are stored in the source file.
@@ -20,7 +20,9 @@ pub enum SourceEncoding {
     Float32,
     Float64,
     /// Decoded by a codec (FLAC, ...): `bits` of integer precision.
-    Coded { bits: u32 },
+    Coded {
+        bits: u32,
+    },
 }
 
 /// What is known about an input file once opened (header only: nothing decoded yet).
@@ -114,7 +116,12 @@ fn sniff(path: &Path) -> Result<Sniffed> {
         } else {
             "a special file"
         };
-        return Err(Error::input(path, format!("not a regular file ({what}): stemforge reads audio from regular files (a render reads each stem more than once)")));
+        return Err(Error::input(
+            path,
+            format!(
+                "not a regular file ({what}): stemforge reads audio from regular files (a render reads each stem more than once)"
+            ),
+        ));
     }
     if meta.len() == 0 {
         return Err(Error::input(path, "not an audio file (empty: 0 bytes)"));
@@ -129,12 +136,9 @@ fn sniff(path: &Path) -> Result<Sniffed> {
 /// "starts with 7b 0a 20 20 ... (\"{\\n  ...\")" for a file neither reader understands.
 fn describe_head(head: &[u8]) -> String {
     let hex: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let text: String = head.iter().take(8).map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '.' }).collect();
-    format!(
-        "no WAV/RF64, AIFF, FLAC or Ogg header; starts with bytes {} \"{}\"",
-        hex.join(" "),
-        text
-    )
+    let text: String =
+        head.iter().take(8).map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '.' }).collect();
+    format!("no WAV/RF64, AIFF, FLAC or Ogg header; starts with bytes {} \"{}\"", hex.join(" "), text)
 }
 
 /// Options for writing one output file.

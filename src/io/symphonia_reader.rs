@@ -7,10 +7,10 @@
 use std::fs::File;
 use std::path::Path;
 
-use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
-use symphonia::core::codecs::CodecParameters;
-use symphonia::core::audio::sample::SampleFormat as SymFormat;
 use symphonia::core::audio::Channels;
+use symphonia::core::audio::sample::SampleFormat as SymFormat;
+use symphonia::core::codecs::CodecParameters;
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
@@ -18,8 +18,8 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
 use crate::error::{Error, Result};
-use crate::io::{AudioInfo, BlockReader, SourceEncoding};
 use crate::io::wav_reader::non_finite_error;
+use crate::io::{AudioInfo, BlockReader, SourceEncoding};
 
 /// Why `SymphoniaReader::open` failed: the content is not a format symphonia knows (the caller
 /// words the "not an audio file" message), or a known format with a problem.
@@ -61,7 +61,14 @@ impl SymphoniaReader {
     /// codec, unknown length, 0 frames, corrupt header) is an `Error::Input` naming the file.
     pub fn open(path: &Path) -> std::result::Result<SymphoniaReader, OpenError> {
         let file = File::open(path).map_err(|e| {
-            Error::input(path, if e.kind() == std::io::ErrorKind::NotFound { "no such file".to_string() } else { format!("cannot open: {e}") })
+            Error::input(
+                path,
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file".to_string()
+                } else {
+                    format!("cannot open: {e}")
+                },
+            )
         })?;
         let mss = MediaSourceStream::new(Box::new(file), Default::default());
         let format = match symphonia::default::get_probe().probe(
@@ -91,10 +98,17 @@ impl SymphoniaReader {
         let track_id = track.id;
         let params = match &track.codec_params {
             Some(CodecParameters::Audio(p)) => p.clone(),
-            _ => return Err(Error::input(path, format!("{container} file: its audio track has no codec parameters")).into()),
+            _ => {
+                return Err(
+                    Error::input(path, format!("{container} file: its audio track has no codec parameters")).into()
+                );
+            }
         };
         let frames = track.num_frames.ok_or_else(|| {
-            Error::input(path, format!("{container} file does not state its length (frame count unknown); convert it to WAV or FLAC"))
+            Error::input(
+                path,
+                format!("{container} file does not state its length (frame count unknown); convert it to WAV or FLAC"),
+            )
         })?;
         if frames == 0 {
             return Err(Error::input(path, "contains no audio (0 frames)").into());

@@ -206,7 +206,13 @@ impl BlockReader for WavReader {
 /// A float sample that is NaN or ±Inf is an input error naming the frame (0-based, absolute in the
 /// file) and channel (1-based, as a user counts them). Checked on the raw bits: an all-ones
 /// exponent field.
-fn check_finite_raw(bytes: &[u8], encoding: SourceEncoding, channels: usize, first_frame: u64, path: &Path) -> Result<()> {
+fn check_finite_raw(
+    bytes: &[u8],
+    encoding: SourceEncoding,
+    channels: usize,
+    first_frame: u64,
+    path: &Path,
+) -> Result<()> {
     let (size, exp_mask_hi): (usize, u32) = match encoding {
         SourceEncoding::Float32 => (4, 0x7F80_0000),
         SourceEncoding::Float64 => (8, 0x7FF0_0000),
@@ -216,7 +222,11 @@ fn check_finite_raw(bytes: &[u8], encoding: SourceEncoding, channels: usize, fir
         // The exponent sits in the most significant (last, little-endian) 32-bit word.
         let w = u32::from_le_bytes(s[size - 4..].try_into().unwrap());
         if w & exp_mask_hi == exp_mask_hi {
-            let value = if size == 4 { f32::from_le_bytes(s.try_into().unwrap()) as f64 } else { f64::from_le_bytes(s.try_into().unwrap()) };
+            let value = if size == 4 {
+                f32::from_le_bytes(s.try_into().unwrap()) as f64
+            } else {
+                f64::from_le_bytes(s.try_into().unwrap())
+            };
             return Err(non_finite_error(path, value, first_frame + (i / channels) as u64, i % channels, channels));
         }
     }
@@ -225,7 +235,13 @@ fn check_finite_raw(bytes: &[u8], encoding: SourceEncoding, channels: usize, fir
 
 /// "NaN sample at frame 1234, channel 2 of 6" (frame 0-based, channel 1-based).
 pub(crate) fn non_finite_error(path: &Path, value: f64, frame: u64, channel: usize, channels: usize) -> Error {
-    let what = if value.is_nan() { "NaN" } else if value > 0.0 { "+Inf" } else { "-Inf" };
+    let what = if value.is_nan() {
+        "NaN"
+    } else if value > 0.0 {
+        "+Inf"
+    } else {
+        "-Inf"
+    };
     Error::input(path, format!("{what} sample at frame {frame}, channel {} of {channels}", channel + 1))
 }
 
@@ -318,7 +334,9 @@ pub fn parse_header<R: Read + Seek>(file: &mut R, path: &Path, file_len: u64) ->
             }
             b"data" => {
                 let size = if size32 == 0xFFFF_FFFF && rf64 {
-                    ds64_data_size.ok_or_else(|| bad("corrupt RF64 header: data size 0xFFFFFFFF and no ds64 chunk before it".into()))?
+                    ds64_data_size.ok_or_else(|| {
+                        bad("corrupt RF64 header: data size 0xFFFFFFFF and no ds64 chunk before it".into())
+                    })?
                 } else {
                     size32 as u64
                 };
@@ -381,13 +399,18 @@ fn parse_fmt(b: &[u8], path: &Path) -> Result<std::result::Result<Fmt, Error>> {
     let bits = le16(b, 14) as u32;
     let (code, channel_mask, valid_bits) = if tag == WAVE_FORMAT_EXTENSIBLE {
         if b.len() < 40 {
-            return Err(bad(format!("corrupt WAV header: WAVE_FORMAT_EXTENSIBLE fmt chunk of {} bytes (needs 40)", b.len())));
+            return Err(bad(format!(
+                "corrupt WAV header: WAVE_FORMAT_EXTENSIBLE fmt chunk of {} bytes (needs 40)",
+                b.len()
+            )));
         }
         let valid = le16(b, 18) as u32;
         let mask = le32(b, 20);
         let guid = &b[24..40];
         if guid[2..] != GUID_TAIL {
-            return Ok(Err(bad("unsupported WAV encoding: WAVE_FORMAT_EXTENSIBLE with an unknown sub-format GUID".into())));
+            return Ok(Err(bad(
+                "unsupported WAV encoding: WAVE_FORMAT_EXTENSIBLE with an unknown sub-format GUID".into()
+            )));
         }
         (le16(guid, 0), Some(mask), if valid == 0 { bits } else { valid })
     } else {

@@ -286,7 +286,14 @@ impl WavWriter {
                 let mut ints = std::mem::take(&mut self.ints);
                 ints.resize(frames * ch, 0);
                 for (c, (p, q)) in planar.iter().zip(ints.chunks_exact_mut(frames)).enumerate() {
-                    dither_quantize::quantize_block(&p[..frames], bits, self.spec.dither_seed, c as u32, self.frames, q);
+                    dither_quantize::quantize_block(
+                        &p[..frames],
+                        bits,
+                        self.spec.dither_seed,
+                        c as u32,
+                        self.frames,
+                        q,
+                    );
                 }
                 let planes = ints.chunks_exact(frames);
                 match bps {
@@ -370,7 +377,13 @@ impl WavWriter {
         };
         Ok(SealedFile {
             temp,
-            written: WrittenFile { path, frames: self.frames, bytes: total, sha256, over_full_scale: self.over_full_scale },
+            written: WrittenFile {
+                path,
+                frames: self.frames,
+                bytes: total,
+                sha256,
+                over_full_scale: self.over_full_scale,
+            },
         })
     }
 }

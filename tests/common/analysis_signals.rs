@@ -44,9 +44,7 @@ pub fn music_noise(seed: u64, frames: usize, sample_rate: u32, rms: f64) -> Vec<
 
 /// amp·sin(2π·f·n/fs + phase).
 pub fn sine(freq: f64, amp: f64, phase: f64, frames: usize, sample_rate: u32) -> Vec<f32> {
-    (0..frames)
-        .map(|n| (amp * (2.0 * PI * freq * n as f64 / sample_rate as f64 + phase).sin()) as f32)
-        .collect()
+    (0..frames).map(|n| (amp * (2.0 * PI * freq * n as f64 / sample_rate as f64 + phase).sin()) as f32).collect()
 }
 
 pub fn db_to_amp(db: f64) -> f64 {
@@ -79,9 +77,7 @@ pub fn write_wav(path: &Path, planar: &[Vec<f32>], sample_rate: u32, fmt: Fmt) {
             match fmt {
                 Fmt::F32 => w.write_sample(x).unwrap(),
                 Fmt::I16 => w.write_sample((x as f64 * 32768.0).round().clamp(-32768.0, 32767.0) as i16).unwrap(),
-                Fmt::I24 => w
-                    .write_sample((x as f64 * 8388608.0).round().clamp(-8388608.0, 8388607.0) as i32)
-                    .unwrap(),
+                Fmt::I24 => w.write_sample((x as f64 * 8388608.0).round().clamp(-8388608.0, 8388607.0) as i32).unwrap(),
             }
         }
     }

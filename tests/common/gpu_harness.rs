@@ -61,9 +61,7 @@ pub fn gpu(test: &str) -> Option<Gpu> {
         let n = SKIPPED.fetch_add(1, Ordering::SeqCst) + 1;
         // Straight to the stderr handle: libtest captures print!/eprint! of passing tests, and a
         // skip must be seen.
-        let line = format!(
-            "SKIPPED GPU test {test} ({SKIP_VAR}=1; {n} GPU test(s) skipped so far in this binary)\n"
-        );
+        let line = format!("SKIPPED GPU test {test} ({SKIP_VAR}=1; {n} GPU test(s) skipped so far in this binary)\n");
         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         return None;
     }
@@ -95,6 +93,5 @@ pub fn upload(ctx: &GpuContext, buf: &wgpu::Buffer, data: &[f32]) {
 }
 
 pub fn read(ctx: &GpuContext, buf: &wgpu::Buffer, offset: usize, count: usize) -> Vec<f32> {
-    ctx.read_back(buf, offset, count)
-        .unwrap_or_else(|e| panic!("read-back failed: {e}"))
+    ctx.read_back(buf, offset, count).unwrap_or_else(|e| panic!("read-back failed: {e}"))
 }

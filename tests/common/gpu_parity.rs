@@ -9,11 +9,7 @@ pub const STAGE_PEAK_DBFS: f64 = -110.0;
 pub const STAGE_RMS_DBFS: f64 = -130.0;
 
 pub fn dbfs(x: f64) -> f64 {
-    if x > 0.0 {
-        20.0 * x.log10()
-    } else {
-        f64::NEG_INFINITY
-    }
+    if x > 0.0 { 20.0 * x.log10() } else { f64::NEG_INFINITY }
 }
 
 /// Residual figures of one comparison (over all channels).
@@ -34,8 +30,7 @@ fn write_wav(path: &Path, channels: &[Vec<f32>], fs: u32) {
     let frames = channels.iter().map(Vec::len).max().unwrap_or(0);
     for n in 0..frames {
         for c in channels {
-            w.write_sample(c.get(n).copied().unwrap_or(0.0))
-                .expect("write wav");
+            w.write_sample(c.get(n).copied().unwrap_or(0.0)).expect("write wav");
         }
     }
     w.finalize().expect("finalize wav");
@@ -43,44 +38,19 @@ fn write_wav(path: &Path, channels: &[Vec<f32>], fs: u32) {
 
 /// Compare `gpu` against `cpu` (`[channel][frame]`); panics with the report when the residual
 /// peak exceeds `peak_dbfs` or its RMS exceeds `rms_dbfs`. Returns the figures.
-pub fn assert_parity(
-    stage: &str,
-    cpu: &[Vec<f32>],
-    gpu: &[Vec<f32>],
-    peak_dbfs: f64,
-    rms_dbfs: f64,
-) -> Residual {
-    assert_eq!(
-        cpu.len(),
-        gpu.len(),
-        "{stage}: channel counts differ (cpu {}, gpu {})",
-        cpu.len(),
-        gpu.len()
-    );
+pub fn assert_parity(stage: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>], peak_dbfs: f64, rms_dbfs: f64) -> Residual {
+    assert_eq!(cpu.len(), gpu.len(), "{stage}: channel counts differ (cpu {}, gpu {})", cpu.len(), gpu.len());
     let mut worst: Option<String> = None;
     let mut max_abs = 0.0f64;
     let mut sum_sq = 0.0f64;
     let mut count = 0usize;
     let tol = 10f64.powf(peak_dbfs / 20.0);
     for (c, (a, b)) in cpu.iter().zip(gpu).enumerate() {
-        assert_eq!(
-            a.len(),
-            b.len(),
-            "{stage} channel {c}: lengths differ (cpu {}, gpu {})",
-            a.len(),
-            b.len()
-        );
+        assert_eq!(a.len(), b.len(), "{stage} channel {c}: lengths differ (cpu {}, gpu {})", a.len(), b.len());
         for (n, (x, y)) in a.iter().zip(b).enumerate() {
-            let d = if x.is_nan() || y.is_nan() {
-                f64::INFINITY
-            } else {
-                (*x as f64 - *y as f64).abs()
-            };
+            let d = if x.is_nan() || y.is_nan() { f64::INFINITY } else { (*x as f64 - *y as f64).abs() };
             if d > tol && worst.is_none() {
-                worst = Some(format!(
-                    "channel {c}, frame {n}: cpu {x:e}, gpu {y:e}, |diff| {:.1} dBFS",
-                    dbfs(d)
-                ));
+                worst = Some(format!("channel {c}, frame {n}: cpu {x:e}, gpu {y:e}, |diff| {:.1} dBFS", dbfs(d)));
             }
             max_abs = max_abs.max(d);
             sum_sq += d * d;
@@ -88,10 +58,7 @@ pub fn assert_parity(
         }
     }
     let rms = (sum_sq / count.max(1) as f64).sqrt();
-    let r = Residual {
-        peak_dbfs: dbfs(max_abs),
-        rms_dbfs: dbfs(rms),
-    };
+    let r = Residual { peak_dbfs: dbfs(max_abs), rms_dbfs: dbfs(rms) };
     let summary = format!(
         "{stage}: residual peak {:.1} dBFS (limit {peak_dbfs}), RMS {:.1} dBFS (limit {rms_dbfs}) over {} channel(s) x {} frames",
         r.peak_dbfs,
@@ -100,10 +67,7 @@ pub fn assert_parity(
         cpu.first().map_or(0, Vec::len)
     );
     if r.peak_dbfs > peak_dbfs || r.rms_dbfs > rms_dbfs {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("stemforge-parity-{stage}-"))
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix(&format!("stemforge-parity-{stage}-")).tempdir().expect("temp dir");
         write_wav(&dir.path().join("cpu.wav"), cpu, 48000);
         write_wav(&dir.path().join("gpu.wav"), gpu, 48000);
         let kept = dir.keep();
@@ -118,34 +82,11 @@ pub fn assert_parity(
 }
 
 /// Integer outputs must be identical: first differing sample reported, both kept on failure.
-pub fn assert_identical_bytes(
-    stage: &str,
-    cpu: &[u8],
-    gpu: &[u8],
-    bytes_per_sample: usize,
-    channels: usize,
-) {
-    assert_eq!(
-        cpu.len(),
-        gpu.len(),
-        "{stage}: byte counts differ (cpu {}, gpu {})",
-        cpu.len(),
-        gpu.len()
-    );
-    let diffs = cpu
-        .chunks(bytes_per_sample)
-        .zip(gpu.chunks(bytes_per_sample))
-        .filter(|(a, b)| a != b)
-        .count();
-    if let Some(i) = cpu
-        .chunks(bytes_per_sample)
-        .zip(gpu.chunks(bytes_per_sample))
-        .position(|(a, b)| a != b)
-    {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("stemforge-parity-{stage}-"))
-            .tempdir()
-            .expect("temp dir");
+pub fn assert_identical_bytes(stage: &str, cpu: &[u8], gpu: &[u8], bytes_per_sample: usize, channels: usize) {
+    assert_eq!(cpu.len(), gpu.len(), "{stage}: byte counts differ (cpu {}, gpu {})", cpu.len(), gpu.len());
+    let diffs = cpu.chunks(bytes_per_sample).zip(gpu.chunks(bytes_per_sample)).filter(|(a, b)| a != b).count();
+    if let Some(i) = cpu.chunks(bytes_per_sample).zip(gpu.chunks(bytes_per_sample)).position(|(a, b)| a != b) {
+        let dir = tempfile::Builder::new().prefix(&format!("stemforge-parity-{stage}-")).tempdir().expect("temp dir");
         std::fs::write(dir.path().join("cpu.raw"), cpu).expect("write");
         std::fs::write(dir.path().join("gpu.raw"), gpu).expect("write");
         let kept = dir.keep();
@@ -159,8 +100,5 @@ pub fn assert_identical_bytes(
             kept.display()
         );
     }
-    println!(
-        "{stage}: {} samples identical",
-        cpu.len() / bytes_per_sample
-    );
+    println!("{stage}: {} samples identical", cpu.len() / bytes_per_sample);
 }

@@ -47,9 +47,7 @@ pub fn sweep(frames: usize, fs: f64, f0: f64, f1: f64, amp: f64) -> Vec<f32> {
 }
 
 pub fn sine(frames: usize, fs: f64, f: f64, amp: f64) -> Vec<f32> {
-    (0..frames)
-        .map(|n| (amp * (2.0 * std::f64::consts::PI * f * n as f64 / fs).sin()) as f32)
-        .collect()
+    (0..frames).map(|n| (amp * (2.0 * std::f64::consts::PI * f * n as f64 / fs).sin()) as f32).collect()
 }
 
 /// Unit impulses every `period` frames starting at `first`, alternating sign.
@@ -73,11 +71,7 @@ pub fn test_fir(taps: usize, cut: f64, seed: u64) -> Vec<f32> {
     (0..taps)
         .map(|k| {
             let t = k as f64 - c;
-            let sinc = if t == 0.0 {
-                cut
-            } else {
-                (std::f64::consts::PI * cut * t).sin() / (std::f64::consts::PI * t)
-            };
+            let sinc = if t == 0.0 { cut } else { (std::f64::consts::PI * cut * t).sin() / (std::f64::consts::PI * t) };
             let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * (k as f64 + 0.5) / taps as f64).cos();
             (sinc * w + 0.002 * rng.uniform()) as f32
         })

@@ -118,7 +118,16 @@ pub fn ffmpeg_loudness(path: &Path) -> (f64, f64, f64) {
 /// ffprobe's channel count and layout name of the first audio stream.
 pub fn ffprobe_layout(path: &Path) -> (usize, String) {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=channels,channel_layout", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=channels,channel_layout",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe");
