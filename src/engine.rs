@@ -48,10 +48,65 @@ impl LimiterPlan {
     }
 }
 
-/// Blocks of look-ahead a stage of `latency` frames needs in the engines' alignment scheme:
-/// M = ceil(latency / block), the stage being fed a pre-delay of M*B - latency frames.
-pub fn blocks_of_latency(latency: usize, block: usize) -> usize {
-    latency.div_ceil(block)
+/// A stage's place in the block alignment that both engines and the solve use (DESIGN.md DSP 1:
+/// frame n out is frame n in): a stage of latency l, in a group of stages that share `blocks` (at
+/// least ceil(l / B) for each), is fed through a pre-delay of `blocks * B - l` frames, so its output
+/// block j is aligned block j - blocks. The rule lives here only; every pass computes it through
+/// `Alignment::of`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// Blocks by which the group's aligned output trails its input.
+    pub blocks: usize,
+    block: usize,
+}
+
+impl Lag {
+    /// The lag of a group of stages with these latencies (frames); none: no lag.
+    pub fn of(latencies: impl IntoIterator<Item = usize>, block: usize) -> Lag {
+        Lag { blocks: latencies.into_iter().map(|l| l.div_ceil(block)).max().unwrap_or(0), block }
+    }
+
+    /// The pre-delay (frames) that aligns a stage of `latency` frames of this group.
+    pub fn pre_delay(&self, latency: usize) -> usize {
+        assert!(latency <= self.blocks * self.block, "a stage of {latency} frames outside its group's lag");
+        self.blocks * self.block - latency
+    }
+}
+
+/// How one pass aligns its chain: the stems (one lag shared by all, the largest EQ's), then the
+/// bus EQ, then the limiter (its gain lags its input by `LimiterPlan::latency`); the aligned block
+/// k leaves the chain at block `k + total()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alignment {
+    pub stems: Lag,
+    pub bus: Lag,
+    pub limiter: Lag,
+    /// Frames by which the limiter's gain lags its input (0 without a limiter).
+    pub limiter_latency: usize,
+}
+
+impl Alignment {
+    /// The alignment of a pass over `plan`, limited when `limit` (the plan must have a limiter).
+    pub fn of(plan: &RenderPlan, limit: bool) -> Alignment {
+        let b = plan.block;
+        let limiter_latency = plan.limiter.as_ref().filter(|_| limit).map_or(0, LimiterPlan::latency);
+        Alignment {
+            stems: Lag::of(plan.stems.iter().filter_map(|s| s.fir.as_ref().map(|f| f.latency)), b),
+            bus: Lag::of(plan.bus_fir.as_ref().map(|f| f.latency), b),
+            limiter: Lag::of([limiter_latency], b),
+            limiter_latency,
+        }
+    }
+
+    /// Blocks from a stem block's input to its aligned bus block (before the limiter).
+    pub fn before_limiter(&self) -> usize {
+        self.stems.blocks + self.bus.blocks
+    }
+
+    /// Blocks from a stem block's input to its aligned, limited output.
+    pub fn total(&self) -> usize {
+        self.before_limiter() + self.limiter.blocks
+    }
 }
 
 /// Everything one render computes, designed once on the CPU and shared by both engines.
@@ -269,4 +324,27 @@ pub trait Engine {
         source: &mut dyn StemSource,
         sink: &mut dyn PassSink,
     ) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lag_aligns_every_stage_of_its_group_to_the_largest() {
+        // Two EQs of 4095 and 100 frames and a stem without one share one block at B = 4096.
+        let lag = Lag::of([4095, 100, 0], 4096);
+        assert_eq!(lag.blocks, 1);
+        assert_eq!([lag.pre_delay(4095), lag.pre_delay(100), lag.pre_delay(0)], [1, 3996, 4096]);
+        // A latency of exactly one block needs one; one frame more needs two.
+        assert_eq!(Lag::of([4096], 4096).blocks, 1);
+        assert_eq!(Lag::of([4097], 4096).blocks, 2);
+        assert_eq!(Lag::of([], 4096).blocks, 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside its group's lag")]
+    fn a_stage_longer_than_its_lag_is_refused() {
+        Lag::of([10], 4096).pre_delay(5000);
+    }
 }

@@ -27,7 +27,7 @@ use crate::cpu::engine::DelayLine;
 use crate::cpu::limiter::Limiter;
 use crate::cpu::limiter_apply;
 use crate::cpu::loudness::{LoudnessMeter, MeterScope};
-use crate::engine::{Delivery, LimiterPlan, PassBlock, PassSink, StemSource, blocks_of_latency};
+use crate::engine::{Delivery, Lag, LimiterPlan, PassBlock, PassSink, StemSource};
 use crate::error::{Error, Result};
 use crate::session::Layout;
 
@@ -313,8 +313,9 @@ fn limit_blocks(
 ) -> Result<()> {
     let mut lim = Limiter::new(plan, ch, b);
     let latency = lim.latency();
-    let m_lim = blocks_of_latency(latency, b);
-    let mut delay: Vec<DelayLine> = (0..ch).map(|_| DelayLine::new(m_lim * b - latency, b)).collect();
+    let lag = Lag::of([latency], b);
+    let m_lim = lag.blocks;
+    let mut delay: Vec<DelayLine> = (0..ch).map(|_| DelayLine::new(lag.pre_delay(latency), b)).collect();
     // The same f32 factor the engines multiply the bus by.
     let gain = 10f64.powf(gain_db / 20.0) as f32;
     let mut x_delayed = vec![vec![0.0f32; b]; ch];

@@ -18,7 +18,7 @@ use crate::cpu::gain_sum::gain_sum;
 use crate::cpu::limiter::Limiter;
 use crate::cpu::limiter_apply;
 use crate::engine::{
-    Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StemSource, blocks_of_latency,
+    Alignment, Engine, EngineInfo, FirPlan, Lag, PassBlock, PassParams, PassSink, RenderPlan, StemSource,
 };
 use crate::error::{Error, Result};
 
@@ -52,8 +52,8 @@ struct Lane {
 }
 
 impl Lane {
-    fn new(fir: Option<(&FirPlan, usize)>, aligned_blocks: usize, block: usize) -> Lane {
-        let pre = aligned_blocks * block - fir.map_or(0, |(plan, _)| plan.latency);
+    fn new(fir: Option<(&FirPlan, usize)>, lag: Lag, block: usize) -> Lane {
+        let pre = lag.pre_delay(fir.map_or(0, |(plan, _)| plan.latency));
         match fir {
             // A pre-delay of `pre` frames then h is the FIR [0; pre] ++ h. When that fits the same
             // number of partitions (a linked 16381-tap EQ: pre = 2) the delay rides in the taps
@@ -147,34 +147,33 @@ impl Engine for CpuEngine {
         }
 
         // Stage look-ahead in blocks.
-        let m_stems =
-            plan.stems.iter().map(|s| s.fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b))).max().unwrap_or(0);
-        let m_bus = plan.bus_fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b));
+        let align = Alignment::of(plan, pass.limit);
         let mut limiter = match (&plan.limiter, pass.limit) {
             (Some(lp), true) => Some(Limiter::new(lp, bus_ch, b)),
             _ => None,
         };
-        let lim_latency = limiter.as_ref().map_or(0, |l| l.latency());
-        let m_lim = blocks_of_latency(lim_latency, b);
-        let m_total = (m_stems + m_bus + m_lim) as u64;
+        debug_assert_eq!(limiter.as_ref().map_or(0, |l| l.latency()), align.limiter_latency);
+        let m_lim = align.limiter.blocks;
+        let m_total = align.total() as u64;
 
         // Stem lanes, flattened (stem, channel) so rayon spreads them over cores.
         let mut stem_lanes: Vec<Vec<Lane>> = plan
             .stems
             .iter()
-            .map(|s| (0..s.channels).map(|c| Lane::new(s.fir.as_ref().map(|f| (f, c)), m_stems, b)).collect())
+            .map(|s| (0..s.channels).map(|c| Lane::new(s.fir.as_ref().map(|f| (f, c)), align.stems, b)).collect())
             .collect();
         // Bus EQ lanes: one per bus channel, per stem contribution too when stems are delivered.
         let bus_signals = if pass.stems { n_stems } else { 1 };
         let mut bus_lanes: Vec<Vec<Lane>> = (0..bus_signals)
-            .map(|_| (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), m_bus, b)).collect())
+            .map(|_| (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), align.bus, b)).collect())
             .collect();
         // Without stem outputs, stems whose EQ is a FIR are summed in the frequency domain.
         let mut spectral = (!pass.stems && plan.stems.iter().any(|s| s.fir.is_some())).then(|| SpectralBus {
             acc: vec![vec![Complex::new(0.0, 0.0); b + 1]; bus_ch],
             inverse: (0..bus_ch).map(|_| FirInverse::new(b)).collect(),
         });
-        let mut lim_delay: Vec<DelayLine> = (0..bus_ch).map(|_| DelayLine::new(m_lim * b - lim_latency, b)).collect();
+        let mut lim_delay: Vec<DelayLine> =
+            (0..bus_ch).map(|_| DelayLine::new(align.limiter.pre_delay(align.limiter_latency), b)).collect();
 
         let gain = 10f64.powf(pass.gain_db / 20.0) as f32;
         let mut inputs: Vec<Vec<Vec<f32>>> = plan.stems.iter().map(|s| zeroed(s.channels, b)).collect();
@@ -266,7 +265,7 @@ impl Engine for CpuEngine {
 
             // The program is x[n] for n in [0, N) and zero elsewhere (DESIGN.md DSP 6: a[k] = 0 for
             // k < 0): the EQs' pre-ringing before frame 0 and ring-out past N are not program.
-            let aligned = t as i64 - (m_stems + m_bus) as i64;
+            let aligned = t as i64 - align.before_limiter() as i64;
             let valid = (plan.frames as i64 - aligned * b as i64).clamp(0, b as i64) as usize;
             if aligned < 0 || valid < b {
                 let from = if aligned < 0 { 0 } else { valid };

@@ -7,7 +7,7 @@
 //! pre-delay of M*B - l frames, M = ceil(l / B), so its output block j is aligned block j - M;
 //! stems share one M (the largest); the bus and stem contributions wait in a ring of blocks on
 //! the device for the limiter's M blocks.
-use crate::engine::{Delivery, PassParams, RenderPlan, Signal, blocks_of_latency};
+use crate::engine::{Alignment, Delivery, PassParams, RenderPlan, Signal};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::delay_line::{DelayLine, DelayPipelines, slots_for};
@@ -158,8 +158,7 @@ impl Chain {
         let fft = FftStrategy::for_adapter(&ctx.adapter_info);
 
         // Stems: pre-delay M*B - l per channel, then the EQ of the filtered channels.
-        let m_stems =
-            plan.stems.iter().map(|s| s.fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b))).max().unwrap_or(0);
+        let align = Alignment::of(plan, pass.limit);
         let stem_channels: usize = plan.stems.iter().map(|s| s.channels).sum();
         let stem_in = ctx.storage("stems in", f32s(stem_channels * b));
         let mut stem_lanes = Vec::with_capacity(n_stems);
@@ -192,10 +191,10 @@ impl Chain {
                 let at = (first + c) * b;
                 match &s.fir {
                     Some(f) => {
-                        filtered.push((at, at, m_stems * b - f.latency));
+                        filtered.push((at, at, align.stems.pre_delay(f.latency)));
                         fir_lanes.push(FirLane { taps: &f.taps[c], input: at, output: at });
                     }
-                    None => plain.push((at, at, m_stems * b)),
+                    None => plain.push((at, at, align.stems.pre_delay(0))),
                 }
             }
             first += s.channels;
@@ -236,13 +235,12 @@ impl Chain {
         let summed = ctx.storage("bus signals", f32s(n_signals * bus_ch * b));
 
         // Bus EQ on every signal, with its pre-delay.
-        let m_bus = plan.bus_fir.as_ref().map_or(0, |f| blocks_of_latency(f.latency, b));
         let (bus_delay, bus_fir, bus_out) = match &plan.bus_fir {
             None => (None, None, summed.clone()),
             Some(f) => {
                 let bus_a = ctx.storage("bus delayed", f32s(n_signals * bus_ch * b));
                 let bus_b = ctx.storage("bus equalised", f32s(n_signals * bus_ch * b));
-                let d = m_bus * b - f.latency;
+                let d = align.bus.pre_delay(f.latency);
                 let lanes: Vec<(usize, usize, usize)> = (0..n_signals * bus_ch).map(|i| (i * b, i * b, d)).collect();
                 let delay = DelayLine::new(ctx, delay_pipes, b, &lanes, &summed, &bus_a)?;
                 let fir_lanes: Vec<FirLane> = (0..n_signals * bus_ch)
@@ -263,14 +261,7 @@ impl Chain {
             }
             _ => None,
         };
-        let (m_lim, d_lim) = match lim_plan {
-            Some(l) => {
-                let lat = l.latency();
-                let m = blocks_of_latency(lat, b);
-                (m, m * b - lat)
-            }
-            None => (0, 0),
-        };
+        let (m_lim, d_lim) = (align.limiter.blocks, align.limiter.pre_delay(align.limiter_latency));
         let ring_slots = slots_for(d_lim, b).max(m_lim + 1);
         let ring = ctx.storage("limiter fifo", f32s(ring_slots * slot_len));
         let gain_sum = GainSum::new(ctx, b, bus_ch, &signals, pass.stems, &stem_b, &summed, Some((&bus_out, &ring)))?;
@@ -386,7 +377,7 @@ impl Chain {
             stem_lanes,
             unpack,
             stems_out,
-            m_pre_limiter: m_stems + m_bus,
+            m_pre_limiter: align.before_limiter(),
             m_lim,
             stem_in,
             stem_delays,
