@@ -2,6 +2,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+use support::ffprobe_stream;
+
 use stemforge::cpu::{dither_quantize, pcm_unpack};
 use stemforge::error::Error;
 use stemforge::io::wav_reader::WavReader;
@@ -183,25 +186,6 @@ fn ffmpeg_f32(path: &Path) -> Vec<f32> {
         .expect("ffmpeg must be installed");
     assert!(out.status.success(), "ffmpeg could not read {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-}
-
-fn ffprobe_stream(path: &Path, entry: &str) -> String {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "a:0",
-            "-show_entries",
-            &format!("stream={entry}"),
-            "-of",
-            "default=nw=1:nk=1",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe must be installed");
-    assert!(out.status.success(), "ffprobe failed on {}", path.display());
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn interleave(planar: &[Vec<f32>]) -> Vec<f32> {

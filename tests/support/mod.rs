@@ -115,8 +115,8 @@ pub fn ffmpeg_loudness(path: &Path) -> (f64, f64, f64) {
     (grab("Integrated loudness:", "I:"), grab("True peak:", "Peak:"), grab("Sample peak:", "Peak:"))
 }
 
-/// ffprobe's channel count and layout name of the first audio stream.
-pub fn ffprobe_layout(path: &Path) -> (usize, String) {
+/// One field (or several, comma-separated) of ffprobe's view of the first audio stream.
+pub fn ffprobe_stream(path: &Path, entries: &str) -> String {
     let out = Command::new("ffprobe")
         .args([
             "-v",
@@ -124,14 +124,20 @@ pub fn ffprobe_layout(path: &Path) -> (usize, String) {
             "-select_streams",
             "a:0",
             "-show_entries",
-            "stream=channels,channel_layout",
+            &format!("stream={entries}"),
             "-of",
             "csv=p=0",
         ])
         .arg(path)
         .output()
-        .expect("ffprobe");
-    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        .expect("ffprobe must be installed");
+    assert!(out.status.success(), "ffprobe failed on {}", path.display());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// ffprobe's channel count and layout name of the first audio stream.
+pub fn ffprobe_layout(path: &Path) -> (usize, String) {
+    let s = ffprobe_stream(path, "channels,channel_layout");
     let mut it = s.split(',');
     (it.next().unwrap().parse().unwrap(), it.next().unwrap_or("").to_string())
 }
