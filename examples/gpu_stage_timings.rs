@@ -117,7 +117,7 @@ fn main() {
     }
     println!(
         "  (the engine uses {:?} in {:?} on this adapter)",
-        FftStrategy::for_adapter(&ctx.adapter_info),
+        FftStrategy::for_context(&ctx),
         Precision::for_context(&ctx)
     );
 

@@ -76,7 +76,7 @@ pub fn run(command: Command) -> Result<u8> {
             Ok(if r.passed() { 0 } else { 1 })
         }
         Command::Devices { json } => {
-            let adapters = crate::gpu::list_adapters(None);
+            let adapters = crate::gpu::list_adapters(None)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&adapters).expect("json"));
             } else if adapters.is_empty() {

@@ -43,7 +43,7 @@ fn adapters_are_listed_and_one_is_selected() {
     let Some(ctx) = gpu("adapters_are_listed_and_one_is_selected") else {
         return;
     };
-    let adapters = list_adapters(None);
+    let adapters = list_adapters(None).expect("knobs");
     assert!(!adapters.is_empty(), "an adapter was opened, so the list cannot be empty");
     assert_eq!(adapters.iter().filter(|a| a.selected).count(), 1, "exactly one selected: {adapters:#?}");
     let chosen = adapters.iter().find(|a| a.selected).expect("selected");

@@ -155,7 +155,7 @@ impl Chain {
         let bus_ch = plan.bus_channels();
         let n_stems = plan.stems.len();
         let f32s = |n: usize| (n * 4) as u64;
-        let fft = FftStrategy::for_adapter(&ctx.adapter_info);
+        let fft = FftStrategy::for_context(ctx);
 
         // Stems: pre-delay M*B - l per channel, then the EQ of the filtered channels.
         let align = Alignment::of(plan, pass.limit);

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{KernelCache, Precision};
+use crate::gpu::knobs::GpuKnobs;
 
 /// How to get an adapter, appended to every "no adapter" message.
 pub const NO_GPU_HELP: &str = "install a GPU driver with Vulkan support, or Mesa's software Vulkan \
@@ -29,14 +30,14 @@ pub struct AdapterSummary {
 }
 
 impl AdapterSummary {
-    fn from_info(info: &wgpu::AdapterInfo, features: wgpu::Features, selected: bool) -> Self {
+    fn from_info(info: &wgpu::AdapterInfo, features: wgpu::Features, knobs: &GpuKnobs, selected: bool) -> Self {
         AdapterSummary {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
             driver: info.driver.clone(),
             driver_info: info.driver_info.clone(),
-            fir_precision: Precision::for_features(features).name(),
+            fir_precision: Precision::for_features(features, knobs.force_f32).name(),
             selected,
         }
     }
@@ -70,6 +71,8 @@ pub struct GpuContext {
     errors: Arc<Mutex<ErrorSink>>,
     /// Every stage's kernel and pipelines, compiled once per device (`kernel::Kernel::new`).
     pub(crate) kernels: KernelCache,
+    /// The environment knobs, read once when the context was made.
+    pub knobs: GpuKnobs,
 }
 
 fn instance() -> wgpu::Instance {
@@ -111,20 +114,21 @@ fn choose_adapter(instance: &wgpu::Instance, filter: Option<&str>) -> Result<wgp
 
 /// Every adapter wgpu sees (with the backends WGPU_BACKEND allows), and which one
 /// `GpuContext::new(adapter_name)` would use.
-pub fn list_adapters(adapter_name: Option<&str>) -> Vec<AdapterSummary> {
+pub fn list_adapters(adapter_name: Option<&str>) -> Result<Vec<AdapterSummary>> {
+    let knobs = GpuKnobs::from_env()?;
     let instance = instance();
     let chosen = choose_adapter(&instance, name_filter(adapter_name).as_deref()).ok().map(|a| a.get_info());
     let adapters = pollster::block_on(instance.enumerate_adapters(backends()));
-    adapters
+    Ok(adapters
         .iter()
         .map(|a| {
             let info = a.get_info();
             let selected = chosen
                 .as_ref()
                 .is_some_and(|c| c.name == info.name && c.backend == info.backend && c.device == info.device);
-            AdapterSummary::from_info(&info, a.features(), selected)
+            AdapterSummary::from_info(&info, a.features(), &knobs, selected)
         })
-        .collect()
+        .collect())
 }
 
 impl GpuContext {
@@ -132,6 +136,8 @@ impl GpuContext {
     /// WGPU_ADAPTER_NAME names, else the default high-performance adapter. No adapter:
     /// `Error::NoGpu` saying how to get one.
     pub fn new(adapter_name: Option<&str>) -> Result<GpuContext> {
+        // The knobs first: a misspelt one is a usage error before any device is opened.
+        let knobs = GpuKnobs::from_env()?;
         let instance = instance();
         let adapter = choose_adapter(&instance, name_filter(adapter_name).as_deref())?;
         let adapter_info = adapter.get_info();
@@ -170,7 +176,7 @@ impl GpuContext {
                 s.messages.push(format!("device lost ({reason:?}): {msg}"));
             }
         });
-        Ok(GpuContext { adapter_info, device, queue, limits, errors, kernels: Default::default() })
+        Ok(GpuContext { adapter_info, device, queue, limits, errors, kernels: Default::default(), knobs })
     }
 
     /// The device has 64-bit floats in shaders (SHADER_F64).
@@ -179,7 +185,7 @@ impl GpuContext {
     }
 
     pub fn summary(&self) -> AdapterSummary {
-        AdapterSummary::from_info(&self.adapter_info, self.device.features(), true)
+        AdapterSummary::from_info(&self.adapter_info, self.device.features(), &self.knobs, true)
     }
 
     /// Turn any error the device reported since the last check into `Error::Gpu`.

@@ -47,24 +47,14 @@ pub struct GpuEngine {
     device_meter: bool,
 }
 
-/// The environment variable that forces where the GPU engine meters: `cpu` or `device`.
-pub const METER_VAR: &str = "STEMFORGE_GPU_METER";
-
 /// Whether the GPU engine meters on its device: `STEMFORGE_GPU_METER=cpu|device` when set, else
 /// on a hardware adapter and not on a CPU (software) one. Measured on lavapipe (BENCHMARKS.md
 /// "Loudness on the device", `examples/meter_timings.rs`): there the device meter's work runs on
 /// the same CPU cores, slower than the `ebur128` crate's serial filter, so the CPU meter stays; a
 /// GPU runs the scan beside the rest of the chain and spares the output thread the meter (the
 /// largest serial cost left in a pass) and the f32 master's download.
-pub fn meter_choice(device_type: wgpu::DeviceType) -> Result<bool> {
-    match std::env::var(METER_VAR).as_deref() {
-        Ok("cpu") => Ok(false),
-        Ok("device") => Ok(true),
-        Ok(other) if !other.is_empty() => {
-            Err(Error::Usage(format!("{METER_VAR}={other}: expected \"cpu\" or \"device\"")))
-        }
-        _ => Ok(device_type != wgpu::DeviceType::Cpu),
-    }
+pub fn meter_choice(ctx: &GpuContext) -> bool {
+    ctx.knobs.meter_on_device.unwrap_or(ctx.adapter_info.device_type != wgpu::DeviceType::Cpu)
 }
 
 impl GpuEngine {
@@ -72,7 +62,7 @@ impl GpuEngine {
     pub fn new(adapter: Option<&str>) -> Result<GpuEngine> {
         let ctx = GpuContext::new(adapter)?;
         Ok(GpuEngine {
-            device_meter: meter_choice(ctx.adapter_info.device_type)?,
+            device_meter: meter_choice(&ctx),
             ctx,
             fir: None,
             delay: None,

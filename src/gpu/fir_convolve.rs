@@ -66,13 +66,10 @@ pub enum FftStrategy {
 }
 
 impl FftStrategy {
-    /// The strategy the engine uses: `STEMFORGE_GPU_FFT=global` (or `four-step`) to measure the
-    /// alternative on new hardware, else the four-step.
-    pub fn for_adapter(_info: &wgpu::AdapterInfo) -> FftStrategy {
-        match std::env::var("STEMFORGE_GPU_FFT").as_deref() {
-            Ok("global") => FftStrategy::GlobalPasses,
-            _ => FftStrategy::FourStep,
-        }
+    /// The strategy the engine uses on `ctx`: the four-step, unless `STEMFORGE_GPU_FFT`
+    /// (`gpu::knobs`) asks for the other to measure it on new hardware.
+    pub fn for_context(ctx: &GpuContext) -> FftStrategy {
+        ctx.knobs.fft
     }
 }
 

@@ -9,15 +9,15 @@ use crate::gpu::context::GpuContext;
 pub use crate::stages::{Precision, Stage};
 
 impl Precision {
-    /// F64 when the device has it, unless STEMFORGE_GPU_F32=1 asks for the f32 variants.
+    /// F64 when the device has it, unless STEMFORGE_GPU_F32=1 (`gpu::knobs`) asks for the f32
+    /// variants.
     pub fn for_context(ctx: &GpuContext) -> Precision {
-        Precision::for_features(ctx.device.features())
+        Precision::for_features(ctx.device.features(), ctx.knobs.force_f32)
     }
 
     /// As `for_context`, for an adapter's (or a device's) features.
-    pub fn for_features(features: wgpu::Features) -> Precision {
-        let asked_f32 = std::env::var("STEMFORGE_GPU_F32").is_ok_and(|v| v == "1");
-        if features.contains(wgpu::Features::SHADER_F64) && !asked_f32 { Precision::F64 } else { Precision::F32 }
+    pub fn for_features(features: wgpu::Features, force_f32: bool) -> Precision {
+        if features.contains(wgpu::Features::SHADER_F64) && !force_f32 { Precision::F64 } else { Precision::F32 }
     }
 }
 

@@ -2,6 +2,7 @@
 //! the engine that keeps the per-block chain on the device.
 pub mod context;
 pub mod kernel;
+pub mod knobs;
 
 pub mod delay_line;
 pub mod dither_quantize;
