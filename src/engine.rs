@@ -26,6 +26,13 @@ pub struct StemPlan {
     /// (source channel, bus channel, weight): gain 10^(gain_db/20) times the routing weight
     /// (mono -> C for 5.1/7.1, mono -> L and R at -3 dB for stereo, else channel c -> c).
     pub routes: Vec<(usize, usize, f32)>,
+    /// The stem's path from its file to the bus is linear and time-invariant, so that filtering
+    /// commutes with summing: the shortcuts that rely on it (the bus EQ folded into the stem's
+    /// FIR, `plan::PlanKind::StemsLinked`; the CPU engine's frequency-domain sum; the writing
+    /// pass replaying the spilled stems) are taken only when every stem of the plan is linear.
+    /// Every stage a stem can have today (gain, routing, EQ or FIR) is; a per-stem process chain
+    /// with a compressor or saturation (design/mastering.md) will clear it.
+    pub linear: bool,
 }
 
 /// The limiter's parameters, in frames and dB (DESIGN.md DSP 6).
@@ -125,6 +132,11 @@ pub struct RenderPlan {
 }
 
 impl RenderPlan {
+    /// Every stem's path is linear (`StemPlan::linear`): the linear shortcuts may be taken.
+    pub fn all_linear(&self) -> bool {
+        self.stems.iter().all(|s| s.linear)
+    }
+
     pub fn bus_channels(&self) -> usize {
         self.layout.channels()
     }

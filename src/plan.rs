@@ -76,7 +76,9 @@ pub enum PlanKind {
     Bus,
     /// Stem outputs are delivered: the bus EQ is folded into each stem's FIR (exact convolution
     /// of the two tables, latencies added), so each stem leaves the chain already bus-EQ'd and
-    /// the stems sum to the master. One FFT convolution per stem channel instead of two.
+    /// the stems sum to the master. One FFT convolution per stem channel instead of two. When a
+    /// stem's path is not linear (`StemPlan::linear`) the plan stays as `Bus` would build it, and
+    /// the engines apply the bus EQ to each stem's contribution instead.
     StemsLinked,
 }
 
@@ -87,6 +89,8 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
     let layout = session.layout;
     let bus_channels = layout.channels();
     let mut bus_fir = filter_plan(&session.bus_filter, session, bus_channels, fs)?;
+    // The bus EQ folds into the stems' FIRs only where filtering commutes with summing.
+    let link = kind == PlanKind::StemsLinked && session.stems.iter().filter(|s| !s.mute).all(stem_path_is_linear);
 
     let mut stems = Vec::new();
     for (index, (stem, info)) in session.stems.iter().zip(infos).enumerate() {
@@ -105,14 +109,13 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
             )
         })?;
         let mut fir = filter_plan(&stem.filter, session, info.channels, fs)?;
-        if kind == PlanKind::StemsLinked
-            && let Some(bus) = &bus_fir
-        {
+        if link && let Some(bus) = &bus_fir {
             fir = Some(link_bus_fir(stem_fir_or_unit(fir, info.channels), bus, &routes, &stem.path)?);
         }
-        stems.push(StemPlan { index, name: stem.name.clone(), channels: info.channels, fir, routes });
+        let linear = stem_path_is_linear(stem);
+        stems.push(StemPlan { index, name: stem.name.clone(), channels: info.channels, fir, routes, linear });
     }
-    if kind == PlanKind::StemsLinked {
+    if link {
         bus_fir = None;
     }
 
@@ -148,6 +151,8 @@ pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
         channels: ch,
         fir: None,
         routes: identity.clone(),
+        // A spilled signal is replayed as it was recorded: a copy, whatever made it.
+        linear: true,
     };
     let spilled = if stems {
         plan.stems.iter().map(|s| replayed(s.index, &s.name)).collect()
@@ -155,6 +160,12 @@ pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
         vec![replayed(usize::MAX, "bus")]
     };
     RenderPlan { stems: spilled, bus_fir: None, ..plan.clone() }
+}
+
+/// Whether a stem's path is linear and time-invariant (`StemPlan::linear`): gain, routing and an
+/// EQ or FIR file are, and they are all a session can give a stem today.
+fn stem_path_is_linear(_stem: &crate::session::Stem) -> bool {
+    true
 }
 
 fn stem_fir_or_unit(fir: Option<FirPlan>, channels: usize) -> FirPlan {

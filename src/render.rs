@@ -784,7 +784,9 @@ fn run_passes(
     // the writing pass limits, and what it spills of the stems is what that pass would compute:
     // the linked stems' contributions. Another engine meters the plain bus.
     let replays = runner.engine.replays_spill();
-    let replay = spill_mode == SpillMode::All && replays;
+    // Replaying the spilled stems stands in for filtering them again only when their paths are
+    // linear (`StemPlan::linear`).
+    let replay = spill_mode == SpillMode::All && replays && out_plan.all_linear();
     let analysis_plan = if replays { out_plan } else { bus_plan };
     let (ch, frames) = (bus_plan.bus_channels(), bus_plan.frames);
     // While a replayed spill is read, the outputs are being written beside it: those on its file

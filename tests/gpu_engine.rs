@@ -272,6 +272,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             channels: 2,
             fir: Some(FirPlan { taps: vec![lin.clone(), lin], latency: eq_latency(lin_taps, Phase::Linear) }),
             routes: vec![(0, 0, g(1.5)), (1, 1, g(1.5))],
+            linear: true,
         },
         StemPlan {
             index: 1,
@@ -279,6 +280,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             channels: 1,
             fir: None,
             routes: vec![(0, 0, m * g(-1.0)), (0, 1, m * g(-1.0))],
+            linear: true,
         },
         StemPlan {
             index: 3,
@@ -286,6 +288,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             channels: 2,
             fir: Some(FirPlan { taps: vec![min.clone(), min], latency: 0 }),
             routes: vec![(0, 0, g(-2.0)), (1, 1, g(-2.0))],
+            linear: true,
         },
     ];
     let plan = RenderPlan {
@@ -480,6 +483,34 @@ fn cpu_engine_passes_match_the_offline_reference() {
         gpu_parity::STAGE_RMS_DBFS,
     );
     assert_ne!(spectral.master, summed.master, "two summation orders: the bus must have been summed spectrally");
+}
+
+/// A stem whose path is not linear (`StemPlan::linear`, set by the per-stem process chains of
+/// design/mastering.md) turns the CPU engine's frequency-domain sum off: filtering no longer
+/// commutes with summing. With today's linear stages the time-domain path must give the same
+/// function, so it is held to the offline reference, and it must not be the spectral result.
+#[test]
+fn a_stem_path_that_is_not_linear_is_summed_in_the_time_domain() {
+    use stemforge::cpu::engine::CpuEngine;
+    let mut engine = CpuEngine::new();
+    let block = 256;
+    let frames = 7 * block + 77;
+    let (plan, stems) = test_plan(block, frames);
+    let pass = PassParams { gain_db: 2.0, limit: true, stems: false };
+    let spectral = run(&mut engine, &plan, &pass, &stems);
+    let mut marked = plan.clone();
+    marked.stems[2].linear = false;
+    assert!(!marked.all_linear());
+    let summed = run(&mut engine, &marked, &pass, &stems);
+    check_pass("cpu, a stem not linear", &marked, &pass, &summed, &reference(&marked, &pass, &stems));
+    assert_parity(
+        "cpu time-domain sum (a stem not linear) vs the spectral sum",
+        &summed.master,
+        &spectral.master,
+        gpu_parity::STAGE_PEAK_DBFS,
+        gpu_parity::STAGE_RMS_DBFS,
+    );
+    assert_ne!(summed.master, spectral.master, "the non-linear stem must have left the spectral sum");
 }
 
 #[test]

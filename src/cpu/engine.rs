@@ -167,11 +167,13 @@ impl Engine for CpuEngine {
         let mut bus_lanes: Vec<Vec<Lane>> = (0..bus_signals)
             .map(|_| (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), align.bus, b)).collect())
             .collect();
-        // Without stem outputs, stems whose EQ is a FIR are summed in the frequency domain.
-        let mut spectral = (!pass.stems && plan.stems.iter().any(|s| s.fir.is_some())).then(|| SpectralBus {
-            acc: vec![vec![Complex::new(0.0, 0.0); b + 1]; bus_ch],
-            inverse: (0..bus_ch).map(|_| FirInverse::new(b)).collect(),
-        });
+        // Without stem outputs, stems whose EQ is a FIR are summed in the frequency domain (when
+        // every stem's path is linear: only then does filtering commute with summing).
+        let mut spectral =
+            (!pass.stems && plan.all_linear() && plan.stems.iter().any(|s| s.fir.is_some())).then(|| SpectralBus {
+                acc: vec![vec![Complex::new(0.0, 0.0); b + 1]; bus_ch],
+                inverse: (0..bus_ch).map(|_| FirInverse::new(b)).collect(),
+            });
         let mut lim_delay: Vec<DelayLine> =
             (0..bus_ch).map(|_| DelayLine::new(align.limiter.pre_delay(align.limiter_latency), b)).collect();
 
