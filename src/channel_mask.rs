@@ -79,7 +79,9 @@ pub fn compare(mask: Option<u32>, channels: usize, layout: Layout) -> MaskVerdic
     let Some(mask) = mask.filter(|&m| m != 0) else { return MaskVerdict::Agrees };
     let ours = layout.channel_mask();
     if channels == 1 {
-        if mask == Layout::Mono.channel_mask() {
+        // FC and FL are both the usual label of a mono file (hound and several DAWs write FL):
+        // no news to the engineer. Anything else (an LFE or a surround) is worth a word.
+        if mask == Layout::Mono.channel_mask() || mask == 0x1 {
             return MaskVerdict::Agrees;
         }
         return MaskVerdict::Label(format!(
@@ -128,7 +130,10 @@ mod tests {
         assert!(matches!(compare(Some(0xFF), 8, Layout::Surround71), MaskVerdict::Routing(_)));
         // Stereo labelled as the side pair.
         assert!(matches!(compare(Some(0x600), 2, Layout::Stereo), MaskVerdict::Routing(_)));
-        assert!(matches!(compare(Some(0x1), 1, Layout::Stereo), MaskVerdict::Label(_)));
+        // A mono file labelled FC or FL is ordinary; labelled LFE, it is worth a warning.
+        assert_eq!(compare(Some(0x1), 1, Layout::Stereo), MaskVerdict::Agrees);
+        assert_eq!(compare(Some(0x4), 1, Layout::Surround51), MaskVerdict::Agrees);
+        assert!(matches!(compare(Some(0x8), 1, Layout::Stereo), MaskVerdict::Label(_)));
         assert_eq!(describe(0x60F), "FL FR FC LFE SL SR");
     }
 }
