@@ -914,14 +914,3 @@ fn unmeasurable_bus(session: &Session, plan: &RenderPlan, l: f64, target: f64) -
     }
     Ok(())
 }
-
-/// Write JSON atomically, replacing a file there: a temp file beside it, then rename. (A command
-/// that must not replace, or must check the folder first, uses `ReportFile`.)
-pub fn write_report(path: &Path, report: &impl serde::Serialize) -> Result<()> {
-    let f = ReportFile::create(path)?;
-    f.write(report)?;
-    let mut publication = Publication::new(true);
-    f.publish(&mut publication)?;
-    publication.keep();
-    Ok(())
-}
