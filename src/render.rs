@@ -20,11 +20,7 @@ use crate::session::{Dither, OutputKind, Session};
 use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
 use crate::solve::{Spill, SpillSource, SpillTee, SpillWriter, Spills, solve_gain, spill_bytes};
 use crate::source::FileStemSource;
-use crate::target::{GainSearch, MAX_GAIN_DB, MAX_PUSH_DB, Verdict, reach_target};
-
-/// DESIGN.md DSP 6: the limiter pass repeats while the loudness misses the target by more than this.
-/// (How G is searched, and the bound on that work: `target`.)
-pub const LOUDNESS_TOLERANCE_LU: f64 = 0.05;
+use crate::target::{GainSearch, LOUDNESS_TOLERANCE_LU, MAX_GAIN_DB, MAX_PUSH_DB, Verdict, reach_target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -4,7 +4,10 @@
 //! Illinois modification and bisection safeguards; first on the spilled bus (`GainSearch::solve`),
 //! then, only where the writing pass's own meter disagrees, on writing passes.
 use crate::error::Result;
-use crate::render::LOUDNESS_TOLERANCE_LU;
+
+/// DESIGN.md DSP 6: G is corrected while the loudness misses the target by more than this; a
+/// render that still misses it by more fails its spec (`render`).
+pub const LOUDNESS_TOLERANCE_LU: f64 = 0.05;
 
 /// A G further from 0 dB than this is not a mastering move but a broken input: 100 dB is the
 /// whole range of a 16-bit file and more than any programme sits from its delivery loudness (film
