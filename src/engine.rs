@@ -53,6 +53,13 @@ impl LimiterPlan {
     pub fn latency(&self) -> usize {
         self.oversampling.latency + self.lookahead.max(1) - 1
     }
+
+    /// The limiter's place in the block alignment (`Lag`): the blocks its gain trails the bus by,
+    /// and the pre-delay of its detector input. Every limiter host takes it from here: the CPU
+    /// engine and the solve through `cpu::limiter::LimiterFifo`, the GPU chain through `Alignment`.
+    pub fn lag(&self, block: usize) -> Lag {
+        Lag::of([self.latency()], block)
+    }
 }
 
 /// A stage's place in the block alignment that both engines and the solve use (DESIGN.md DSP 1:
@@ -96,11 +103,12 @@ impl Alignment {
     /// The alignment of a pass over `plan`, limited when `limit` (the plan must have a limiter).
     pub fn of(plan: &RenderPlan, limit: bool) -> Alignment {
         let b = plan.block;
-        let limiter_latency = plan.limiter.as_ref().filter(|_| limit).map_or(0, LimiterPlan::latency);
+        let limiter = plan.limiter.as_ref().filter(|_| limit);
+        let limiter_latency = limiter.map_or(0, LimiterPlan::latency);
         Alignment {
             stems: Lag::of(plan.stems.iter().filter_map(|s| s.fir.as_ref().map(|f| f.latency)), b),
             bus: Lag::of(plan.bus_fir.as_ref().map(|f| f.latency), b),
-            limiter: Lag::of([limiter_latency], b),
+            limiter: limiter.map_or(Lag::of([], b), |l| l.lag(b)),
             limiter_latency,
         }
     }

@@ -17,17 +17,15 @@
 //! differ (linked stem outputs sum G·contributions after a folded FIR; the GPU's f32-fallback
 //! limiter) differ by rounding; the writing pass's own meter confirms, and `target::reach_target`
 //! brackets writing passes when it misses.
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
-use crate::cpu::engine::DelayLine;
-use crate::cpu::limiter::Limiter;
+use crate::cpu::limiter::LimiterFifo;
 use crate::cpu::limiter_apply;
 use crate::cpu::loudness::{LoudnessMeter, MeterScope};
-use crate::engine::{Delivery, Lag, LimiterPlan, PassBlock, PassSink, StemSource};
+use crate::engine::{Delivery, LimiterPlan, PassBlock, PassSink, StemSource};
 use crate::error::{Error, Result};
 use crate::session::Layout;
 
@@ -297,9 +295,8 @@ impl StemSource for SpillSource<'_> {
 }
 
 /// The engines' limiter step (CpuEngine::run_pass, step 5) on bus blocks 0..total: each block
-/// times the f32 gain, a FIFO of `m_lim` blocks for the limiter's latency, the gain applied to the
-/// block it belongs to, `m_lim` zero blocks to flush. `deliver(k, y)` gets aligned block k and
-/// hands back a free buffer.
+/// times the f32 gain, through the same `LimiterFifo`, with its lag's zero blocks to flush.
+/// `deliver(k, y)` gets aligned block k and hands back a free buffer.
 #[allow(clippy::too_many_arguments)]
 fn limit_blocks(
     plan: &LimiterPlan,
@@ -311,19 +308,13 @@ fn limit_blocks(
     recycle: SyncSender<Vec<Vec<f32>>>,
     mut deliver: impl FnMut(u64, Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>>,
 ) -> Result<()> {
-    let mut lim = Limiter::new(plan, ch, b);
-    let latency = lim.latency();
-    let lag = Lag::of([latency], b);
-    let m_lim = lag.blocks;
-    let mut delay: Vec<DelayLine> = (0..ch).map(|_| DelayLine::new(lag.pre_delay(latency), b)).collect();
+    let mut lim = LimiterFifo::<Vec<Vec<f32>>>::new(plan, ch, b);
+    let m_lim = lim.lag().blocks;
     // The same f32 factor the engines multiply the bus by.
     let gain = 10f64.powf(gain_db / 20.0) as f32;
-    let mut x_delayed = vec![vec![0.0f32; b]; ch];
-    let mut gains = vec![1.0f32; b];
-    let mut fifo: VecDeque<Vec<Vec<f32>>> = VecDeque::with_capacity(m_lim + 1);
     let mut spare: Vec<Vec<Vec<f32>>> = Vec::new();
     for t in 0..total + m_lim as u64 {
-        let mut x = if t < total {
+        let x = if t < total {
             let mut x = input.recv().map_err(|_| Error::Internal("solve reader thread stopped".into()))??;
             if gain != 1.0 {
                 x.iter_mut().flatten().for_each(|v| *v *= gain);
@@ -334,16 +325,8 @@ fn limit_blocks(
             z.iter_mut().for_each(|c| c.fill(0.0));
             z
         };
-        for ((d, s), dl) in x_delayed.iter_mut().zip(&x).zip(&mut delay) {
-            d.copy_from_slice(s);
-            dl.process(d);
-        }
-        let views: Vec<&[f32]> = x_delayed.iter().map(|v| v.as_slice()).collect();
-        lim.process(&views, &mut gains);
-        fifo.push_back(std::mem::take(&mut x));
-        if fifo.len() > m_lim {
-            let mut y = fifo.pop_front().expect("fifo");
-            y.iter_mut().for_each(|c| limiter_apply::apply(c, &gains));
+        if let Some((mut y, gains)) = lim.push(x) {
+            y.iter_mut().for_each(|c| limiter_apply::apply(c, gains));
             let free = deliver(t - m_lim as u64, y)?;
             if let Err(TrySendError::Full(free) | TrySendError::Disconnected(free)) = recycle.try_send(free) {
                 // The reader has buffers enough; keep this one for the flush's zero blocks.

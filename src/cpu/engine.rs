@@ -7,43 +7,19 @@
 //! covered by a FIFO of the bus and stem blocks it has not yet produced a gain for. After the
 //! source ends, zero blocks are pushed until every aligned block has reached the sink. The bus is
 //! zeroed outside [0, N) before the limiter, so EQ pre-ringing never reaches the limiter's state.
-use std::collections::VecDeque;
-
 use rayon::prelude::*;
 
 use realfft::num_complex::Complex;
 
+use crate::cpu::delay_line::DelayLine;
 use crate::cpu::fir_convolve::{FirConvolve, FirInverse};
 use crate::cpu::gain_sum::gain_sum;
-use crate::cpu::limiter::Limiter;
+use crate::cpu::limiter::LimiterFifo;
 use crate::cpu::limiter_apply;
 use crate::engine::{
     Alignment, Engine, EngineInfo, FirPlan, Lag, PassBlock, PassParams, PassSink, RenderPlan, StemSource,
 };
 use crate::error::{Error, Result};
-
-/// A delay of `delay` frames applied to a stream of fixed-size blocks, in place.
-pub struct DelayLine {
-    delay: usize,
-    /// `delay` frames of history followed by room for one block.
-    buf: Vec<f32>,
-}
-
-impl DelayLine {
-    pub fn new(delay: usize, block: usize) -> Self {
-        // A zero delay (a lane whose pre-delay rides in its FIR taps) passes blocks through: no buffer.
-        DelayLine { delay, buf: if delay == 0 { Vec::new() } else { vec![0.0; delay + block] } }
-    }
-    pub fn process(&mut self, block: &mut [f32]) {
-        if self.delay == 0 {
-            return;
-        }
-        let n = block.len();
-        self.buf[self.delay..self.delay + n].copy_from_slice(block);
-        block.copy_from_slice(&self.buf[..n]);
-        self.buf.copy_within(n..n + self.delay, 0);
-    }
-}
 
 /// One channel of a filtered signal: pre-delay then (optionally) the FIR, in place.
 struct Lane {
@@ -111,8 +87,18 @@ impl Default for CpuEngine {
     }
 }
 
-/// A block waiting in the limiter's FIFO: (bus `[ch][frame]`, stem contributions `[stem][ch][frame]`).
-type Waiting = (Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>);
+/// A block waiting in the limiter's FIFO: the bus `[ch][frame]` it reads and the stem
+/// contributions `[stem][ch][frame]` that take the same gain.
+struct Waiting {
+    bus: Vec<Vec<f32>>,
+    stems: Vec<Vec<Vec<f32>>>,
+}
+
+impl AsRef<[Vec<f32>]> for Waiting {
+    fn as_ref(&self) -> &[Vec<f32>] {
+        &self.bus
+    }
+}
 
 fn zeroed(channels: usize, block: usize) -> Vec<Vec<f32>> {
     vec![vec![0.0; block]; channels]
@@ -149,10 +135,10 @@ impl Engine for CpuEngine {
         // Stage look-ahead in blocks.
         let align = Alignment::of(plan, pass.limit);
         let mut limiter = match (&plan.limiter, pass.limit) {
-            (Some(lp), true) => Some(Limiter::new(lp, bus_ch, b)),
+            (Some(lp), true) => Some(LimiterFifo::<Waiting>::new(lp, bus_ch, b)),
             _ => None,
         };
-        debug_assert_eq!(limiter.as_ref().map_or(0, |l| l.latency()), align.limiter_latency);
+        debug_assert_eq!(limiter.as_ref().map_or(align.limiter, |l| l.lag()), align.limiter);
         let m_lim = align.limiter.blocks;
         let m_total = align.total() as u64;
 
@@ -174,20 +160,17 @@ impl Engine for CpuEngine {
                 acc: vec![vec![Complex::new(0.0, 0.0); b + 1]; bus_ch],
                 inverse: (0..bus_ch).map(|_| FirInverse::new(b)).collect(),
             });
-        let mut lim_delay: Vec<DelayLine> =
-            (0..bus_ch).map(|_| DelayLine::new(align.limiter.pre_delay(align.limiter_latency), b)).collect();
 
         let gain = 10f64.powf(pass.gain_db / 20.0) as f32;
         let mut inputs: Vec<Vec<Vec<f32>>> = plan.stems.iter().map(|s| zeroed(s.channels, b)).collect();
         let mut contrib: Vec<Vec<Vec<f32>>> = (0..bus_signals).map(|_| zeroed(bus_ch, b)).collect();
         let mut bus = zeroed(bus_ch, b);
-        let mut x_delayed = zeroed(bus_ch, b);
         let mut gains = vec![1.0f32; b];
-        // Blocks waiting for their limiter gain: (bus, stem contributions).
-        let mut fifo: VecDeque<Waiting> = VecDeque::new();
+        // Buffers for the blocks waiting for their limiter gain.
         let mut spare: Vec<Waiting> = (0..=m_lim)
-            .map(|_| {
-                (zeroed(bus_ch, b), (0..if pass.stems { n_stems } else { 0 }).map(|_| zeroed(bus_ch, b)).collect())
+            .map(|_| Waiting {
+                bus: zeroed(bus_ch, b),
+                stems: (0..if pass.stems { n_stems } else { 0 }).map(|_| zeroed(bus_ch, b)).collect(),
             })
             .collect();
 
@@ -274,29 +257,22 @@ impl Engine for CpuEngine {
                 bus.iter_mut().chain(contrib.iter_mut().flatten()).for_each(|c| c[from..].fill(0.0));
             }
 
-            // 5. Limiter: gain for the block m_lim blocks back.
+            // 5. Limiter: gain for the block m_lim blocks back. The block joins the FIFO by swapping
+            // buffers with a spare, not by copying: `bus` and `contrib` are rewritten every block.
             let out_gain = if let Some(lim) = &mut limiter {
-                for ((d, s), dl) in x_delayed.iter_mut().zip(&bus).zip(&mut lim_delay) {
-                    d.copy_from_slice(s);
-                    dl.process(d);
-                }
-                // The block joins the FIFO by swapping buffers with a spare, not by copying: `bus`
-                // and `contrib` are rewritten from scratch every block.
-                let (mut fb, mut fs) = spare.pop().expect("fifo spare");
-                std::mem::swap(&mut fb, &mut bus);
+                let mut entry = spare.pop().expect("fifo spare");
+                std::mem::swap(&mut entry.bus, &mut bus);
                 if pass.stems {
-                    std::mem::swap(&mut fs, &mut contrib);
+                    std::mem::swap(&mut entry.stems, &mut contrib);
                 }
-                fifo.push_back((fb, fs));
-                let views: Vec<&[f32]> = x_delayed.iter().map(|v| v.as_slice()).collect();
-                lim.process(&views, &mut gains);
-                if fifo.len() <= m_lim {
-                    None
-                } else {
-                    let (mut mb, mut ms) = fifo.pop_front().expect("fifo");
-                    mb.par_iter_mut().chain(ms.par_iter_mut().flatten()).for_each(|c| limiter_apply::apply(c, &gains));
-                    Some((mb, ms))
-                }
+                lim.push(entry).map(|(mut out, g)| {
+                    out.bus
+                        .par_iter_mut()
+                        .chain(out.stems.par_iter_mut().flatten())
+                        .for_each(|c| limiter_apply::apply(c, g));
+                    gains.copy_from_slice(g);
+                    out
+                })
             } else {
                 None
             };
@@ -306,19 +282,19 @@ impl Engine for CpuEngine {
                 let k = t - m_total;
                 let len = (plan.frames - k * b as u64).min(b as u64) as usize;
                 match out_gain {
-                    Some((mb, ms)) => {
+                    Some(out) => {
                         sink.block(PassBlock {
                             index: k,
                             len,
-                            master: &mb,
-                            stems: &ms,
+                            master: &out.bus,
+                            stems: &out.stems,
                             gain: Some(&gains),
                             gain_stats: None,
                             packed: &[],
                             over_full_scale: &[],
                             meter: None,
                         })?;
-                        spare.push((mb, ms));
+                        spare.push(out);
                     }
                     None => {
                         let stems: &[Vec<Vec<f32>>] = if pass.stems { &contrib } else { &[] };
@@ -338,8 +314,8 @@ impl Engine for CpuEngine {
                 if k + 1 == total_blocks {
                     break;
                 }
-            } else if let Some((mb, ms)) = out_gain {
-                spare.push((mb, ms));
+            } else if let Some(out) = out_gain {
+                spare.push(out);
             }
             t += 1;
         }

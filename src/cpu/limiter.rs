@@ -15,11 +15,14 @@
 //! frame 0. (One refinement: a[k] for -h <= k < 0 is what the interpolator reads of the signal's
 //! pre-ringing before frame 0, with silence before the start. It is 0 unless the program starts
 //! loud, and then it is exactly the overshoot a meter reads just before frame 0; see oversample_peak.)
+use std::collections::VecDeque;
+
+use crate::cpu::delay_line::DelayLine;
 use crate::cpu::limiter_hold::LimiterHold;
 use crate::cpu::limiter_release::LimiterRelease;
 use crate::cpu::limiter_smooth::LimiterSmooth;
 use crate::cpu::oversample_peak::OversamplePeak;
-use crate::engine::LimiterPlan;
+use crate::engine::{Lag, LimiterPlan};
 
 /// Internal margin (dB) between the user's true-peak ceiling and the ceiling the limiter aims at,
 /// for oversampling 4 and 8: LimiterPlan.ceiling_db = ceiling_dbtp - TRUE_PEAK_MARGIN_DB.
@@ -121,5 +124,61 @@ impl Limiter {
         self.hold.reset();
         self.release.reset();
         self.smooth.reset();
+    }
+}
+
+/// The limiter as a block stage of a pass (DESIGN.md DSP 1 and 6), the one place its look-ahead is
+/// aligned: the bus enters through a pre-delay of `lag.pre_delay(latency)` frames, so the gain the
+/// limiter computes for input block t belongs to block t - `lag.blocks`; the blocks wait in a FIFO
+/// of `lag.blocks` entries until their gain is known. A waiting entry `W` is the bus block itself
+/// (`AsRef` gives the bus the limiter reads) with whatever must take the same gain beside it (the
+/// CPU engine's stem contributions). The CPU engine and the solve run it; the GPU chain keeps its
+/// FIFO in a ring of device slots laid out by the same `LimiterPlan::lag`.
+pub struct LimiterFifo<W> {
+    limiter: Limiter,
+    lag: Lag,
+    pre_delay: Vec<DelayLine>,
+    detector_in: Vec<Vec<f32>>,
+    gains: Vec<f32>,
+    waiting: VecDeque<W>,
+}
+
+impl<W: AsRef<[Vec<f32>]>> LimiterFifo<W> {
+    pub fn new(plan: &LimiterPlan, channels: usize, block: usize) -> Self {
+        let lag = plan.lag(block);
+        let limiter = Limiter::new(plan, channels, block);
+        debug_assert_eq!(limiter.latency(), plan.latency());
+        LimiterFifo {
+            pre_delay: (0..channels).map(|_| DelayLine::new(lag.pre_delay(plan.latency()), block)).collect(),
+            detector_in: vec![vec![0.0; block]; channels],
+            gains: vec![1.0; block],
+            waiting: VecDeque::with_capacity(lag.blocks + 1),
+            limiter,
+            lag,
+        }
+    }
+
+    /// Blocks by which a block leaves after it came (`LimiterPlan::lag`).
+    pub fn lag(&self) -> Lag {
+        self.lag
+    }
+
+    /// Take the next bus block (full blocks; zeros to flush at the end) and return the entry that
+    /// came `lag().blocks` pushes earlier with its gain per frame, once there is one. The caller
+    /// multiplies the gain into the entry (`limiter_apply`), so that it can spread that over cores.
+    pub fn push(&mut self, entry: W) -> Option<(W, &[f32])> {
+        for ((d, s), delay) in self.detector_in.iter_mut().zip(entry.as_ref()).zip(&mut self.pre_delay) {
+            d.copy_from_slice(s);
+            delay.process(d);
+        }
+        let views: Vec<&[f32]> = self.detector_in.iter().map(|v| v.as_slice()).collect();
+        self.limiter.process(&views, &mut self.gains);
+        self.waiting.push_back(entry);
+        if self.waiting.len() > self.lag.blocks {
+            let out = self.waiting.pop_front().expect("a waiting block");
+            Some((out, &self.gains))
+        } else {
+            None
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The CPU reference engine: one file per stage, named as its shader (`shaders/<stage>.wgsl`) and its
 //! GPU host code (`src/gpu/<stage>.rs`). Each stage: `new(...)` allocates, `process(...)` does not.
+pub mod delay_line;
 pub mod dither_quantize;
 pub mod engine;
 pub mod fir_convolve;

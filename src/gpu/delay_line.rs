@@ -1,7 +1,6 @@
 //! Host side of `shaders/delay_line.wgsl`: per-channel delays through rings of block slots on the
 //! device, for the engine's pre-delays (a stage of latency l is fed M*B - l frames late) and for
-//! reading the limiter's FIFO of blocks late. The CPU engine's twin is `DelayLine` in
-//! `src/cpu/engine.rs`.
+//! reading the limiter's FIFO of blocks late. The CPU engine's twin is `src/cpu/delay_line.rs`.
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
