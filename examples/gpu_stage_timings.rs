@@ -10,8 +10,8 @@ use stemforge::dsp::oversampling::design_oversampling;
 use stemforge::engine::{
     Engine, FirPlan, LimiterPlan, PassBlock, PassParams, PassSink, RenderPlan, StemPlan, StemSource,
 };
+use stemforge::gpu::context::Precision;
 use stemforge::gpu::fir_convolve::{FftStrategy, FirConvolve, FirLane, FirPipelines};
-use stemforge::gpu::kernel::Precision;
 use stemforge::gpu::limiter_hold::LimiterHold;
 use stemforge::gpu::limiter_release::LimiterRelease;
 use stemforge::gpu::limiter_smooth::LimiterSmooth;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use stemforge::cpu::loudness::{EnergyMeter, LoudnessMeter, MeterScope};
 use stemforge::gpu::GpuContext;
-use stemforge::gpu::kernel::Precision;
+use stemforge::gpu::context::Precision;
 use stemforge::gpu::loudness::Loudness;
 use stemforge::session::Layout;
 

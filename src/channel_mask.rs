@@ -1,7 +1,7 @@
 //! What a stem's WAVE_FORMAT_EXTENSIBLE channel mask says against the session's layout: nothing
 //! (no mask, or the layout's own), only a different label for the same routing (a warning), or a
 //! different routing (refused).
-use crate::session::Layout;
+use crate::model::Layout;
 
 /// What a speaker position does in the chain: the role decides routing and BS.1770 weight
 /// (L, R, C 1.0; LFE excluded; surrounds 1.41), so two masks that give every channel the same

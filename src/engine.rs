@@ -2,8 +2,8 @@
 //! loop drives. The CPU engine (`cpu::engine`) and the GPU engine (`gpu::engine`) implement it.
 use crate::dsp::oversampling::OversamplingTable;
 use crate::error::Result;
-use crate::io::SourceEncoding;
-use crate::session::{Layout, SampleFormat};
+use crate::model::SourceEncoding;
+use crate::model::{Layout, SampleFormat};
 
 /// A FIR for a signal of some channels: `taps[ch]` (a shared filter is repeated per channel).
 #[derive(Debug, Clone, PartialEq)]

@@ -6,6 +6,8 @@ pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod io;
+pub mod meter;
+pub mod model;
 pub mod paths;
 pub mod publish;
 pub mod session;

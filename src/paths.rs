@@ -12,7 +12,8 @@ use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::session::{Filter, OutputKind, Session};
+use crate::model::{Filter, OutputKind};
+use crate::session::Session;
 
 /// A path a command reads or writes, and what it is to the user ("outputs[0]", "--report",
 /// "stems[1] (drums)").

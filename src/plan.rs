@@ -1,12 +1,14 @@
 //! Session + opened stems -> the `RenderPlan` both engines execute: routes, designed FIRs, limiter.
 use realfft::RealFftPlanner;
 
-use crate::dsp::eq_design::{design_eq, eq_latency, load_fir_file};
+use crate::dsp::eq_design::{design_eq, eq_latency};
 use crate::dsp::oversampling::design_oversampling;
 use crate::engine::{FirPlan, LimiterPlan, RenderPlan, StemPlan};
 use crate::error::{Error, Result};
 use crate::io::AudioInfo;
-use crate::session::{Filter, Layout, Session};
+use crate::io::fir_file::load_fir_file;
+use crate::model::{Filter, Layout};
+use crate::session::Session;
 
 /// Frames per block: also the FIR partition. 8192 keeps an 8191-tap EQ in one partition.
 pub const DEFAULT_BLOCK: usize = 8192;

@@ -138,7 +138,7 @@ impl OutputTemp {
                 .prefix(&format!(".{name}."))
                 .suffix(TEMP_SUFFIX)
                 .rand_bytes(TEMP_RAND)
-                .permissions(crate::io::output_permissions())
+                .permissions(output_permissions())
                 .tempfile_in(&dir)
                 .map_err(err)?;
             // A file system without flock (some network or FUSE mounts) still gets its outputs:
@@ -388,6 +388,14 @@ fn stale(_path: &Path) -> bool {
 mod open_flags {
     pub const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     pub const O_NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+}
+
+/// Permissions of a delivered file: rw for everyone, less the process umask (applied by open(2)),
+/// as any file a tool writes. tempfile's own default (0600) would hide deliverables from the rest
+/// of a team or a farm's next job. (stemforge targets Unix render hosts.)
+pub fn output_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
 }
 
 #[cfg(test)]

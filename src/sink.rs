@@ -11,11 +11,11 @@ use crate::cpu::loudness::{EnergyMeter, LoudnessMeter, LoudnessStats};
 use crate::cpu::pcm_unpack;
 use crate::engine::{Delivery, GainStats, MeterReadings, PackRequest, PassBlock, PassSink, Signal};
 use crate::error::{Error, Result};
-use crate::io::SourceEncoding;
 use crate::io::wav_writer::{SealedFile, WavWriter, WrittenFile, sync_folder};
+use crate::model::SampleFormat;
+use crate::model::SourceEncoding;
 use crate::progress::Progress;
 use crate::publish::Publication;
-use crate::session::SampleFormat;
 
 /// Gain-reduction statistics of the limiter over the program (dB, positive = reduction).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]

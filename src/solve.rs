@@ -27,7 +27,7 @@ use crate::cpu::limiter_apply;
 use crate::cpu::loudness::{LoudnessMeter, MeterScope};
 use crate::engine::{Delivery, LimiterPlan, PassBlock, PassSink, StemSource};
 use crate::error::{Error, Result};
-use crate::session::Layout;
+use crate::model::Layout;
 
 /// Blocks read from the spill ahead of the limiter, and limited blocks queued for the meter.
 const AHEAD: usize = 3;

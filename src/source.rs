@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use crate::cpu::pcm_unpack;
 use crate::engine::StemSource;
 use crate::error::{Error, Result};
-use crate::io::{BlockReader, SourceEncoding};
+use crate::io::BlockReader;
+use crate::model::SourceEncoding;
 
 /// Blocks read ahead of the engine.
 const READ_AHEAD: usize = 3;

@@ -4,7 +4,8 @@
 use realfft::RealFftPlanner;
 use stemforge::Error;
 use stemforge::cpu::fir_convolve::FirConvolve;
-use stemforge::dsp::eq_design::{band_magnitude, bands_magnitude, design_eq, eq_latency, load_fir_file};
+use stemforge::dsp::eq_design::{band_magnitude, bands_magnitude, design_eq, eq_latency};
+use stemforge::io::fir_file::load_fir_file;
 use stemforge::session::{EqBand, Phase};
 
 const FS: f64 = 48000.0;

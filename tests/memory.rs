@@ -135,7 +135,7 @@ format = "pcm24"
 }
 
 /// The GPU engine (issue 17: it grew by ~0.5 MB per block on lavapipe, 3.9 GB for 10 minutes,
-/// until the stages' configs moved out of uniform buffers; see `gpu::kernel::Bind`). A mono
+/// until the stages' configs moved out of uniform buffers; see `gpu::context::Bind`). A mono
 /// master-only session keeps lavapipe's share of the suite's time small; the 4x true-peak limiter,
 /// the stage that grew, runs on every block. `--spill none` repeats the writing pass until the
 /// target is met, so memory must also stay flat across passes: at -12 LUFS the limiter takes

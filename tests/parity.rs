@@ -21,8 +21,8 @@ use gpu_harness::{gpu, read, run_encoder, run_pass, upload};
 use gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_identical_bytes, assert_parity};
 use gpu_signals::{Rng, impulses, music_noise, normalise, sine, sweep, test_fir};
 use stemforge::gpu::GpuContext;
+use stemforge::gpu::context::Precision;
 use stemforge::gpu::fir_convolve::FftStrategy;
-use stemforge::gpu::kernel::Precision;
 
 const FS: f64 = 48000.0;
 

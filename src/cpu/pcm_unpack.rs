@@ -12,7 +12,7 @@
 //!   the power-of-two scale is then exact.
 //! - Float32: the bits as they are. Float64: rounded to nearest f32 (`as f32`); `f64_bits_to_f32`
 //!   does the same rounding with u32 operations only, for the shader (WGSL has no f64).
-use crate::io::SourceEncoding;
+use crate::model::SourceEncoding;
 
 /// Bytes one sample of `encoding` takes in a file (None for `Coded`, which has no raw form).
 pub const fn bytes_per_sample(encoding: SourceEncoding) -> Option<usize> {

@@ -10,11 +10,11 @@
 use crate::engine::{Alignment, Delivery, PassParams, RenderPlan, Signal};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
+use crate::gpu::context::Precision;
 use crate::gpu::delay_line::{DelayLine, DelayPipelines, slots_for};
 use crate::gpu::dither_quantize::{DitherPipeline, DitherQuantize};
 use crate::gpu::fir_convolve::{FftStrategy, FirConvolve, FirLane, FirPipelines};
 use crate::gpu::gain_sum::{GainSum, Route};
-use crate::gpu::kernel::Precision;
 use crate::gpu::limiter_apply::LimiterApply;
 use crate::gpu::limiter_hold::LimiterHold;
 use crate::gpu::limiter_release::LimiterRelease;
@@ -22,7 +22,7 @@ use crate::gpu::limiter_smooth::LimiterSmooth;
 use crate::gpu::loudness::Loudness;
 use crate::gpu::oversample_peak::OversamplePeak;
 use crate::gpu::pcm_unpack::{PcmUnpack, PcmUnpackPipeline};
-use crate::io::SourceEncoding;
+use crate::model::SourceEncoding;
 
 /// Blocks in flight between submission and read-back (upload, compute and download overlap).
 pub(super) const IN_FLIGHT: usize = 3;

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
+use crate::gpu::context::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `DelayChannel` in shaders/delay_line.wgsl.
 #[repr(C)]

@@ -6,8 +6,8 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
-use crate::session::SampleFormat;
+use crate::gpu::context::{Bind, Kernel, Precision, Stage, groups};
+use crate::model::SampleFormat;
 
 /// Keep in sync with `DitherConfig` in shaders/dither_quantize.wgsl.
 #[repr(C)]

@@ -24,15 +24,15 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::gpu::chain::{Chain, ChainKey, Delivered, IN_FLIGHT, Pipelines, f32_bytes};
+use crate::gpu::context::Precision;
 use crate::gpu::context::{GpuContext, NO_GPU_HELP};
 use crate::gpu::delay_line::DelayPipelines;
 use crate::gpu::dither_quantize::DitherPipeline;
 use crate::gpu::fir_convolve::FirPipelines;
-use crate::gpu::kernel::Precision;
 use crate::gpu::limiter_apply::LimiterApply;
 use crate::gpu::loudness::Loudness;
 use crate::gpu::pcm_unpack::{PcmUnpackPipeline, format_code};
-use crate::io::SourceEncoding;
+use crate::model::SourceEncoding;
 
 pub struct GpuEngine {
     ctx: GpuContext,

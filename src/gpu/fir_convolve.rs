@@ -10,7 +10,7 @@ use realfft::RealFftPlanner;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
+use crate::gpu::context::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `FirConfig` in shaders/fir_convolve.wgsl.
 #[repr(C)]

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, Stage};
+use crate::gpu::context::{Bind, Kernel, Precision, Stage};
 
 /// Keep in sync with `ReleaseConfig` in shaders/limiter_release.wgsl.
 #[repr(C)]

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::dsp::kweighting::{k_transition_differences, k_weighting, mat_mul, mat_pow, true_peak_interpolator};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
+use crate::gpu::context::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `LoudnessConfig` in shaders/loudness.wgsl.
 #[repr(C)]

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::dsp::oversampling::OversamplingTable;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
+use crate::gpu::context::{Bind, Kernel, Precision, Stage, groups};
 
 /// Keep in sync with `OversampleConfig` in shaders/oversample_peak.wgsl.
 #[repr(C)]

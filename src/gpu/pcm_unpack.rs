@@ -5,8 +5,8 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::{Bind, Kernel, Precision, Stage, groups};
-use crate::io::SourceEncoding;
+use crate::gpu::context::{Bind, Kernel, Precision, Stage, groups};
+use crate::model::SourceEncoding;
 
 /// Keep in sync with `UnpackConfig` in shaders/pcm_unpack.wgsl.
 #[repr(C)]

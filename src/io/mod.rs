@@ -1,29 +1,15 @@
 //! Audio file I/O: streaming block readers (WAV/RF64 ourselves, the rest through symphonia) and
 //! atomic WAV/RF64 writers.
-//!
-//! SKELETON: the types and signatures below are the contract; the I/O work fills them in.
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::session::{Layout, SampleFormat};
+pub use crate::model::SourceEncoding;
+use crate::model::{Layout, SampleFormat};
 
+pub mod fir_file;
 pub mod symphonia_reader;
 pub mod wav_reader;
 pub mod wav_writer;
-
-/// How the samples are stored in the source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum SourceEncoding {
-    Int16,
-    Int24,
-    Int32,
-    Float32,
-    Float64,
-    /// Decoded by a codec (FLAC, ...): `bits` of integer precision.
-    Coded {
-        bits: u32,
-    },
-}
 
 /// What is known about an input file once opened (header only: nothing decoded yet).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -150,12 +136,4 @@ pub struct WriterSpec {
     pub format: SampleFormat,
     /// TPDF dither seed; None = no dither.
     pub dither_seed: Option<u32>,
-}
-
-/// Permissions of a delivered file: rw for everyone, less the process umask (applied by open(2)),
-/// as any file a tool writes. tempfile's own default (0600) would hide deliverables from the rest
-/// of a team or a farm's next job. (stemforge targets Unix render hosts.)
-pub fn output_permissions() -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::Permissions::from_mode(0o666)
 }

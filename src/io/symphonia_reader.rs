@@ -19,7 +19,8 @@ use symphonia::core::meta::MetadataOptions;
 
 use crate::error::{Error, Result};
 use crate::io::wav_reader::non_finite_error;
-use crate::io::{AudioInfo, BlockReader, SourceEncoding};
+use crate::io::{AudioInfo, BlockReader};
+use crate::model::SourceEncoding;
 
 /// Why `SymphoniaReader::open` failed: the content is not a format symphonia knows (the caller
 /// words the "not an audio file" message), or a known format with a problem.

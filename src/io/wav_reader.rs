@@ -12,7 +12,8 @@ use std::path::Path;
 
 use crate::cpu::pcm_unpack;
 use crate::error::{Error, Result};
-use crate::io::{AudioInfo, BlockReader, SourceEncoding};
+use crate::io::{AudioInfo, BlockReader};
+use crate::model::SourceEncoding;
 
 const WAVE_FORMAT_PCM: u16 = 0x0001;
 const WAVE_FORMAT_IEEE_FLOAT: u16 = 0x0003;

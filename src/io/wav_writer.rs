@@ -30,8 +30,8 @@ use sha2::{Digest, Sha256};
 use crate::cpu::dither_quantize;
 use crate::error::{Error, Result};
 use crate::io::WriterSpec;
+use crate::model::SampleFormat;
 use crate::publish::{OutputTemp, Publication};
-use crate::session::SampleFormat;
 
 /// Bytes before the fmt chunk: RIFF header (12) + JUNK/ds64 chunk (8 + 28).
 const FMT_OFFSET: u64 = 48;

@@ -1,0 +1,233 @@
+//! `LoudnessMeter`: the `ebur128` crate fed block by block, read at 100 ms steps (see `meter`).
+use ebur128::{Channel, EbuR128, Mode};
+use rayon::prelude::*;
+
+use super::{
+    EnergyMeter, LoudnessStats, MAX_CHANNELS, MAX_RATE, MIN_RATE, MeterScope, StepMaxima, amplitude_db, channel_map,
+    channel_weight,
+};
+use crate::error::{Error, Result};
+use crate::model::Layout;
+
+/// A streaming loudness meter for one program.
+pub struct LoudnessMeter {
+    /// Integrated loudness, LRA and the K-weighted buffer the momentary/short-term readings use.
+    meter: EbuR128,
+    /// `MeterScope::Full`: one sample- and true-peak-only instance per channel.
+    peaks: Vec<EbuR128>,
+    scope: MeterScope,
+    channels: usize,
+    /// Frames per 100 ms step (EBU Tech 3341: momentary/short-term are read every 100 ms).
+    step: usize,
+    /// Frames fed since the last step boundary.
+    in_step: usize,
+    /// Max momentary/short-term read from the crate at every step, where `steps` is None.
+    maxima: StepMaxima,
+    /// Where `loudness_window(100)` covers exactly one step: the gating, LRA and max
+    /// momentary/short-term, computed from the crate's 100 ms window energies, as the device meter's host half computes them from its own
+    /// (`EnergyMeter`, the crate's gating step for step). The crate then only K-weights and keeps
+    /// its 400 ms buffer (`Mode::M`): its own integrated and LRA modes re-sum the K-weighted
+    /// buffer over 400 ms at every step and over 3 s every second, 7 passes over the signal where
+    /// the steps take one (about a sixth of a solve's CPU time, BENCHMARKS.md).
+    ///
+    /// None where the crate rounds its 100 ms step to the nearest frame but truncates a window's
+    /// length, which differ at rates whose tenth is not a whole number of frames (11025 Hz):
+    /// there the crate gates in its own modes and the meter reads its momentary and short-term
+    /// loudness at every step instead (slower, same figures).
+    steps: Option<EnergyMeter>,
+}
+
+impl LoudnessMeter {
+    /// A meter for `channels` channels at `sample_rate`, weighted for `layout` (see `channel_map`;
+    /// `None` weights every channel 1.0). A layout whose channel count differs from `channels`, or
+    /// a channel count/rate the crate cannot meter (1..=64 channels, 16 Hz..2.8 MHz), is an
+    /// `Error::Usage` naming the values; callers that have a file name rewrap it.
+    pub fn new(channels: usize, sample_rate: u32, layout: Option<Layout>) -> Result<Self> {
+        Self::with_scope(channels, sample_rate, layout, MeterScope::Full)
+    }
+
+    /// As `new`, measuring only what `scope` asks for.
+    pub fn with_scope(channels: usize, sample_rate: u32, layout: Option<Layout>, scope: MeterScope) -> Result<Self> {
+        if let Some(l) = layout
+            && l.channels() != channels
+        {
+            return Err(Error::Usage(format!(
+                "loudness meter: layout {} has {} channels, but the signal has {channels}",
+                l.name(),
+                l.channels()
+            )));
+        }
+        if channels == 0 || channels > MAX_CHANNELS {
+            return Err(Error::Usage(format!(
+                "loudness meter: cannot meter {channels} channels; BS.1770 metering here takes 1 to {MAX_CHANNELS}"
+            )));
+        }
+        // The crate's range (ebur128: 16 Hz to 2.8224 MHz); said here, since its own error reads
+        // as if the channel count were at fault.
+        if !(MIN_RATE..=MAX_RATE).contains(&sample_rate) {
+            return Err(Error::Usage(format!(
+                "loudness meter: sample rate {sample_rate} Hz is not supported (BS.1770 metering here takes {MIN_RATE} Hz to {MAX_RATE} Hz)"
+            )));
+        }
+        let crate_meter = |channels: usize, mode: Mode| {
+            EbuR128::new(channels as u32, sample_rate, mode).map_err(|e| {
+                Error::Usage(format!("loudness meter: cannot meter {channels} channels at {sample_rate} Hz ({e})"))
+            })
+        };
+        // Rates that are not a multiple of 10 Hz step at the nearest frame, as the crate rounds
+        // its 100 ms block.
+        let step = ((sample_rate as usize + 5) / 10).max(1);
+        let step_energies = sample_rate as usize / 10 == step;
+        let (mode, peaks) = match scope {
+            MeterScope::Integrated if step_energies => (Mode::M, Vec::new()),
+            MeterScope::Integrated => (Mode::I, Vec::new()),
+            // `Mode::TRUE_PEAK` includes the sample peak; without a loudness mode the peak
+            // instances run no K-weighting filter and keep no buffer.
+            MeterScope::Full => (
+                if step_energies { Mode::M } else { Mode::I | Mode::LRA | Mode::M | Mode::S },
+                (0..channels).map(|_| crate_meter(1, Mode::TRUE_PEAK)).collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let map = channel_map(channels, layout);
+        let mut meter = crate_meter(channels, mode)?;
+        meter.set_channel_map(&map).map_err(|e| Error::Internal(format!("loudness meter channel map: {e}")))?;
+        let weights = map.iter().map(|&c| channel_weight(c)).collect();
+        Ok(LoudnessMeter {
+            meter,
+            peaks,
+            scope,
+            channels,
+            step,
+            in_step: 0,
+            maxima: StepMaxima::new(),
+            steps: step_energies.then(|| EnergyMeter::with_weights(scope, step, weights)),
+        })
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Feed one block, `planar[ch][frame]`, every channel the same length. Panics when the
+    /// channel count differs from the meter's (a caller bug, not an input problem).
+    pub fn add_planar(&mut self, planar: &[&[f32]]) {
+        assert_eq!(planar.len(), self.channels, "LoudnessMeter::add_planar: wrong channel count");
+        let len = planar.first().map_or(0, |c| c.len());
+        assert!(planar.iter().all(|c| c.len() == len), "LoudnessMeter::add_planar: ragged block");
+        if self.peaks.is_empty() {
+            self.add_loudness(planar);
+            return;
+        }
+        // The peak instances take the whole block at once (they need no 100 ms steps), beside the
+        // loudness instance: the meter's two halves cost about the same.
+        let mut peak_meters = std::mem::take(&mut self.peaks);
+        rayon::join(
+            || self.add_loudness(planar),
+            || {
+                peak_meters.par_iter_mut().zip(planar.par_iter()).for_each(|(m, c)| {
+                    m.add_frames_planar_f32(&[c]).expect("ebur128 accepts a one-channel block");
+                })
+            },
+        );
+        self.peaks = peak_meters;
+    }
+
+    /// Feed the loudness instance in 100 ms steps, reading at each step boundary.
+    fn add_loudness(&mut self, planar: &[&[f32]]) {
+        let len = planar.first().map_or(0, |c| c.len());
+        // Sub-block views live on the stack: feeding the meter allocates nothing.
+        let mut part: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
+        let mut at = 0;
+        while at < len {
+            let n = (self.step - self.in_step).min(len - at);
+            for (p, c) in part.iter_mut().zip(planar) {
+                *p = &c[at..at + n];
+            }
+            self.meter
+                .add_frames_planar_f32(&part[..self.channels])
+                .expect("ebur128 accepts a block with the meter's channel count");
+            at += n;
+            self.in_step += n;
+            if self.in_step == self.step {
+                self.in_step = 0;
+                if self.steps.is_some() || self.scope == MeterScope::Full {
+                    self.read_step();
+                }
+            }
+        }
+    }
+
+    /// At each 100 ms boundary, the momentary and short-term readings are candidates for the max.
+    /// Before 400 ms (3 s) of audio the window holds leading zeros and reads low, never high, so
+    /// the early steps can only under-read (as in ffmpeg's filter).
+    fn read_step(&mut self) {
+        let Some(steps) = &mut self.steps else {
+            if let Ok(m) = self.meter.loudness_momentary() {
+                self.maxima.max_momentary = self.maxima.max_momentary.max(m);
+            }
+            if let Ok(s) = self.meter.loudness_shortterm() {
+                self.maxima.max_short_term = self.maxima.max_short_term.max(s);
+            }
+            return;
+        };
+        // The crate reports a window's energy z as 10·log10(z) - 0.691 (-inf for z = 0); undo it.
+        let last = self.meter.loudness_window(100).expect("a 100 ms window fits the crate's 400 ms buffer");
+        steps.add_step(10f64.powf((last + 0.691) / 10.0));
+    }
+
+    /// What this meter measures.
+    pub fn scope(&self) -> MeterScope {
+        self.scope
+    }
+
+    /// The sample rate the meter was made for.
+    /// Frames per 100 ms step, rounded as the crate rounds it.
+    pub(super) fn step(&self) -> usize {
+        self.step
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.meter.rate()
+    }
+
+    /// The weighting map the meter was made with.
+    pub fn channel_map(&self) -> &[Channel] {
+        self.meter.channel_map()
+    }
+
+    /// The readings so far. Can be called at any time; a trailing partial 100 ms step is not a
+    /// momentary/short-term step (Tech 3341) but does count for the peaks and the gating blocks the
+    /// crate completes.
+    pub fn result(&self) -> LoudnessStats {
+        let from_steps = self.steps.as_ref().map(|s| s.result());
+        let integrated = match &from_steps {
+            Some(r) => r.integrated_lufs,
+            None => self.meter.loudness_global().unwrap_or(f64::NEG_INFINITY),
+        };
+        let lra = match &from_steps {
+            Some(r) => r.lra_lu,
+            None => self.meter.loudness_range().unwrap_or(f64::NAN),
+        };
+        let maxima = match &from_steps {
+            Some(r) => (r.max_momentary_lufs, r.max_short_term_lufs),
+            None => (self.maxima.max_momentary, self.maxima.max_short_term),
+        };
+        let (mut sample_peak, mut true_peak) = match self.scope {
+            MeterScope::Integrated => (f64::NAN, f64::NAN),
+            MeterScope::Full => (0.0f64, 0.0f64),
+        };
+        for m in &self.peaks {
+            sample_peak = sample_peak.max(m.sample_peak(0).unwrap_or(0.0));
+            true_peak = true_peak.max(m.true_peak(0).unwrap_or(0.0));
+        }
+        LoudnessStats {
+            integrated_lufs: integrated,
+            // A silent program has no loudness distribution: LRA is undefined, not 0.
+            lra_lu: if integrated.is_finite() { lra } else { f64::NAN },
+            max_momentary_lufs: maxima.0,
+            max_short_term_lufs: maxima.1,
+            sample_peak_dbfs: amplitude_db(sample_peak),
+            true_peak_dbtp: amplitude_db(true_peak),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The bus layout (mono, stereo, 5.1, 7.1): channel order, WAV channel mask, the LFE channel.
+
+/// Bus layout, in WAV channel order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Layout {
+    Mono,
+    Stereo,
+    /// L R C LFE Ls Rs
+    Surround51,
+    /// L R C LFE Lrs Rrs Lss Rss (WAV order: back pair before side pair)
+    Surround71,
+}
+
+impl Layout {
+    pub fn channels(self) -> usize {
+        match self {
+            Layout::Mono => 1,
+            Layout::Stereo => 2,
+            Layout::Surround51 => 6,
+            Layout::Surround71 => 8,
+        }
+    }
+    /// The layout a file of `channels` channels is read as when no session says otherwise.
+    pub fn for_channels(channels: usize) -> Option<Layout> {
+        match channels {
+            1 => Some(Layout::Mono),
+            2 => Some(Layout::Stereo),
+            6 => Some(Layout::Surround51),
+            8 => Some(Layout::Surround71),
+            _ => None,
+        }
+    }
+    /// WAVE_FORMAT_EXTENSIBLE dwChannelMask.
+    pub fn channel_mask(self) -> u32 {
+        match self {
+            Layout::Mono => 0x4,         // FC
+            Layout::Stereo => 0x3,       // FL FR
+            Layout::Surround51 => 0x60F, // FL FR FC LFE SL SR
+            Layout::Surround71 => 0x63F, // FL FR FC LFE BL BR SL SR
+        }
+    }
+    /// Index of the LFE channel, if any (excluded from loudness).
+    pub fn lfe_channel(self) -> Option<usize> {
+        match self {
+            Layout::Surround51 | Layout::Surround71 => Some(3),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Mono => "mono",
+            Layout::Stereo => "stereo",
+            Layout::Surround51 => "5.1",
+            Layout::Surround71 => "7.1",
+        }
+    }
+}
