@@ -64,3 +64,31 @@ pub enum Filter {
     /// A user impulse response file (mono, or one channel per stem channel), used as given.
     File(PathBuf),
 }
+
+impl EqBand {
+    pub fn freq_hz(&self) -> f64 {
+        match *self {
+            EqBand::Peak { freq_hz, .. }
+            | EqBand::LowShelf { freq_hz, .. }
+            | EqBand::HighShelf { freq_hz, .. }
+            | EqBand::Highpass { freq_hz, .. }
+            | EqBand::Lowpass { freq_hz, .. }
+            | EqBand::Notch { freq_hz, .. }
+            | EqBand::Bandpass { freq_hz, .. }
+            | EqBand::Tilt { freq_hz, .. } => freq_hz,
+        }
+    }
+    /// The band's `type` as written in the session file.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EqBand::Peak { .. } => "peak",
+            EqBand::LowShelf { .. } => "low_shelf",
+            EqBand::HighShelf { .. } => "high_shelf",
+            EqBand::Highpass { .. } => "highpass",
+            EqBand::Lowpass { .. } => "lowpass",
+            EqBand::Notch { .. } => "notch",
+            EqBand::Bandpass { .. } => "bandpass",
+            EqBand::Tilt { .. } => "tilt",
+        }
+    }
+}
