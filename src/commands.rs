@@ -5,7 +5,8 @@ use crate::cli::Command;
 use crate::error::Result;
 use crate::progress::ProgressMode;
 use crate::publish::{Publication, sweep_stale};
-use crate::render::{RenderOptions, RenderReport, ReportFile, check_writes, render};
+use crate::render::{RenderOptions, check_writes, render};
+use crate::report::{self, ReportFile};
 use crate::session::Session;
 
 pub fn run(command: Command) -> Result<u8> {
@@ -27,15 +28,15 @@ pub fn run(command: Command) -> Result<u8> {
             };
             let json = opts.progress == ProgressMode::Json;
             let r = render(&session, &opts)?;
-            print_render(&r, json);
+            crate::report::render::print(&r, json);
             Ok(if r.spec_met { 0 } else { 1 })
         }
         Command::Measure { files, json } => {
             let results = measure::measure(&files)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&measure::to_json(&results)).expect("json"));
+                println!("{}", serde_json::to_string_pretty(&report::measure::to_json(&results)).expect("json"));
             } else {
-                print!("{}", measure::to_text(&results));
+                print!("{}", report::measure::to_text(&results));
             }
             Ok(0)
         }
@@ -78,81 +79,11 @@ pub fn run(command: Command) -> Result<u8> {
         Command::Devices { json } => {
             let adapters = crate::gpu::list_adapters(None)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&adapters).expect("json"));
-            } else if adapters.is_empty() {
-                println!("no GPU adapter found: {}", crate::gpu::context::NO_GPU_HELP);
+                println!("{}", report::devices::to_json(&adapters));
             } else {
-                for a in &adapters {
-                    let mark = if a.selected { "*" } else { " " };
-                    println!("{mark} {}; FIR in {}", a.describe(), a.fir_precision);
-                }
-                println!(
-                    "(* = the adapter `--engine gpu` uses; `--engine auto` uses it only when it is a hardware GPU)"
-                );
-                if adapters.iter().any(|a| a.fir_precision == "f32") {
-                    println!(
-                        "(FIR in f32: no 64-bit floats on that adapter; its integer outputs may differ from the CPU engine's by more than 1 LSB)"
-                    );
-                }
+                print!("{}", report::devices::to_text(&adapters));
             }
             Ok(0)
         }
-    }
-}
-
-/// The end of a render on stderr: a summary, each output, each warning, each spec problem; with
-/// `--progress json`, one JSON object per line (`rendered`, `wrote` or `not_published`,
-/// `warning`, `spec_not_met`), as every other stderr line of that mode.
-fn print_render(r: &RenderReport, json: bool) {
-    let writing = r.passes.iter().filter(|p| p.kind == "limiter" || p.kind == "sum").count();
-    let finite = |v: f64| v.is_finite().then_some(v);
-    if json {
-        let line = |v: serde_json::Value| eprintln!("{v}");
-        line(serde_json::json!({
-            "event": "rendered", "session": r.session, "duration_s": r.duration_s,
-            "realtime_factor": r.realtime_factor, "engine": r.engine.engine,
-            "integrated_lufs": finite(r.loudness_after.integrated_lufs),
-            "true_peak_dbtp": finite(r.loudness_after.true_peak_dbtp), "gain_db": r.gain_db,
-            "iterations": r.iterations, "writing_passes": writing, "spec_met": r.spec_met,
-        }));
-        for o in &r.outputs {
-            let event = if o.published { "wrote" } else { "not_published" };
-            line(serde_json::json!({"event": event, "path": o.path, "frames": o.frames, "sha256": o.sha256}));
-        }
-        for w in &r.warnings {
-            line(serde_json::json!({"event": "warning", "message": w}));
-        }
-        for p in &r.spec_problems {
-            line(serde_json::json!({"event": "spec_not_met", "message": p, "exit_code": 1}));
-        }
-        return;
-    }
-    eprintln!(
-        "stemforge: rendered `{}` ({:.1} s of program, {:.0}x realtime) on {}: {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB ({} value(s) tried), {} writing pass(es)",
-        r.session,
-        r.duration_s,
-        r.realtime_factor,
-        r.engine.engine,
-        r.loudness_after.integrated_lufs,
-        r.loudness_after.true_peak_dbtp,
-        r.gain_db,
-        r.iterations,
-        writing
-    );
-    for o in &r.outputs {
-        if o.published {
-            eprintln!("  wrote {} ({} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
-        } else {
-            eprintln!("  not published: {} (would be {} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
-        }
-    }
-    for w in &r.warnings {
-        eprintln!("warning: {w}");
-    }
-    for p in &r.spec_problems {
-        eprintln!("Error: spec not met: {p}");
-    }
-    if !r.spec_met && !r.outputs.is_empty() {
-        eprintln!("Error: nothing was published: a render that misses its spec leaves every output as it was");
     }
 }

@@ -19,6 +19,7 @@ pub mod commands;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod report;
 pub mod sink;
 pub mod solve;
 pub mod source;

@@ -8,14 +8,16 @@ use std::time::Instant;
 use crate::channel_mask::MaskVerdict;
 use crate::cpu::engine::CpuEngine;
 use crate::cpu::loudness::{LoudnessMeter, LoudnessStats, MeterScope};
-use crate::engine::{BusBytes, Engine, EngineInfo, PassParams, RenderPlan};
+use crate::engine::{BusBytes, Engine, PassParams, RenderPlan};
 use crate::error::{Error, Result};
-use crate::io::wav_writer::{WavWriter, WrittenFile, sync_folder};
+use crate::io::wav_writer::{WavWriter, WrittenFile};
 use crate::io::{self, AudioInfo, WriterSpec};
 use crate::paths::{self, Role};
 use crate::plan::{PlanKind, build_plan, replay_plan};
 use crate::progress::{Progress, ProgressMode};
-use crate::publish::{OutputTemp, Publication, sweep_stale};
+use crate::publish::{Publication, sweep_stale};
+use crate::report::ReportFile;
+pub use crate::report::render::{OutputRecord, PassRecord, RenderReport};
 use crate::session::{Dither, OutputKind, Session};
 use crate::sink::{GainReduction, OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
 use crate::solve::{Spill, SpillSource, SpillTee, SpillWriter, Spills, solve_gain, spill_bytes};
@@ -79,77 +81,6 @@ impl Default for RenderOptions {
             hold_before_publish: None,
         }
     }
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OutputRecord {
-    pub path: PathBuf,
-    pub kind: OutputKind,
-    /// The stem's name for `kind = "stems"` files.
-    pub stem: Option<String>,
-    pub format: crate::session::SampleFormat,
-    pub frames: u64,
-    pub bytes: u64,
-    pub sha256: String,
-    /// Samples beyond full scale (clamped in integer formats).
-    pub over_full_scale: u64,
-    /// Whether the file is under `path`. A render that misses its spec publishes nothing: its
-    /// files are deleted, and `sha256`/`bytes` describe what would have been published.
-    pub published: bool,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PassRecord {
-    pub pass: u32,
-    /// "analysis" (the bus, metered and spilled), "solve" (one G tried on the spill: no stems read,
-    /// nothing written), "limiter" (a writing pass), or "sum" (a writing pass without a master).
-    pub kind: &'static str,
-    pub gain_db: f64,
-    pub integrated_lufs: Option<f64>,
-    pub true_peak_dbtp: Option<f64>,
-    pub seconds: f64,
-    /// What the pass read: "stems" (the stem files, decoded and filtered) or "spill" (the
-    /// analysis pass's spilled output: a solve, or a writing pass that replays it).
-    pub input: &'static str,
-    /// GPU engine: bytes moved between host and device in this pass.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bus_bytes: Option<BusBytes>,
-    /// Which meter read this pass: "cpu" (the `ebur128` crate on the host; always for "solve") or
-    /// "device" (the GPU engine's `gpu::loudness`, `EngineInfo::meter`).
-    pub meter: &'static str,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RenderReport {
-    pub session: String,
-    pub session_file: PathBuf,
-    pub engine: EngineInfo,
-    pub sample_rate: u32,
-    pub layout: &'static str,
-    pub frames: u64,
-    pub duration_s: f64,
-    /// Integrated loudness of the bus before normalisation and limiting (when a target is set;
-    /// the analysis pass meters nothing else).
-    pub loudness_before: Option<LoudnessStats>,
-    /// Loudness of the master as written (before quantisation; the GPU engine, where the pass
-    /// writes no f32 master, meters its deepest integer master output, within 0.01 LU/dB of that).
-    pub loudness_after: LoudnessStats,
-    pub target_lufs: Option<f64>,
-    pub ceiling_dbtp: Option<f64>,
-    /// Normalisation gain G applied before the limiter.
-    pub gain_db: f64,
-    pub gain_reduction: Option<GainReduction>,
-    /// G values tried (the re-measure loop of DESIGN.md DSP 6), on the spill or by a writing pass.
-    pub iterations: u32,
-    pub passes: Vec<PassRecord>,
-    /// Whether the loudness target and the true-peak ceiling were met.
-    pub spec_met: bool,
-    pub spec_problems: Vec<String>,
-    /// Things a deliverables team should know that do not fail the render (clamped stem samples).
-    pub warnings: Vec<String>,
-    pub outputs: Vec<OutputRecord>,
-    pub wall_time_s: f64,
-    pub realtime_factor: f64,
 }
 
 /// Open every stem and check they can be rendered together. Returns the infos in session order,
@@ -282,41 +213,6 @@ fn exists(p: &Path) -> bool {
 /// The folder a file goes to.
 fn folder_of(p: &Path) -> &Path {
     p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
-}
-
-/// A JSON report: its temporary file is made up front, so that a missing or unwritable folder
-/// fails the command before any work (and before any output is published); it is filled and
-/// renamed into place with the outputs at the end.
-pub struct ReportFile {
-    temp: OutputTemp,
-}
-
-impl ReportFile {
-    pub fn create(path: &Path) -> Result<ReportFile> {
-        Ok(ReportFile { temp: OutputTemp::create(path)? })
-    }
-
-    /// Write the report (pretty JSON and a newline) and make it durable, still under its
-    /// temporary name.
-    pub fn write(&self, report: &impl serde::Serialize) -> Result<()> {
-        use std::io::Write;
-        let path = self.temp.final_path();
-        let err = |e: String| Error::output(path, format!("cannot write report: {e}"));
-        let mut out = std::io::BufWriter::new(self.temp.file());
-        serde_json::to_writer_pretty(&mut out, report).map_err(|e| err(e.to_string()))?;
-        out.write_all(b"\n").map_err(|e| err(e.to_string()))?;
-        out.flush().map_err(|e| err(e.to_string()))?;
-        drop(out);
-        self.temp.file().sync_all().map_err(|e| err(e.to_string()))
-    }
-
-    /// Rename it into place as `publication` allows (`Publication::publish`).
-    pub fn publish(self, publication: &mut Publication) -> Result<()> {
-        let folder = self.temp.folder();
-        publication.publish(self.temp)?;
-        sync_folder(&folder);
-        Ok(())
-    }
 }
 
 /// Remove stale temporary files of `paths` (`publish::sweep_stale`), saying so.

@@ -1,13 +1,15 @@
 //! The read-only commands: `measure` (loudness), `compare` (null residual), `check` (stems vs mix).
 //!
-//! Each is a library function returning a report struct with `to_text` and `to_json`; the CLI only
-//! parses options, calls them, prints, and maps a failed report to exit 1.
+//! Each is a library function returning a report struct (`report::<command>`, which holds its
+//! `to_text` and `to_json`); the CLI only parses options, calls them, prints, and maps a failed
+//! report to exit 1.
 pub mod check;
 pub mod compare;
 pub mod measure;
 
 use crate::error::Result;
 use crate::io::BlockReader;
+pub use crate::report::seconds;
 
 /// Frames per streamed block in the analysis commands (64 Ki frames: 2 MiB for 8 channels of f32).
 pub const BLOCK: usize = 1 << 16;
@@ -34,12 +36,4 @@ pub fn read_full(
         filled += n;
     }
     Ok(filled)
-}
-
-/// "1.000 s" for a frame count at a rate (for messages).
-pub fn seconds(frames: u64, sample_rate: u32) -> String {
-    if sample_rate == 0 {
-        return "? s".to_string();
-    }
-    format!("{:.3} s", frames as f64 / sample_rate as f64)
 }

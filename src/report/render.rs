@@ -1,0 +1,136 @@
+//! `stemforge render`'s report: the passes, the outputs and the loudness, as the `--report` JSON
+//! file and as the summary on stderr (text, or `--progress json` events).
+use std::path::PathBuf;
+
+use crate::cpu::loudness::LoudnessStats;
+use crate::engine::{BusBytes, EngineInfo};
+use crate::session::{OutputKind, SampleFormat};
+use crate::sink::GainReduction;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutputRecord {
+    pub path: PathBuf,
+    pub kind: OutputKind,
+    /// The stem's name for `kind = "stems"` files.
+    pub stem: Option<String>,
+    pub format: SampleFormat,
+    pub frames: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Samples beyond full scale (clamped in integer formats).
+    pub over_full_scale: u64,
+    /// Whether the file is under `path`. A render that misses its spec publishes nothing: its
+    /// files are deleted, and `sha256`/`bytes` describe what would have been published.
+    pub published: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PassRecord {
+    pub pass: u32,
+    /// "analysis" (the bus, metered and spilled), "solve" (one G tried on the spill: no stems read,
+    /// nothing written), "limiter" (a writing pass), or "sum" (a writing pass without a master).
+    pub kind: &'static str,
+    pub gain_db: f64,
+    pub integrated_lufs: Option<f64>,
+    pub true_peak_dbtp: Option<f64>,
+    pub seconds: f64,
+    /// What the pass read: "stems" (the stem files, decoded and filtered) or "spill" (the
+    /// analysis pass's spilled output: a solve, or a writing pass that replays it).
+    pub input: &'static str,
+    /// GPU engine: bytes moved between host and device in this pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus_bytes: Option<BusBytes>,
+    /// Which meter read this pass: "cpu" (the `ebur128` crate on the host; always for "solve") or
+    /// "device" (the GPU engine's `gpu::loudness`, `EngineInfo::meter`).
+    pub meter: &'static str,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenderReport {
+    pub session: String,
+    pub session_file: PathBuf,
+    pub engine: EngineInfo,
+    pub sample_rate: u32,
+    pub layout: &'static str,
+    pub frames: u64,
+    pub duration_s: f64,
+    /// Integrated loudness of the bus before normalisation and limiting (when a target is set;
+    /// the analysis pass meters nothing else).
+    pub loudness_before: Option<LoudnessStats>,
+    /// Loudness of the master as written (before quantisation; the GPU engine, where the pass
+    /// writes no f32 master, meters its deepest integer master output, within 0.01 LU/dB of that).
+    pub loudness_after: LoudnessStats,
+    pub target_lufs: Option<f64>,
+    pub ceiling_dbtp: Option<f64>,
+    /// Normalisation gain G applied before the limiter.
+    pub gain_db: f64,
+    pub gain_reduction: Option<GainReduction>,
+    /// G values tried (the re-measure loop of DESIGN.md DSP 6), on the spill or by a writing pass.
+    pub iterations: u32,
+    pub passes: Vec<PassRecord>,
+    /// Whether the loudness target and the true-peak ceiling were met.
+    pub spec_met: bool,
+    pub spec_problems: Vec<String>,
+    /// Things a deliverables team should know that do not fail the render (clamped stem samples).
+    pub warnings: Vec<String>,
+    pub outputs: Vec<OutputRecord>,
+    pub wall_time_s: f64,
+    pub realtime_factor: f64,
+}
+
+/// The end of a render on stderr: a summary, each output, each warning, each spec problem; with
+/// `--progress json`, one JSON object per line (`rendered`, `wrote` or `not_published`,
+/// `warning`, `spec_not_met`), as every other stderr line of that mode.
+pub fn print(r: &RenderReport, json: bool) {
+    let writing = r.passes.iter().filter(|p| p.kind == "limiter" || p.kind == "sum").count();
+    let finite = |v: f64| v.is_finite().then_some(v);
+    if json {
+        let line = |v: serde_json::Value| eprintln!("{v}");
+        line(serde_json::json!({
+            "event": "rendered", "session": r.session, "duration_s": r.duration_s,
+            "realtime_factor": r.realtime_factor, "engine": r.engine.engine,
+            "integrated_lufs": finite(r.loudness_after.integrated_lufs),
+            "true_peak_dbtp": finite(r.loudness_after.true_peak_dbtp), "gain_db": r.gain_db,
+            "iterations": r.iterations, "writing_passes": writing, "spec_met": r.spec_met,
+        }));
+        for o in &r.outputs {
+            let event = if o.published { "wrote" } else { "not_published" };
+            line(serde_json::json!({"event": event, "path": o.path, "frames": o.frames, "sha256": o.sha256}));
+        }
+        for w in &r.warnings {
+            line(serde_json::json!({"event": "warning", "message": w}));
+        }
+        for p in &r.spec_problems {
+            line(serde_json::json!({"event": "spec_not_met", "message": p, "exit_code": 1}));
+        }
+        return;
+    }
+    eprintln!(
+        "stemforge: rendered `{}` ({:.1} s of program, {:.0}x realtime) on {}: {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB ({} value(s) tried), {} writing pass(es)",
+        r.session,
+        r.duration_s,
+        r.realtime_factor,
+        r.engine.engine,
+        r.loudness_after.integrated_lufs,
+        r.loudness_after.true_peak_dbtp,
+        r.gain_db,
+        r.iterations,
+        writing
+    );
+    for o in &r.outputs {
+        if o.published {
+            eprintln!("  wrote {} ({} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
+        } else {
+            eprintln!("  not published: {} (would be {} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
+        }
+    }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    for p in &r.spec_problems {
+        eprintln!("Error: spec not met: {p}");
+    }
+    if !r.spec_met && !r.outputs.is_empty() {
+        eprintln!("Error: nothing was published: a render that misses its spec leaves every output as it was");
+    }
+}
