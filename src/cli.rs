@@ -3,8 +3,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::pipeline::render::{EngineChoice, SpillMode};
 use crate::progress::ProgressMode;
-use crate::render::{EngineChoice, SpillMode};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,7 +40,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
         /// Frames per block (power of two, 1024..=65536): the streaming unit and FIR partition.
-        #[arg(long, default_value_t = crate::plan::DEFAULT_BLOCK, value_parser = parse_block)]
+        #[arg(long, default_value_t = crate::pipeline::plan::DEFAULT_BLOCK, value_parser = parse_block)]
         block: usize,
         /// Folder for the analysis pass's spills, unlinked temporary files of 4 bytes per bus
         /// channel and frame, for the bus and (CPU engine, `--spill all`) per stem output

@@ -3,9 +3,10 @@
 use crate::analysis::{check, compare, measure};
 use crate::cli::Command;
 use crate::error::Result;
+use crate::pipeline::outputs::check_writes;
+use crate::pipeline::render::{RenderOptions, render};
 use crate::progress::ProgressMode;
 use crate::publish::{Publication, sweep_stale};
-use crate::render::{RenderOptions, check_writes, render};
 use crate::report::{self, ReportFile};
 use crate::session::Session;
 

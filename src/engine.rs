@@ -207,7 +207,7 @@ pub struct GainStats {
 }
 
 /// The device meter's readings of one master block (`gpu::loudness`), for
-/// `cpu::loudness::EnergyMeter::add_block`.
+/// `meter::EnergyMeter::add_block`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MeterReadings {
     /// Step slots per channel.

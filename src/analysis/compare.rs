@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use super::{BLOCK, read_full, seconds};
-use crate::cpu::loudness::{LoudnessMeter, amplitude_db};
 use crate::error::{Error, Result};
+use crate::meter::{LoudnessMeter, amplitude_db};
+use crate::model::Layout;
 pub use crate::report::compare::{CompareReport, FirstOver, Tolerance};
-use crate::session::Layout;
 
 /// A meter that cannot take a file's format is that file's input error.
 fn rewrap(e: Error, path: &Path) -> Error {

@@ -2,8 +2,8 @@
 //! JSON, is `report::measure`).
 use std::path::{Path, PathBuf};
 
-use crate::cpu::loudness::meter_reader;
 use crate::error::Result;
+use crate::meter::meter_reader;
 pub use crate::report::measure::{FileLoudness, to_json, to_text};
 
 /// Measure one file, streamed. Files of 1, 2, 6 and 8 channels are weighted as mono, stereo, 5.1

@@ -10,6 +10,5 @@ pub mod limiter_apply;
 pub mod limiter_hold;
 pub mod limiter_release;
 pub mod limiter_smooth;
-pub mod loudness;
 pub mod oversample_peak;
 pub mod pcm_unpack;

@@ -73,19 +73,6 @@ pub fn amplitude_db(x: f64) -> f64 {
     if x > 0.0 { 20.0 * x.log10() } else { f64::NEG_INFINITY }
 }
 
-/// Text form of a level: one decimal, "-inf" for silence.
-pub fn fmt_db(x: f64, decimals: usize) -> String {
-    if x.is_finite() {
-        format!("{x:.decimals$}")
-    } else if x.is_nan() {
-        "n/a".to_string()
-    } else if x > 0.0 {
-        "+inf".to_string()
-    } else {
-        "-inf".to_string()
-    }
-}
-
 /// The most channels the `ebur128` crate meters.
 pub const MAX_CHANNELS: usize = 64;
 /// Sample rates the `ebur128` crate meters (its `EbuR128::new` refuses others).

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::fmt_db;
 use super::path_string;
-use crate::cpu::loudness::{finite_or_null, fmt_db, opt_finite_or_null};
+use crate::meter::{finite_or_null, opt_finite_or_null};
 
 /// What was found. JSON: the snake_case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

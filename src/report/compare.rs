@@ -3,8 +3,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::fmt_db;
 use super::{path_string, seconds};
-use crate::cpu::loudness::{LoudnessStats, finite_or_null, fmt_db};
+use crate::meter::{LoudnessStats, finite_or_null};
 
 /// Pass/fail limits on the residual, dBFS.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

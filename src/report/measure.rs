@@ -3,9 +3,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::fmt_db;
 use super::{path_string, seconds};
-use crate::cpu::loudness::{LoudnessStats, fmt_db};
-use crate::session::Layout;
+use crate::meter::LoudnessStats;
+use crate::model::Layout;
 
 /// One file's reading. JSON keys: path, channels, sample_rate, frames, then the `LoudnessStats`
 /// keys flattened (integrated_lufs, lra_lu, max_momentary_lufs, max_short_term_lufs,

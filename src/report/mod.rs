@@ -6,7 +6,7 @@
 //! reaches disk (render's `--report` and check's), made up front and published with the outputs.
 //!
 //! Nothing here imports `analysis` or `render`: the data structs these files format live here (or
-//! lower: `engine`, `sink`, `session`, `cpu::loudness`), and those modules import them.
+//! lower: `engine`, `sink`, `session`, `meter`), and those modules import them.
 pub mod check;
 pub mod compare;
 pub mod devices;
@@ -66,5 +66,18 @@ impl ReportFile {
         publication.publish(self.temp)?;
         sync_folder(&folder);
         Ok(())
+    }
+}
+
+/// Text form of a level: one decimal, "-inf" for silence.
+pub fn fmt_db(x: f64, decimals: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.decimals$}")
+    } else if x.is_nan() {
+        "n/a".to_string()
+    } else if x > 0.0 {
+        "+inf".to_string()
+    } else {
+        "-inf".to_string()
     }
 }

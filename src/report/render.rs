@@ -2,10 +2,16 @@
 //! file and as the summary on stderr (text, or `--progress json` events).
 use std::path::PathBuf;
 
-use crate::cpu::loudness::LoudnessStats;
 use crate::engine::{BusBytes, EngineInfo};
-use crate::session::{OutputKind, SampleFormat};
-use crate::sink::GainReduction;
+use crate::meter::LoudnessStats;
+use crate::model::{OutputKind, SampleFormat};
+
+/// Gain-reduction statistics of the limiter over the program (dB, positive = reduction).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct GainReduction {
+    pub max_db: f64,
+    pub mean_db: f64,
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OutputRecord {

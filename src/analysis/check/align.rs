@@ -7,10 +7,11 @@ use realfft::num_complex::Complex;
 
 use super::NullStem;
 use crate::analysis::{BLOCK, read_full};
-use crate::cpu::loudness::amplitude_db;
 use crate::error::{Error, Result};
+use crate::meter::amplitude_db;
+use crate::model::Filter;
 use crate::report::check::StemAlignment;
-use crate::session::{Filter, Session};
+use crate::session::Session;
 
 /// Largest offset searched, seconds (also at most half the window, so a peak has overlap to
 /// stand on).

@@ -23,10 +23,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::seconds;
-use crate::cpu::loudness::amplitude_db;
 use crate::error::Result;
+use crate::meter::amplitude_db;
+use crate::model::{Filter, Layout};
 pub use crate::report::check::{CheckReport, FileSummary, Finding, FindingKind, NullResult, StemAlignment};
-use crate::session::{Filter, Layout, Session};
+use crate::session::Session;
 pub use align::{MAX_LAG_SECONDS, MIN_FOUND_GAIN, MIN_PEAK_SIGNIFICANCE};
 use null::null_test_run;
 pub use null::{GAIN_TOLERANCE_DB, WINDOW_MAX_FRAMES, WINDOW_SECONDS};
@@ -37,7 +38,7 @@ use scan::{Scan, classify, content_findings, scan_file};
 /// stem's gain: the render's own routing (`plan::routes`, DESIGN.md DSP 3), in f64 for the null
 /// test's sums. Empty when the stem cannot be routed (a layout mismatch).
 pub fn routes(channels: usize, layout: Layout, gain_db: f64) -> Vec<(usize, usize, f64)> {
-    crate::plan::routes(layout, channels, gain_db)
+    crate::pipeline::plan::routes(layout, channels, gain_db)
         .unwrap_or_default()
         .into_iter()
         .map(|(s, d, w)| (s, d, w as f64))

@@ -7,9 +7,10 @@ use super::NullStem;
 use super::align::align_stems;
 use super::scan::Scan;
 use crate::analysis::{BLOCK, read_full, seconds};
-use crate::cpu::loudness::{amplitude_db, fmt_db};
 use crate::error::Result;
+use crate::meter::amplitude_db;
 use crate::report::check::{Finding, FindingKind, NullResult};
+use crate::report::fmt_db;
 use crate::session::Session;
 
 /// The culprit search correlates at most this much audio, from where the mix first has signal.

@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use crate::analysis::{BLOCK, seconds};
-use crate::cpu::loudness::{amplitude_db, fmt_db};
 use crate::error::{Error, Result};
+use crate::meter::amplitude_db;
 use crate::report::check::{Finding, FindingKind};
+use crate::report::fmt_db;
 
 /// A sample at or above this |x| counts toward a clipping run: 0.999 (−0.009 dBFS) rather than 1.0
 /// so that clipping which was later scaled by a hair, or quantised to the top integer code

@@ -7,22 +7,16 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 
 use crate::cpu::limiter_apply::gain_stats;
-use crate::cpu::loudness::{EnergyMeter, LoudnessMeter, LoudnessStats};
 use crate::cpu::pcm_unpack;
 use crate::engine::{Delivery, GainStats, MeterReadings, PackRequest, PassBlock, PassSink, Signal};
 use crate::error::{Error, Result};
 use crate::io::wav_writer::{SealedFile, WavWriter, WrittenFile, sync_folder};
+use crate::meter::{EnergyMeter, LoudnessMeter, LoudnessStats};
 use crate::model::SampleFormat;
 use crate::model::SourceEncoding;
 use crate::progress::Progress;
 use crate::publish::Publication;
-
-/// Gain-reduction statistics of the limiter over the program (dB, positive = reduction).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct GainReduction {
-    pub max_db: f64,
-    pub mean_db: f64,
-}
+use crate::report::render::GainReduction;
 
 /// Meters the master; writes it and the stems when writers are given.
 pub struct OutputSink {

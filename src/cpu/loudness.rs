@@ -1,2 +1,0 @@
-//! TEMPORARY shim while the meter moves to `crate::meter`.
-pub use crate::meter::*;

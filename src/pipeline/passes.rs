@@ -1,0 +1,343 @@
+//! The render's passes: the analysis pass (metered, spilled), G solved on the spill and searched
+//! for (`target`), the writing pass, each recorded for the report.
+use std::path::Path;
+use std::time::Instant;
+
+use super::outputs::{PlannedFile, folder_of, make_writers};
+use crate::engine::{BusBytes, Engine, PassParams, RenderPlan};
+use crate::error::{Error, Result};
+use crate::io;
+use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
+use crate::paths;
+use crate::pipeline::plan::replay_plan;
+use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
+use crate::pipeline::solve::solve_gain;
+use crate::pipeline::source::FileStemSource;
+use crate::pipeline::spill::{Spill, SpillMode, SpillSource, SpillTee, SpillWriter, Spills, spill_bytes};
+use crate::pipeline::target::{GainSearch, MAX_GAIN_DB, Verdict, reach_target};
+use crate::progress::Progress;
+use crate::report::render::GainReduction;
+use crate::report::render::PassRecord;
+use crate::session::Session;
+
+pub(super) fn open_readers(session: &Session, plan: &RenderPlan) -> Result<Vec<Box<dyn io::BlockReader>>> {
+    plan.stems.iter().map(|s| io::open(&session.stems[s.index].path)).collect()
+}
+
+pub(super) struct Runner<'a> {
+    session: &'a Session,
+    engine: Box<dyn Engine>,
+    progress: &'a Progress,
+    passes: Vec<PassRecord>,
+}
+
+impl Runner<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        plan: &RenderPlan,
+        params: PassParams,
+        kind: &'static str,
+        scope: MeterScope,
+        writers: Writers,
+        spills: Spills,
+        replay: Option<&Spill>,
+    ) -> Result<(PassResult, Spills)> {
+        let t0 = Instant::now();
+        let pass_no = self.passes.len() as u32 + 1;
+        self.progress.start_pass(pass_no, kind, plan.frames);
+        let meter = LoudnessMeter::with_scope(plan.bus_channels(), plan.sample_rate, Some(plan.layout), scope)?;
+        let sink = OutputSink::new(meter, writers)
+            .limited_master(params.limit)
+            .device_meter(self.engine.meter_on_device(plan));
+        let sink = ThreadedSink::start(SpillTee { inner: sink, spills });
+        let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
+        let input = match replay {
+            Some(spill) => {
+                let plan = replay_plan(plan, params.stems);
+                self.engine.run_pass(&plan, &params, &mut SpillSource::new(spill)?, &mut psink)?;
+                "spill"
+            }
+            None => {
+                let raw = self.engine.takes_raw_pcm();
+                let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames, raw);
+                self.engine.run_pass(plan, &params, &mut source, &mut psink)?;
+                "stems"
+            }
+        };
+        let tee = psink.inner.finish()?;
+        let result = tee.inner.finish();
+        self.progress.finish_pass();
+        let bus_bytes = self.engine.bus_bytes();
+        let (lufs, dbtp) = (result.loudness.integrated_lufs, result.loudness.true_peak_dbtp);
+        self.record(pass_no, kind, params.gain_db, lufs, dbtp, input, bus_bytes, t0);
+        if let Some(p) = self.passes.last_mut() {
+            p.meter = result.meter;
+        }
+        Ok((result, tee.spills))
+    }
+
+    /// One G tried on the spill: the integrated loudness the writing pass would deliver.
+    fn solve(&mut self, spill: &Spill, plan: &RenderPlan, gain_db: f64) -> Result<f64> {
+        let t0 = Instant::now();
+        let pass_no = self.passes.len() as u32 + 1;
+        let limiter = plan.limiter.as_ref().ok_or_else(|| Error::Internal("solve without a limiter plan".into()))?;
+        self.progress.start_pass(pass_no, "solve", plan.frames);
+        let progress = self.progress;
+        let lufs = solve_gain(spill, limiter, plan.layout, plan.sample_rate, gain_db, &|done| progress.advance(done));
+        self.progress.finish_pass();
+        let lufs = lufs?;
+        self.record(pass_no, "solve", gain_db, lufs, f64::NAN, "spill", None, t0);
+        Ok(lufs)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        pass: u32,
+        kind: &'static str,
+        gain_db: f64,
+        lufs: f64,
+        dbtp: f64,
+        input: &'static str,
+        bus_bytes: Option<BusBytes>,
+        t0: Instant,
+    ) {
+        let finite = |v: f64| v.is_finite().then_some(v);
+        self.passes.push(PassRecord {
+            pass,
+            kind,
+            gain_db,
+            integrated_lufs: finite(lufs),
+            true_peak_dbtp: finite(dbtp),
+            seconds: t0.elapsed().as_secs_f64(),
+            input,
+            bus_bytes,
+            meter: "cpu",
+        });
+        self.progress.event(serde_json::json!({
+            "event": "pass_done", "pass": pass, "what": kind, "gain_db": gain_db,
+            "integrated_lufs": finite(lufs), "true_peak_dbtp": finite(dbtp),
+        }));
+    }
+
+    /// A message for people on stderr (a JSON `note` event for farms).
+    fn note(&self, msg: &str) {
+        self.progress.note(msg);
+    }
+}
+
+/// The render's `GainSearch`: solves on the bus spill while there is one, writes through the
+/// engine, from `replay` when there is one.
+pub(super) struct Search<'a, 'r> {
+    runner: &'r mut Runner<'a>,
+    spill: Option<Spill>,
+    /// The stem contributions spilled for the writing pass to replay (stems delivered).
+    stem_spill: Option<Spill>,
+    /// Whether the writing pass replays a spill: `stem_spill` when stems are delivered, else the
+    /// bus spill.
+    replay: bool,
+    plan: &'r RenderPlan,
+    files: &'r [PlannedFile],
+    stems: bool,
+}
+
+impl GainSearch for Search<'_, '_> {
+    type Written = PassResult;
+
+    fn solve(&mut self, gain_db: f64) -> Option<f64> {
+        let spill = self.spill.as_ref()?;
+        match self.runner.solve(spill, self.plan, gain_db) {
+            Ok(lufs) => Some(lufs),
+            Err(e) => {
+                self.runner.note(&format!("stemforge: note: {e}; G is found by repeating the writing pass instead"));
+                self.spill = None;
+                None
+            }
+        }
+    }
+
+    fn write(&mut self, gain_db: f64) -> Result<(f64, PassResult)> {
+        if !self.replay || self.spill.is_none() {
+            // The spills have done their work: free their disk before the outputs take theirs.
+            self.spill = None;
+            self.stem_spill = None;
+        }
+        let replay = match (self.replay, self.stems) {
+            (false, _) => None,
+            (true, true) => self.stem_spill.as_ref(),
+            (true, false) => self.spill.as_ref(),
+        };
+        let params = PassParams { gain_db, limit: true, stems: self.stems };
+        let writers = make_writers(self.files, self.plan.frames)?;
+        let (result, _) =
+            self.runner.run(self.plan, params, "limiter", MeterScope::Full, writers, Spills::default(), replay)?;
+        Ok((result.loudness.integrated_lufs, result))
+    }
+}
+
+pub(super) struct PassesOutcome {
+    pub(super) before: Option<LoudnessStats>,
+    pub(super) gain_db: f64,
+    pub(super) iterations: u32,
+    /// How the search for G ended (`Reached` when there was no target).
+    pub(super) verdict: Verdict,
+    pub(super) loudness: LoudnessStats,
+    pub(super) reduction: GainReduction,
+    /// Every output file of the last writing pass, finished under its temporary name: `render`
+    /// publishes them only once the spec checks pass.
+    pub(super) outputs: SealedOutputs,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_passes(
+    session: &Session,
+    engine: Box<dyn Engine>,
+    progress: &Progress,
+    bus_plan: &RenderPlan,
+    out_plan: &RenderPlan,
+    files: &[PlannedFile],
+    stems_wanted: bool,
+    spill_dir: &Path,
+    spill_mode: SpillMode,
+) -> Result<(PassesOutcome, Vec<PassRecord>)> {
+    let mut runner = Runner { session, engine, progress, passes: Vec::new() };
+    let master = session.master.as_ref();
+    let limit = master.is_some();
+    let outcome = |before, gain_db, iterations, verdict, result: PassResult| -> Result<PassesOutcome> {
+        let outputs = result.writers.seal()?;
+        Ok(PassesOutcome {
+            before,
+            gain_db,
+            iterations,
+            verdict,
+            loudness: result.loudness,
+            reduction: result.reduction,
+            outputs,
+        })
+    };
+
+    let Some(target) = master.and_then(|m| m.target_lufs) else {
+        // No normalisation: one writing pass at G = 0.
+        let params = PassParams { gain_db: 0.0, limit, stems: stems_wanted };
+        let kind = if limit { "limiter" } else { "sum" };
+        let writers = make_writers(files, out_plan.frames)?;
+        let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, writers, Spills::default(), None)?;
+        let outcome = outcome(None, 0.0, 1, Verdict::Reached, result)?;
+        return Ok((outcome, runner.passes));
+    };
+
+    // An engine that replays spills (the CPU engine) runs its analysis pass as the writing pass
+    // will (its plan, the stems delivered), so that the bus it meters and spills is the very sum
+    // the writing pass limits, and what it spills of the stems is what that pass would compute:
+    // the linked stems' contributions. Another engine meters the plain bus.
+    let replays = runner.engine.replays_spill();
+    // Replaying the spilled stems stands in for filtering them again only when their paths are
+    // linear (`StemPlan::linear`).
+    let replay = spill_mode == SpillMode::All && replays && out_plan.all_linear();
+    let analysis_plan = if replays { out_plan } else { bus_plan };
+    let (ch, frames) = (bus_plan.bus_channels(), bus_plan.frames);
+    // While a replayed spill is read, the outputs are being written beside it: those on its file
+    // system (their folders exist by now) take from the same free space.
+    let outputs: u64 = if replay {
+        files
+            .iter()
+            .filter(|f| paths::same_file_system(folder_of(&f.final_path), spill_dir))
+            .map(|f| f.spec.format.bytes_per_sample() as u64 * ch as u64 * frames)
+            .sum()
+    } else {
+        0
+    };
+    let stem_channels = if replay && stems_wanted { out_plan.stems.len() * ch } else { 0 };
+    let mut spills = Spills::default();
+    if spill_mode != SpillMode::None {
+        let beside = outputs + spill_bytes(stem_channels, frames);
+        match SpillWriter::create(spill_dir, ch, frames, beside) {
+            Ok(w) => spills.bus = Some(w),
+            Err(e) => runner.note(&format!(
+                "stemforge: note: cannot spill the bus to {} ({e}); G is found by repeating the writing pass instead",
+                spill_dir.display()
+            )),
+        }
+    }
+    if spills.bus.is_some() && stem_channels > 0 {
+        let beside = outputs + spill_bytes(ch, frames);
+        match SpillWriter::create(spill_dir, stem_channels, frames, beside) {
+            Ok(w) => spills.stems = Some(w),
+            Err(e) => runner.note(&format!(
+                "stemforge: note: cannot spill the stems to {} ({e}); the writing pass filters them again instead",
+                spill_dir.display()
+            )),
+        }
+    }
+    let params = PassParams { gain_db: 0.0, limit: false, stems: replays && stems_wanted };
+    let (analysis, spills) =
+        runner.run(analysis_plan, params, "analysis", MeterScope::Integrated, Writers::none(), spills, None)?;
+    let l = analysis.loudness.integrated_lufs;
+    unmeasurable_bus(session, analysis_plan, l, target)?;
+    let finish = |w: Option<SpillWriter>, what: &str, channels: usize, instead: &str| {
+        w.and_then(|w| match w.finish(frames, bus_plan.block) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let size = spill_bytes(channels, frames) as f64 / 1e9;
+                runner.note(&format!(
+                    "stemforge: note: cannot spill the {what} ({size:.2} GB) to {} ({e}); {instead}",
+                    spill_dir.display()
+                ));
+                None
+            }
+        })
+    };
+    let spill = finish(spills.bus, "bus", ch, "G is found by repeating the writing pass instead");
+    let stem_spill = finish(spills.stems, "stems", stem_channels, "the writing pass filters them again instead");
+    // A writing pass replays the bus spill only for a master-only render; with stems it needs
+    // the stem spill.
+    let replay = replay && spill.is_some() && (!stems_wanted || stem_spill.is_some());
+    let mut search =
+        Search { runner: &mut runner, spill, stem_spill, replay, plan: out_plan, files, stems: stems_wanted };
+    let reached = reach_target(&mut search, target, target - l)?;
+    let outcome =
+        outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, reached.written)?;
+    Ok((outcome, runner.passes))
+}
+
+/// Refuse a bus whose integrated loudness `l` gives no sane G for `target`: a silent one (under
+/// the −70 LUFS gate), samples that overflow, or a G beyond ±MAX_GAIN_DB (DC, or samples near
+/// f32::MAX).
+pub(super) fn unmeasurable_bus(session: &Session, plan: &RenderPlan, l: f64, target: f64) -> Result<()> {
+    let stems: Vec<&str> = plan.stems.iter().map(|s| session.stems[s.index].name.as_str()).collect();
+    let named = match stems.as_slice() {
+        [one] => format!("stem `{one}`"),
+        many => format!("stems {}", many.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+    };
+    if l == f64::NEG_INFINITY {
+        return Err(Error::input(
+            &session.file,
+            format!(
+                "the program ({named}) is silent (integrated loudness below the -70 LUFS gate): it cannot be normalised to a target"
+            ),
+        ));
+    }
+    if !l.is_finite() {
+        return Err(Error::input(
+            &session.file,
+            format!("the program ({named}) measures {l} LUFS: its samples overflow (values near the f32 limit?)"),
+        ));
+    }
+    let g = target - l;
+    if g.abs() > MAX_GAIN_DB {
+        return Err(Error::input(
+            &session.file,
+            format!(
+                "the program ({named}) measures {l:+.1} LUFS: reaching the target {target:.1} LUFS would take G = {g:+.1} dB, \
+                 beyond the ±{MAX_GAIN_DB:.0} dB a programme can sanely be gained ({})",
+                if g < 0.0 {
+                    "float samples far beyond full scale: a file scaled wrongly, or not audio?"
+                } else {
+                    "a near-silent programme: the wrong file?"
+                }
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! The `render` command: validate everything, plan, run the passes (analysis with the bus spilled,
+//! G solved on the spill, one writing pass; `solve` says why that is the same), write outputs
+//! atomically, report.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::outputs::{check_writes, folder_of, plan_outputs, sweep};
+use super::passes::run_passes;
+pub use super::spill::SpillMode;
+use crate::channel_mask::MaskVerdict;
+use crate::cpu::engine::CpuEngine;
+use crate::engine::{Engine, RenderPlan};
+use crate::error::{Error, Result};
+use crate::io::wav_writer::WrittenFile;
+use crate::io::{self, AudioInfo};
+use crate::model::OutputKind;
+use crate::paths;
+use crate::pipeline::plan::{PlanKind, build_plan};
+use crate::pipeline::target::{LOUDNESS_TOLERANCE_LU, MAX_PUSH_DB, Verdict};
+use crate::progress::{Progress, ProgressMode};
+use crate::publish::Publication;
+use crate::report::ReportFile;
+pub use crate::report::render::{OutputRecord, PassRecord, RenderReport};
+use crate::session::Session;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// A hardware GPU when there is one, else the CPU engine.
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub engine: EngineChoice,
+    pub adapter: Option<String>,
+    pub out_dir: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub progress: ProgressMode,
+    pub force: bool,
+    pub block: usize,
+    /// Folder for the analysis pass's bus spill (an unlinked temporary file); default `out_dir`.
+    pub spill_dir: Option<PathBuf>,
+    pub spill: SpillMode,
+    /// Test hook (`STEMFORGE_TEST_HOLD_BEFORE_PUBLISH`, read once by the CLI): with everything
+    /// sealed and the report written, wait until this file exists before publishing, so a test can
+    /// make a second render publish first (tests/reliability.rs).
+    #[doc(hidden)]
+    pub hold_before_publish: Option<PathBuf>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            engine: EngineChoice::Cpu,
+            adapter: None,
+            out_dir: None,
+            report: None,
+            progress: ProgressMode::None,
+            force: false,
+            block: crate::pipeline::plan::DEFAULT_BLOCK,
+            spill_dir: None,
+            spill: SpillMode::All,
+            hold_before_publish: None,
+        }
+    }
+}
+
+/// Open every stem and check they can be rendered together. Returns the infos in session order,
+/// and warnings about channel masks that label the layout's routing differently
+/// (`channel_mask::compare`; a mask that changes the routing is refused).
+pub fn open_stems(session: &Session) -> Result<(Vec<AudioInfo>, Vec<String>)> {
+    let mut infos: Vec<AudioInfo> = Vec::with_capacity(session.stems.len());
+    let mut warnings = Vec::new();
+    for stem in &session.stems {
+        let reader = io::open(&stem.path)?;
+        let info = reader.info().clone();
+        if let Some(first) = infos.first()
+            && info.sample_rate != first.sample_rate
+        {
+            return Err(Error::input(
+                &stem.path,
+                format!(
+                    "sample rate {} Hz, but the session's other stems are {} Hz (stem `{}`)",
+                    info.sample_rate, first.sample_rate, session.stems[0].name
+                ),
+            ));
+        }
+        let bus = session.layout.channels();
+        if info.channels != 1 && info.channels != bus {
+            return Err(Error::input(
+                &stem.path,
+                format!(
+                    "{} channels, but the session layout is {} ({bus} channels): a stem must be mono or match the bus",
+                    info.channels,
+                    session.layout.name()
+                ),
+            ));
+        }
+        match crate::channel_mask::compare(info.channel_mask, info.channels, session.layout) {
+            MaskVerdict::Agrees => {}
+            MaskVerdict::Label(why) => warnings.push(format!("{} (stem `{}`): {why}", stem.path.display(), stem.name)),
+            MaskVerdict::Routing(why) => return Err(Error::input(&stem.path, format!("stem `{}`: {why}", stem.name))),
+        }
+        infos.push(info);
+    }
+    Ok((infos, warnings))
+}
+
+/// Choose the engine. `auto` takes a hardware GPU and leaves software adapters (lavapipe) alone,
+/// since the CPU engine is faster than an emulated GPU.
+pub fn make_engine(choice: EngineChoice, adapter: Option<&str>) -> Result<(Box<dyn Engine>, Option<String>)> {
+    match choice {
+        EngineChoice::Cpu => Ok((Box::new(CpuEngine::new()), None)),
+        EngineChoice::Gpu => Ok((Box::new(crate::gpu::engine::GpuEngine::new(adapter)?), None)),
+        EngineChoice::Auto => match crate::gpu::engine::GpuEngine::new_hardware_only(adapter) {
+            Ok(gpu) => Ok((Box::new(gpu), None)),
+            Err(Error::NoGpu(why)) => Ok((Box::new(CpuEngine::new()), Some(why))),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Render a session. Errors before any output is created leave nothing behind; errors later
+/// remove the temporary files, the files this render already renamed into place and the folders
+/// it created (`Publication`).
+pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport> {
+    let t0 = Instant::now();
+    let session = Session::load(session_path)?;
+    let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
+    // Inputs are never modified, whatever the flags: checked before a stem is opened.
+    check_writes(&session, paths::render_writes(&session, &out_dir), opts.report.as_deref(), opts.force)?;
+    let (infos, mask_warnings) = open_stems(&session)?;
+    let fs = infos[0].sample_rate;
+    session.validate_sample_rate(fs)?;
+    let stems_wanted = session.outputs.iter().any(|o| o.kind == OutputKind::Stems);
+    let bus_plan = build_plan(&session, &infos, PlanKind::Bus, opts.block)?;
+    if bus_plan.stems.is_empty() {
+        return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
+    }
+    if session.master.as_ref().is_some_and(|m| m.target_lufs.is_some()) {
+        too_short_to_meter(&session, &infos, &bus_plan)?;
+    }
+    let linked_plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
+    let files = plan_outputs(&session, &linked_plan, &out_dir, opts.force)?;
+
+    let progress = Progress::new(opts.progress);
+    // Killed renders of these very files may have left their temporary files.
+    let mut finals: Vec<&Path> = files.iter().map(|f| f.final_path.as_path()).collect();
+    finals.extend(opts.report.as_deref());
+    sweep(&finals, &progress);
+    // From here on, whatever fails or is interrupted takes back what this render put on disk.
+    let mut publication = Publication::new(opts.force);
+    for f in &files {
+        publication.create_dir_all(folder_of(&f.final_path))?;
+    }
+    // The report's folder is checked now, by making its temporary file: a bad `--report` fails
+    // before any work, with nothing written (the folders just made go again). Its folder may be
+    // one the outputs needed.
+    let report_file = opts.report.as_deref().map(ReportFile::create).transpose()?;
+    let (engine, fallback) = make_engine(opts.engine, opts.adapter.as_deref())?;
+    // Stem outputs need the linked plan (each stem leaves the chain bus-EQ'd). The CPU engine
+    // takes it for a master-only render too: it sums linked stems in the frequency domain, one
+    // inverse FFT per bus channel and no separate bus EQ.
+    let out_plan = if stems_wanted || engine.replays_spill() { linked_plan } else { bus_plan.clone() };
+    let info = engine.info();
+    match &fallback {
+        Some(why) => {
+            // The install help that ends a NoGpu message is for `--engine gpu`; here the CPU engine runs.
+            let why = why.split("; install").next().unwrap_or(why);
+            progress.note(&format!("stemforge: engine cpu ({}; no hardware GPU: {why})", info.device))
+        }
+        None => progress.note(&format!(
+            "stemforge: engine {} ({}; FIR in {}; meter on {})",
+            info.engine, info.device, info.fir_precision, info.meter
+        )),
+    }
+    progress.event(
+        serde_json::json!({"event": "engine", "engine": info.engine, "device": info.device, "meter": info.meter}),
+    );
+    if session.master.as_ref().is_some_and(|m| m.oversampling == 1) {
+        progress.warning(
+            "stemforge: warning: oversampling = 1 limits sample peaks only; the true peak can pass the ceiling \
+             (the render fails if the meter reads it over). Use 4 for a true-peak ceiling.",
+        );
+    }
+
+    let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
+    let (result, passes) =
+        run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted, spill_dir, opts.spill)?;
+
+    let master = session.master.as_ref();
+    let mut problems = Vec::new();
+    let after = result.loudness;
+    if let Some(target) = master.and_then(|m| m.target_lufs)
+        && (after.integrated_lufs - target).abs() > LOUDNESS_TOLERANCE_LU
+    {
+        let ceiling = master.map_or(f64::NAN, |m| m.ceiling_dbtp);
+        problems.push(match result.verdict {
+            Verdict::OutOfReach { too_loud: false } => format!(
+                "target {target:.2} LUFS is out of reach at ceiling {ceiling:.2} dBTP: the loudest reachable is {:.2} LUFS \
+                 at G = {:+.2} dB ({MAX_PUSH_DB:.0} dB past the unlimited gain, where more G only distorts; lower the \
+                 target or raise the ceiling)",
+                after.integrated_lufs, result.gain_db
+            ),
+            Verdict::OutOfReach { too_loud: true } => format!(
+                "target {target:.2} LUFS is out of reach: the quietest reachable is {:.2} LUFS at G = {:+.2} dB",
+                after.integrated_lufs, result.gain_db
+            ),
+            _ => format!(
+                "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU \
+                 after {} values of G (the closest reading was at G = {:+.2} dB)",
+                after.integrated_lufs, target, result.iterations, result.gain_db
+            ),
+        });
+    }
+    if let Some(m) = master
+        && after.true_peak_dbtp > m.ceiling_dbtp
+    {
+        problems
+            .push(format!("true peak {:.2} dBTP is over the ceiling {:.2} dBTP", after.true_peak_dbtp, m.ceiling_dbtp));
+    }
+    // A render that misses its spec publishes no output (below): the report still says what each
+    // file would have been.
+    let published = problems.is_empty();
+
+    let mut outputs = Vec::new();
+    let mut warnings = mask_warnings;
+    if info.fir_precision == "f32" {
+        warnings.push(format!(
+            "the {} engine's FIR runs in f32 on {} (no 64-bit floats in its shaders, or STEMFORGE_GPU_F32=1): integer outputs may differ from the CPU engine's by more than 1 LSB",
+            info.engine, info.device
+        ));
+    }
+    let (masters, stems) = result.outputs.written();
+    let mut masters = masters.iter();
+    let mut stems = stems.iter().flatten();
+    for f in &files {
+        let w: &WrittenFile = match f.kind {
+            OutputKind::Master => masters.next(),
+            OutputKind::Stems => stems.next(),
+        }
+        .ok_or_else(|| Error::Internal("output count mismatch".into()))?;
+        outputs.push(OutputRecord {
+            path: w.path.clone(),
+            kind: f.kind,
+            stem: f.stem.clone(),
+            format: f.spec.format,
+            frames: w.frames,
+            bytes: w.bytes,
+            sha256: w.sha256.clone(),
+            over_full_scale: w.over_full_scale,
+            published,
+        });
+        if w.over_full_scale > 0 {
+            warnings.push(match f.spec.format.int_bits() {
+                Some(_) => format!(
+                    "{}: {} samples beyond full scale were clamped (a stem can peak above the limited master it sums to; \
+                     deliver stems as f32, or lower the ceiling)",
+                    w.path.display(),
+                    w.over_full_scale
+                ),
+                None => format!("{}: {} samples over 0 dBFS (kept: f32)", w.path.display(), w.over_full_scale),
+            });
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let duration = out_plan.frames as f64 / fs as f64;
+    let report = RenderReport {
+        session: session.name.clone(),
+        session_file: session.file.clone(),
+        engine: info,
+        sample_rate: fs,
+        layout: session.layout.name(),
+        frames: out_plan.frames,
+        duration_s: duration,
+        loudness_before: result.before,
+        loudness_after: after,
+        target_lufs: master.and_then(|m| m.target_lufs),
+        ceiling_dbtp: master.map(|m| m.ceiling_dbtp),
+        gain_db: result.gain_db,
+        gain_reduction: master.map(|_| result.reduction),
+        iterations: result.iterations,
+        passes,
+        spec_met: problems.is_empty(),
+        spec_problems: problems,
+        warnings,
+        outputs,
+        wall_time_s: wall,
+        realtime_factor: duration / wall,
+    };
+    if let Some(f) = &report_file {
+        f.write(&report)?;
+    }
+    if !published {
+        // A render that misses its spec publishes no output (README "Outputs"): dropping the
+        // sealed files deletes them, and whatever is under their final names stays. The report,
+        // the diagnosis, is published; folders made for the outputs go again where empty.
+        drop(result.outputs);
+        if let Some(f) = report_file {
+            f.publish(&mut publication)?;
+        }
+        publication.keep_published();
+        return Ok(report);
+    }
+    if let Some(go) = &opts.hold_before_publish {
+        progress.event(serde_json::json!({"event": "test_hold", "until": go}));
+        progress.note(&format!("stemforge: test hook: holding before publishing until {} exists", go.display()));
+        while !go.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    // The outputs, then the report that describes them; should a name have appeared meanwhile
+    // (without --force), the error drops `publication`, which takes back what was renamed.
+    result.outputs.publish(&mut publication)?;
+    if let Some(f) = report_file {
+        f.publish(&mut publication)?;
+    }
+    publication.keep();
+    Ok(report)
+}
+
+/// A loudness target needs at least one 400 ms gating block (BS.1770-4): a shorter programme has
+/// no integrated loudness, which is the length's fault, not the session's or the stems' level.
+fn too_short_to_meter(session: &Session, infos: &[AudioInfo], plan: &RenderPlan) -> Result<()> {
+    if plan.frames as u128 * 10 >= plan.sample_rate as u128 * 4 {
+        return Ok(());
+    }
+    let longest = plan.stems.iter().max_by_key(|s| infos[s.index].frames).expect("an unmuted stem");
+    let stem = &session.stems[longest.index];
+    Err(Error::input(
+        &stem.path,
+        format!(
+            "the program is {:.1} ms long ({} frames at {} Hz; this is its longest stem, `{}`), shorter than one \
+             400 ms BS.1770 gating block: its loudness cannot be measured, so it cannot be normalised to target_lufs",
+            plan.frames as f64 * 1000.0 / plan.sample_rate as f64,
+            plan.frames,
+            plan.sample_rate,
+            stem.name
+        ),
+    ))
+}

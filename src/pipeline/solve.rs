@@ -1,0 +1,133 @@
+//! One writing pass: the analysis pass spills its bus to an anonymous temporary file, G is solved on
+//! that spill (gain, the CPU limiter as the engines run it, the integrated meter), and only then
+//! are the outputs written, once. An engine that replays the spill (the CPU engine,
+//! `Engine::replays_spill`) also spills what the writing pass would otherwise recompute: the bus
+//! itself for a master-only render, each stem's linked contribution (after every FIR) when stems
+//! are delivered. Its writing pass then reads them back (`SpillSource`) through a plan without
+//! FIRs (`plan::replay_plan`), so every FIR runs once per render.
+//!
+//! Why this is the same function as a limiter pass (DESIGN.md DSP 6): the limiter gain is linked
+//! and depends only on the bus x = 10^(G/20)·bus, and the analysis pass's master *is* that bus
+//! before G (stem EQ, gain, routing, sum, bus EQ; zero outside [0, N)). `solve_gain` multiplies it
+//! by G in f32 as the engines do and runs the limiter on the engines' block grid with their
+//! alignment scheme (pre-delay M·B − latency, a FIFO of M blocks, M zero blocks at the end), so a
+//! master-only render on the CPU engine limits to the very same samples as the solve (the readings
+//! differ by ~1e-14 LU only because the solve meters integrated loudness alone, whose shorter
+//! ring of energies sums them in another order; with every mode on, they are equal). Renders that
+//! differ (linked stem outputs sum G·contributions after a folded FIR; the GPU's f32-fallback
+//! limiter) differ by rounding; the writing pass's own meter confirms, and `target::reach_target`
+//! brackets writing passes when it misses.
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use super::spill::{Spill, SpillSource};
+use crate::cpu::limiter::LimiterFifo;
+use crate::cpu::limiter_apply;
+use crate::engine::{LimiterPlan, StemSource};
+use crate::error::{Error, Result};
+use crate::meter::{LoudnessMeter, MeterScope};
+use crate::model::Layout;
+
+/// Blocks read from the spill ahead of the limiter, and limited blocks queued for the meter.
+const AHEAD: usize = 3;
+
+/// What the chain would deliver at `gain_db`: the integrated loudness (LUFS) of the limited bus.
+/// Three threads: the spill is read ahead on one, the limiter runs on the caller's (a surround
+/// bus's oversampler channels in parallel), the meter on a third. `progress` gets the frames metered.
+pub fn solve_gain(
+    spill: &Spill,
+    limiter: &LimiterPlan,
+    layout: Layout,
+    sample_rate: u32,
+    gain_db: f64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<f64> {
+    let (ch, b) = (spill.channels, spill.block);
+    let total = spill.blocks();
+    let mut meter = LoudnessMeter::with_scope(ch, sample_rate, Some(layout), MeterScope::Integrated)?;
+    let mut source = SpillSource::new(spill)?;
+
+    let (read_tx, read_rx) = sync_channel::<Result<Vec<Vec<f32>>>>(AHEAD);
+    let (read_back, read_free) = sync_channel::<Vec<Vec<f32>>>(AHEAD + 2);
+    let (meter_tx, meter_rx) = sync_channel::<(usize, Vec<Vec<f32>>)>(AHEAD);
+    let (meter_back, meter_free) = sync_channel::<Vec<Vec<f32>>>(AHEAD + 2);
+
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for _ in 0..total {
+                let mut x = read_free.try_recv().unwrap_or_else(|_| vec![vec![0.0f32; b]; ch]);
+                // Zero-padded past the program: there the engines' bus is zero (DESIGN.md DSP 6:
+                // a[k] = 0 outside).
+                let read = source.next_block(std::slice::from_mut(&mut x));
+                let failed = read.is_err();
+                if read_tx.send(read.map(|_| x)).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let metering = scope.spawn(move || {
+            let mut done = 0u64;
+            for (len, y) in meter_rx {
+                let planes: Vec<&[f32]> = y.iter().map(|c| &c[..len]).collect();
+                meter.add_planar(&planes);
+                done += len as u64;
+                progress(done);
+                let _ = meter_back.try_send(y);
+            }
+            meter.result().integrated_lufs
+        });
+
+        let limited = limit_blocks(limiter, ch, b, total, gain_db, read_rx, read_back, |k, y| {
+            let len = spill.len_of(k);
+            meter_tx.send((len, y)).map_err(|_| Error::Internal("solve meter thread stopped".into()))?;
+            Ok(meter_free.try_recv().unwrap_or_else(|_| vec![vec![0.0f32; b]; ch]))
+        });
+        drop(meter_tx);
+        let lufs = metering.join().map_err(|_| Error::Internal("solve meter thread panicked".into()))?;
+        limited.map(|_| lufs)
+    })
+}
+
+/// The engines' limiter step (CpuEngine::run_pass, step 5) on bus blocks 0..total: each block
+/// times the f32 gain, through the same `LimiterFifo`, with its lag's zero blocks to flush.
+/// `deliver(k, y)` gets aligned block k and hands back a free buffer.
+#[allow(clippy::too_many_arguments)]
+fn limit_blocks(
+    plan: &LimiterPlan,
+    ch: usize,
+    b: usize,
+    total: u64,
+    gain_db: f64,
+    input: Receiver<Result<Vec<Vec<f32>>>>,
+    recycle: SyncSender<Vec<Vec<f32>>>,
+    mut deliver: impl FnMut(u64, Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>>,
+) -> Result<()> {
+    let mut lim = LimiterFifo::<Vec<Vec<f32>>>::new(plan, ch, b);
+    let m_lim = lim.lag().blocks;
+    // The same f32 factor the engines multiply the bus by.
+    let gain = 10f64.powf(gain_db / 20.0) as f32;
+    let mut spare: Vec<Vec<Vec<f32>>> = Vec::new();
+    for t in 0..total + m_lim as u64 {
+        let x = if t < total {
+            let mut x = input.recv().map_err(|_| Error::Internal("solve reader thread stopped".into()))??;
+            if gain != 1.0 {
+                x.iter_mut().flatten().for_each(|v| *v *= gain);
+            }
+            x
+        } else {
+            let mut z = spare.pop().unwrap_or_else(|| vec![vec![0.0f32; b]; ch]);
+            z.iter_mut().for_each(|c| c.fill(0.0));
+            z
+        };
+        if let Some((mut y, gains)) = lim.push(x) {
+            y.iter_mut().for_each(|c| limiter_apply::apply(c, gains));
+            let free = deliver(t - m_lim as u64, y)?;
+            if let Err(TrySendError::Full(free) | TrySendError::Disconnected(free)) = recycle.try_send(free) {
+                // The reader has buffers enough; keep this one for the flush's zero blocks.
+                if spare.len() <= m_lim {
+                    spare.push(free);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,417 @@
+//! Turns the raw file into a `Session`: every value checked against its rule, paths resolved.
+use std::path::{Path, PathBuf};
+
+use super::locate::Locator;
+use super::raw::{self, BAND_KEYS};
+use super::*;
+use crate::error::Result;
+
+/// Turns the raw file into a `Session`, checking each value against its rule.
+pub(super) struct Builder<'a> {
+    pub(super) loc: &'a Locator<'a>,
+    pub(super) dir: &'a Path,
+}
+
+impl Builder<'_> {
+    pub(super) fn session(&self, raw: raw::Session, file: &Path) -> Result<Session> {
+        let loc = self.loc;
+        let name = raw.name.ok_or_else(|| loc.err("", "missing required key `name`"))?;
+        if name.trim().is_empty() {
+            return Err(loc.err("name", "must not be empty"));
+        }
+        let layout_s = raw
+            .layout
+            .ok_or_else(|| loc.err("", "missing required key `layout` (\"mono\", \"stereo\", \"5.1\" or \"7.1\")"))?;
+        let layout = match layout_s.as_str() {
+            "mono" => Layout::Mono,
+            "stereo" => Layout::Stereo,
+            "5.1" => Layout::Surround51,
+            "7.1" => Layout::Surround71,
+            other => {
+                return Err(loc.err(
+                    "layout",
+                    format!("layout = {other:?} is not one of \"mono\", \"stereo\", \"5.1\", \"7.1\""),
+                ));
+            }
+        };
+        let reference_mix = match raw.reference_mix {
+            Some(p) => Some(self.input_path("reference_mix", &p)?),
+            None => None,
+        };
+
+        let raw_stems = raw.stems.unwrap_or_default();
+        if raw_stems.is_empty() {
+            return Err(loc.err("", "the session has no stems: add at least one [[stems]] table"));
+        }
+        let mut stems = Vec::with_capacity(raw_stems.len());
+        for (i, rs) in raw_stems.into_iter().enumerate() {
+            stems.push(self.stem(i, rs)?);
+        }
+        // Case-insensitively: stem names become file names of `kind = "stems"` outputs, and
+        // "Vocals.wav" and "vocals.wav" are one file on macOS and Windows volumes.
+        for (i, s) in stems.iter().enumerate() {
+            if let Some(j) = stems[..i].iter().position(|t| t.name.to_lowercase() == s.name.to_lowercase()) {
+                return Err(loc.err(
+                    &format!("stems[{i}].name"),
+                    format!(
+                        "stem name {:?} is already used by stems[{j}] ({:?}); stem names must be unique \
+                         (ignoring case: they become output file names)",
+                        s.name, stems[j].name
+                    ),
+                ));
+            }
+        }
+
+        let bus_filter = match raw.bus {
+            Some(b) => self.filter("bus", b.eq, b.fir)?,
+            None => Filter::None,
+        };
+        let eq_design = self.eq_design(raw.eq_design)?;
+        let master = match raw.master {
+            Some(m) => Some(self.master(m)?),
+            None => None,
+        };
+
+        let raw_outputs = raw.outputs.unwrap_or_default();
+        if raw_outputs.is_empty() {
+            return Err(loc.err("", "the session has no outputs: add at least one [[outputs]] table"));
+        }
+        let mut outputs = Vec::with_capacity(raw_outputs.len());
+        for (i, ro) in raw_outputs.into_iter().enumerate() {
+            outputs.push(self.output(i, ro)?);
+        }
+
+        let null_threshold_db = raw.check.and_then(|c| c.null_threshold_db).unwrap_or(-60.0);
+        if !(null_threshold_db.is_finite() && (-200.0..0.0).contains(&null_threshold_db)) {
+            return Err(loc.err(
+                "check.null_threshold_db",
+                format!("null_threshold_db = {null_threshold_db} dB must be in [-200, 0)"),
+            ));
+        }
+
+        let session = Session {
+            file: file.to_path_buf(),
+            dir: self.dir.to_path_buf(),
+            name,
+            layout,
+            reference_mix,
+            stems,
+            bus_filter,
+            eq_design,
+            master,
+            outputs,
+            check: CheckSettings { null_threshold_db },
+        };
+        self.check_output_collisions(&session)?;
+        Ok(session)
+    }
+
+    fn stem(&self, i: usize, rs: raw::Stem) -> Result<Stem> {
+        let loc = self.loc;
+        let at = format!("stems[{i}]");
+        let name = rs.name.ok_or_else(|| loc.err(&at, "missing required key `name`"))?;
+        let key = format!("{at}.name");
+        if name.trim().is_empty() {
+            return Err(loc.err(
+                &key,
+                format!("name = {name:?} is blank (empty or only whitespace): a stem needs a name (it names the stem's output file, \"<name>.wav\")"),
+            ));
+        }
+        if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+            return Err(loc.err(
+                &key,
+                format!(
+                    "name = {name:?} cannot be used as a file name (it names the stem's output file): \
+                     no '/', '\\\\' or NUL, and not \".\" or \"..\""
+                ),
+            ));
+        }
+        let path = rs.path.ok_or_else(|| loc.err(&at, format!("stem {name:?}: missing required key `path`")))?;
+        let path = self.input_path(&format!("{at}.path"), &path)?;
+        let gain_db = rs.gain_db.unwrap_or(0.0);
+        if !(gain_db.is_finite() && (-120.0..=24.0).contains(&gain_db)) {
+            return Err(loc.err(&format!("{at}.gain_db"), format!("gain_db = {gain_db} dB must be in [-120, 24]")));
+        }
+        let filter = self.filter(&at, rs.eq, rs.fir)?;
+        Ok(Stem { name, path, gain_db, mute: rs.mute.unwrap_or(false), filter })
+    }
+
+    /// A stem's or the bus's `eq` / `fir` (at most one of them).
+    fn filter(&self, at: &str, eq: Option<Vec<raw::Band>>, fir: Option<String>) -> Result<Filter> {
+        match (eq, fir) {
+            (Some(_), Some(_)) => Err(self.loc.err(
+                &format!("{at}.fir"),
+                "both `eq` and `fir` are given; use one (an EQ designed from bands, or a user impulse response)",
+            )),
+            (None, Some(fir)) => Ok(Filter::File(self.input_path(&format!("{at}.fir"), &fir)?)),
+            // `eq = []` filters nothing: no convolution at all rather than a unit impulse.
+            (Some(bands), None) if bands.is_empty() => Ok(Filter::None),
+            (Some(bands), None) => {
+                let bands = bands
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, b)| self.band(&format!("{at}.eq[{j}]"), b))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Filter::Bands(bands))
+            }
+            (None, None) => Ok(Filter::None),
+        }
+    }
+
+    fn band(&self, at: &str, b: raw::Band) -> Result<EqBand> {
+        let loc = self.loc;
+        let types = || BAND_KEYS.iter().map(|(t, _)| format!("{t:?}")).collect::<Vec<_>>().join(", ");
+        let kind = b.kind.ok_or_else(|| loc.err(at, format!("missing required key `type` (one of {})", types())))?;
+        let Some((_, keys)) = BAND_KEYS.iter().find(|(t, _)| *t == kind) else {
+            return Err(loc.err(&format!("{at}.type"), format!("type = {kind:?} is not one of {}", types())));
+        };
+        let given = [
+            ("freq_hz", b.freq_hz.is_some()),
+            ("gain_db", b.gain_db.is_some()),
+            ("q", b.q.is_some()),
+            ("order", b.order.is_some()),
+        ];
+        let allowed = keys.iter().map(|(k, _)| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+        for (key, present) in given {
+            let spec = keys.iter().find(|(k, _)| *k == key);
+            if present && spec.is_none() {
+                return Err(loc.err(
+                    &format!("{at}.{key}"),
+                    format!("unknown key `{key}` for a {kind} band (its keys: `type`, {allowed})"),
+                ));
+            }
+            if !present && spec.is_some_and(|(_, required)| *required) {
+                return Err(loc.err(at, format!("{kind} band: missing required key `{key}`")));
+            }
+        }
+        let freq_hz = b.freq_hz.unwrap_or(0.0);
+        if !(freq_hz.is_finite() && freq_hz > 0.0) {
+            return Err(loc.err(&format!("{at}.freq_hz"), format!("freq_hz = {freq_hz} Hz must be finite and > 0")));
+        }
+        let gain_db = b.gain_db.unwrap_or(0.0);
+        if !(gain_db.is_finite() && (-30.0..=30.0).contains(&gain_db)) {
+            return Err(loc.err(&format!("{at}.gain_db"), format!("gain_db = {gain_db} dB must be in [-30, 30]")));
+        }
+        let q = b.q.unwrap_or(1.0);
+        if !(q.is_finite() && q > 0.0 && q <= 50.0) {
+            return Err(loc.err(&format!("{at}.q"), format!("q = {q} must be in (0, 50]")));
+        }
+        let order = b.order.unwrap_or(2);
+        if !(1..=8).contains(&order) {
+            return Err(loc.err(&format!("{at}.order"), format!("order = {order} must be an integer in 1..=8")));
+        }
+        let order = order as u32;
+        Ok(match kind.as_str() {
+            "peak" => EqBand::Peak { freq_hz, gain_db, q },
+            "low_shelf" => EqBand::LowShelf { freq_hz, gain_db, q },
+            "high_shelf" => EqBand::HighShelf { freq_hz, gain_db, q },
+            "highpass" => EqBand::Highpass { freq_hz, order },
+            "lowpass" => EqBand::Lowpass { freq_hz, order },
+            "notch" => EqBand::Notch { freq_hz, q },
+            "bandpass" => EqBand::Bandpass { freq_hz, q },
+            "tilt" => EqBand::Tilt { freq_hz, gain_db },
+            _ => unreachable!("BAND_KEYS lists every type"),
+        })
+    }
+
+    fn eq_design(&self, raw: Option<raw::EqDesign>) -> Result<EqDesign> {
+        let (phase, taps) = raw.map(|d| (d.phase, d.taps)).unwrap_or((None, None));
+        let phase = match phase.as_deref() {
+            None | Some("linear") => Phase::Linear,
+            Some("minimum") => Phase::Minimum,
+            Some(other) => {
+                return Err(self
+                    .loc
+                    .err("eq_design.phase", format!("phase = {other:?} is not one of \"linear\", \"minimum\"")));
+            }
+        };
+        let taps = taps.unwrap_or(8191);
+        // Odd: a linear-phase FIR then has a whole-sample delay of (taps-1)/2.
+        if !((15..=65535).contains(&taps) && taps % 2 == 1) {
+            return Err(self.loc.err("eq_design.taps", format!("taps = {taps} must be an odd integer in 15..=65535")));
+        }
+        Ok(EqDesign { phase, taps: taps as usize })
+    }
+
+    fn master(&self, m: raw::Master) -> Result<Master> {
+        let loc = self.loc;
+        let (target_lufs, ceiling_dbtp, profile) = match m.profile {
+            Some(p) => {
+                let Some((target, ceiling)) = profile_values(&p) else {
+                    return Err(loc.err("master.profile", format!("profile = {p:?} is not one of {PROFILES}")));
+                };
+                // A profile fixes both values; an explicit one beside it leaves the spec ambiguous.
+                for (key, given) in [("target_lufs", m.target_lufs), ("ceiling_dbtp", m.ceiling_dbtp)] {
+                    if let Some(v) = given {
+                        return Err(loc.err(
+                            &format!("master.{key}"),
+                            format!(
+                                "`profile` = {p:?} and `{key}` = {v} are both given; the profile sets \
+                                 {key}, so give one or the other"
+                            ),
+                        ));
+                    }
+                }
+                (Some(target), ceiling, Some(p))
+            }
+            None => (m.target_lufs, m.ceiling_dbtp.unwrap_or(-1.0), None),
+        };
+        if let Some(t) = target_lufs
+            && !(t.is_finite() && (-70.0..=-5.0).contains(&t))
+        {
+            return Err(loc.err("master.target_lufs", format!("target_lufs = {t} LUFS must be in [-70, -5]")));
+        }
+        if !(ceiling_dbtp.is_finite() && (-20.0..=0.0).contains(&ceiling_dbtp)) {
+            return Err(
+                loc.err("master.ceiling_dbtp", format!("ceiling_dbtp = {ceiling_dbtp} dBTP must be in [-20, 0]"))
+            );
+        }
+        let lookahead_ms = m.lookahead_ms.unwrap_or(2.0);
+        if !(lookahead_ms.is_finite() && lookahead_ms > 0.0 && lookahead_ms <= 50.0) {
+            return Err(loc.err("master.lookahead_ms", format!("lookahead_ms = {lookahead_ms} ms must be in (0, 50]")));
+        }
+        let release_ms = m.release_ms.unwrap_or(60.0);
+        if !(release_ms.is_finite() && (1.0..=5000.0).contains(&release_ms)) {
+            return Err(loc.err("master.release_ms", format!("release_ms = {release_ms} ms must be in [1, 5000]")));
+        }
+        let oversampling = m.oversampling.unwrap_or(4);
+        if ![1, 2, 4, 8].contains(&oversampling) {
+            return Err(loc.err("master.oversampling", format!("oversampling = {oversampling} must be 1, 2, 4 or 8")));
+        }
+        Ok(Master { target_lufs, ceiling_dbtp, lookahead_ms, release_ms, oversampling: oversampling as u32, profile })
+    }
+
+    fn output(&self, i: usize, o: raw::Output) -> Result<Output> {
+        let loc = self.loc;
+        let at = format!("outputs[{i}]");
+        let path = o.path.ok_or_else(|| loc.err(&at, "missing required key `path`"))?;
+        let path =
+            output_path(&path).map_err(|rule| loc.err(&format!("{at}.path"), format!("path = {path:?} {rule}")))?;
+        let kind = match o.kind.as_deref() {
+            Some("master") => OutputKind::Master,
+            Some("stems") => OutputKind::Stems,
+            Some(other) => {
+                return Err(
+                    loc.err(&format!("{at}.kind"), format!("kind = {other:?} is not one of \"master\", \"stems\""))
+                );
+            }
+            None => return Err(loc.err(&at, "missing required key `kind` (\"master\" or \"stems\")")),
+        };
+        if kind == OutputKind::Master {
+            // The writer writes WAV, becoming RF64 past 4 GiB (EBU Tech 3306), and no bext chunk:
+            // a name that promises another format (.mp3, .flac) or a Broadcast Wave (.bwf)
+            // would mislabel the file.
+            let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+            if !matches!(ext.as_deref(), Some("wav" | "rf64")) {
+                let given = ext.map_or("no extension".to_string(), |e| format!("the extension \".{e}\""));
+                return Err(loc.err(
+                    &format!("{at}.path"),
+                    format!(
+                        "path = {:?} has {given}, but stemforge writes WAV (RF64 past 4 GiB): name it .wav or .rf64 \
+                         (.bwf would promise a bext chunk, which is not written)",
+                        path.display().to_string()
+                    ),
+                ));
+            }
+        }
+        let format = match o.format.as_deref() {
+            Some("pcm16") => SampleFormat::Pcm16,
+            Some("pcm24") => SampleFormat::Pcm24,
+            Some("pcm32") => SampleFormat::Pcm32,
+            Some("f32") => SampleFormat::F32,
+            Some(other) => {
+                return Err(loc.err(
+                    &format!("{at}.format"),
+                    format!("format = {other:?} is not one of \"pcm16\", \"pcm24\", \"pcm32\", \"f32\""),
+                ));
+            }
+            None => {
+                return Err(loc.err(&at, "missing required key `format` (\"pcm16\", \"pcm24\", \"pcm32\" or \"f32\")"));
+            }
+        };
+        let dither = match o.dither.as_deref() {
+            None => match format {
+                SampleFormat::Pcm16 | SampleFormat::Pcm24 => Dither::Tpdf,
+                SampleFormat::Pcm32 | SampleFormat::F32 => Dither::None,
+            },
+            Some("tpdf") if format == SampleFormat::F32 => {
+                return Err(loc.err(
+                    &format!("{at}.dither"),
+                    "dither = \"tpdf\" with format = \"f32\": float output is not quantised, so it takes no dither",
+                ));
+            }
+            Some("tpdf") => Dither::Tpdf,
+            Some("none") => Dither::None,
+            Some(other) => {
+                return Err(
+                    loc.err(&format!("{at}.dither"), format!("dither = {other:?} is not one of \"tpdf\", \"none\""))
+                );
+            }
+        };
+        Ok(Output { path, kind, format, dither })
+    }
+
+    /// No two outputs may write the same file: neither two `path`s, nor a master file and a file of
+    /// a `kind = "stems"` folder.
+    fn check_output_collisions(&self, s: &Session) -> Result<()> {
+        let mut written: Vec<(PathBuf, String)> = Vec::new();
+        for (i, o) in s.outputs.iter().enumerate() {
+            let files: Vec<(PathBuf, String)> = match o.kind {
+                OutputKind::Master => vec![(o.path.clone(), format!("outputs[{i}]"))],
+                OutputKind::Stems => s
+                    .stems
+                    .iter()
+                    .map(|st| (s.stem_output_path(o, st), format!("outputs[{i}] (stem {:?})", st.name)))
+                    .collect(),
+            };
+            if let Some(j) = s.outputs[..i].iter().position(|p| p.path == o.path) {
+                return Err(self.loc.err(
+                    &format!("outputs[{i}].path"),
+                    format!("path = {:?} is also the path of outputs[{j}]; output paths must be unique", o.path),
+                ));
+            }
+            for (f, who) in files {
+                if let Some((_, other)) = written.iter().find(|(w, _)| *w == f) {
+                    return Err(self.loc.err(
+                        &format!("outputs[{i}].path"),
+                        format!("{who} would write {:?}, which {other} also writes", f),
+                    ));
+                }
+                written.push((f, who));
+            }
+        }
+        Ok(())
+    }
+
+    /// An input file's path: non-empty, resolved against the session's folder unless absolute.
+    fn input_path(&self, key: &str, p: &str) -> Result<PathBuf> {
+        if p.is_empty() {
+            return Err(self.loc.err(key, "path must not be empty"));
+        }
+        let p = Path::new(p);
+        Ok(if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) })
+    }
+}
+
+/// An output path: relative, inside the output folder, naming something. Returns it without `.`
+/// components (so "./a.wav" and "a.wav" compare equal), or the rule it breaks.
+fn output_path(p: &str) -> std::result::Result<PathBuf, &'static str> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err("must not contain `..`: outputs stay inside the output folder (--out-dir)");
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("must be relative: outputs are written under the output folder (--out-dir)");
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err("must name a file or folder under the output folder");
+    }
+    Ok(out)
+}

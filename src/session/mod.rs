@@ -1,0 +1,162 @@
+//! The session file (DESIGN.md "Session file"): parse, validate every value, resolve paths.
+//!
+//! Parsing goes through private `raw` structs with `deny_unknown_fields`, so a typo'd key is an error
+//! naming the key, its table and its line; every value is then checked against its rule and turned
+//! into the public types below, which other modules build on.
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::model::{Dither, EqBand, EqDesign, Filter, Layout, OutputKind, Phase, SampleFormat};
+
+mod build;
+mod locate;
+mod raw;
+
+use build::Builder;
+use locate::Locator;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Stem {
+    pub name: String,
+    /// Resolved against the session file's folder.
+    pub path: PathBuf,
+    pub gain_db: f64,
+    pub mute: bool,
+    pub filter: Filter,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Master {
+    /// Integrated loudness target, LUFS; None = no normalisation (limiter only).
+    pub target_lufs: Option<f64>,
+    pub ceiling_dbtp: f64,
+    pub lookahead_ms: f64,
+    pub release_ms: f64,
+    /// 1, 2, 4 or 8.
+    pub oversampling: u32,
+    /// The profile name when one set the target and ceiling.
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Output {
+    /// Relative to the output folder (never absolute, never escaping it with `..`).
+    pub path: PathBuf,
+    pub kind: OutputKind,
+    pub format: SampleFormat,
+    pub dither: Dither,
+}
+
+/// `check` settings (an extension of DESIGN.md's session: `[check] null_threshold_db = -60.0`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CheckSettings {
+    /// Null test passes when residual level relative to the mix is at or below this (dB). Default -60.
+    pub null_threshold_db: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Session {
+    /// The session file itself.
+    pub file: PathBuf,
+    /// Its folder: relative paths in the file resolve against it; default output folder.
+    pub dir: PathBuf,
+    pub name: String,
+    pub layout: Layout,
+    pub reference_mix: Option<PathBuf>,
+    pub stems: Vec<Stem>,
+    pub bus_filter: Filter,
+    pub eq_design: EqDesign,
+    pub master: Option<Master>,
+    pub outputs: Vec<Output>,
+    pub check: CheckSettings,
+}
+
+impl Session {
+    /// Read, parse and validate a session file; every path resolved against its folder.
+    pub fn load(path: &Path) -> Result<Session> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::input(path, format!("cannot read session file: {e}")))?;
+        Session::from_toml_str(&text, path)
+    }
+
+    /// Parse and validate `text` as if read from `path`. Touches no file: paths are resolved
+    /// against `path`'s folder but not opened.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Session> {
+        let locator = Locator::parse(text, path)?;
+        let raw: raw::Session = toml::from_str(text).map_err(|e| locator.serde_error(&e))?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Builder { loc: &locator, dir: &dir }.session(raw, path)
+    }
+
+    /// Checks that need the program's sample rate (band frequencies below Nyquist, look-ahead of at
+    /// least one frame). Called once the stems have been opened.
+    pub fn validate_sample_rate(&self, sample_rate: u32) -> Result<()> {
+        let bad = |msg: String| Err(Error::input(&self.file, msg));
+        if sample_rate == 0 {
+            return bad("sample rate 0 Hz: the stems report no sample rate".into());
+        }
+        let nyquist = f64::from(sample_rate) / 2.0;
+        let mut filters: Vec<(String, &Filter)> =
+            self.stems.iter().enumerate().map(|(i, s)| (format!("stems[{i}] ({})", s.name), &s.filter)).collect();
+        filters.push(("bus".to_string(), &self.bus_filter));
+        for (label, filter) in filters {
+            if let Filter::Bands(bands) = filter {
+                for (j, band) in bands.iter().enumerate() {
+                    let f = band.freq_hz();
+                    if f >= nyquist {
+                        return bad(format!(
+                            "{label}.eq[{j}] ({}): freq_hz = {f} Hz must be below Nyquist, {nyquist} Hz \
+                             at the stems' sample rate of {sample_rate} Hz",
+                            band.type_name()
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(master) = &self.master
+            && master.lookahead_frames(sample_rate) < 1
+        {
+            return bad(format!(
+                "master.lookahead_ms = {} ms is less than one frame at {sample_rate} Hz \
+                 (round(lookahead_ms * fs / 1000) must be at least 1)",
+                master.lookahead_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where a `kind = "stems"` output writes `stem`: `<output.path>/<stem name>.wav`, relative to
+    /// the output folder chosen at render time.
+    pub fn stem_output_path(&self, output: &Output, stem: &Stem) -> PathBuf {
+        output.path.join(format!("{}.wav", stem.name))
+    }
+
+    /// The stems that are summed (not muted), with their index into `stems`.
+    pub fn unmuted_stems(&self) -> impl Iterator<Item = (usize, &Stem)> {
+        self.stems.iter().enumerate().filter(|(_, s)| !s.mute)
+    }
+}
+
+impl Master {
+    /// Look-ahead in frames, DESIGN.md "L = round(lookahead_ms·fs/1000) ≥ 1" (the ≥ 1 is checked by
+    /// `Session::validate_sample_rate`).
+    pub fn lookahead_frames(&self, sample_rate: u32) -> usize {
+        (self.lookahead_ms * f64::from(sample_rate) / 1000.0).round() as usize
+    }
+}
+
+/// Target loudness (LUFS) and true-peak ceiling (dBTP) of a delivery profile (DESIGN.md `[master]
+/// profile`): EBU R128 (-23 LUFS, -1 dBTP), ATSC A/85 (-24 LKFS, -2 dBTP), streaming (-14, -1).
+pub fn profile_values(name: &str) -> Option<(f64, f64)> {
+    match name {
+        "ebu-r128" => Some((-23.0, -1.0)),
+        "atsc-a85" => Some((-24.0, -2.0)),
+        "streaming" => Some((-14.0, -1.0)),
+        _ => None,
+    }
+}
+
+const PROFILES: &str = "\"ebu-r128\", \"atsc-a85\", \"streaming\"";
