@@ -1,9 +1,9 @@
 //! CLI wiring: exit codes, --force, a killed render, progress lines, the report, engine selection.
-mod support;
+mod common;
 
 use std::path::Path;
 
-use support::*;
+use common::*;
 
 const FS: u32 = 48_000;
 

@@ -5,16 +5,12 @@
 //!
 //! GPU tests never skip silently: with no adapter they fail and say how to get one, unless
 //! STEMFORGE_SKIP_GPU_TESTS=1 (then each prints that it skipped, with the count).
-#[path = "common/gpu_harness.rs"]
-mod gpu_harness;
-#[path = "common/gpu_parity.rs"]
-mod gpu_parity;
-#[path = "common/gpu_signals.rs"]
-mod gpu_signals;
 
-use gpu_harness::gpu;
-use gpu_parity::assert_parity;
-use gpu_signals::{impulses, music_noise, sweep};
+mod common;
+
+use common::gpu_harness::gpu;
+use common::gpu_parity::assert_parity;
+use common::{Noise, impulses, music_noise, sweep};
 use stemforge::cpu::limiter::Limiter;
 use stemforge::cpu::pcm_unpack::{bytes_per_sample, unpack};
 use stemforge::dsp::eq_design::{design_eq, eq_latency};
@@ -306,10 +302,10 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
         }),
     };
     let signals = vec![
-        vec![music_noise(frames, 1), music_noise(frames, 2)],
+        vec![music_noise(1, frames, Noise::FullScale), music_noise(2, frames, Noise::FullScale)],
         vec![sweep(frames, FS, 30.0, 300.0, 0.9)],
         // Shorter than the program: the source pads it with silence.
-        vec![music_noise(frames - frames / 3, 3), impulses(frames - frames / 3, 11, 333)],
+        vec![music_noise(3, frames - frames / 3, Noise::FullScale), impulses(frames - frames / 3, 11, 333)],
     ];
     (plan, signals)
 }
@@ -479,8 +475,8 @@ fn cpu_engine_passes_match_the_offline_reference() {
         "cpu bus summed in the frequency domain vs the sum of its stems",
         &summed.master,
         &spectral.master,
-        gpu_parity::STAGE_PEAK_DBFS,
-        gpu_parity::STAGE_RMS_DBFS,
+        common::gpu_parity::STAGE_PEAK_DBFS,
+        common::gpu_parity::STAGE_RMS_DBFS,
     );
     assert_ne!(spectral.master, summed.master, "two summation orders: the bus must have been summed spectrally");
 }
@@ -507,8 +503,8 @@ fn a_stem_path_that_is_not_linear_is_summed_in_the_time_domain() {
         "cpu time-domain sum (a stem not linear) vs the spectral sum",
         &summed.master,
         &spectral.master,
-        gpu_parity::STAGE_PEAK_DBFS,
-        gpu_parity::STAGE_RMS_DBFS,
+        common::gpu_parity::STAGE_PEAK_DBFS,
+        common::gpu_parity::STAGE_RMS_DBFS,
     );
     assert_ne!(summed.master, spectral.master, "the non-linear stem must have left the spectral sum");
 }
@@ -898,11 +894,14 @@ fn integer_session(dir: &std::path::Path, frames: usize, outputs: &str) -> std::
         let s = 2f32.powi(bits - 1);
         x.iter().map(|v| (v * 0.5 * s).round() / s).collect()
     };
-    let drums = vec![on_grid(music_noise(frames, 41), 24), on_grid(music_noise(frames, 42), 24)];
+    let drums = vec![
+        on_grid(music_noise(41, frames, Noise::FullScale), 24),
+        on_grid(music_noise(42, frames, Noise::FullScale), 24),
+    ];
     let bass = vec![on_grid(sweep(frames, FS, 40.0, 400.0, 0.9), 16)];
     write_stem(&dir.join("drums.wav"), &drums, SampleFormat::Pcm24);
     write_stem(&dir.join("bass.wav"), &bass, SampleFormat::Pcm16);
-    let pad: Vec<f64> = music_noise(frames, 43).iter().map(|v| *v as f64 * 0.3).collect();
+    let pad: Vec<f64> = music_noise(43, frames, Noise::FullScale).iter().map(|v| *v as f64 * 0.3).collect();
     write_f64_stem(&dir.join("pad.wav"), &pad);
     let session = dir.join("session.toml");
     std::fs::write(
@@ -1022,7 +1021,10 @@ fn codec_stems_go_up_decoded_beside_raw_ones() {
         let s = 2f32.powi(bits - 1);
         x.iter().map(|v| (v * 0.5 * s).round() / s).collect()
     };
-    let keys = vec![on_grid(music_noise(frames, 51), 24), on_grid(music_noise(frames, 52), 24)];
+    let keys = vec![
+        on_grid(music_noise(51, frames, Noise::FullScale), 24),
+        on_grid(music_noise(52, frames, Noise::FullScale), 24),
+    ];
     write_stem(&dir.path().join("keys.wav"), &keys, SampleFormat::Pcm24);
     let vox = vec![on_grid(sweep(frames, FS, 200.0, 2000.0, 0.8), 16)];
     let vox_wav = dir.path().join("vox-src.wav");

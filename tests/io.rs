@@ -2,8 +2,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod support;
-use support::ffprobe_stream;
+mod common;
+use common::{db, ffprobe_stream, music};
 
 use stemforge::cpu::{dither_quantize, pcm_unpack};
 use stemforge::error::Error;
@@ -13,38 +13,9 @@ use stemforge::io::{self, BlockReader, SourceEncoding, WriterSpec};
 use stemforge::session::{Layout, SampleFormat};
 use stemforge::sink::Writers;
 
-/// Seeded noise with a roughly 1/f ("music-like") spectrum: a sum of one-pole-filtered white noise
-/// bands, scaled to peak near `peak`.
-fn music_noise(seed: u64, frames: usize, peak: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    };
-    let poles = [0.999, 0.99, 0.9, 0.5, 0.0];
-    let mut state = [0.0f64; 5];
-    let mut y: Vec<f64> = (0..frames)
-        .map(|_| {
-            let mut acc = 0.0;
-            for (k, p) in poles.iter().enumerate() {
-                state[k] = p * state[k] + (1.0 - p) * next();
-                acc += state[k] * (1.0 / (1.0 - p)).sqrt();
-            }
-            acc
-        })
-        .collect();
-    let m = y.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for v in &mut y {
-        *v *= peak as f64 / m;
-    }
-    y.into_iter().map(|v| v as f32).collect()
-}
-
-/// Per-channel test signals: different seeds per channel.
+/// Per-channel test signals (`common::music`, a different seed per channel), each peaking at `peak`.
 fn planar_signal(channels: usize, frames: usize, peak: f32) -> Vec<Vec<f32>> {
-    (0..channels).map(|c| music_noise(17 + c as u64, frames, peak)).collect()
+    music(17, frames, channels, db(peak as f64))
 }
 
 fn tmpdir() -> tempfile::TempDir {
@@ -1017,7 +988,7 @@ fn quantize_block_rounding_clamping_and_dither_bounds() {
 
     // Dithered: the integer is one of the two neighbours of x's exact value; full scale stays
     // clamped; a block split at any point gives the same integers.
-    let sig = music_noise(3, 10_000, 0.99);
+    let sig = music(3, 10_000, 1, db(0.99)).remove(0);
     let mut whole = vec![0i32; sig.len()];
     dither_quantize::quantize_block(&sig, 16, Some(99), 3, 1_000_000, &mut whole);
     let mut parts = vec![0i32; sig.len()];

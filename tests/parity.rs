@@ -7,19 +7,13 @@
 //!
 //! GPU tests never skip silently: with no adapter they fail and say how to get one, unless
 //! STEMFORGE_SKIP_GPU_TESTS=1 (then each prints that it skipped, with the count).
-#[path = "common/exact_fir.rs"]
-mod exact_fir;
-#[path = "common/gpu_harness.rs"]
-mod gpu_harness;
-#[path = "common/gpu_parity.rs"]
-mod gpu_parity;
-#[path = "common/gpu_signals.rs"]
-mod gpu_signals;
 
-use exact_fir::{assert_f32_rounding_of, direct, residual_db};
-use gpu_harness::{gpu, read, run_encoder, run_pass, upload};
-use gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_identical_bytes, assert_parity};
-use gpu_signals::{Rng, impulses, music_noise, normalise, sine, sweep, test_fir};
+mod common;
+
+use common::exact_fir::{assert_f32_rounding_of, direct, residual_db};
+use common::gpu_harness::{gpu, read, run_encoder, run_pass, upload};
+use common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_identical_bytes, assert_parity};
+use common::{Noise, Rng, impulses, music_noise, normalise, sine, sweep, test_fir};
 use stemforge::gpu::GpuContext;
 use stemforge::gpu::fir_convolve::FftStrategy;
 use stemforge::gpu::kernel::Precision;
@@ -143,10 +137,10 @@ fn fir_case(
     // One signal kind per lane, cycling: music-like noise, a sweep, impulses, a sine.
     let xs: Vec<Vec<f32>> = (0..taps.len())
         .map(|i| match i % 4 {
-            0 => music_noise(frames, 11 + i as u64),
+            0 => music_noise(11 + i as u64, frames, Noise::FullScale),
             1 => sweep(frames, FS, 20.0, 20000.0, 1.0),
             2 => impulses(frames, 3, block / 2 + 7),
-            _ => sine(frames, FS, 997.0, 1.0),
+            _ => sine(997.0, 1.0, 0.0, frames, FS as u32),
         })
         .collect();
     let ch = taps.len();
@@ -255,7 +249,8 @@ fn gain_sum() {
         (2, vec![(0, 0, g(-6.0)), (1, 1, g(-6.0))]),
     ];
     let stem_ch: usize = stems.iter().map(|s| s.0).sum();
-    let signals: Vec<Vec<f32>> = (0..stem_ch).map(|i| music_noise(block * 3, 40 + i as u64)).collect();
+    let signals: Vec<Vec<f32>> =
+        (0..stem_ch).map(|i| music_noise(40 + i as u64, block * 3, Noise::FullScale)).collect();
     let stem_buf = ctx.storage("stems", (stem_ch * block * 4) as u64);
     for stems_out in [false, true] {
         let mut per_stem = Vec::new();
@@ -331,7 +326,9 @@ fn gain_sum() {
 
 /// A program pushed 4 dB over full scale with a -1 dB ceiling, so the attenuation ranges 0..~7 dB.
 fn loud_program(channels: usize, frames: usize, seed: u64) -> Vec<Vec<f32>> {
-    (0..channels).map(|c| music_noise(frames, seed + c as u64).iter().map(|v| v * 1.58).collect()).collect()
+    (0..channels)
+        .map(|c| music_noise(seed + c as u64, frames, Noise::FullScale).iter().map(|v| v * 1.58).collect())
+        .collect()
 }
 
 /// The CPU oversample_peak's attenuation for `x`, block by block.
@@ -545,7 +542,7 @@ fn limiter_apply() {
     };
     let (block, channels) = (512usize, 3usize);
     let x = loud_program(channels, block * 3, 95);
-    let g: Vec<f32> = music_noise(block * 3, 96).iter().map(|v| 0.5 + 0.5 * v.abs()).collect();
+    let g: Vec<f32> = music_noise(96, block * 3, Noise::FullScale).iter().map(|v| 0.5 + 0.5 * v.abs()).collect();
     let (gain, xb, yb) = (
         ctx.storage("g", (block * 4) as u64),
         ctx.storage("x", ((channels + 1) * block * 4) as u64),
@@ -592,7 +589,7 @@ fn limiter_apply_stats() {
     // A limiter's gain working hard: a reduction envelope of up to 18 dB that follows a loud
     // program's level, stretches of exact unity (the limiter idle), and stretches just under unity
     // (hundredths of a dB), where log2 is near 0 and its absolute error counts most.
-    let level = music_noise(block * blocks, 97);
+    let level = music_noise(97, block * blocks, Noise::FullScale);
     let mut env = 0.0f64;
     let g: Vec<f32> = level
         .iter()
@@ -678,8 +675,9 @@ fn dither_quantize() {
     };
     let (block, channels, blocks) = (512usize, 3usize, 3usize);
     // Full scale and a little over (the clamp), plus exact rounding ties at 16 bits.
-    let mut x: Vec<Vec<f32>> =
-        (0..channels).map(|c| music_noise(block * blocks, 120 + c as u64).iter().map(|v| v * 1.02).collect()).collect();
+    let mut x: Vec<Vec<f32>> = (0..channels)
+        .map(|c| music_noise(120 + c as u64, block * blocks, Noise::FullScale).iter().map(|v| v * 1.02).collect())
+        .collect();
     for (i, v) in x[1].iter_mut().take(64).enumerate() {
         *v = (i as f32 - 32.0 + 0.5) / 32768.0;
     }
@@ -752,7 +750,8 @@ fn delay_line() {
     let (block, blocks) = (64usize, 8usize);
     // No delay, sub-block, one short of a block, exactly one, more than one, several blocks.
     let delays = [0usize, 5, 63, 64, 67, 200];
-    let x: Vec<Vec<f32>> = (0..delays.len()).map(|c| music_noise(block * blocks, 150 + c as u64)).collect();
+    let x: Vec<Vec<f32>> =
+        (0..delays.len()).map(|c| music_noise(150 + c as u64, block * blocks, Noise::FullScale)).collect();
     let pipes = DelayPipelines::new(&ctx).expect("delay pipelines");
     let (input, output) =
         (ctx.storage("in", (delays.len() * block * 4) as u64), ctx.storage("out", (delays.len() * block * 4) as u64));

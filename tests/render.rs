@@ -1,11 +1,11 @@
 //! Whole renders through the CLI, on every engine: exact sums, loudness targets read by ffmpeg,
 //! true peak under the ceiling, stems that sum to the master, sample alignment, the golden demo,
 //! and one writing pass once G is solved on the spilled bus.
-mod support;
+mod common;
 
 use std::path::Path;
 
-use support::*;
+use common::*;
 
 const FS: u32 = 48_000;
 

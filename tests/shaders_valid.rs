@@ -99,7 +99,7 @@ fn a_broken_shader_is_rejected() {
 /// No shader reads a uniform buffer (issue 17): Mesa's lavapipe re-specialises a shader for the
 /// values of a uniform it reads in a loop condition on every command buffer and keeps each
 /// variant until the device goes, so one stage's `var<uniform>` config grew the GPU engine by
-/// 0.76 MB per block (`gpu::kernel::Bind`, `examples/gpu_memory_repro.rs`). Configs are read-only
+/// 0.76 MB per block (`gpu::kernel::Bind`, `benches/gpu_memory_repro.rs`). Configs are read-only
 /// storage buffers. Checked on naga's module, not the text, so a comment cannot fool it.
 #[test]
 fn no_shader_reads_a_uniform_buffer() {

@@ -1,10 +1,10 @@
 //! The loudness solve through the CLI: a percussive stem reaches its target, an unreachable target
 //! says the loudest reachable reading, and a render that misses its spec publishes nothing.
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 
-use support::*;
+use common::*;
 
 const FS: u32 = 48_000;
 

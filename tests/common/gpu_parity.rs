@@ -1,7 +1,6 @@
 //! The CPU/GPU parity check: compares two renders channel by channel and, on failure, reports the
 //! stage, the channel, the first frame over tolerance with both values, the max |difference| and
 //! the RMS residual in dBFS, and keeps both renders (WAV, f32) in a temp folder for inspection.
-#![allow(dead_code)]
 use std::path::Path;
 
 /// DESIGN.md "Parity contract": each stage on its own, full-scale test signals.
