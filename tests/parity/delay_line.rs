@@ -1,10 +1,11 @@
-//! Parity of `delay_line`: the engine's alignment delay; its CPU twin is the CPU engine's DelayLine.
+//! Parity of `delay_line`: the engine's alignment delay; its CPU twin is the CPU engine's `cpu::engine::DelayLine`.
 use crate::common::gpu_harness::{gpu, read, run_encoder, run_pass, upload};
 use crate::common::{Noise, music_noise};
 use crate::{assert_bit_identical, block_of, flat};
 
 #[test]
 fn delay_line() {
+    use stemforge::cpu::engine::DelayLine as CpuDelayLine;
     use stemforge::gpu::delay_line::{DelayLine, DelayPipelines};
     let Some(ctx) = gpu("delay_line") else { return };
     let (block, blocks) = (64usize, 8usize);
@@ -33,5 +34,17 @@ fn delay_line() {
         .zip(delays)
         .map(|(c, d)| (0..c.len()).map(|n| if n >= d { c[n - d] } else { 0.0 }).collect())
         .collect();
-    assert_bit_identical("delay_line", &want, &got);
+    // The CPU twin, block by block as the CPU engine runs it; it must be the definition too.
+    let cpu: Vec<Vec<f32>> = x
+        .iter()
+        .zip(delays)
+        .map(|(c, d)| {
+            let mut line = CpuDelayLine::new(d, block);
+            let mut y = c.clone();
+            y.chunks_mut(block).for_each(|b| line.process(b));
+            y
+        })
+        .collect();
+    assert_bit_identical("delay_line (cpu twin against x[n - d])", &want, &cpu);
+    assert_bit_identical("delay_line", &cpu, &got);
 }

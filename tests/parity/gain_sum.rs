@@ -1,20 +1,12 @@
-//! Parity of `gain_sum`: routing, gain and the sum.
+//! Parity of `gain_sum`: routing, gain and the sum: the GPU stage against the CPU engine's steps with `cpu::gain_sum::gain_sum`.
 use crate::common::gpu_harness::{gpu, read, run_pass, upload};
 use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
 use crate::common::{Noise, music_noise};
 use crate::{block_of, flat};
 
-/// The CPU twin's loop (`cpu::gain_sum::gain_sum` on the main branch): bus[dst] += w * stem[src].
-fn cpu_gain_sum(routes: &[(usize, usize, f32)], stem: &[Vec<f32>], bus: &mut [Vec<f32>], frames: usize) {
-    for &(src, dst, w) in routes {
-        for (b, s) in bus[dst][..frames].iter_mut().zip(&stem[src][..frames]) {
-            *b += w * *s;
-        }
-    }
-}
-
 #[test]
 fn gain_sum() {
+    use stemforge::cpu::gain_sum::gain_sum;
     use stemforge::gpu::gain_sum::{GainSum, Route};
     let Some(ctx) = gpu("gain_sum") else { return };
     let block = 512usize;
@@ -66,12 +58,12 @@ fn gain_sum() {
             });
             let r = read(&ctx, &summed, 0, n_sig * bus_ch * block);
             let x = read(&ctx, &ring, (j % 2) * slot_len, slot_len);
-            // CPU: the engine's steps 3-4 with the twin's loop.
+            // CPU: the engine's steps 3-4 with its CPU twin, `cpu::gain_sum::gain_sum`.
             let mut contrib = vec![vec![vec![0.0f32; block]; bus_ch]; n_sig];
             let mut first = 0;
             for (i, (ch, routes)) in stems.iter().enumerate() {
                 let target = if stems_out { &mut contrib[i] } else { &mut contrib[0] };
-                cpu_gain_sum(routes, &xb[first..first + ch], target, block);
+                gain_sum(routes, &xb[first..first + ch], target, block);
                 first += ch;
             }
             for (i, c) in contrib.iter().flatten().enumerate() {
