@@ -63,6 +63,10 @@ fn every_stage_has_its_files_and_compute_entry_points() {
         if stage != Stage::DelayLine {
             assert!(root.join(format!("src/cpu/{name}.rs")).exists(), "stage {name}: src/cpu/{name}.rs is missing");
         }
+        assert!(
+            root.join(format!("tests/parity/{name}.rs")).exists(),
+            "stage {name}: its parity test tests/parity/{name}.rs is missing"
+        );
         // The shader's parameter structs point at their Rust twins.
         let src = stage.file();
         assert!(
