@@ -21,7 +21,7 @@
 // complex values per workgroup of 256 invocations (16 KiB in f64, which WebGPU guarantees; 8 KiB
 // in f32). Twiddles come from a table computed in f64 on the host.
 //
-// Why this design (measured with examples/gpu_stage_timings.rs, which times both strategies): the
+// Why this design (measured with benches/gpu_stage_timings.rs, which times both strategies): the
 // alternative kept here, `global_pass`, runs the same radix-4 (and last radix-2) Stockham passes
 // over all M points in global memory, one dispatch per pass and no barrier. On lavapipe (Mesa
 // 22.3.6, 2 shared cores; 16 channels, B = 8192, 8191 taps, best of 10) the whole stage in f32

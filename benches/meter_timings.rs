@@ -6,7 +6,7 @@
 //! then its readings read back and fed to `EnergyMeter`. Medians of `reps` runs over `blocks`
 //! blocks, wall clock and this process's CPU time (on lavapipe the device's work runs on this
 //! process's threads). A profiling aid like `gpu_stage_timings`, not part of the test suite.
-//! Run: WGPU_BACKEND=vulkan cargo run --release --example meter_timings [blocks] [reps]
+//! Run: WGPU_BACKEND=vulkan cargo bench --bench meter_timings -- [blocks] [reps]
 use std::time::Instant;
 
 use stemforge::cpu::loudness::{EnergyMeter, LoudnessMeter, MeterScope};
@@ -73,7 +73,8 @@ fn time(reps: usize, blocks: usize, mut run: impl FnMut()) -> (f64, f64) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` appends --bench to the arguments.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let blocks: usize = args.next().map_or(60, |s| s.parse().expect("blocks"));
     let reps: usize = args.next().map_or(5, |s| s.parse().expect("reps"));
     let x = program(blocks * BLOCK);

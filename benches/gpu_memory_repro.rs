@@ -9,7 +9,7 @@
 //! storage buffer, which lavapipe does not inline: flat. Ruled out along the way with the same
 //! loop (all flat): immediates, `queue.write_buffer` per submission, map/unmap read-back, three
 //! submissions in flight, a function-local array, and a small toy shader with a uniform loop bound.
-//! Run: WGPU_BACKEND=vulkan cargo run --release --example gpu_memory_repro -- uniform|storage [submissions]
+//! Run: WGPU_BACKEND=vulkan cargo bench --bench gpu_memory_repro -- uniform|storage [submissions]
 const SHADER: &str = include_str!("../shaders/oversample_peak.wgsl");
 
 fn rss_mb() -> f64 {
@@ -22,7 +22,8 @@ fn rss_mb() -> f64 {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` appends --bench to the arguments.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let mode = args.next().unwrap_or_else(|| "uniform".into());
     let uniform = match mode.as_str() {
         "uniform" => true,
