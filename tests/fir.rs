@@ -7,18 +7,7 @@ use stemforge::session::{EqBand, Phase};
 
 mod common;
 use common::exact_fir::{assert_f32_rounding_of, direct, residual_db};
-use common::{Rng, white};
-
-fn realistic_eq() -> Vec<EqBand> {
-    vec![
-        EqBand::Highpass { freq_hz: 80.0, order: 2 },
-        EqBand::LowShelf { freq_hz: 120.0, gain_db: -1.0, q: 0.707 },
-        EqBand::Peak { freq_hz: 250.0, gain_db: -3.0, q: 1.4 },
-        EqBand::Peak { freq_hz: 3000.0, gain_db: 2.0, q: 1.0 },
-        EqBand::HighShelf { freq_hz: 10000.0, gain_db: 1.5, q: 0.707 },
-        EqBand::Lowpass { freq_hz: 19000.0, order: 2 },
-    ]
-}
+use common::{Rng, realistic_eq, white};
 
 fn stream(h: &[f32], block: usize, x: &[f32]) -> Vec<f32> {
     let mut c = FirConvolve::new(h, block);

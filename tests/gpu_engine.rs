@@ -422,17 +422,7 @@ fn engine_reduces_the_limiter_gain_on_the_device() {
         let want = gain_stats(g);
         assert_eq!(got.frames, want.frames, "block {k}: frames");
         assert_eq!(got.least.to_bits(), want.least.to_bits(), "block {k}: least gain {} vs {}", got.least, want.least);
-        let log2_err: f64 = g
-            .iter()
-            .map(|&v| {
-                if (0.5..=2.0).contains(&v) {
-                    2f64.powi(-21)
-                } else {
-                    3.0 * f32::EPSILON as f64 * (v as f64).log2().abs()
-                }
-            })
-            .sum();
-        let bound = std::f64::consts::LOG10_2 * log2_err + 24.0 * 2f64.powi(-24) * want.sum_log10.abs();
+        let bound = common::gpu_parity::sum_log10_bound(g, want.sum_log10);
         let err = (got.sum_log10 - want.sum_log10).abs();
         println!(
             "block {k}: sum log10 {:.9e} vs {:.9e}: |diff| {err:.3e}, bound {bound:.3e}",

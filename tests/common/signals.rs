@@ -3,6 +3,8 @@
 //! song-like multichannel programme, white noise, sines, sweeps, impulses and a test FIR.
 use std::f64::consts::PI;
 
+use stemforge::session::EqBand;
+
 pub use super::rng::Rng;
 
 /// dB to amplitude.
@@ -198,4 +200,17 @@ pub fn test_fir(taps: usize, cut: f64, seed: u64) -> Vec<f32> {
             (sinc * w + 0.002 * rng.uniform()) as f32
         })
         .collect()
+}
+
+/// A realistic mastering EQ: high-pass, low shelf, two peaks, high shelf, low-pass (the FIR and EQ
+/// tests' filter).
+pub fn realistic_eq() -> Vec<EqBand> {
+    vec![
+        EqBand::Highpass { freq_hz: 80.0, order: 2 },
+        EqBand::LowShelf { freq_hz: 120.0, gain_db: -1.0, q: 0.707 },
+        EqBand::Peak { freq_hz: 250.0, gain_db: -3.0, q: 1.4 },
+        EqBand::Peak { freq_hz: 3000.0, gain_db: 2.0, q: 1.0 },
+        EqBand::HighShelf { freq_hz: 10000.0, gain_db: 1.5, q: 0.707 },
+        EqBand::Lowpass { freq_hz: 19000.0, order: 2 },
+    ]
 }

@@ -1,5 +1,6 @@
 //! Parity of `limiter_apply`: the gain applied to the programme, and the block statistics of the gain.
 use crate::common::gpu_harness::{gpu, read, run_pass, upload};
+use crate::common::gpu_parity::sum_log10_bound;
 use crate::common::{Noise, music_noise};
 use crate::{assert_bit_identical, block_of, flat, loud_program};
 
@@ -101,18 +102,7 @@ fn limiter_apply_stats() {
             want.least
         );
         let err = (got.sum_log10 - want.sum_log10).abs();
-        let log10_2 = std::f64::consts::LOG10_2;
-        let log2_err: f64 = gj[..len]
-            .iter()
-            .map(|&v| {
-                if (0.5..=2.0).contains(&v) {
-                    2f64.powi(-21)
-                } else {
-                    3.0 * f32::EPSILON as f64 * (v as f64).log2().abs()
-                }
-            })
-            .sum();
-        let bound = log10_2 * log2_err + 24.0 * 2f64.powi(-24) * want.sum_log10.abs();
+        let bound = sum_log10_bound(&gj[..len], want.sum_log10);
         let rel = if want.sum_log10 != 0.0 { err / want.sum_log10.abs() } else { err };
         worst_rel = worst_rel.max(rel);
         println!(
