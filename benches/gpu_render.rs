@@ -27,7 +27,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use common::*;
-use stemforge::session::EqBand;
+use stemforge::model::EqBand;
 
 const TAPS: usize = 8191;
 const DATA_VERSION: u32 = 1;

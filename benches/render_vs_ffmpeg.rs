@@ -28,7 +28,7 @@ use std::process::Command;
 
 use common::*;
 use stemforge::dsp::eq_design::design_eq;
-use stemforge::session::{EqBand, Phase};
+use stemforge::model::{EqBand, Phase};
 
 const TAPS: usize = 8191;
 const TARGET_LUFS: f64 = -14.0;

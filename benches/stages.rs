@@ -4,7 +4,7 @@
 //! Stages, each as the render drives it (8192-frame blocks, the render's default block):
 //! decode (`io::open` + `read_planar` of a 24-bit stereo WAV), `FirConvolve` with an 8191-tap
 //! linear-phase EQ and with the 16381-tap FIR a linked-stems render uses (stem EQ convolved with
-//! bus EQ, src/plan.rs), the 4x-oversampled `Limiter` plus applying its gain, the `LoudnessMeter`,
+//! bus EQ, src/pipeline/plan.rs), the 4x-oversampled `Limiter` plus applying its gain, the `LoudnessMeter`,
 //! and the WAV writer encoding pcm24 with TPDF dither, without and with `finish` (fsync, rename;
 //! told its length first, as in a render, it hashes while writing); and, to split the meter's cost, the `ebur128` crate in fewer modes and the
 //! limiter's own 4x `OversamplePeak` (what a true-peak reading built on it would cost).
@@ -33,23 +33,23 @@ use ebur128::{EbuR128, Mode};
 use stemforge::cpu::fir_convolve::FirConvolve;
 use stemforge::cpu::limiter::{Limiter, TRUE_PEAK_MARGIN_DB};
 use stemforge::cpu::limiter_apply;
-use stemforge::cpu::loudness::LoudnessMeter;
 use stemforge::cpu::oversample_peak::OversamplePeak;
 use stemforge::dsp::eq_design::design_eq;
 use stemforge::dsp::oversampling::design_oversampling;
 use stemforge::engine::LimiterPlan;
 use stemforge::io::WriterSpec;
 use stemforge::io::wav_writer::WavWriter;
-use stemforge::session::{EqBand, Layout, Phase, SampleFormat};
-use stemforge::sink::Writers;
+use stemforge::meter::LoudnessMeter;
+use stemforge::model::{EqBand, Layout, Phase, SampleFormat};
+use stemforge::pipeline::sink::Writers;
 
-/// The render's default block (src/plan.rs DEFAULT_BLOCK): also the FIR partition.
+/// The render's default block (src/pipeline/plan.rs DEFAULT_BLOCK): also the FIR partition.
 const BLOCK: usize = 8192;
 /// 10 s rounded up to whole blocks, so every stage sees only full blocks as in a render.
 const BLOCKS: usize = (10 * FS as usize).div_ceil(BLOCK);
 const FRAMES: usize = BLOCKS * BLOCK;
 const GROUP: &str = "stages";
-/// The meter's feeding step: 100 ms (src/cpu/loudness.rs).
+/// The meter's feeding step: 100 ms (src/meter/).
 const STEP: usize = FS as usize / 10;
 const GROUP_WALL: &str = "stages_wall";
 const GROUP_PROCESS: &str = "stages_process";

@@ -13,7 +13,7 @@
 // (spectra, twiddles, delay line, both FFTs), rounded once at the output, so the two engines give
 // the exact convolution rounded to f32 and integer renders stay within 1 LSB of each other (an f32
 // FFT is ~-135 dBFS off the exact result, above 1 LSB at 24 bits). Adapters without SHADER_F64 get
-// `fir_convolve_f32`, this source with the `alias real` line below set to f32 (src/gpu/kernel.rs):
+// `fir_convolve_f32`, this source with the `alias real` line below set to f32 (src/gpu/context.rs):
 // the same algorithm with f32 arithmetic and f32 tables.
 //
 // Every sub-FFT (size M1 or M2 <= 1024) runs in workgroup memory: a radix-4 Stockham autosort
@@ -21,7 +21,7 @@
 // complex values per workgroup of 256 invocations (16 KiB in f64, which WebGPU guarantees; 8 KiB
 // in f32). Twiddles come from a table computed in f64 on the host.
 //
-// Why this design (measured with examples/gpu_stage_timings.rs, which times both strategies): the
+// Why this design (measured with benches/gpu_stage_timings.rs, which times both strategies): the
 // alternative kept here, `global_pass`, runs the same radix-4 (and last radix-2) Stockham passes
 // over all M points in global memory, one dispatch per pass and no barrier. On lavapipe (Mesa
 // 22.3.6, 2 shared cores; 16 channels, B = 8192, 8191 taps, best of 10) the whole stage in f32

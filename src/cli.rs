@@ -3,7 +3,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::pipeline::render::{EngineChoice, SpillMode};
+use crate::pipeline::render::EngineChoice;
+use crate::pipeline::spill::SpillMode;
 use crate::progress::ProgressMode;
 
 #[derive(Debug, Parser)]

@@ -42,7 +42,7 @@ pub fn run(command: Command) -> Result<u8> {
             Ok(0)
         }
         Command::Compare { a, b, json, max_peak_dbfs, max_rms_dbfs } => {
-            let r = compare::compare(&a, &b, compare::Tolerance { max_peak_dbfs, max_rms_dbfs })?;
+            let r = compare::compare(&a, &b, crate::report::compare::Tolerance { max_peak_dbfs, max_rms_dbfs })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r.to_json()).expect("json"));
             } else {

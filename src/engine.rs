@@ -206,7 +206,7 @@ pub struct GainStats {
     pub frames: usize,
 }
 
-/// The device meter's readings of one master block (`gpu::loudness`), for
+/// The device meter's readings of one master block (`gpu::meter`), for
 /// `meter::EnergyMeter::add_block`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MeterReadings {
@@ -307,7 +307,7 @@ pub struct EngineInfo {
     /// without SHADER_F64, whose integer outputs may then differ from the CPU's by more than 1 LSB.
     pub fir_precision: &'static str,
     /// Where the master is metered: "cpu" (the `ebur128` crate on the host, from the f32 or
-    /// unpacked PCM master) or "device" (`gpu::loudness`, gated on the host); see
+    /// unpacked PCM master) or "device" (`gpu::meter`, gated on the host); see
     /// `GpuEngine::meter_on_device` for the rule.
     pub meter: &'static str,
 }

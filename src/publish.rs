@@ -128,7 +128,7 @@ impl OutputTemp {
             return Err(Error::output(final_path, format!("folder {} does not exist", dir.display())));
         }
         let err = |e: std::io::Error| {
-            Error::output(final_path, format!("cannot create a file in folder {}: {e}", dir.display()))
+            Error::output_from(final_path, format_args!("cannot create a file in folder {}", dir.display()), e)
         };
         // Created, locked and listed under the registry's lock, so a signal's cleanup sees either
         // no file or a listed one.
@@ -224,7 +224,7 @@ impl Publication {
                 }
                 // Another render made it meanwhile: not ours to remove.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && m.is_dir() => {}
-                Err(e) => return Err(Error::output(&m, format!("cannot create folder: {e}"))),
+                Err(e) => return Err(Error::output_from(&m, "cannot create folder", e)),
             }
         }
         if !dir.is_dir() {

@@ -27,7 +27,7 @@ impl Precision {
         }
     }
 
-    /// Bytes of a `real` in the shaders that have the alias (`loudness`'s read-back).
+    /// Bytes of a `real` in the shaders that have the alias (`meter`'s read-back).
     pub fn real_bytes(self) -> usize {
         match self {
             Precision::F64 => 8,
@@ -86,7 +86,7 @@ stages! {
     LimiterSmooth => "limiter_smooth", f64: true;
     LimiterApply => "limiter_apply", f64: false;
     DitherQuantize => "dither_quantize", f64: false;
-    Loudness => "loudness", f64: true;
+    Meter => "meter", f64: true;
 }
 
 /// Shared WGSL for `#import`, by name (`shaders/common/<name>.wgsl`).

@@ -1,9 +1,9 @@
 //! Bad input to `render`: exit 2, a message naming the file and the problem, nothing written.
-mod support;
+mod common;
 
 use std::path::Path;
 
-use support::*;
+use common::*;
 
 const FS: u32 = 48_000;
 

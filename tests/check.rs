@@ -1,14 +1,15 @@
 //! `check`: a clean session (reference mix = exact stem sum) passes; each planted fault — a stem
 //! 37 samples late, a polarity-inverted stem, a stem 1 s short, a clipped stem, and the rest — is a
 //! finding that names the stem.
-#[path = "common/analysis_signals.rs"]
-mod signals;
+mod common;
 
 use std::path::{Path, PathBuf};
 
-use signals::{Fmt, db_to_amp, music_noise, write_wav};
-use stemforge::analysis::check::{CheckReport, FindingKind, check};
-use stemforge::session::{CheckSettings, EqBand, EqDesign, Filter, Layout, Phase, Session, Stem};
+use common::{Noise, db_to_amp, music_noise, write_wav};
+use stemforge::analysis::check::check;
+use stemforge::model::{EqBand, EqDesign, Filter, Layout, Phase};
+use stemforge::report::check::{CheckReport, Finding, FindingKind};
+use stemforge::session::{CheckSettings, Session, Stem};
 
 const FS: u32 = 48_000;
 /// 3 s: long enough for a clear correlation peak and a 1 s length fault, short enough to be quick.
@@ -26,12 +27,21 @@ struct TestStem {
 
 /// Four stems on a stereo bus: three stereo, one mono (routed to L and R at −3 dB), one with gain.
 fn make_stems() -> Vec<TestStem> {
-    let st =
-        |seed: u64, rms: f64| vec![music_noise(seed, FRAMES, FS, rms), music_noise(seed + 50, FRAMES, FS, rms * 0.8)];
+    let st = |seed: u64, rms: f64| {
+        vec![
+            music_noise(seed, FRAMES, Noise::Programme(FS, rms)),
+            music_noise(seed + 50, FRAMES, Noise::Programme(FS, rms * 0.8)),
+        ]
+    };
     vec![
         TestStem { name: "drums", gain_db: 0.0, mix_gain_db: 0.0, audio: st(1, 0.08) },
         TestStem { name: "bass", gain_db: -2.5, mix_gain_db: 0.0, audio: st(2, 0.07) },
-        TestStem { name: "vocals", gain_db: 1.5, mix_gain_db: 0.0, audio: vec![music_noise(3, FRAMES, FS, 0.06)] },
+        TestStem {
+            name: "vocals",
+            gain_db: 1.5,
+            mix_gain_db: 0.0,
+            audio: vec![music_noise(3, FRAMES, Noise::Programme(FS, 0.06))],
+        },
         TestStem { name: "fx", gain_db: 0.0, mix_gain_db: 0.0, audio: st(4, 0.04) },
     ]
 }
@@ -56,12 +66,12 @@ fn mix_of(stems: &[TestStem]) -> Vec<Vec<f32>> {
 /// true stems) and build the session directly (all `Session` fields are public).
 fn session(dir: &Path, stems: &[TestStem], files: &[(&str, Vec<Vec<f32>>)]) -> Session {
     let mix_path = dir.join("mix.wav");
-    write_wav(&mix_path, &mix_of(stems), FS, Fmt::F32);
+    write_wav(&mix_path, &mix_of(stems), FS, 0);
     let mut list = Vec::new();
     for s in stems {
         let path = dir.join(format!("{}.wav", s.name));
         let audio = files.iter().find(|(n, _)| *n == s.name).map(|(_, a)| a).unwrap_or(&s.audio);
-        write_wav(&path, audio, FS, Fmt::F32);
+        write_wav(&path, audio, FS, 0);
         list.push(Stem { name: s.name.to_string(), path, gain_db: s.gain_db, mute: false, filter: Filter::None });
     }
     Session {
@@ -83,7 +93,7 @@ fn kinds(r: &CheckReport) -> Vec<(Option<String>, FindingKind)> {
     r.findings.iter().map(|f| (f.stem.clone(), f.kind)).collect()
 }
 
-fn finding<'a>(r: &'a CheckReport, stem: &str, kind: FindingKind) -> &'a stemforge::analysis::check::Finding {
+fn finding<'a>(r: &'a CheckReport, stem: &str, kind: FindingKind) -> &'a Finding {
     r.findings
         .iter()
         .find(|f| f.stem.as_deref() == Some(stem) && f.kind == kind)
@@ -260,7 +270,7 @@ fn gain_mismatch_rate_mismatch_dc_and_silence_are_named() {
     // A stem at 44.1 kHz among 48 kHz stems.
     let dir = tempfile::tempdir().unwrap();
     let s = session(dir.path(), &stems, &[]);
-    write_wav(&s.stems[3].path, &stems[3].audio, 44_100, Fmt::F32);
+    write_wav(&s.stems[3].path, &stems[3].audio, 44_100, 0);
     let r = check(&s).unwrap();
     let f = finding(&r, "fx", FindingKind::SampleRateMismatch);
     assert!(f.message.contains("44100 Hz") && f.message.contains("48000 Hz"), "{}", f.message);
@@ -299,12 +309,12 @@ fn unreadable_empty_nan_and_layout_problems_are_findings_not_aborts() {
     let mut s = session(dir.path(), &stems, &[]);
     // drums: missing; bass: 0 frames; vocals: a NaN; fx: 3 channels on a stereo bus.
     s.stems[0].path = dir.path().join("no-such-drums.wav");
-    write_wav(&s.stems[1].path, &[vec![], vec![]], FS, Fmt::I16);
+    write_wav(&s.stems[1].path, &[vec![], vec![]], FS, 16);
     let mut nan = stems[2].audio.clone();
     nan[0][1000] = f32::NAN;
-    write_wav(&s.stems[2].path, &nan, FS, Fmt::F32);
-    let three: Vec<Vec<f32>> = (0..3).map(|c| music_noise(70 + c, FRAMES, FS, 0.05)).collect();
-    write_wav(&s.stems[3].path, &three, FS, Fmt::F32);
+    write_wav(&s.stems[2].path, &nan, FS, 0);
+    let three: Vec<Vec<f32>> = (0..3).map(|c| music_noise(70 + c, FRAMES, Noise::Programme(FS, 0.05))).collect();
+    write_wav(&s.stems[3].path, &three, FS, 0);
     let r = check(&s).unwrap();
     assert!(finding(&r, "drums", FindingKind::Unreadable).message.contains("no-such-drums.wav"));
     finding(&r, "bass", FindingKind::Empty);
@@ -322,16 +332,16 @@ fn unreadable_empty_nan_and_layout_problems_are_findings_not_aborts() {
 #[test]
 fn surround_routing_and_the_eq_note() {
     let dir = tempfile::tempdir().unwrap();
-    let dx = music_noise(80, FRAMES, FS, 0.08);
-    let music: Vec<Vec<f32>> = (0..6).map(|c| music_noise(90 + c, FRAMES, FS, 0.03)).collect();
+    let dx = music_noise(80, FRAMES, Noise::Programme(FS, 0.08));
+    let music: Vec<Vec<f32>> = (0..6).map(|c| music_noise(90 + c, FRAMES, Noise::Programme(FS, 0.03))).collect();
     let mut mix = music.clone();
     for (m, &d) in mix[2].iter_mut().zip(&dx) {
         *m += d;
     }
     let paths: Vec<PathBuf> = ["dx", "music", "mix"].iter().map(|n| dir.path().join(format!("{n}.wav"))).collect();
-    write_wav(&paths[0], &[dx], FS, Fmt::F32);
-    write_wav(&paths[1], &music, FS, Fmt::F32);
-    write_wav(&paths[2], &mix, FS, Fmt::F32);
+    write_wav(&paths[0], &[dx], FS, 0);
+    write_wav(&paths[1], &music, FS, 0);
+    write_wav(&paths[2], &mix, FS, 0);
     let stem = |name: &str, path: &PathBuf| Stem {
         name: name.into(),
         path: path.clone(),
@@ -400,7 +410,7 @@ fn stem_missing_from_the_mix_is_named() {
     let s = session(dir.path(), &stems[..3], &[]);
     let mut s = s;
     let fx = dir.path().join("fx.wav");
-    write_wav(&fx, &stems[3].audio, FS, Fmt::F32);
+    write_wav(&fx, &stems[3].audio, FS, 0);
     s.stems.push(Stem { name: "fx".into(), path: fx, gain_db: 0.0, mute: false, filter: Filter::None });
     let r = check(&s).unwrap();
     let f = finding(&r, "fx", FindingKind::Uncorrelated);

@@ -1,9 +1,9 @@
 //! CLI wiring: exit codes, --force, a killed render, progress lines, the report, engine selection.
-mod support;
+mod common;
 
 use std::path::Path;
 
-use support::*;
+use common::*;
 
 const FS: u32 = 48_000;
 
@@ -275,7 +275,7 @@ fn check_passes_the_demo_and_exits_1_on_a_finding() {
     let s = small_session(dir.path(), 2, MASTER_OUT);
     let (_, a) = read_audio(&dir.path().join("a.wav"));
     let (_, b) = read_audio(&dir.path().join("b.wav"));
-    let g = stemforge::plan::MONO_TO_STEREO;
+    let g = stemforge::pipeline::plan::MONO_TO_STEREO;
     let mix: Vec<Vec<f32>> = (0..2).map(|c| a[c].iter().zip(&b[0]).map(|(x, y)| x - g * y).collect()).collect();
     write_wav(&dir.path().join("mix.wav"), &mix, FS, 0);
     let text = std::fs::read_to_string(&s)

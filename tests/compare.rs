@@ -1,15 +1,18 @@
 //! `compare`: null residual of two files against the parity tolerance, the first sample over it,
 //! and clear errors for files that cannot be nulled.
-#[path = "common/analysis_signals.rs"]
-mod signals;
+mod common;
 
-use signals::{Fmt, db_to_amp, music_noise, write_wav};
-use stemforge::analysis::compare::{Tolerance, compare};
+use common::{Noise, db_to_amp, music_noise, write_wav};
+use stemforge::analysis::compare::compare;
+use stemforge::report::compare::Tolerance;
 
 const FS: u32 = 48_000;
 
 fn stereo(seed: u64, frames: usize) -> Vec<Vec<f32>> {
-    vec![music_noise(seed, frames, FS, 0.1), music_noise(seed + 1, frames, FS, 0.08)]
+    vec![
+        music_noise(seed, frames, Noise::Programme(FS, 0.1)),
+        music_noise(seed + 1, frames, Noise::Programme(FS, 0.08)),
+    ]
 }
 
 #[test]
@@ -17,8 +20,8 @@ fn identical_files_pass_with_no_residual() {
     let dir = tempfile::tempdir().unwrap();
     let sig = stereo(1, 2 * FS as usize);
     let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
-    write_wav(&a, &sig, FS, Fmt::F32);
-    write_wav(&b, &sig, FS, Fmt::F32);
+    write_wav(&a, &sig, FS, 0);
+    write_wav(&b, &sig, FS, 0);
     let r = compare(&a, &b, Tolerance::default()).unwrap();
     assert!(r.passed);
     assert_eq!(r.residual_peak_dbfs, f64::NEG_INFINITY);
@@ -52,8 +55,8 @@ fn files_a_tenth_of_a_db_apart_fail_and_name_the_first_frame() {
     let g = db_to_amp(-0.1) as f32;
     let quieter: Vec<Vec<f32>> = sig.iter().map(|c| c.iter().map(|&x| x * g).collect()).collect();
     let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
-    write_wav(&a, &sig, FS, Fmt::F32);
-    write_wav(&b, &quieter, FS, Fmt::F32);
+    write_wav(&a, &sig, FS, 0);
+    write_wav(&b, &quieter, FS, 0);
     let r = compare(&a, &b, Tolerance::default()).unwrap();
     assert!(!r.passed, "0.1 dB apart must fail the parity tolerance");
 
@@ -98,8 +101,8 @@ fn lsb_counts_and_a_custom_tolerance() {
     let mut off = q.clone();
     off[1][12345] += (3.0 / 8388608.0) as f32;
     let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
-    write_wav(&a, &q, FS, Fmt::I24);
-    write_wav(&b, &off, FS, Fmt::I24);
+    write_wav(&a, &q, FS, 24);
+    write_wav(&b, &off, FS, 24);
     let r = compare(&a, &b, Tolerance::default()).unwrap();
     assert!((r.max_delta_lsb_24 - 3.0).abs() < 1e-9, "{}", r.max_delta_lsb_24);
     assert!((r.max_delta_lsb_16 - 3.0 / 256.0).abs() < 1e-9);
@@ -116,24 +119,24 @@ fn lsb_counts_and_a_custom_tolerance() {
 fn mismatched_files_are_clear_input_errors() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.wav");
-    write_wav(&base, &stereo(2, FS as usize), FS, Fmt::F32);
+    write_wav(&base, &stereo(2, FS as usize), FS, 0);
 
     let shorter = dir.path().join("shorter.wav");
-    write_wav(&shorter, &stereo(2, FS as usize - 10), FS, Fmt::F32);
+    write_wav(&shorter, &stereo(2, FS as usize - 10), FS, 0);
     let e = compare(&base, &shorter, Tolerance::default()).unwrap_err();
     let m = e.to_string();
     assert_eq!(e.exit_code(), 2);
     assert!(m.contains("base.wav") && m.contains("shorter.wav") && m.contains("48000") && m.contains("47990"), "{m}");
 
     let mono = dir.path().join("mono.wav");
-    write_wav(&mono, &[music_noise(3, FS as usize, FS, 0.1)], FS, Fmt::F32);
+    write_wav(&mono, &[music_noise(3, FS as usize, Noise::Programme(FS, 0.1))], FS, 0);
     let e = compare(&base, &mono, Tolerance::default()).unwrap_err();
     let m = e.to_string();
     assert_eq!(e.exit_code(), 2);
     assert!(m.contains("base.wav") && m.contains("mono.wav") && m.contains("1 channels") && m.contains("has 2"), "{m}");
 
     let other_rate = dir.path().join("rate.wav");
-    write_wav(&other_rate, &stereo(2, FS as usize), 44_100, Fmt::F32);
+    write_wav(&other_rate, &stereo(2, FS as usize), 44_100, 0);
     let e = compare(&base, &other_rate, Tolerance::default()).unwrap_err();
     let m = e.to_string();
     assert_eq!(e.exit_code(), 2);
@@ -157,8 +160,8 @@ fn difference_past_the_first_block_is_located() {
     let mut other = sig.clone();
     other[0][140_001] += 0.25;
     let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
-    write_wav(&a, &sig, FS, Fmt::F32);
-    write_wav(&b, &other, FS, Fmt::F32);
+    write_wav(&a, &sig, FS, 0);
+    write_wav(&b, &other, FS, 0);
     let r = compare(&a, &b, Tolerance::default()).unwrap();
     assert!(!r.passed);
     let f = r.first_over.unwrap();

@@ -1,10 +1,10 @@
 //! Honest diagnostics (issue 10 items 9, 10, 12): each message names the real problem and the
 //! file, stem or flag at fault, with the exit code DESIGN.md gives it.
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 
-use support::*;
+use common::*;
 
 const FS: u32 = 48_000;
 

@@ -1,29 +1,21 @@
 //! EQ design: the cookbook curves themselves, the designed FIR's magnitude against their product
 //! (linear and minimum phase), where an impulse lands after convolution and latency compensation,
 //! and user impulse-response files.
+mod common;
+
+use common::realistic_eq;
 use realfft::RealFftPlanner;
 use stemforge::Error;
 use stemforge::cpu::fir_convolve::FirConvolve;
 use stemforge::dsp::eq_design::{band_magnitude, bands_magnitude, design_eq, eq_latency};
 use stemforge::io::fir_file::load_fir_file;
-use stemforge::session::{EqBand, Phase};
+use stemforge::model::{EqBand, Phase};
 
 const FS: f64 = 48000.0;
 const TAPS: usize = 8191;
 
 fn db(x: f64) -> f64 {
     20.0 * x.log10()
-}
-
-fn realistic() -> Vec<EqBand> {
-    vec![
-        EqBand::Highpass { freq_hz: 80.0, order: 2 },
-        EqBand::LowShelf { freq_hz: 120.0, gain_db: -1.0, q: 0.707 },
-        EqBand::Peak { freq_hz: 250.0, gain_db: -3.0, q: 1.4 },
-        EqBand::Peak { freq_hz: 3000.0, gain_db: 2.0, q: 1.0 },
-        EqBand::HighShelf { freq_hz: 10000.0, gain_db: 1.5, q: 0.707 },
-        EqBand::Lowpass { freq_hz: 19000.0, order: 2 },
-    ]
 }
 
 #[test]
@@ -108,7 +100,7 @@ const MAX_ERR_DB: f64 = 0.1;
 #[test]
 fn realistic_set_holds_the_cookbook_curve() {
     for phase in [Phase::Linear, Phase::Minimum] {
-        let (e, f, _) = worst_error(&realistic(), phase, 0.0);
+        let (e, f, _) = worst_error(&realistic_eq(), phase, 0.0);
         println!("realistic {phase:?}: worst {e:.4} dB at {f:.1} Hz");
         assert!(e <= MAX_ERR_DB, "{phase:?}: {e:.3} dB off at {f:.1} Hz");
     }
@@ -181,7 +173,7 @@ fn impulse_response(h: &[f32], latency: usize, at: usize, block: usize) -> Vec<f
 
 #[test]
 fn linear_phase_impulse_stays_at_its_frame_and_is_symmetric() {
-    let h = design_eq(&realistic(), FS, TAPS, Phase::Linear);
+    let h = design_eq(&realistic_eq(), FS, TAPS, Phase::Linear);
     let lat = eq_latency(TAPS, Phase::Linear);
     assert_eq!(lat, 4095);
     let at = 5000;
@@ -201,7 +193,7 @@ fn linear_phase_impulse_stays_at_its_frame_and_is_symmetric() {
 
 #[test]
 fn minimum_phase_impulse_starts_at_its_frame_with_energy_up_front() {
-    let h = design_eq(&realistic(), FS, TAPS, Phase::Minimum);
+    let h = design_eq(&realistic_eq(), FS, TAPS, Phase::Minimum);
     assert_eq!(eq_latency(TAPS, Phase::Minimum), 0);
     let at = 3000;
     let y = impulse_response(&h, 0, at, 1024);
@@ -213,7 +205,7 @@ fn minimum_phase_impulse_starts_at_its_frame_with_energy_up_front() {
     // Minimum phase has the fastest energy build-up of all filters of its magnitude: every partial
     // energy of h_min is at least that of the linear-phase design with the same magnitude (up to the
     // 1e-4 that the two designs' 0.01 dB magnitude differences allow).
-    let hl = design_eq(&realistic(), FS, TAPS, Phase::Linear);
+    let hl = design_eq(&realistic_eq(), FS, TAPS, Phase::Linear);
     let cum = |h: &[f32], m: usize| h[..m].iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
     for m in [1, 4, 16, 64, 256, 1024, 4096, TAPS] {
         let (a, b) = (cum(&h, m), cum(&hl, m));

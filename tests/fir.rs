@@ -3,31 +3,11 @@
 use realfft::num_complex::Complex;
 use stemforge::cpu::fir_convolve::{FirConvolve, FirInverse};
 use stemforge::dsp::eq_design::design_eq;
-use stemforge::session::{EqBand, Phase};
+use stemforge::model::{EqBand, Phase};
 
-#[path = "common/exact_fir.rs"]
-mod exact_fir;
-#[path = "common/rng.rs"]
-mod rng;
-use exact_fir::{assert_f32_rounding_of, direct, residual_db};
-use rng::Rng;
-
-/// Full-scale white noise: the worst case for FFT rounding (flat spectrum, peaks at 0 dBFS).
-fn full_scale_noise(n: usize, seed: u64) -> Vec<f32> {
-    let mut r = Rng(seed);
-    (0..n).map(|_| r.uniform() as f32).collect()
-}
-
-fn realistic_eq() -> Vec<EqBand> {
-    vec![
-        EqBand::Highpass { freq_hz: 80.0, order: 2 },
-        EqBand::LowShelf { freq_hz: 120.0, gain_db: -1.0, q: 0.707 },
-        EqBand::Peak { freq_hz: 250.0, gain_db: -3.0, q: 1.4 },
-        EqBand::Peak { freq_hz: 3000.0, gain_db: 2.0, q: 1.0 },
-        EqBand::HighShelf { freq_hz: 10000.0, gain_db: 1.5, q: 0.707 },
-        EqBand::Lowpass { freq_hz: 19000.0, order: 2 },
-    ]
-}
+mod common;
+use common::exact_fir::{assert_f32_rounding_of, direct, residual_db};
+use common::{Rng, realistic_eq, white};
 
 fn stream(h: &[f32], block: usize, x: &[f32]) -> Vec<f32> {
     let mut c = FirConvolve::new(h, block);
@@ -53,7 +33,7 @@ fn eq_8191_matches_direct_convolution_for_several_block_sizes() {
     // partition (h shorter than block).
     for block in [1024, 4096, 8192, 16384] {
         let frames = (40000 / block).max(3) * block;
-        let x = full_scale_noise(frames, 7 + block as u64);
+        let x = white(7 + block as u64, frames);
         let y = stream(&h, block, &x);
         let r = direct(&x, &h);
         let (peak, rms, at) = residual_db(&y, &r);
@@ -70,7 +50,7 @@ fn eq_8191_matches_direct_convolution_for_several_block_sizes() {
 
 #[test]
 fn short_and_odd_filters_match_direct_convolution() {
-    let x = full_scale_noise(6 * 512, 99);
+    let x = white(99, 6 * 512);
     let mut rng = Rng(5);
     // 1 tap (a gain), shorter than the block, exactly one block, one tap over, several blocks.
     for taps in [1usize, 37, 512, 513, 2000] {
@@ -91,7 +71,7 @@ fn short_and_odd_filters_match_direct_convolution() {
 #[test]
 fn streaming_equals_one_shot() {
     let h = design_eq(&realistic_eq(), 48000.0, 8191, Phase::Minimum);
-    let x = full_scale_noise(16 * 1024, 3);
+    let x = white(3, 16 * 1024);
     // One shot: the whole signal as one block.
     let one = stream(&h, x.len(), &x);
     let one64: Vec<f64> = one.iter().map(|&v| v as f64).collect();
@@ -128,7 +108,7 @@ fn frequency_domain_sum_equals_sum_of_convolutions() {
         design_eq(&[EqBand::Highpass { freq_hz: 200.0, order: 4 }], 48000.0, 301, Phase::Linear),
     ];
     let gains = [0.5f32, -0.8, 1.0];
-    let xs: Vec<Vec<f32>> = (0..3).map(|i| full_scale_noise(n, 40 + i)).collect();
+    let xs: Vec<Vec<f32>> = (0..3).map(|i| white(40 + i, n)).collect();
     let mut convs: Vec<FirConvolve> = filters.iter().map(|h| FirConvolve::new(h, block)).collect();
     let mut inv = FirInverse::new(block);
     let mut acc = vec![Complex::new(0.0f64, 0.0); convs[0].bins()];

@@ -5,16 +5,12 @@
 //!
 //! GPU tests never skip silently: with no adapter they fail and say how to get one, unless
 //! STEMFORGE_SKIP_GPU_TESTS=1 (then each prints that it skipped, with the count).
-#[path = "common/gpu_harness.rs"]
-mod gpu_harness;
-#[path = "common/gpu_parity.rs"]
-mod gpu_parity;
-#[path = "common/gpu_signals.rs"]
-mod gpu_signals;
 
-use gpu_harness::gpu;
-use gpu_parity::assert_parity;
-use gpu_signals::{impulses, music_noise, sweep};
+mod common;
+
+use common::gpu_harness::gpu;
+use common::gpu_parity::assert_parity;
+use common::{Noise, impulses, music_noise, sweep};
 use stemforge::cpu::limiter::Limiter;
 use stemforge::cpu::pcm_unpack::{bytes_per_sample, unpack};
 use stemforge::dsp::eq_design::{design_eq, eq_latency};
@@ -26,10 +22,11 @@ use stemforge::engine::{
 use stemforge::error::{Error, Result};
 use stemforge::gpu::limiter_apply::STATS_SPAN;
 use stemforge::gpu::{GpuContext, GpuEngine, list_adapters};
+use stemforge::io::WriterSpec;
 use stemforge::io::wav_writer::WavWriter;
-use stemforge::io::{SourceEncoding, WriterSpec};
-use stemforge::render::{EngineChoice, RenderOptions, RenderReport, render};
-use stemforge::session::{EqBand, Layout, Phase, SampleFormat};
+use stemforge::model::{EqBand, Layout, Phase, SampleFormat, SourceEncoding};
+use stemforge::pipeline::render::{EngineChoice, RenderOptions, render};
+use stemforge::report::render::RenderReport;
 
 const FS: f64 = 48000.0;
 
@@ -306,10 +303,10 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
         }),
     };
     let signals = vec![
-        vec![music_noise(frames, 1), music_noise(frames, 2)],
+        vec![music_noise(1, frames, Noise::FullScale), music_noise(2, frames, Noise::FullScale)],
         vec![sweep(frames, FS, 30.0, 300.0, 0.9)],
         // Shorter than the program: the source pads it with silence.
-        vec![music_noise(frames - frames / 3, 3), impulses(frames - frames / 3, 11, 333)],
+        vec![music_noise(3, frames - frames / 3, Noise::FullScale), impulses(frames - frames / 3, 11, 333)],
     ];
     (plan, signals)
 }
@@ -426,17 +423,7 @@ fn engine_reduces_the_limiter_gain_on_the_device() {
         let want = gain_stats(g);
         assert_eq!(got.frames, want.frames, "block {k}: frames");
         assert_eq!(got.least.to_bits(), want.least.to_bits(), "block {k}: least gain {} vs {}", got.least, want.least);
-        let log2_err: f64 = g
-            .iter()
-            .map(|&v| {
-                if (0.5..=2.0).contains(&v) {
-                    2f64.powi(-21)
-                } else {
-                    3.0 * f32::EPSILON as f64 * (v as f64).log2().abs()
-                }
-            })
-            .sum();
-        let bound = std::f64::consts::LOG10_2 * log2_err + 24.0 * 2f64.powi(-24) * want.sum_log10.abs();
+        let bound = common::gpu_parity::sum_log10_bound(g, want.sum_log10);
         let err = (got.sum_log10 - want.sum_log10).abs();
         println!(
             "block {k}: sum log10 {:.9e} vs {:.9e}: |diff| {err:.3e}, bound {bound:.3e}",
@@ -479,8 +466,8 @@ fn cpu_engine_passes_match_the_offline_reference() {
         "cpu bus summed in the frequency domain vs the sum of its stems",
         &summed.master,
         &spectral.master,
-        gpu_parity::STAGE_PEAK_DBFS,
-        gpu_parity::STAGE_RMS_DBFS,
+        common::gpu_parity::STAGE_PEAK_DBFS,
+        common::gpu_parity::STAGE_RMS_DBFS,
     );
     assert_ne!(spectral.master, summed.master, "two summation orders: the bus must have been summed spectrally");
 }
@@ -507,8 +494,8 @@ fn a_stem_path_that_is_not_linear_is_summed_in_the_time_domain() {
         "cpu time-domain sum (a stem not linear) vs the spectral sum",
         &summed.master,
         &spectral.master,
-        gpu_parity::STAGE_PEAK_DBFS,
-        gpu_parity::STAGE_RMS_DBFS,
+        common::gpu_parity::STAGE_PEAK_DBFS,
+        common::gpu_parity::STAGE_RMS_DBFS,
     );
     assert_ne!(summed.master, spectral.master, "the non-linear stem must have left the spectral sum");
 }
@@ -898,11 +885,14 @@ fn integer_session(dir: &std::path::Path, frames: usize, outputs: &str) -> std::
         let s = 2f32.powi(bits - 1);
         x.iter().map(|v| (v * 0.5 * s).round() / s).collect()
     };
-    let drums = vec![on_grid(music_noise(frames, 41), 24), on_grid(music_noise(frames, 42), 24)];
+    let drums = vec![
+        on_grid(music_noise(41, frames, Noise::FullScale), 24),
+        on_grid(music_noise(42, frames, Noise::FullScale), 24),
+    ];
     let bass = vec![on_grid(sweep(frames, FS, 40.0, 400.0, 0.9), 16)];
     write_stem(&dir.join("drums.wav"), &drums, SampleFormat::Pcm24);
     write_stem(&dir.join("bass.wav"), &bass, SampleFormat::Pcm16);
-    let pad: Vec<f64> = music_noise(frames, 43).iter().map(|v| *v as f64 * 0.3).collect();
+    let pad: Vec<f64> = music_noise(43, frames, Noise::FullScale).iter().map(|v| *v as f64 * 0.3).collect();
     write_f64_stem(&dir.join("pad.wav"), &pad);
     let session = dir.join("session.toml");
     std::fs::write(
@@ -1022,7 +1012,10 @@ fn codec_stems_go_up_decoded_beside_raw_ones() {
         let s = 2f32.powi(bits - 1);
         x.iter().map(|v| (v * 0.5 * s).round() / s).collect()
     };
-    let keys = vec![on_grid(music_noise(frames, 51), 24), on_grid(music_noise(frames, 52), 24)];
+    let keys = vec![
+        on_grid(music_noise(51, frames, Noise::FullScale), 24),
+        on_grid(music_noise(52, frames, Noise::FullScale), 24),
+    ];
     write_stem(&dir.path().join("keys.wav"), &keys, SampleFormat::Pcm24);
     let vox = vec![on_grid(sweep(frames, FS, 200.0, 2000.0, 0.8), 16)];
     let vox_wav = dir.path().join("vox-src.wav");

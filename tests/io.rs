@@ -2,49 +2,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod support;
-use support::ffprobe_stream;
+mod common;
+use common::{db, ffprobe_stream, music};
 
 use stemforge::cpu::{dither_quantize, pcm_unpack};
 use stemforge::error::Error;
 use stemforge::io::wav_reader::WavReader;
 use stemforge::io::wav_writer::WavWriter;
-use stemforge::io::{self, BlockReader, SourceEncoding, WriterSpec};
-use stemforge::session::{Layout, SampleFormat};
-use stemforge::sink::Writers;
+use stemforge::io::{self, BlockReader, WriterSpec};
+use stemforge::model::SourceEncoding;
+use stemforge::model::{Layout, SampleFormat};
+use stemforge::pipeline::sink::Writers;
 
-/// Seeded noise with a roughly 1/f ("music-like") spectrum: a sum of one-pole-filtered white noise
-/// bands, scaled to peak near `peak`.
-fn music_noise(seed: u64, frames: usize, peak: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    };
-    let poles = [0.999, 0.99, 0.9, 0.5, 0.0];
-    let mut state = [0.0f64; 5];
-    let mut y: Vec<f64> = (0..frames)
-        .map(|_| {
-            let mut acc = 0.0;
-            for (k, p) in poles.iter().enumerate() {
-                state[k] = p * state[k] + (1.0 - p) * next();
-                acc += state[k] * (1.0 / (1.0 - p)).sqrt();
-            }
-            acc
-        })
-        .collect();
-    let m = y.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for v in &mut y {
-        *v *= peak as f64 / m;
-    }
-    y.into_iter().map(|v| v as f32).collect()
-}
-
-/// Per-channel test signals: different seeds per channel.
+/// Per-channel test signals (`common::music`, a different seed per channel), each peaking at `peak`.
 fn planar_signal(channels: usize, frames: usize, peak: f32) -> Vec<Vec<f32>> {
-    (0..channels).map(|c| music_noise(17 + c as u64, frames, peak)).collect()
+    music(17, frames, channels, db(peak as f64))
 }
 
 fn tmpdir() -> tempfile::TempDir {
@@ -98,7 +70,7 @@ fn hound_write(path: &Path, planar: &[Vec<f32>], bits: u16, float: bool, rate: u
 
 fn assert_input_error(r: Result<Box<dyn BlockReader>, Error>, path: &Path, needle: &str) {
     match r {
-        Err(Error::Input { path: p, msg }) => {
+        Err(Error::Input { path: p, msg, .. }) => {
             assert_eq!(p, path, "error names the wrong file: {msg}");
             assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
         }
@@ -736,7 +708,7 @@ fn aiff_float_nan_and_truncated_aiff_are_input_errors() {
     let mut r = io::open(&aifc).unwrap();
     let mut buf = vec![vec![0.0f32; 5000]; 2];
     match r.read_planar(&mut buf, 5000) {
-        Err(Error::Input { path, msg }) => {
+        Err(Error::Input { path, msg, .. }) => {
             assert_eq!(path, aifc);
             assert_eq!(msg, "NaN sample at frame 4321, channel 1 of 2");
         }
@@ -772,7 +744,7 @@ fn truncated_flac_is_an_input_error() {
         }
     };
     match err {
-        Error::Input { path, msg } => {
+        Error::Input { path, msg, .. } => {
             assert_eq!(path, flac);
             assert!(msg.contains("truncated") || msg.contains("decode error"), "{msg}");
         }
@@ -856,7 +828,7 @@ fn nan_and_inf_samples_are_input_errors_naming_frame_and_channel() {
         let mut buf = vec![vec![0.0f32; 1000]; 2];
         assert_eq!(r.read_planar(&mut buf, 1000).unwrap(), 1000, "the first block is clean");
         match r.read_planar(&mut buf, 1000) {
-            Err(Error::Input { path: p, msg }) => {
+            Err(Error::Input { path: p, msg, .. }) => {
                 assert_eq!(p, path);
                 assert_eq!(msg, format!("{label} sample at frame 1234, channel 2 of 2"));
             }
@@ -895,7 +867,7 @@ fn writer_errors_and_no_partial_files() {
     // Missing folder.
     let bad = dir.path().join("no-such-folder").join("out.wav");
     match WavWriter::create(&bad, &sp) {
-        Err(Error::Output { path, msg }) => {
+        Err(Error::Output { path, msg, .. }) => {
             assert_eq!(path, bad);
             assert!(msg.contains("does not exist"), "{msg}");
         }
@@ -1017,7 +989,7 @@ fn quantize_block_rounding_clamping_and_dither_bounds() {
 
     // Dithered: the integer is one of the two neighbours of x's exact value; full scale stays
     // clamped; a block split at any point gives the same integers.
-    let sig = music_noise(3, 10_000, 0.99);
+    let sig = music(3, 10_000, 1, db(0.99)).remove(0);
     let mut whole = vec![0i32; sig.len()];
     dither_quantize::quantize_block(&sig, 16, Some(99), 3, 1_000_000, &mut whole);
     let mut parts = vec![0i32; sig.len()];

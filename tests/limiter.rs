@@ -14,9 +14,8 @@ use stemforge::engine::LimiterPlan;
 
 const FS: u32 = 48000;
 
-#[path = "common/rng.rs"]
-mod rng;
-use rng::Rng;
+mod common;
+use common::{Noise, Rng, music_noise, sine};
 
 /// An attenuation-like envelope: stretches of 0 (no limiting), bursts of random height and length,
 /// isolated spikes, slow ramps: every shape the hold, release and box see.
@@ -304,35 +303,6 @@ fn ffmpeg_true_peak_db(y: &[Vec<f32>], dir: &Path, name: &str) -> f64 {
     20.0 * v.log10()
 }
 
-/// Seeded noise with a music-like spectrum: pink (Kellet's filter) with a bass lift.
-fn music_noise(n: usize, seed: u64, rms: f64) -> Vec<f32> {
-    let mut r = Rng(seed);
-    let (mut b0, mut b1, mut b2, mut b3, mut b4, mut b5, mut b6) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    let mut lp = 0.0;
-    let mut v: Vec<f64> = (0..n)
-        .map(|_| {
-            let w = r.gauss();
-            b0 = 0.99886 * b0 + w * 0.0555179;
-            b1 = 0.99332 * b1 + w * 0.0750759;
-            b2 = 0.96900 * b2 + w * 0.1538520;
-            b3 = 0.86650 * b3 + w * 0.3104856;
-            b4 = 0.55000 * b4 + w * 0.5329522;
-            b5 = -0.7616 * b5 - w * 0.0168980;
-            let p = b0 + b1 + b2 + b3 + b4 + b5 + b6 + w * 0.5362;
-            b6 = w * 0.115926;
-            lp += 0.01 * (p - lp);
-            p + 2.0 * lp
-        })
-        .collect();
-    let cur = (v.iter().map(|s| s * s).sum::<f64>() / n as f64).sqrt();
-    v.iter_mut().for_each(|s| *s *= rms / cur);
-    v.into_iter().map(|s| s as f32).collect()
-}
-
-fn sine(n: usize, f: f64, amp: f64, phase: f64) -> Vec<f32> {
-    (0..n).map(|i| (amp * (2.0 * PI * f * i as f64 / FS as f64 + phase).sin()) as f32).collect()
-}
-
 /// Naive (aliased) square wave: every sample +-amp, the classic inter-sample-peak generator.
 fn square(n: usize, f: f64, amp: f32) -> Vec<f32> {
     (0..n).map(|i| if (f * i as f64 / FS as f64).fract() < 0.5 { amp } else { -amp }).collect()
@@ -363,10 +333,10 @@ fn hard_signals() -> Vec<Hard> {
     // fs/4 sine at 45 degrees: every sample at 0.707 of the peak; samples at +3 dBFS, true peak +6.
     v.push((
         "fs/4 sine at 45 deg, samples +3 dBFS".into(),
-        stereo(sine(n, 12000.0, db(3.0) as f64 * 2f64.sqrt(), PI / 4.0)),
+        stereo(sine(12000.0, db(3.0) as f64 * 2f64.sqrt(), PI / 4.0, n, FS)),
     ));
     for f in [8000.0, 15000.0, 16000.0, 17000.0, 19000.0, 20000.0, 21000.0, 22500.0] {
-        v.push((format!("sine {f} Hz +6 dB"), stereo(sine(n, f, db(6.0) as f64, 0.3))));
+        v.push((format!("sine {f} Hz +6 dB"), stereo(sine(f, db(6.0) as f64, 0.3, n, FS))));
     }
     // Worst-case inter-sample pattern: x[k] = sign(sinc(k - 31.5)) over 64 samples, repeated:
     // the interpolated value at k = 31.5 is the sum of |sinc|, several dB above the samples.
@@ -394,18 +364,21 @@ fn hard_signals() -> Vec<Hard> {
     v.push(("DC step".into(), stereo(s)));
     for f in [8000.0, 15000.0, 19000.0] {
         let mut s = vec![0.0f32; n];
-        s[9600..].copy_from_slice(&sine(n - 9600, f, db(6.0) as f64, 0.3));
+        s[9600..].copy_from_slice(&sine(f, db(6.0) as f64, 0.3, n - 9600, FS));
         v.push((format!("{f} Hz sine onset after silence"), stereo(s)));
     }
     // Noise bursts: 20 ms of music-like noise at random levels up to +12 dB, 30 ms gaps.
-    let mut s = music_noise(n, 5, 0.25);
+    let mut s = music_noise(5, n, Noise::BassLift(0.25));
     for (i, v) in s.iter_mut().enumerate() {
         let burst = (i / 960) % 5 < 2;
         *v *= if burst { db(12.0 * ((i / 2400) % 3) as f64 / 2.0) * 2.0 } else { 0.0 };
     }
-    v.push(("noise bursts".into(), vec![s, music_noise(n, 6, 0.1)]));
+    v.push(("noise bursts".into(), vec![s, music_noise(6, n, Noise::BassLift(0.1))]));
     // Hot program: music-like noise at 0 dBFS RMS, limited all the time; and a bright one.
-    v.push(("hot music noise".into(), vec![music_noise(n, 8, 1.0), music_noise(n, 9, 1.0)]));
+    v.push((
+        "hot music noise".into(),
+        vec![music_noise(8, n, Noise::BassLift(1.0)), music_noise(9, n, Noise::BassLift(1.0))],
+    ));
     let bright = |x: Vec<f32>| {
         let mut prev = 0.0f32;
         x.into_iter()
@@ -416,7 +389,10 @@ fn hard_signals() -> Vec<Hard> {
             })
             .collect::<Vec<f32>>()
     };
-    v.push(("bright music noise".into(), vec![bright(music_noise(n, 28, 0.3)), bright(music_noise(n, 29, 0.3))]));
+    v.push((
+        "bright music noise".into(),
+        vec![bright(music_noise(28, n, Noise::BassLift(0.3))), bright(music_noise(29, n, Noise::BassLift(0.3)))],
+    ));
     // Torture: full-band white noise at -3 dBFS RMS (peaks ~+10 dBFS), 4 s.
     let mut white = || (0..192000).map(|_| (r.gauss() * 0.7) as f32).collect::<Vec<f32>>();
     v.push(("white noise -3 dBFS RMS, 4 s".into(), vec![white(), white()]));
@@ -431,8 +407,8 @@ fn hard_signals() -> Vec<Hard> {
         .collect();
     v.push(("log sweep +3 dB".into(), stereo(s)));
     // 5.1 with a hot LFE: the linked gain must hold the 40 Hz LFE at +6 dBFS down.
-    let mut ch: Vec<Vec<f32>> = (0..6).map(|c| music_noise(n, 40 + c, 0.15)).collect();
-    ch[3] = sine(n, 40.0, db(6.0) as f64, 0.0);
+    let mut ch: Vec<Vec<f32>> = (0..6).map(|c| music_noise(40 + c, n, Noise::BassLift(0.15))).collect();
+    ch[3] = sine(40.0, db(6.0) as f64, 0.0, n, FS);
     v.push(("5.1 hot LFE".into(), ch));
 
     let mut hard: Vec<Hard> = v
@@ -445,8 +421,8 @@ fn hard_signals() -> Vec<Hard> {
         .collect();
     // Loud from the very first sample (the interpolator's pre-ringing before frame 0 counts).
     for (name, s) in [
-        ("15 kHz sine from frame 0", sine(n, 15000.0, db(6.0) as f64, 0.3)),
-        ("23 kHz sine from frame 0", sine(n, 23000.0, db(3.0) as f64, 1.2)),
+        ("15 kHz sine from frame 0", sine(15000.0, db(6.0) as f64, 0.3, n, FS)),
+        ("23 kHz sine from frame 0", sine(23000.0, db(3.0) as f64, 1.2, n, FS)),
         ("square 5100 Hz from frame 0", square(n, 5100.0, db(3.0))),
     ] {
         hard.push(Hard { name: name.into(), x: vec![s.clone(), s], loud_at_frame_0: true });
@@ -516,8 +492,9 @@ fn limited_hard_signals_stay_under_the_true_peak_ceiling() {
 fn limiter_gain_equals_design_formulas() {
     let lead_in = 64; // > table latency: a[k] = 0 for k < 0 holds literally
     let n = 8000;
-    let x: Vec<Vec<f32>> =
-        (0..2).map(|c| [vec![0.0f32; lead_in], music_noise(n - lead_in, 60 + c, 0.8)].concat()).collect();
+    let x: Vec<Vec<f32>> = (0..2)
+        .map(|c| [vec![0.0f32; lead_in], music_noise(60 + c, n - lead_in, Noise::BassLift(0.8))].concat())
+        .collect();
     for k in [1, 4] {
         let p = plan(-1.5, k);
         let (_, g) = limit(&x, &p, 700);

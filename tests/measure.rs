@@ -1,15 +1,15 @@
 //! `measure`: BS.1770-4 loudness against EBU Tech 3341 cases built from their definitions, against
 //! ffmpeg's ebur128 filter as an independent meter, and the exact JSON shape.
-#[path = "common/analysis_signals.rs"]
-mod signals;
+mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use signals::{Fmt, Rng, db_to_amp, music_noise, sine, write_wav};
-use stemforge::analysis::measure::{measure, measure_one, to_json, to_text};
-use stemforge::cpu::loudness::{LoudnessMeter, MeterScope, channel_map, measure_file};
-use stemforge::session::Layout;
+use common::{Noise, Rng, db_to_amp, music_noise, sine, write_wav};
+use stemforge::analysis::measure::{measure, measure_one};
+use stemforge::meter::{LoudnessMeter, MeterScope, channel_map, measure_file};
+use stemforge::model::Layout;
+use stemforge::report::measure::{to_json, to_text};
 
 const FS: u32 = 48_000;
 
@@ -31,7 +31,7 @@ fn tech3341_stereo_sine_at_minus_23_and_minus_33() {
     for level in [-23.0, -33.0] {
         let s = sine(1000.0, db_to_amp(level), 0.0, 20 * FS as usize, FS);
         let path = dir.path().join(format!("sine{level}.wav"));
-        write_wav(&path, &[s.clone(), s], FS, Fmt::F32);
+        write_wav(&path, &[s.clone(), s], FS, 0);
         let st = measure_file(&path).unwrap();
         assert!((st.integrated_lufs - level).abs() <= TECH3341_LU, "I = {} for {level}", st.integrated_lufs);
         assert!((st.max_momentary_lufs - level).abs() <= TECH3341_LU, "M = {}", st.max_momentary_lufs);
@@ -60,7 +60,7 @@ fn relative_gate_drops_quiet_passages() {
     let quiet = sine(1000.0, db_to_amp(-60.0), 0.0, n, FS);
     let ch: Vec<f32> = quiet.iter().chain(&loud).chain(&quiet).copied().collect();
     let path = dir.path().join("gate.wav");
-    write_wav(&path, &[ch.clone(), ch], FS, Fmt::F32);
+    write_wav(&path, &[ch.clone(), ch], FS, 0);
     let st = measure_file(&path).unwrap();
     let want = -23.0 + 10.0 * (100.0f64 / 103.0).log10();
     assert!((st.integrated_lufs - want).abs() <= TECH3341_LU, "I = {} vs {want}", st.integrated_lufs);
@@ -79,7 +79,7 @@ fn tech3341_true_peak_of_fs_over_4_sine_at_45_degrees() {
     let a = db_to_amp(-6.0);
     let s = sine(FS as f64 / 4.0, a, std::f64::consts::FRAC_PI_4, 5 * FS as usize, FS);
     let path = dir.path().join("tp.wav");
-    write_wav(&path, &[s.clone(), s], FS, Fmt::F32);
+    write_wav(&path, &[s.clone(), s], FS, 0);
     let st = measure_file(&path).unwrap();
     assert!((st.sample_peak_dbfs - (-6.0 - 3.0103)).abs() < 0.01, "sample peak {}", st.sample_peak_dbfs);
     let err = st.true_peak_dbtp - -6.0;
@@ -104,7 +104,7 @@ fn surround_weights_5_1_and_7_1_exclude_lfe() {
     let (p51, want51) =
         weighted_sine_program(&[-28.0, -28.0, -30.0, -3.0, -31.0, -31.0], &[1.0, 1.0, 1.0, 0.0, 1.41, 1.41]);
     let path = dir.path().join("s51.wav");
-    write_wav(&path, &p51, FS, Fmt::F32);
+    write_wav(&path, &p51, FS, 0);
     let st = measure_file(&path).unwrap();
     assert!((st.integrated_lufs - want51).abs() <= TECH3341_LU, "5.1: {} vs {want51}", st.integrated_lufs);
     // 7.1 (WAV order L R C LFE Lrs Rrs Lss Rss): all four surrounds at 1.41.
@@ -113,7 +113,7 @@ fn surround_weights_5_1_and_7_1_exclude_lfe() {
         &[1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.41, 1.41],
     );
     let path = dir.path().join("s71.wav");
-    write_wav(&path, &p71, FS, Fmt::F32);
+    write_wav(&path, &p71, FS, 0);
     let st = measure_file(&path).unwrap();
     assert!((st.integrated_lufs - want71).abs() <= TECH3341_LU, "7.1: {} vs {want71}", st.integrated_lufs);
     // The peaks are physical: the LFE's −3 dBFS is the file's sample peak.
@@ -122,7 +122,7 @@ fn surround_weights_5_1_and_7_1_exclude_lfe() {
     // Three channels have no standard layout: every channel weighs 1.0.
     let (p3, want3) = weighted_sine_program(&[-30.0, -30.0, -30.0], &[1.0, 1.0, 1.0]);
     let path = dir.path().join("three.wav");
-    write_wav(&path, &p3, FS, Fmt::F32);
+    write_wav(&path, &p3, FS, 0);
     let r = measure_one(&path).unwrap();
     assert!((r.stats.integrated_lufs - want3).abs() <= TECH3341_LU, "3 ch: {} vs {want3}", r.stats.integrated_lufs);
     assert!(r.layout().is_none());
@@ -134,7 +134,7 @@ fn surround_weights_5_1_and_7_1_exclude_lfe() {
 #[test]
 fn block_size_does_not_change_the_reading() {
     let n = 7 * FS as usize + 1234;
-    let planar: Vec<Vec<f32>> = (0..2).map(|c| music_noise(40 + c, n, FS, 0.08)).collect();
+    let planar: Vec<Vec<f32>> = (0..2).map(|c| music_noise(40 + c, n, Noise::Programme(FS, 0.08))).collect();
     let read = |block: usize| {
         let mut m = LoudnessMeter::new(2, FS, Some(Layout::Stereo)).unwrap();
         let mut at = 0;
@@ -167,7 +167,7 @@ fn block_size_does_not_change_the_reading() {
 /// random levels, offsets and frequencies, over a quiet noise floor.
 fn tone_bursts(seed: u64, frames: usize, fs: u32) -> Vec<f32> {
     let mut rng = Rng::new(seed);
-    let mut x: Vec<f32> = music_noise(seed + 100, frames, fs, 0.003);
+    let mut x: Vec<f32> = music_noise(seed + 100, frames, Noise::Programme(fs, 0.003));
     let mut at = rng.range(0, fs as usize / 7);
     let mut k = 0;
     while at < frames {
@@ -225,7 +225,9 @@ fn max_momentary_short_term_and_true_peak_equal_the_crate_read_every_100ms() {
     let cases: Vec<Case> = {
         let n = |fs: u32, s: usize| s * fs as usize + 777;
         let noise = |fs: u32, ch: usize, seed: u64| -> Vec<Vec<f32>> {
-            (0..ch).map(|c| music_noise(seed + c as u64, n(fs, 9), fs, 0.05 + 0.02 * c as f64)).collect()
+            (0..ch)
+                .map(|c| music_noise(seed + c as u64, n(fs, 9), Noise::Programme(fs, 0.05 + 0.02 * c as f64)))
+                .collect()
         };
         let bursts = |fs: u32, ch: usize, seed: u64| -> Vec<Vec<f32>> {
             (0..ch).map(|c| tone_bursts(seed + 10 * c as u64, n(fs, 12), fs)).collect()
@@ -301,9 +303,10 @@ fn max_momentary_short_term_and_true_peak_equal_the_crate_read_every_100ms() {
 #[test]
 fn integer_and_float_files_agree() {
     let dir = tmp();
-    let planar: Vec<Vec<f32>> = (0..2).map(|c| music_noise(7 + c, 4 * FS as usize, FS, 0.1)).collect();
+    let planar: Vec<Vec<f32>> =
+        (0..2).map(|c| music_noise(7 + c, 4 * FS as usize, Noise::Programme(FS, 0.1))).collect();
     let mut results = Vec::new();
-    for fmt in [Fmt::I16, Fmt::I24, Fmt::F32] {
+    for fmt in [16, 24, 0] {
         let path = dir.path().join(format!("{fmt:?}.wav"));
         write_wav(&path, &planar, FS, fmt);
         results.push(measure_file(&path).unwrap());
@@ -318,7 +321,7 @@ fn integer_and_float_files_agree() {
 fn silence_reads_minus_inf_and_serializes_null() {
     let dir = tmp();
     let path = dir.path().join("silent.wav");
-    write_wav(&path, &[vec![0.0; FS as usize], vec![0.0; FS as usize]], FS, Fmt::I16);
+    write_wav(&path, &[vec![0.0; FS as usize], vec![0.0; FS as usize]], FS, 16);
     let r = measure(&[path]).unwrap();
     assert_eq!(r[0].stats.integrated_lufs, f64::NEG_INFINITY);
     assert_eq!(r[0].stats.true_peak_dbtp, f64::NEG_INFINITY);
@@ -336,9 +339,9 @@ fn json_keys_are_exact_one_object_or_a_list() {
     let dir = tmp();
     let a = dir.path().join("a.wav");
     let b = dir.path().join("b.wav");
-    let s = music_noise(3, 2 * FS as usize, FS, 0.1);
-    write_wav(&a, &[s.clone(), s.clone()], FS, Fmt::F32);
-    write_wav(&b, &[s], FS, Fmt::I24);
+    let s = music_noise(3, 2 * FS as usize, Noise::Programme(FS, 0.1));
+    write_wav(&a, &[s.clone(), s.clone()], FS, 0);
+    write_wav(&b, &[s], FS, 24);
     let one = to_json(&measure(std::slice::from_ref(&a)).unwrap());
     let obj = one.as_object().expect("one file: one object");
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
@@ -437,9 +440,9 @@ fn agree_with_ffmpeg(path: &Path, prefilter: Option<&str>) {
 fn agrees_with_ffmpeg_on_stereo_programme() {
     let dir = tmp();
     let n = 8 * FS as usize;
-    let planar = vec![music_noise(101, n, FS, 0.12), music_noise(102, n, FS, 0.07)];
+    let planar = vec![music_noise(101, n, Noise::Programme(FS, 0.12)), music_noise(102, n, Noise::Programme(FS, 0.07))];
     let path = dir.path().join("stereo.wav");
-    write_wav(&path, &planar, FS, Fmt::I24);
+    write_wav(&path, &planar, FS, 24);
     agree_with_ffmpeg(&path, None);
 }
 
@@ -450,9 +453,10 @@ fn agrees_with_ffmpeg_on_5_1_programme_with_hot_lfe() {
     let dir = tmp();
     let n = 8 * FS as usize;
     let rms = [0.06, 0.05, 0.07, 0.15, 0.03, 0.025];
-    let planar: Vec<Vec<f32>> = rms.iter().enumerate().map(|(c, &r)| music_noise(200 + c as u64, n, FS, r)).collect();
+    let planar: Vec<Vec<f32>> =
+        rms.iter().enumerate().map(|(c, &r)| music_noise(200 + c as u64, n, Noise::Programme(FS, r))).collect();
     let path = dir.path().join("s51.wav");
-    write_wav(&path, &planar, FS, Fmt::F32);
+    write_wav(&path, &planar, FS, 0);
     agree_with_ffmpeg(&path, None);
 
     // The LFE must not count: the same programme without it reads the same, while counting it as
@@ -460,7 +464,7 @@ fn agrees_with_ffmpeg_on_5_1_programme_with_hot_lfe() {
     let mut no_lfe = planar.clone();
     no_lfe[3].iter_mut().for_each(|x| *x = 0.0);
     let path0 = dir.path().join("s51_nolfe.wav");
-    write_wav(&path0, &no_lfe, FS, Fmt::F32);
+    write_wav(&path0, &no_lfe, FS, 0);
     let with = measure_file(&path).unwrap().integrated_lufs;
     let without = measure_file(&path0).unwrap().integrated_lufs;
     assert!((with - without).abs() < 1e-9, "LFE changed the loudness: {with} vs {without}");
@@ -478,8 +482,9 @@ fn agrees_with_ffmpeg_on_7_1_programme() {
     let dir = tmp();
     let n = 6 * FS as usize;
     let rms = [0.05, 0.04, 0.05, 0.15, 0.04, 0.035, 0.06, 0.05];
-    let planar: Vec<Vec<f32>> = rms.iter().enumerate().map(|(c, &r)| music_noise(300 + c as u64, n, FS, r)).collect();
+    let planar: Vec<Vec<f32>> =
+        rms.iter().enumerate().map(|(c, &r)| music_noise(300 + c as u64, n, Noise::Programme(FS, r))).collect();
     let path = dir.path().join("s71.wav");
-    write_wav(&path, &planar, FS, Fmt::F32);
+    write_wav(&path, &planar, FS, 0);
     agree_with_ffmpeg(&path, Some("channelmap=map=0|1|2|3|4|5|6|7:channel_layout=7.1"));
 }

@@ -2,11 +2,11 @@
 //! peaks within 1.25x of a 1.5-minute one, on the CPU engine and on the GPU engine (lavapipe
 //! here), and on the GPU engine also with `--spill none`, whose writing pass repeats. Memory is a
 //! property, measured here from /proc; speed is measured in benches/, never in tests.
-mod support;
+mod common;
 
 use std::path::Path;
 
-use support::*;
+use common::*;
 
 const FS: u32 = 48_000;
 

@@ -1,15 +1,15 @@
 //! Reliability of `render` and `check` as a farm runs them (issue 10): no write lands on an input,
 //! whatever the flags; a report is an output; racing renders never overwrite each other; signals,
 //! errors and killed renders leave no temporary file and no empty folder behind.
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use common::*;
 use sha2::{Digest, Sha256};
-use support::*;
 
 const FS: u32 = 48_000;
 

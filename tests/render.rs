@@ -1,11 +1,11 @@
 //! Whole renders through the CLI, on every engine: exact sums, loudness targets read by ffmpeg,
 //! true peak under the ceiling, stems that sum to the master, sample alignment, the golden demo,
 //! and one writing pass once G is solved on the spilled bus.
-mod support;
+mod common;
 
 use std::path::Path;
 
-use support::*;
+use common::*;
 
 const FS: u32 = 48_000;
 
@@ -30,7 +30,7 @@ fn seven_stems_sum_exactly() {
         write_wav(&dir.path().join(format!("s{i}.wav")), &s, FS, 24);
         let g = 10f64.powf(gains[i] / 20.0);
         for (c, e) in expected.iter_mut().enumerate() {
-            let (src, w) = if mono[i] { (0, stemforge::plan::MONO_TO_STEREO as f64) } else { (c, 1.0) };
+            let (src, w) = if mono[i] { (0, stemforge::pipeline::plan::MONO_TO_STEREO as f64) } else { (c, 1.0) };
             for (n, v) in s[src].iter().enumerate() {
                 e[n] += g * w * *v as f64;
             }
@@ -365,7 +365,7 @@ format = "pcm16"
             for f in [format!("{case}-out.wav"), format!("{case}-out16.wav")] {
                 let path = out.join(&f);
                 // The reference meter (DESIGN.md DSP 5: the `ebur128` crate).
-                let reference = stemforge::cpu::loudness::measure_file(&path).unwrap();
+                let reference = stemforge::meter::measure_file(&path).unwrap();
                 assert!(
                     reference.true_peak_dbtp <= -1.0,
                     "{engine} {f}: true peak {:.2} dBTP",
@@ -525,7 +525,7 @@ fn engines_agree_on_the_gain_reduction() {
     }
 }
 
-// One writing pass (src/solve.rs): G is solved on the analysis pass's spilled bus, so a render whose
+// One writing pass (src/pipeline/solve.rs): G is solved on the analysis pass's spilled bus, so a render whose
 // first G lands short still writes its outputs once; without a spill it repeats the writing pass.
 // The song pushed to -9 LUFS keeps the limiter working, so the first G lands well short.
 
@@ -716,7 +716,7 @@ fn spill_none_repeats_the_writing_pass_without_a_note() {
     assert!((after - LOUD_TARGET).abs() <= 0.05, "{after:.3} LUFS");
 }
 
-/// The GPU engine's device meter (`STEMFORGE_GPU_METER=device`, `gpu::loudness`) reads the master
+/// The GPU engine's device meter (`STEMFORGE_GPU_METER=device`, `gpu::meter`) reads the master
 /// as its CPU meter does (`=cpu`, the `ebur128` crate on the downloaded PCM): every reading of
 /// the report within DESIGN.md's 0.01 LU/dB, the report says which meter ran in each pass, and
 /// the 5.1 printmaster (no f32 master output, so none comes down for the meter) is the same file.

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use stemforge::error::Error;
-use stemforge::session::{self, Dither, EqBand, Filter, Layout, OutputKind, Phase, SampleFormat, Session};
+use stemforge::model::{Dither, EqBand, Filter, Layout, OutputKind, Phase, SampleFormat};
+use stemforge::session::{self, Session};
 
 /// DESIGN.md's example, written out in full (with `fir` left commented, as there).
 const DESIGN_EXAMPLE: &str = r#"
@@ -68,7 +69,7 @@ fn parse(text: &str) -> Result<Session, Error> {
 fn rejected(text: &str) -> String {
     match parse(text) {
         Ok(s) => panic!("accepted an invalid session:\n{text}\nparsed as {s:#?}"),
-        Err(Error::Input { path, msg }) => {
+        Err(Error::Input { path, msg, .. }) => {
             assert_eq!(path, Path::new("/proj/song/session.toml"), "error names another file: {msg}");
             msg
         }
@@ -427,7 +428,7 @@ fn load_reads_the_file_and_names_it() {
     let s = Session::load(&file).unwrap();
     assert_eq!(s.stems[0].path, dir.path().join("drums.wav"));
     match Session::load(&dir.path().join("missing.toml")) {
-        Err(Error::Input { path, msg }) => {
+        Err(Error::Input { path, msg, .. }) => {
             assert_eq!(path, dir.path().join("missing.toml"));
             assert!(msg.contains("cannot read"), "{msg}");
         }

@@ -59,10 +59,16 @@ fn every_stage_has_its_files_and_compute_entry_points() {
         let name = stage.name();
         assert!(root.join(format!("shaders/{name}.wgsl")).exists());
         assert!(root.join(format!("src/gpu/{name}.rs")).exists(), "stage {name}: src/gpu/{name}.rs is missing");
-        // The CPU engine's delay line is `cpu::engine`'s pre-delay, not yet a file of its own.
-        if stage != Stage::DelayLine {
-            assert!(root.join(format!("src/cpu/{name}.rs")).exists(), "stage {name}: src/cpu/{name}.rs is missing");
-        }
+        // The CPU twin is a file of the CPU engine, or a room of its own (the meter, which every
+        // host uses).
+        assert!(
+            root.join(format!("src/cpu/{name}.rs")).exists() || root.join(format!("src/{name}/mod.rs")).exists(),
+            "stage {name}: its CPU twin src/cpu/{name}.rs (or src/{name}/) is missing"
+        );
+        assert!(
+            root.join(format!("tests/parity/{name}.rs")).exists(),
+            "stage {name}: its parity test tests/parity/{name}.rs is missing"
+        );
         // The shader's parameter structs point at their Rust twins.
         let src = stage.file();
         assert!(
@@ -99,7 +105,7 @@ fn a_broken_shader_is_rejected() {
 /// No shader reads a uniform buffer (issue 17): Mesa's lavapipe re-specialises a shader for the
 /// values of a uniform it reads in a loop condition on every command buffer and keeps each
 /// variant until the device goes, so one stage's `var<uniform>` config grew the GPU engine by
-/// 0.76 MB per block (`gpu::context::Bind`, `examples/gpu_memory_repro.rs`). Configs are read-only
+/// 0.76 MB per block (`gpu::context::Bind`, `benches/gpu_memory_repro.rs`). Configs are read-only
 /// storage buffers. Checked on naga's module, not the text, so a comment cannot fool it.
 #[test]
 fn no_shader_reads_a_uniform_buffer() {
@@ -170,8 +176,8 @@ fn shared_structs() -> Vec<RustLayout> {
         shared!(LimiterRelease, limiter_release::ReleaseConfig { block, chunk, rho }),
         shared!(LimiterSmooth, limiter_smooth::SmoothConfig { block, lookahead }),
         shared!(LimiterSmooth, limiter_smooth::SmoothImmediates { block_index }),
-        shared!(Loudness, loudness::LoudnessConfig { block, channels, chunk, chunks, step, steps, levels, tp_base }),
-        shared!(Loudness, loudness::LoudnessImmediates { phase, len, parity, input }),
+        shared!(Meter, meter::LoudnessConfig { block, channels, chunk, chunks, step, steps, levels, tp_base }),
+        shared!(Meter, meter::LoudnessImmediates { phase, len, parity, input }),
         shared!(OversamplePeak, oversample_peak::OversampleConfig { block, channels, hist_len, input, ceiling_db }),
         shared!(OversamplePeak, oversample_peak::OversampleImmediates { block_index }),
         shared!(PcmUnpack, pcm_unpack::UnpackConfig { format, channels, block, output }),

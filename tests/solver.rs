@@ -1,10 +1,10 @@
 //! The loudness solve through the CLI: a percussive stem reaches its target, an unreachable target
 //! says the loudest reachable reading, and a render that misses its spec publishes nothing.
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 
-use support::*;
+use common::*;
 
 const FS: u32 = 48_000;
 
@@ -280,7 +280,7 @@ fn without_a_spill_the_writing_passes_reach_the_target() {
         let kinds: Vec<&str> = r["passes"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
         assert!(!kinds.contains(&"solve"), "{engine}: {kinds:?}");
         let writes = kinds.iter().filter(|k| **k == "limiter").count();
-        assert!(writes >= 2 && writes as u32 <= stemforge::target::MAX_WRITES, "{engine}: {kinds:?}");
+        assert!(writes >= 2 && writes as u32 <= stemforge::pipeline::target::MAX_WRITES, "{engine}: {kinds:?}");
         let after = r["loudness_after"]["integrated_lufs"].as_f64().unwrap();
         assert!((after + 14.0).abs() <= 0.05, "{engine}: {after:.3} LUFS");
         // Only the kept pass's master is left: the others' temporary files are gone.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use stemforge::io::WriterSpec;
 use stemforge::io::wav_writer::WavWriter;
-use stemforge::session::{EqBand, Layout, SampleFormat};
+use stemforge::model::{EqBand, Layout, SampleFormat};
 
 pub const FS: u32 = 48_000;
 const FSF: f64 = FS as f64;

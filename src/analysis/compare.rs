@@ -9,7 +9,7 @@ use super::{BLOCK, read_full, seconds};
 use crate::error::{Error, Result};
 use crate::meter::{LoudnessMeter, amplitude_db};
 use crate::model::Layout;
-pub use crate::report::compare::{CompareReport, FirstOver, Tolerance};
+use crate::report::compare::{CompareReport, FirstOver, Tolerance};
 
 /// A meter that cannot take a file's format is that file's input error.
 fn rewrap(e: Error, path: &Path) -> Error {

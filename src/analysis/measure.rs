@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::meter::meter_reader;
-pub use crate::report::measure::{FileLoudness, to_json, to_text};
+use crate::report::measure::FileLoudness;
 
 /// Measure one file, streamed. Files of 1, 2, 6 and 8 channels are weighted as mono, stereo, 5.1
 /// (L R C LFE Ls Rs) and 7.1 (L R C LFE Lrs Rrs Lss Rss); other counts weight every channel 1.0.

@@ -9,7 +9,7 @@ pub mod measure;
 
 use crate::error::Result;
 use crate::io::BlockReader;
-pub use crate::report::seconds;
+use crate::report::seconds;
 
 /// Frames per streamed block in the analysis commands (64 Ki frames: 2 MiB for 8 channels of f32).
 pub const BLOCK: usize = 1 << 16;

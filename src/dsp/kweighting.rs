@@ -1,5 +1,5 @@
 //! The BS.1770-4 K-weighting filter and true-peak interpolator exactly as the `ebur128` crate
-//! (0.1.11, the reference meter) designs them, for the device meter (`shaders/loudness.wgsl`).
+//! (0.1.11, the reference meter) designs them, for the device meter (`shaders/meter.wgsl`).
 //!
 //! The crate keeps both private, so they are re-derived here from its source (`filter.rs`
 //! `filter_coefficients`, `interp.rs` `InterpF::new`, `true_peak.rs` factor choice); the parity

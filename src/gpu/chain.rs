@@ -19,7 +19,7 @@ use crate::gpu::limiter_apply::LimiterApply;
 use crate::gpu::limiter_hold::LimiterHold;
 use crate::gpu::limiter_release::LimiterRelease;
 use crate::gpu::limiter_smooth::LimiterSmooth;
-use crate::gpu::loudness::Loudness;
+use crate::gpu::meter::DeviceMeter;
 use crate::gpu::oversample_peak::OversamplePeak;
 use crate::gpu::pcm_unpack::{PcmUnpack, PcmUnpackPipeline};
 use crate::model::SourceEncoding;
@@ -53,7 +53,7 @@ pub(super) struct Chain {
     pub(super) slot_len: usize,
     pub(super) limiter: Option<LimiterChain>,
     /// The device meter of the delivered master, when the sink takes its readings.
-    pub(super) meter: Option<Loudness>,
+    pub(super) meter: Option<DeviceMeter>,
     /// The delivered block's [master, stems...] for the packers when there is no limiter (whose
     /// output buffer they read otherwise): a copy of its ring slot.
     pub(super) pack_in: Option<wgpu::Buffer>,
@@ -340,7 +340,7 @@ impl Chain {
         // limiter the ring slot it was mixed into (its offset given per block).
         let meter = if delivery.device_meter {
             let input = limiter.as_ref().map_or(&ring, |l| &l.out);
-            Some(Loudness::new(ctx, Precision::for_context(ctx), plan.sample_rate, bus_ch, b, input)?)
+            Some(DeviceMeter::new(ctx, Precision::for_context(ctx), plan.sample_rate, bus_ch, b, input)?)
         } else {
             None
         };

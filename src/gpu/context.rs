@@ -288,7 +288,7 @@ impl Precision {
 /// values of a uniform buffer it reads in a loop condition ("inline uniforms"), again for every
 /// command buffer, and keeps each compiled variant until the device is destroyed: the
 /// `oversample_peak` config alone grew the process by 0.76 MB per block (issue 17;
-/// `examples/gpu_memory_repro.rs` reproduces it with plain wgpu). A few scalars read per
+/// `benches/gpu_memory_repro.rs` reproduces it with plain wgpu). A few scalars read per
 /// invocation cost the same from a storage buffer on a hardware GPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bind {

@@ -30,7 +30,7 @@ use crate::gpu::delay_line::DelayPipelines;
 use crate::gpu::dither_quantize::DitherPipeline;
 use crate::gpu::fir_convolve::FirPipelines;
 use crate::gpu::limiter_apply::LimiterApply;
-use crate::gpu::loudness::Loudness;
+use crate::gpu::meter::DeviceMeter;
 use crate::gpu::pcm_unpack::{PcmUnpackPipeline, format_code};
 use crate::model::SourceEncoding;
 
@@ -49,7 +49,7 @@ pub struct GpuEngine {
 
 /// Whether the GPU engine meters on its device: `STEMFORGE_GPU_METER=cpu|device` when set, else
 /// on a hardware adapter and not on a CPU (software) one. Measured on lavapipe (BENCHMARKS.md
-/// "Loudness on the device", `examples/meter_timings.rs`): there the device meter's work runs on
+/// "Loudness on the device", `benches/meter_timings.rs`): there the device meter's work runs on
 /// the same CPU cores, slower than the `ebur128` crate's serial filter, so the CPU meter stays; a
 /// GPU runs the scan beside the rest of the chain and spares the output thread the meter (the
 /// largest serial cost left in a pass) and the f32 master's download.
@@ -213,7 +213,8 @@ impl Engine for GpuEngine {
     }
 
     fn meter_on_device(&self, plan: &RenderPlan) -> bool {
-        self.device_meter && Loudness::supports(Precision::for_context(&self.ctx), plan.sample_rate, plan.block).is_ok()
+        self.device_meter
+            && DeviceMeter::supports(Precision::for_context(&self.ctx), plan.sample_rate, plan.block).is_ok()
     }
 
     fn takes_raw_pcm(&self) -> bool {

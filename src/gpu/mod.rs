@@ -11,7 +11,7 @@ pub mod limiter_apply;
 pub mod limiter_hold;
 pub mod limiter_release;
 pub mod limiter_smooth;
-pub mod loudness;
+pub mod meter;
 pub mod oversample_peak;
 pub mod pcm_unpack;
 

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-pub use crate::model::SourceEncoding;
-use crate::model::{Layout, SampleFormat};
+
+use crate::model::{Layout, SampleFormat, SourceEncoding};
 
 pub mod fir_file;
 pub mod symphonia_reader;
@@ -80,8 +80,10 @@ fn sniff(path: &Path) -> Result<Sniffed> {
     use std::io::Read;
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::input(path, "no such file")),
-        Err(e) => return Err(Error::input(path, format!("cannot open: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::input(path, "no such file").with_source(e));
+        }
+        Err(e) => return Err(Error::input_from(path, "cannot open", e)),
     };
     if meta.is_dir() {
         return Err(Error::input(path, "is a folder, not an audio file"));
@@ -112,9 +114,9 @@ fn sniff(path: &Path) -> Result<Sniffed> {
     if meta.len() == 0 {
         return Err(Error::input(path, "not an audio file (empty: 0 bytes)"));
     }
-    let mut f = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::input_from(path, "cannot open", e))?;
     let mut head = Vec::with_capacity(12);
-    (&mut f).take(12).read_to_end(&mut head).map_err(|e| Error::input(path, format!("read error: {e}")))?;
+    (&mut f).take(12).read_to_end(&mut head).map_err(|e| Error::input_from(path, "read error", e))?;
     let riff = head.len() == 12 && matches!(&head[0..4], b"RIFF" | b"RF64" | b"BW64") && &head[8..12] == b"WAVE";
     Ok(if riff { Sniffed::Wav } else { Sniffed::Other(head) })
 }

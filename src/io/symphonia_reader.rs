@@ -90,7 +90,7 @@ impl SymphoniaReader {
                 )
                 .into());
             }
-            Err(e) => return Err(Error::input(path, format!("corrupt or unsupported audio file: {e}")).into()),
+            Err(e) => return Err(Error::input_from(path, "corrupt or unsupported audio file", e).into()),
         };
         let container = format.format_info().short_name;
         let Some(track) = format.default_track(TrackType::Audio) else {
@@ -138,7 +138,7 @@ impl SymphoniaReader {
         });
         let decoder = symphonia::default::get_codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default())
-            .map_err(|e| Error::input(path, format!("{container} file: unsupported codec: {e}")))?;
+            .map_err(|e| Error::input_from(path, format_args!("{container} file: unsupported codec"), e))?;
         let info = AudioInfo {
             path: path.to_path_buf(),
             sample_rate,
@@ -187,7 +187,11 @@ impl SymphoniaReader {
                 continue;
             }
             let buf = self.decoder.decode(&packet).map_err(|e| {
-                Error::input(path, format!("{} decode error after frame {}: {e}", self.container, self.frames_decoded))
+                Error::input_from(
+                    path,
+                    format_args!("{} decode error after frame {}", self.container, self.frames_decoded),
+                    e,
+                )
             })?;
             let n = buf.frames();
             if n == 0 {

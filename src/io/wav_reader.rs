@@ -90,7 +90,7 @@ impl WavReader {
     /// `io::open` can hand those files to symphonia.
     pub(crate) fn open_inner(path: &Path) -> std::result::Result<WavReader, WavOpenError> {
         let file = File::open(path).map_err(|e| open_error(path, e))?;
-        let file_len = file.metadata().map_err(|e| Error::input(path, format!("cannot read: {e}")))?.len();
+        let file_len = file.metadata().map_err(|e| Error::input_from(path, "cannot read", e))?.len();
         let mut file = BufReader::with_capacity(1 << 16, file);
         let layout = parse_header(&mut file, path, file_len)?;
         let layout = match layout {
@@ -250,12 +250,12 @@ fn open_error(path: &Path, e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => Error::input(path, "no such file"),
         std::io::ErrorKind::PermissionDenied => Error::input(path, "cannot open: permission denied"),
-        _ => Error::input(path, format!("cannot open: {e}")),
+        _ => Error::input_from(path, "cannot open", e),
     }
 }
 
 fn read_error(path: &Path, e: std::io::Error) -> Error {
-    Error::input(path, format!("read error: {e}"))
+    Error::input_from(path, "read error", e)
 }
 
 /// Little-endian field readers over a chunk's bytes.

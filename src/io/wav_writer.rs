@@ -105,7 +105,7 @@ impl WavWriter {
             )));
         }
         let temp = OutputTemp::create(final_path)?;
-        let file = temp.file().try_clone().map_err(|e| Error::output(final_path, format!("cannot write: {e}")))?;
+        let file = temp.file().try_clone().map_err(|e| Error::output_from(final_path, "cannot write", e))?;
         let mut w = WavWriter {
             final_path: final_path.to_path_buf(),
             spec: spec.clone(),
@@ -244,7 +244,7 @@ impl WavWriter {
             self.hasher.update(b);
         }
         let out = self.out.as_mut().expect("write after finish");
-        out.write_all(b).map_err(|e| Error::output(&self.final_path, format!("write failed: {e}")))?;
+        out.write_all(b).map_err(|e| Error::output_from(&self.final_path, "write failed", e))?;
         self.bytes_out += b.len() as u64;
         if self.bytes_out - self.kicked >= KICK_BYTES {
             start_writeback(out.get_ref(), self.kicked, self.bytes_out - self.kicked);
@@ -354,7 +354,7 @@ impl WavWriter {
     /// the result deletes the file.
     pub fn seal(mut self) -> Result<SealedFile> {
         let path = self.final_path.clone();
-        let oerr = |what: &str, e: std::io::Error| Error::output(&path, format!("{what}: {e}"));
+        let oerr = |what: &str, e: std::io::Error| Error::output_from(&path, what, e);
         if self.data_bytes % 2 == 1 {
             self.write_bytes_raw(&[0])?; // RIFF chunks are padded to even length
         } else {

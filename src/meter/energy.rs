@@ -1,4 +1,4 @@
-//! `EnergyMeter`: the device meter's host half, gating what `gpu::loudness` sends back.
+//! `EnergyMeter`: the device meter's host half, gating what `gpu::meter` sends back.
 use super::gating::ABSOLUTE_GATE_ENERGY;
 use super::{
     LoudnessMeter, LoudnessStats, MOMENTARY_STEPS, MeterScope, SHORT_TERM_STEPS, StepMaxima, amplitude_db,
@@ -7,7 +7,7 @@ use super::{
 use crate::error::Result;
 use crate::model::Layout;
 
-/// The host half of the device meter (`shaders/loudness.wgsl`, `src/gpu/loudness.rs`): the same
+/// The host half of the device meter (`shaders/meter.wgsl`, `src/gpu/meter.rs`): the same
 /// `LoudnessStats` as `LoudnessMeter`, from what the device sends back per block instead of the
 /// samples: per channel, the K-weighted sum of squares of the block's frames in each 100 ms step
 /// (steps aligned to program frame 0, as the crate's blocks are), and the sample and true peak.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::outputs::{check_writes, folder_of, plan_outputs, sweep};
 use super::passes::run_passes;
-pub use super::spill::SpillMode;
+use super::spill::SpillMode;
 use crate::channel_mask::MaskVerdict;
 use crate::cpu::engine::CpuEngine;
 use crate::engine::{Engine, RenderPlan};
@@ -20,7 +20,7 @@ use crate::pipeline::target::{LOUDNESS_TOLERANCE_LU, MAX_PUSH_DB, Verdict};
 use crate::progress::{Progress, ProgressMode};
 use crate::publish::Publication;
 use crate::report::ReportFile;
-pub use crate::report::render::{OutputRecord, PassRecord, RenderReport};
+use crate::report::render::{OutputRecord, RenderReport};
 use crate::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

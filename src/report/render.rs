@@ -47,7 +47,7 @@ pub struct PassRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bus_bytes: Option<BusBytes>,
     /// Which meter read this pass: "cpu" (the `ebur128` crate on the host; always for "solve") or
-    /// "device" (the GPU engine's `gpu::loudness`, `EngineInfo::meter`).
+    /// "device" (the GPU engine's `gpu::meter`, `EngineInfo::meter`).
     pub meter: &'static str,
 }
 

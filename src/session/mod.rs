@@ -74,8 +74,7 @@ pub struct Session {
 impl Session {
     /// Read, parse and validate a session file; every path resolved against its folder.
     pub fn load(path: &Path) -> Result<Session> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::input(path, format!("cannot read session file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::input_from(path, "cannot read session file", e))?;
         Session::from_toml_str(&text, path)
     }
 

@@ -1,6 +1,5 @@
 //! The exact FIR reference both FIR test files check against: direct convolution in f64, and the
 //! check that an f64-inside, f32-out convolution is that value rounded once to f32.
-#![allow(dead_code)]
 
 /// y[n] = sum_k h[k] x[n-k] in f64, the definition (DESIGN.md "DSP" 2).
 pub fn direct(x: &[f32], h: &[f32]) -> Vec<f64> {

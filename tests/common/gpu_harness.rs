@@ -1,6 +1,5 @@
 //! GPU test plumbing shared by the GPU test files: one device per test binary, tests serialised on
 //! it, and the rule that GPU tests never skip silently (DESIGN.md "Testing without a GPU").
-#![allow(dead_code)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 

@@ -1,7 +1,6 @@
 //! The CPU/GPU parity check: compares two renders channel by channel and, on failure, reports the
 //! stage, the channel, the first frame over tolerance with both values, the max |difference| and
 //! the RMS residual in dBFS, and keeps both renders (WAV, f32) in a temp folder for inspection.
-#![allow(dead_code)]
 use std::path::Path;
 
 /// DESIGN.md "Parity contract": each stage on its own, full-scale test signals.
@@ -101,4 +100,17 @@ pub fn assert_identical_bytes(stage: &str, cpu: &[u8], gpu: &[u8], bytes_per_sam
         );
     }
     println!("{stage}: {} samples identical", cpu.len() / bytes_per_sample);
+}
+
+/// The bound on the device's Σ log10 gain (limiter_apply's `stats`) against the CPU's `want` over
+/// `gains`: f32 log2's error (the Vulkan bound for GLSL.std.450 Log2 is 3 ulp, or 2^-21 absolute
+/// for x in [0.5, 2]) and at most 24 roundings of 2^-24 of the sum (see tests/parity/limiter_apply.rs).
+pub fn sum_log10_bound(gains: &[f32], want: f64) -> f64 {
+    let log2_err: f64 = gains
+        .iter()
+        .map(|&v| {
+            if (0.5..=2.0).contains(&v) { 2f64.powi(-21) } else { 3.0 * f32::EPSILON as f64 * (v as f64).log2().abs() }
+        })
+        .sum();
+    std::f64::consts::LOG10_2 * log2_err + 24.0 * 2f64.powi(-24) * want.abs()
 }

@@ -26,7 +26,7 @@ use super::seconds;
 use crate::error::Result;
 use crate::meter::amplitude_db;
 use crate::model::{Filter, Layout};
-pub use crate::report::check::{CheckReport, FileSummary, Finding, FindingKind, NullResult, StemAlignment};
+use crate::report::check::{CheckReport, FileSummary, Finding, FindingKind};
 use crate::session::Session;
 pub use align::{MAX_LAG_SECONDS, MIN_FOUND_GAIN, MIN_PEAK_SIGNIFICANCE};
 use null::null_test_run;

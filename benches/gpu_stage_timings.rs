@@ -2,7 +2,7 @@
 //! adapter `GpuContext::new(None)` picks (warm-up first; best of the repetitions; for the FIR also
 //! the process's CPU time per block, the steadier figure for a software adapter on a shared
 //! machine). A profiling aid, not a benchmark of record (BENCHMARKS.md is that).
-//! Run: WGPU_BACKEND=vulkan cargo run --release --example gpu_stage_timings [block] [stereo stems]
+//! Run: WGPU_BACKEND=vulkan cargo bench --bench gpu_stage_timings -- [block] [stereo stems]
 use std::time::Instant;
 
 use stemforge::dsp::eq_design::{design_eq, eq_latency};
@@ -17,7 +17,7 @@ use stemforge::gpu::limiter_release::LimiterRelease;
 use stemforge::gpu::limiter_smooth::LimiterSmooth;
 use stemforge::gpu::oversample_peak::OversamplePeak;
 use stemforge::gpu::{GpuContext, GpuEngine};
-use stemforge::session::{EqBand, Layout, Phase};
+use stemforge::model::{EqBand, Layout, Phase};
 
 /// CPU time of every thread of this process (ns): on a software adapter (lavapipe) the device's
 /// work runs on its worker threads here, and CPU time is what a shared machine's neighbours do not
@@ -86,7 +86,8 @@ impl PassSink for Discard {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` appends --bench to the arguments.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let block: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(8192);
     let stems: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(8);
     let fs = 48000.0;

@@ -2,7 +2,7 @@
 // K-weighting filter run as a parallel linear recurrence, its squared output summed per 100 ms
 // step (steps aligned to program frame 0, as the reference meter's blocks are), and the sample
 // and true peak. Gating, LRA and max momentary/short-term follow on the host (`EnergyMeter`).
-// CPU reference: src/cpu/loudness.rs (the `ebur128` crate); host code in src/gpu/loudness.rs.
+// CPU reference: src/meter/ (the `ebur128` crate); host code in src/gpu/meter.rs.
 //
 // The filter is the crate's one 4th-order direct-form-II section (src/dsp/kweighting.rs), a
 // linear recurrence on the state s = (w[n-1], w[n-2], w[n-3], w[n-4]): s' = A s + e1 x. A block
@@ -37,7 +37,7 @@ const MAX_TP_TAPS: u32 = 24u;
 // The scan's workgroup holds the carry and every chunk: chunks + 1 <= SCAN_SIZE.
 const SCAN_SIZE: u32 = 256u;
 
-// Keep in sync with `LoudnessConfig` in src/gpu/loudness.rs.
+// Keep in sync with `LoudnessConfig` in src/gpu/meter.rs.
 struct LoudnessConfig {
     block: u32,     // frames per block; channel c's block at input + c * block
     channels: u32,
@@ -53,7 +53,7 @@ struct LoudnessConfig {
     _pad3: u32,
 }
 
-// Keep in sync with `LoudnessImmediates` in src/gpu/loudness.rs.
+// Keep in sync with `LoudnessImmediates` in src/gpu/meter.rs.
 struct LoudnessImmediates {
     phase: u32,     // (the block's first program frame) % step
     len: u32,       // program frames in the block

@@ -2,18 +2,18 @@
 //! on the device"): the numbers behind the GPU engine's meter choice (`STEMFORGE_GPU_METER`).
 //! Each side gets what it would get in a render: the CPU meter the f32 master block on the host
 //! (`LoudnessMeter::add_planar`, everything `MeterScope::Full` reads); the device meter the block
-//! already on the device (`gpu::loudness`: K-weighting scan, step energies, sample and true peak),
+//! already on the device (`gpu::meter`: K-weighting scan, step energies, sample and true peak),
 //! then its readings read back and fed to `EnergyMeter`. Medians of `reps` runs over `blocks`
 //! blocks, wall clock and this process's CPU time (on lavapipe the device's work runs on this
 //! process's threads). A profiling aid like `gpu_stage_timings`, not part of the test suite.
-//! Run: WGPU_BACKEND=vulkan cargo run --release --example meter_timings [blocks] [reps]
+//! Run: WGPU_BACKEND=vulkan cargo bench --bench meter_timings -- [blocks] [reps]
 use std::time::Instant;
 
-use stemforge::cpu::loudness::{EnergyMeter, LoudnessMeter, MeterScope};
 use stemforge::gpu::GpuContext;
 use stemforge::gpu::context::Precision;
-use stemforge::gpu::loudness::Loudness;
-use stemforge::session::Layout;
+use stemforge::gpu::meter::DeviceMeter;
+use stemforge::meter::{EnergyMeter, LoudnessMeter, MeterScope};
+use stemforge::model::Layout;
 
 const FS: u32 = 48000;
 const BLOCK: usize = 8192;
@@ -73,7 +73,8 @@ fn time(reps: usize, blocks: usize, mut run: impl FnMut()) -> (f64, f64) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` appends --bench to the arguments.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let blocks: usize = args.next().map_or(60, |s| s.parse().expect("blocks"));
     let reps: usize = args.next().map_or(5, |s| s.parse().expect("reps"));
     let x = program(blocks * BLOCK);
@@ -127,7 +128,7 @@ fn main() {
     let flat: Vec<f32> =
         (0..blocks).flat_map(|j| x.iter().flat_map(move |c| c[j * BLOCK..(j + 1) * BLOCK].iter().copied())).collect();
     let input = ctx.storage_init("program", &flat);
-    let st = Loudness::new(&ctx, precision, FS, CHANNELS, BLOCK, &input).expect("device meter");
+    let st = DeviceMeter::new(&ctx, precision, FS, CHANNELS, BLOCK, &input).expect("device meter");
     let device_meter = |read_back: bool| {
         let mut m = EnergyMeter::new(CHANNELS, FS, Some(Layout::Surround51), MeterScope::Full).expect("meter");
         let mut enc = ctx.device.create_command_encoder(&Default::default());

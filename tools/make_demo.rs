@@ -1,7 +1,11 @@
 //! Writes reference-renders/demo/: five synthesised stems (3 s, 48 kHz, 24-bit) and their exact sum
 //! as the reference mix. Deterministic: the same files on every machine. See its README.
+//! A project tool, not part of the installed program (the `tools` feature builds it):
+//! `cargo run --release --features tools --bin make_demo [output folder]`, where the folder
+//! defaults to reference-renders/demo (another folder, to compare a fresh run with the committed
+//! files).
 use std::f64::consts::PI;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const FS: f64 = 48_000.0;
 const SECONDS: f64 = 3.0;
@@ -207,7 +211,9 @@ fn write(path: &Path, chans: &[&[f64]], trim: f64) -> Vec<Vec<f64>> {
 }
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference-renders/demo");
+    let dir = std::env::args_os()
+        .nth(1)
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("reference-renders/demo"), PathBuf::from);
     std::fs::create_dir_all(dir.join("stems")).expect("mkdir");
     let d = drums();
     let b = bass();

@@ -1,6 +1,6 @@
-//! Host side of `shaders/loudness.wgsl`, the device meter: per block, per channel, the K-weighted
+//! Host side of `shaders/meter.wgsl`, the device meter: per block, per channel, the K-weighted
 //! sums of squares per 100 ms step and the sample/true peaks, read back for `EnergyMeter`
-//! (src/cpu/loudness.rs), which gates them into the same `LoudnessStats` as the CPU meter.
+//! (src/meter/), which gates them into the same `LoudnessStats` as the CPU meter.
 //! Carries the filter state and the interpolator's history across blocks.
 use bytemuck::{Pod, Zeroable};
 
@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::context::{Bind, Kernel, Precision, Stage, groups};
 
-/// Keep in sync with `LoudnessConfig` in shaders/loudness.wgsl.
+/// Keep in sync with `LoudnessConfig` in shaders/meter.wgsl.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct LoudnessConfig {
@@ -24,7 +24,7 @@ pub struct LoudnessConfig {
     pub _pad: [u32; 4],
 }
 
-/// Keep in sync with `LoudnessImmediates` in shaders/loudness.wgsl.
+/// Keep in sync with `LoudnessImmediates` in shaders/meter.wgsl.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct LoudnessImmediates {
@@ -40,7 +40,7 @@ const MAX_CHUNKS: usize = 128;
 const MIN_CHUNK: usize = 64;
 
 /// The device meter of one signal: `channels` blocks of `block` frames read from `input`.
-pub struct Loudness {
+pub struct DeviceMeter {
     chunk_states: wgpu::ComputePipeline,
     scan: wgpu::ComputePipeline,
     chunk_energy: wgpu::ComputePipeline,
@@ -58,7 +58,7 @@ pub struct Loudness {
     steps: usize,
 }
 
-impl Loudness {
+impl DeviceMeter {
     /// Whether the device meter runs for this precision, rate and block (`new` succeeds): f64
     /// only, and a block that cuts into chunks of at most one 100 ms step (all the render's
     /// power-of-two blocks from about 5 kHz up).
@@ -94,7 +94,7 @@ impl Loudness {
         channels: usize,
         block: usize,
         input: &wgpu::Buffer,
-    ) -> Result<Loudness> {
+    ) -> Result<DeviceMeter> {
         Self::supports(precision, sample_rate, block).map_err(|e| Error::Internal(format!("loudness: {e}")))?;
         let (step, chunk) = Self::shape(sample_rate, block);
         if channels == 0 {
@@ -122,7 +122,7 @@ impl Loudness {
         };
         let kernel = Kernel::new(
             ctx,
-            Stage::Loudness,
+            Stage::Meter,
             precision,
             &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite, Bind::ReadWrite, Bind::ReadWrite],
             std::mem::size_of::<LoudnessImmediates>() as u32,
@@ -154,7 +154,7 @@ impl Loudness {
         let peaks = ctx.storage("loudness peaks", (channels * 2 * 4) as u64);
         let tp_hist = ctx.storage("loudness true-peak history", (2 * channels * (taps - 1).max(1) * 4) as u64);
         let bind = kernel.bind(ctx, &[&cfg_buf, &coeffs, input, &scratch, &energy, &peaks, &tp_hist]);
-        let meter = Loudness {
+        let meter = DeviceMeter {
             chunk_states: pipeline("chunk_states")?,
             scan: pipeline("scan")?,
             chunk_energy: pipeline("chunk_energy")?,

@@ -1,5 +1,5 @@
 //! A minimal reproduction, outside the engine, of the GPU engine's memory growth on Mesa lavapipe
-//! (issue 17): plain wgpu, no stemforge code, one shader (`shaders/oversample_peak.wgsl`, the
+//! (issue 17): plain wgpu, no stemforge code but the shader's preprocessing, one shader (`shaders/oversample_peak.wgsl`, the
 //! stage that grew), one dispatch per submission; prints the process's RSS as it goes.
 //!
 //! `uniform` binds the shader's `cfg` as a uniform buffer, as every stage did before issue 17:
@@ -9,8 +9,7 @@
 //! storage buffer, which lavapipe does not inline: flat. Ruled out along the way with the same
 //! loop (all flat): immediates, `queue.write_buffer` per submission, map/unmap read-back, three
 //! submissions in flight, a function-local array, and a small toy shader with a uniform loop bound.
-//! Run: WGPU_BACKEND=vulkan cargo run --release --example gpu_memory_repro -- uniform|storage [submissions]
-const SHADER: &str = include_str!("../shaders/oversample_peak.wgsl");
+//! Run: WGPU_BACKEND=vulkan cargo bench --bench gpu_memory_repro -- uniform|storage [submissions]
 
 fn rss_mb() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -22,7 +21,8 @@ fn rss_mb() -> f64 {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` appends --bench to the arguments.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let mode = args.next().unwrap_or_else(|| "uniform".into());
     let uniform = match mode.as_str() {
         "uniform" => true,
@@ -41,8 +41,10 @@ fn main() {
     .expect("a device with immediates and f64 (lavapipe has both)");
 
     let (block, channels, taps) = (8192u32, 2u32, 16u32);
-    let source =
-        if uniform { SHADER.replace("var<storage, read> cfg:", "var<uniform> cfg:") } else { SHADER.to_string() };
+    // The f64 variant, generated from the one source as the engine generates it.
+    let shader =
+        stemforge::stages::Stage::OversamplePeak.source(stemforge::stages::Precision::F64).expect("the shader");
+    let source = if uniform { shader.replace("var<storage, read> cfg:", "var<uniform> cfg:") } else { shader };
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: None,
         source: wgpu::ShaderSource::Wgsl(source.into()),

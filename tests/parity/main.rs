@@ -1,0 +1,122 @@
+//! CPU/GPU parity of every stage on its own (DESIGN.md "Parity contract"): the CPU twin in
+//! `src/cpu/<stage>.rs` and the GPU stage `src/gpu/<stage>.rs` + `shaders/<stage>.wgsl` run on the
+//! same generated full-scale signals, over several blocks so that every carry across blocks (FIR
+//! history and delay line, oversampler history, hold and smoothing halos, release state) is
+//! exercised. Float stages: residual peak <= -110 dBFS and RMS <= -130 dBFS; stages whose
+//! arithmetic is exact on both sides (max, one multiply, integer hashing) must be identical.
+//!
+//! GPU tests never skip silently: with no adapter they fail and say how to get one, unless
+//! STEMFORGE_SKIP_GPU_TESTS=1 (then each prints that it skipped, with the count).
+//!
+//! One test binary, one module per stage, each named as the stage in `stemforge::stages::Stage`
+//! (`tests/shaders_valid.rs` checks that every stage has its file here). Shared below: blocks,
+//! the bit-identity check, the precisions to test, and the limiter's test program and runners.
+// The shared test helpers (tests/common), one folder up from this binary's main.rs.
+#[path = "../common/mod.rs"]
+mod common;
+
+mod delay_line;
+mod dither_quantize;
+mod fir_convolve;
+mod gain_sum;
+mod limiter_apply;
+mod limiter_hold;
+mod limiter_release;
+mod limiter_smooth;
+mod meter;
+mod oversample_peak;
+mod pcm_unpack;
+
+use common::gpu_harness::{read, run_pass, upload};
+use common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
+use common::{Noise, music_noise};
+use stemforge::gpu::GpuContext;
+use stemforge::gpu::context::Precision;
+
+const FS: f64 = 48000.0;
+
+/// Split `[channel][frame]` into blocks of `block` frames (the last one zero-padded).
+fn block_of(x: &[Vec<f32>], j: usize, block: usize) -> Vec<Vec<f32>> {
+    x.iter()
+        .map(|c| {
+            let mut b = vec![0.0f32; block];
+            let end = ((j + 1) * block).min(c.len());
+            if j * block < end {
+                b[..end - j * block].copy_from_slice(&c[j * block..end]);
+            }
+            b
+        })
+        .collect()
+}
+
+fn flat(x: &[Vec<f32>]) -> Vec<f32> {
+    x.iter().flatten().copied().collect()
+}
+
+/// Bits of every value equal (NaN-free inputs), reported with the parity figures on failure.
+fn assert_bit_identical(stage: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>]) {
+    for (c, (a, b)) in cpu.iter().zip(gpu).enumerate() {
+        if let Some(n) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
+            // Reports the figures (and keeps both renders) if the difference is also over tolerance.
+            assert_parity(stage, cpu, gpu, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+            panic!("{stage}: channel {c}, frame {n}: cpu {:e}, gpu {:e}: must be identical", a[n], b[n]);
+        }
+    }
+    println!("{stage}: identical ({} channel(s) x {} frames)", cpu.len(), cpu.first().map_or(0, Vec::len));
+}
+
+/// A program pushed 4 dB over full scale with a -1 dB ceiling, so the attenuation ranges 0..~7 dB.
+fn loud_program(channels: usize, frames: usize, seed: u64) -> Vec<Vec<f32>> {
+    (0..channels)
+        .map(|c| music_noise(seed + c as u64, frames, Noise::FullScale).iter().map(|v| v * 1.58).collect())
+        .collect()
+}
+
+/// The CPU oversample_peak's attenuation for `x`, block by block.
+fn cpu_atten(x: &[Vec<f32>], factor: usize, block: usize, ceiling: f32) -> Vec<f32> {
+    use stemforge::cpu::oversample_peak::OversamplePeak;
+    use stemforge::dsp::oversampling::design_oversampling;
+    let table = design_oversampling(factor);
+    let mut st = OversamplePeak::new(&table, x.len(), block);
+    let mut out = Vec::new();
+    for j in 0..x[0].len() / block {
+        let xb = block_of(x, j, block);
+        let views: Vec<&[f32]> = xb.iter().map(|v| v.as_slice()).collect();
+        let mut a = vec![0.0f32; block];
+        st.process(&views, ceiling, &mut a);
+        out.extend(a);
+    }
+    out
+}
+
+/// The precisions to test on this device: f64 (the CPU twins' arithmetic) where it exists, and
+/// always the f32 fallback.
+fn precisions(ctx: &GpuContext) -> Vec<Precision> {
+    if ctx.has_f64() { vec![Precision::F64, Precision::F32] } else { vec![Precision::F32] }
+}
+
+/// Run a one-in one-out limiter stage on the GPU over `x` in blocks.
+fn gpu_blocks(
+    ctx: &GpuContext,
+    x: &[f32],
+    block: usize,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+    mut encode: impl FnMut(&mut wgpu::ComputePass<'_>, u64),
+) -> Vec<f32> {
+    let mut got = Vec::new();
+    for j in 0..x.len() / block {
+        upload(ctx, input, &x[j * block..(j + 1) * block]);
+        run_pass(ctx, |p| encode(p, j as u64));
+        got.extend(read(ctx, output, 0, block));
+    }
+    got
+}
+
+fn cpu_blocks(x: &[f32], block: usize, mut process: impl FnMut(&[f32], &mut [f32])) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    for (i, o) in x.chunks(block).zip(out.chunks_mut(block)) {
+        process(i, o);
+    }
+    out
+}
