@@ -3,7 +3,7 @@
 use crate::dsp::oversampling::OversamplingTable;
 use crate::error::Result;
 use crate::model::SourceEncoding;
-use crate::model::{Layout, SampleFormat};
+use crate::model::{Layout, Process, SampleFormat};
 
 /// A FIR for a signal of some channels: `taps[ch]` (a shared filter is repeated per channel).
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +23,8 @@ pub struct StemPlan {
     pub channels: usize,
     /// Its EQ (stem channels), applied before gain and routing.
     pub fir: Option<FirPlan>,
+    /// Its `process` chain after the EQ, in order (design/mastering.md).
+    pub process: Vec<Process>,
     /// (source channel, bus channel, weight): gain 10^(gain_db/20) times the routing weight
     /// (mono -> C for 5.1/7.1, mono -> L and R at -3 dB for stereo, else channel c -> c).
     pub routes: Vec<(usize, usize, f32)>,
@@ -33,6 +35,13 @@ pub struct StemPlan {
     /// Every stage a stem can have today (gain, routing, EQ or FIR) is; a per-stem process chain
     /// with a compressor or saturation (design/mastering.md) will clear it.
     pub linear: bool,
+}
+
+impl StemPlan {
+    /// Frames by which the stem's path (EQ, then its process chain) delays it at `sample_rate`.
+    pub fn latency(&self, sample_rate: u32) -> usize {
+        self.fir.as_ref().map_or(0, |f| f.latency) + self.process.iter().map(|p| p.latency(sample_rate)).sum::<usize>()
+    }
 }
 
 /// The limiter's parameters, in frames and dB (DESIGN.md DSP 6).
@@ -87,7 +96,7 @@ impl Lag {
     }
 }
 
-/// How one pass aligns its chain: the stems (one lag shared by all, the largest EQ's), then the
+/// How one pass aligns its chain: the stems (one lag shared by all, the largest path's), then the
 /// bus EQ, then the limiter (its gain lags its input by `LimiterPlan::latency`); the aligned block
 /// k leaves the chain at block `k + total()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +115,7 @@ impl Alignment {
         let limiter = plan.limiter.as_ref().filter(|_| limit);
         let limiter_latency = limiter.map_or(0, LimiterPlan::latency);
         Alignment {
-            stems: Lag::of(plan.stems.iter().filter_map(|s| s.fir.as_ref().map(|f| f.latency)), b),
+            stems: Lag::of(plan.stems.iter().map(|s| s.latency(plan.sample_rate)), b),
             bus: Lag::of(plan.bus_fir.as_ref().map(|f| f.latency), b),
             limiter: limiter.map_or(Lag::of([], b), |l| l.lag(b)),
             limiter_latency,

@@ -72,7 +72,14 @@ fn session(dir: &Path, stems: &[TestStem], files: &[(&str, Vec<Vec<f32>>)]) -> S
         let path = dir.join(format!("{}.wav", s.name));
         let audio = files.iter().find(|(n, _)| *n == s.name).map(|(_, a)| a).unwrap_or(&s.audio);
         write_wav(&path, audio, FS, 0);
-        list.push(Stem { name: s.name.to_string(), path, gain_db: s.gain_db, mute: false, filter: Filter::None });
+        list.push(Stem {
+            name: s.name.to_string(),
+            path,
+            gain_db: s.gain_db,
+            mute: false,
+            filter: Filter::None,
+            process: Vec::new(),
+        });
     }
     Session {
         file: dir.join("session.toml"),
@@ -348,6 +355,7 @@ fn surround_routing_and_the_eq_note() {
         gain_db: 0.0,
         mute: false,
         filter: Filter::None,
+        process: Vec::new(),
     };
     let mut s = Session {
         file: dir.path().join("s.toml"),
@@ -411,7 +419,14 @@ fn stem_missing_from_the_mix_is_named() {
     let mut s = s;
     let fx = dir.path().join("fx.wav");
     write_wav(&fx, &stems[3].audio, FS, 0);
-    s.stems.push(Stem { name: "fx".into(), path: fx, gain_db: 0.0, mute: false, filter: Filter::None });
+    s.stems.push(Stem {
+        name: "fx".into(),
+        path: fx,
+        gain_db: 0.0,
+        mute: false,
+        filter: Filter::None,
+        process: Vec::new(),
+    });
     let r = check(&s).unwrap();
     let f = finding(&r, "fx", FindingKind::Uncorrelated);
     assert!(f.message.contains("not found"), "{}", f.message);

@@ -435,3 +435,20 @@ fn load_reads_the_file_and_names_it() {
         other => panic!("missing file: {other:?}"),
     }
 }
+
+#[test]
+fn a_process_chain_names_its_bad_entries() {
+    // No chain is an empty chain.
+    assert!(parse(MINIMAL).unwrap().stems[0].process.is_empty());
+    assert!(parse(&with_stem_keys("process = []")).unwrap().stems[0].process.is_empty());
+    // An entry without a type, with a type that is no stage, or with a type that is not a string.
+    assert_rejected(
+        &with_stem_keys("process = [{ width = 1.0, wdth = 2 }]"),
+        &["stems[0].process[0]", "`type`", "line"],
+    );
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"reverb\" }]"),
+        &["stems[0].process[0].type", "\"reverb\"", "is not one of", "line"],
+    );
+    assert_rejected(&with_stem_keys("process = [{ type = 3 }]"), &["stems[0].process[0].type", "string"]);
+}

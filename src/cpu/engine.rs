@@ -16,9 +16,8 @@ use crate::cpu::fir_convolve::{FirConvolve, FirInverse};
 use crate::cpu::gain_sum::gain_sum;
 use crate::cpu::limiter::LimiterFifo;
 use crate::cpu::limiter_apply;
-use crate::engine::{
-    Alignment, Engine, EngineInfo, FirPlan, Lag, PassBlock, PassParams, PassSink, RenderPlan, StemSource,
-};
+use crate::cpu::{self, Stage};
+use crate::engine::{Alignment, Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StemSource};
 use crate::error::{Error, Result};
 
 /// One channel of a filtered signal: pre-delay then (optionally) the FIR, in place.
@@ -28,8 +27,8 @@ struct Lane {
 }
 
 impl Lane {
-    fn new(fir: Option<(&FirPlan, usize)>, lag: Lag, block: usize) -> Lane {
-        let pre = lag.pre_delay(fir.map_or(0, |(plan, _)| plan.latency));
+    /// `pre`: the pre-delay that aligns the lane's whole path (`Lag::pre_delay`).
+    fn new(fir: Option<(&FirPlan, usize)>, pre: usize, block: usize) -> Lane {
         match fir {
             // A pre-delay of `pre` frames then h is the FIR [0; pre] ++ h. When that fits the same
             // number of partitions (a linked 16381-tap EQ: pre = 2) the delay rides in the taps
@@ -146,12 +145,21 @@ impl Engine for CpuEngine {
         let mut stem_lanes: Vec<Vec<Lane>> = plan
             .stems
             .iter()
-            .map(|s| (0..s.channels).map(|c| Lane::new(s.fir.as_ref().map(|f| (f, c)), align.stems, b)).collect())
+            .map(|s| {
+                let pre = align.stems.pre_delay(s.latency(plan.sample_rate));
+                (0..s.channels).map(|c| Lane::new(s.fir.as_ref().map(|f| (f, c)), pre, b)).collect()
+            })
             .collect();
+        // Each stem's process chain, after its EQ (design/mastering.md).
+        let mut chains: Vec<Vec<Box<dyn Stage>>> =
+            plan.stems.iter().map(|s| s.process.iter().map(|p| cpu::stage(p, b, plan.sample_rate)).collect()).collect();
         // Bus EQ lanes: one per bus channel, per stem contribution too when stems are delivered.
         let bus_signals = if pass.stems { n_stems } else { 1 };
         let mut bus_lanes: Vec<Vec<Lane>> = (0..bus_signals)
-            .map(|_| (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), align.bus, b)).collect())
+            .map(|_| {
+                let pre = align.bus.pre_delay(plan.bus_fir.as_ref().map_or(0, |f| f.latency));
+                (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), pre, b)).collect()
+            })
             .collect();
         // Without stem outputs, stems whose EQ is a FIR are summed in the frequency domain (when
         // every stem's path is linear: only then does filtering commute with summing).
@@ -194,6 +202,13 @@ impl Engine for CpuEngine {
                 .zip(inputs.par_iter_mut())
                 .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
                 .for_each(|(lane, sig)| if spectral_sum { lane.push(sig) } else { lane.process(sig) });
+            // 2b. Each stem's process chain, stems in parallel (never on a spectral bus: it needs
+            // every stem linear, `RenderPlan::all_linear`).
+            chains
+                .par_iter_mut()
+                .zip(inputs.par_iter_mut())
+                .filter(|(chain, _)| !chain.is_empty())
+                .for_each(|(chain, sig)| chain.iter_mut().for_each(|stage| stage.process(sig)));
             // 3. Gain, routing, sum (per stem contribution when stems are delivered).
             if let Some(sb) = &mut spectral {
                 // Stems with a FIR in the frequency domain: each bus channel accumulated and inverted.

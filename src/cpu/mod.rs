@@ -12,3 +12,22 @@ pub mod limiter_release;
 pub mod limiter_smooth;
 pub mod oversample_peak;
 pub mod pcm_unpack;
+
+use crate::model::Process;
+
+/// A stage of a stem's `process` chain on the CPU: it works in place on one block of the stem's
+/// channels, `[channel][frame]`, carrying its state from block to block.
+pub trait Stage: Send {
+    /// Frames by which its output lags its input: `model::Process::latency`, which the engines'
+    /// alignment (`engine::Alignment`) compensates with every other latency.
+    fn latency(&self) -> usize;
+    /// One block, every channel the same length, in place.
+    fn process(&mut self, block: &mut [Vec<f32>]);
+    /// Forget all history (as if newly built).
+    fn reset(&mut self);
+}
+
+/// The CPU stage that computes `process` for blocks of `block` frames at `sample_rate`.
+pub fn stage(process: &Process, _block: usize, _sample_rate: u32) -> Box<dyn Stage> {
+    match *process {}
+}

@@ -22,6 +22,7 @@ use crate::gpu::limiter_smooth::LimiterSmooth;
 use crate::gpu::meter::DeviceMeter;
 use crate::gpu::oversample_peak::OversamplePeak;
 use crate::gpu::pcm_unpack::{PcmUnpack, PcmUnpackPipeline};
+use crate::gpu::{ProcessStage, process_stage};
 use crate::model::SourceEncoding;
 
 /// Blocks in flight between submission and read-back (upload, compute and download overlap).
@@ -44,6 +45,8 @@ pub(super) struct Chain {
     pub(super) stem_in: wgpu::Buffer,
     pub(super) stem_delays: Vec<DelayLine>,
     pub(super) stem_fir: Option<FirConvolve>,
+    /// Every stem's process chain, in stem and chain order, in place on the stems' EQ output.
+    pub(super) stem_process: Vec<Box<dyn ProcessStage>>,
     pub(super) gain_sum: GainSum,
     pub(super) bus_delay: Option<DelayLine>,
     pub(super) bus_fir: Option<FirConvolve>,
@@ -186,16 +189,21 @@ impl Chain {
         let mut plain = Vec::new();
         let mut fir_lanes = Vec::new();
         let mut first = 0usize;
+        let mut stem_process = Vec::new();
         for s in &plan.stems {
+            let pre = align.stems.pre_delay(s.latency(plan.sample_rate));
             for c in 0..s.channels {
                 let at = (first + c) * b;
                 match &s.fir {
                     Some(f) => {
-                        filtered.push((at, at, align.stems.pre_delay(f.latency)));
+                        filtered.push((at, at, pre));
                         fir_lanes.push(FirLane { taps: &f.taps[c], input: at, output: at });
                     }
-                    None => plain.push((at, at, align.stems.pre_delay(0))),
+                    None => plain.push((at, at, pre)),
                 }
+            }
+            for p in &s.process {
+                stem_process.push(process_stage(ctx, p, b, &stem_b, first * b)?);
             }
             first += s.channels;
         }
@@ -382,6 +390,7 @@ impl Chain {
             stem_in,
             stem_delays,
             stem_fir,
+            stem_process,
             gain_sum,
             bus_delay,
             bus_fir,
@@ -404,6 +413,7 @@ impl Chain {
         if let Some(f) = &self.stem_fir {
             f.reset(&mut enc);
         }
+        self.stem_process.iter().for_each(|p| p.reset(&mut enc));
         if let Some(d) = &self.bus_delay {
             d.reset(&mut enc);
         }
@@ -452,6 +462,7 @@ impl Chain {
             if let Some(f) = &self.stem_fir {
                 f.encode(&mut pass, t);
             }
+            self.stem_process.iter().for_each(|p| p.encode(&mut pass));
             self.gain_sum.encode_route(&mut pass);
             if let (Some(d), Some(f)) = (&self.bus_delay, &self.bus_fir) {
                 d.encode(&mut pass, t);

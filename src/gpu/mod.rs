@@ -20,3 +20,27 @@ pub mod engine;
 
 pub use context::{AdapterSummary, GpuContext, list_adapters};
 pub use engine::GpuEngine;
+
+use crate::error::Result;
+use crate::model::Process;
+
+/// A stage of a stem's `process` chain on the device: it works in place on the stem's channels of
+/// the block buffer it was built on. The chain encodes it after the stem's EQ, before the sum.
+pub trait ProcessStage {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>);
+    /// Clear the state it carries across blocks (the start of a pass); none by default.
+    fn reset(&self, _encoder: &mut wgpu::CommandEncoder) {}
+}
+
+/// The device stage that computes `process` on the `channels` channels of `block` frames that
+/// start at element `first` of `x`.
+pub fn process_stage(
+    ctx: &GpuContext,
+    process: &Process,
+    block: usize,
+    x: &wgpu::Buffer,
+    first: usize,
+) -> Result<Box<dyn ProcessStage>> {
+    let _ = (ctx, block, x, first);
+    match *process {}
+}

@@ -1,10 +1,12 @@
 //! Domain types every room shares: the bus layout, sample formats and encodings, EQ bands and
-//! filters. They are what the session file says, but the engines, I/O and reports depend on them,
+//! filters, the stages of a `process` chain. They are what the session file says, but the engines, I/O and reports depend on them,
 //! not on the parser (`session`), which builds them.
 mod eq;
 mod format;
 mod layout;
+mod process;
 
 pub use eq::{EqBand, EqDesign, Filter, Phase};
 pub use format::{Dither, OutputKind, SampleFormat, SourceEncoding};
 pub use layout::Layout;
+pub use process::{Process, StageKeys};

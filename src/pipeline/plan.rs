@@ -114,8 +114,14 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
         if link && let Some(bus) = &bus_fir {
             fir = Some(link_bus_fir(stem_fir_or_unit(fir, info.channels), bus, &routes, &stem.path)?);
         }
+        for (j, stage) in stem.process.iter().enumerate() {
+            stage.takes(info.channels).map_err(|why| {
+                Error::input(&session.file, format!("stem `{}`: process[{j}] ({}): {why}", stem.name, stage.name()))
+            })?;
+        }
         let linear = stem_path_is_linear(stem);
-        stems.push(StemPlan { index, name: stem.name.clone(), channels: info.channels, fir, routes, linear });
+        let process = stem.process.clone();
+        stems.push(StemPlan { index, name: stem.name.clone(), channels: info.channels, fir, process, routes, linear });
     }
     if link {
         bus_fir = None;
@@ -152,6 +158,7 @@ pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
         name: name.to_string(),
         channels: ch,
         fir: None,
+        process: Vec::new(),
         routes: identity.clone(),
         // A spilled signal is replayed as it was recorded: a copy, whatever made it.
         linear: true,
@@ -164,10 +171,12 @@ pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
     RenderPlan { stems: spilled, bus_fir: None, ..plan.clone() }
 }
 
-/// Whether a stem's path is linear and time-invariant (`StemPlan::linear`): gain, routing and an
-/// EQ or FIR file are, and they are all a session can give a stem today.
-fn stem_path_is_linear(_stem: &crate::session::Stem) -> bool {
-    true
+/// Whether a stem's path is linear, time-invariant and per channel (`StemPlan::linear`): gain,
+/// routing and an EQ or FIR file are; a `process` chain is not (a compressor is not linear, and a
+/// `width` stage, linear as it is, mixes the stem's channels before the bus EQ that the linked
+/// plan would fold per channel into its FIR).
+fn stem_path_is_linear(stem: &crate::session::Stem) -> bool {
+    stem.process.is_empty()
 }
 
 fn stem_fir_or_unit(fir: Option<FirPlan>, channels: usize) -> FirPlan {

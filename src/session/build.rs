@@ -133,7 +133,8 @@ impl Builder<'_> {
             return Err(loc.err(&format!("{at}.gain_db"), format!("gain_db = {gain_db} dB must be in [-120, 24]")));
         }
         let filter = self.filter(&at, rs.eq, rs.fir)?;
-        Ok(Stem { name, path, gain_db, mute: rs.mute.unwrap_or(false), filter })
+        let process = super::process::chain(loc, &format!("{at}.process"), rs.process)?;
+        Ok(Stem { name, path, gain_db, mute: rs.mute.unwrap_or(false), filter, process })
     }
 
     /// A stem's or the bus's `eq` / `fir` (at most one of them).

@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::{Dither, EqBand, EqDesign, Filter, Layout, OutputKind, Phase, SampleFormat};
+use crate::model::{Dither, EqBand, EqDesign, Filter, Layout, OutputKind, Phase, Process, SampleFormat};
 
 mod build;
 mod locate;
+mod process;
 mod raw;
 
 use build::Builder;
@@ -23,6 +24,8 @@ pub struct Stem {
     pub gain_db: f64,
     pub mute: bool,
     pub filter: Filter,
+    /// Its `process` chain, after the EQ and before gain and routing (design/mastering.md).
+    pub process: Vec<Process>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -24,6 +24,8 @@ pub struct Stem {
     pub mute: Option<bool>,
     pub eq: Option<Vec<Band>>,
     pub fir: Option<String>,
+    /// Each stage's keys are read by `session::process` (they differ per `type`).
+    pub process: Option<Vec<toml::Table>>,
 }
 
 /// One flat struct for every band type (not a serde-tagged enum): serde buffers a tagged enum's

@@ -1,0 +1,44 @@
+//! The stages of a `process` chain (design/mastering.md): what each takes from the session file
+//! and what the engines need to know of it (latency, the channels it takes). Adding a stage here is
+//! a variant, its parameters and its arm in each `match`; its DSP lives in `cpu/<stage>.rs`,
+//! `gpu/<stage>.rs` and `shaders/<stage>.wgsl`.
+use crate::error::Result;
+
+/// One stage of a stem's chain, as validated.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Process {}
+
+/// Where a stage's keys come from: the session builder implements it, so that every bad value is
+/// reported with its key and line, and every key a stage does not read is refused.
+pub trait StageKeys {
+    /// The number under `key` (`default` when absent), refused outside [min, max].
+    fn number(&mut self, key: &str, default: f64, min: f64, max: f64) -> Result<f64>;
+}
+
+impl Process {
+    /// The `type` of every stage a chain accepts.
+    pub const TYPES: &'static [&'static str] = &[];
+
+    /// The stage of type `kind` read from `keys`; None for a type that is not one of `TYPES`.
+    pub fn parse(kind: &str, keys: &mut dyn StageKeys) -> Result<Option<Process>> {
+        let _ = (kind, keys);
+        Ok(None)
+    }
+
+    /// Its `type` as written in the session file.
+    pub fn name(&self) -> &'static str {
+        match *self {}
+    }
+
+    /// Frames by which the stage delays its signal at `sample_rate` (compensated by the engines
+    /// with every other latency, `engine::Alignment`).
+    pub fn latency(&self, _sample_rate: u32) -> usize {
+        match *self {}
+    }
+
+    /// Whether it runs on a signal of `channels` channels; Err says why not.
+    pub fn takes(&self, _channels: usize) -> std::result::Result<(), String> {
+        match *self {}
+    }
+}

@@ -1,0 +1,61 @@
+//! A `process` chain (design/mastering.md) read from the session: each entry's `type` picks the
+//! stage (`model::Process::parse`), its keys are read through `StageKeys` with their lines, and a
+//! key the stage did not read is refused by name.
+use super::locate::Locator;
+use crate::error::Result;
+use crate::model::{Process, StageKeys};
+
+/// One entry's keys, as `StageKeys`: each read removes its key, so what is left was not read.
+struct Keys<'a> {
+    loc: &'a Locator<'a>,
+    at: String,
+    kind: String,
+    table: toml::Table,
+    read: Vec<String>,
+}
+
+impl StageKeys for Keys<'_> {
+    fn number(&mut self, key: &str, default: f64, min: f64, max: f64) -> Result<f64> {
+        let at = format!("{}.{key}", self.at);
+        self.read.push(format!("`{key}`"));
+        let v = match self.table.remove(key) {
+            None => return Ok(default),
+            Some(toml::Value::Float(v)) => v,
+            Some(toml::Value::Integer(v)) => v as f64,
+            Some(other) => {
+                return Err(self.loc.err(&at, format!("{key} = {other} must be a number ({} stage)", self.kind)));
+            }
+        };
+        if !(v.is_finite() && (min..=max).contains(&v)) {
+            return Err(self.loc.err(&at, format!("{key} = {v} must be in [{min}, {max}] ({} stage)", self.kind)));
+        }
+        Ok(v)
+    }
+}
+
+/// The chain under `at` (`stems[i].process`), in the order written.
+pub(super) fn chain(loc: &Locator<'_>, at: &str, raw: Option<Vec<toml::Table>>) -> Result<Vec<Process>> {
+    let types = || Process::TYPES.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ");
+    let mut stages = Vec::new();
+    for (j, mut table) in raw.unwrap_or_default().into_iter().enumerate() {
+        let at = format!("{at}[{j}]");
+        let kind = match table.remove("type") {
+            Some(toml::Value::String(k)) => k,
+            Some(other) => return Err(loc.err(&format!("{at}.type"), format!("type = {other} must be a string"))),
+            None => return Err(loc.err(&at, format!("missing required key `type` (one of {})", types()))),
+        };
+        let mut keys = Keys { loc, at: at.clone(), kind: kind.clone(), table, read: Vec::new() };
+        let Some(stage) = Process::parse(&kind, &mut keys)? else {
+            return Err(loc.err(&format!("{at}.type"), format!("type = {kind:?} is not one of {}", types())));
+        };
+        if let Some(key) = keys.table.keys().next() {
+            let allowed = keys.read.join(", ");
+            return Err(loc.err(
+                &format!("{at}.{key}"),
+                format!("unknown key `{key}` for a {kind} stage (its keys: `type`, {allowed})"),
+            ));
+        }
+        stages.push(stage);
+    }
+    Ok(stages)
+}
