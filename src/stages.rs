@@ -87,6 +87,7 @@ stages! {
     LimiterApply => "limiter_apply", f64: false;
     DitherQuantize => "dither_quantize", f64: false;
     Meter => "meter", f64: true;
+    Width => "width", f64: false;
 }
 
 /// Shared WGSL for `#import`, by name (`shaders/common/<name>.wgsl`).

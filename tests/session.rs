@@ -452,3 +452,19 @@ fn a_process_chain_names_its_bad_entries() {
     );
     assert_rejected(&with_stem_keys("process = [{ type = 3 }]"), &["stems[0].process[0].type", "string"]);
 }
+
+#[test]
+fn width_keys_are_checked() {
+    use stemforge::model::{Process, Width};
+    let s = parse(&with_stem_keys("process = [{ type = \"width\", width = 1.5 }, { type = \"width\" }]")).unwrap();
+    assert_eq!(s.stems[0].process, [Process::Width(Width { width: 1.5 }), Process::Width(Width { width: 1.0 })]);
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"width\", width = -0.5 }]"),
+        &["stems[0].process[0].width", "-0.5", "[0, 4]", "line"],
+    );
+    assert_rejected(&with_stem_keys("process = [{ type = \"width\", width = \"wide\" }]"), &["width", "number"]);
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"width\", widht = 1.2 }]"),
+        &["stems[0].process[0].widht", "unknown key `widht` for a width stage", "`width`"],
+    );
+}

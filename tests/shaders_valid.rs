@@ -182,6 +182,7 @@ fn shared_structs() -> Vec<RustLayout> {
         shared!(OversamplePeak, oversample_peak::OversampleImmediates { block_index }),
         shared!(PcmUnpack, pcm_unpack::UnpackConfig { format, channels, block, output }),
         shared!(PcmUnpack, pcm_unpack::UnpackImmediates { frames }),
+        shared!(Width, width::WidthConfig { block, left, right, width }),
     ]
 }
 

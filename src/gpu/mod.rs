@@ -14,6 +14,7 @@ pub mod limiter_smooth;
 pub mod meter;
 pub mod oversample_peak;
 pub mod pcm_unpack;
+pub mod width;
 
 mod chain;
 pub mod engine;
@@ -41,6 +42,7 @@ pub fn process_stage(
     x: &wgpu::Buffer,
     first: usize,
 ) -> Result<Box<dyn ProcessStage>> {
-    let _ = (ctx, block, x, first);
-    match *process {}
+    Ok(match process {
+        Process::Width(p) => Box::new(width::Width::new(ctx, p, block, x, first)?),
+    })
 }

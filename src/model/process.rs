@@ -7,7 +7,16 @@ use crate::error::Result;
 /// One stage of a stem's chain, as validated.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Process {}
+pub enum Process {
+    Width(Width),
+}
+
+/// `width`: mid/side, M = (L + R)/2, S = (L - R)/2, S' = width·S, L' = M + S', R' = M - S'.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Width {
+    /// 0 is mono, 1 leaves the signal unchanged, above 1 widens.
+    pub width: f64,
+}
 
 /// Where a stage's keys come from: the session builder implements it, so that every bad value is
 /// reported with its key and line, and every key a stage does not read is refused.
@@ -18,27 +27,38 @@ pub trait StageKeys {
 
 impl Process {
     /// The `type` of every stage a chain accepts.
-    pub const TYPES: &'static [&'static str] = &[];
+    pub const TYPES: &'static [&'static str] = &["width"];
 
     /// The stage of type `kind` read from `keys`; None for a type that is not one of `TYPES`.
     pub fn parse(kind: &str, keys: &mut dyn StageKeys) -> Result<Option<Process>> {
-        let _ = (kind, keys);
-        Ok(None)
+        Ok(Some(match kind {
+            "width" => Process::Width(Width { width: keys.number("width", 1.0, 0.0, 4.0)? }),
+            _ => return Ok(None),
+        }))
     }
 
     /// Its `type` as written in the session file.
     pub fn name(&self) -> &'static str {
-        match *self {}
+        match self {
+            Process::Width(_) => "width",
+        }
     }
 
     /// Frames by which the stage delays its signal at `sample_rate` (compensated by the engines
     /// with every other latency, `engine::Alignment`).
     pub fn latency(&self, _sample_rate: u32) -> usize {
-        match *self {}
+        match self {
+            Process::Width(_) => 0,
+        }
     }
 
     /// Whether it runs on a signal of `channels` channels; Err says why not.
-    pub fn takes(&self, _channels: usize) -> std::result::Result<(), String> {
-        match *self {}
+    pub fn takes(&self, channels: usize) -> std::result::Result<(), String> {
+        match self {
+            Process::Width(_) if channels != 2 => {
+                Err(format!("`width` works on mid and side, so it needs a stereo signal; this one has {channels}"))
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -26,6 +26,7 @@ mod limiter_smooth;
 mod meter;
 mod oversample_peak;
 mod pcm_unpack;
+mod width;
 
 use common::gpu_harness::{read, run_pass, upload};
 use common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};

@@ -1,0 +1,140 @@
+//! Parity of `width` (design/mastering.md): the CPU twin and the GPU stage on a stereo stem, its
+//! defining properties (width 0 is mono, 1 leaves the signal, M is kept), and the stage in whole
+//! renders on both engines.
+use std::path::Path;
+
+use crate::common::gpu_harness::{gpu, read, run_pass, upload};
+use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
+use crate::common::{Noise, music_noise, read_audio, render, write_wav};
+use crate::{block_of, flat};
+use stemforge::cpu::Stage;
+
+const BLOCK: usize = 4096;
+
+fn stereo(seed: u64, frames: usize) -> Vec<Vec<f32>> {
+    vec![music_noise(seed, frames, Noise::FullScale), music_noise(seed + 1, frames, Noise::FullScale)]
+}
+
+/// The CPU twin over `x` in blocks.
+fn cpu_width(width: f64, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let mut st = stemforge::cpu::width::Width::new(&stemforge::model::Width { width });
+    let mut out = vec![Vec::new(); 2];
+    for j in 0..x[0].len().div_ceil(BLOCK) {
+        let mut b = block_of(x, j, BLOCK);
+        st.process(&mut b);
+        out.iter_mut().zip(b).for_each(|(o, b)| o.extend(b));
+    }
+    out
+}
+
+#[test]
+fn width() {
+    use stemforge::gpu::ProcessStage;
+    let Some(ctx) = gpu("width") else {
+        return;
+    };
+    let frames = 3 * BLOCK;
+    let x = stereo(301, frames);
+    for w in [0.0, 0.5, 1.0, 1.7, 4.0] {
+        // The stem's channels at an offset in a larger buffer, as in the engine's stem buffer.
+        let buf = ctx.storage("stems", (5 * BLOCK * 4) as u64);
+        let st = stemforge::gpu::width::Width::new(&ctx, &stemforge::model::Width { width: w }, BLOCK, &buf, 2 * BLOCK)
+            .expect("width");
+        let mut gpu_out = vec![Vec::new(); 2];
+        for j in 0..3 {
+            let mut whole = vec![0.5f32; 5 * BLOCK];
+            whole[2 * BLOCK..4 * BLOCK].copy_from_slice(&flat(&block_of(&x, j, BLOCK)));
+            upload(&ctx, &buf, &whole);
+            run_pass(&ctx, |p| st.encode(p));
+            let y = read(&ctx, &buf, 0, 5 * BLOCK);
+            // Only the stem's two channels move.
+            assert!(
+                y[..2 * BLOCK].iter().chain(&y[4 * BLOCK..]).all(|&v| v == 0.5),
+                "width {w} wrote outside its stem"
+            );
+            gpu_out[0].extend_from_slice(&y[2 * BLOCK..3 * BLOCK]);
+            gpu_out[1].extend_from_slice(&y[3 * BLOCK..4 * BLOCK]);
+        }
+        let cpu_out = cpu_width(w, &x);
+        let r = assert_parity(&format!("width {w}"), &cpu_out, &gpu_out, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+        println!("width {w}: residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
+    }
+}
+
+#[test]
+fn width_zero_is_mono_one_leaves_the_signal_and_the_mid_is_kept() {
+    let x = stereo(311, 2 * BLOCK + 100);
+    let mono = cpu_width(0.0, &x);
+    assert!(mono[0].iter().zip(&mono[1]).all(|(l, r)| l == r), "width 0: L and R must be equal");
+    // Within f32 rounding of (L+R)/2 ± (L-R)/2: a few ulp of full scale.
+    let same = cpu_width(1.0, &x);
+    for (c, (a, b)) in same.iter().zip(&x).enumerate() {
+        let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 4.0 * f32::EPSILON, "width 1, channel {c}: moved by {worst:e}");
+    }
+    // M = (L + R)/2 is kept at every width; S scales by it.
+    let wide = cpu_width(2.5, &x);
+    for t in (0..x[0].len()).step_by(97) {
+        let (m, s) = ((x[0][t] + x[1][t]) / 2.0, (x[0][t] - x[1][t]) / 2.0);
+        let (m2, s2) = ((wide[0][t] + wide[1][t]) / 2.0, (wide[0][t] - wide[1][t]) / 2.0);
+        assert!((m2 - m).abs() <= 1e-6 && (s2 - 2.5 * s).abs() <= 1e-6, "frame {t}: M {m} -> {m2}, S {s} -> {s2}");
+    }
+}
+
+/// A session with a width stage on two stereo stems, rendered by both engines: the masters agree
+/// within the whole-render contract, and the stem narrowed to mono has equal channels.
+#[test]
+fn width_in_a_render() {
+    let Some(_gpu) = gpu("width_in_a_render") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 48_000 * 2 + 333;
+    write_wav(&dir.path().join("wide.wav"), &stereo(321, frames), 48_000, 0);
+    write_wav(&dir.path().join("narrow.wav"), &stereo(323, frames), 48_000, 0);
+    write_wav(&dir.path().join("mono.wav"), &[music_noise(325, frames, Noise::FullScale)], 48_000, 0);
+    let session = |stems: &str| {
+        format!(
+            "name = \"w\"\nlayout = \"stereo\"\n{stems}\n[master]\ntarget_lufs = -16.0\nceiling_dbtp = -1.0\n\
+             [[outputs]]\npath = \"master.wav\"\nkind = \"master\"\nformat = \"f32\"\n\
+             [[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n"
+        )
+    };
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        session(
+            "[[stems]]\nname = \"wide\"\npath = \"wide.wav\"\n\
+             eq = [{ type = \"peak\", freq_hz = 2000.0, gain_db = 3.0, q = 1.0 }]\n\
+             process = [{ type = \"width\", width = 1.6 }]\n\
+             [[stems]]\nname = \"narrow\"\npath = \"narrow.wav\"\nprocess = [{ type = \"width\", width = 0.0 }]\n",
+        ),
+    )
+    .unwrap();
+    let out = |e: &str| dir.path().join(e);
+    for e in ["cpu", "gpu"] {
+        render(&good, &out(e), e, &[], 0);
+        let (_, narrow) = read_audio(&out(e).join("stems/narrow.wav"));
+        assert!(narrow[0].iter().zip(&narrow[1]).all(|(l, r)| l == r), "{e}: the narrowed stem is not mono");
+    }
+    let (_, cpu) = read_audio(&out("cpu").join("master.wav"));
+    let (_, gpu) = read_audio(&out("gpu").join("master.wav"));
+    let r = assert_parity("width in a render", &cpu, &gpu, -100.0, -120.0);
+    println!("width in a render: master residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
+
+    // Width on a mono stem: exit 2, naming the stem and the stage; nothing written.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        session("[[stems]]\nname = \"vox\"\npath = \"mono.wav\"\nprocess = [{ type = \"width\", width = 1.2 }]\n"),
+    )
+    .unwrap();
+    for e in ["cpu", "gpu"] {
+        let err = render(&bad, &out(&format!("bad-{e}")), e, &[], 2);
+        assert!(
+            err.contains("bad.toml") && err.contains("vox") && err.contains("width") && err.contains("stereo"),
+            "{err}"
+        );
+        assert!(!Path::new(&out(&format!("bad-{e}"))).join("master.wav").exists());
+    }
+}
