@@ -15,7 +15,33 @@ fn report_error(json: bool, message: &str, code: u8) {
     }
 }
 
+/// Mesa's Vulkan layers print "error: XDG_RUNTIME_DIR is invalid or not set in the environment"
+/// on stderr of every command that opens Vulkan when that variable is unset or names no folder
+/// (a farm's batch environment, cron, a plain ssh command): a user reads "error" where there is
+/// none. stemforge keeps nothing there; Mesa gets a private folder (0700, the user's own) instead.
+/// A set, valid variable is left alone.
+#[cfg(unix)]
+fn give_mesa_a_runtime_dir() {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir()) {
+        return;
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("stemforge-runtime-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    // Only a folder that is ours (not one another user planted under that name).
+    let ours = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+    if ours {
+        // SAFETY: called first thing in `main`, before any thread exists, so nothing reads the
+        // environment concurrently.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    give_mesa_a_runtime_dir();
     // First, before any thread exists, so that every thread inherits the mask.
     #[cfg(target_os = "linux")]
     signals::block();

@@ -359,3 +359,28 @@ fn clamped_stem_samples_are_reported() {
         }
     }
 }
+
+/// Mesa prints "error: XDG_RUNTIME_DIR is invalid or not set" for every Vulkan command when the
+/// variable is unset (a farm's batch environment): stemforge gives it a private folder, so the
+/// user sees no "error" that is not one (issue 16). The old binary printed it 3 times for
+/// `devices`, so this fails without the fix.
+#[test]
+fn no_mesa_noise_without_xdg_runtime_dir() {
+    let quiet = |cmd: &mut assert_cmd::Command, what: &str| {
+        let out = cmd.env_remove("XDG_RUNTIME_DIR").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {err}");
+        assert!(!err.contains("XDG_RUNTIME_DIR") && !err.contains("error"), "{what} printed Mesa's noise:\n{err}");
+    };
+    quiet(stemforge().arg("devices"), "devices");
+    let dir = tempfile::tempdir().unwrap();
+    let session =
+        small_session(dir.path(), 1, "[[outputs]]\npath = \"m.wav\"\nkind = \"master\"\nformat = \"pcm24\"\n");
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        quiet(
+            stemforge().args(["render", "--progress", "none", "--engine", engine, "--out-dir"]).arg(&out).arg(&session),
+            &format!("render on {engine}"),
+        );
+    }
+}
