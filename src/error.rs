@@ -56,11 +56,7 @@ impl Error {
         what: impl std::fmt::Display,
         cause: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error::Input {
-            path: path.as_ref().to_path_buf(),
-            msg: format!("{what}: {cause}"),
-            source: Some(Box::new(cause)),
-        }
+        Error::input(path, format!("{what}: {cause}")).with_source(cause)
     }
     pub fn output(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
         Error::Output { path: path.as_ref().to_path_buf(), msg: msg.into(), source: None }
@@ -79,11 +75,7 @@ impl Error {
         what: impl std::fmt::Display,
         cause: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error::Output {
-            path: path.as_ref().to_path_buf(),
-            msg: format!("{what}: {cause}"),
-            source: Some(Box::new(cause)),
-        }
+        Error::output(path, format!("{what}: {cause}")).with_source(cause)
     }
 
     /// DESIGN.md: 0 success, 1 quality check failed, 2 invalid input or usage, 3 no GPU adapter,
