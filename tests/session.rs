@@ -456,8 +456,19 @@ fn a_process_chain_names_its_bad_entries() {
 #[test]
 fn width_keys_are_checked() {
     use stemforge::model::{Process, Width};
-    let s = parse(&with_stem_keys("process = [{ type = \"width\", width = 1.5 }, { type = \"width\" }]")).unwrap();
-    assert_eq!(s.stems[0].process, [Process::Width(Width { width: 1.5 }), Process::Width(Width { width: 1.0 })]);
+    let s = parse(&with_stem_keys(
+        "process = [{ type = \"width\", width = 1.5 }, { type = \"width\", mono_below_hz = 120 }]\n\
+         [eq_design]\ntaps = 4095",
+    ))
+    .unwrap();
+    let w = |width, mono_below_hz| Process::Width(Width { width, mono_below_hz, taps: 4095 });
+    assert_eq!(s.stems[0].process, [w(1.5, 0.0), w(1.0, 120.0)]);
+    // The high-pass is as long as the EQ, and its latency counts.
+    assert_eq!([s.stems[0].process[0].latency(48_000), s.stems[0].process[1].latency(48_000)], [0, 2047]);
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"width\", mono_below_hz = 5000 }]"),
+        &["stems[0].process[0].mono_below_hz", "[0, 1000]"],
+    );
     assert_rejected(
         &with_stem_keys("process = [{ type = \"width\", width = -0.5 }]"),
         &["stems[0].process[0].width", "-0.5", "[0, 4]", "line"],

@@ -29,8 +29,8 @@ pub trait Stage: Send {
 }
 
 /// The CPU stage that computes `process` for blocks of `block` frames at `sample_rate`.
-pub fn stage(process: &Process, _block: usize, _sample_rate: u32) -> Box<dyn Stage> {
+pub fn stage(process: &Process, block: usize, sample_rate: u32) -> Box<dyn Stage> {
     match process {
-        Process::Width(p) => Box::new(width::Width::new(p)),
+        Process::Width(p) => Box::new(width::Width::new(p, block, sample_rate)),
     }
 }

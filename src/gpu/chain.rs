@@ -203,7 +203,7 @@ impl Chain {
                 }
             }
             for p in &s.process {
-                stem_process.push(process_stage(ctx, p, b, &stem_b, first * b)?);
+                stem_process.push(process_stage(ctx, p, b, plan.sample_rate, &stem_b, first * b)?);
             }
             first += s.channels;
         }
@@ -462,7 +462,7 @@ impl Chain {
             if let Some(f) = &self.stem_fir {
                 f.encode(&mut pass, t);
             }
-            self.stem_process.iter().for_each(|p| p.encode(&mut pass));
+            self.stem_process.iter().for_each(|p| p.encode(&mut pass, t));
             self.gain_sum.encode_route(&mut pass);
             if let (Some(d), Some(f)) = (&self.bus_delay, &self.bus_fir) {
                 d.encode(&mut pass, t);

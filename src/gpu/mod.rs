@@ -28,21 +28,23 @@ use crate::model::Process;
 /// A stage of a stem's `process` chain on the device: it works in place on the stem's channels of
 /// the block buffer it was built on. The chain encodes it after the stem's EQ, before the sum.
 pub trait ProcessStage {
-    fn encode(&self, pass: &mut wgpu::ComputePass<'_>);
+    /// Block `block_index` of the pass (stages with a ring of blocks on the device index it).
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64);
     /// Clear the state it carries across blocks (the start of a pass); none by default.
     fn reset(&self, _encoder: &mut wgpu::CommandEncoder) {}
 }
 
-/// The device stage that computes `process` on the `channels` channels of `block` frames that
-/// start at element `first` of `x`.
+/// The device stage that computes `process` at `sample_rate` on a stem's channels of `block`
+/// frames each, the first of them at element `first` of `x`.
 pub fn process_stage(
     ctx: &GpuContext,
     process: &Process,
     block: usize,
+    sample_rate: u32,
     x: &wgpu::Buffer,
     first: usize,
 ) -> Result<Box<dyn ProcessStage>> {
     Ok(match process {
-        Process::Width(p) => Box::new(width::Width::new(ctx, p, block, x, first)?),
+        Process::Width(p) => Box::new(width::Width::new(ctx, p, block, sample_rate, x, first)?),
     })
 }

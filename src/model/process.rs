@@ -16,6 +16,17 @@ pub enum Process {
 pub struct Width {
     /// 0 is mono, 1 leaves the signal unchanged, above 1 widens.
     pub width: f64,
+    /// 0: off; else S' is high-passed there (a linear-phase Butterworth magnitude of order
+    /// `MONO_BELOW_ORDER`, designed as the EQ is, `taps` long), so the lows are mono.
+    pub mono_below_hz: f64,
+    /// The session's `[eq_design] taps`: the high-pass's length (its latency is (taps - 1)/2).
+    pub taps: usize,
+}
+
+impl Width {
+    /// Order of `mono_below_hz`'s high-pass: 24 dB per octave, steep enough that the side signal
+    /// an octave below is 24 dB down, as a mastering "mono maker" is.
+    pub const MONO_BELOW_ORDER: u32 = 4;
 }
 
 /// Where a stage's keys come from: the session builder implements it, so that every bad value is
@@ -23,6 +34,8 @@ pub struct Width {
 pub trait StageKeys {
     /// The number under `key` (`default` when absent), refused outside [min, max].
     fn number(&mut self, key: &str, default: f64, min: f64, max: f64) -> Result<f64>;
+    /// The session's `[eq_design] taps`, for a stage that designs a FIR as the EQ is.
+    fn eq_taps(&self) -> usize;
 }
 
 impl Process {
@@ -32,7 +45,11 @@ impl Process {
     /// The stage of type `kind` read from `keys`; None for a type that is not one of `TYPES`.
     pub fn parse(kind: &str, keys: &mut dyn StageKeys) -> Result<Option<Process>> {
         Ok(Some(match kind {
-            "width" => Process::Width(Width { width: keys.number("width", 1.0, 0.0, 4.0)? }),
+            "width" => Process::Width(Width {
+                width: keys.number("width", 1.0, 0.0, 4.0)?,
+                mono_below_hz: keys.number("mono_below_hz", 0.0, 0.0, 1000.0)?,
+                taps: keys.eq_taps(),
+            }),
             _ => return Ok(None),
         }))
     }
@@ -48,6 +65,7 @@ impl Process {
     /// with every other latency, `engine::Alignment`).
     pub fn latency(&self, _sample_rate: u32) -> usize {
         match self {
+            Process::Width(w) if w.mono_below_hz > 0.0 => (w.taps - 1) / 2,
             Process::Width(_) => 0,
         }
     }

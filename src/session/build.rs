@@ -39,13 +39,15 @@ impl Builder<'_> {
             None => None,
         };
 
+        // Before the stems: a process stage that designs a FIR takes the EQ's length.
+        let eq_design = self.eq_design(raw.eq_design)?;
         let raw_stems = raw.stems.unwrap_or_default();
         if raw_stems.is_empty() {
             return Err(loc.err("", "the session has no stems: add at least one [[stems]] table"));
         }
         let mut stems = Vec::with_capacity(raw_stems.len());
         for (i, rs) in raw_stems.into_iter().enumerate() {
-            stems.push(self.stem(i, rs)?);
+            stems.push(self.stem(i, rs, &eq_design)?);
         }
         // Case-insensitively: stem names become file names of `kind = "stems"` outputs, and
         // "Vocals.wav" and "vocals.wav" are one file on macOS and Windows volumes.
@@ -66,7 +68,6 @@ impl Builder<'_> {
             Some(b) => self.filter("bus", b.eq, b.fir)?,
             None => Filter::None,
         };
-        let eq_design = self.eq_design(raw.eq_design)?;
         let master = match raw.master {
             Some(m) => Some(self.master(m)?),
             None => None,
@@ -106,7 +107,7 @@ impl Builder<'_> {
         Ok(session)
     }
 
-    fn stem(&self, i: usize, rs: raw::Stem) -> Result<Stem> {
+    fn stem(&self, i: usize, rs: raw::Stem, eq_design: &EqDesign) -> Result<Stem> {
         let loc = self.loc;
         let at = format!("stems[{i}]");
         let name = rs.name.ok_or_else(|| loc.err(&at, "missing required key `name`"))?;
@@ -133,7 +134,7 @@ impl Builder<'_> {
             return Err(loc.err(&format!("{at}.gain_db"), format!("gain_db = {gain_db} dB must be in [-120, 24]")));
         }
         let filter = self.filter(&at, rs.eq, rs.fir)?;
-        let process = super::process::chain(loc, &format!("{at}.process"), rs.process)?;
+        let process = super::process::chain(loc, &format!("{at}.process"), rs.process, eq_design.taps)?;
         Ok(Stem { name, path, gain_db, mute: rs.mute.unwrap_or(false), filter, process })
     }
 

@@ -8,6 +8,7 @@ use crate::model::{Process, StageKeys};
 /// One entry's keys, as `StageKeys`: each read removes its key, so what is left was not read.
 struct Keys<'a> {
     loc: &'a Locator<'a>,
+    eq_taps: usize,
     at: String,
     kind: String,
     table: toml::Table,
@@ -31,10 +32,20 @@ impl StageKeys for Keys<'_> {
         }
         Ok(v)
     }
+
+    fn eq_taps(&self) -> usize {
+        self.eq_taps
+    }
 }
 
 /// The chain under `at` (`stems[i].process`), in the order written.
-pub(super) fn chain(loc: &Locator<'_>, at: &str, raw: Option<Vec<toml::Table>>) -> Result<Vec<Process>> {
+/// `eq_taps`: the session's `[eq_design] taps`.
+pub(super) fn chain(
+    loc: &Locator<'_>,
+    at: &str,
+    raw: Option<Vec<toml::Table>>,
+    eq_taps: usize,
+) -> Result<Vec<Process>> {
     let types = || Process::TYPES.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ");
     let mut stages = Vec::new();
     for (j, mut table) in raw.unwrap_or_default().into_iter().enumerate() {
@@ -44,7 +55,7 @@ pub(super) fn chain(loc: &Locator<'_>, at: &str, raw: Option<Vec<toml::Table>>) 
             Some(other) => return Err(loc.err(&format!("{at}.type"), format!("type = {other} must be a string"))),
             None => return Err(loc.err(&at, format!("missing required key `type` (one of {})", types()))),
         };
-        let mut keys = Keys { loc, at: at.clone(), kind: kind.clone(), table, read: Vec::new() };
+        let mut keys = Keys { loc, eq_taps, at: at.clone(), kind: kind.clone(), table, read: Vec::new() };
         let Some(stage) = Process::parse(&kind, &mut keys)? else {
             return Err(loc.err(&format!("{at}.type"), format!("type = {kind:?} is not one of {}", types())));
         };

@@ -1,6 +1,7 @@
-//! Parity of `width` (design/mastering.md): the CPU twin and the GPU stage on a stereo stem, its
-//! defining properties (width 0 is mono, 1 leaves the signal, M is kept), and the stage in whole
-//! renders on both engines.
+//! Parity of `width` (design/mastering.md): the CPU twin and the GPU stage on a stereo stem, with
+//! and without `mono_below_hz`; its defining properties (width 0 is mono, 1 leaves the signal, M is
+//! kept, the side's lows are removed); and the stage in whole renders on both engines, aligned to
+//! the sample.
 use std::path::Path;
 
 use crate::common::gpu_harness::{gpu, read, run_pass, upload};
@@ -10,6 +11,13 @@ use crate::{block_of, flat};
 use stemforge::cpu::Stage;
 
 const BLOCK: usize = 4096;
+const FS: u32 = 48_000;
+/// A short high-pass keeps the tests quick; its latency (1023 frames) is under one block.
+const TAPS: usize = 2047;
+
+fn params(width: f64, mono_below_hz: f64) -> stemforge::model::Width {
+    stemforge::model::Width { width, mono_below_hz, taps: TAPS }
+}
 
 fn stereo(seed: u64, frames: usize) -> Vec<Vec<f32>> {
     vec![music_noise(seed, frames, Noise::FullScale), music_noise(seed + 1, frames, Noise::FullScale)]
@@ -17,7 +25,11 @@ fn stereo(seed: u64, frames: usize) -> Vec<Vec<f32>> {
 
 /// The CPU twin over `x` in blocks.
 fn cpu_width(width: f64, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let mut st = stemforge::cpu::width::Width::new(&stemforge::model::Width { width });
+    cpu_stage(&params(width, 0.0), x)
+}
+
+fn cpu_stage(p: &stemforge::model::Width, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let mut st = stemforge::cpu::width::Width::new(p, BLOCK, FS);
     let mut out = vec![Vec::new(); 2];
     for j in 0..x[0].len().div_ceil(BLOCK) {
         let mut b = block_of(x, j, BLOCK);
@@ -35,17 +47,18 @@ fn width() {
     };
     let frames = 3 * BLOCK;
     let x = stereo(301, frames);
-    for w in [0.0, 0.5, 1.0, 1.7, 4.0] {
+    let cases = [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (1.7, 0.0), (4.0, 0.0), (1.0, 120.0), (1.6, 300.0), (0.0, 80.0)];
+    for (w, mono_below) in cases {
+        let p = params(w, mono_below);
         // The stem's channels at an offset in a larger buffer, as in the engine's stem buffer.
         let buf = ctx.storage("stems", (5 * BLOCK * 4) as u64);
-        let st = stemforge::gpu::width::Width::new(&ctx, &stemforge::model::Width { width: w }, BLOCK, &buf, 2 * BLOCK)
-            .expect("width");
+        let st = stemforge::gpu::width::Width::new(&ctx, &p, BLOCK, FS, &buf, 2 * BLOCK).expect("width");
         let mut gpu_out = vec![Vec::new(); 2];
         for j in 0..3 {
             let mut whole = vec![0.5f32; 5 * BLOCK];
             whole[2 * BLOCK..4 * BLOCK].copy_from_slice(&flat(&block_of(&x, j, BLOCK)));
             upload(&ctx, &buf, &whole);
-            run_pass(&ctx, |p| st.encode(p));
+            run_pass(&ctx, |pass| st.encode(pass, j as u64));
             let y = read(&ctx, &buf, 0, 5 * BLOCK);
             // Only the stem's two channels move.
             assert!(
@@ -55,9 +68,10 @@ fn width() {
             gpu_out[0].extend_from_slice(&y[2 * BLOCK..3 * BLOCK]);
             gpu_out[1].extend_from_slice(&y[3 * BLOCK..4 * BLOCK]);
         }
-        let cpu_out = cpu_width(w, &x);
-        let r = assert_parity(&format!("width {w}"), &cpu_out, &gpu_out, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
-        println!("width {w}: residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
+        let cpu_out = cpu_stage(&p, &x);
+        let label = format!("width {w}, mono below {mono_below} Hz");
+        let r = assert_parity(&label, &cpu_out, &gpu_out, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
+        println!("{label}: residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
     }
 }
 
@@ -79,6 +93,40 @@ fn width_zero_is_mono_one_leaves_the_signal_and_the_mid_is_kept() {
         let (m2, s2) = ((wide[0][t] + wide[1][t]) / 2.0, (wide[0][t] - wide[1][t]) / 2.0);
         assert!((m2 - m).abs() <= 1e-6 && (s2 - 2.5 * s).abs() <= 1e-6, "frame {t}: M {m} -> {m2}, S {s} -> {s2}");
     }
+}
+
+/// `mono_below_hz`: the side below it is removed (a 40 Hz side 2 octaves under 160 Hz is 48 dB
+/// down with the 4th-order slope), the side above it passes times `width`, and M passes untouched,
+/// every part delayed by the high-pass's latency (1023 frames here).
+#[test]
+fn mono_below_removes_the_side_lows_and_keeps_the_rest_aligned() {
+    let n = 6 * BLOCK;
+    let sine =
+        |f: f64, a: f64| (0..n).map(move |t| (a * (std::f64::consts::TAU * f * t as f64 / FS as f64).sin()) as f32);
+    // M: 40 Hz + 2 kHz; S: 40 Hz (its low) and 3 kHz (its high).
+    let m: Vec<f32> = sine(40.0, 0.3).zip(sine(2000.0, 0.2)).map(|(a, b)| a + b).collect();
+    let s_low: Vec<f32> = sine(40.0, 0.2).collect();
+    let s_high: Vec<f32> = sine(3000.0, 0.1).collect();
+    let x = vec![
+        (0..n).map(|t| m[t] + s_low[t] + s_high[t]).collect::<Vec<f32>>(),
+        (0..n).map(|t| m[t] - s_low[t] - s_high[t]).collect::<Vec<f32>>(),
+    ];
+    let p = params(1.5, 160.0);
+    let y = cpu_stage(&p, &x);
+    let lat = (TAPS - 1) / 2;
+    assert_eq!(stemforge::model::Process::Width(p).latency(FS), lat);
+    // Past the filter's start-up, compare against the delayed ideal: M + 1.5 * S_high.
+    let (mut worst_mid, mut worst_side) = (0.0f32, 0.0f32);
+    for t in 2 * BLOCK..n {
+        let (ym, ys) = ((y[0][t] + y[1][t]) / 2.0, (y[0][t] - y[1][t]) / 2.0);
+        worst_mid = worst_mid.max((ym - m[t - lat]).abs());
+        worst_side = worst_side.max((ys - 1.5 * s_high[t - lat]).abs());
+    }
+    println!("mono below 160 Hz: mid off by {worst_mid:e}, side off the ideal by {worst_side:e}");
+    assert!(worst_mid <= 1e-6, "M moved by {worst_mid}");
+    // The 40 Hz side (0.2 * 1.5 = 0.3 before the filter) at least 40 dB down, and the 3 kHz side
+    // within 0.1 dB of 1.5 times itself: their sum is off the ideal by at most 0.003 + 0.0017.
+    assert!(worst_side <= 0.003 + 0.0018, "the side is off the ideal by {worst_side}");
 }
 
 /// A session with a width stage on two stereo stems, rendered by both engines: the masters agree
@@ -106,7 +154,7 @@ fn width_in_a_render() {
         session(
             "[[stems]]\nname = \"wide\"\npath = \"wide.wav\"\n\
              eq = [{ type = \"peak\", freq_hz = 2000.0, gain_db = 3.0, q = 1.0 }]\n\
-             process = [{ type = \"width\", width = 1.6 }]\n\
+             process = [{ type = \"width\", width = 1.6, mono_below_hz = 150.0 }]\n\
              [[stems]]\nname = \"narrow\"\npath = \"narrow.wav\"\nprocess = [{ type = \"width\", width = 0.0 }]\n",
         ),
     )
@@ -136,5 +184,44 @@ fn width_in_a_render() {
             "{err}"
         );
         assert!(!Path::new(&out(&format!("bad-{e}"))).join("master.wav").exists());
+    }
+}
+
+/// Alignment to the sample through a chain's latency: a centred stem (L = R) through width 2 with
+/// mono below 100 Hz (latency 4095 frames at the default 8191 taps) beside a stem with a
+/// minimum-phase EQ (latency 0), rendered without a master stage: the centred stem's output is its
+/// input, to the bit, at the same frames, on both engines.
+#[test]
+fn a_chain_with_latency_is_aligned_to_the_sample() {
+    let Some(_gpu) = gpu("a_chain_with_latency_is_aligned_to_the_sample") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 48_000 + 4321;
+    let centre = music_noise(331, frames, Noise::FullScale);
+    write_wav(&dir.path().join("centre.wav"), &[centre.clone(), centre.clone()], 48_000, 0);
+    write_wav(&dir.path().join("other.wav"), &stereo(333, frames), 48_000, 0);
+    let session = dir.path().join("s.toml");
+    std::fs::write(
+        &session,
+        "name = \"a\"\nlayout = \"stereo\"\n\
+         [[stems]]\nname = \"centre\"\npath = \"centre.wav\"\n\
+         process = [{ type = \"width\", width = 2.0, mono_below_hz = 100.0 }]\n\
+         [[stems]]\nname = \"other\"\npath = \"other.wav\"\n\
+         eq = [{ type = \"peak\", freq_hz = 500.0, gain_db = -4.0, q = 2.0 }]\n\
+         [eq_design]\nphase = \"minimum\"\n\
+         [[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n",
+    )
+    .unwrap();
+    for e in ["cpu", "gpu"] {
+        let out = dir.path().join(e);
+        render(&session, &out, e, &[], 0);
+        let (_, y) = read_audio(&out.join("stems/centre.wav"));
+        for (c, ch) in y.iter().enumerate() {
+            assert_eq!(ch.len(), frames, "{e}: channel {c} length");
+            if let Some(t) = ch.iter().zip(&centre).position(|(a, b)| a != b) {
+                panic!("{e}: channel {c} differs first at frame {t}: {} vs {}", ch[t], centre[t]);
+            }
+        }
     }
 }
