@@ -39,9 +39,25 @@ pub struct Compressor {
 
 impl Compressor {
     /// On the `channels` channels of `block` frames whose channel c starts at element
-    /// `first + c·block` of `x`.
+    /// `first + c·block` of `x`, in the device's precision (`Precision::for_context`).
     pub fn new(
         ctx: &GpuContext,
+        p: &crate::model::Compressor,
+        channels: usize,
+        block: usize,
+        sample_rate: u32,
+        x: &wgpu::Buffer,
+        first: usize,
+    ) -> Result<Compressor> {
+        Compressor::with_precision(ctx, Precision::for_context(ctx), p, channels, block, sample_rate, x, first)
+    }
+
+    /// As `new`, in the variant of `precision` (f32: the same arithmetic in f32, for adapters
+    /// without 64-bit floats; further from the CPU twin, see tests/parity/compressor.rs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_precision(
+        ctx: &GpuContext,
+        precision: Precision,
         p: &crate::model::Compressor,
         channels: usize,
         block: usize,
@@ -52,7 +68,6 @@ impl Compressor {
         if channels > 8 {
             return Err(crate::error::Error::Internal(format!("compressor: {channels} channels, at most 8")));
         }
-        let precision = Precision::for_context(ctx);
         let binds = [
             Bind::Read,
             Bind::Read,
