@@ -1,9 +1,11 @@
 // compressor: feed-forward, log domain (design/mastering.md `compressor`; Giannoulis, Massberg &
 // Reiss, JAES 2012), in place on a stem's channels. Twin of src/cpu/compressor.rs (which states
 // the passes and formulas); host code in src/gpu/compressor.rs. Four entry points per block:
-//   levels     one invocation per channel, serial: look-ahead delay line, side-chain high-pass,
-//              the linear level v (peak |s|, or the mean square over N frames) rounded to f32;
-//   gains      one invocation per frame: x_c = K ln v_c, the link, the soft-knee gain computer;
+//   levels     one invocation per channel, serial: the look-ahead delay line's history moved up,
+//              side-chain high-pass, the linear level v (peak |s|, or the mean square over N
+//              frames) rounded to f32;
+//   gains      one invocation per frame: the frame's audio into the delay line, x_c = K ln v_c,
+//              the link, the soft-knee gain computer;
 //   ballistics one invocation per channel, serial: z = a z + (1 - a) g, a = attack when g < z;
 //   apply      one invocation per sample: out = d (mix 10^((z + makeup)/20) + 1 - mix).
 // The side-chain, levels, gains and z are `real` (f64 where the adapter has it, as the CPU twin),
@@ -113,10 +115,8 @@ fn levels(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = 0u; i < l; i++) {
         audio[ab + i] = audio[ab + b + i];
     }
+    // This block's audio joins the delay line in `gains`, in parallel.
     let xb = cfg.first + c * b;
-    for (var n = 0u; n < b; n++) {
-        audio[ab + l + n] = x[xb + n];
-    }
     let h = cfg.history;
     let sb = c * (h + b);
     var sum: real = 0.0;
@@ -169,7 +169,9 @@ fn gains(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var xs: array<real, 8>;
     var m: real = -1000.0;
+    let l = cfg.lookahead;
     for (var c = 0u; c < cfg.channels; c++) {
+        audio[c * (l + b) + l + n] = x[cfg.first + c * b + n];
         xs[c] = k[10] * ln_f32(f32(gz[c * b + n]));
         if c != cfg.lfe {
             m = max(m, xs[c]);
