@@ -88,6 +88,7 @@ stages! {
     DitherQuantize => "dither_quantize", f64: false;
     Meter => "meter", f64: true;
     Width => "width", f64: false;
+    Compressor => "compressor", f64: true;
 }
 
 /// Shared WGSL for `#import`, by name (`shaders/common/<name>.wgsl`).

@@ -479,3 +479,76 @@ fn width_keys_are_checked() {
         &["stems[0].process[0].widht", "unknown key `widht` for a width stage", "`width`"],
     );
 }
+
+#[test]
+fn compressor_keys_are_checked() {
+    use stemforge::model::{Compressor, Detector, Process};
+    let s = parse(&with_stem_keys(
+        "process = [{ type = \"compressor\", threshold_db = -18.0 }, { type = \"compressor\", threshold_db = -6, \
+         ratio = 2.0, knee_db = 6.0, attack_ms = 1.0, release_ms = 250.0, detector = \"rms\", rms_ms = 20.0, \
+         link = 0.5, sidechain_hpf_hz = 80.0, lookahead_ms = 5.0, makeup_db = 3.0, mix = 0.7 }]",
+    ))
+    .unwrap();
+    let defaults = Compressor {
+        threshold_db: -18.0,
+        ratio: 4.0,
+        knee_db: 0.0,
+        attack_ms: 10.0,
+        release_ms: 100.0,
+        detector: Detector::Peak,
+        rms_ms: 10.0,
+        link: 1.0,
+        sidechain_hpf_hz: 0.0,
+        lookahead_ms: 0.0,
+        makeup_db: 0.0,
+        mix: 1.0,
+    };
+    let all = Compressor {
+        threshold_db: -6.0,
+        ratio: 2.0,
+        knee_db: 6.0,
+        attack_ms: 1.0,
+        release_ms: 250.0,
+        detector: Detector::Rms,
+        rms_ms: 20.0,
+        link: 0.5,
+        sidechain_hpf_hz: 80.0,
+        lookahead_ms: 5.0,
+        makeup_db: 3.0,
+        mix: 0.7,
+    };
+    assert_eq!(s.stems[0].process, [Process::Compressor(defaults), Process::Compressor(all)]);
+    assert_eq!(Process::Compressor(all).latency(48_000), 240);
+
+    let c = |keys: &str| with_stem_keys(&format!("process = [{{ type = \"compressor\", {keys} }}]"));
+    // threshold_db has no default: its absence is named, with the entry's line.
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"compressor\", ratio = 3.0 }]"),
+        &["stems[0].process[0]", "missing required key `threshold_db`", "compressor", "line"],
+    );
+    for (keys, key, range) in [
+        ("threshold_db = 3.0", "threshold_db", "[-80, 0]"),
+        ("threshold_db = -10, ratio = 0.5", "ratio", "[1, 100]"),
+        ("threshold_db = -10, knee_db = -1", "knee_db", "[0, 48]"),
+        ("threshold_db = -10, attack_ms = 0", "attack_ms", "[0.001, 10000]"),
+        ("threshold_db = -10, release_ms = -5", "release_ms", "[0.001, 10000]"),
+        ("threshold_db = -10, rms_ms = 2000", "rms_ms", "[0.01, 1000]"),
+        ("threshold_db = -10, link = 1.5", "link", "[0, 1]"),
+        ("threshold_db = -10, sidechain_hpf_hz = -20", "sidechain_hpf_hz", "[0, 2000]"),
+        ("threshold_db = -10, lookahead_ms = 25", "lookahead_ms", "[0, 20]"),
+        ("threshold_db = -10, makeup_db = 30", "makeup_db", "[-24, 24]"),
+        ("threshold_db = -10, mix = 2", "mix", "[0, 1]"),
+    ] {
+        assert_rejected(&c(keys), &[&format!("stems[0].process[0].{key}"), range, "compressor", "line"]);
+    }
+    assert_rejected(
+        &c("threshold_db = -10, detector = \"loud\""),
+        &["stems[0].process[0].detector", "\"loud\"", "\"peak\", \"rms\"", "line"],
+    );
+    assert_rejected(&c("threshold_db = -10, detector = 1"), &["detector", "string"]);
+    // `key` (ducking from another stem) is not built: refused by name like any unknown key.
+    assert_rejected(
+        &c("threshold_db = -10, key = \"dialogue\""),
+        &["stems[0].process[0].key", "unknown key `key` for a compressor stage", "`threshold_db`", "`mix`"],
+    );
+}

@@ -151,8 +151,11 @@ impl Engine for CpuEngine {
             })
             .collect();
         // Each stem's process chain, after its EQ (design/mastering.md).
-        let mut chains: Vec<Vec<Box<dyn Stage>>> =
-            plan.stems.iter().map(|s| s.process.iter().map(|p| cpu::stage(p, b, plan.sample_rate)).collect()).collect();
+        let mut chains: Vec<Vec<Box<dyn Stage>>> = plan
+            .stems
+            .iter()
+            .map(|s| s.process.iter().map(|p| cpu::stage(p, s.channels, b, plan.sample_rate)).collect())
+            .collect();
         // Bus EQ lanes: one per bus channel, per stem contribution too when stems are delivered.
         let bus_signals = if pass.stems { n_stems } else { 1 };
         let mut bus_lanes: Vec<Vec<Lane>> = (0..bus_signals)

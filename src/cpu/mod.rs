@@ -1,5 +1,6 @@
 //! The CPU reference engine: one file per stage, named as its shader (`shaders/<stage>.wgsl`) and its
 //! GPU host code (`src/gpu/<stage>.rs`). Each stage: `new(...)` allocates, `process(...)` does not.
+pub mod compressor;
 pub mod delay_line;
 pub mod dither_quantize;
 pub mod engine;
@@ -28,9 +29,11 @@ pub trait Stage: Send {
     fn reset(&mut self);
 }
 
-/// The CPU stage that computes `process` for blocks of `block` frames at `sample_rate`.
-pub fn stage(process: &Process, block: usize, sample_rate: u32) -> Box<dyn Stage> {
+/// The CPU stage that computes `process` on `channels` channels, in blocks of `block` frames at
+/// `sample_rate`.
+pub fn stage(process: &Process, channels: usize, block: usize, sample_rate: u32) -> Box<dyn Stage> {
     match process {
+        Process::Compressor(p) => Box::new(compressor::Compressor::new(p, channels, block, sample_rate)),
         Process::Width(p) => Box::new(width::Width::new(p, block, sample_rate)),
     }
 }

@@ -3,6 +3,7 @@
 pub mod context;
 pub mod knobs;
 
+pub mod compressor;
 pub mod delay_line;
 pub mod dither_quantize;
 pub mod fir_convolve;
@@ -34,17 +35,21 @@ pub trait ProcessStage {
     fn reset(&self, _encoder: &mut wgpu::CommandEncoder) {}
 }
 
-/// The device stage that computes `process` at `sample_rate` on a stem's channels of `block`
-/// frames each, the first of them at element `first` of `x`.
+/// The device stage that computes `process` at `sample_rate` on the `channels` channels of `block`
+/// frames that start at element `first` of `x` (channel c at `first + c·block`).
 pub fn process_stage(
     ctx: &GpuContext,
     process: &Process,
+    channels: usize,
     block: usize,
     sample_rate: u32,
     x: &wgpu::Buffer,
     first: usize,
 ) -> Result<Box<dyn ProcessStage>> {
     Ok(match process {
+        Process::Compressor(p) => {
+            Box::new(compressor::Compressor::new(ctx, p, channels, block, sample_rate, x, first)?)
+        }
         Process::Width(p) => Box::new(width::Width::new(ctx, p, block, sample_rate, x, first)?),
     })
 }

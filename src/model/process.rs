@@ -8,7 +8,51 @@ use crate::error::Result;
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Process {
+    Compressor(Compressor),
     Width(Width),
+}
+
+/// `compressor`: feed-forward, log domain (design/mastering.md, Giannoulis, Massberg & Reiss 2012).
+/// Level x (dB) per channel from the side-chain (optionally high-passed), linked across channels,
+/// a quadratic soft-knee gain computer, smooth branching ballistics in the gain domain, and the
+/// gain applied to the audio delayed by the look-ahead, with make-up gain and a dry/wet mix.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Compressor {
+    pub threshold_db: f64,
+    pub ratio: f64,
+    pub knee_db: f64,
+    pub attack_ms: f64,
+    pub release_ms: f64,
+    pub detector: Detector,
+    pub rms_ms: f64,
+    pub link: f64,
+    /// 0 is off.
+    pub sidechain_hpf_hz: f64,
+    pub lookahead_ms: f64,
+    pub makeup_db: f64,
+    pub mix: f64,
+}
+
+/// How a compressor measures its side-chain's level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// 20·log10(max(|s|, 1e-9)).
+    Peak,
+    /// 10·log10(max(mean of s² over the last `rms_ms`, 1e-18)).
+    Rms,
+}
+
+impl Compressor {
+    /// The look-ahead in frames at `sample_rate`: round(lookahead_ms·fs/1000).
+    pub fn lookahead(&self, sample_rate: u32) -> usize {
+        (self.lookahead_ms * sample_rate as f64 / 1000.0).round() as usize
+    }
+
+    /// The RMS window in frames at `sample_rate`: round(rms_ms·fs/1000), at least 1.
+    pub fn rms_frames(&self, sample_rate: u32) -> usize {
+        ((self.rms_ms * sample_rate as f64 / 1000.0).round() as usize).max(1)
+    }
 }
 
 /// `width`: mid/side, M = (L + R)/2, S = (L - R)/2, S' = width·S, L' = M + S', R' = M - S'.
@@ -36,15 +80,36 @@ pub trait StageKeys {
     fn number(&mut self, key: &str, default: f64, min: f64, max: f64) -> Result<f64>;
     /// The session's `[eq_design] taps`, for a stage that designs a FIR as the EQ is.
     fn eq_taps(&self) -> usize;
+    /// The number under `key`, which must be there, refused outside [min, max].
+    fn required_number(&mut self, key: &str, min: f64, max: f64) -> Result<f64>;
+    /// The string under `key` (`default` when absent), which must be one of `options`.
+    fn choice(&mut self, key: &str, default: &'static str, options: &[&'static str]) -> Result<&'static str>;
 }
 
 impl Process {
     /// The `type` of every stage a chain accepts.
-    pub const TYPES: &'static [&'static str] = &["width"];
+    pub const TYPES: &'static [&'static str] = &["compressor", "width"];
 
     /// The stage of type `kind` read from `keys`; None for a type that is not one of `TYPES`.
     pub fn parse(kind: &str, keys: &mut dyn StageKeys) -> Result<Option<Process>> {
         Ok(Some(match kind {
+            "compressor" => Process::Compressor(Compressor {
+                threshold_db: keys.required_number("threshold_db", -80.0, 0.0)?,
+                ratio: keys.number("ratio", 4.0, 1.0, 100.0)?,
+                knee_db: keys.number("knee_db", 0.0, 0.0, 48.0)?,
+                attack_ms: positive_ms(keys, "attack_ms", 10.0)?,
+                release_ms: positive_ms(keys, "release_ms", 100.0)?,
+                detector: match keys.choice("detector", "peak", &["peak", "rms"])? {
+                    "rms" => Detector::Rms,
+                    _ => Detector::Peak,
+                },
+                rms_ms: keys.number("rms_ms", 10.0, 0.01, 1000.0)?,
+                link: keys.number("link", 1.0, 0.0, 1.0)?,
+                sidechain_hpf_hz: keys.number("sidechain_hpf_hz", 0.0, 0.0, 2000.0)?,
+                lookahead_ms: keys.number("lookahead_ms", 0.0, 0.0, 20.0)?,
+                makeup_db: keys.number("makeup_db", 0.0, -24.0, 24.0)?,
+                mix: keys.number("mix", 1.0, 0.0, 1.0)?,
+            }),
             "width" => Process::Width(Width {
                 width: keys.number("width", 1.0, 0.0, 4.0)?,
                 mono_below_hz: keys.number("mono_below_hz", 0.0, 0.0, 1000.0)?,
@@ -57,14 +122,16 @@ impl Process {
     /// Its `type` as written in the session file.
     pub fn name(&self) -> &'static str {
         match self {
+            Process::Compressor(_) => "compressor",
             Process::Width(_) => "width",
         }
     }
 
     /// Frames by which the stage delays its signal at `sample_rate` (compensated by the engines
     /// with every other latency, `engine::Alignment`).
-    pub fn latency(&self, _sample_rate: u32) -> usize {
+    pub fn latency(&self, sample_rate: u32) -> usize {
         match self {
+            Process::Compressor(c) => c.lookahead(sample_rate),
             Process::Width(w) if w.mono_below_hz > 0.0 => (w.taps - 1) / 2,
             Process::Width(_) => 0,
         }
@@ -79,4 +146,9 @@ impl Process {
             _ => Ok(()),
         }
     }
+}
+
+/// A time in ms, above 0 and at most 10 s (a zero time constant has no exp(-1/(t·fs))).
+fn positive_ms(keys: &mut dyn StageKeys, key: &str, default: f64) -> Result<f64> {
+    keys.number(key, default, 0.001, 10_000.0)
 }

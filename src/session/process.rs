@@ -36,6 +36,32 @@ impl StageKeys for Keys<'_> {
     fn eq_taps(&self) -> usize {
         self.eq_taps
     }
+
+    fn required_number(&mut self, key: &str, min: f64, max: f64) -> Result<f64> {
+        if !self.table.contains_key(key) {
+            self.read.push(format!("`{key}`"));
+            return Err(self.loc.err(
+                &self.at,
+                format!("missing required key `{key}` ({} stage; a number in [{min}, {max}])", self.kind),
+            ));
+        }
+        self.number(key, f64::NAN, min, max)
+    }
+
+    fn choice(&mut self, key: &str, default: &'static str, options: &[&'static str]) -> Result<&'static str> {
+        let at = format!("{}.{key}", self.at);
+        self.read.push(format!("`{key}`"));
+        let one_of = || options.iter().map(|o| format!("{o:?}")).collect::<Vec<_>>().join(", ");
+        match self.table.remove(key) {
+            None => Ok(default),
+            Some(toml::Value::String(v)) => options.iter().find(|o| **o == v).copied().ok_or_else(|| {
+                self.loc.err(&at, format!("{key} = {v:?} is not one of {} ({} stage)", one_of(), self.kind))
+            }),
+            Some(other) => Err(self
+                .loc
+                .err(&at, format!("{key} = {other} must be a string, one of {} ({} stage)", one_of(), self.kind))),
+        }
+    }
 }
 
 /// The chain under `at` (`stems[i].process`), in the order written.

@@ -15,6 +15,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod compressor;
 mod delay_line;
 mod dither_quantize;
 mod fir_convolve;

@@ -1,0 +1,276 @@
+//! CPU twin of `shaders/compressor.wgsl`: the `compressor` stage (design/mastering.md), feed-forward
+//! in the log domain (Giannoulis, Massberg & Reiss, JAES 2012). Audio in f32; the side-chain, the
+//! levels, the gains and the ballistics in f64, with the shader's arithmetic in the shader's order,
+//! including its own logarithm (`ln_f32`) and power (`limiter_smooth::db_to_gain`), so that the two
+//! engines agree far inside the stage parity contract. Per block of B frames, as the shader's passes:
+//!   1. levels (per channel, serial): the audio is appended to the look-ahead delay line; the
+//!      side-chain s passes the optional high-pass biquad (RBJ, Q = 1/√2, transposed direct form
+//!      II); the linear level is v = max(|s|, 1e-9) (peak) or max(mean of s² over the last N frames,
+//!      1e-18) (rms: the sum of the window recomputed from its history at each block start, then slid
+//!      across the block), rounded to f32;
+//!   2. gains (per frame): x_c = K·ln(v_c) (K = 20/ln 10 peak, 10/ln 10 rms), the link
+//!      x'_c = (1 − link)·x_c + link·max_{c ≠ LFE} x_c, the soft-knee gain computer g_c = y − x'_c;
+//!   3. ballistics (per channel, serial): z = α·z + (1 − α)·g, α = α_A when g < z, else α_R;
+//!   4. apply (per sample): out = f32(d·(mix·10^((z + makeup)/20) + (1 − mix))), d the audio
+//!      delayed by the look-ahead L.
+use crate::cpu::Stage;
+use crate::cpu::limiter_smooth::db_to_gain;
+use crate::model::{Compressor as Params, Detector, Layout};
+
+/// Values the stage computes with, as the shader reads them from its `consts` buffer (f64 there
+/// when the adapter has 64-bit floats). Keep the order in sync with shaders/compressor.wgsl.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Consts {
+    pub alpha_a: f64,
+    pub alpha_r: f64,
+    pub threshold: f64,
+    pub knee: f64,
+    /// 1/R − 1.
+    pub slope: f64,
+    /// 1/(2W), 0 without a knee.
+    pub half_inv_knee: f64,
+    pub link: f64,
+    pub makeup: f64,
+    pub mix: f64,
+    /// 1/N, N the RMS window in frames.
+    pub inv_n: f64,
+    /// dB per neper of the level: 20/ln 10 (peak) or 10/ln 10 (rms).
+    pub k_level: f64,
+    /// High-pass biquad, normalised by a0: b0, b1, b2, a1, a2 (unused when off).
+    pub biquad: [f64; 5],
+}
+
+impl Consts {
+    pub fn new(p: &Params, sample_rate: u32) -> Consts {
+        let fs = sample_rate as f64;
+        let biquad = if p.sidechain_hpf_hz > 0.0 {
+            let w0 = 2.0 * std::f64::consts::PI * p.sidechain_hpf_hz.min(0.45 * fs) / fs;
+            let (sin, cos) = w0.sin_cos();
+            let alpha = sin / (2.0 * std::f64::consts::FRAC_1_SQRT_2);
+            let a0 = 1.0 + alpha;
+            [(1.0 + cos) / 2.0 / a0, -(1.0 + cos) / a0, (1.0 + cos) / 2.0 / a0, -2.0 * cos / a0, (1.0 - alpha) / a0]
+        } else {
+            [0.0; 5]
+        };
+        Consts {
+            alpha_a: (-1.0 / (p.attack_ms / 1000.0 * fs)).exp(),
+            alpha_r: (-1.0 / (p.release_ms / 1000.0 * fs)).exp(),
+            threshold: p.threshold_db,
+            knee: p.knee_db,
+            slope: 1.0 / p.ratio - 1.0,
+            half_inv_knee: if p.knee_db > 0.0 { 1.0 / (2.0 * p.knee_db) } else { 0.0 },
+            link: p.link,
+            makeup: p.makeup_db,
+            mix: p.mix,
+            inv_n: 1.0 / p.rms_frames(sample_rate) as f64,
+            k_level: match p.detector {
+                Detector::Peak => 20.0 / std::f64::consts::LN_10,
+                Detector::Rms => 10.0 / std::f64::consts::LN_10,
+            },
+            biquad,
+        }
+    }
+
+    /// In the shader's order (`consts[i]`).
+    pub fn to_array(&self) -> [f64; 16] {
+        let [b0, b1, b2, a1, a2] = self.biquad;
+        [
+            self.alpha_a,
+            self.alpha_r,
+            self.threshold,
+            self.knee,
+            self.slope,
+            self.half_inv_knee,
+            self.link,
+            self.makeup,
+            self.mix,
+            self.inv_n,
+            self.k_level,
+            b0,
+            b1,
+            b2,
+            a1,
+            a2,
+        ]
+    }
+
+    /// Step 4 of the contract: the target gain g = y − x (dB, ≤ 0) of the level x.
+    pub fn gain_computer(&self, x: f64) -> f64 {
+        let d = x - self.threshold;
+        if 2.0 * d < -self.knee {
+            0.0
+        } else if self.knee > 0.0 && (2.0 * d).abs() <= self.knee {
+            let e = d + self.knee * 0.5;
+            self.slope * (e * e) * self.half_inv_knee
+        } else {
+            self.slope * d
+        }
+    }
+}
+
+/// ln(v) for a positive normal f32, in f64: v = 2^e·m with m in [√½, √2), ln m = 2·atanh(t),
+/// t = (m − 1)/(m + 1), by its series to t^21 (|t| ≤ 0.172: error below 1e-16). The shader's
+/// `ln_f32`, operation for operation.
+pub fn ln_f32(v: f32) -> f64 {
+    let bits = v.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000) as f64;
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let mut p = 1.0 / 21.0;
+    for c in
+        [1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0, 1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0]
+    {
+        p = p * t2 + c;
+    }
+    e as f64 * std::f64::consts::LN_2 + 2.0 * t * p
+}
+
+pub struct Compressor {
+    k: Consts,
+    rms: bool,
+    hpf: bool,
+    /// The channel left out of the link's max (the LFE of a 5.1 or 7.1 stem).
+    lfe: Option<usize>,
+    lookahead: usize,
+    /// N − 1: the squares of the RMS window carried from the previous block.
+    history: usize,
+    /// Per channel: the last L input frames, then this block's (L + B).
+    audio: Vec<Vec<f32>>,
+    /// Per channel: the last N − 1 squares of the side-chain, then this block's.
+    squares: Vec<Vec<f64>>,
+    /// Per channel: biquad state s1, s2 and the ballistics' z.
+    state: Vec<[f64; 3]>,
+    /// `[channel][frame]`: the level v, then the target gain g, then z.
+    gz: Vec<Vec<f64>>,
+    /// Levels of one frame (x_c), one per channel.
+    xs: Vec<f64>,
+}
+
+impl Compressor {
+    pub fn new(p: &Params, channels: usize, block: usize, sample_rate: u32) -> Compressor {
+        let lookahead = p.lookahead(sample_rate);
+        let rms = p.detector == Detector::Rms;
+        let history = if rms { p.rms_frames(sample_rate) - 1 } else { 0 };
+        Compressor {
+            k: Consts::new(p, sample_rate),
+            rms,
+            hpf: p.sidechain_hpf_hz > 0.0,
+            lfe: Layout::for_channels(channels).and_then(|l| l.lfe_channel()),
+            lookahead,
+            history,
+            audio: vec![vec![0.0; lookahead + block]; channels],
+            squares: vec![vec![0.0; if rms { history + block } else { 0 }]; channels],
+            state: vec![[0.0; 3]; channels],
+            gz: vec![vec![0.0; block]; channels],
+            xs: vec![0.0; channels],
+        }
+    }
+
+    /// Pass 1 on one channel: the delay line, the side-chain and its linear level v (as f32).
+    fn levels(&mut self, c: usize, x: &[f32]) {
+        let (b, l, h) = (x.len(), self.lookahead, self.history);
+        let audio = &mut self.audio[c];
+        audio.copy_within(b..b + l, 0);
+        audio[l..].copy_from_slice(x);
+        let [b0, b1, b2, a1, a2] = self.k.biquad;
+        let [mut s1, mut s2, _] = self.state[c];
+        let sq = &mut self.squares[c];
+        let mut sum = 0.0f64;
+        if self.rms {
+            sq.copy_within(b..b + h, 0);
+            for &q in &sq[..h] {
+                sum += q;
+            }
+        }
+        for (n, (&xn, v)) in x.iter().zip(self.gz[c].iter_mut()).enumerate() {
+            let mut s = xn as f64;
+            if self.hpf {
+                let y = b0 * s + s1;
+                s1 = b1 * s - a1 * y + s2;
+                s2 = b2 * s - a2 * y;
+                s = y;
+            }
+            let level = if self.rms {
+                let q = s * s;
+                sq[h + n] = q;
+                sum += q;
+                let ms = sum * self.k.inv_n;
+                sum -= sq[n];
+                ms.max(1e-18) as f32
+            } else {
+                s.abs().max(1e-9) as f32
+            };
+            *v = level as f64;
+        }
+        self.state[c][0] = s1;
+        self.state[c][1] = s2;
+    }
+
+    /// Pass 2 on frame n: levels in dB, the link, the gain computer.
+    fn gains(&mut self, n: usize) {
+        let mut m = -1000.0f64;
+        for (c, x) in self.xs.iter_mut().enumerate() {
+            *x = self.k.k_level * ln_f32(self.gz[c][n] as f32);
+            if Some(c) != self.lfe {
+                m = m.max(*x);
+            }
+        }
+        let link = self.k.link;
+        for (c, &x) in self.xs.iter().enumerate() {
+            self.gz[c][n] = self.k.gain_computer((1.0 - link) * x + link * m);
+        }
+    }
+
+    /// Pass 3 on one channel: the smooth branching ballistics.
+    fn ballistics(&mut self, c: usize) {
+        let (aa, ar) = (self.k.alpha_a, self.k.alpha_r);
+        let mut z = self.state[c][2];
+        for g in self.gz[c].iter_mut() {
+            z = if *g < z { aa * z + (1.0 - aa) * *g } else { ar * z + (1.0 - ar) * *g };
+            *g = z;
+        }
+        self.state[c][2] = z;
+    }
+
+    /// Pass 4 on one channel: the gain on the delayed audio, the mix.
+    fn apply(&self, c: usize, x: &mut [f32]) {
+        let (mix, makeup) = (self.k.mix, self.k.makeup);
+        for ((y, &d), &z) in x.iter_mut().zip(&self.audio[c]).zip(&self.gz[c]) {
+            let gm = mix * db_to_gain(-(z + makeup)) + (1.0 - mix);
+            *y = (d as f64 * gm) as f32;
+        }
+    }
+}
+
+impl Stage for Compressor {
+    fn latency(&self) -> usize {
+        self.lookahead
+    }
+
+    fn process(&mut self, block: &mut [Vec<f32>]) {
+        assert_eq!(block.len(), self.audio.len(), "compressor: channel count changed");
+        let frames = block.first().map_or(0, Vec::len);
+        assert_eq!(frames, self.gz[0].len(), "compressor: block length changed");
+        for (c, x) in block.iter().enumerate() {
+            self.levels(c, x);
+        }
+        for n in 0..frames {
+            self.gains(n);
+        }
+        for (c, x) in block.iter_mut().enumerate() {
+            self.ballistics(c);
+            self.apply(c, x);
+        }
+    }
+
+    fn reset(&mut self) {
+        self.audio.iter_mut().for_each(|a| a.fill(0.0));
+        self.squares.iter_mut().for_each(|s| s.fill(0.0));
+        self.state.iter_mut().for_each(|s| *s = [0.0; 3]);
+    }
+}
