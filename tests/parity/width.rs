@@ -95,8 +95,8 @@ fn width_zero_is_mono_one_leaves_the_signal_and_the_mid_is_kept() {
     }
 }
 
-/// `mono_below_hz`: the side below it is removed (a 40 Hz side 2 octaves under 160 Hz is 48 dB
-/// down with the 4th-order slope), the side above it passes times `width`, and M passes untouched,
+/// `mono_below_hz`: the side below it is removed (a 40 Hz side 2 octaves under 160 Hz is 72 dB
+/// down with the 6th-order slope), the side above it passes times `width`, and M passes untouched,
 /// every part delayed by the high-pass's latency (1023 frames here).
 #[test]
 fn mono_below_removes_the_side_lows_and_keeps_the_rest_aligned() {
@@ -224,4 +224,48 @@ fn a_chain_with_latency_is_aligned_to_the_sample() {
             }
         }
     }
+}
+
+/// Issue 11's figures, at the session's default 8191 taps: width 2 raises a pure side signal by
+/// 6.02 dB and leaves a pure mid signal unchanged; `mono_below_hz = 120` takes the side below 60 Hz
+/// down by at least 30 dB and leaves it from 500 Hz up within 0.1 dB.
+#[test]
+fn width_figures() {
+    let n = 8 * BLOCK;
+    let tone = |f: f64| -> Vec<f32> {
+        (0..n).map(|t| (0.25 * (std::f64::consts::TAU * f * t as f64 / FS as f64).sin()) as f32).collect()
+    };
+    let rms = |v: &[f32]| (v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+    // Gain (dB) of the side (or the mid) of a pure side (mid) tone, after the stage's start-up.
+    let gain = |p: &stemforge::model::Width, f: f64, side: bool| -> f64 {
+        let s = tone(f);
+        let x = if side { vec![s.clone(), s.iter().map(|v| -v).collect()] } else { vec![s.clone(), s.clone()] };
+        let y = cpu_stage(p, &x);
+        let part: Vec<f32> =
+            y[0].iter().zip(&y[1]).map(|(l, r)| if side { (l - r) / 2.0 } else { (l + r) / 2.0 }).collect();
+        // Against the input as far back as the stage's latency, so that both windows hold the
+        // same stretch of the tone.
+        let lat = stemforge::model::Process::Width(*p).latency(FS);
+        let from = 4 * BLOCK;
+        20.0 * (rms(&part[from..]) / rms(&s[from - lat..n - lat])).log10()
+    };
+    let wide = stemforge::model::Width { width: 2.0, mono_below_hz: 0.0, taps: 8191 };
+    let side = gain(&wide, 1000.0, true);
+    let mid = gain(&wide, 1000.0, false);
+    println!("width 2: side {side:+.4} dB, mid {mid:+.6} dB");
+    assert!((side - 6.0206).abs() < 0.001, "width 2: a pure side moved {side} dB");
+    assert!(mid.abs() < 1e-5, "width 2: a pure mid moved {mid} dB");
+    let mono = stemforge::model::Width { width: 1.0, mono_below_hz: 120.0, taps: 8191 };
+    for f in [20.0, 40.0, 55.0, 59.0] {
+        let g = gain(&mono, f, true);
+        println!("mono below 120 Hz: side at {f} Hz {g:+.1} dB");
+        assert!(g <= -30.0, "side at {f} Hz only {g} dB down");
+    }
+    for f in [500.0, 1000.0, 5000.0, 15000.0] {
+        let g = gain(&mono, f, true);
+        println!("mono below 120 Hz: side at {f} Hz {g:+.3} dB");
+        assert!(g.abs() <= 0.1, "side at {f} Hz moved {g} dB");
+    }
+    let m = gain(&mono, 40.0, false);
+    assert!(m.abs() < 1e-5, "mono below: a 40 Hz mid moved {m} dB");
 }
