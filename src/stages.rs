@@ -88,6 +88,7 @@ stages! {
     DitherQuantize => "dither_quantize", f64: false;
     Meter => "meter", f64: true;
     Width => "width", f64: false;
+    Saturation => "saturation", f64: false;
 }
 
 /// Shared WGSL for `#import`, by name (`shaders/common/<name>.wgsl`).

@@ -468,3 +468,32 @@ fn width_keys_are_checked() {
         &["stems[0].process[0].widht", "unknown key `widht` for a width stage", "`width`"],
     );
 }
+
+#[test]
+fn saturation_keys_are_checked() {
+    use stemforge::model::{Process, Saturation};
+    let s = parse(&with_stem_keys(
+        "process = [{ type = \"saturation\", drive_db = 12, mix = 0.5, oversampling = 8 }, { type = \"saturation\" }]",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.stems[0].process,
+        [
+            Process::Saturation(Saturation { drive_db: 12.0, mix: 0.5, oversampling: 8 }),
+            Process::Saturation(Saturation { drive_db: 6.0, mix: 1.0, oversampling: 4 }),
+        ]
+    );
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"saturation\", oversampling = 3 }]"),
+        &["stems[0].process[0].oversampling", "3", "one of 1, 2, 4, 8", "saturation", "line"],
+    );
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"saturation\", drive_db = -1.0 }]"),
+        &["stems[0].process[0].drive_db", "-1", "[0, 48]"],
+    );
+    assert_rejected(&with_stem_keys("process = [{ type = \"saturation\", mix = 1.5 }]"), &["mix", "1.5", "[0, 1]"]);
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"saturation\", drive = 6.0 }]"),
+        &["unknown key `drive` for a saturation stage", "`drive_db`", "`mix`", "`oversampling`"],
+    );
+}

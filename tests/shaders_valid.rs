@@ -183,6 +183,22 @@ fn shared_structs() -> Vec<RustLayout> {
         shared!(PcmUnpack, pcm_unpack::UnpackConfig { format, channels, block, output }),
         shared!(PcmUnpack, pcm_unpack::UnpackImmediates { frames }),
         shared!(Width, width::WidthConfig { block, left, right, width }),
+        shared!(
+            Saturation,
+            saturation::SaturationConfig {
+                block,
+                channels,
+                first,
+                factor,
+                taps,
+                half,
+                drive,
+                inv_drive,
+                mix,
+                dry,
+                inv_k
+            }
+        ),
     ]
 }
 

@@ -12,6 +12,7 @@ pub mod limiter_release;
 pub mod limiter_smooth;
 pub mod oversample_peak;
 pub mod pcm_unpack;
+pub mod saturation;
 pub mod width;
 
 use crate::model::Process;
@@ -29,8 +30,9 @@ pub trait Stage: Send {
 }
 
 /// The CPU stage that computes `process` for blocks of `block` frames at `sample_rate`.
-pub fn stage(process: &Process, _block: usize, _sample_rate: u32) -> Box<dyn Stage> {
+pub fn stage(process: &Process, block: usize, _sample_rate: u32) -> Box<dyn Stage> {
     match process {
         Process::Width(p) => Box::new(width::Width::new(p)),
+        Process::Saturation(p) => Box::new(saturation::Saturation::new(p, block)),
     }
 }

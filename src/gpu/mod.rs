@@ -14,6 +14,7 @@ pub mod limiter_smooth;
 pub mod meter;
 pub mod oversample_peak;
 pub mod pcm_unpack;
+pub mod saturation;
 pub mod width;
 
 mod chain;
@@ -38,11 +39,13 @@ pub trait ProcessStage {
 pub fn process_stage(
     ctx: &GpuContext,
     process: &Process,
+    channels: usize,
     block: usize,
     x: &wgpu::Buffer,
     first: usize,
 ) -> Result<Box<dyn ProcessStage>> {
     Ok(match process {
         Process::Width(p) => Box::new(width::Width::new(ctx, p, block, x, first)?),
+        Process::Saturation(p) => Box::new(saturation::Saturation::new(ctx, p, channels, block, x, first)?),
     })
 }

@@ -9,6 +9,7 @@ use crate::error::Result;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Process {
     Width(Width),
+    Saturation(Saturation),
 }
 
 /// `width`: mid/side, M = (L + R)/2, S = (L - R)/2, S' = width·S, L' = M + S', R' = M - S'.
@@ -18,21 +19,52 @@ pub struct Width {
     pub width: f64,
 }
 
+/// `saturation`: harmonic enhancement, anti-aliased. Upsample by `oversampling` with the limiter's
+/// polyphase table, y = tanh(g·x)/g with g = 10^(drive_db/20), downsample with the transpose of the
+/// same table, out = mix·y + (1 − mix)·x (the dry path delayed as the wet one); `cpu::saturation`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Saturation {
+    /// Input gain into the tanh, dB (≥ 0); the output is divided by it, so small signals pass at unity.
+    pub drive_db: f64,
+    /// 0 is dry, 1 is fully saturated.
+    pub mix: f64,
+    /// 1, 2, 4 or 8.
+    pub oversampling: usize,
+}
+
+impl Saturation {
+    /// The oversampling factors accepted.
+    pub const FACTORS: &'static [f64] = &[1.0, 2.0, 4.0, 8.0];
+
+    /// Frames by which its output lags its input: the interpolator's latency plus the decimator's
+    /// (`dsp::oversampling::resampling_latency`), 0 without oversampling.
+    pub fn latency(&self) -> usize {
+        crate::dsp::oversampling::resampling_latency(&crate::dsp::oversampling::design_oversampling(self.oversampling))
+    }
+}
+
 /// Where a stage's keys come from: the session builder implements it, so that every bad value is
 /// reported with its key and line, and every key a stage does not read is refused.
 pub trait StageKeys {
     /// The number under `key` (`default` when absent), refused outside [min, max].
     fn number(&mut self, key: &str, default: f64, min: f64, max: f64) -> Result<f64>;
+    /// The number under `key` (`default` when absent), refused unless it is one of `allowed`.
+    fn one_of(&mut self, key: &str, default: f64, allowed: &[f64]) -> Result<f64>;
 }
 
 impl Process {
     /// The `type` of every stage a chain accepts.
-    pub const TYPES: &'static [&'static str] = &["width"];
+    pub const TYPES: &'static [&'static str] = &["width", "saturation"];
 
     /// The stage of type `kind` read from `keys`; None for a type that is not one of `TYPES`.
     pub fn parse(kind: &str, keys: &mut dyn StageKeys) -> Result<Option<Process>> {
         Ok(Some(match kind {
             "width" => Process::Width(Width { width: keys.number("width", 1.0, 0.0, 4.0)? }),
+            "saturation" => Process::Saturation(Saturation {
+                drive_db: keys.number("drive_db", 6.0, 0.0, 48.0)?,
+                mix: keys.number("mix", 1.0, 0.0, 1.0)?,
+                oversampling: keys.one_of("oversampling", 4.0, Saturation::FACTORS)? as usize,
+            }),
             _ => return Ok(None),
         }))
     }
@@ -41,6 +73,7 @@ impl Process {
     pub fn name(&self) -> &'static str {
         match self {
             Process::Width(_) => "width",
+            Process::Saturation(_) => "saturation",
         }
     }
 
@@ -49,6 +82,7 @@ impl Process {
     pub fn latency(&self, _sample_rate: u32) -> usize {
         match self {
             Process::Width(_) => 0,
+            Process::Saturation(p) => p.latency(),
         }
     }
 

@@ -26,6 +26,7 @@ mod limiter_smooth;
 mod meter;
 mod oversample_peak;
 mod pcm_unpack;
+mod saturation;
 mod width;
 
 use common::gpu_harness::{read, run_pass, upload};
