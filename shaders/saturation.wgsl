@@ -43,9 +43,9 @@ fn row() -> u32 {
     return hist() + cfg.block;
 }
 
-// exp(y) for y in [-18, -0.25], as the CPU twin's `exp_neg`: Cody-Waite with cephes' split of
+// exp(y) for y in [-87, 88], as the CPU twin's `exp`: Cody-Waite with cephes' split of
 // ln 2, the Taylor polynomial to r^7, times 2^k from its bits.
-fn exp_neg(y: f32) -> f32 {
+fn exp_poly(y: f32) -> f32 {
     let k = floor(y * 1.44269504088896340736 + 0.5);
     let r = (y - k * 0.693359375) - k * -2.12194440e-4;
     let p = 1.0
@@ -63,7 +63,7 @@ fn tanh_sat(z: f32) -> f32 {
         let s = a * a;
         t = a + a * (s * (-1.0 / 3.0 + s * (2.0 / 15.0 + s * (-17.0 / 315.0 + s * (62.0 / 2835.0)))));
     } else if a < 9.0 {
-        let q = exp_neg(-2.0 * a);
+        let q = exp_poly(-2.0 * a);
         t = (1.0 - q) / (1.0 + q);
     }
     return select(t, -t, z < 0.0);

@@ -497,3 +497,42 @@ fn saturation_keys_are_checked() {
         &["unknown key `drive` for a saturation stage", "`drive_db`", "`mix`", "`oversampling`"],
     );
 }
+
+#[test]
+fn transient_keys_are_checked() {
+    use stemforge::model::{Process, Transient};
+    let s = parse(&with_stem_keys(
+        "process = [{ type = \"transient\", attack_db = 6, sustain_db = -3.5, fast_ms = 0.5, slow_ms = 30, \
+         release_ms = 200 }, { type = \"transient\" }]",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.stems[0].process,
+        [
+            Process::Transient(Transient {
+                attack_db: 6.0,
+                sustain_db: -3.5,
+                fast_ms: 0.5,
+                slow_ms: 30.0,
+                release_ms: 200.0
+            }),
+            Process::Transient(Transient {
+                attack_db: 0.0,
+                sustain_db: 0.0,
+                fast_ms: 1.0,
+                slow_ms: 20.0,
+                release_ms: 150.0
+            }),
+        ]
+    );
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"transient\", attack_db = 30 }]"),
+        &["stems[0].process[0].attack_db", "30", "[-24, 24]", "line"],
+    );
+    assert_rejected(&with_stem_keys("process = [{ type = \"transient\", release_ms = 0 }]"), &["release_ms", "0"]);
+    assert_rejected(&with_stem_keys("process = [{ type = \"transient\", fast_ms = -1 }]"), &["fast_ms", "-1"]);
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"transient\", attack = 3 }]"),
+        &["unknown key `attack` for a transient stage", "`attack_db`", "`release_ms`"],
+    );
+}

@@ -199,6 +199,21 @@ fn shared_structs() -> Vec<RustLayout> {
                 inv_k
             }
         ),
+        shared!(
+            Transient,
+            transient::TransientConfig {
+                block,
+                channels,
+                first,
+                fast_attack,
+                fast_release,
+                slow_attack,
+                slow_release,
+                attack_db,
+                sustain_db,
+                db_to_nepers
+            }
+        ),
     ]
 }
 

@@ -13,6 +13,7 @@ pub mod limiter_smooth;
 pub mod oversample_peak;
 pub mod pcm_unpack;
 pub mod saturation;
+pub mod transient;
 pub mod width;
 
 use crate::model::Process;
@@ -30,9 +31,10 @@ pub trait Stage: Send {
 }
 
 /// The CPU stage that computes `process` for blocks of `block` frames at `sample_rate`.
-pub fn stage(process: &Process, block: usize, _sample_rate: u32) -> Box<dyn Stage> {
+pub fn stage(process: &Process, block: usize, sample_rate: u32) -> Box<dyn Stage> {
     match process {
         Process::Width(p) => Box::new(width::Width::new(p)),
         Process::Saturation(p) => Box::new(saturation::Saturation::new(p, block)),
+        Process::Transient(p) => Box::new(transient::Transient::new(p, sample_rate)),
     }
 }

@@ -166,7 +166,7 @@ impl Stage for Saturation {
 
 /// tanh in f32 arithmetic of its own (the shader's `tanh_sat`, operation for operation), so that
 /// the engines do not depend on two libraries' tanh: odd; for |z| < 0.125 the Taylor series to z⁹
-/// (truncation below 1e-11 relative); below 9, (1 − e)/(1 + e) with e = exp(−2|z|) from `exp_neg`;
+/// (truncation below 1e-11 relative); below 9, (1 − e)/(1 + e) with e = exp(−2|z|) from `exp`;
 /// from 9 on, 1 (tanh 9 rounds to 1 in f32). Within 2e-7 of the exact tanh (tests/parity/saturation.rs).
 #[inline(always)]
 pub fn tanh(z: f32) -> f32 {
@@ -175,7 +175,7 @@ pub fn tanh(z: f32) -> f32 {
         let s = a * a;
         a + a * (s * (-1.0 / 3.0 + s * (2.0 / 15.0 + s * (-17.0 / 315.0 + s * (62.0 / 2835.0)))))
     } else if a < 9.0 {
-        let e = exp_neg(-2.0 * a);
+        let e = exp(-2.0 * a);
         (1.0 - e) / (1.0 + e)
     } else {
         1.0
@@ -183,11 +183,12 @@ pub fn tanh(z: f32) -> f32 {
     if z < 0.0 { -t } else { t }
 }
 
-/// exp(y) for y in [−18, −0.25] (what `tanh` asks): y = k·ln 2 + r with k = floor(y·log2 e + 1/2)
+/// exp(y) for y in [−87, 88] (`tanh` asks [−18, −0.25], `cpu::transient` its gains), in f32
+/// arithmetic of its own, as the shaders' `exp_poly`: y = k·ln 2 + r with k = floor(y·log2 e + 1/2)
 /// and r = (y − k·C1) − k·C2 (Cody–Waite, cephes' split of ln 2: k·C1 is exact), |r| ≤ ln 2 / 2;
 /// exp(r) by its Taylor polynomial to r⁷ (truncation 5e-9 relative), times 2^k built from its bits.
 #[inline(always)]
-fn exp_neg(y: f32) -> f32 {
+pub fn exp(y: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const C1: f32 = 355.0 / 512.0; // 0.693359375, 9 bits: k·C1 is exact
     const C2: f32 = -2.121_944_4e-4;

@@ -203,7 +203,7 @@ impl Chain {
                 }
             }
             for p in &s.process {
-                stem_process.push(process_stage(ctx, p, s.channels, b, &stem_b, first * b)?);
+                stem_process.push(process_stage(ctx, p, plan.sample_rate, s.channels, b, &stem_b, first * b)?);
             }
             first += s.channels;
         }

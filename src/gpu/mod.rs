@@ -15,6 +15,7 @@ pub mod meter;
 pub mod oversample_peak;
 pub mod pcm_unpack;
 pub mod saturation;
+pub mod transient;
 pub mod width;
 
 mod chain;
@@ -34,11 +35,12 @@ pub trait ProcessStage {
     fn reset(&self, _encoder: &mut wgpu::CommandEncoder) {}
 }
 
-/// The device stage that computes `process` on the `channels` channels of `block` frames that
-/// start at element `first` of `x`.
+/// The device stage that computes `process` at `sample_rate` on the `channels` channels of `block`
+/// frames that start at element `first` of `x`.
 pub fn process_stage(
     ctx: &GpuContext,
     process: &Process,
+    sample_rate: u32,
     channels: usize,
     block: usize,
     x: &wgpu::Buffer,
@@ -47,5 +49,6 @@ pub fn process_stage(
     Ok(match process {
         Process::Width(p) => Box::new(width::Width::new(ctx, p, block, x, first)?),
         Process::Saturation(p) => Box::new(saturation::Saturation::new(ctx, p, channels, block, x, first)?),
+        Process::Transient(p) => Box::new(transient::Transient::new(ctx, p, sample_rate, channels, block, x, first)?),
     })
 }

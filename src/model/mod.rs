@@ -9,4 +9,4 @@ mod process;
 pub use eq::{EqBand, EqDesign, Filter, Phase};
 pub use format::{Dither, OutputKind, SampleFormat, SourceEncoding};
 pub use layout::Layout;
-pub use process::{Process, Saturation, StageKeys, Width};
+pub use process::{Process, Saturation, StageKeys, Transient, Width};

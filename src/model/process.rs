@@ -10,6 +10,7 @@ use crate::error::Result;
 pub enum Process {
     Width(Width),
     Saturation(Saturation),
+    Transient(Transient),
 }
 
 /// `width`: mid/side, M = (L + R)/2, S = (L - R)/2, S' = width·S, L' = M + S', R' = M - S'.
@@ -43,6 +44,20 @@ impl Saturation {
     }
 }
 
+/// `transient`: attack / sustain shaper, channels linked, latency 0; the exact formula is
+/// `cpu::transient`'s: two followers of r = max over channels |x|, F (attack `fast_ms`, release
+/// `slow_ms`) and S (attack `slow_ms`, release `release_ms`); onset = 1 − (S/F)² where F > S, tail =
+/// 1 − (F/S)² where S > F (each 0 otherwise, so both lie in 0..1); gain dB = attack_db·onset +
+/// sustain_db·tail.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Transient {
+    pub attack_db: f64,
+    pub sustain_db: f64,
+    pub fast_ms: f64,
+    pub slow_ms: f64,
+    pub release_ms: f64,
+}
+
 /// Where a stage's keys come from: the session builder implements it, so that every bad value is
 /// reported with its key and line, and every key a stage does not read is refused.
 pub trait StageKeys {
@@ -54,7 +69,7 @@ pub trait StageKeys {
 
 impl Process {
     /// The `type` of every stage a chain accepts.
-    pub const TYPES: &'static [&'static str] = &["width", "saturation"];
+    pub const TYPES: &'static [&'static str] = &["width", "saturation", "transient"];
 
     /// The stage of type `kind` read from `keys`; None for a type that is not one of `TYPES`.
     pub fn parse(kind: &str, keys: &mut dyn StageKeys) -> Result<Option<Process>> {
@@ -65,6 +80,13 @@ impl Process {
                 mix: keys.number("mix", 1.0, 0.0, 1.0)?,
                 oversampling: keys.one_of("oversampling", 4.0, Saturation::FACTORS)? as usize,
             }),
+            "transient" => Process::Transient(Transient {
+                attack_db: keys.number("attack_db", 0.0, -24.0, 24.0)?,
+                sustain_db: keys.number("sustain_db", 0.0, -24.0, 24.0)?,
+                fast_ms: keys.number("fast_ms", 1.0, 0.01, 1000.0)?,
+                slow_ms: keys.number("slow_ms", 20.0, 0.01, 1000.0)?,
+                release_ms: keys.number("release_ms", 150.0, 0.01, 10000.0)?,
+            }),
             _ => return Ok(None),
         }))
     }
@@ -74,6 +96,7 @@ impl Process {
         match self {
             Process::Width(_) => "width",
             Process::Saturation(_) => "saturation",
+            Process::Transient(_) => "transient",
         }
     }
 
@@ -81,7 +104,7 @@ impl Process {
     /// with every other latency, `engine::Alignment`).
     pub fn latency(&self, _sample_rate: u32) -> usize {
         match self {
-            Process::Width(_) => 0,
+            Process::Width(_) | Process::Transient(_) => 0,
             Process::Saturation(p) => p.latency(),
         }
     }
