@@ -89,6 +89,8 @@ stages! {
     Meter => "meter", f64: true;
     Width => "width", f64: false;
     Compressor => "compressor", f64: true;
+    Saturation => "saturation", f64: false;
+    Transient => "transient", f64: false;
 }
 
 /// Shared WGSL for `#import`, by name (`shaders/common/<name>.wgsl`).

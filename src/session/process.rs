@@ -62,6 +62,16 @@ impl StageKeys for Keys<'_> {
                 .err(&at, format!("{key} = {other} must be a string, one of {} ({} stage)", one_of(), self.kind))),
         }
     }
+
+    fn one_of(&mut self, key: &str, default: f64, allowed: &[f64]) -> Result<f64> {
+        let v = self.number(key, default, f64::NEG_INFINITY, f64::INFINITY)?;
+        if !allowed.contains(&v) {
+            let at = format!("{}.{key}", self.at);
+            let list = allowed.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+            return Err(self.loc.err(&at, format!("{key} = {v} must be one of {list} ({} stage)", self.kind)));
+        }
+        Ok(v)
+    }
 }
 
 /// The chain under `at` (`stems[i].process`), in the order written.

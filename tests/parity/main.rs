@@ -27,6 +27,8 @@ mod limiter_smooth;
 mod meter;
 mod oversample_peak;
 mod pcm_unpack;
+mod saturation;
+mod transient;
 mod width;
 
 use common::gpu_harness::{read, run_pass, upload};

@@ -114,7 +114,7 @@ fn mono_below_removes_the_side_lows_and_keeps_the_rest_aligned() {
     let p = params(1.5, 160.0);
     let y = cpu_stage(&p, &x);
     let lat = (TAPS - 1) / 2;
-    assert_eq!(stemforge::model::Process::Width(p).latency(FS), lat);
+    assert_eq!(stemforge::dsp::process_latency(&stemforge::model::Process::Width(p), FS), lat);
     // Past the filter's start-up, compare against the delayed ideal: M + 1.5 * S_high.
     let (mut worst_mid, mut worst_side) = (0.0f32, 0.0f32);
     for t in 2 * BLOCK..n {
@@ -245,7 +245,7 @@ fn width_figures() {
             y[0].iter().zip(&y[1]).map(|(l, r)| if side { (l - r) / 2.0 } else { (l + r) / 2.0 }).collect();
         // Against the input as far back as the stage's latency, so that both windows hold the
         // same stretch of the tone.
-        let lat = stemforge::model::Process::Width(*p).latency(FS);
+        let lat = stemforge::dsp::process_latency(&stemforge::model::Process::Width(*p), FS);
         let from = 4 * BLOCK;
         20.0 * (rms(&part[from..]) / rms(&s[from - lat..n - lat])).log10()
     };
