@@ -5,10 +5,10 @@
 //! computation of steps 1-6 (the look-ahead's alignment); and the stage in renders on both engines.
 use std::f64::consts::PI;
 
-use crate::common::gpu_harness::{gpu, read, run_encoder, run_pass, upload};
+use crate::common::gpu_harness::{gpu, run_pass, upload};
 use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
 use crate::common::{Noise, music_noise, read_audio, render, write_wav};
-use crate::{block_of, flat};
+use crate::flat;
 use stemforge::cpu::Stage;
 use stemforge::gpu::context::Precision;
 use stemforge::model::{Compressor, Detector};
@@ -44,19 +44,11 @@ fn program(channels: usize, seed: u64, frames: usize) -> Vec<Vec<f32>> {
 
 /// The CPU stage over `x` in blocks of `block` frames.
 fn cpu_compress(p: &Compressor, x: &[Vec<f32>], block: usize) -> Vec<Vec<f32>> {
-    let mut st = stemforge::cpu::compressor::Compressor::new(p, x.len(), block, FS);
-    let mut out = vec![Vec::new(); x.len()];
-    for j in 0..x[0].len().div_ceil(block) {
-        let mut b = block_of(x, j, block);
-        st.process(&mut b);
-        out.iter_mut().zip(b).for_each(|(o, b)| o.extend(b));
-    }
-    out
+    crate::cpu_process(&mut stemforge::cpu::compressor::Compressor::new(p, x.len(), block, FS), x, block)
 }
 
 #[test]
 fn compressor() {
-    use stemforge::gpu::ProcessStage;
     let Some(ctx) = gpu("compressor") else {
         return;
     };
@@ -103,31 +95,15 @@ fn compressor() {
     {
         let blocks = 5;
         let x = program(channels, 401, blocks * block);
-        // The stem's channels at an offset in a larger buffer, as in the engine's stem buffer.
-        let (before, after) = (block, 2 * block);
-        let len = before + channels * block + after;
-        let buf = ctx.storage("stems", (len * 4) as u64);
-        let st = stemforge::gpu::compressor::Compressor::with_precision(
-            &ctx, precision, &p, channels, block, FS, &buf, before,
-        )
-        .expect("compressor");
-        // Stale state from a previous life must not leak: reset clears it.
-        run_encoder(&ctx, |e| st.reset(e));
-        let mut gpu_out = vec![Vec::new(); channels];
-        for j in 0..blocks {
-            let mut whole = vec![0.5f32; len];
-            whole[before..before + channels * block].copy_from_slice(&flat(&block_of(&x, j, block)));
-            upload(&ctx, &buf, &whole);
-            run_pass(&ctx, |pass| st.encode(pass, j as u64));
-            let y = read(&ctx, &buf, 0, len);
-            assert!(
-                y[..before].iter().chain(&y[before + channels * block..]).all(|&v| v == 0.5),
-                "{name}: wrote outside its stem"
-            );
-            for (c, o) in gpu_out.iter_mut().enumerate() {
-                o.extend_from_slice(&y[before + c * block..before + (c + 1) * block]);
-            }
-        }
+        // Stale state from a previous life must not leak: `gpu_process` resets it first.
+        let gpu_out = crate::gpu_process(&ctx, &x, block, name, |buf, first| {
+            Box::new(
+                stemforge::gpu::compressor::Compressor::with_precision(
+                    &ctx, precision, &p, channels, block, FS, buf, first,
+                )
+                .expect("compressor"),
+            )
+        });
         let cpu_out = cpu_compress(&p, &x, block);
         // It compresses: the output moved well away from the (delayed) input.
         let moved = cpu_out[0].iter().zip(&x[0]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);

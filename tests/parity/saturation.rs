@@ -2,10 +2,9 @@
 //! blocks at full scale; its defining properties (its latency is the resampling filters', small
 //! signals pass at unity gain delayed by exactly that latency, the contract's aliasing figure at 4x
 //! and the aliasing it prevents at 1x, its tanh); and the stage in whole renders on both engines.
-use crate::common::gpu_harness::{gpu, read, run_pass, upload};
+use crate::common::gpu_harness::gpu;
 use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
 use crate::common::{Noise, music_noise, read_audio, render, sine, write_wav};
-use crate::{block_of, flat};
 use stemforge::cpu::Stage;
 use stemforge::model::{Process, Saturation};
 
@@ -18,20 +17,11 @@ fn params(drive_db: f64, mix: f64, oversampling: usize) -> Saturation {
 
 /// The CPU twin over `x` in blocks of `block`.
 fn cpu_saturation(p: &Saturation, x: &[Vec<f32>], block: usize) -> Vec<Vec<f32>> {
-    let mut st = stemforge::cpu::saturation::Saturation::new(p, block);
-    let mut out = vec![Vec::new(); x.len()];
-    for j in 0..x[0].len().div_ceil(block) {
-        let mut b = block_of(x, j, block);
-        st.process(&mut b);
-        out.iter_mut().zip(b).for_each(|(o, b)| o.extend(b));
-    }
-    out.iter_mut().for_each(|o| o.truncate(x[0].len()));
-    out
+    crate::cpu_process(&mut stemforge::cpu::saturation::Saturation::new(p, block), x, block)
 }
 
 #[test]
 fn saturation() {
-    use stemforge::gpu::ProcessStage;
     let Some(ctx) = gpu("saturation") else {
         return;
     };
@@ -48,26 +38,11 @@ fn saturation() {
     ];
     for (channels, p) in cases {
         let x: Vec<Vec<f32>> = (0..channels).map(|c| music_noise(401 + c as u64, frames, Noise::FullScale)).collect();
-        // The stem's channels at an offset in a larger buffer, as in the engine's stem buffer.
-        let (before, total) = (2 * BLOCK, (channels + 3) * BLOCK);
-        let buf = ctx.storage("stems", (total * 4) as u64);
-        let st =
-            stemforge::gpu::saturation::Saturation::new(&ctx, &p, channels, BLOCK, &buf, before).expect("saturation");
-        let mut gpu_out = vec![Vec::new(); channels];
-        for j in 0..blocks {
-            let mut whole = vec![0.5f32; total];
-            whole[before..before + channels * BLOCK].copy_from_slice(&flat(&block_of(&x, j, BLOCK)));
-            upload(&ctx, &buf, &whole);
-            run_pass(&ctx, |pass| st.encode(pass, j as u64));
-            let y = read(&ctx, &buf, 0, total);
-            assert!(
-                y[..before].iter().chain(&y[before + channels * BLOCK..]).all(|&v| v == 0.5),
-                "{p:?} wrote outside its stem"
-            );
-            for (c, o) in gpu_out.iter_mut().enumerate() {
-                o.extend_from_slice(&y[before + c * BLOCK..before + (c + 1) * BLOCK]);
-            }
-        }
+        let gpu_out = crate::gpu_process(&ctx, &x, BLOCK, &format!("{p:?}"), |buf, first| {
+            Box::new(
+                stemforge::gpu::saturation::Saturation::new(&ctx, &p, channels, BLOCK, buf, first).expect("saturation"),
+            )
+        });
         let cpu_out = cpu_saturation(&p, &x, BLOCK);
         let what = format!("saturation drive {} dB, mix {}, {}x, {channels} ch", p.drive_db, p.mix, p.oversampling);
         let r = assert_parity(&what, &cpu_out, &gpu_out, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);

@@ -1,11 +1,9 @@
 //! Parity of `transient` (design/mastering.md): the CPU twin and the GPU stage over several blocks
 //! at full scale (the followers carried across blocks); the contract's user checks on a decaying
 //! tone burst; and the stage in whole renders on both engines.
-use crate::common::gpu_harness::{gpu, read, run_pass, upload};
+use crate::common::gpu_harness::gpu;
 use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
 use crate::common::{Noise, music_noise, read_audio, render, write_wav};
-use crate::{block_of, flat};
-use stemforge::cpu::Stage;
 use stemforge::model::Transient;
 
 const BLOCK: usize = 4096;
@@ -17,15 +15,7 @@ fn params(attack_db: f64, sustain_db: f64) -> Transient {
 
 /// The CPU twin over `x` in blocks.
 fn cpu_transient(p: &Transient, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let mut st = stemforge::cpu::transient::Transient::new(p, FS);
-    let mut out = vec![Vec::new(); x.len()];
-    for j in 0..x[0].len().div_ceil(BLOCK) {
-        let mut b = block_of(x, j, BLOCK);
-        st.process(&mut b);
-        out.iter_mut().zip(b).for_each(|(o, b)| o.extend(b));
-    }
-    out.iter_mut().for_each(|o| o.truncate(x[0].len()));
-    out
+    crate::cpu_process(&mut stemforge::cpu::transient::Transient::new(p, FS), x, BLOCK)
 }
 
 /// Bursts of music noise with silences between them, so that onsets and tails recur across blocks.
@@ -42,7 +32,6 @@ fn bursty(seed: u64, frames: usize) -> Vec<f32> {
 
 #[test]
 fn transient() {
-    use stemforge::gpu::ProcessStage;
     let Some(ctx) = gpu("transient") else {
         return;
     };
@@ -57,25 +46,12 @@ fn transient() {
     ];
     for (channels, p) in cases {
         let x: Vec<Vec<f32>> = (0..channels).map(|c| bursty(501 + c as u64, frames)).collect();
-        let (before, total) = (2 * BLOCK, (channels + 3) * BLOCK);
-        let buf = ctx.storage("stems", (total * 4) as u64);
-        let st =
-            stemforge::gpu::transient::Transient::new(&ctx, &p, FS, channels, BLOCK, &buf, before).expect("transient");
-        let mut gpu_out = vec![Vec::new(); channels];
-        for j in 0..blocks {
-            let mut whole = vec![0.5f32; total];
-            whole[before..before + channels * BLOCK].copy_from_slice(&flat(&block_of(&x, j, BLOCK)));
-            upload(&ctx, &buf, &whole);
-            run_pass(&ctx, |pass| st.encode(pass, j as u64));
-            let y = read(&ctx, &buf, 0, total);
-            assert!(
-                y[..before].iter().chain(&y[before + channels * BLOCK..]).all(|&v| v == 0.5),
-                "{p:?} wrote outside its stem"
-            );
-            for (c, o) in gpu_out.iter_mut().enumerate() {
-                o.extend_from_slice(&y[before + c * BLOCK..before + (c + 1) * BLOCK]);
-            }
-        }
+        let gpu_out = crate::gpu_process(&ctx, &x, BLOCK, &format!("{p:?}"), |buf, first| {
+            Box::new(
+                stemforge::gpu::transient::Transient::new(&ctx, &p, FS, channels, BLOCK, buf, first)
+                    .expect("transient"),
+            )
+        });
         let cpu_out = cpu_transient(&p, &x);
         let what = format!(
             "transient attack {} dB, sustain {} dB, {}/{}/{} ms, {channels} ch",

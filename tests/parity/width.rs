@@ -4,11 +4,9 @@
 //! the sample.
 use std::path::Path;
 
-use crate::common::gpu_harness::{gpu, read, run_pass, upload};
+use crate::common::gpu_harness::gpu;
 use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
 use crate::common::{Noise, music_noise, read_audio, render, write_wav};
-use crate::{block_of, flat};
-use stemforge::cpu::Stage;
 
 const BLOCK: usize = 4096;
 const FS: u32 = 48_000;
@@ -29,19 +27,11 @@ fn cpu_width(width: f64, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
 }
 
 fn cpu_stage(p: &stemforge::model::Width, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let mut st = stemforge::cpu::width::Width::new(p, BLOCK, FS);
-    let mut out = vec![Vec::new(); 2];
-    for j in 0..x[0].len().div_ceil(BLOCK) {
-        let mut b = block_of(x, j, BLOCK);
-        st.process(&mut b);
-        out.iter_mut().zip(b).for_each(|(o, b)| o.extend(b));
-    }
-    out
+    crate::cpu_process(&mut stemforge::cpu::width::Width::new(p, BLOCK, FS), x, BLOCK)
 }
 
 #[test]
 fn width() {
-    use stemforge::gpu::ProcessStage;
     let Some(ctx) = gpu("width") else {
         return;
     };
@@ -50,24 +40,9 @@ fn width() {
     let cases = [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (1.7, 0.0), (4.0, 0.0), (1.0, 120.0), (1.6, 300.0), (0.0, 80.0)];
     for (w, mono_below) in cases {
         let p = params(w, mono_below);
-        // The stem's channels at an offset in a larger buffer, as in the engine's stem buffer.
-        let buf = ctx.storage("stems", (5 * BLOCK * 4) as u64);
-        let st = stemforge::gpu::width::Width::new(&ctx, &p, BLOCK, FS, &buf, 2 * BLOCK).expect("width");
-        let mut gpu_out = vec![Vec::new(); 2];
-        for j in 0..3 {
-            let mut whole = vec![0.5f32; 5 * BLOCK];
-            whole[2 * BLOCK..4 * BLOCK].copy_from_slice(&flat(&block_of(&x, j, BLOCK)));
-            upload(&ctx, &buf, &whole);
-            run_pass(&ctx, |pass| st.encode(pass, j as u64));
-            let y = read(&ctx, &buf, 0, 5 * BLOCK);
-            // Only the stem's two channels move.
-            assert!(
-                y[..2 * BLOCK].iter().chain(&y[4 * BLOCK..]).all(|&v| v == 0.5),
-                "width {w} wrote outside its stem"
-            );
-            gpu_out[0].extend_from_slice(&y[2 * BLOCK..3 * BLOCK]);
-            gpu_out[1].extend_from_slice(&y[3 * BLOCK..4 * BLOCK]);
-        }
+        let gpu_out = crate::gpu_process(&ctx, &x, BLOCK, &format!("{p:?}"), |buf, first| {
+            Box::new(stemforge::gpu::width::Width::new(&ctx, &p, BLOCK, FS, buf, first).expect("width"))
+        });
         let cpu_out = cpu_stage(&p, &x);
         let label = format!("width {w}, mono below {mono_below} Hz");
         let r = assert_parity(&label, &cpu_out, &gpu_out, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
