@@ -5,11 +5,9 @@
 //! computation of steps 1-6 (the look-ahead's alignment); and the stage in renders on both engines.
 use std::f64::consts::PI;
 
-use crate::common::gpu_harness::{gpu, run_pass, upload};
+use crate::common::gpu_harness::gpu;
 use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
 use crate::common::{Noise, music_noise, read_audio, render, write_wav};
-use crate::flat;
-use stemforge::cpu::Stage;
 use stemforge::gpu::context::Precision;
 use stemforge::model::{Compressor, Detector};
 
@@ -362,60 +360,5 @@ fn compressor_in_a_render() {
         let (_, b) = read_audio(&out(&format!("plain-{e}")).join("master.wav"));
         let r = assert_parity(&format!("{e}: look-ahead compensated"), &b, &a, -100.0, -120.0);
         println!("{e}: 7.5 ms look-ahead at mix 0 vs none: peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
-    }
-}
-
-/// Timing, not a check (`cargo test --release --test parity compressor_timing -- --ignored
-/// --nocapture`): 200 blocks of 8192 stereo frames through the CPU stage and the GPU stage (one
-/// compute pass per block, all in one submission, timed to the queue's end).
-#[test]
-#[ignore]
-fn compressor_timing() {
-    use stemforge::gpu::ProcessStage;
-    let Some(ctx) = gpu("compressor_timing") else {
-        return;
-    };
-    let (block, blocks) = (8192, 200);
-    let x = program(2, 451, block);
-    let base = params(-18.0);
-    for (name, p) in [
-        ("peak", base),
-        (
-            "rms 10 ms + HPF + lookahead 5 ms",
-            Compressor { detector: Detector::Rms, sidechain_hpf_hz: 80.0, lookahead_ms: 5.0, ..base },
-        ),
-    ] {
-        let mut st = stemforge::cpu::compressor::Compressor::new(&p, 2, block, FS);
-        let mut b = x.clone();
-        let t = std::time::Instant::now();
-        for _ in 0..blocks {
-            b.clone_from(&x);
-            st.process(&mut b);
-        }
-        let cpu = t.elapsed().as_secs_f64();
-        let buf = ctx.storage("stems", (2 * block * 4) as u64);
-        upload(&ctx, &buf, &flat(&x));
-        let st = stemforge::gpu::compressor::Compressor::new(&ctx, &p, 2, block, FS, &buf, 0).expect("compressor");
-        run_pass(&ctx, |pass| st.encode(pass, 0));
-        ctx.wait_idle().unwrap();
-        let t = std::time::Instant::now();
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for _ in 0..blocks {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            st.encode(&mut pass, 0);
-        }
-        ctx.queue.submit([enc.finish()]);
-        ctx.wait_idle().unwrap();
-        let gpu = t.elapsed().as_secs_f64();
-        let audio = (blocks * block) as f64 / FS as f64;
-        println!(
-            "compressor timing, {name}: {blocks} blocks x {block} stereo frames ({audio:.1} s of audio): \
-             CPU {:.1} ms ({:.0}x real time), GPU {} {:.1} ms ({:.0}x real time)",
-            cpu * 1e3,
-            audio / cpu,
-            ctx.adapter_info.name,
-            gpu * 1e3,
-            audio / gpu
-        );
     }
 }
