@@ -21,20 +21,7 @@ fn main() {
     let ctx = GpuContext::new(None).expect("GPU adapter");
     let mut rng = rng::Rng::new(7);
     let x: Vec<Vec<f32>> = (0..2).map(|_| (0..BLOCK).map(|_| (0.5 * rng.uniform()) as f32).collect()).collect();
-    let comp = Compressor {
-        threshold_db: -18.0,
-        ratio: 4.0,
-        knee_db: 0.0,
-        attack_ms: 10.0,
-        release_ms: 100.0,
-        detector: Detector::Peak,
-        rms_ms: 10.0,
-        link: 1.0,
-        sidechain_hpf_hz: 0.0,
-        lookahead_ms: 0.0,
-        makeup_db: 0.0,
-        mix: 1.0,
-    };
+    let comp = Compressor::new(-18.0);
     let stages = [
         ("compressor, peak", Process::Compressor(comp)),
         (

@@ -47,6 +47,24 @@ pub enum Detector {
 }
 
 impl Compressor {
+    /// A compressor at `threshold_db` with mastering.md's default for every other key.
+    pub fn new(threshold_db: f64) -> Compressor {
+        Compressor {
+            threshold_db,
+            ratio: 4.0,
+            knee_db: 0.0,
+            attack_ms: 10.0,
+            release_ms: 100.0,
+            detector: Detector::Peak,
+            rms_ms: 10.0,
+            link: 1.0,
+            sidechain_hpf_hz: 0.0,
+            lookahead_ms: 0.0,
+            makeup_db: 0.0,
+            mix: 1.0,
+        }
+    }
+
     /// The look-ahead in frames at `sample_rate`: round(lookahead_ms·fs/1000).
     pub fn lookahead(&self, sample_rate: u32) -> usize {
         (self.lookahead_ms * sample_rate as f64 / 1000.0).round() as usize
@@ -131,23 +149,26 @@ impl Process {
     /// The stage of type `kind` read from `keys`; None for a type that is not one of `TYPES`.
     pub fn parse(kind: &str, keys: &mut dyn StageKeys) -> Result<Option<Process>> {
         Ok(Some(match kind {
-            "compressor" => Process::Compressor(Compressor {
-                threshold_db: keys.required_number("threshold_db", -80.0, 0.0)?,
-                ratio: keys.number("ratio", 4.0, 1.0, 100.0)?,
-                knee_db: keys.number("knee_db", 0.0, 0.0, 48.0)?,
-                attack_ms: positive_ms(keys, "attack_ms", 10.0)?,
-                release_ms: positive_ms(keys, "release_ms", 100.0)?,
-                detector: match keys.choice("detector", "peak", &["peak", "rms"])? {
-                    "rms" => Detector::Rms,
-                    _ => Detector::Peak,
-                },
-                rms_ms: keys.number("rms_ms", 10.0, 0.01, 1000.0)?,
-                link: keys.number("link", 1.0, 0.0, 1.0)?,
-                sidechain_hpf_hz: keys.number("sidechain_hpf_hz", 0.0, 0.0, 2000.0)?,
-                lookahead_ms: keys.number("lookahead_ms", 0.0, 0.0, 20.0)?,
-                makeup_db: keys.number("makeup_db", 0.0, -24.0, 24.0)?,
-                mix: keys.number("mix", 1.0, 0.0, 1.0)?,
-            }),
+            "compressor" => {
+                let d = Compressor::new(keys.required_number("threshold_db", -80.0, 0.0)?);
+                Process::Compressor(Compressor {
+                    ratio: keys.number("ratio", d.ratio, 1.0, 100.0)?,
+                    knee_db: keys.number("knee_db", d.knee_db, 0.0, 48.0)?,
+                    attack_ms: positive_ms(keys, "attack_ms", d.attack_ms)?,
+                    release_ms: positive_ms(keys, "release_ms", d.release_ms)?,
+                    detector: match keys.choice("detector", "peak", &["peak", "rms"])? {
+                        "rms" => Detector::Rms,
+                        _ => Detector::Peak,
+                    },
+                    rms_ms: keys.number("rms_ms", d.rms_ms, 0.01, 1000.0)?,
+                    link: keys.number("link", d.link, 0.0, 1.0)?,
+                    sidechain_hpf_hz: keys.number("sidechain_hpf_hz", d.sidechain_hpf_hz, 0.0, 2000.0)?,
+                    lookahead_ms: keys.number("lookahead_ms", d.lookahead_ms, 0.0, 20.0)?,
+                    makeup_db: keys.number("makeup_db", d.makeup_db, -24.0, 24.0)?,
+                    mix: keys.number("mix", d.mix, 0.0, 1.0)?,
+                    ..d
+                })
+            }
             "width" => Process::Width(Width {
                 width: keys.number("width", 1.0, 0.0, 4.0)?,
                 mono_below_hz: keys.number("mono_below_hz", 0.0, 0.0, 1000.0)?,

@@ -19,20 +19,7 @@ const F32_PEAK_DBFS: f64 = -80.0;
 const F32_RMS_DBFS: f64 = -100.0;
 
 fn params(threshold_db: f64) -> Compressor {
-    Compressor {
-        threshold_db,
-        ratio: 4.0,
-        knee_db: 0.0,
-        attack_ms: 10.0,
-        release_ms: 100.0,
-        detector: Detector::Peak,
-        rms_ms: 10.0,
-        link: 1.0,
-        sidechain_hpf_hz: 0.0,
-        lookahead_ms: 0.0,
-        makeup_db: 0.0,
-        mix: 1.0,
-    }
+    Compressor::new(threshold_db)
 }
 
 /// Full-scale program, `channels` channels, each with its own seed.
