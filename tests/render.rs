@@ -296,7 +296,10 @@ fn stems_with_process_chains_sum_to_the_master() {
     if let [cpu, gpu] = &masters[..] {
         let (peak, rms) = residual(cpu, gpu);
         println!("cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms");
-        assert!(peak <= -100.0 && rms <= -120.0, "cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms");
+        assert!(
+            peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
+            "cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms"
+        );
     }
 }
 

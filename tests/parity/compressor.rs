@@ -6,7 +6,7 @@
 use std::f64::consts::PI;
 
 use crate::common::gpu_harness::gpu;
-use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
+use crate::common::gpu_parity::{RENDER_PEAK_DBFS, RENDER_RMS_DBFS, STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
 use crate::common::{Noise, music_noise, read_audio, render, write_wav};
 use stemforge::gpu::context::Precision;
 use stemforge::model::{Compressor, Detector};
@@ -284,7 +284,8 @@ fn compressor_matches_steps_1_to_6_offline() {
         let got = cpu_compress(&p, &x, 4096);
         let want = offline(&p, &x, lfe);
         let got: Vec<Vec<f32>> = got.into_iter().map(|c| c[..x[0].len()].to_vec()).collect();
-        let r = assert_parity(&format!("compressor vs offline, {name}"), &want, &got, -100.0, -120.0);
+        let r =
+            assert_parity(&format!("compressor vs offline, {name}"), &want, &got, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
         println!("compressor vs offline, {name}: peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
     }
 }
@@ -324,13 +325,7 @@ fn compressor_in_a_render() {
             "{ type = \"compressor\", threshold_db = -20.0, detector = \"rms\", attack_ms = 20.0, mix = 0.7 }",
         ),
     );
-    for e in ["cpu", "gpu"] {
-        render(&good, &out(e), e, &[], 0);
-    }
-    let (_, cpu) = read_audio(&out("cpu").join("master.wav"));
-    let (_, gpu) = read_audio(&out("gpu").join("master.wav"));
-    let r = assert_parity("compressor in a render", &cpu, &gpu, -100.0, -120.0);
-    println!("compressor in a render: master residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
+    crate::engines_agree(&good, dir.path(), "compressor in a render");
 
     // mix = 0: the stage is the look-ahead delay alone, which the render compensates.
     let dry = |lookahead: f64| {
@@ -345,7 +340,7 @@ fn compressor_in_a_render() {
         render(&plain, &out(&format!("plain-{e}")), e, &[], 0);
         let (_, a) = read_audio(&out(&format!("delayed-{e}")).join("master.wav"));
         let (_, b) = read_audio(&out(&format!("plain-{e}")).join("master.wav"));
-        let r = assert_parity(&format!("{e}: look-ahead compensated"), &b, &a, -100.0, -120.0);
+        let r = assert_parity(&format!("{e}: look-ahead compensated"), &b, &a, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
         println!("{e}: 7.5 ms look-ahead at mix 0 vs none: peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
     }
 }

@@ -172,3 +172,17 @@ fn gpu_process(
     out.iter_mut().for_each(|o| o.truncate(x[0].len()));
     out
 }
+
+/// Renders `session` (through the CLI) on both engines into `dir/cpu` and `dir/gpu`, and checks
+/// that their `master.wav` (f32) agree within the whole-render contract. Returns the two folders.
+fn engines_agree(session: &std::path::Path, dir: &std::path::Path, label: &str) -> [std::path::PathBuf; 2] {
+    use common::gpu_parity::{RENDER_PEAK_DBFS, RENDER_RMS_DBFS};
+    let out = ["cpu", "gpu"].map(|e| dir.join(e));
+    for (e, o) in ["cpu", "gpu"].iter().zip(&out) {
+        common::render(session, o, e, &[], 0);
+    }
+    let [(_, cpu), (_, gpu)] = [0, 1].map(|i| common::read_audio(&out[i].join("master.wav")));
+    let r = assert_parity(label, &cpu, &gpu, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
+    println!("{label}: master residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
+    out
+}
