@@ -7,7 +7,9 @@
 //   gains      one invocation per frame: the frame's audio into the delay line, x_c = K ln v_c,
 //              the link, the soft-knee gain computer;
 //   ballistics one invocation per channel, serial: z = a z + (1 - a) g, a = attack when g < z;
-//   apply      one invocation per sample: out = d (mix 10^((z + makeup)/20) + 1 - mix).
+//   apply      one invocation per sample: out = d (mix 10^((z + makeup)/20) + 1 - mix);
+//   share      on the bus with stem outputs: the same gains on each stem contribution (bound as
+//              `x`, [part][channel][frame]), read already delayed by L from `audio`.
 // The side-chain, levels, gains and z are `real` (f64 where the adapter has it, as the CPU twin),
 // with the CPU twin's own ln and 10^x series, operation for operation.
 #import real
@@ -23,6 +25,7 @@ struct CompressorConfig {
     history: u32,    // N - 1 squares carried across blocks (rms)
     lookahead: u32,  // L frames
     hpf: u32,        // 1: side-chain high-pass on
+    parts: u32,      // share: the stem contributions in `x`
 }
 
 @group(0) @binding(0) var<storage, read> cfg: CompressorConfig;
@@ -194,4 +197,16 @@ fn apply(@builtin(global_invocation_id) gid: vec3<u32>) {
     let mix = k[8];
     let gm = mix * db_to_gain(-(gz[i] + k[7])) + (1.0 - mix);
     x[cfg.first + i] = f32(real(audio[c * (cfg.lookahead + b) + n]) * gm);
+}
+
+@compute @workgroup_size(64)
+fn share(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    let plane = cfg.channels * cfg.block;
+    if i >= cfg.parts * plane {
+        return;
+    }
+    let mix = k[8];
+    let gm = mix * db_to_gain(-(gz[i % plane] + k[7])) + (1.0 - mix);
+    x[cfg.first + i] = f32(real(audio[i]) * gm);
 }

@@ -2,7 +2,9 @@
 //   route: sum[s][dst][t] = sum over the routes r of signal s with r.dst = dst of w_r * stem[r.src][t],
 //          in plan order (signal s = one stem when stems are delivered, else one signal for all);
 //   mix:   after the bus EQ, x = 10^(G/20) * signal, zeroed outside the program's frames, into
-//          the slot of the limiter's block ring; when stems are delivered, the master is their sum.
+//          the slot of the limiter's block ring; when stems are delivered, the master is their sum,
+//          or, after a bus process chain, G times the chain's bus (`bus`);
+//   sum:   the bus-EQ'd stem contributions summed in stem order, for a bus process chain.
 // Twin of src/cpu/gain_sum.rs (and of the CPU engine's G, sum and zeroing); host code in
 // src/gpu/gain_sum.rs.
 
@@ -13,7 +15,7 @@ struct GainSumConfig {
     signals: u32,       // signals routed into: the stem count when stems are delivered, else 1
     stems_out: u32,     // 1: ring slots hold [master, stem 0, ...]; 0: [master]
     gain: f32,          // 10^(G/20), for mix
-    _pad0: u32,
+    bus_given: u32,     // mix with stems: 1: the master is gain * bus, 0: the stems' sum
     _pad1: u32,
     _pad2: u32,
 }
@@ -42,6 +44,8 @@ struct GainSumImmediates {
 @group(0) @binding(3) var<storage, read> src: array<f32>;
 // route: [signal][bus channel][frame]; mix: the ring.
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+// mix with `bus_given`: the bus after its process chain [bus channel][frame].
+@group(0) @binding(5) var<storage, read> bus: array<f32>;
 var<immediate> imm: GainSumImmediates;
 
 @compute @workgroup_size(64)
@@ -80,11 +84,30 @@ fn mix(@builtin(global_invocation_id) gid: vec3<u32>) {
         dst[imm.slot_base + i] = select(0.0, cfg.gain * src[i], keep);
         return;
     }
-    var bus = 0.0;
+    var sum = 0.0;
     for (var s = 0u; s < cfg.signals; s++) {
         let v = select(0.0, cfg.gain * src[s * plane + i], keep);
         dst[imm.slot_base + (s + 1u) * plane + i] = v;
-        bus += v;
+        sum += v;
     }
-    dst[imm.slot_base + i] = bus;
+    if cfg.bus_given != 0u {
+        sum = select(0.0, cfg.gain * bus[i], keep);
+    }
+    dst[imm.slot_base + i] = sum;
+}
+
+@compute @workgroup_size(64)
+fn sum(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = gid.x;
+    let c = gid.y;
+    if t >= cfg.block || c >= cfg.bus_channels {
+        return;
+    }
+    let plane = cfg.bus_channels * cfg.block;
+    let i = c * cfg.block + t;
+    var acc = 0.0;
+    for (var s = 0u; s < cfg.signals; s++) {
+        acc += src[s * plane + i];
+    }
+    dst[i] = acc;
 }

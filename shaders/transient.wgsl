@@ -4,7 +4,9 @@
 // when r > E; onset = 1 - (S/F)^2 if F > S else 0, tail = 1 - (F/S)^2 if S > F else 0; gain dB =
 // attack_db onset + sustain_db tail; y_c = x_c exp(gain * ln10/20).
 // The followers are recursive: one invocation per stem runs serially over the block's frames,
-// F and S carried across blocks in `state`. Twin of src/cpu/transient.rs (the same operations in
+// F and S carried across blocks in `state`, and the block's gains kept there for `share`: on the
+// bus with stem outputs, each stem contribution (`x`, [part][channel][frame]) read from `input`
+// takes the same gains. Twin of src/cpu/transient.rs (the same operations in
 // the same order, the same exp); host code in src/gpu/transient.rs.
 
 // Keep in sync with `TransientConfig` in src/gpu/transient.rs.
@@ -12,7 +14,7 @@ struct TransientConfig {
     block: u32,
     channels: u32,
     first: u32,          // index of channel 0's first frame in `x`; channel c at first + c * block
-    _pad: u32,
+    parts: u32,          // share: the stem contributions in `x`
     fast_attack: f32,
     fast_release: f32,
     slow_attack: f32,
@@ -25,8 +27,10 @@ struct TransientConfig {
 
 @group(0) @binding(0) var<storage, read> cfg: TransientConfig;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
-// [F, S] after the last frame of the previous block.
+// [F, S] after the last frame of the previous block, then the last block's gain per frame.
 @group(0) @binding(2) var<storage, read_write> state: array<f32>;
+// share: the stem contributions as they enter the stage.
+@group(0) @binding(3) var<storage, read> input: array<f32>;
 
 // exp(y) for y in [-87, 88], as src/cpu/saturation.rs `exp` (and shaders/saturation.wgsl).
 fn exp_poly(y: f32) -> f32 {
@@ -65,6 +69,7 @@ fn main() {
             tail = 1.0 - q * q;
         }
         let g = exp_poly((cfg.attack_db * onset + cfg.sustain_db * tail) * cfg.db_to_nepers);
+        state[2u + n] = g;
         for (var c = 0u; c < cfg.channels; c++) {
             let i = cfg.first + c * cfg.block + n;
             x[i] = x[i] * g;
@@ -72,4 +77,13 @@ fn main() {
     }
     state[0] = fast;
     state[1] = slow;
+}
+
+@compute @workgroup_size(64)
+fn share(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if i >= cfg.parts * cfg.channels * cfg.block {
+        return;
+    }
+    x[cfg.first + i] = input[i] * state[2u + i % cfg.block];
 }

@@ -117,7 +117,7 @@ impl Alignment {
         let limiter_latency = limiter.map_or(0, LimiterPlan::latency);
         Alignment {
             stems: Lag::of(plan.stems.iter().map(|s| s.latency(plan.sample_rate)), b),
-            bus: Lag::of(plan.bus_fir.as_ref().map(|f| f.latency), b),
+            bus: Lag::of((plan.bus_fir.is_some() || !plan.bus_process.is_empty()).then(|| plan.bus_latency()), b),
             limiter: limiter.map_or(Lag::of([], b), |l| l.lag(b)),
             limiter_latency,
         }
@@ -146,6 +146,9 @@ pub struct RenderPlan {
     pub stems: Vec<StemPlan>,
     /// Bus EQ (bus channels).
     pub bus_fir: Option<FirPlan>,
+    /// The bus's process chain, after the bus EQ, before G and the limiter
+    /// (design/mastering.md); with stem outputs, each stage reaches them as `Process::share` says.
+    pub bus_process: Vec<Process>,
     pub limiter: Option<LimiterPlan>,
 }
 
@@ -153,6 +156,12 @@ impl RenderPlan {
     /// Every stem's path is linear (`StemPlan::linear`): the linear shortcuts may be taken.
     pub fn all_linear(&self) -> bool {
         self.stems.iter().all(|s| s.linear)
+    }
+
+    /// Frames by which the bus path (its EQ, then its process chain) delays the bus.
+    pub fn bus_latency(&self) -> usize {
+        self.bus_fir.as_ref().map_or(0, |f| f.latency)
+            + self.bus_process.iter().map(|p| crate::dsp::process_latency(p, self.sample_rate)).sum::<usize>()
     }
 
     pub fn bus_channels(&self) -> usize {

@@ -303,6 +303,113 @@ fn stems_with_process_chains_sum_to_the_master() {
     }
 }
 
+/// design/mastering.md "Stems that still sum to the master": a bus compressor (with look-ahead),
+/// a bus transient shaper and a bus width stage on top of per-stem compressors; each bus stage is
+/// shared out among the stem outputs (gain envelopes computed once on the bus, width per stem), so
+/// the f32 stems still sum to the master, on both engines, and the engines agree. The bus chain
+/// must also do something: the master differs from the same session without it.
+#[test]
+fn stems_with_a_bus_chain_sum_to_the_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let session =
+        song_session(dir.path(), -12.0, -1.0, "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n");
+    let plain = std::fs::read_to_string(&session).unwrap();
+    let text = plain
+        .replace(
+            "path = \"drums.wav\"\n",
+            "path = \"drums.wav\"\nprocess = [{ type = \"compressor\", threshold_db = -20.0, ratio = 4.0, attack_ms = 5.0 }]\n",
+        )
+        .replace(
+            "[bus]\n",
+            "[bus]\nprocess = [{ type = \"compressor\", threshold_db = -18.0, ratio = 2.0, knee_db = 6.0, attack_ms = 20.0, \
+             release_ms = 200.0, lookahead_ms = 2.0, mix = 0.8 }, { type = \"transient\", attack_db = 3.0, sustain_db = -2.0 }, \
+             { type = \"width\", width = 1.3, mono_below_hz = 100.0 }]\n",
+        );
+    assert_eq!(text.matches("process = ").count(), 2);
+    let chained = dir.path().join("chained.toml");
+    std::fs::write(&chained, text).unwrap();
+    let mut masters = Vec::new();
+    let mut vox = Vec::new();
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        render(&chained, &out, engine, &[], 0);
+        let stems: Vec<_> =
+            ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let (_, master) = read_audio(&out.join("master.wav"));
+        let (peak, rms) = residual(&sum_of(&stems), &master);
+        println!("{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+        assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+        masters.push(master);
+        vox.push(read_audio(&stems[3]).1);
+    }
+    if let ([cpu, gpu], [cpu_vox, gpu_vox]) = (&masters[..], &vox[..]) {
+        let (peak, rms) = residual(cpu, gpu);
+        println!("cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms");
+        // A stem output takes the bus stages' shared work on both engines alike.
+        let (vp, vr) = residual(cpu_vox, gpu_vox);
+        println!("cpu vs gpu vox stem: {vp:.1} dBFS peak, {vr:.1} rms");
+        assert!(
+            vp <= gpu_parity::RENDER_PEAK_DBFS && vr <= gpu_parity::RENDER_RMS_DBFS,
+            "cpu vs gpu vox stem: {vp:.1} dBFS peak, {vr:.1} rms"
+        );
+        assert!(
+            peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
+            "cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms"
+        );
+    }
+    // Without the bus chain (the same stems and targets) the master is another signal.
+    let out = dir.path().join("plain");
+    render(&session, &out, "cpu", &[], 0);
+    let (_, plain_master) = read_audio(&out.join("master.wav"));
+    let (peak, _) = residual(&plain_master, &masters[0]);
+    println!("with vs without the bus chain: {peak:.1} dBFS peak");
+    assert!(peak > -40.0, "the bus chain changed the master by only {peak:.1} dBFS peak");
+}
+
+/// A bus `saturation` cannot be shared out among stems: with a stems output the render refuses it
+/// (exit 2, naming the stage and the way out) unless that output sets `allow_residual = true`;
+/// then it renders, the stems stay aligned with the master (delayed as the stage delays the bus),
+/// and the report gives the residual of their sum against the master, which the test recomputes.
+#[test]
+fn a_bus_saturation_with_stems_needs_allow_residual() {
+    let dir = tempfile::tempdir().unwrap();
+    let stems_out = "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n";
+    let session = song_session(dir.path(), -10.0, -1.0, stems_out);
+    let text = std::fs::read_to_string(&session)
+        .unwrap()
+        .replace("[bus]\n", "[bus]\nprocess = [{ type = \"saturation\", drive_db = 9.0 }]\n");
+    std::fs::write(&session, &text).unwrap();
+    let refused = dir.path().join("refused");
+    let err = render(&session, &refused, "cpu", &[], 2);
+    for needle in ["bus.process[0]", "saturation", "outputs[1]", "allow_residual = true"] {
+        assert!(err.contains(needle), "message {err:?} does not mention {needle:?}");
+    }
+    assert!(!refused.join("master.wav").exists(), "a refused render wrote its master");
+    std::fs::write(&session, text.replace("kind = \"stems\"\n", "kind = \"stems\"\nallow_residual = true\n")).unwrap();
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        let rp = dir.path().join(format!("{engine}.json"));
+        render(&session, &out, engine, &["--report", rp.to_str().unwrap()], 0);
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rp).unwrap()).unwrap();
+        let stems: Vec<_> =
+            ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let (_, master) = read_audio(&out.join("master.wav"));
+        let sum = sum_of(&stems);
+        let (peak, rms) = residual(&sum, &master);
+        let reported =
+            (r["stem_residual"]["peak_dbfs"].as_f64().unwrap(), r["stem_residual"]["rms_dbfs"].as_f64().unwrap());
+        println!("{engine}: residual {peak:.2} dBFS peak, {rms:.2} rms; reported {reported:.2?}");
+        // The saturation's harmonics: well above rounding, well below the programme.
+        assert!(peak > -60.0 && rms < -20.0, "{engine}: residual {peak:.1} dBFS peak, {rms:.1} rms");
+        assert!((reported.0 - peak).abs() < 0.01 && (reported.1 - rms).abs() < 0.01, "{engine}: reported {reported:?}");
+        // Aligned: the stems' sum correlates with the master at lag 0 better than at +-1 frame.
+        let corr = |lag: i64| -> f64 {
+            (200..master[0].len() - 200).map(|n| master[0][n] as f64 * sum[0][(n as i64 + lag) as usize] as f64).sum()
+        };
+        assert!(corr(0) > corr(1) && corr(0) > corr(-1), "{engine}: the stems are not aligned with the master");
+    }
+}
+
 /// DESIGN.md DSP 1: every latency is compensated: an impulse stays at its frame through a
 /// linear-phase EQ, the bus EQ and the limiter's look-ahead and oversampling filter.
 #[test]

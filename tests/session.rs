@@ -620,3 +620,47 @@ fn transient_keys_are_checked() {
         &["unknown key `attack` for a transient stage", "`attack_db`", "`release_ms`"],
     );
 }
+
+/// `[bus] process` (design/mastering.md): read as a stem's chain, in order; checked like one (an
+/// unknown stage or key, a value out of range, each named with its line); `width` needs a stereo
+/// bus; a stage the stems cannot share (`saturation`) needs `allow_residual` on every stems output,
+/// and `allow_residual` is refused on a master output.
+#[test]
+fn bus_process_is_read_and_checked() {
+    use stemforge::model::Process;
+    let bus = |chain: &str| with_tables(&format!("[bus]\nprocess = [{chain}]"));
+    let s = parse(&bus(
+        "{ type = \"compressor\", threshold_db = -12.0, ratio = 1.5 }, { type = \"width\", width = 1.2 }, { type = \"transient\" }",
+    ))
+    .unwrap();
+    assert_eq!(s.bus_process.len(), 3);
+    assert!(matches!(&s.bus_process[0], Process::Compressor(c) if c.threshold_db == -12.0 && c.ratio == 1.5));
+    assert!(matches!(&s.bus_process[1], Process::Width(w) if w.width == 1.2));
+    assert!(matches!(&s.bus_process[2], Process::Transient(_)));
+    assert_rejected(&bus("{ type = \"reverb\" }"), &["bus.process[0].type", "\"reverb\"", "compressor", "line"]);
+    assert_rejected(
+        &bus("{ type = \"compressor\", threshold_db = -12.0, ratoi = 2.0 }"),
+        &["bus.process[0].ratoi", "unknown key", "line"],
+    );
+    assert_rejected(
+        &bus("{ type = \"compressor\", threshold_db = -12.0, ratio = 0.5 }"),
+        &["bus.process[0].ratio", "line"],
+    );
+    let surround = bus("{ type = \"width\", width = 1.2 }").replace("layout = \"stereo\"", "layout = \"5.1\"");
+    assert_rejected(&surround, &["bus.process[0]", "width", "stereo", "6"]);
+    // A residual stage: fine with a master output only ...
+    let saturated = bus("{ type = \"saturation\", drive_db = 6.0 }");
+    assert!(parse(&saturated).is_ok());
+    // ... refused with a stems output, unless that output allows the residual.
+    let stems = "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n";
+    assert_rejected(
+        &format!("{saturated}\n{stems}"),
+        &["bus.process[0]", "saturation", "outputs[1]", "allow_residual = true", "line"],
+    );
+    let allowed = parse(&format!("{saturated}\n{stems}allow_residual = true\n")).unwrap();
+    assert!(allowed.outputs[1].allow_residual);
+    assert_rejected(
+        &MINIMAL.replace("format = \"pcm24\"", "format = \"pcm24\"\nallow_residual = true"),
+        &["outputs[0].allow_residual", "stems", "line"],
+    );
+}

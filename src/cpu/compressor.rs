@@ -237,12 +237,17 @@ impl Compressor {
         self.state[c][2] = z;
     }
 
+    /// The gain of z (dB) with the make-up and the mix: the factor the delayed audio takes.
+    #[inline(always)]
+    fn gain_of(&self, z: f64) -> f64 {
+        let mix = self.k.mix;
+        mix * db_to_gain(-(z + self.k.makeup)) + (1.0 - mix)
+    }
+
     /// Pass 4 on one channel: the gain on the delayed audio, the mix.
     fn apply(&self, c: usize, x: &mut [f32]) {
-        let (mix, makeup) = (self.k.mix, self.k.makeup);
         for ((y, &d), &z) in x.iter_mut().zip(&self.audio[c]).zip(&self.gz[c]) {
-            let gm = mix * db_to_gain(-(z + makeup)) + (1.0 - mix);
-            *y = (d as f64 * gm) as f32;
+            *y = (d as f64 * self.gain_of(z)) as f32;
         }
     }
 }
@@ -265,6 +270,15 @@ impl Stage for Compressor {
         for (c, x) in block.iter_mut().enumerate() {
             self.ballistics(c);
             self.apply(c, x);
+        }
+    }
+
+    fn apply_envelope(&self, part: &mut [Vec<f32>]) {
+        assert_eq!(part.len(), self.gz.len(), "compressor: a part of another channel count");
+        for (x, gz) in part.iter_mut().zip(&self.gz) {
+            for (y, &z) in x.iter_mut().zip(gz) {
+                *y = (*y as f64 * self.gain_of(z)) as f32;
+            }
         }
     }
 

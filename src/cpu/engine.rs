@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use realfft::num_complex::Complex;
 
+use crate::cpu::bus_chain::BusChain;
 use crate::cpu::delay_line::DelayLine;
 use crate::cpu::fir_convolve::{FirConvolve, FirInverse};
 use crate::cpu::gain_sum::gain_sum;
@@ -99,6 +100,13 @@ impl AsRef<[Vec<f32>]> for Waiting {
     }
 }
 
+/// Every channel times `gain` (skipped at unity, as the engines' G).
+fn scale<'a>(channels: impl Iterator<Item = &'a mut Vec<f32>>, gain: f32) {
+    if gain != 1.0 {
+        channels.for_each(|c| c.iter_mut().for_each(|v| *v *= gain));
+    }
+}
+
 fn zeroed(channels: usize, block: usize) -> Vec<Vec<f32>> {
     vec![vec![0.0; block]; channels]
 }
@@ -160,10 +168,14 @@ impl Engine for CpuEngine {
         let bus_signals = if pass.stems { n_stems } else { 1 };
         let mut bus_lanes: Vec<Vec<Lane>> = (0..bus_signals)
             .map(|_| {
-                let pre = align.bus.pre_delay(plan.bus_fir.as_ref().map_or(0, |f| f.latency));
+                // The pre-delay aligns the whole bus path: its EQ and its process chain.
+                let pre = align.bus.pre_delay(plan.bus_latency());
                 (0..bus_ch).map(|c| Lane::new(plan.bus_fir.as_ref().map(|f| (f, c)), pre, b)).collect()
             })
             .collect();
+        // The bus's process chain, shared out among the stem contributions when they are delivered.
+        let mut bus_chain =
+            BusChain::new(&plan.bus_process, bus_ch, if pass.stems { n_stems } else { 0 }, b, plan.sample_rate);
         // Without stem outputs, stems whose EQ is a FIR are summed in the frequency domain (when
         // every stem's path is linear: only then does filtering commute with summing).
         let mut spectral =
@@ -242,17 +254,21 @@ impl Engine for CpuEngine {
                 let target = if pass.stems { &mut contrib[i] } else { &mut contrib[0] };
                 gain_sum(&s.routes, &inputs[i], target, b);
             }
-            // 4. Bus EQ on each contribution, then G.
+            // 4. Bus EQ on each contribution, then G; with a bus chain, G comes after it (4b).
+            let chained = !bus_chain.is_empty();
             bus_lanes
                 .par_iter_mut()
                 .zip(contrib.par_iter_mut())
                 .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
                 .for_each(|(lane, sig)| {
                     lane.process(sig);
-                    if gain != 1.0 {
+                    if gain != 1.0 && !chained {
                         sig.iter_mut().for_each(|v| *v *= gain);
                     }
                 });
+            // 4b. The bus: the contributions' sum in stem order (which carry G unless there is a
+            // bus chain). A bus chain runs on it, the stem contributions following it
+            // (`BusChain::process`), and G comes after it, on every signal.
             if pass.stems {
                 bus.iter_mut().for_each(|c| c.fill(0.0));
                 for c in &contrib {
@@ -260,7 +276,15 @@ impl Engine for CpuEngine {
                         dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
                     }
                 }
+                if chained {
+                    bus_chain.process(&mut bus, &mut contrib);
+                    scale(bus.iter_mut().chain(contrib.iter_mut().flatten()), gain);
+                }
             } else {
+                if chained {
+                    bus_chain.process(&mut contrib[0], &mut []);
+                    scale(contrib[0].iter_mut(), gain);
+                }
                 for (dst, src) in bus.iter_mut().zip(&contrib[0]) {
                     dst.copy_from_slice(src);
                 }

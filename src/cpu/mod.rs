@@ -1,5 +1,6 @@
 //! The CPU reference engine: one file per stage, named as its shader (`shaders/<stage>.wgsl`) and its
 //! GPU host code (`src/gpu/<stage>.rs`). Each stage: `new(...)` allocates, `process(...)` does not.
+pub mod bus_chain;
 pub mod compressor;
 pub mod delay_line;
 pub mod dither_quantize;
@@ -21,7 +22,7 @@ use crate::model::Process;
 
 /// A stage of a stem's `process` chain on the CPU: it works in place on one block of the stem's
 /// channels, `[channel][frame]`, carrying its state from block to block.
-pub trait Stage: Send {
+pub trait Stage: Send + Sync {
     /// Frames by which its output lags its input: `dsp::process_latency`, which the engines'
     /// alignment (`engine::Alignment`) compensates with every other latency.
     fn latency(&self) -> usize;
@@ -29,6 +30,12 @@ pub trait Stage: Send {
     fn process(&mut self, block: &mut [Vec<f32>]);
     /// Forget all history (as if newly built).
     fn reset(&mut self);
+    /// A bus stage whose `Process::share` is `Envelope`, with stem outputs: apply the gains the
+    /// last `process` call applied to the bus to `part`, a stem's contribution already delayed by
+    /// `latency()` frames, with the same arithmetic, so that the parts sum to the processed bus.
+    fn apply_envelope(&self, _part: &mut [Vec<f32>]) {
+        unreachable!("apply_envelope on a stage that is not a gain envelope")
+    }
 }
 
 /// The CPU stage that computes `process` on `channels` channels, in blocks of `block` frames at
@@ -38,6 +45,6 @@ pub fn stage(process: &Process, channels: usize, block: usize, sample_rate: u32)
         Process::Compressor(p) => Box::new(compressor::Compressor::new(p, channels, block, sample_rate)),
         Process::Width(p) => Box::new(width::Width::new(p, block, sample_rate)),
         Process::Saturation(p) => Box::new(saturation::Saturation::new(p, block)),
-        Process::Transient(p) => Box::new(transient::Transient::new(p, sample_rate)),
+        Process::Transient(p) => Box::new(transient::Transient::new(p, block, sample_rate)),
     }
 }

@@ -26,6 +26,8 @@ pub struct Transient {
     sustain_db: f32,
     fast: f32,
     slow: f32,
+    /// The last block's gain per frame (linear), for `apply_envelope`.
+    gains: Vec<f32>,
 }
 
 /// The followers' coefficients and the gains' scale, computed once in f64 and rounded to f32,
@@ -79,8 +81,9 @@ pub fn gain_db(fast: f32, slow: f32, attack_db: f32, sustain_db: f32) -> f32 {
 }
 
 impl Transient {
-    pub fn new(p: &crate::model::Transient, sample_rate: u32) -> Transient {
+    pub fn new(p: &crate::model::Transient, block: usize, sample_rate: u32) -> Transient {
         Transient {
+            gains: vec![1.0; block],
             coef: Coefficients::new(p, sample_rate),
             attack_db: p.attack_db as f32,
             sustain_db: p.sustain_db as f32,
@@ -104,6 +107,7 @@ impl Stage for Transient {
             fast = follow(fast, r, c.fast_attack, c.fast_release);
             slow = follow(slow, r, c.slow_attack, c.slow_release);
             let g = exp(gain_db(fast, slow, self.attack_db, self.sustain_db) * c.db_to_nepers);
+            self.gains[n] = g;
             for ch in block.iter_mut() {
                 ch[n] *= g;
             }
@@ -113,5 +117,11 @@ impl Stage for Transient {
 
     fn reset(&mut self) {
         (self.fast, self.slow) = (0.0, 0.0);
+    }
+
+    fn apply_envelope(&self, part: &mut [Vec<f32>]) {
+        for ch in part.iter_mut() {
+            ch.iter_mut().zip(&self.gains).for_each(|(v, g)| *v *= g);
+        }
     }
 }

@@ -22,7 +22,8 @@ use crate::gpu::limiter_smooth::LimiterSmooth;
 use crate::gpu::meter::DeviceMeter;
 use crate::gpu::oversample_peak::OversamplePeak;
 use crate::gpu::pcm_unpack::{PcmUnpack, PcmUnpackPipeline};
-use crate::gpu::{ProcessStage, process_stage};
+use crate::gpu::{Dispatch, ProcessStage, process_stage};
+use crate::model::Share;
 use crate::model::SourceEncoding;
 
 /// Blocks in flight between submission and read-back (upload, compute and download overlap).
@@ -50,6 +51,8 @@ pub(super) struct Chain {
     pub(super) gain_sum: GainSum,
     pub(super) bus_delay: Option<DelayLine>,
     pub(super) bus_fir: Option<FirConvolve>,
+    /// The bus's process chain, and how each stage reaches the stem contributions.
+    pub(super) bus_process: Vec<BusStage>,
     pub(super) ring: wgpu::Buffer,
     pub(super) ring_slots: usize,
     /// Values per ring slot: (1 + stems_out) * bus_ch * block.
@@ -65,6 +68,57 @@ pub(super) struct Chain {
     /// Read-back ring, one block each, laid out by `layout`.
     pub(super) staging: Vec<wgpu::Buffer>,
     pub(super) layout: StagingLayout,
+}
+
+/// A stage of the bus's process chain (design/mastering.md), on the bus.
+pub(super) struct BusStage {
+    stage: Box<dyn ProcessStage>,
+    parts: PartsPath,
+}
+
+/// How a bus stage reaches the stem contributions (`Process::share`; the CPU twin is
+/// `cpu::bus_chain`).
+enum PartsPath {
+    /// No stem outputs.
+    None,
+    /// A linear stage: a copy of it on each contribution.
+    Copies(Vec<Box<dyn ProcessStage>>),
+    /// A gain envelope: the contributions delayed as the stage delays the bus, then its gains.
+    Envelope(DelayLine, Dispatch),
+    /// A residual stage: the contributions delayed alike (there and back: the delay line reads and
+    /// writes different buffers).
+    Delayed(DelayLine, DelayLine),
+}
+
+impl BusStage {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, t: u64) {
+        self.stage.encode(pass, t);
+        match &self.parts {
+            PartsPath::None => {}
+            PartsPath::Copies(copies) => copies.iter().for_each(|c| c.encode(pass, t)),
+            PartsPath::Envelope(delay, share) => {
+                delay.encode(pass, t);
+                share.encode(pass);
+            }
+            PartsPath::Delayed(there, back) => {
+                there.encode(pass, t);
+                back.encode(pass, t);
+            }
+        }
+    }
+
+    fn reset(&self, enc: &mut wgpu::CommandEncoder) {
+        self.stage.reset(enc);
+        match &self.parts {
+            PartsPath::None => {}
+            PartsPath::Copies(copies) => copies.iter().for_each(|c| c.reset(enc)),
+            PartsPath::Envelope(delay, _) => delay.reset(enc),
+            PartsPath::Delayed(there, back) => {
+                there.reset(enc);
+                back.reset(enc);
+            }
+        }
+    }
 }
 
 /// Byte offsets of what comes back in a staging buffer.
@@ -242,14 +296,19 @@ impl Chain {
         let n_signals = signals.len();
         let summed = ctx.storage("bus signals", f32s(n_signals * bus_ch * b));
 
-        // Bus EQ on every signal, with its pre-delay.
+        // Bus EQ on every signal, with its pre-delay (which aligns the bus chain's latency too).
+        let pre = align.bus.pre_delay(plan.bus_latency());
         let (bus_delay, bus_fir, bus_out) = match &plan.bus_fir {
-            None => (None, None, summed.clone()),
+            None if pre == 0 => (None, None, summed.clone()),
+            None => {
+                let bus_a = ctx.storage("bus delayed", f32s(n_signals * bus_ch * b));
+                let lanes: Vec<(usize, usize, usize)> = (0..n_signals * bus_ch).map(|i| (i * b, i * b, pre)).collect();
+                (Some(DelayLine::new(ctx, delay_pipes, b, &lanes, &summed, &bus_a)?), None, bus_a)
+            }
             Some(f) => {
                 let bus_a = ctx.storage("bus delayed", f32s(n_signals * bus_ch * b));
                 let bus_b = ctx.storage("bus equalised", f32s(n_signals * bus_ch * b));
-                let d = align.bus.pre_delay(f.latency);
-                let lanes: Vec<(usize, usize, usize)> = (0..n_signals * bus_ch).map(|i| (i * b, i * b, d)).collect();
+                let lanes: Vec<(usize, usize, usize)> = (0..n_signals * bus_ch).map(|i| (i * b, i * b, pre)).collect();
                 let delay = DelayLine::new(ctx, delay_pipes, b, &lanes, &summed, &bus_a)?;
                 let fir_lanes: Vec<FirLane> = (0..n_signals * bus_ch)
                     .map(|i| FirLane { taps: &f.taps[i % bus_ch], input: i * b, output: i * b })
@@ -258,6 +317,36 @@ impl Chain {
                 (Some(delay), Some(fir), bus_b)
             }
         };
+
+        // The bus chain: on the one signal, or with stem outputs on the contributions' sum
+        // (`bus_sum`), each contribution following it as `Process::share` says.
+        let bus_sum = (!plan.bus_process.is_empty() && pass.stems).then(|| ctx.storage("bus", f32s(bus_ch * b)));
+        let parts_delayed = pass.stems.then(|| ctx.storage("stem contributions delayed", f32s(n_signals * bus_ch * b)));
+        let mut bus_process = Vec::with_capacity(plan.bus_process.len());
+        for p in &plan.bus_process {
+            let stage = process_stage(ctx, p, bus_ch, b, plan.sample_rate, bus_sum.as_ref().unwrap_or(&bus_out), 0)?;
+            let parts = match &parts_delayed {
+                None => PartsPath::None,
+                Some(_) if p.share() == Share::Linear => PartsPath::Copies(
+                    (0..n_signals)
+                        .map(|i| process_stage(ctx, p, bus_ch, b, plan.sample_rate, &bus_out, i * bus_ch * b))
+                        .collect::<Result<_>>()?,
+                ),
+                Some(delayed) => {
+                    let latency = crate::dsp::process_latency(p, plan.sample_rate);
+                    let lanes = |d: usize| -> Vec<(usize, usize, usize)> {
+                        (0..n_signals * bus_ch).map(|i| (i * b, i * b, d)).collect()
+                    };
+                    let delay = DelayLine::new(ctx, delay_pipes, b, &lanes(latency), &bus_out, delayed)?;
+                    if p.share() == Share::Envelope {
+                        PartsPath::Envelope(delay, stage.envelope(ctx, n_signals, delayed, &bus_out)?)
+                    } else {
+                        PartsPath::Delayed(delay, DelayLine::new(ctx, delay_pipes, b, &lanes(0), delayed, &bus_out)?)
+                    }
+                }
+            };
+            bus_process.push(BusStage { stage, parts });
+        }
 
         // The ring of [master, stems...] blocks waiting for the limiter's gain.
         let stems_out = if pass.stems { n_stems } else { 0 };
@@ -272,7 +361,17 @@ impl Chain {
         let (m_lim, d_lim) = (align.limiter.blocks, align.limiter.pre_delay(align.limiter_latency));
         let ring_slots = slots_for(d_lim, b).max(m_lim + 1);
         let ring = ctx.storage("limiter fifo", f32s(ring_slots * slot_len));
-        let gain_sum = GainSum::new(ctx, b, bus_ch, &signals, pass.stems, &stem_b, &summed, Some((&bus_out, &ring)))?;
+        let gain_sum = GainSum::new(
+            ctx,
+            b,
+            bus_ch,
+            &signals,
+            pass.stems,
+            &stem_b,
+            &summed,
+            Some((&bus_out, &ring)),
+            bus_sum.as_ref(),
+        )?;
 
         let limiter = match lim_plan {
             None => None,
@@ -394,6 +493,7 @@ impl Chain {
             gain_sum,
             bus_delay,
             bus_fir,
+            bus_process,
             ring,
             ring_slots,
             slot_len,
@@ -420,6 +520,7 @@ impl Chain {
         if let Some(f) = &self.bus_fir {
             f.reset(&mut enc);
         }
+        self.bus_process.iter().for_each(|s| s.reset(&mut enc));
         enc.clear_buffer(&self.ring, 0, None);
         if let Some(l) = &self.limiter {
             l.peak.reset(&mut enc);
@@ -464,10 +565,14 @@ impl Chain {
             }
             self.stem_process.iter().for_each(|p| p.encode(&mut pass, t));
             self.gain_sum.encode_route(&mut pass);
-            if let (Some(d), Some(f)) = (&self.bus_delay, &self.bus_fir) {
+            if let Some(d) = &self.bus_delay {
                 d.encode(&mut pass, t);
+            }
+            if let Some(f) = &self.bus_fir {
                 f.encode(&mut pass, t);
             }
+            self.gain_sum.encode_sum(&mut pass);
+            self.bus_process.iter().for_each(|s| s.encode(&mut pass, t));
             self.gain_sum.encode_mix(&mut pass, ring_slot * self.slot_len, 0, valid);
             if let (Some(m), Some(d), None) = (&self.meter, deliver, &self.limiter) {
                 m.encode(&mut pass, d.index, d.index * self.block as u64, d.len, ring_slot * self.slot_len);

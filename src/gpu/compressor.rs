@@ -5,8 +5,8 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::cpu::compressor::Consts;
 use crate::error::Result;
-use crate::gpu::ProcessStage;
 use crate::gpu::context::{Bind, GpuContext, Kernel, Precision, Stage, groups};
+use crate::gpu::{Dispatch, ProcessStage};
 use crate::model::{Detector, Layout};
 
 /// Keep in sync with `CompressorConfig` in shaders/compressor.wgsl.
@@ -21,6 +21,8 @@ pub struct CompressorConfig {
     pub history: u32,
     pub lookahead: u32,
     pub hpf: u32,
+    /// `share`: the stem contributions it applies the bus's gains to.
+    pub parts: u32,
 }
 
 pub struct Compressor {
@@ -29,6 +31,11 @@ pub struct Compressor {
     ballistics: wgpu::ComputePipeline,
     apply: wgpu::ComputePipeline,
     bind: wgpu::BindGroup,
+    kernel: Kernel,
+    cfg: CompressorConfig,
+    consts: wgpu::Buffer,
+    /// z per channel and frame after `ballistics`: what `envelope` shares out.
+    gz: wgpu::Buffer,
     /// Carried across blocks: cleared by `reset`.
     audio: wgpu::Buffer,
     squares: wgpu::Buffer,
@@ -90,8 +97,9 @@ impl Compressor {
             history: history as u32,
             lookahead: lookahead as u32,
             hpf: (p.sidechain_hpf_hz > 0.0) as u32,
+            parts: 0,
         };
-        let cfg = ctx.storage_init("compressor config", std::slice::from_ref(&cfg));
+        let cfg_buf = ctx.storage_init("compressor config", std::slice::from_ref(&cfg));
         let k = Consts::new(p, sample_rate).to_array();
         let real = precision.real_bytes() as u64;
         let consts = match precision {
@@ -103,13 +111,17 @@ impl Compressor {
             ctx.storage("compressor squares", if rms { (channels * (history + block)) as u64 * real } else { real });
         let gz = ctx.storage("compressor gains", (channels * block) as u64 * real);
         let state = ctx.storage("compressor state", (channels * 3) as u64 * real);
-        let bind = kernel.bind(ctx, &[&cfg, &consts, x, &audio, &squares, &gz, &state]);
+        let bind = kernel.bind(ctx, &[&cfg_buf, &consts, x, &audio, &squares, &gz, &state]);
         Ok(Compressor {
             levels: kernel.pipeline(ctx, "levels", &[])?,
             gains: kernel.pipeline(ctx, "gains", &[])?,
             ballistics: kernel.pipeline(ctx, "ballistics", &[])?,
             apply: kernel.pipeline(ctx, "apply", &[])?,
             bind,
+            kernel,
+            cfg,
+            consts,
+            gz,
             audio,
             squares,
             state,
@@ -130,6 +142,17 @@ impl ProcessStage for Compressor {
         pass.dispatch_workgroups(1, 1, 1);
         pass.set_pipeline(&self.apply);
         pass.dispatch_workgroups(groups(self.channels * self.block, 64), 1, 1);
+    }
+
+    fn envelope(&self, ctx: &GpuContext, parts: usize, delayed: &wgpu::Buffer, x: &wgpu::Buffer) -> Result<Dispatch> {
+        let cfg = CompressorConfig { first: 0, parts: parts as u32, ..self.cfg };
+        let cfg = ctx.storage_init("compressor share config", std::slice::from_ref(&cfg));
+        let bind = self.kernel.bind(ctx, &[&cfg, &self.consts, x, delayed, &self.squares, &self.gz, &self.state]);
+        Ok(Dispatch {
+            pipeline: self.kernel.pipeline(ctx, "share", &[])?,
+            bind,
+            groups: groups(parts * self.channels * self.block, 64),
+        })
     }
 
     fn reset(&self, encoder: &mut wgpu::CommandEncoder) {

@@ -1,7 +1,9 @@
 //! Host side of `shaders/gain_sum.wgsl`: gain, routing and sum of the stems into the bus (one
 //! signal, or one per stem when stem outputs are delivered), and after the bus EQ the loudness gain
 //! G, the sum of the stem contributions and the zeroing outside the program, into the limiter's
-//! block ring. Twin of `src/cpu/gain_sum.rs` and of the CPU engine's steps 3-4.
+//! block ring; with a bus process chain and stem outputs, the contributions' sum the chain runs
+//! on, and G times its result as the master. Twin of `src/cpu/gain_sum.rs` and of the CPU engine's
+//! steps 3-4b.
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
@@ -17,7 +19,8 @@ pub struct GainSumConfig {
     pub signals: u32,
     pub stems_out: u32,
     pub gain: f32,
-    pub _pad: [u32; 3],
+    pub bus_given: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Keep in sync with `Route` in shaders/gain_sum.wgsl.
@@ -44,8 +47,10 @@ pub struct GainSumImmediates {
 pub struct GainSum {
     route: wgpu::ComputePipeline,
     mix: wgpu::ComputePipeline,
+    sum: wgpu::ComputePipeline,
     route_bind: wgpu::BindGroup,
     mix_bind: Option<wgpu::BindGroup>,
+    sum_bind: Option<wgpu::BindGroup>,
     cfg_buf: wgpu::Buffer,
     cfg: GainSumConfig,
 }
@@ -54,7 +59,9 @@ impl GainSum {
     /// `signals[s]` lists the routes summed into signal s (`[s][bus channel][frame]` in
     /// `summed`), from the stem channels in `stems`. With `mix = Some((fir_out, ring))`, `mix`
     /// turns the bus-EQ'd signals (same layout as `summed`) into ring slots: with `stems_out`,
-    /// `[master, stem 0, stem 1, ...]`, else `[master]`.
+    /// `[master, stem 0, stem 1, ...]`, else `[master]`. With `bus` (a bus process chain with
+    /// stem outputs), `sum` adds the bus-EQ'd contributions into `bus`, and `mix` takes the master
+    /// from `bus` (after the chain) instead of summing the stems.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         ctx: &GpuContext,
@@ -65,13 +72,14 @@ impl GainSum {
         stems: &wgpu::Buffer,
         summed: &wgpu::Buffer,
         mix: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
+        bus: Option<&wgpu::Buffer>,
     ) -> Result<GainSum> {
         use Bind::*;
         let kernel = Kernel::new(
             ctx,
             Stage::GainSum,
             Precision::F32,
-            &[Read, Read, Read, Read, ReadWrite],
+            &[Read, Read, Read, Read, ReadWrite, Read],
             std::mem::size_of::<GainSumImmediates>() as u32,
         )?;
         let mut routes = Vec::new();
@@ -87,18 +95,27 @@ impl GainSum {
             signals: signals.len() as u32,
             stems_out: stems_out as u32,
             gain: 1.0,
-            _pad: [0; 3],
+            bus_given: bus.is_some() as u32,
+            _pad: [0; 2],
         };
         let cfg_buf = ctx.storage_init("gain_sum config", std::slice::from_ref(&cfg));
         let route_buf = ctx.storage_init("gain_sum routes", &routes);
         let range_buf = ctx.storage_init("gain_sum ranges", &ranges);
-        let route_bind = kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, stems, summed]);
-        let mix_bind = mix.map(|(src, ring)| kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, src, ring]));
+        // Binding 5 (`bus`) is read by `mix` only; elsewhere it repeats the read-only source.
+        let route_bind = kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, stems, summed, stems]);
+        let mix_bind =
+            mix.map(|(src, ring)| kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, src, ring, bus.unwrap_or(src)]));
+        let sum_bind = match (mix, bus) {
+            (Some((src, _)), Some(bus)) => Some(kernel.bind(ctx, &[&cfg_buf, &route_buf, &range_buf, src, bus, src])),
+            _ => None,
+        };
         Ok(GainSum {
             route: kernel.pipeline(ctx, "route", &[])?,
             mix: kernel.pipeline(ctx, "mix", &[])?,
+            sum: kernel.pipeline(ctx, "sum", &[])?,
             route_bind,
             mix_bind,
+            sum_bind,
             cfg_buf,
             cfg,
         })
@@ -114,6 +131,15 @@ impl GainSum {
     pub fn encode_route(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.route);
         pass.set_bind_group(0, &self.route_bind, &[]);
+        pass.set_immediates(0, bytemuck::bytes_of(&GainSumImmediates::zeroed()));
+        pass.dispatch_workgroups(groups(self.cfg.block as usize, 64), self.cfg.bus_channels, 1);
+    }
+
+    /// The bus-EQ'd stem contributions summed into the bus (only when built with one).
+    pub fn encode_sum(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let Some(bind) = &self.sum_bind else { return };
+        pass.set_pipeline(&self.sum);
+        pass.set_bind_group(0, bind, &[]);
         pass.set_immediates(0, bytemuck::bytes_of(&GainSumImmediates::zeroed()));
         pass.dispatch_workgroups(groups(self.cfg.block as usize, 64), self.cfg.bus_channels, 1);
     }

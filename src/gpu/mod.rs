@@ -35,6 +35,34 @@ pub trait ProcessStage {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64);
     /// Clear the state it carries across blocks (the start of a pass); none by default.
     fn reset(&self, _encoder: &mut wgpu::CommandEncoder) {}
+    /// A bus stage whose `Process::share` is `Envelope`, with stem outputs: the dispatch that
+    /// applies the gains of its last `encode` to `parts` stem contributions, read from `delayed`
+    /// (already delayed by the stage's latency) and written to `x`, both `[part][channel][frame]`
+    /// from element 0 (the CPU twin's `Stage::apply_envelope`).
+    fn envelope(
+        &self,
+        _ctx: &GpuContext,
+        _parts: usize,
+        _delayed: &wgpu::Buffer,
+        _x: &wgpu::Buffer,
+    ) -> Result<Dispatch> {
+        Err(crate::error::Error::Internal("envelope of a stage that is not a gain envelope".into()))
+    }
+}
+
+/// One recorded dispatch: a pipeline on its bind group over `groups` workgroups.
+pub struct Dispatch {
+    pub pipeline: wgpu::ComputePipeline,
+    pub bind: wgpu::BindGroup,
+    pub groups: u32,
+}
+
+impl Dispatch {
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.dispatch_workgroups(self.groups, 1, 1);
+    }
 }
 
 /// The device stage that computes `process` at `sample_rate` on the `channels` channels of `block`

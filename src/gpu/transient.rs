@@ -6,8 +6,8 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::cpu::transient::Coefficients;
 use crate::error::Result;
-use crate::gpu::ProcessStage;
-use crate::gpu::context::{Bind, GpuContext, Kernel, Precision, Stage};
+use crate::gpu::context::{Bind, GpuContext, Kernel, Precision, Stage, groups};
+use crate::gpu::{Dispatch, ProcessStage};
 
 /// Keep in sync with `TransientConfig` in shaders/transient.wgsl.
 #[repr(C)]
@@ -16,7 +16,8 @@ pub struct TransientConfig {
     pub block: u32,
     pub channels: u32,
     pub first: u32,
-    pub _pad: u32,
+    /// `share`: the stem contributions it applies the bus's gains to.
+    pub parts: u32,
     pub fast_attack: f32,
     pub fast_release: f32,
     pub slow_attack: f32,
@@ -31,6 +32,8 @@ pub struct Transient {
     pipeline: wgpu::ComputePipeline,
     bind: wgpu::BindGroup,
     state: wgpu::Buffer,
+    kernel: Kernel,
+    cfg: TransientConfig,
 }
 
 impl Transient {
@@ -49,7 +52,7 @@ impl Transient {
             block: block as u32,
             channels: channels as u32,
             first: first as u32,
-            _pad: 0,
+            parts: 0,
             fast_attack: c.fast_attack,
             fast_release: c.fast_release,
             slow_attack: c.slow_attack,
@@ -59,14 +62,21 @@ impl Transient {
             db_to_nepers: c.db_to_nepers,
             _pad1: 0,
         };
-        let kernel =
-            Kernel::new(ctx, Stage::Transient, Precision::F32, &[Bind::Read, Bind::ReadWrite, Bind::ReadWrite], 0)?;
-        let cfg = ctx.storage_init("transient config", std::slice::from_ref(&cfg));
-        let state = ctx.storage("transient followers", 8);
-        let bind = kernel.bind(ctx, &[&cfg, x, &state]);
+        let kernel = Kernel::new(
+            ctx,
+            Stage::Transient,
+            Precision::F32,
+            &[Bind::Read, Bind::ReadWrite, Bind::ReadWrite, Bind::Read],
+            0,
+        )?;
+        let cfg_buf = ctx.storage_init("transient config", std::slice::from_ref(&cfg));
+        // F, S, then the block's gains.
+        let state = ctx.storage("transient followers", (2 + block) as u64 * 4);
+        // `input` (binding 3) is read by `share` only: here it repeats the config.
+        let bind = kernel.bind(ctx, &[&cfg_buf, x, &state, &cfg_buf]);
         let pipeline = kernel.pipeline(ctx, "main", &[])?;
         ctx.check()?;
-        Ok(Transient { pipeline, bind, state })
+        Ok(Transient { pipeline, bind, state, kernel, cfg })
     }
 }
 
@@ -79,5 +89,13 @@ impl ProcessStage for Transient {
 
     fn reset(&self, encoder: &mut wgpu::CommandEncoder) {
         encoder.clear_buffer(&self.state, 0, None);
+    }
+
+    fn envelope(&self, ctx: &GpuContext, parts: usize, delayed: &wgpu::Buffer, x: &wgpu::Buffer) -> Result<Dispatch> {
+        let cfg = TransientConfig { first: 0, parts: parts as u32, ..self.cfg };
+        let cfg = ctx.storage_init("transient share config", std::slice::from_ref(&cfg));
+        let bind = self.kernel.bind(ctx, &[&cfg, x, &self.state, delayed]);
+        let n = parts * (self.cfg.channels * self.cfg.block) as usize;
+        Ok(Dispatch { pipeline: self.kernel.pipeline(ctx, "share", &[])?, bind, groups: groups(n, 64) })
     }
 }

@@ -200,6 +200,21 @@ impl Process {
         }
     }
 
+    /// How this stage, on the bus, reaches the stem outputs (design/mastering.md, "Stems that
+    /// still sum to the master").
+    pub fn share(&self) -> Share {
+        match self {
+            Process::Compressor(_) | Process::Transient(_) => Share::Envelope,
+            Process::Width(_) => Share::Linear,
+            Process::Saturation(_) => Share::Residual,
+        }
+    }
+
+    /// Whether stem outputs still sum to the master with this stage on the bus.
+    pub fn shares_with_stems(&self) -> bool {
+        self.share() != Share::Residual
+    }
+
     /// Whether it runs on a signal of `channels` channels; Err says why not.
     pub fn takes(&self, channels: usize) -> std::result::Result<(), String> {
         match self {
@@ -214,4 +229,17 @@ impl Process {
 /// A time in ms, above 0 and at most 10 s (a zero time constant has no exp(-1/(t·fs))).
 fn positive_ms(keys: &mut dyn StageKeys, key: &str, default: f64) -> Result<f64> {
     keys.number(key, default, 0.001, 10_000.0)
+}
+
+/// How a bus stage's work is shared out among the stem outputs, so that they still sum to the
+/// master (design/mastering.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// A gain per channel and frame computed once on the bus (and a delay): each stem output is
+    /// delayed alike and takes the same gains.
+    Envelope,
+    /// Linear and time-invariant: each stem output goes through a copy of the stage.
+    Linear,
+    /// Neither: each stem output is only delayed alike, and the stems miss the stage's residual.
+    Residual,
 }

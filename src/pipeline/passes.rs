@@ -10,7 +10,7 @@ use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::paths;
 use crate::pipeline::plan::replay_plan;
-use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
+use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, StemResidual, ThreadedSink, Writers};
 use crate::pipeline::solve::solve_gain;
 use crate::pipeline::source::FileStemSource;
 use crate::pipeline::spill::{Spill, SpillMode, SpillSource, SpillTee, SpillWriter, Spills, spill_bytes};
@@ -47,9 +47,13 @@ impl Runner<'_> {
         let pass_no = self.passes.len() as u32 + 1;
         self.progress.start_pass(pass_no, kind, plan.frames);
         let meter = LoudnessMeter::with_scope(plan.bus_channels(), plan.sample_rate, Some(plan.layout), scope)?;
+        // A bus stage that cannot be shared out among the stems (allowed by `allow_residual`):
+        // the writing pass measures what the stems miss.
+        let residual = params.stems && writers.has_stems() && plan.bus_process.iter().any(|p| !p.shares_with_stems());
         let sink = OutputSink::new(meter, writers)
             .limited_master(params.limit)
-            .device_meter(self.engine.meter_on_device(plan));
+            .device_meter(self.engine.meter_on_device(plan))
+            .stem_residual(residual);
         let sink = ThreadedSink::start(SpillTee { inner: sink, spills });
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
         let input = match replay {
@@ -184,6 +188,8 @@ pub(super) struct PassesOutcome {
     pub(super) verdict: Verdict,
     pub(super) loudness: LoudnessStats,
     pub(super) reduction: GainReduction,
+    /// The stems' sum against the master, when a bus stage keeps them from summing exactly.
+    pub(super) residual: Option<StemResidual>,
     /// Every output file of the last writing pass, finished under its temporary name: `render`
     /// publishes them only once the spec checks pass.
     pub(super) outputs: SealedOutputs,
@@ -213,6 +219,7 @@ pub(super) fn run_passes(
             verdict,
             loudness: result.loudness,
             reduction: result.reduction,
+            residual: result.residual,
             outputs,
         })
     };
@@ -233,8 +240,11 @@ pub(super) fn run_passes(
     // the linked stems' contributions. Another engine meters the plain bus.
     let replays = runner.engine.replays_spill();
     // Replaying the spilled stems stands in for filtering them again only when their paths are
-    // linear (`StemPlan::linear`).
-    let replay = spill_mode == SpillMode::All && replays && out_plan.all_linear();
+    // linear (`StemPlan::linear`), and rebuilds the master as their sum: not with a bus stage
+    // the stems do not share (`Process::shares_with_stems`).
+    let stems_make_master = out_plan.bus_process.iter().all(|p| p.shares_with_stems());
+    let replay =
+        spill_mode == SpillMode::All && replays && out_plan.all_linear() && (stems_make_master || !stems_wanted);
     let analysis_plan = if replays { out_plan } else { bus_plan };
     let (ch, frames) = (bus_plan.bus_channels(), bus_plan.frames);
     // While a replayed spill is read, the outputs are being written beside it: those on its file

@@ -142,11 +142,12 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
             })
         }
     };
-    Ok(RenderPlan { sample_rate: fs, frames, block, layout, stems, bus_fir, limiter })
+    let bus_process = session.bus_process.clone();
+    Ok(RenderPlan { sample_rate: fs, frames, block, layout, stems, bus_fir, bus_process, limiter })
 }
 
 /// The plan of a writing pass that replays a spill (`solve::SpillSource`): `plan` with every FIR
-/// already applied. Its "stems" are what the analysis pass spilled, bus-wide and routed channel to
+/// and the bus chain already applied. Its "stems" are what the analysis pass spilled, bus-wide and routed channel to
 /// channel at weight 1 (exact in f32): `plan`'s stem contributions when `stems` (so the stem
 /// outputs and their sum are the very samples the writing pass of `plan` computes), else one
 /// signal, the bus. Limiter, length and block are `plan`'s.
@@ -168,7 +169,8 @@ pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
     } else {
         vec![replayed(usize::MAX, "bus")]
     };
-    RenderPlan { stems: spilled, bus_fir: None, ..plan.clone() }
+    // The spill was taken after the bus chain too (it runs before G): replayed, it is a copy.
+    RenderPlan { stems: spilled, bus_fir: None, bus_process: Vec::new(), ..plan.clone() }
 }
 
 /// Whether a stem's path is linear, time-invariant and per channel (`StemPlan::linear`): gain,

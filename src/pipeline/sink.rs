@@ -42,6 +42,26 @@ pub struct OutputSink {
     limited: bool,
     /// The unpacked master for the meter, `[channel][frame]`.
     unpacked: Vec<Vec<f32>>,
+    /// Measured when the stems are not meant to sum to the master exactly (a residual bus stage,
+    /// design/mastering.md): the stem sum against the master.
+    residual: Option<Residual>,
+}
+
+/// The stem outputs' sum against the master, sample by sample over every channel.
+#[derive(Debug, Default, Clone, Copy)]
+struct Residual {
+    peak: f64,
+    sum_sq: f64,
+    samples: u64,
+}
+
+/// The residual of the stem outputs' sum against the master (dBFS; -inf when they sum exactly).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StemResidual {
+    #[serde(serialize_with = "crate::meter::finite_or_null")]
+    pub peak_dbfs: f64,
+    #[serde(serialize_with = "crate::meter::finite_or_null")]
+    pub rms_dbfs: f64,
 }
 
 /// The packing request of a writer, if its format is an integer one.
@@ -56,6 +76,8 @@ pub struct PassResult {
     /// Which meter read `loudness`: "device" (the engine's readings, `EnergyMeter`) or "cpu".
     pub meter: &'static str,
     pub reduction: GainReduction,
+    /// When asked for (`stem_residual`): the stems' sum against the master.
+    pub residual: Option<StemResidual>,
     pub writers: Writers,
 }
 
@@ -66,6 +88,11 @@ pub struct Writers {
 }
 
 impl Writers {
+    /// Whether any stem output is open.
+    pub fn has_stems(&self) -> bool {
+        self.stems.iter().any(|s| !s.is_empty())
+    }
+
     pub fn none() -> Self {
         Writers { masters: Vec::new(), stems: Vec::new() }
     }
@@ -177,6 +204,7 @@ impl OutputSink {
             meter_request,
             limited: false,
             unpacked: Vec::new(),
+            residual: None,
         }
     }
 
@@ -199,6 +227,13 @@ impl OutputSink {
         self
     }
 
+    /// Measure the stem outputs' sum against the master (`PassResult::residual`); the f32
+    /// master and stems are then delivered.
+    pub fn stem_residual(mut self, on: bool) -> Self {
+        self.residual = on.then(Residual::default);
+        self
+    }
+
     /// The measurements, and the writers left open for the caller to commit or drop.
     pub fn finish(self) -> PassResult {
         let mean = if self.frames > 0 { self.sum_reduction_db / self.frames as f64 } else { 0.0 };
@@ -209,6 +244,10 @@ impl OutputSink {
                 None => self.meter.result(),
             },
             reduction: GainReduction { max_db: self.max_reduction_db, mean_db: mean },
+            residual: self.residual.map(|r| StemResidual {
+                peak_dbfs: 20.0 * r.peak.log10(),
+                rms_dbfs: 10.0 * (r.sum_sq / r.samples.max(1) as f64).log10(),
+            }),
             writers: Writers { masters: self.masters, stems: self.stems },
         }
     }
@@ -220,8 +259,8 @@ impl PassSink for OutputSink {
         let meter_reads_pcm = self.limited && self.meter_request.is_some();
         Delivery {
             packed: self.requests.clone(),
-            master: f32_master || (!self.device_meter && !meter_reads_pcm),
-            stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32),
+            master: f32_master || (!self.device_meter && !meter_reads_pcm) || self.residual.is_some(),
+            stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32) || self.residual.is_some(),
             device_meter: self.device_meter,
             // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`).
             gain: false,
@@ -288,6 +327,19 @@ impl PassSink for OutputSink {
             // -20·log10 falls as the gain rises: the largest reduction is that of the least gain.
             self.max_reduction_db = self.max_reduction_db.max(-20.0 * (least as f64).log10());
             self.sum_reduction_db -= 20.0 * sum_log10;
+        }
+        if let Some(r) = &mut self.residual
+            && !block.stems.is_empty()
+        {
+            for (c, m) in master.iter().enumerate() {
+                for (t, &m) in m.iter().enumerate() {
+                    let sum: f64 = block.stems.iter().map(|s| s[c][t] as f64).sum();
+                    let d = sum - m as f64;
+                    r.peak = r.peak.max(d.abs());
+                    r.sum_sq += d * d;
+                }
+            }
+            r.samples += (n * master.len()) as u64;
         }
         self.frames += n as u64;
         let meter = &mut self.meter;

@@ -71,6 +71,10 @@ pub struct RenderReport {
     /// Normalisation gain G applied before the limiter.
     pub gain_db: f64,
     pub gain_reduction: Option<GainReduction>,
+    /// With a bus stage that cannot be shared out among stems (`allow_residual = true`): the
+    /// stem outputs' sum against the master (design/mastering.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stem_residual: Option<crate::pipeline::sink::StemResidual>,
     /// G values tried (the re-measure loop of DESIGN.md DSP 6), on the spill or by a writing pass.
     pub iterations: u32,
     pub passes: Vec<PassRecord>,

@@ -64,9 +64,12 @@ impl Builder<'_> {
             }
         }
 
-        let bus_filter = match raw.bus {
-            Some(b) => self.filter("bus", b.eq, b.fir)?,
-            None => Filter::None,
+        let (bus_filter, bus_process) = match raw.bus {
+            Some(b) => {
+                let filter = self.filter("bus", b.eq, b.fir)?;
+                (filter, self.bus_process(b.process, layout, eq_design.taps)?)
+            }
+            None => (Filter::None, Vec::new()),
         };
         let master = match raw.master {
             Some(m) => Some(self.master(m)?),
@@ -98,12 +101,14 @@ impl Builder<'_> {
             reference_mix,
             stems,
             bus_filter,
+            bus_process,
             eq_design,
             master,
             outputs,
             check: CheckSettings { null_threshold_db },
         };
         self.check_output_collisions(&session)?;
+        self.check_bus_residual(&session)?;
         Ok(session)
     }
 
@@ -350,7 +355,49 @@ impl Builder<'_> {
                 );
             }
         };
-        Ok(Output { path, kind, format, dither })
+        let allow_residual = o.allow_residual.unwrap_or(false);
+        if allow_residual && kind != OutputKind::Stems {
+            return Err(loc.err(
+                &format!("{at}.allow_residual"),
+                "allow_residual applies to kind = \"stems\" outputs only (stems that may not sum to the master)",
+            ));
+        }
+        Ok(Output { path, kind, format, dither, allow_residual })
+    }
+
+    /// `[bus] process`: a chain as a stem's, on the bus's channels.
+    fn bus_process(&self, raw: Option<Vec<toml::Table>>, layout: Layout, eq_taps: usize) -> Result<Vec<Process>> {
+        let chain = super::process::chain(self.loc, "bus.process", raw, eq_taps)?;
+        for (j, stage) in chain.iter().enumerate() {
+            stage.takes(layout.channels()).map_err(|why| {
+                self.loc
+                    .err(&format!("bus.process[{j}]"), format!("{} on the {} bus: {why}", stage.name(), layout.name()))
+            })?;
+        }
+        Ok(chain)
+    }
+
+    /// A bus stage that is not a gain envelope or linear (`Process::shares_with_stems`) cannot be
+    /// shared out among stem outputs: they would not sum to the master. Refused unless the stems
+    /// output accepts the residual.
+    fn check_bus_residual(&self, s: &Session) -> Result<()> {
+        let Some((j, stage)) = s.bus_process.iter().enumerate().find(|(_, p)| !p.shares_with_stems()) else {
+            return Ok(());
+        };
+        for (i, o) in s.outputs.iter().enumerate() {
+            if o.kind == OutputKind::Stems && !o.allow_residual {
+                return Err(self.loc.err(
+                    &format!("bus.process[{j}]"),
+                    format!(
+                        "a bus {} stage cannot be shared out among stems, so the stems of outputs[{i}] would not sum \
+                         to the master: remove the stage, move it to the stems, or set allow_residual = true on \
+                         outputs[{i}] (the report then gives the residual of the stem sum against the master)",
+                        stage.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// No two outputs may write the same file: neither two `path`s, nor a master file and a file of

@@ -48,6 +48,9 @@ pub struct Output {
     pub kind: OutputKind,
     pub format: SampleFormat,
     pub dither: Dither,
+    /// Stems output only: accept stems that do not sum to the master exactly (a bus stage that
+    /// cannot be shared out among stems, design/mastering.md); the report gives the residual.
+    pub allow_residual: bool,
 }
 
 /// `check` settings (an extension of DESIGN.md's session: `[check] null_threshold_db = -60.0`).
@@ -68,6 +71,8 @@ pub struct Session {
     pub reference_mix: Option<PathBuf>,
     pub stems: Vec<Stem>,
     pub bus_filter: Filter,
+    /// The bus's `process` chain, after the bus EQ, before G and the limiter, in order.
+    pub bus_process: Vec<Process>,
     pub eq_design: EqDesign,
     pub master: Option<Master>,
     pub outputs: Vec<Output>,

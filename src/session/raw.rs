@@ -47,6 +47,8 @@ pub struct Band {
 pub struct Bus {
     pub eq: Option<Vec<Band>>,
     pub fir: Option<String>,
+    /// As a stem's `process`: read by `session::process`.
+    pub process: Option<Vec<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +76,7 @@ pub struct Output {
     pub kind: Option<String>,
     pub format: Option<String>,
     pub dither: Option<String>,
+    pub allow_residual: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -40,8 +40,9 @@ fn gain_sum() {
         let n_sig = sig.len();
         let summed = ctx.storage("summed", (n_sig * bus_ch * block * 4) as u64);
         let ring = ctx.storage("ring", (2 * (1 + if stems_out { 3 } else { 0 }) * bus_ch * block * 4) as u64);
-        let mut stage = GainSum::new(&ctx, block, bus_ch, &sig, stems_out, &stem_buf, &summed, Some((&summed, &ring)))
-            .expect("gain_sum");
+        let mut stage =
+            GainSum::new(&ctx, block, bus_ch, &sig, stems_out, &stem_buf, &summed, Some((&summed, &ring)), None)
+                .expect("gain_sum");
         let gain = g(-4.3);
         stage.set_gain(&ctx.queue, gain);
         let slot_len = (1 + if stems_out { 3 } else { 0 }) * bus_ch * block;

@@ -15,7 +15,7 @@ fn params(attack_db: f64, sustain_db: f64) -> Transient {
 
 /// The CPU twin over `x` in blocks.
 fn cpu_transient(p: &Transient, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    crate::cpu_process(&mut stemforge::cpu::transient::Transient::new(p, FS), x, BLOCK)
+    crate::cpu_process(&mut stemforge::cpu::transient::Transient::new(p, BLOCK, FS), x, BLOCK)
 }
 
 /// Bursts of music noise with silences between them, so that onsets and tails recur across blocks.
