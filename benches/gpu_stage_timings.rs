@@ -159,6 +159,7 @@ fn main() {
             })
             .collect(),
         bus_fir: Some(FirPlan { taps: vec![eq.clone(), eq.clone()], latency: eq_latency(8191, Phase::Linear) }),
+        bus_process: Vec::new(),
         limiter: Some(LimiterPlan { ceiling_db: -1.2, lookahead: 96, rho: 0.99965, oversampling: table }),
     };
     let mut engine = GpuEngine::new(None).expect("engine");

@@ -296,6 +296,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
         layout: Layout::Stereo,
         stems,
         bus_fir: Some(FirPlan { taps: vec![bus.clone(), bus], latency: eq_latency(201, Phase::Linear) }),
+        bus_process: Vec::new(),
         limiter: Some(LimiterPlan {
             ceiling_db: -1.2,
             lookahead: 96,
