@@ -110,7 +110,8 @@ fn curve_gain(p: &Compressor, x: f64) -> f64 {
     let (t, w, r) = (p.threshold_db, p.knee_db, p.ratio);
     let y = if 2.0 * (x - t) < -w {
         x
-    } else if 2.0 * (x - t).abs() <= w {
+    } else if w > 0.0 && 2.0 * (x - t).abs() <= w {
+        // (With W = 0 the knee is the point x = T, where the formula is 0/0 and both sides give y = x.)
         x + (1.0 / r - 1.0) * (x - t + w / 2.0).powi(2) / (2.0 * w)
     } else {
         t + (x - t) / r
@@ -118,8 +119,9 @@ fn curve_gain(p: &Compressor, x: f64) -> f64 {
     y - x
 }
 
+/// A 1 kHz square wave of amplitude `amp` at 48 kHz (24 frames up, 24 down).
 fn square(amp: f64, frames: usize) -> Vec<f32> {
-    (0..frames).map(|n| if (n / 50) % 2 == 0 { amp as f32 } else { -amp as f32 }).collect()
+    (0..frames).map(|n| if (n / 24) % 2 == 0 { amp as f32 } else { -amp as f32 }).collect()
 }
 
 /// Gain of the last frame, in dB.
@@ -131,9 +133,13 @@ fn last_gain_db(out: &[f32], x: &[f32]) -> f64 {
 #[test]
 fn compressor_static_curve_is_step_4() {
     let frames = FS as usize; // 1 s: the ballistics settle many times over
-    for detector in [Detector::Peak, Detector::Rms] {
-        let p = Compressor { knee_db: 6.0, ratio: 3.0, detector, ..params(-20.0) };
-        for level in [-35.0, -24.0, -22.0, -20.0, -19.0, -17.0, -15.0, -10.0, -3.0] {
+    // The issue's grid: −40 to 0 dBFS in 1 dB steps, T = −20, R = 4, hard and 6 dB knees; plus
+    // a 3:1 ratio.
+    let cases = [(0.0, 4.0), (6.0, 4.0), (6.0, 3.0)];
+    for (detector, (knee_db, ratio)) in [Detector::Peak, Detector::Rms].into_iter().flat_map(|d| cases.map(|c| (d, c)))
+    {
+        let p = Compressor { knee_db, ratio, detector, ..params(-20.0) };
+        for level in (0..=40).map(|i| -40.0 + i as f64) {
             // Peak: a square wave of amplitude A has |s| = A; rms: a 1 kHz sine whose RMS window
             // (10 ms) holds 10 periods has mean square A²/2.
             let x = match detector {
@@ -159,7 +165,10 @@ fn compressor_static_curve_is_step_4() {
                 (got - want).abs() <= 0.1,
                 "{detector:?} at {level} dB: gain {got:.3} dB, step 4 gives {want:.3} dB"
             );
-            println!("static curve {detector:?} {level:>6.1} dB: gain {got:>8.3} dB (step 4: {want:>8.3})");
+            println!(
+                "static curve {detector:?} knee {knee_db} ratio {ratio} {level:>6.1} dB: gain {got:>8.3} dB \
+                 (step 4: {want:>8.3})"
+            );
         }
     }
 }
