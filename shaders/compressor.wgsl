@@ -39,7 +39,8 @@ struct CompressorConfig {
 @group(0) @binding(4) var<storage, read_write> squares: array<real>;
 // Per channel, B: the level v, then the target gain g, then z.
 @group(0) @binding(5) var<storage, read_write> gz: array<real>;
-// Per channel: biquad s1, s2, and z, carried across blocks.
+// Per channel: biquad s1, s2, z, carried across blocks, then the largest reduction -z and the sum
+// of -z over the frames since the reset (the report's gain reduction, as the CPU twin's).
 @group(0) @binding(6) var<storage, read_write> state: array<real>;
 
 const SQRT_2: real = 1.41421356237309504880168872420969808;
@@ -113,8 +114,8 @@ fn levels(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b2 = k[13];
     let a1 = k[14];
     let a2 = k[15];
-    var s1 = state[3u * c];
-    var s2 = state[3u * c + 1u];
+    var s1 = state[5u * c];
+    var s2 = state[5u * c + 1u];
     for (var n = 0u; n < b; n++) {
         var s = real(x[xb + n]);
         if cfg.hpf != 0u {
@@ -136,8 +137,8 @@ fn levels(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         gz[c * b + n] = real(v);
     }
-    state[3u * c] = s1;
-    state[3u * c + 1u] = s2;
+    state[5u * c] = s1;
+    state[5u * c + 1u] = s2;
 }
 
 @compute @workgroup_size(64)
@@ -172,7 +173,9 @@ fn ballistics(@builtin(global_invocation_id) gid: vec3<u32>) {
     let aa = k[0];
     let ar = k[1];
     let b = cfg.block;
-    var z = state[3u * c + 2u];
+    var z = state[5u * c + 2u];
+    var most = state[5u * c + 3u];
+    var sum = state[5u * c + 4u];
     for (var n = 0u; n < b; n++) {
         let g = gz[c * b + n];
         if g < z {
@@ -181,8 +184,12 @@ fn ballistics(@builtin(global_invocation_id) gid: vec3<u32>) {
             z = ar * z + (1.0 - ar) * g;
         }
         gz[c * b + n] = z;
+        most = max(most, -z);
+        sum += -z;
     }
-    state[3u * c + 2u] = z;
+    state[5u * c + 2u] = z;
+    state[5u * c + 3u] = most;
+    state[5u * c + 4u] = sum;
 }
 
 @compute @workgroup_size(64)

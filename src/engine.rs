@@ -331,8 +331,59 @@ pub struct EngineInfo {
     pub meter: &'static str,
 }
 
+/// What one process stage did over the program (for the report): its gain reduction.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StageReduction {
+    /// The largest reduction over channels and frames (dB, positive = reduction).
+    pub max_db: f64,
+    /// The mean over channels and the frames the stage ran on (the program and the flush that
+    /// aligns it, a few blocks).
+    pub mean_db: f64,
+}
+
+/// A stage of a process chain with what it did: `stem` is the stem's name, None for the bus.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StageActivity {
+    pub stem: Option<String>,
+    /// Its place in the chain (`process[index]`).
+    pub index: usize,
+    #[serde(rename = "type")]
+    pub stage: &'static str,
+    /// For stages that reduce gain (`compressor`); None for the others.
+    pub gain_reduction: Option<StageReduction>,
+}
+
+/// Every stage of `plan`'s chains, stems in plan order then the bus, each with what `reduction`
+/// (stem plan index or None for the bus, index in its chain) says it did.
+pub fn stage_activity(
+    plan: &RenderPlan,
+    mut reduction: impl FnMut(Option<usize>, usize) -> Option<StageReduction>,
+) -> Vec<StageActivity> {
+    let stems = plan.stems.iter().enumerate().map(|(i, s)| (Some(i), Some(s.name.clone()), &s.process));
+    stems
+        .chain(std::iter::once((None, None, &plan.bus_process)))
+        .flat_map(|(i, name, chain)| {
+            chain
+                .iter()
+                .enumerate()
+                .map(|(j, p)| StageActivity {
+                    stem: name.clone(),
+                    index: j,
+                    stage: p.name(),
+                    gain_reduction: reduction(i, j),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 pub trait Engine {
     fn info(&self) -> EngineInfo;
+    /// Every process stage of the last pass that ran them (a pass replaying a spill runs none),
+    /// with its gain reduction.
+    fn stage_activity(&self) -> Vec<StageActivity> {
+        Vec::new()
+    }
     /// Whether the engine takes stems as raw PCM bytes (`StemSource::next_raw_block`).
     fn takes_raw_pcm(&self) -> bool {
         false

@@ -330,9 +330,30 @@ fn stems_with_a_bus_chain_sum_to_the_master() {
     std::fs::write(&chained, text).unwrap();
     let mut masters = Vec::new();
     let mut vox = Vec::new();
+    let mut reductions = Vec::new();
     for engine in engines() {
         let out = dir.path().join(engine);
-        render(&chained, &out, engine, &[], 0);
+        let rp = dir.path().join(format!("{engine}.json"));
+        render(&chained, &out, engine, &["--report", rp.to_str().unwrap()], 0);
+        // The report lists every stage in order, stems then bus, with the compressors' reduction.
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rp).unwrap()).unwrap();
+        let stages = r["process_stages"].as_array().unwrap();
+        let listed: Vec<(String, String)> =
+            stages.iter().map(|s| (s["stem"].as_str().unwrap_or("bus").to_string(), s["type"].to_string())).collect();
+        let want = [("drums", "compressor"), ("bus", "compressor"), ("bus", "transient"), ("bus", "width")];
+        assert_eq!(listed, want.map(|(a, b)| (a.to_string(), format!("{b:?}"))), "{engine}: process_stages");
+        let gr = |i: usize| {
+            (
+                stages[i]["gain_reduction"]["max_db"].as_f64().unwrap(),
+                stages[i]["gain_reduction"]["mean_db"].as_f64().unwrap(),
+            )
+        };
+        println!("{engine}: drums compressor reduction {:.2?} dB (max, mean), bus compressor {:.2?}", gr(0), gr(1));
+        for i in [0, 1] {
+            assert!(gr(i).0 > 1.0 && gr(i).1 > 0.1 && gr(i).1 < gr(i).0, "{engine}: stage {i} reduction {:?}", gr(i));
+        }
+        assert!(stages[2]["gain_reduction"].is_null(), "a transient stage reports no reduction");
+        reductions.push((gr(0), gr(1)));
         let stems: Vec<_> =
             ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
         let (_, master) = read_audio(&out.join("master.wav"));
@@ -341,6 +362,9 @@ fn stems_with_a_bus_chain_sum_to_the_master() {
         assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
         masters.push(master);
         vox.push(read_audio(&stems[3]).1);
+    }
+    if let [cpu, gpu] = &reductions[..] {
+        assert_eq!(cpu, gpu, "the engines' compressors report different reductions");
     }
     if let ([cpu, gpu], [cpu_vox, gpu_vox]) = (&masters[..], &vox[..]) {
         let (peak, rms) = residual(cpu, gpu);

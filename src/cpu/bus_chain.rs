@@ -48,6 +48,11 @@ impl BusChain {
         BusChain { stages }
     }
 
+    /// The bus stage `j`'s gain reduction (`Stage::reduction`).
+    pub fn reduction(&self, j: usize) -> Option<crate::engine::StageReduction> {
+        self.stages.get(j).and_then(|s| s.stage.reduction())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.stages.is_empty()
     }

@@ -130,6 +130,14 @@ pub fn ln_f32(v: f32) -> f64 {
     e as f64 * std::f64::consts::LN_2 + 2.0 * t * p
 }
 
+/// The stage's gain reduction from each channel's (largest −z, Σ −z) over `frames` frames.
+pub fn reduction_of(per_channel: &[[f64; 2]], frames: u64) -> crate::engine::StageReduction {
+    let most = per_channel.iter().fold(0.0f64, |m, r| m.max(r[0]));
+    let sum: f64 = per_channel.iter().map(|r| r[1]).sum();
+    let n = (frames * per_channel.len() as u64).max(1) as f64;
+    crate::engine::StageReduction { max_db: most, mean_db: sum / n }
+}
+
 pub struct Compressor {
     k: Consts,
     rms: bool,
@@ -145,6 +153,11 @@ pub struct Compressor {
     squares: Vec<Vec<f64>>,
     /// Per channel: biquad state s1, s2 and the ballistics' z.
     state: Vec<[f64; 3]>,
+    /// Per channel: the largest reduction −z and the sum of −z over the frames (the report's
+    /// gain reduction; the shader keeps the same two in its state).
+    reduction: Vec<[f64; 2]>,
+    /// Frames processed since the last reset.
+    frames: u64,
     /// `[channel][frame]`: the level v, then the target gain g, then z.
     gz: Vec<Vec<f64>>,
     /// Levels of one frame (x_c), one per channel.
@@ -166,6 +179,8 @@ impl Compressor {
             audio: vec![vec![0.0; lookahead + block]; channels],
             squares: vec![vec![0.0; if rms { history + block } else { 0 }]; channels],
             state: vec![[0.0; 3]; channels],
+            reduction: vec![[0.0; 2]; channels],
+            frames: 0,
             gz: vec![vec![0.0; block]; channels],
             xs: vec![0.0; channels],
         }
@@ -230,11 +245,15 @@ impl Compressor {
     fn ballistics(&mut self, c: usize) {
         let (aa, ar) = (self.k.alpha_a, self.k.alpha_r);
         let mut z = self.state[c][2];
+        let [mut most, mut sum] = self.reduction[c];
         for g in self.gz[c].iter_mut() {
             z = if *g < z { aa * z + (1.0 - aa) * *g } else { ar * z + (1.0 - ar) * *g };
             *g = z;
+            most = most.max(-z);
+            sum += -z;
         }
         self.state[c][2] = z;
+        self.reduction[c] = [most, sum];
     }
 
     /// The gain of z (dB) with the make-up and the mix: the factor the delayed audio takes.
@@ -271,6 +290,11 @@ impl Stage for Compressor {
             self.ballistics(c);
             self.apply(c, x);
         }
+        self.frames += frames as u64;
+    }
+
+    fn reduction(&self) -> Option<crate::engine::StageReduction> {
+        Some(reduction_of(&self.reduction, self.frames))
     }
 
     fn apply_envelope(&self, part: &mut [Vec<f32>]) {
@@ -286,5 +310,7 @@ impl Stage for Compressor {
         self.audio.iter_mut().for_each(|a| a.fill(0.0));
         self.squares.iter_mut().for_each(|s| s.fill(0.0));
         self.state.iter_mut().for_each(|s| *s = [0.0; 3]);
+        self.reduction.iter_mut().for_each(|r| *r = [0.0; 2]);
+        self.frames = 0;
     }
 }

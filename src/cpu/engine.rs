@@ -18,7 +18,10 @@ use crate::cpu::gain_sum::gain_sum;
 use crate::cpu::limiter::LimiterFifo;
 use crate::cpu::limiter_apply;
 use crate::cpu::{self, Stage};
-use crate::engine::{Alignment, Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StemSource};
+use crate::engine::{
+    Alignment, Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StageActivity, StemSource,
+    stage_activity,
+};
 use crate::error::{Error, Result};
 
 /// One channel of a filtered signal: pre-delay then (optionally) the FIR, in place.
@@ -73,11 +76,13 @@ struct SpectralBus {
 
 pub struct CpuEngine {
     threads: usize,
+    /// The process stages of the last pass that ran any.
+    activity: Vec<StageActivity>,
 }
 
 impl CpuEngine {
     pub fn new() -> Self {
-        CpuEngine { threads: rayon::current_num_threads() }
+        CpuEngine { threads: rayon::current_num_threads(), activity: Vec::new() }
     }
 }
 
@@ -123,6 +128,10 @@ impl Engine for CpuEngine {
 
     fn replays_spill(&self) -> bool {
         true
+    }
+
+    fn stage_activity(&self) -> Vec<StageActivity> {
+        self.activity.clone()
     }
 
     fn run_pass(
@@ -354,6 +363,12 @@ impl Engine for CpuEngine {
                     }
                 }
                 if k + 1 == total_blocks {
+                    if !bus_chain.is_empty() || chains.iter().any(|c| !c.is_empty()) {
+                        self.activity = stage_activity(plan, |stem, j| match stem {
+                            Some(i) => chains[i][j].reduction(),
+                            None => bus_chain.reduction(j),
+                        });
+                    }
                     break;
                 }
             } else if let Some(out) = out_gain {

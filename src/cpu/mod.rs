@@ -30,6 +30,10 @@ pub trait Stage: Send + Sync {
     fn process(&mut self, block: &mut [Vec<f32>]);
     /// Forget all history (as if newly built).
     fn reset(&mut self);
+    /// For a stage that reduces gain (`compressor`): its reduction since it was built or reset.
+    fn reduction(&self) -> Option<crate::engine::StageReduction> {
+        None
+    }
     /// A bus stage whose `Process::share` is `Envelope`, with stem outputs: apply the gains the
     /// last `process` call applied to the bus to `part`, a stem's contribution already delayed by
     /// `latency()` frames, with the same arithmetic, so that the parts sum to the processed bus.

@@ -72,7 +72,7 @@ pub(super) struct Chain {
 
 /// A stage of the bus's process chain (design/mastering.md), on the bus.
 pub(super) struct BusStage {
-    stage: Box<dyn ProcessStage>,
+    pub(super) stage: Box<dyn ProcessStage>,
     parts: PartsPath,
 }
 

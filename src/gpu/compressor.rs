@@ -3,7 +3,8 @@
 //! gains per frame, ballistics per channel, apply per sample). Twin of `src/cpu/compressor.rs`.
 use bytemuck::{Pod, Zeroable};
 
-use crate::cpu::compressor::Consts;
+use crate::cpu::compressor::{Consts, reduction_of};
+use crate::engine::StageReduction;
 use crate::error::Result;
 use crate::gpu::context::{Bind, GpuContext, Kernel, Precision, Stage, groups};
 use crate::gpu::{Dispatch, ProcessStage};
@@ -25,7 +26,11 @@ pub struct CompressorConfig {
     pub parts: u32,
 }
 
+/// Reals of state per channel in the shader: s1, s2, z, the largest −z, Σ −z.
+const STATE: usize = 5;
+
 pub struct Compressor {
+    precision: Precision,
     levels: wgpu::ComputePipeline,
     gains: wgpu::ComputePipeline,
     ballistics: wgpu::ComputePipeline,
@@ -110,9 +115,11 @@ impl Compressor {
         let squares =
             ctx.storage("compressor squares", if rms { (channels * (history + block)) as u64 * real } else { real });
         let gz = ctx.storage("compressor gains", (channels * block) as u64 * real);
-        let state = ctx.storage("compressor state", (channels * 3) as u64 * real);
+        // Per channel: s1, s2, z, the largest −z, Σ −z.
+        let state = ctx.storage("compressor state", (channels * STATE) as u64 * real);
         let bind = kernel.bind(ctx, &[&cfg_buf, &consts, x, &audio, &squares, &gz, &state]);
         Ok(Compressor {
+            precision,
             levels: kernel.pipeline(ctx, "levels", &[])?,
             gains: kernel.pipeline(ctx, "gains", &[])?,
             ballistics: kernel.pipeline(ctx, "ballistics", &[])?,
@@ -142,6 +149,16 @@ impl ProcessStage for Compressor {
         pass.dispatch_workgroups(1, 1, 1);
         pass.set_pipeline(&self.apply);
         pass.dispatch_workgroups(groups(self.channels * self.block, 64), 1, 1);
+    }
+
+    fn reduction(&self, ctx: &GpuContext, frames: u64) -> Result<Option<StageReduction>> {
+        let n = self.channels * STATE;
+        let state: Vec<f64> = match self.precision {
+            Precision::F64 => ctx.read_back::<f64>(&self.state, 0, n)?,
+            Precision::F32 => ctx.read_back::<f32>(&self.state, 0, n)?.into_iter().map(f64::from).collect(),
+        };
+        let per_channel: Vec<[f64; 2]> = state.chunks(STATE).map(|c| [c[3], c[4]]).collect();
+        Ok(Some(reduction_of(&per_channel, frames)))
     }
 
     fn envelope(&self, ctx: &GpuContext, parts: usize, delayed: &wgpu::Buffer, x: &wgpu::Buffer) -> Result<Dispatch> {

@@ -20,7 +20,8 @@ use std::collections::VecDeque;
 use std::sync::mpsc;
 
 use crate::engine::{
-    BusBytes, Engine, EngineInfo, GainStats, MeterReadings, PassBlock, PassParams, PassSink, RenderPlan, StemSource,
+    BusBytes, Engine, EngineInfo, GainStats, MeterReadings, PassBlock, PassParams, PassSink, RenderPlan, StageActivity,
+    StemSource, stage_activity,
 };
 use crate::error::{Error, Result};
 use crate::gpu::chain::{Chain, ChainKey, Delivered, IN_FLIGHT, Pipelines, f32_bytes};
@@ -45,6 +46,8 @@ pub struct GpuEngine {
     bus: BusBytes,
     /// Meter the master on the device (`meter_choice`).
     device_meter: bool,
+    /// The process stages of the last pass that ran any.
+    activity: Vec<StageActivity>,
 }
 
 /// Whether the GPU engine meters on its device: `STEMFORGE_GPU_METER=cpu|device` when set, else
@@ -70,6 +73,7 @@ impl GpuEngine {
             dither: None,
             built: None,
             bus: BusBytes::default(),
+            activity: Vec::new(),
         })
     }
 
@@ -223,6 +227,10 @@ impl Engine for GpuEngine {
 
     fn bus_bytes(&self) -> Option<BusBytes> {
         Some(self.bus)
+    }
+
+    fn stage_activity(&self) -> Vec<StageActivity> {
+        self.activity.clone()
     }
 
     fn run_pass(
@@ -390,6 +398,27 @@ impl GpuEngine {
         }
         while let Some(f) = in_flight.pop_front() {
             self.finish_block(chain, plan, f, &mut host, sink)?;
+        }
+        if !plan.bus_process.is_empty() || plan.stems.iter().any(|s| !s.process.is_empty()) {
+            // Every stage ran on the t + 1 blocks encoded; stem i's chain starts at firsts[i] in
+            // `stem_process`.
+            let frames = (t + 1) * b as u64;
+            let firsts: Vec<usize> =
+                plan.stems.iter().scan(0, |at, s| Some(std::mem::replace(at, *at + s.process.len()))).collect();
+            let mut failed = None;
+            self.activity = stage_activity(plan, |stem, j| {
+                let stage = match stem {
+                    Some(i) => &chain.stem_process[firsts[i] + j],
+                    None => &chain.bus_process[j].stage,
+                };
+                stage.reduction(&self.ctx, frames).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    None
+                })
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         Ok(())
     }

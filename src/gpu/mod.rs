@@ -35,6 +35,11 @@ pub trait ProcessStage {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, block_index: u64);
     /// Clear the state it carries across blocks (the start of a pass); none by default.
     fn reset(&self, _encoder: &mut wgpu::CommandEncoder) {}
+    /// For a stage that reduces gain (`compressor`): its reduction over the `frames` frames since
+    /// the reset, read back from the device.
+    fn reduction(&self, _ctx: &GpuContext, _frames: u64) -> Result<Option<crate::engine::StageReduction>> {
+        Ok(None)
+    }
     /// A bus stage whose `Process::share` is `Envelope`, with stem outputs: the dispatch that
     /// applies the gains of its last `encode` to `parts` stem contributions, read from `delayed`
     /// (already delayed by the stage's latency) and written to `x`, both `[part][channel][frame]`

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::outputs::{PlannedFile, folder_of, make_writers};
-use crate::engine::{BusBytes, Engine, PassParams, RenderPlan};
+use crate::engine::{BusBytes, Engine, PassParams, RenderPlan, StageActivity};
 use crate::error::{Error, Result};
 use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
@@ -190,6 +190,8 @@ pub(super) struct PassesOutcome {
     pub(super) reduction: GainReduction,
     /// The stems' sum against the master, when a bus stage keeps them from summing exactly.
     pub(super) residual: Option<StemResidual>,
+    /// Every process stage, with what it did (`Engine::stage_activity`).
+    pub(super) stages: Vec<StageActivity>,
     /// Every output file of the last writing pass, finished under its temporary name: `render`
     /// publishes them only once the spec checks pass.
     pub(super) outputs: SealedOutputs,
@@ -220,6 +222,7 @@ pub(super) fn run_passes(
             loudness: result.loudness,
             reduction: result.reduction,
             residual: result.residual,
+            stages: Vec::new(),
             outputs,
         })
     };
@@ -230,7 +233,8 @@ pub(super) fn run_passes(
         let kind = if limit { "limiter" } else { "sum" };
         let writers = make_writers(files, out_plan.frames)?;
         let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, writers, Spills::default(), None)?;
-        let outcome = outcome(None, 0.0, 1, Verdict::Reached, result)?;
+        let mut outcome = outcome(None, 0.0, 1, Verdict::Reached, result)?;
+        outcome.stages = runner.engine.stage_activity();
         return Ok((outcome, runner.passes));
     };
 
@@ -306,8 +310,9 @@ pub(super) fn run_passes(
     let mut search =
         Search { runner: &mut runner, spill, stem_spill, replay, plan: out_plan, files, stems: stems_wanted };
     let reached = reach_target(&mut search, target, target - l)?;
-    let outcome =
+    let mut outcome =
         outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, reached.written)?;
+    outcome.stages = runner.engine.stage_activity();
     Ok((outcome, runner.passes))
 }
 

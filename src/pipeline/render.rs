@@ -283,6 +283,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         gain_db: result.gain_db,
         gain_reduction: master.map(|_| result.reduction),
         stem_residual: result.residual,
+        process_stages: result.stages,
         iterations: result.iterations,
         passes,
         spec_met: problems.is_empty(),

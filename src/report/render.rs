@@ -75,6 +75,9 @@ pub struct RenderReport {
     /// stem outputs' sum against the master (design/mastering.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stem_residual: Option<crate::pipeline::sink::StemResidual>,
+    /// Every stage of the stems' and the bus's process chains, in order (stems, then the bus),
+    /// with its gain reduction where it reduces gain (design/mastering.md).
+    pub process_stages: Vec<crate::engine::StageActivity>,
     /// G values tried (the re-measure loop of DESIGN.md DSP 6), on the spill or by a writing pass.
     pub iterations: u32,
     pub passes: Vec<PassRecord>,
@@ -127,6 +130,22 @@ pub fn print(r: &RenderReport, json: bool) {
         r.iterations,
         writing
     );
+    for st in &r.process_stages {
+        if let Some(gr) = st.gain_reduction {
+            let on = st.stem.as_ref().map_or("the bus".to_string(), |s| format!("stem `{s}`"));
+            eprintln!(
+                "  {} on {on} (process[{}]): gain reduction {:.1} dB max, {:.1} dB mean",
+                st.stage, st.index, gr.max_db, gr.mean_db
+            );
+        }
+    }
+    if let Some(res) = r.stem_residual {
+        eprintln!(
+            "  stems against the master (allow_residual): residual {} dBFS peak, {} dBFS RMS",
+            crate::report::fmt_db(res.peak_dbfs, 1),
+            crate::report::fmt_db(res.rms_dbfs, 1)
+        );
+    }
     for o in &r.outputs {
         if o.published {
             eprintln!("  wrote {} ({} frames, sha256 {})", o.path.display(), o.frames, o.sha256);
