@@ -272,3 +272,188 @@ fn a_killed_batch_resumes_and_renders_nothing_twice() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// Whether this machine may run a test that needs root and outside tools. In CI (`CI` set) it
+/// must: a missing piece fails the test. Elsewhere, not being root skips it, loudly.
+fn may_run(test: &str, tool: &str) -> bool {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: needs root to {tool} (CI is set, so this does not skip)");
+    }
+    eprintln!("\n*** SKIPPED {test}: not root, so it cannot {tool}; run the tests as root to include it ***\n");
+    false
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A local Slurm cluster (scripts/slurm-local) under a temporary folder, stopped on drop.
+struct Cluster {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::Builder::new().prefix("stemforge-slurm").tempdir().unwrap();
+        let out = Command::new(repo().join("scripts/slurm-local")).arg("start").arg(dir.path()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/slurm-local start failed (apt-get install slurm-wlm munge; .ci/run does):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = dir.path().join("slurm.conf");
+        Cluster { dir, conf }
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("SLURM_CONF", &self.conf);
+        c
+    }
+
+    /// The job-completion log: one line per finished job (`JobId=… JobState=… NodeList=… ExitCode=…`).
+    fn completed(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("jobcomp.log")).unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for f in ["slurmctld.log", "slurmd-node1.log", "slurmd-node2.log", "slurmd-node3.log"] {
+            let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            s += &format!("--- {f}\n{}\n", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/slurm-local")).arg("stop").arg(self.dir.path()).status();
+    }
+}
+
+/// `key=value` of a jobcomp line.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('='))).unwrap_or("")
+}
+
+#[test]
+fn slurm_job_array_on_a_local_cluster_renders_what_one_machine_does() {
+    if !may_run(
+        "slurm_job_array_on_a_local_cluster_renders_what_one_machine_does",
+        "start slurmctld, slurmd and munged",
+    ) {
+        return;
+    }
+    let t0 = Instant::now();
+    let cluster = Cluster::start();
+    let reference = reference_outputs(1.2);
+    let d = tempfile::tempdir().unwrap();
+    let b = make_batch(d.path(), 1.2);
+    let out = d.path().join("out");
+
+    let script = stemforge().args(["farm", "slurm"]).arg(&b).args(["--engine", "cpu"]).output().unwrap();
+    assert!(script.status.success(), "{}", String::from_utf8_lossy(&script.stderr));
+    let job = d.path().join("job.sh");
+    std::fs::write(&job, &script.stdout).unwrap();
+    let submit = cluster.cmd("sbatch").arg("--parsable").arg(&job).current_dir(d.path()).output().unwrap();
+    assert!(submit.status.success(), "sbatch: {}", String::from_utf8_lossy(&submit.stderr));
+    let array = String::from_utf8_lossy(&submit.stdout).trim().split(';').next().unwrap().to_string();
+
+    // Until the summary job (submitted by task 0) has completed.
+    let id_file = out.join(".stemforge-batch/slurm-summary.jobid");
+    let summary_line = loop {
+        let summary_id = std::fs::read_to_string(&id_file).map(|s| s.trim().to_string()).unwrap_or_default();
+        if !summary_id.is_empty()
+            && let Some(l) = cluster.completed().lines().find(|l| field(l, "JobId") == summary_id)
+        {
+            break l.to_string();
+        }
+        if t0.elapsed() > Duration::from_secs(180) {
+            let q = cluster.cmd("squeue").output().unwrap();
+            panic!(
+                "the batch did not finish in 180 s\nsqueue:\n{}\njobcomp:\n{}\n{}",
+                String::from_utf8_lossy(&q.stdout),
+                cluster.completed(),
+                cluster.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let completed = cluster.completed();
+    let tasks: Vec<&str> = completed.lines().filter(|l| field(l, "ArrayJobId") == array).collect();
+    assert_eq!(tasks.len(), SESSIONS, "one task per session:\n{completed}");
+    for t in &tasks {
+        let want = if field(t, "ArrayTaskId") == BROKEN.to_string() { "2:0" } else { "0:0" };
+        assert_eq!(field(t, "ExitCode"), want, "{t}");
+    }
+    let nodes: std::collections::BTreeSet<&str> = tasks.iter().map(|t| field(t, "NodeList")).collect();
+    assert!(nodes.len() >= 2, "the tasks all ran on {nodes:?}:\n{completed}");
+    // The summary job's exit code is the batch's.
+    assert_eq!(field(&summary_line, "ExitCode"), "2:0", "{summary_line}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    expect_statuses(&summary, "rendered");
+    expect_broken_reported(&summary);
+    let ran_on: std::collections::BTreeSet<&str> =
+        summary["sessions"].as_array().unwrap().iter().filter_map(|s| s["node"].as_str()).collect();
+    assert!(ran_on.len() >= 2, "the records name {ran_on:?}");
+    // The same bytes as one machine's batch.
+    assert_eq!(outputs(&out), reference);
+    eprintln!("slurm test: tasks on {nodes:?}; {:.2} s with the cluster's start", t0.elapsed().as_secs_f64());
+}
+
+/// The `openjd` command: on PATH, or where `.ci/run` installs it.
+fn openjd() -> Option<PathBuf> {
+    if Command::new("openjd").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Some("openjd".into());
+    }
+    let venv = PathBuf::from("/opt/stemforge-openjd/bin/openjd");
+    venv.exists().then_some(venv)
+}
+
+#[test]
+fn openjd_template_passes_check_and_renders_the_batch_under_openjd_run() {
+    let t0 = Instant::now();
+    let Some(openjd) = openjd() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("openjd (pip package openjd-cli) is not installed; .ci/run installs it");
+        }
+        eprintln!("\n*** SKIPPED openjd test: no `openjd` (pip install openjd-cli; .ci/run installs it) ***\n");
+        return;
+    };
+    let reference = reference_outputs(1.2);
+    let d = tempfile::tempdir().unwrap();
+    let b = make_batch(d.path(), 1.2);
+    let out = d.path().join("out");
+    let t = stemforge().args(["farm", "openjd"]).arg(&b).args(["--engine", "cpu"]).output().unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let template = d.path().join("job.json");
+    std::fs::write(&template, &t.stdout).unwrap();
+
+    let check = Command::new(&openjd).arg("check").arg(&template).output().unwrap();
+    assert!(
+        check.status.success(),
+        "openjd check:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let run = Command::new(&openjd).arg("run").arg(&template).current_dir(d.path()).output().unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    // Every render task succeeds (its session's code is recorded); the summary step exits with the
+    // batch's code, 2, so the job fails, as the broken session should make it.
+    assert!(!run.status.success(), "openjd run should fail on the summary's exit 2:\n{log}");
+    assert!(log.contains("exited with code: 2"), "{log}");
+    assert_eq!(log.matches("exited with code: 0").count(), SESSIONS, "{log}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    expect_statuses(&summary, "rendered");
+    expect_broken_reported(&summary);
+    assert_eq!(outputs(&out), reference);
+    eprintln!("openjd test: {:.2} s", t0.elapsed().as_secs_f64());
+}
