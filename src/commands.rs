@@ -4,7 +4,7 @@ use crate::analysis::{check, compare, measure};
 use crate::cli::{Command, FarmCommand};
 use crate::error::{Error, Result};
 use crate::farm::Batch;
-use crate::farm::batch::{BatchOptions, run_all, run_task, summarize, write_json};
+use crate::farm::batch::{BatchOptions, check_unique_names, run_all, run_task, summarize, write_json};
 use crate::pipeline::outputs::check_writes;
 use crate::pipeline::render::{RenderOptions, render};
 use crate::progress::ProgressMode;
@@ -109,6 +109,7 @@ pub fn run(command: Command) -> Result<u8> {
             match scheduler {
                 FarmCommand::Slurm { batch, partition, max_parallel, cpus_per_task, engine, stemforge } => {
                     let batch = Batch::load(&batch)?;
+                    check_unique_names(&batch)?;
                     let opts = crate::farm::slurm::SlurmOptions { partition, max_parallel, cpus_per_task, engine };
                     // Slurm opens the tasks' log files before they run: their folder must exist.
                     std::fs::create_dir_all(batch.state_dir())
@@ -117,6 +118,7 @@ pub fn run(command: Command) -> Result<u8> {
                 }
                 FarmCommand::Openjd { batch, engine, stemforge } => {
                     let batch = Batch::load(&batch)?;
+                    check_unique_names(&batch)?;
                     let t = crate::farm::openjd::template(&batch, &exe(stemforge)?, engine);
                     println!("{}", serde_json::to_string_pretty(&t).expect("json"));
                 }

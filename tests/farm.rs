@@ -457,3 +457,35 @@ fn openjd_template_passes_check_and_renders_the_batch_under_openjd_run() {
     assert_eq!(outputs(&out), reference);
     eprintln!("openjd test: {:.2} s", t0.elapsed().as_secs_f64());
 }
+
+#[test]
+fn a_bad_batch_file_and_two_sessions_of_one_name_are_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let b = d.path().join("batch.toml");
+    std::fs::write(&b, "name = \"x\"\nout_root = \"out\"\n[[sessions]]\npath = \"s0/session.toml\"\nengin = \"cpu\"\n")
+        .unwrap();
+    let out = stemforge().arg("batch").arg(&b).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("batch.toml: line 5: unknown field `engin`"), "{err}");
+
+    // Two sessions named alike would render into one folder.
+    for i in 0..2 {
+        session(&d.path().join(format!("s{i}")), "same", 10 + i, "stems/b.wav", 1.0);
+    }
+    std::fs::write(
+        &b,
+        "name = \"x\"\nout_root = \"out\"\n[[sessions]]\npath = \"s0/session.toml\"\n[[sessions]]\npath = \"s1/session.toml\"\n",
+    )
+    .unwrap();
+    for scheduler in ["slurm", "openjd"] {
+        let out = stemforge().args(["farm", scheduler]).arg(&b).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{scheduler}: {err}");
+        assert!(err.contains("are both named \"same\""), "{err}");
+    }
+    let (summary, _) = batch(&b, &[], 2);
+    assert_eq!(statuses(&summary), ["failed", "failed"]);
+    assert!(summary["sessions"][0]["message"].as_str().unwrap().contains("is also the name of sessions[1]"));
+    assert!(!d.path().join("out/same").exists());
+}

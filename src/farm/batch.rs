@@ -77,7 +77,12 @@ pub fn run_task(batch: &Batch, index: usize, opts: &BatchOptions) -> Result<Sess
             batch.sessions.len() - 1
         )));
     }
-    run_one(batch, index, &session_names(batch), opts)
+    // Only this session's name: reading every session file in every task would cost a batch of
+    // n sessions n² reads. Two sessions of one name are refused when the whole batch is seen (a
+    // batch on one machine, and `farm slurm` / `farm openjd` before they write the job).
+    let mut names = vec![None; batch.sessions.len()];
+    names[index] = Session::load(&batch.sessions[index].path).ok().map(|s| s.name);
+    run_one(batch, index, &names, opts)
 }
 
 /// Gather the sessions' records into a summary, rendering nothing. A session without a record,
@@ -119,8 +124,29 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 }
 
 /// Each session's `name` where its file reads (for the output folders and their clashes).
-fn session_names(batch: &Batch) -> Vec<Option<String>> {
+pub fn session_names(batch: &Batch) -> Vec<Option<String>> {
     batch.sessions.iter().map(|e| Session::load(&e.path).ok().map(|s| s.name)).collect()
+}
+
+/// Refuse a batch in which two sessions have one name (both would render into one folder): what
+/// the scheduler front ends check before they write a job whose tasks each see one session.
+pub fn check_unique_names(batch: &Batch) -> Result<()> {
+    let names = session_names(batch);
+    for (i, name) in names.iter().enumerate() {
+        let Some(name) = name else { continue };
+        if let Some(j) = names[..i].iter().position(|n| n.as_deref() == Some(name)) {
+            return Err(Error::input(
+                &batch.file,
+                format!(
+                    "sessions[{j}] ({}) and sessions[{i}] ({}) are both named {name:?}: both would render into {}",
+                    batch.sessions[j].path.display(),
+                    batch.sessions[i].path.display(),
+                    batch.out_root.join(name).display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The node this runs on: Slurm's name for it, else the host name.

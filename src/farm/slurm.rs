@@ -73,12 +73,18 @@ pub fn script(batch: &Batch, stemforge: &Path, opts: &SlurmOptions) -> String {
     let partition = opts.partition.as_ref().map(|p| format!(" --partition={}", sh_quote(p))).unwrap_or_default();
     s.push_str("# Once per array (not again when task 0 is requeued).\n");
     s.push_str("if [ \"$SLURM_ARRAY_TASK_ID\" = 0 ] && [ \"${SLURM_RESTART_COUNT:-0}\" = 0 ]; then\n");
+    // A failed submission does not stop this task's render: the log says how to summarize by hand.
     s.push_str(&format!(
-        "  summary=$(sbatch --parsable --job-name={name}-summary{partition} --dependency=afterany:\"$SLURM_ARRAY_JOB_ID\" \\\n    --output=\"$STATE/slurm-summary-%j.out\" --wrap={})\n",
+        "  if summary=$(sbatch --parsable --job-name={name}-summary{partition} --dependency=afterany:\"$SLURM_ARRAY_JOB_ID\" \\\n      --output=\"$STATE/slurm-summary-%j.out\" --wrap={}); then\n",
         sh_quote(&summary_cmd)
     ));
-    s.push_str("  echo \"${summary%%;*}\" > \"$STATE/slurm-summary.jobid\"\n");
-    s.push_str("  echo \"stemforge: summary job ${summary%%;*} runs after array job $SLURM_ARRAY_JOB_ID\"\n");
+    s.push_str("    echo \"${summary%%;*}\" > \"$STATE/slurm-summary.jobid\"\n");
+    s.push_str("    echo \"stemforge: summary job ${summary%%;*} runs after array job $SLURM_ARRAY_JOB_ID\"\n");
+    s.push_str("  else\n");
+    s.push_str(
+        "    echo \"stemforge: error: the summary job was not submitted; after the array, run: $STEMFORGE batch $BATCH --summarize\" >&2\n",
+    );
+    s.push_str("  fi\n");
     s.push_str("fi\n");
     s.push_str(&format!("exec \"$STEMFORGE\" batch \"$BATCH\" --task \"$SLURM_ARRAY_TASK_ID\"{engine}\n"));
     s
