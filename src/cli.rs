@@ -89,6 +89,66 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render a batch of sessions (design/farm.md): all of them N at a time, one (`--task I`),
+    /// or none (`--summarize`); sessions whose recorded fingerprint still matches are skipped.
+    Batch {
+        batch: PathBuf,
+        /// Sessions rendered at once.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        jobs: u32,
+        /// Render session I only (0-based): what one scheduler task runs.
+        #[arg(long, conflicts_with_all = ["summarize", "jobs"])]
+        task: Option<usize>,
+        /// Gather the sessions' records into the summary without rendering anything.
+        #[arg(long)]
+        summarize: bool,
+        /// Write the summary (JSON) to this file.
+        #[arg(long)]
+        summary: Option<PathBuf>,
+        /// Engine of the sessions that do not name one in the batch file.
+        #[arg(long, value_enum, default_value = "auto")]
+        engine: EngineChoice,
+        /// With --task: exit 0 once the session's result is recorded (the summary carries its
+        /// exit code), for schedulers that run a dependent step only after success (OpenJD).
+        #[arg(long, requires = "task")]
+        record_only: bool,
+    },
+    /// Write a scheduler's job for a batch to stdout.
+    Farm {
+        #[command(subcommand)]
+        scheduler: FarmCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FarmCommand {
+    /// An sbatch script: a job array (one task per session) and a summary job after it.
+    Slurm {
+        batch: PathBuf,
+        #[arg(long)]
+        partition: Option<String>,
+        /// At most K tasks at once.
+        #[arg(long)]
+        max_parallel: Option<usize>,
+        #[arg(long)]
+        cpus_per_task: Option<usize>,
+        /// Engine of the sessions that do not name one.
+        #[arg(long, value_enum)]
+        engine: Option<EngineChoice>,
+        /// The stemforge the nodes run (default: this executable).
+        #[arg(long)]
+        stemforge: Option<PathBuf>,
+    },
+    /// An Open Job Description template (jobtemplate-2023-09, JSON).
+    Openjd {
+        batch: PathBuf,
+        /// Engine of the sessions that do not name one.
+        #[arg(long, value_enum)]
+        engine: Option<EngineChoice>,
+        /// The stemforge the workers run (default: this executable).
+        #[arg(long)]
+        stemforge: Option<PathBuf>,
+    },
 }
 
 impl Command {

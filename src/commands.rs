@@ -1,8 +1,10 @@
 //! One function per command: run it through the library, print for people or machines, and
 //! return the exit code for a completed run (0 pass, 1 quality failure). Errors go back to main.
 use crate::analysis::{check, compare, measure};
-use crate::cli::Command;
-use crate::error::Result;
+use crate::cli::{Command, FarmCommand};
+use crate::error::{Error, Result};
+use crate::farm::Batch;
+use crate::farm::batch::{BatchOptions, check_unique_names, run_all, run_task, summarize, write_json};
 use crate::pipeline::outputs::check_writes;
 use crate::pipeline::render::{RenderOptions, render};
 use crate::progress::ProgressMode;
@@ -26,6 +28,7 @@ pub fn run(command: Command) -> Result<u8> {
                 spill_dir,
                 spill,
                 hold_before_publish,
+                fingerprint: None,
             };
             let json = opts.progress == ProgressMode::Json;
             let r = render(&session, &opts)?;
@@ -76,6 +79,51 @@ pub fn run(command: Command) -> Result<u8> {
                 publication.keep();
             }
             Ok(if r.passed() { 0 } else { 1 })
+        }
+        Command::Batch { batch, jobs, task, summarize: only_summarize, summary, engine, record_only } => {
+            let batch = Batch::load(&batch)?;
+            let opts = BatchOptions { engine, jobs: jobs as usize };
+            let result = match task {
+                Some(i) => {
+                    let record = run_task(&batch, i, &opts)?;
+                    crate::report::batch::Summary::new(batch.name.clone(), batch.file.clone(), vec![record])
+                }
+                None if only_summarize => summarize(&batch),
+                None => run_all(&batch, &opts)?,
+            };
+            print!("{}", result.to_text());
+            if let Some(path) = &summary {
+                write_json(path, &result)?;
+            }
+            Ok(if record_only { 0 } else { result.exit_code })
+        }
+        Command::Farm { scheduler } => {
+            let exe = |given: Option<std::path::PathBuf>| -> Result<std::path::PathBuf> {
+                match given {
+                    Some(p) => Ok(p),
+                    None => std::env::current_exe().map_err(|e| {
+                        Error::Usage(format!("cannot find this executable's path ({e}): give --stemforge"))
+                    }),
+                }
+            };
+            match scheduler {
+                FarmCommand::Slurm { batch, partition, max_parallel, cpus_per_task, engine, stemforge } => {
+                    let batch = Batch::load(&batch)?;
+                    check_unique_names(&batch)?;
+                    let opts = crate::farm::slurm::SlurmOptions { partition, max_parallel, cpus_per_task, engine };
+                    // Slurm opens the tasks' log files before they run: their folder must exist.
+                    std::fs::create_dir_all(batch.state_dir())
+                        .map_err(|e| Error::output_from(batch.state_dir(), "cannot create the log folder", e))?;
+                    print!("{}", crate::farm::slurm::script(&batch, &exe(stemforge)?, &opts));
+                }
+                FarmCommand::Openjd { batch, engine, stemforge } => {
+                    let batch = Batch::load(&batch)?;
+                    check_unique_names(&batch)?;
+                    let t = crate::farm::openjd::template(&batch, &exe(stemforge)?, engine);
+                    println!("{}", serde_json::to_string_pretty(&t).expect("json"));
+                }
+            }
+            Ok(0)
         }
         Command::Devices { json } => {
             let adapters = crate::gpu::list_adapters(None)?;

@@ -4,6 +4,7 @@ pub mod cpu;
 pub mod dsp;
 pub mod engine;
 pub mod error;
+pub mod farm;
 pub mod gpu;
 pub mod io;
 pub mod meter;

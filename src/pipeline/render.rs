@@ -23,7 +23,7 @@ use crate::report::ReportFile;
 use crate::report::render::{OutputRecord, RenderReport};
 use crate::session::Session;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineChoice {
     /// A hardware GPU when there is one, else the CPU engine.
@@ -49,6 +49,9 @@ pub struct RenderOptions {
     /// make a second render publish first (tests/reliability.rs).
     #[doc(hidden)]
     pub hold_before_publish: Option<PathBuf>,
+    /// What `batch` recorded about the inputs and flags (`farm::fingerprint`), carried into the
+    /// report so that it is published atomically with the outputs it describes.
+    pub fingerprint: Option<serde_json::Value>,
 }
 
 impl Default for RenderOptions {
@@ -64,6 +67,7 @@ impl Default for RenderOptions {
             spill_dir: None,
             spill: SpillMode::All,
             hold_before_publish: None,
+            fingerprint: None,
         }
     }
 }
@@ -292,6 +296,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         outputs,
         wall_time_s: wall,
         realtime_factor: duration / wall,
+        fingerprint: opts.fingerprint.clone(),
     };
     if let Some(f) = &report_file {
         f.write(&report)?;

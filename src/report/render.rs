@@ -89,6 +89,10 @@ pub struct RenderReport {
     pub outputs: Vec<OutputRecord>,
     pub wall_time_s: f64,
     pub realtime_factor: f64,
+    /// `batch` only: the inputs and flags this render was made from (`farm::fingerprint`); a
+    /// resumed batch skips the session while they still match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<serde_json::Value>,
 }
 
 /// The end of a render on stderr: a summary, each output, each warning, each spec problem; with
