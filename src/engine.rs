@@ -30,10 +30,9 @@ pub struct StemPlan {
     pub routes: Vec<(usize, usize, f32)>,
     /// The stem's path from its file to the bus is linear and time-invariant, so that filtering
     /// commutes with summing: the shortcuts that rely on it (the bus EQ folded into the stem's
-    /// FIR, `plan::PlanKind::StemsLinked`; the CPU engine's frequency-domain sum; the writing
-    /// pass replaying the spilled stems) are taken only when every stem of the plan is linear.
-    /// Every stage a stem can have today (gain, routing, EQ or FIR) is; a per-stem process chain
-    /// with a compressor or saturation (design/mastering.md) will clear it.
+    /// FIR, `plan::PlanKind::StemsLinked`; the CPU engine's frequency-domain sum) are taken only
+    /// when every stem of the plan is linear. Gain, routing and an EQ or FIR are; a `process`
+    /// chain clears it.
     pub linear: bool,
 }
 

@@ -243,12 +243,14 @@ pub(super) fn run_passes(
     // the writing pass limits, and what it spills of the stems is what that pass would compute:
     // the linked stems' contributions. Another engine meters the plain bus.
     let replays = runner.engine.replays_spill();
-    // Replaying the spilled stems stands in for filtering them again only when their paths are
-    // linear (`StemPlan::linear`), and rebuilds the master as their sum: not with a bus stage
-    // the stems do not share (`Process::shares_with_stems`).
-    let stems_make_master = out_plan.bus_process.iter().all(|p| p.shares_with_stems());
-    let replay =
-        spill_mode == SpillMode::All && replays && out_plan.all_linear() && (stems_make_master || !stems_wanted);
+    // Replaying stands in for the writing pass's whole chain before G: the analysis pass of a
+    // replaying engine runs the writing pass's plan and stem flag, and every stage (stem EQ and
+    // process chains, routing, bus EQ and bus chain) comes before G, so what it spills (the bus,
+    // or each stem's contribution) is exactly what the writing pass would compute, linear or not.
+    // With stems the replay rebuilds the master as their sum, which is the writing pass's master
+    // only without a bus chain (after one, the master is G times the chain's bus, equal to the
+    // stems' sum only to rounding; after a residual stage, not at all).
+    let replay = spill_mode == SpillMode::All && replays && (!stems_wanted || out_plan.bus_process.is_empty());
     let analysis_plan = if replays { out_plan } else { bus_plan };
     let (ch, frames) = (bus_plan.bus_channels(), bus_plan.frames);
     // While a replayed spill is read, the outputs are being written beside it: those on its file
