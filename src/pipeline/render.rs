@@ -282,6 +282,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         ceiling_dbtp: master.map(|m| m.ceiling_dbtp),
         gain_db: result.gain_db,
         gain_reduction: master.map(|_| result.reduction),
+        limiter: result.limiter,
         iterations: result.iterations,
         passes,
         spec_met: problems.is_empty(),
