@@ -90,12 +90,29 @@ pub const TRUE_PEAK_ACCEPT_LOW_DB: f64 = 0.25;
 /// See TRUE_PEAK_ACCEPT_LOW_DB: a reading closer to the ceiling than this is moved down.
 pub const TRUE_PEAK_ACCEPT_HIGH_DB: f64 = 0.03;
 
+/// MEASURED, the scheme that replaced a fixed 0.6 dB (design/mastering.md "The limiter uses its
+/// ceiling"; tests/ceiling.rs re-checks the first two on every run, on both engines). True peak of
+/// the delivered pcm24 master (TPDF dither), by the `ebur128` crate / by ffmpeg 5.1:
+///  - demo song (reference-renders/demo, -14 LUFS, ceiling -1): before -1.600 / -1.60 dBTP (aim
+///    -1.6); after -1.100 / -1.10 (aim -1.1, the first: no aim moved);
+///  - 5.1 film scene (tests/ceiling.rs, -24 LUFS, ceiling -2, 1.8 dB of limiting on effects
+///    impacts): before -2.591 / -2.60 (aim -2.6); after -2.095 / -2.10 (aim -2.1, the first);
+///    the same without a spill (G found by writing passes) and without a target (G = 0);
+///  - bright music-like noise pushed to -9 LUFS (tests/render.rs's song): the first aim (-1.1) reads
+///    -0.996 by the crate, +0.10 over it; one solve moves the aim to -1.20, which reads -1.083.
+///
+/// Cost: each solve now meters the true peak beside the loudness: 0.09 s -> 0.10-0.15 s per solve
+/// of 60 s of stereo (the demo looped 20 times; 2 shared cores, 3 runs; the whole render 1.14-1.35 s
+/// both before and after, within the noise). Extra passes: none on the demo and the film scene;
+/// one solve (as long as any other) where the first aim misses, as on the bright noise; without a
+/// spill, one more writing pass where the first aim misses (the song at -9 LUFS with `--spill none`).
+///
 /// The margins (ceiling - aim, dB) a render's limiter may aim at, for one oversampling factor.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AimBounds {
-    /// The first aim's margin, before anything is measured. MEASURED: on the demo song and the
-    /// 5.1 film scene of tests/ceiling.rs the reference meter reads within 0.02 dB of the aim, so
-    /// aiming at the goal lands without a correction.
+    /// The first aim's margin, before anything is measured. MEASURED (above): on the demo song and
+    /// the 5.1 film scene the reference meter reads within 0.005 dB of the aim, so aiming at the
+    /// goal lands without a move.
     pub first_db: f64,
     /// The highest aim: never closer to the ceiling than this, whatever the reference meter reads
     /// (it can read bright transients 0.3 dB under our detector, where ffmpeg reads the aim).
