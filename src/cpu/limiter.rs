@@ -132,7 +132,12 @@ pub fn aim_bounds(oversampling: usize) -> Option<AimBounds> {
             let m = TRUE_PEAK_MARGIN_2X_DB as f64;
             Some(AimBounds { first_db: m, least_db: m, most_db: m })
         }
-        _ => Some(AimBounds { first_db: TRUE_PEAK_GOAL_BELOW_DB, least_db: 0.05, most_db: TRUE_PEAK_MARGIN_DB as f64 }),
+        _ => Some(AimBounds {
+            first_db: TRUE_PEAK_GOAL_BELOW_DB,
+            least_db: 0.05,
+            // TRUE_PEAK_MARGIN_DB in f64 (the f32 widens to 0.6000000238).
+            most_db: 0.6,
+        }),
     }
 }
 
