@@ -570,3 +570,35 @@ fn portable_log_and_exp_are_accurate() {
     assert!(worst_log < 1e-12, "amplitude_db off by {worst_log:e} dB");
     assert!(worst_exp < 1e-14, "db_to_gain off by {worst_exp:e} relative");
 }
+
+/// The render's aim rule (`aim_bounds`, `next_margin_db`): a reading in [ceiling - 0.25,
+/// ceiling - 0.03] stays; outside it the margin moves by the miss towards ceiling - 0.1, in 0.01 dB
+/// steps, within the bounds; a reading under the band stays where the limiter took nothing (its aim
+/// does not shape that peak); 2x keeps its fixed 1.5 dB and 1x has no true-peak aim.
+#[test]
+fn the_aim_moves_by_the_measured_miss() {
+    use stemforge::cpu::limiter::{aim_bounds, next_margin_db};
+    let b = aim_bounds(4).unwrap();
+    assert_eq!(aim_bounds(8), Some(b));
+    assert_eq!((b.first_db, b.least_db, b.most_db), (0.1, 0.05, 0.6));
+    assert_eq!(b.most_db as f32, true_peak_margin_db(4).unwrap(), "the lowest aim is the limiter-level guarantee");
+    let c = -1.0;
+    // In the band: kept.
+    for tp in [-1.25, -1.1, -1.03] {
+        assert_eq!(next_margin_db(&b, c, 0.1, tp, true), None, "{tp}");
+    }
+    // Over it (bright noise reads +0.10 over the aim -1.1): 0.1 dB lower, read -1.0 -> margin 0.2.
+    assert_eq!(next_margin_db(&b, c, 0.1, -0.996, true), Some(0.2));
+    // Over the ceiling by far: down to the limiter-level guarantee, no further.
+    assert_eq!(next_margin_db(&b, c, 0.1, -0.2, true), Some(0.6));
+    assert_eq!(next_margin_db(&b, c, 0.6, -0.9, true), None, "at the bound: nothing left to move");
+    // Under it: up by the miss where the limiter works, never above ceiling - 0.05.
+    assert_eq!(next_margin_db(&b, c, 0.6, -1.5, true), Some(0.2));
+    assert_eq!(next_margin_db(&b, c, 0.1, -1.4, true), Some(0.05));
+    assert_eq!(next_margin_db(&b, c, 0.1, -1.4, false), None, "the limiter took nothing");
+    assert_eq!(next_margin_db(&b, c, 0.1, f64::NEG_INFINITY, true), None, "silence");
+    let two = aim_bounds(2).unwrap();
+    assert_eq!((two.first_db, two.least_db, two.most_db), (1.5, 1.5, 1.5));
+    assert_eq!(next_margin_db(&two, c, 1.5, -2.5, true), None);
+    assert_eq!(aim_bounds(1), None);
+}

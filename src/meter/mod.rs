@@ -22,11 +22,13 @@ mod energy;
 mod file;
 mod gating;
 mod loudness_meter;
+mod true_peak;
 
 pub use energy::EnergyMeter;
 pub use file::{METER_BLOCK, measure_file, meter_reader};
 pub use gating::{StepMaxima, channel_map, channel_weight, gated_loudness, loudness_range};
 pub use loudness_meter::LoudnessMeter;
+pub use true_peak::TruePeakMeter;
 
 use serde::{Serialize, Serializer};
 

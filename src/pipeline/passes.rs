@@ -4,20 +4,21 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::outputs::{PlannedFile, folder_of, make_writers};
+use crate::cpu::limiter::{AimBounds, aim_bounds, next_margin_db};
 use crate::engine::{BusBytes, Engine, PassParams, RenderPlan, StageActivity};
 use crate::error::{Error, Result};
 use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::paths;
-use crate::pipeline::plan::replay_plan;
+use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
 use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, StemResidual, ThreadedSink, Writers};
-use crate::pipeline::solve::solve_gain;
+use crate::pipeline::solve::{Solved, solve_gain};
 use crate::pipeline::source::FileStemSource;
 use crate::pipeline::spill::{Spill, SpillMode, SpillSource, SpillTee, SpillWriter, Spills, spill_bytes};
-use crate::pipeline::target::{GainSearch, MAX_GAIN_DB, Verdict, reach_target};
+use crate::pipeline::target::{GainSearch, LOUDNESS_TOLERANCE_LU, MAX_GAIN_DB, Verdict, reach_target};
 use crate::progress::Progress;
 use crate::report::render::GainReduction;
-use crate::report::render::PassRecord;
+use crate::report::render::{LimiterAim, PassRecord};
 use crate::session::Session;
 
 pub(super) fn open_readers(session: &Session, plan: &RenderPlan) -> Result<Vec<Box<dyn io::BlockReader>>> {
@@ -74,25 +75,28 @@ impl Runner<'_> {
         self.progress.finish_pass();
         let bus_bytes = self.engine.bus_bytes();
         let (lufs, dbtp) = (result.loudness.integrated_lufs, result.loudness.true_peak_dbtp);
-        self.record(pass_no, kind, params.gain_db, lufs, dbtp, input, bus_bytes, t0);
+        let aim = plan.limiter.as_ref().filter(|_| params.limit).map(|l| l.ceiling_db as f64);
+        self.record(pass_no, kind, params.gain_db, lufs, dbtp, aim, input, bus_bytes, t0);
         if let Some(p) = self.passes.last_mut() {
             p.meter = result.meter;
         }
         Ok((result, tee.spills))
     }
 
-    /// One G tried on the spill: the integrated loudness the writing pass would deliver.
-    fn solve(&mut self, spill: &Spill, plan: &RenderPlan, gain_db: f64) -> Result<f64> {
+    /// One G tried on the spill at `plan`'s aim: the integrated loudness and true peak the
+    /// writing pass would deliver.
+    fn solve(&mut self, spill: &Spill, plan: &RenderPlan, gain_db: f64) -> Result<Solved> {
         let t0 = Instant::now();
         let pass_no = self.passes.len() as u32 + 1;
         let limiter = plan.limiter.as_ref().ok_or_else(|| Error::Internal("solve without a limiter plan".into()))?;
         self.progress.start_pass(pass_no, "solve", plan.frames);
         let progress = self.progress;
-        let lufs = solve_gain(spill, limiter, plan.layout, plan.sample_rate, gain_db, &|done| progress.advance(done));
+        let solved = solve_gain(spill, limiter, plan.layout, plan.sample_rate, gain_db, &|done| progress.advance(done));
         self.progress.finish_pass();
-        let lufs = lufs?;
-        self.record(pass_no, "solve", gain_db, lufs, f64::NAN, "spill", None, t0);
-        Ok(lufs)
+        let s = solved?;
+        let aim = Some(limiter.ceiling_db as f64);
+        self.record(pass_no, "solve", gain_db, s.lufs, s.true_peak_dbtp, aim, "spill", None, t0);
+        Ok(s)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -103,6 +107,7 @@ impl Runner<'_> {
         gain_db: f64,
         lufs: f64,
         dbtp: f64,
+        aim_dbtp: Option<f64>,
         input: &'static str,
         bus_bytes: Option<BusBytes>,
         t0: Instant,
@@ -114,6 +119,7 @@ impl Runner<'_> {
             gain_db,
             integrated_lufs: finite(lufs),
             true_peak_dbtp: finite(dbtp),
+            aim_dbtp,
             seconds: t0.elapsed().as_secs_f64(),
             input,
             bus_bytes,
@@ -121,13 +127,110 @@ impl Runner<'_> {
         });
         self.progress.event(serde_json::json!({
             "event": "pass_done", "pass": pass, "what": kind, "gain_db": gain_db,
-            "integrated_lufs": finite(lufs), "true_peak_dbtp": finite(dbtp),
+            "integrated_lufs": finite(lufs), "true_peak_dbtp": finite(dbtp), "aim_dbtp": aim_dbtp,
         }));
     }
 
     /// A message for people on stderr (a JSON `note` event for farms).
     fn note(&self, msg: &str) {
         self.progress.note(msg);
+    }
+}
+
+/// Bound on the solves that move the limiter's aim at one G (`next_margin_db` usually lands in
+/// one: the reference meter's reading follows the aim dB for dB where the limiter works).
+const MAX_AIM_SOLVES: u32 = 3;
+
+/// Bound on the writing passes repeated to move the aim: one when the solve predicted the peak
+/// (the usual case needs none), a second where there is no spill to predict it (the first aim
+/// is a measured default) or the writing pass reads otherwise.
+const MAX_AIM_WRITES: u32 = 2;
+
+/// The limiter's aim (design/mastering.md "The limiter uses its ceiling"): `margin_db` under the
+/// ceiling, moved from the reference meter's true-peak readings, by solves where there is a spill,
+/// else by repeating the writing pass, within the oversampling's `AimBounds`.
+pub(super) struct Aim {
+    ceiling_dbtp: f64,
+    bounds: Option<AimBounds>,
+    margin_db: f64,
+    /// Each solve that `reach_target` read: a writing pass at a solved G aims as that solve did.
+    solved_at: Vec<SolvedAt>,
+    /// Solves and writing passes run only to move the aim (the cost of the measured margin).
+    moves: u32,
+}
+
+/// A solve `reach_target` read: its G, the aim's margin, and what it predicted of the peak.
+#[derive(Debug, Clone, Copy)]
+struct SolvedAt {
+    gain_db: f64,
+    margin_db: f64,
+    true_peak_dbtp: f64,
+    limited: bool,
+}
+
+impl Aim {
+    pub(super) fn new(session: &Session) -> Option<Aim> {
+        let m = session.master.as_ref()?;
+        let bounds = aim_bounds(m.oversampling as usize);
+        Some(Aim {
+            ceiling_dbtp: m.ceiling_dbtp,
+            bounds,
+            margin_db: bounds.map_or(0.0, |b| b.first_db),
+            solved_at: Vec::new(),
+            moves: 0,
+        })
+    }
+
+    fn aim(&self) -> f32 {
+        aim_db(self.ceiling_dbtp, self.margin_db)
+    }
+
+    /// Move the aim after a pass read `true_peak_dbtp`: whether it moved.
+    fn moved(&mut self, true_peak_dbtp: f64, limited: bool) -> bool {
+        let next =
+            self.bounds.and_then(|b| next_margin_db(&b, self.ceiling_dbtp, self.margin_db, true_peak_dbtp, limited));
+        if let Some(m) = next {
+            self.margin_db = m;
+            self.moves += 1;
+        }
+        next.is_some()
+    }
+
+    fn report(&self) -> LimiterAim {
+        let aim = self.aim() as f64;
+        LimiterAim { aim_dbtp: aim, margin_db: self.ceiling_dbtp - aim, aim_moves: self.moves }
+    }
+}
+
+/// A writing pass at `params.gain_db`, verified: where the reference meter reads the master's true
+/// peak outside the accepted band (`next_margin_db`), the aim moves and the pass is repeated, at
+/// most MAX_AIM_WRITES times; dropping a repeated pass's outputs deletes them.
+#[allow(clippy::too_many_arguments)]
+fn write_pass(
+    runner: &mut Runner<'_>,
+    plan: &RenderPlan,
+    aim: Option<&mut Aim>,
+    params: PassParams,
+    kind: &'static str,
+    files: &[PlannedFile],
+    replay: Option<&Spill>,
+) -> Result<PassResult> {
+    let mut aim = aim.filter(|_| params.limit);
+    let mut repeats = 0;
+    loop {
+        let plan = match &aim {
+            Some(a) => with_aim(plan, a.aim()),
+            None => plan.clone(),
+        };
+        let writers = make_writers(files, plan.frames)?;
+        let (result, _) = runner.run(&plan, params, kind, MeterScope::Full, writers, Spills::default(), replay)?;
+        let limited = result.reduction.max_db > 0.0;
+        let moved = repeats < MAX_AIM_WRITES
+            && aim.as_deref_mut().is_some_and(|a| a.moved(result.loudness.true_peak_dbtp, limited));
+        if !moved {
+            return Ok(result);
+        }
+        repeats += 1;
     }
 }
 
@@ -144,24 +247,44 @@ pub(super) struct Search<'a, 'r> {
     plan: &'r RenderPlan,
     files: &'r [PlannedFile],
     stems: bool,
+    aim: &'r mut Aim,
+    target: f64,
 }
 
 impl GainSearch for Search<'_, '_> {
-    type Written = PassResult;
+    /// The pass, and the aim it was written at (`reach_target` may keep an earlier pass).
+    type Written = (PassResult, LimiterAim);
 
+    /// The loudness at `gain_db`; where it lands on the target, the aim is solved there too: while
+    /// the predicted true peak is outside the accepted band, the aim moves and G is solved again.
     fn solve(&mut self, gain_db: f64) -> Option<f64> {
         let spill = self.spill.as_ref()?;
-        match self.runner.solve(spill, self.plan, gain_db) {
-            Ok(lufs) => Some(lufs),
-            Err(e) => {
-                self.runner.note(&format!("stemforge: note: {e}; G is found by repeating the writing pass instead"));
-                self.spill = None;
-                None
+        let mut moves = 0;
+        loop {
+            match self.runner.solve(spill, &with_aim(self.plan, self.aim.aim()), gain_db) {
+                Ok(s) => {
+                    let landed = (s.lufs - self.target).abs() <= LOUDNESS_TOLERANCE_LU;
+                    if landed && moves < MAX_AIM_SOLVES && self.aim.moved(s.true_peak_dbtp, s.limited) {
+                        moves += 1;
+                        continue;
+                    }
+                    let margin_db = self.aim.margin_db;
+                    let (true_peak_dbtp, limited) = (s.true_peak_dbtp, s.limited);
+                    self.aim.solved_at.push(SolvedAt { gain_db, margin_db, true_peak_dbtp, limited });
+                    return Some(s.lufs);
+                }
+                Err(e) => {
+                    self.runner
+                        .note(&format!("stemforge: note: {e}; G is found by repeating the writing pass instead"));
+                    self.spill = None;
+                    return None;
+                }
             }
         }
     }
 
-    fn write(&mut self, gain_db: f64) -> Result<(f64, PassResult)> {
+    fn write(&mut self, gain_db: f64) -> Result<(f64, (PassResult, LimiterAim))> {
+        self.settle_aim(gain_db);
         if !self.replay || self.spill.is_none() {
             // The spills have done their work: free their disk before the outputs take theirs.
             self.spill = None;
@@ -173,10 +296,29 @@ impl GainSearch for Search<'_, '_> {
             (true, false) => self.spill.as_ref(),
         };
         let params = PassParams { gain_db, limit: true, stems: self.stems };
-        let writers = make_writers(self.files, self.plan.frames)?;
-        let (result, _) =
-            self.runner.run(self.plan, params, "limiter", MeterScope::Full, writers, Spills::default(), replay)?;
-        Ok((result.loudness.integrated_lufs, result))
+        let result = write_pass(self.runner, self.plan, Some(self.aim), params, "limiter", self.files, replay)?;
+        Ok((result.loudness.integrated_lufs, (result, self.aim.report())))
+    }
+}
+
+impl Search<'_, '_> {
+    /// Before writing at `gain_db`: a G the solve read is written at the aim it was read at, and
+    /// where that reading was outside the band (the search stopped out of reach, or short,
+    /// where `solve` does not move the aim), the aim is solved at this G first.
+    fn settle_aim(&mut self, gain_db: f64) {
+        let Some(at) = self.aim.solved_at.iter().rev().find(|s| s.gain_db == gain_db).copied() else { return };
+        self.aim.margin_db = at.margin_db;
+        let Some(spill) = self.spill.as_ref() else { return };
+        let (mut true_peak_dbtp, mut limited) = (at.true_peak_dbtp, at.limited);
+        let mut moves = 0;
+        while moves < MAX_AIM_SOLVES && self.aim.moved(true_peak_dbtp, limited) {
+            moves += 1;
+            match self.runner.solve(spill, &with_aim(self.plan, self.aim.aim()), gain_db) {
+                Ok(s) => (true_peak_dbtp, limited) = (s.true_peak_dbtp, s.limited),
+                // The writing pass verifies the aim without the solve.
+                Err(_) => return,
+            }
+        }
     }
 }
 
@@ -192,6 +334,8 @@ pub(super) struct PassesOutcome {
     pub(super) residual: Option<StemResidual>,
     /// Every process stage, with what it did (`Engine::stage_activity`).
     pub(super) stages: Vec<StageActivity>,
+    /// The limiter's aim in the last writing pass (None without a master).
+    pub(super) limiter: Option<LimiterAim>,
     /// Every output file of the last writing pass, finished under its temporary name: `render`
     /// publishes them only once the spec checks pass.
     pub(super) outputs: SealedOutputs,
@@ -212,9 +356,10 @@ pub(super) fn run_passes(
     let mut runner = Runner { session, engine, progress, passes: Vec::new() };
     let master = session.master.as_ref();
     let limit = master.is_some();
-    let outcome = |before, gain_db, iterations, verdict, result: PassResult| -> Result<PassesOutcome> {
+    let mut aim = Aim::new(session);
+    let outcome = |before, gain_db, iterations, verdict, result: PassResult, limiter: Option<LimiterAim>| {
         let outputs = result.writers.seal()?;
-        Ok(PassesOutcome {
+        Ok::<_, Error>(PassesOutcome {
             before,
             gain_db,
             iterations,
@@ -223,17 +368,17 @@ pub(super) fn run_passes(
             reduction: result.reduction,
             residual: result.residual,
             stages: Vec::new(),
+            limiter,
             outputs,
         })
     };
 
     let Some(target) = master.and_then(|m| m.target_lufs) else {
-        // No normalisation: one writing pass at G = 0.
+        // No normalisation: one writing pass at G = 0, repeated only to move the aim.
         let params = PassParams { gain_db: 0.0, limit, stems: stems_wanted };
         let kind = if limit { "limiter" } else { "sum" };
-        let writers = make_writers(files, out_plan.frames)?;
-        let (result, _) = runner.run(out_plan, params, kind, MeterScope::Full, writers, Spills::default(), None)?;
-        let mut outcome = outcome(None, 0.0, 1, Verdict::Reached, result)?;
+        let result = write_pass(&mut runner, out_plan, aim.as_mut(), params, kind, files, None)?;
+        let mut outcome = outcome(None, 0.0, 1, Verdict::Reached, result, aim.as_ref().map(Aim::report))?;
         outcome.stages = runner.engine.stage_activity();
         return Ok((outcome, runner.passes));
     };
@@ -309,11 +454,24 @@ pub(super) fn run_passes(
     // A writing pass replays the bus spill only for a master-only render; with stems it needs
     // the stem spill.
     let replay = replay && spill.is_some() && (!stems_wanted || stem_spill.is_some());
-    let mut search =
-        Search { runner: &mut runner, spill, stem_spill, replay, plan: out_plan, files, stems: stems_wanted };
+    let Some(search_aim) = aim.as_mut() else {
+        return Err(Error::Internal("a loudness target without a master".into()));
+    };
+    let mut search = Search {
+        runner: &mut runner,
+        spill,
+        stem_spill,
+        replay,
+        plan: out_plan,
+        files,
+        stems: stems_wanted,
+        aim: search_aim,
+        target,
+    };
     let reached = reach_target(&mut search, target, target - l)?;
+    let (written, limiter) = reached.written;
     let mut outcome =
-        outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, reached.written)?;
+        outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, written, Some(limiter))?;
     outcome.stages = runner.engine.stage_activity();
     Ok((outcome, runner.passes))
 }

@@ -132,10 +132,13 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
         Some(m) => {
             let lookahead = ((m.lookahead_ms * fs as f64 / 1000.0).round() as usize).max(1);
             Some(LimiterPlan {
-                // K = 1 sees only samples: it bounds the sample peak, and the render's final
-                // true-peak check reports whatever the meter reads (see `render`).
-                ceiling_db: m.ceiling_dbtp as f32
-                    - crate::cpu::limiter::true_peak_margin_db(m.oversampling as usize).unwrap_or(0.0),
+                // The first aim; the render moves it from measurement (`passes`). K = 1 sees
+                // only samples: it bounds the sample peak, and the render's final true-peak
+                // check reports whatever the meter reads (see `render`).
+                ceiling_db: aim_db(
+                    m.ceiling_dbtp,
+                    crate::cpu::limiter::aim_bounds(m.oversampling as usize).map_or(0.0, |b| b.first_db),
+                ),
                 lookahead,
                 rho: (-1000.0 / (m.release_ms * fs as f64)).exp() as f32,
                 oversampling: design_oversampling(m.oversampling as usize),
@@ -144,6 +147,22 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
     };
     let bus_process = session.bus_process.clone();
     Ok(RenderPlan { sample_rate: fs, frames, block, layout, stems, bus_fir, bus_process, limiter })
+}
+
+/// The limiter's aim (`LimiterPlan::ceiling_db`) `margin_db` under `ceiling_dbtp`, as the f32 both
+/// engines compare against.
+pub fn aim_db(ceiling_dbtp: f64, margin_db: f64) -> f32 {
+    (ceiling_dbtp - margin_db) as f32
+}
+
+/// `plan` with its limiter aiming at `aim` (dBTP): the plan of a pass whose aim was moved. Both
+/// engines take the aim from the plan, so the move is the same on both.
+pub fn with_aim(plan: &RenderPlan, aim: f32) -> RenderPlan {
+    let mut p = plan.clone();
+    if let Some(l) = &mut p.limiter {
+        l.ceiling_db = aim;
+    }
+    p
 }
 
 /// The plan of a writing pass that replays a spill (`solve::SpillSource`): `plan` with every FIR

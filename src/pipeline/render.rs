@@ -288,6 +288,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         gain_reduction: master.map(|_| result.reduction),
         stem_residual: result.residual,
         process_stages: result.stages,
+        limiter: result.limiter,
         iterations: result.iterations,
         passes,
         spec_met: problems.is_empty(),

@@ -1,5 +1,6 @@
 //! One writing pass: the analysis pass spills its bus to an anonymous temporary file, G is solved on
-//! that spill (gain, the CPU limiter as the engines run it, the integrated meter), and only then
+//! that spill (gain, the CPU limiter as the engines run it, the integrated meter, and the reference
+//! meter's true peak, from which the limiter's aim is solved with G: `passes::Aim`), and only then
 //! are the outputs written, once. An engine that replays the spill (the CPU engine,
 //! `Engine::replays_spill`) also spills what the writing pass would otherwise recompute: the bus
 //! itself for a master-only render, each stem's linked contribution (after every FIR) when stems
@@ -24,15 +25,27 @@ use crate::cpu::limiter::LimiterFifo;
 use crate::cpu::limiter_apply;
 use crate::engine::{LimiterPlan, StemSource};
 use crate::error::{Error, Result};
-use crate::meter::{LoudnessMeter, MeterScope};
+use crate::meter::{LoudnessMeter, MeterScope, TruePeakMeter};
 use crate::model::Layout;
 
 /// Blocks read from the spill ahead of the limiter, and limited blocks queued for the meter.
 const AHEAD: usize = 3;
 
-/// What the chain would deliver at `gain_db`: the integrated loudness (LUFS) of the limited bus.
-/// Three threads: the spill is read ahead on one, the limiter runs on the caller's (a surround
-/// bus's oversampler channels in parallel), the meter on a third. `progress` gets the frames metered.
+/// What the chain would deliver at one G and one aim (`LimiterPlan::ceiling_db`).
+#[derive(Debug, Clone, Copy)]
+pub struct Solved {
+    /// Integrated loudness of the limited bus, LUFS.
+    pub lufs: f64,
+    /// Its true peak by the reference meter, dBTP: the limiter's aim is solved from it.
+    pub true_peak_dbtp: f64,
+    /// Whether the limiter took anything off (if not, its aim does not shape the peak).
+    pub limited: bool,
+}
+
+/// What the chain would deliver at `gain_db`: the integrated loudness and true peak of the limited
+/// bus. Three threads: the spill is read ahead on one, the limiter runs on the caller's (a surround
+/// bus's oversampler channels in parallel), the meters on a third (loudness beside the per-channel
+/// true peaks). `progress` gets the frames metered.
 pub fn solve_gain(
     spill: &Spill,
     limiter: &LimiterPlan,
@@ -40,10 +53,11 @@ pub fn solve_gain(
     sample_rate: u32,
     gain_db: f64,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<f64> {
+) -> Result<Solved> {
     let (ch, b) = (spill.channels, spill.block);
     let total = spill.blocks();
     let mut meter = LoudnessMeter::with_scope(ch, sample_rate, Some(layout), MeterScope::Integrated)?;
+    let mut peaks = TruePeakMeter::new(ch, sample_rate)?;
     let mut source = SpillSource::new(spill)?;
 
     let (read_tx, read_rx) = sync_channel::<Result<Vec<Vec<f32>>>>(AHEAD);
@@ -68,12 +82,12 @@ pub fn solve_gain(
             let mut done = 0u64;
             for (len, y) in meter_rx {
                 let planes: Vec<&[f32]> = y.iter().map(|c| &c[..len]).collect();
-                meter.add_planar(&planes);
+                rayon::join(|| meter.add_planar(&planes), || peaks.add_planar(&planes));
                 done += len as u64;
                 progress(done);
                 let _ = meter_back.try_send(y);
             }
-            meter.result().integrated_lufs
+            (meter.result().integrated_lufs, peaks.true_peak_dbtp())
         });
 
         let limited = limit_blocks(limiter, ch, b, total, gain_db, read_rx, read_back, |k, y| {
@@ -82,14 +96,16 @@ pub fn solve_gain(
             Ok(meter_free.try_recv().unwrap_or_else(|_| vec![vec![0.0f32; b]; ch]))
         });
         drop(meter_tx);
-        let lufs = metering.join().map_err(|_| Error::Internal("solve meter thread panicked".into()))?;
-        limited.map(|_| lufs)
+        let (lufs, true_peak_dbtp) =
+            metering.join().map_err(|_| Error::Internal("solve meter thread panicked".into()))?;
+        limited.map(|limited| Solved { lufs, true_peak_dbtp, limited })
     })
 }
 
 /// The engines' limiter step (CpuEngine::run_pass, step 5) on bus blocks 0..total: each block
 /// times the f32 gain, through the same `LimiterFifo`, with its lag's zero blocks to flush.
-/// `deliver(k, y)` gets aligned block k and hands back a free buffer.
+/// `deliver(k, y)` gets aligned block k and hands back a free buffer. Returns whether any gain
+/// was under 1 (the limiter took something off).
 #[allow(clippy::too_many_arguments)]
 fn limit_blocks(
     plan: &LimiterPlan,
@@ -100,7 +116,8 @@ fn limit_blocks(
     input: Receiver<Result<Vec<Vec<f32>>>>,
     recycle: SyncSender<Vec<Vec<f32>>>,
     mut deliver: impl FnMut(u64, Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>>,
-) -> Result<()> {
+) -> Result<bool> {
+    let mut limited = false;
     let mut lim = LimiterFifo::<Vec<Vec<f32>>>::new(plan, ch, b);
     let m_lim = lim.lag().blocks;
     // The same f32 factor the engines multiply the bus by.
@@ -119,6 +136,7 @@ fn limit_blocks(
             z
         };
         if let Some((mut y, gains)) = lim.push(x) {
+            limited |= gains.iter().any(|g| *g < 1.0);
             y.iter_mut().for_each(|c| limiter_apply::apply(c, gains));
             let free = deliver(t - m_lim as u64, y)?;
             if let Err(TrySendError::Full(free) | TrySendError::Disconnected(free)) = recycle.try_send(free) {
@@ -129,5 +147,5 @@ fn limit_blocks(
             }
         }
     }
-    Ok(())
+    Ok(limited)
 }

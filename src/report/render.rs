@@ -13,6 +13,19 @@ pub struct GainReduction {
     pub mean_db: f64,
 }
 
+/// The limiter's aim (design/mastering.md "The limiter uses its ceiling"): the ceiling its gain
+/// computer held the master to in the writing pass kept, solved from the reference meter's
+/// true-peak readings.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LimiterAim {
+    /// `LimiterPlan::ceiling_db`: the limiter's own detector holds every oversampled peak here.
+    pub aim_dbtp: f64,
+    /// `ceiling_dbtp - aim_dbtp`: the margin the measurement found the meters need.
+    pub margin_db: f64,
+    /// Solves and writing passes run only to move the aim (0 when the first aim landed).
+    pub aim_moves: u32,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OutputRecord {
     pub path: PathBuf,
@@ -38,7 +51,10 @@ pub struct PassRecord {
     pub kind: &'static str,
     pub gain_db: f64,
     pub integrated_lufs: Option<f64>,
+    /// The master's true peak by the pass's meter (a solve: predicted by the reference meter).
     pub true_peak_dbtp: Option<f64>,
+    /// The limiter's aim in this pass (solves and limiter passes), dBTP.
+    pub aim_dbtp: Option<f64>,
     pub seconds: f64,
     /// What the pass read: "stems" (the stem files, decoded and filtered) or "spill" (the
     /// analysis pass's spilled output: a solve, or a writing pass that replays it).
@@ -78,6 +94,8 @@ pub struct RenderReport {
     /// Every stage of the stems' and the bus's process chains, in order (stems, then the bus),
     /// with its gain reduction where it reduces gain (design/mastering.md).
     pub process_stages: Vec<crate::engine::StageActivity>,
+    /// The limiter's aim and the margin found (None without a master).
+    pub limiter: Option<LimiterAim>,
     /// G values tried (the re-measure loop of DESIGN.md DSP 6), on the spill or by a writing pass.
     pub iterations: u32,
     pub passes: Vec<PassRecord>,
