@@ -118,6 +118,18 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
             stage.takes(info.channels).map_err(|why| {
                 Error::input(&session.file, format!("stem `{}`: process[{j}] ({}): {why}", stem.name, stage.name()))
             })?;
+            if let crate::model::Process::Compressor(c) = stage
+                && let Some(key) = &c.key
+            {
+                return Err(Error::input(
+                    &session.file,
+                    format!(
+                        "stem `{}`: process[{j}] (compressor): key = {key:?} (ducking) is accepted by the session \
+                         but neither engine renders it yet",
+                        stem.name
+                    ),
+                ));
+            }
         }
         let linear = stem_path_is_linear(stem);
         let process = stem.process.clone();

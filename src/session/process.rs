@@ -62,6 +62,18 @@ impl StageKeys for Keys<'_> {
                 .err(&at, format!("{key} = {other} must be a string, one of {} ({} stage)", one_of(), self.kind))),
         }
     }
+
+    fn string(&mut self, key: &str) -> Result<Option<String>> {
+        let at = format!("{}.{key}", self.at);
+        self.read.push(format!("`{key}`"));
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(toml::Value::String(v)) if !v.trim().is_empty() => Ok(Some(v)),
+            Some(other) => {
+                Err(self.loc.err(&at, format!("{key} = {other} must be a non-empty string ({} stage)", self.kind)))
+            }
+        }
+    }
 }
 
 /// The chain under `at` (`stems[i].process`), in the order written.

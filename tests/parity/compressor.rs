@@ -34,6 +34,7 @@ fn params(threshold_db: f64) -> Compressor {
         lookahead_ms: 0.0,
         makeup_db: 0.0,
         mix: 1.0,
+        key: None,
     }
 }
 
@@ -62,25 +63,30 @@ fn compressor() {
     };
     let base = params(-12.0);
     let cases: Vec<(&str, usize, usize, Compressor)> = vec![
-        ("peak, hard knee, linked", 2, 4096, base),
-        ("peak, knee 6, unlinked, makeup", 2, 4096, Compressor { knee_db: 6.0, link: 0.0, makeup_db: 4.0, ..base }),
+        ("peak, hard knee, linked", 2, 4096, base.clone()),
+        (
+            "peak, knee 6, unlinked, makeup",
+            2,
+            4096,
+            Compressor { knee_db: 6.0, link: 0.0, makeup_db: 4.0, ..base.clone() },
+        ),
         (
             "rms 10 ms, knee 10, link 0.5",
             2,
             4096,
-            Compressor { detector: Detector::Rms, knee_db: 10.0, link: 0.5, threshold_db: -20.0, ..base },
+            Compressor { detector: Detector::Rms, knee_db: 10.0, link: 0.5, threshold_db: -20.0, ..base.clone() },
         ),
         (
             "rms 30 ms, lookahead 20 ms, blocks of 512",
             2,
             512,
-            Compressor { detector: Detector::Rms, rms_ms: 30.0, lookahead_ms: 20.0, ratio: 8.0, ..base },
+            Compressor { detector: Detector::Rms, rms_ms: 30.0, lookahead_ms: 20.0, ratio: 8.0, ..base.clone() },
         ),
         (
             "peak, side-chain HPF 150 Hz, lookahead 5 ms, mix 0.6",
             2,
             4096,
-            Compressor { sidechain_hpf_hz: 150.0, lookahead_ms: 5.0, mix: 0.6, attack_ms: 1.0, ..base },
+            Compressor { sidechain_hpf_hz: 150.0, lookahead_ms: 5.0, mix: 0.6, attack_ms: 1.0, ..base.clone() },
         ),
         (
             "5.1, rms, HPF, knee, fast",
@@ -94,12 +100,12 @@ fn compressor() {
                 attack_ms: 0.5,
                 release_ms: 40.0,
                 ratio: 20.0,
-                ..base
+                ..base.clone()
             },
         ),
     ];
     for ((name, channels, block, p), precision) in
-        cases.into_iter().flat_map(|c| crate::precisions(&ctx).into_iter().map(move |pr| (c, pr)))
+        cases.into_iter().flat_map(|c| crate::precisions(&ctx).into_iter().map(move |pr| (c.clone(), pr)))
     {
         let blocks = 5;
         let x = program(channels, 401, blocks * block);
@@ -298,7 +304,7 @@ fn offline(p: &Compressor, x: &[Vec<f32>], lfe: Option<usize>) -> Vec<Vec<f32>> 
 fn compressor_matches_steps_1_to_6_offline() {
     let base = params(-14.0);
     for (name, chans, lfe, p) in [
-        ("peak, lookahead 10 ms", 2, None, Compressor { lookahead_ms: 10.0, knee_db: 3.0, ..base }),
+        ("peak, lookahead 10 ms", 2, None, Compressor { lookahead_ms: 10.0, knee_db: 3.0, ..base.clone() }),
         (
             "rms, HPF 120 Hz, link 0.3, lookahead 2.5 ms, makeup, mix 0.5",
             2,
@@ -310,10 +316,10 @@ fn compressor_matches_steps_1_to_6_offline() {
                 lookahead_ms: 2.5,
                 makeup_db: 6.0,
                 mix: 0.5,
-                ..base
+                ..base.clone()
             },
         ),
-        ("5.1, LFE out of the link", 6, Some(3), Compressor { lookahead_ms: 1.0, ..base }),
+        ("5.1, LFE out of the link", 6, Some(3), Compressor { lookahead_ms: 1.0, ..base.clone() }),
     ] {
         let mut x = program(chans, 431, 3 * 4096 + 1000);
         if let Some(c) = lfe {
@@ -403,10 +409,10 @@ fn compressor_timing() {
     let x = program(2, 451, block);
     let base = params(-18.0);
     for (name, p) in [
-        ("peak", base),
+        ("peak", base.clone()),
         (
             "rms 10 ms + HPF + lookahead 5 ms",
-            Compressor { detector: Detector::Rms, sidechain_hpf_hz: 80.0, lookahead_ms: 5.0, ..base },
+            Compressor { detector: Detector::Rms, sidechain_hpf_hz: 80.0, lookahead_ms: 5.0, ..base.clone() },
         ),
     ] {
         let mut st = stemforge::cpu::compressor::Compressor::new(&p, 2, block, FS);
