@@ -11,6 +11,7 @@
 // The side-chain, levels, gains and z are `real` (f64 where the adapter has it, as the CPU twin),
 // with the CPU twin's own ln and 10^x series, operation for operation.
 #import real
+#import db_to_gain
 
 // Keep in sync with `CompressorConfig` in src/gpu/compressor.rs.
 struct CompressorConfig {
@@ -39,8 +40,6 @@ struct CompressorConfig {
 @group(0) @binding(6) var<storage, read_write> state: array<real>;
 
 const SQRT_2: real = 1.41421356237309504880168872420969808;
-const LN_2: real = 0.693147180559945309417232121458176568;
-const LOG2_10: real = 3.32192809488736234787031942948939018;
 
 // ln(v) for a positive normal f32, as the CPU twin's `ln_f32`.
 fn ln_f32(v: f32) -> real {
@@ -65,28 +64,6 @@ fn ln_f32(v: f32) -> real {
     p = p * t2 + 1.0 / 3.0;
     p = p * t2 + 1.0;
     return real(e) * LN_2 + 2.0 * t * p;
-}
-
-// 10^(-att/20), as the CPU twin's `limiter_smooth::db_to_gain`.
-fn db_to_gain(att_db: real) -> real {
-    let y = max(att_db * (-LOG2_10 / 20.0), -1000.0);
-    let kk = round(y);
-    let t = (y - kk) * LN_2;
-    var p: real = 1.0 / 6227020800.0;
-    p = p * t + 1.0 / 479001600.0;
-    p = p * t + 1.0 / 39916800.0;
-    p = p * t + 1.0 / 3628800.0;
-    p = p * t + 1.0 / 362880.0;
-    p = p * t + 1.0 / 40320.0;
-    p = p * t + 1.0 / 5040.0;
-    p = p * t + 1.0 / 720.0;
-    p = p * t + 1.0 / 120.0;
-    p = p * t + 1.0 / 24.0;
-    p = p * t + 1.0 / 6.0;
-    p = p * t + 0.5;
-    p = p * t + 1.0;
-    p = p * t + 1.0;
-    return ldexp(p, i32(kk));
 }
 
 // Step 4: the target gain g = y - x (dB) of the level x.

@@ -50,31 +50,8 @@ const RUN: u32 = 16u;
 #ifdef F64
 // Covers db_to_gain's error (< 1e-14 relative), as the CPU twin's GAIN_BIAS.
 const GAIN_BIAS: f64 = 1.0 - 1e-13;
-const LN_2: f64 = 0.693147180559945309417232121458176568;
-const LOG2_10: f64 = 3.32192809488736234787031942948939018;
-
-// 10^(-att/20) for att >= 0, as the CPU twin's `db_to_gain`: 2^y, y = k + f, k = round(y) (ties to
-// even, as its magic-number rounding), 2^f = e^t by its Taylor series to t^13, 2^k exactly.
-fn db_to_gain(att_db: f64) -> f64 {
-    let y = max(att_db * (-LOG2_10 / 20.0), -1000.0);
-    let k = round(y);
-    let t = (y - k) * LN_2;
-    var p: f64 = 1.0 / 6227020800.0;
-    p = p * t + 1.0 / 479001600.0;
-    p = p * t + 1.0 / 39916800.0;
-    p = p * t + 1.0 / 3628800.0;
-    p = p * t + 1.0 / 362880.0;
-    p = p * t + 1.0 / 40320.0;
-    p = p * t + 1.0 / 5040.0;
-    p = p * t + 1.0 / 720.0;
-    p = p * t + 1.0 / 120.0;
-    p = p * t + 1.0 / 24.0;
-    p = p * t + 1.0 / 6.0;
-    p = p * t + 0.5;
-    p = p * t + 1.0;
-    p = p * t + 1.0;
-    return ldexp(p, i32(k));
-}
+#import real
+#import db_to_gain
 
 // The largest f32 not above v (0 <= v < 2^128), whichever way the conversion rounds.
 fn f32_at_most(v: f64) -> f32 {

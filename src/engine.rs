@@ -40,7 +40,8 @@ pub struct StemPlan {
 impl StemPlan {
     /// Frames by which the stem's path (EQ, then its process chain) delays it at `sample_rate`.
     pub fn latency(&self, sample_rate: u32) -> usize {
-        self.fir.as_ref().map_or(0, |f| f.latency) + self.process.iter().map(|p| p.latency(sample_rate)).sum::<usize>()
+        self.fir.as_ref().map_or(0, |f| f.latency)
+            + self.process.iter().map(|p| crate::dsp::process_latency(p, sample_rate)).sum::<usize>()
     }
 }
 

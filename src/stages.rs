@@ -89,10 +89,15 @@ stages! {
     Meter => "meter", f64: true;
     Width => "width", f64: false;
     Compressor => "compressor", f64: true;
+    Saturation => "saturation", f64: false;
+    Transient => "transient", f64: false;
 }
 
 /// Shared WGSL for `#import`, by name (`shaders/common/<name>.wgsl`).
-const COMMON: &[(&str, &str)] = &[("real", include_str!("../shaders/common/real.wgsl"))];
+const COMMON: &[(&str, &str)] = &[
+    ("real", include_str!("../shaders/common/real.wgsl")),
+    ("db_to_gain", include_str!("../shaders/common/db_to_gain.wgsl")),
+];
 
 impl Stage {
     /// The variant a device of precision `precision` runs: f32 for a stage without an f64 one.

@@ -9,7 +9,7 @@
 mod common;
 
 use common::gpu_harness::gpu;
-use common::gpu_parity::assert_parity;
+use common::gpu_parity::{RENDER_PEAK_DBFS, RENDER_RMS_DBFS, assert_parity};
 use common::{Noise, impulses, music_noise, sweep};
 use stemforge::cpu::limiter::Limiter;
 use stemforge::cpu::pcm_unpack::{bytes_per_sample, unpack};
@@ -32,8 +32,6 @@ const FS: f64 = 48000.0;
 
 /// DESIGN.md "Parity contract", a whole render with float output. The reference here is f64
 /// where the engines are f32, so this is the engine's own error against the exact function.
-const RENDER_PEAK_DBFS: f64 = -100.0;
-const RENDER_RMS_DBFS: f64 = -120.0;
 
 #[test]
 fn adapters_are_listed_and_one_is_selected() {

@@ -257,6 +257,52 @@ fn stems_sum_to_the_master() {
     }
 }
 
+/// Issue 11: with per-stem process chains (compressors with and without look-ahead, a width with
+/// its high-pass latency) the stem outputs still sum to the master, on both engines, and the two
+/// engines' masters agree within the whole-render contract.
+#[test]
+fn stems_with_process_chains_sum_to_the_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let session =
+        song_session(dir.path(), -12.0, -1.0, "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n");
+    let text = std::fs::read_to_string(&session).unwrap();
+    let chains = [
+        (
+            "path = \"drums.wav\"\n",
+            "process = [{ type = \"compressor\", threshold_db = -20.0, ratio = 4.0, attack_ms = 5.0 }]\n",
+        ),
+        ("path = \"keys.wav\"\n", "process = [{ type = \"width\", width = 1.4, mono_below_hz = 150.0 }]\n"),
+        (
+            "path = \"vox.wav\"\n",
+            "process = [{ type = \"compressor\", threshold_db = -24.0, ratio = 3.0, knee_db = 6.0, detector = \"rms\", \
+             lookahead_ms = 3.0 }, { type = \"width\", width = 0.8 }]\n",
+        ),
+    ];
+    let text = chains.iter().fold(text, |t, (at, chain)| t.replace(at, &format!("{at}{chain}")));
+    assert_eq!(text.matches("process = ").count(), 3);
+    std::fs::write(&session, text).unwrap();
+    let mut masters = Vec::new();
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        render(&session, &out, engine, &[], 0);
+        let stems: Vec<_> =
+            ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let (_, master) = read_audio(&out.join("master.wav"));
+        let (peak, rms) = residual(&sum_of(&stems), &master);
+        println!("{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+        assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+        masters.push(master);
+    }
+    if let [cpu, gpu] = &masters[..] {
+        let (peak, rms) = residual(cpu, gpu);
+        println!("cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms");
+        assert!(
+            peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
+            "cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms"
+        );
+    }
+}
+
 /// DESIGN.md DSP 1: every latency is compensated: an impulse stays at its frame through a
 /// linear-phase EQ, the bus EQ and the limiter's look-ahead and oversampling filter.
 #[test]

@@ -464,7 +464,7 @@ fn width_keys_are_checked() {
     let w = |width, mono_below_hz| Process::Width(Width { width, mono_below_hz, taps: 4095 });
     assert_eq!(s.stems[0].process, [w(1.5, 0.0), w(1.0, 120.0)]);
     // The high-pass is as long as the EQ, and its latency counts.
-    assert_eq!([s.stems[0].process[0].latency(48_000), s.stems[0].process[1].latency(48_000)], [0, 2047]);
+    assert_eq!([0, 1].map(|i| stemforge::dsp::process_latency(&s.stems[0].process[i], 48_000)), [0, 2047]);
     assert_rejected(
         &with_stem_keys("process = [{ type = \"width\", mono_below_hz = 5000 }]"),
         &["stems[0].process[0].mono_below_hz", "[0, 1000]"],
@@ -520,7 +520,7 @@ fn compressor_keys_are_checked() {
         key: None,
     };
     assert_eq!(s.stems[0].process, [Process::Compressor(defaults), Process::Compressor(all.clone())]);
-    assert_eq!(Process::Compressor(all).latency(48_000), 240);
+    assert_eq!(stemforge::dsp::process_latency(&Process::Compressor(all), 48_000), 240);
 
     let c = |keys: &str| with_stem_keys(&format!("process = [{{ type = \"compressor\", {keys} }}]"));
     // threshold_db has no default: its absence is named, with the entry's line.
@@ -592,4 +592,72 @@ fn compressor_key_names_another_unmuted_stem() {
     }
     // Two stems keying each other.
     assert_rejected(&session(&keyed("dx"), &keyed("drums"), ""), &["stems[0].process[0].key", "cycle", "\"dx\""]);
+}
+
+#[test]
+fn saturation_keys_are_checked() {
+    use stemforge::model::{Process, Saturation};
+    let s = parse(&with_stem_keys(
+        "process = [{ type = \"saturation\", drive_db = 12, mix = 0.5, oversampling = 8 }, { type = \"saturation\" }]",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.stems[0].process,
+        [
+            Process::Saturation(Saturation { drive_db: 12.0, mix: 0.5, oversampling: 8 }),
+            Process::Saturation(Saturation { drive_db: 6.0, mix: 1.0, oversampling: 4 }),
+        ]
+    );
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"saturation\", oversampling = 3 }]"),
+        &["stems[0].process[0].oversampling", "3", "one of 1, 2, 4, 8", "saturation", "line"],
+    );
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"saturation\", drive_db = -1.0 }]"),
+        &["stems[0].process[0].drive_db", "-1", "[0, 48]"],
+    );
+    assert_rejected(&with_stem_keys("process = [{ type = \"saturation\", mix = 1.5 }]"), &["mix", "1.5", "[0, 1]"]);
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"saturation\", drive = 6.0 }]"),
+        &["unknown key `drive` for a saturation stage", "`drive_db`", "`mix`", "`oversampling`"],
+    );
+}
+
+#[test]
+fn transient_keys_are_checked() {
+    use stemforge::model::{Process, Transient};
+    let s = parse(&with_stem_keys(
+        "process = [{ type = \"transient\", attack_db = 6, sustain_db = -3.5, fast_ms = 0.5, slow_ms = 30, \
+         release_ms = 200 }, { type = \"transient\" }]",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.stems[0].process,
+        [
+            Process::Transient(Transient {
+                attack_db: 6.0,
+                sustain_db: -3.5,
+                fast_ms: 0.5,
+                slow_ms: 30.0,
+                release_ms: 200.0
+            }),
+            Process::Transient(Transient {
+                attack_db: 0.0,
+                sustain_db: 0.0,
+                fast_ms: 1.0,
+                slow_ms: 20.0,
+                release_ms: 150.0
+            }),
+        ]
+    );
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"transient\", attack_db = 30 }]"),
+        &["stems[0].process[0].attack_db", "30", "[-24, 24]", "line"],
+    );
+    assert_rejected(&with_stem_keys("process = [{ type = \"transient\", release_ms = 0 }]"), &["release_ms", "0"]);
+    assert_rejected(&with_stem_keys("process = [{ type = \"transient\", fast_ms = -1 }]"), &["fast_ms", "-1"]);
+    assert_rejected(
+        &with_stem_keys("process = [{ type = \"transient\", attack = 3 }]"),
+        &["unknown key `attack` for a transient stage", "`attack_db`", "`release_ms`"],
+    );
 }

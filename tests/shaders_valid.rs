@@ -184,6 +184,37 @@ fn shared_structs() -> Vec<RustLayout> {
         shared!(PcmUnpack, pcm_unpack::UnpackImmediates { frames }),
         shared!(Width, width::WidthConfig { block, left, right, width }),
         shared!(Compressor, compressor::CompressorConfig { block, channels, first, lfe, rms, history, lookahead, hpf }),
+        shared!(
+            Saturation,
+            saturation::SaturationConfig {
+                block,
+                channels,
+                first,
+                factor,
+                taps,
+                half,
+                drive,
+                inv_drive,
+                mix,
+                dry,
+                inv_k
+            }
+        ),
+        shared!(
+            Transient,
+            transient::TransientConfig {
+                block,
+                channels,
+                first,
+                fast_attack,
+                fast_release,
+                slow_attack,
+                slow_release,
+                attack_db,
+                sustain_db,
+                db_to_nepers
+            }
+        ),
     ]
 }
 

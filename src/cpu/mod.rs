@@ -13,6 +13,8 @@ pub mod limiter_release;
 pub mod limiter_smooth;
 pub mod oversample_peak;
 pub mod pcm_unpack;
+pub mod saturation;
+pub mod transient;
 pub mod width;
 
 use crate::model::Process;
@@ -20,7 +22,7 @@ use crate::model::Process;
 /// A stage of a stem's `process` chain on the CPU: it works in place on one block of the stem's
 /// channels, `[channel][frame]`, carrying its state from block to block.
 pub trait Stage: Send {
-    /// Frames by which its output lags its input: `model::Process::latency`, which the engines'
+    /// Frames by which its output lags its input: `dsp::process_latency`, which the engines'
     /// alignment (`engine::Alignment`) compensates with every other latency.
     fn latency(&self) -> usize;
     /// One block, every channel the same length, in place.
@@ -42,5 +44,7 @@ pub fn stage(process: &Process, channels: usize, block: usize, sample_rate: u32)
     match process {
         Process::Compressor(p) => Box::new(compressor::Compressor::new(p, channels, block, sample_rate)),
         Process::Width(p) => Box::new(width::Width::new(p, block, sample_rate)),
+        Process::Saturation(p) => Box::new(saturation::Saturation::new(p, block)),
+        Process::Transient(p) => Box::new(transient::Transient::new(p, sample_rate)),
     }
 }

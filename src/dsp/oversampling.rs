@@ -39,6 +39,16 @@ pub fn design_oversampling(factor: usize) -> OversamplingTable {
     design_oversampling_kaiser(factor, OVERSAMPLING_TAPS_PER_PHASE, OVERSAMPLING_KAISER_BETA)
 }
 
+/// Frames by which a signal interpolated by `table` and decimated again by its transpose lags the
+/// input (the `saturation` stage, `cpu::saturation`): the interpolator's `latency` (T/2, the causal
+/// output of frame n comes at n + T/2) plus the decimator's, T − 1 − latency = T/2 − 1 (the
+/// transposed filter reaches T/2 − 1 frames past the output frame, sub-sample K − 1 of frame n + T/2 − 1
+/// being the last one with a non-zero tap): T − 1 in all, 23 frames for the designed tables. 0 for
+/// factor 1 (no filters).
+pub fn resampling_latency(table: &OversamplingTable) -> usize {
+    if table.factor <= 1 { 0 } else { table.latency + (table.taps_per_phase - 1 - table.latency) }
+}
+
 /// `design_oversampling` with explicit taps per phase (even) and Kaiser beta, for measurement.
 ///
 /// Sub-sample j of frame n sits at time t = n + j/K and is interpolated from x[n + T/2 - m],

@@ -15,6 +15,8 @@ pub mod limiter_smooth;
 pub mod meter;
 pub mod oversample_peak;
 pub mod pcm_unpack;
+pub mod saturation;
+pub mod transient;
 pub mod width;
 
 mod chain;
@@ -51,5 +53,7 @@ pub fn process_stage(
             Box::new(compressor::Compressor::new(ctx, p, channels, block, sample_rate, x, first)?)
         }
         Process::Width(p) => Box::new(width::Width::new(ctx, p, block, sample_rate, x, first)?),
+        Process::Saturation(p) => Box::new(saturation::Saturation::new(ctx, p, channels, block, x, first)?),
+        Process::Transient(p) => Box::new(transient::Transient::new(ctx, p, sample_rate, channels, block, x, first)?),
     })
 }

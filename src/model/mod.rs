@@ -9,4 +9,4 @@ mod process;
 pub use eq::{EqBand, EqDesign, Filter, Phase};
 pub use format::{Dither, OutputKind, SampleFormat, SourceEncoding};
 pub use layout::Layout;
-pub use process::{Compressor, Detector, Process, StageKeys, Width};
+pub use process::{Compressor, Detector, Process, Saturation, StageKeys, Transient, Width};

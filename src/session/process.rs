@@ -74,6 +74,16 @@ impl StageKeys for Keys<'_> {
             }
         }
     }
+
+    fn one_of(&mut self, key: &str, default: f64, allowed: &[f64]) -> Result<f64> {
+        let v = self.number(key, default, f64::NEG_INFINITY, f64::INFINITY)?;
+        if !allowed.contains(&v) {
+            let at = format!("{}.{key}", self.at);
+            let list = allowed.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+            return Err(self.loc.err(&at, format!("{key} = {v} must be one of {list} ({} stage)", self.kind)));
+        }
+        Ok(v)
+    }
 }
 
 /// The chain under `at` (`stems[i].process`), in the order written.

@@ -6,6 +6,9 @@ use std::path::Path;
 /// DESIGN.md "Parity contract": each stage on its own, full-scale test signals.
 pub const STAGE_PEAK_DBFS: f64 = -110.0;
 pub const STAGE_RMS_DBFS: f64 = -130.0;
+/// DESIGN.md "Parity contract": a whole render with float output.
+pub const RENDER_PEAK_DBFS: f64 = -100.0;
+pub const RENDER_RMS_DBFS: f64 = -120.0;
 
 pub fn dbfs(x: f64) -> f64 {
     if x > 0.0 { 20.0 * x.log10() } else { f64::NEG_INFINITY }

@@ -5,11 +5,9 @@
 //! computation of steps 1-6 (the look-ahead's alignment); and the stage in renders on both engines.
 use std::f64::consts::PI;
 
-use crate::common::gpu_harness::{gpu, read, run_encoder, run_pass, upload};
-use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
+use crate::common::gpu_harness::gpu;
+use crate::common::gpu_parity::{RENDER_PEAK_DBFS, RENDER_RMS_DBFS, STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
 use crate::common::{Noise, music_noise, read_audio, render, write_wav};
-use crate::{block_of, flat};
-use stemforge::cpu::Stage;
 use stemforge::gpu::context::Precision;
 use stemforge::model::{Compressor, Detector};
 
@@ -21,21 +19,7 @@ const F32_PEAK_DBFS: f64 = -80.0;
 const F32_RMS_DBFS: f64 = -100.0;
 
 fn params(threshold_db: f64) -> Compressor {
-    Compressor {
-        threshold_db,
-        ratio: 4.0,
-        knee_db: 0.0,
-        attack_ms: 10.0,
-        release_ms: 100.0,
-        detector: Detector::Peak,
-        rms_ms: 10.0,
-        link: 1.0,
-        sidechain_hpf_hz: 0.0,
-        lookahead_ms: 0.0,
-        makeup_db: 0.0,
-        mix: 1.0,
-        key: None,
-    }
+    Compressor::new(threshold_db)
 }
 
 /// Full-scale program, `channels` channels, each with its own seed.
@@ -45,19 +29,11 @@ fn program(channels: usize, seed: u64, frames: usize) -> Vec<Vec<f32>> {
 
 /// The CPU stage over `x` in blocks of `block` frames.
 fn cpu_compress(p: &Compressor, x: &[Vec<f32>], block: usize) -> Vec<Vec<f32>> {
-    let mut st = stemforge::cpu::compressor::Compressor::new(p, x.len(), block, FS);
-    let mut out = vec![Vec::new(); x.len()];
-    for j in 0..x[0].len().div_ceil(block) {
-        let mut b = block_of(x, j, block);
-        st.process(&mut b);
-        out.iter_mut().zip(b).for_each(|(o, b)| o.extend(b));
-    }
-    out
+    crate::cpu_process(&mut stemforge::cpu::compressor::Compressor::new(p, x.len(), block, FS), x, block)
 }
 
 #[test]
 fn compressor() {
-    use stemforge::gpu::ProcessStage;
     let Some(ctx) = gpu("compressor") else {
         return;
     };
@@ -109,31 +85,15 @@ fn compressor() {
     {
         let blocks = 5;
         let x = program(channels, 401, blocks * block);
-        // The stem's channels at an offset in a larger buffer, as in the engine's stem buffer.
-        let (before, after) = (block, 2 * block);
-        let len = before + channels * block + after;
-        let buf = ctx.storage("stems", (len * 4) as u64);
-        let st = stemforge::gpu::compressor::Compressor::with_precision(
-            &ctx, precision, &p, channels, block, FS, &buf, before,
-        )
-        .expect("compressor");
-        // Stale state from a previous life must not leak: reset clears it.
-        run_encoder(&ctx, |e| st.reset(e));
-        let mut gpu_out = vec![Vec::new(); channels];
-        for j in 0..blocks {
-            let mut whole = vec![0.5f32; len];
-            whole[before..before + channels * block].copy_from_slice(&flat(&block_of(&x, j, block)));
-            upload(&ctx, &buf, &whole);
-            run_pass(&ctx, |pass| st.encode(pass, j as u64));
-            let y = read(&ctx, &buf, 0, len);
-            assert!(
-                y[..before].iter().chain(&y[before + channels * block..]).all(|&v| v == 0.5),
-                "{name}: wrote outside its stem"
-            );
-            for (c, o) in gpu_out.iter_mut().enumerate() {
-                o.extend_from_slice(&y[before + c * block..before + (c + 1) * block]);
-            }
-        }
+        // Stale state from a previous life must not leak: `gpu_process` resets it first.
+        let gpu_out = crate::gpu_process(&ctx, &x, block, name, |buf, first| {
+            Box::new(
+                stemforge::gpu::compressor::Compressor::with_precision(
+                    &ctx, precision, &p, channels, block, FS, buf, first,
+                )
+                .expect("compressor"),
+            )
+        });
         let cpu_out = cpu_compress(&p, &x, block);
         // It compresses: the output moved well away from the (delayed) input.
         let moved = cpu_out[0].iter().zip(&x[0]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
@@ -329,7 +289,8 @@ fn compressor_matches_steps_1_to_6_offline() {
         let got = cpu_compress(&p, &x, 4096);
         let want = offline(&p, &x, lfe);
         let got: Vec<Vec<f32>> = got.into_iter().map(|c| c[..x[0].len()].to_vec()).collect();
-        let r = assert_parity(&format!("compressor vs offline, {name}"), &want, &got, -100.0, -120.0);
+        let r =
+            assert_parity(&format!("compressor vs offline, {name}"), &want, &got, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
         println!("compressor vs offline, {name}: peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
     }
 }
@@ -369,13 +330,7 @@ fn compressor_in_a_render() {
             "{ type = \"compressor\", threshold_db = -20.0, detector = \"rms\", attack_ms = 20.0, mix = 0.7 }",
         ),
     );
-    for e in ["cpu", "gpu"] {
-        render(&good, &out(e), e, &[], 0);
-    }
-    let (_, cpu) = read_audio(&out("cpu").join("master.wav"));
-    let (_, gpu) = read_audio(&out("gpu").join("master.wav"));
-    let r = assert_parity("compressor in a render", &cpu, &gpu, -100.0, -120.0);
-    println!("compressor in a render: master residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
+    crate::engines_agree(&good, dir.path(), "compressor in a render");
 
     // mix = 0: the stage is the look-ahead delay alone, which the render compensates.
     let dry = |lookahead: f64| {
@@ -390,62 +345,7 @@ fn compressor_in_a_render() {
         render(&plain, &out(&format!("plain-{e}")), e, &[], 0);
         let (_, a) = read_audio(&out(&format!("delayed-{e}")).join("master.wav"));
         let (_, b) = read_audio(&out(&format!("plain-{e}")).join("master.wav"));
-        let r = assert_parity(&format!("{e}: look-ahead compensated"), &b, &a, -100.0, -120.0);
+        let r = assert_parity(&format!("{e}: look-ahead compensated"), &b, &a, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
         println!("{e}: 7.5 ms look-ahead at mix 0 vs none: peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
-    }
-}
-
-/// Timing, not a check (`cargo test --release --test parity compressor_timing -- --ignored
-/// --nocapture`): 200 blocks of 8192 stereo frames through the CPU stage and the GPU stage (one
-/// compute pass per block, all in one submission, timed to the queue's end).
-#[test]
-#[ignore]
-fn compressor_timing() {
-    use stemforge::gpu::ProcessStage;
-    let Some(ctx) = gpu("compressor_timing") else {
-        return;
-    };
-    let (block, blocks) = (8192, 200);
-    let x = program(2, 451, block);
-    let base = params(-18.0);
-    for (name, p) in [
-        ("peak", base.clone()),
-        (
-            "rms 10 ms + HPF + lookahead 5 ms",
-            Compressor { detector: Detector::Rms, sidechain_hpf_hz: 80.0, lookahead_ms: 5.0, ..base.clone() },
-        ),
-    ] {
-        let mut st = stemforge::cpu::compressor::Compressor::new(&p, 2, block, FS);
-        let mut b = x.clone();
-        let t = std::time::Instant::now();
-        for _ in 0..blocks {
-            b.clone_from(&x);
-            st.process(&mut b);
-        }
-        let cpu = t.elapsed().as_secs_f64();
-        let buf = ctx.storage("stems", (2 * block * 4) as u64);
-        upload(&ctx, &buf, &flat(&x));
-        let st = stemforge::gpu::compressor::Compressor::new(&ctx, &p, 2, block, FS, &buf, 0).expect("compressor");
-        run_pass(&ctx, |pass| st.encode(pass, 0));
-        ctx.wait_idle().unwrap();
-        let t = std::time::Instant::now();
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for _ in 0..blocks {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            st.encode(&mut pass, 0);
-        }
-        ctx.queue.submit([enc.finish()]);
-        ctx.wait_idle().unwrap();
-        let gpu = t.elapsed().as_secs_f64();
-        let audio = (blocks * block) as f64 / FS as f64;
-        println!(
-            "compressor timing, {name}: {blocks} blocks x {block} stereo frames ({audio:.1} s of audio): \
-             CPU {:.1} ms ({:.0}x real time), GPU {} {:.1} ms ({:.0}x real time)",
-            cpu * 1e3,
-            audio / cpu,
-            ctx.adapter_info.name,
-            gpu * 1e3,
-            audio / gpu
-        );
     }
 }

@@ -27,6 +27,8 @@ mod limiter_smooth;
 mod meter;
 mod oversample_peak;
 mod pcm_unpack;
+mod saturation;
+mod transient;
 mod width;
 
 use common::gpu_harness::{read, run_pass, upload};
@@ -120,5 +122,67 @@ fn cpu_blocks(x: &[f32], block: usize, mut process: impl FnMut(&[f32], &mut [f32
     for (i, o) in x.chunks(block).zip(out.chunks_mut(block)) {
         process(i, o);
     }
+    out
+}
+
+/// A process stage's CPU twin (`cpu::Stage`) over `x` in blocks of `block` frames, its output cut to
+/// `x`'s length.
+fn cpu_process(st: &mut dyn stemforge::cpu::Stage, x: &[Vec<f32>], block: usize) -> Vec<Vec<f32>> {
+    let mut out = vec![Vec::new(); x.len()];
+    for j in 0..x[0].len().div_ceil(block) {
+        let mut b = block_of(x, j, block);
+        st.process(&mut b);
+        out.iter_mut().zip(b).for_each(|(o, b)| o.extend(b));
+    }
+    out.iter_mut().for_each(|o| o.truncate(x[0].len()));
+    out
+}
+
+/// A process stage on the device (`gpu::ProcessStage`), built by `make(buffer, first)` on a stem
+/// whose channels start at element `first` of a larger buffer (as in the engine's stem buffer),
+/// reset, then run over `x` in blocks of `block` frames. Every block checks that nothing outside
+/// the stem moved. Returns the stem's output, cut to `x`'s length.
+fn gpu_process(
+    ctx: &GpuContext,
+    x: &[Vec<f32>],
+    block: usize,
+    label: &str,
+    make: impl FnOnce(&wgpu::Buffer, usize) -> Box<dyn stemforge::gpu::ProcessStage>,
+) -> Vec<Vec<f32>> {
+    let channels = x.len();
+    let (before, total) = (2 * block, (channels + 3) * block);
+    let buf = ctx.storage("stems", (total * 4) as u64);
+    let st = make(&buf, before);
+    common::gpu_harness::run_encoder(ctx, |e| st.reset(e));
+    let mut out = vec![Vec::new(); channels];
+    for j in 0..x[0].len().div_ceil(block) {
+        let mut whole = vec![0.5f32; total];
+        whole[before..before + channels * block].copy_from_slice(&flat(&block_of(x, j, block)));
+        upload(ctx, &buf, &whole);
+        run_pass(ctx, |pass| st.encode(pass, j as u64));
+        let y = read(ctx, &buf, 0, total);
+        assert!(
+            y[..before].iter().chain(&y[before + channels * block..]).all(|&v| v == 0.5),
+            "{label}: wrote outside its stem"
+        );
+        for (c, o) in out.iter_mut().enumerate() {
+            o.extend_from_slice(&y[before + c * block..before + (c + 1) * block]);
+        }
+    }
+    out.iter_mut().for_each(|o| o.truncate(x[0].len()));
+    out
+}
+
+/// Renders `session` (through the CLI) on both engines into `dir/cpu` and `dir/gpu`, and checks
+/// that their `master.wav` (f32) agree within the whole-render contract. Returns the two folders.
+fn engines_agree(session: &std::path::Path, dir: &std::path::Path, label: &str) -> [std::path::PathBuf; 2] {
+    use common::gpu_parity::{RENDER_PEAK_DBFS, RENDER_RMS_DBFS};
+    let out = ["cpu", "gpu"].map(|e| dir.join(e));
+    for (e, o) in ["cpu", "gpu"].iter().zip(&out) {
+        common::render(session, o, e, &[], 0);
+    }
+    let [(_, cpu), (_, gpu)] = [0, 1].map(|i| common::read_audio(&out[i].join("master.wav")));
+    let r = assert_parity(label, &cpu, &gpu, RENDER_PEAK_DBFS, RENDER_RMS_DBFS);
+    println!("{label}: master residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
     out
 }

@@ -4,11 +4,9 @@
 //! the sample.
 use std::path::Path;
 
-use crate::common::gpu_harness::{gpu, read, run_pass, upload};
+use crate::common::gpu_harness::gpu;
 use crate::common::gpu_parity::{STAGE_PEAK_DBFS, STAGE_RMS_DBFS, assert_parity};
 use crate::common::{Noise, music_noise, read_audio, render, write_wav};
-use crate::{block_of, flat};
-use stemforge::cpu::Stage;
 
 const BLOCK: usize = 4096;
 const FS: u32 = 48_000;
@@ -29,19 +27,11 @@ fn cpu_width(width: f64, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
 }
 
 fn cpu_stage(p: &stemforge::model::Width, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let mut st = stemforge::cpu::width::Width::new(p, BLOCK, FS);
-    let mut out = vec![Vec::new(); 2];
-    for j in 0..x[0].len().div_ceil(BLOCK) {
-        let mut b = block_of(x, j, BLOCK);
-        st.process(&mut b);
-        out.iter_mut().zip(b).for_each(|(o, b)| o.extend(b));
-    }
-    out
+    crate::cpu_process(&mut stemforge::cpu::width::Width::new(p, BLOCK, FS), x, BLOCK)
 }
 
 #[test]
 fn width() {
-    use stemforge::gpu::ProcessStage;
     let Some(ctx) = gpu("width") else {
         return;
     };
@@ -50,24 +40,9 @@ fn width() {
     let cases = [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (1.7, 0.0), (4.0, 0.0), (1.0, 120.0), (1.6, 300.0), (0.0, 80.0)];
     for (w, mono_below) in cases {
         let p = params(w, mono_below);
-        // The stem's channels at an offset in a larger buffer, as in the engine's stem buffer.
-        let buf = ctx.storage("stems", (5 * BLOCK * 4) as u64);
-        let st = stemforge::gpu::width::Width::new(&ctx, &p, BLOCK, FS, &buf, 2 * BLOCK).expect("width");
-        let mut gpu_out = vec![Vec::new(); 2];
-        for j in 0..3 {
-            let mut whole = vec![0.5f32; 5 * BLOCK];
-            whole[2 * BLOCK..4 * BLOCK].copy_from_slice(&flat(&block_of(&x, j, BLOCK)));
-            upload(&ctx, &buf, &whole);
-            run_pass(&ctx, |pass| st.encode(pass, j as u64));
-            let y = read(&ctx, &buf, 0, 5 * BLOCK);
-            // Only the stem's two channels move.
-            assert!(
-                y[..2 * BLOCK].iter().chain(&y[4 * BLOCK..]).all(|&v| v == 0.5),
-                "width {w} wrote outside its stem"
-            );
-            gpu_out[0].extend_from_slice(&y[2 * BLOCK..3 * BLOCK]);
-            gpu_out[1].extend_from_slice(&y[3 * BLOCK..4 * BLOCK]);
-        }
+        let gpu_out = crate::gpu_process(&ctx, &x, BLOCK, &format!("{p:?}"), |buf, first| {
+            Box::new(stemforge::gpu::width::Width::new(&ctx, &p, BLOCK, FS, buf, first).expect("width"))
+        });
         let cpu_out = cpu_stage(&p, &x);
         let label = format!("width {w}, mono below {mono_below} Hz");
         let r = assert_parity(&label, &cpu_out, &gpu_out, STAGE_PEAK_DBFS, STAGE_RMS_DBFS);
@@ -95,8 +70,8 @@ fn width_zero_is_mono_one_leaves_the_signal_and_the_mid_is_kept() {
     }
 }
 
-/// `mono_below_hz`: the side below it is removed (a 40 Hz side 2 octaves under 160 Hz is 48 dB
-/// down with the 4th-order slope), the side above it passes times `width`, and M passes untouched,
+/// `mono_below_hz`: the side below it is removed (a 40 Hz side 2 octaves under 160 Hz is 72 dB
+/// down with the 6th-order slope), the side above it passes times `width`, and M passes untouched,
 /// every part delayed by the high-pass's latency (1023 frames here).
 #[test]
 fn mono_below_removes_the_side_lows_and_keeps_the_rest_aligned() {
@@ -114,7 +89,7 @@ fn mono_below_removes_the_side_lows_and_keeps_the_rest_aligned() {
     let p = params(1.5, 160.0);
     let y = cpu_stage(&p, &x);
     let lat = (TAPS - 1) / 2;
-    assert_eq!(stemforge::model::Process::Width(p).latency(FS), lat);
+    assert_eq!(stemforge::dsp::process_latency(&stemforge::model::Process::Width(p), FS), lat);
     // Past the filter's start-up, compare against the delayed ideal: M + 1.5 * S_high.
     let (mut worst_mid, mut worst_side) = (0.0f32, 0.0f32);
     for t in 2 * BLOCK..n {
@@ -160,15 +135,14 @@ fn width_in_a_render() {
     )
     .unwrap();
     let out = |e: &str| dir.path().join(e);
-    for e in ["cpu", "gpu"] {
-        render(&good, &out(e), e, &[], 0);
-        let (_, narrow) = read_audio(&out(e).join("stems/narrow.wav"));
-        assert!(narrow[0].iter().zip(&narrow[1]).all(|(l, r)| l == r), "{e}: the narrowed stem is not mono");
+    for o in crate::engines_agree(&good, dir.path(), "width in a render") {
+        let (_, narrow) = read_audio(&o.join("stems/narrow.wav"));
+        assert!(
+            narrow[0].iter().zip(&narrow[1]).all(|(l, r)| l == r),
+            "{}: the narrowed stem is not mono",
+            o.display()
+        );
     }
-    let (_, cpu) = read_audio(&out("cpu").join("master.wav"));
-    let (_, gpu) = read_audio(&out("gpu").join("master.wav"));
-    let r = assert_parity("width in a render", &cpu, &gpu, -100.0, -120.0);
-    println!("width in a render: master residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
 
     // Width on a mono stem: exit 2, naming the stem and the stage; nothing written.
     let bad = dir.path().join("bad.toml");
@@ -224,4 +198,48 @@ fn a_chain_with_latency_is_aligned_to_the_sample() {
             }
         }
     }
+}
+
+/// Issue 11's figures, at the session's default 8191 taps: width 2 raises a pure side signal by
+/// 6.02 dB and leaves a pure mid signal unchanged; `mono_below_hz = 120` takes the side below 60 Hz
+/// down by at least 30 dB and leaves it from 500 Hz up within 0.1 dB.
+#[test]
+fn width_figures() {
+    let n = 8 * BLOCK;
+    let tone = |f: f64| -> Vec<f32> {
+        (0..n).map(|t| (0.25 * (std::f64::consts::TAU * f * t as f64 / FS as f64).sin()) as f32).collect()
+    };
+    let rms = |v: &[f32]| (v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+    // Gain (dB) of the side (or the mid) of a pure side (mid) tone, after the stage's start-up.
+    let gain = |p: &stemforge::model::Width, f: f64, side: bool| -> f64 {
+        let s = tone(f);
+        let x = if side { vec![s.clone(), s.iter().map(|v| -v).collect()] } else { vec![s.clone(), s.clone()] };
+        let y = cpu_stage(p, &x);
+        let part: Vec<f32> =
+            y[0].iter().zip(&y[1]).map(|(l, r)| if side { (l - r) / 2.0 } else { (l + r) / 2.0 }).collect();
+        // Against the input as far back as the stage's latency, so that both windows hold the
+        // same stretch of the tone.
+        let lat = stemforge::dsp::process_latency(&stemforge::model::Process::Width(*p), FS);
+        let from = 4 * BLOCK;
+        20.0 * (rms(&part[from..]) / rms(&s[from - lat..n - lat])).log10()
+    };
+    let wide = stemforge::model::Width { width: 2.0, mono_below_hz: 0.0, taps: 8191 };
+    let side = gain(&wide, 1000.0, true);
+    let mid = gain(&wide, 1000.0, false);
+    println!("width 2: side {side:+.4} dB, mid {mid:+.6} dB");
+    assert!((side - 6.0206).abs() < 0.001, "width 2: a pure side moved {side} dB");
+    assert!(mid.abs() < 1e-5, "width 2: a pure mid moved {mid} dB");
+    let mono = stemforge::model::Width { width: 1.0, mono_below_hz: 120.0, taps: 8191 };
+    for f in [20.0, 40.0, 55.0, 59.0] {
+        let g = gain(&mono, f, true);
+        println!("mono below 120 Hz: side at {f} Hz {g:+.1} dB");
+        assert!(g <= -30.0, "side at {f} Hz only {g} dB down");
+    }
+    for f in [500.0, 1000.0, 5000.0, 15000.0] {
+        let g = gain(&mono, f, true);
+        println!("mono below 120 Hz: side at {f} Hz {g:+.3} dB");
+        assert!(g.abs() <= 0.1, "side at {f} Hz moved {g} dB");
+    }
+    let m = gain(&mono, 40.0, false);
+    assert!(m.abs() < 1e-5, "mono below: a 40 Hz mid moved {m} dB");
 }
