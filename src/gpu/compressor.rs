@@ -21,6 +21,9 @@ pub struct CompressorConfig {
     pub history: u32,
     pub lookahead: u32,
     pub hpf: u32,
+    pub side_first: u32,
+    pub side_channels: u32,
+    pub keyed: u32,
 }
 
 pub struct Compressor {
@@ -49,11 +52,13 @@ impl Compressor {
         x: &wgpu::Buffer,
         first: usize,
     ) -> Result<Compressor> {
-        Compressor::with_precision(ctx, Precision::for_context(ctx), p, channels, block, sample_rate, x, first)
+        Compressor::with_precision(ctx, Precision::for_context(ctx), p, channels, block, sample_rate, x, first, None)
     }
 
     /// As `new`, in the variant of `precision` (f32: the same arithmetic in f32, for adapters
-    /// without 64-bit floats; further from the CPU twin, see tests/parity/compressor.rs).
+    /// without 64-bit floats; further from the CPU twin, see tests/parity/compressor.rs). `key`
+    /// (ducking): (first element, channels) of the key stem's processed block in `x`, which must
+    /// be encoded before this stage; the CPU twin is `Stage::process_keyed`.
     #[allow(clippy::too_many_arguments)]
     pub fn with_precision(
         ctx: &GpuContext,
@@ -64,10 +69,16 @@ impl Compressor {
         sample_rate: u32,
         x: &wgpu::Buffer,
         first: usize,
+        key: Option<(usize, usize)>,
     ) -> Result<Compressor> {
-        if channels > 8 {
-            return Err(crate::error::Error::Internal(format!("compressor: {channels} channels, at most 8")));
+        let (side_first, side_channels) = key.unwrap_or((first, channels));
+        if channels > 8 || side_channels > 8 {
+            return Err(crate::error::Error::Internal(format!(
+                "compressor: {channels} channels, keyed by {side_channels}, at most 8"
+            )));
         }
+        // Side-chain state (squares, biquad, levels) per side-chain channel; z per stem channel.
+        let lanes = channels.max(side_channels);
         let binds = [
             Bind::Read,
             Bind::Read,
@@ -90,6 +101,9 @@ impl Compressor {
             history: history as u32,
             lookahead: lookahead as u32,
             hpf: (p.sidechain_hpf_hz > 0.0) as u32,
+            side_first: side_first as u32,
+            side_channels: side_channels as u32,
+            keyed: key.is_some() as u32,
         };
         let cfg = ctx.storage_init("compressor config", std::slice::from_ref(&cfg));
         let k = Consts::new(p, sample_rate).to_array();
@@ -100,9 +114,9 @@ impl Compressor {
         };
         let audio = ctx.storage("compressor audio", (channels * (lookahead + block) * 4) as u64);
         let squares =
-            ctx.storage("compressor squares", if rms { (channels * (history + block)) as u64 * real } else { real });
-        let gz = ctx.storage("compressor gains", (channels * block) as u64 * real);
-        let state = ctx.storage("compressor state", (channels * 3) as u64 * real);
+            ctx.storage("compressor squares", if rms { (lanes * (history + block)) as u64 * real } else { real });
+        let gz = ctx.storage("compressor gains", (lanes * block) as u64 * real);
+        let state = ctx.storage("compressor state", (lanes * 3) as u64 * real);
         let bind = kernel.bind(ctx, &[&cfg, &consts, x, &audio, &squares, &gz, &state]);
         Ok(Compressor {
             levels: kernel.pipeline(ctx, "levels", &[])?,
