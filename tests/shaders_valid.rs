@@ -183,7 +183,22 @@ fn shared_structs() -> Vec<RustLayout> {
         shared!(PcmUnpack, pcm_unpack::UnpackConfig { format, channels, block, output }),
         shared!(PcmUnpack, pcm_unpack::UnpackImmediates { frames }),
         shared!(Width, width::WidthConfig { block, left, right, width }),
-        shared!(Compressor, compressor::CompressorConfig { block, channels, first, lfe, rms, history, lookahead, hpf }),
+        shared!(
+            Compressor,
+            compressor::CompressorConfig {
+                block,
+                channels,
+                first,
+                lfe,
+                rms,
+                history,
+                lookahead,
+                hpf,
+                side_first,
+                side_channels,
+                keyed
+            }
+        ),
         shared!(
             Saturation,
             saturation::SaturationConfig {

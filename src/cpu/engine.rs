@@ -180,6 +180,7 @@ impl Engine for CpuEngine {
             })
             .collect();
         let levels = chain_levels(&plan.stems).ok_or_else(|| Error::Internal("compressor keys make a cycle".into()))?;
+        let mut taken: Vec<(usize, Chain, Block)> = Vec::with_capacity(n_stems);
         // Bus EQ lanes: one per bus channel, per stem contribution too when stems are delivered.
         let bus_signals = if pass.stems { n_stems } else { 1 };
         let mut bus_lanes: Vec<Vec<Lane>> = (0..bus_signals)
@@ -233,19 +234,23 @@ impl Engine for CpuEngine {
             // `RenderPlan::all_linear`), level by level of the key graph (`chain_levels`), the
             // stems of one level in parallel. A keyed compressor (ducking) reads its key stem's
             // block of this same index after that stem's EQ and whole chain (an earlier level).
-            // Alignment: every stem's path is pre-delayed so that all stems leave their chains
-            // aligned (`Alignment::stems`); block t of the key is then the same program frames as
-            // block t of the keyed stem's output, and as its compressor's input, because the plan
-            // admits a key only where nothing from the keyed compressor on has latency
-            // (`pipeline::plan`): key and keyed stem see frames of the same program index.
+            // Alignment: each stem's path (EQ and chain, latency l) is pre-delayed by M·B − l
+            // (`Alignment::stems`, M shared), so frame i of block t leaving any stem's chain is
+            // program frame (t − M)·B + i, whatever the key stem's own latency; the input of a
+            // stage is r frames ahead of that, r the latency of the stage and of every later one
+            // in its chain. So a keyed compressor's input and its key's block t hold the same
+            // program frames exactly when r = 0, which is what the plan admits (`pipeline::plan`
+            // refuses a look-ahead on a keyed compressor or latency after it): key and keyed stem
+            // see frames of the same program index.
             for level in &levels {
                 // The level's stems (chain and block) are taken out of `chains` and `inputs` so
                 // that they run in parallel while their keys' blocks are read in place.
-                let mut taken: Vec<(usize, Chain, Block)> = level
-                    .iter()
-                    .filter(|&&i| !keys[i].is_empty())
-                    .map(|&i| (i, std::mem::take(&mut chains[i]), std::mem::take(&mut inputs[i])))
-                    .collect();
+                taken.extend(
+                    level
+                        .iter()
+                        .filter(|&&i| !keys[i].is_empty())
+                        .map(|&i| (i, std::mem::take(&mut chains[i]), std::mem::take(&mut inputs[i]))),
+                );
                 let done = &inputs;
                 taken.par_iter_mut().for_each(|(i, chain, sig)| {
                     for (stage, key) in chain.iter_mut().zip(&keys[*i]) {
@@ -255,7 +260,7 @@ impl Engine for CpuEngine {
                         }
                     }
                 });
-                for (i, chain, sig) in taken {
+                for (i, chain, sig) in taken.drain(..) {
                     chains[i] = chain;
                     inputs[i] = sig;
                 }
