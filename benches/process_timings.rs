@@ -23,7 +23,7 @@ fn main() {
     let x: Vec<Vec<f32>> = (0..2).map(|_| (0..BLOCK).map(|_| (0.5 * rng.uniform()) as f32).collect()).collect();
     let comp = Compressor::new(-18.0);
     let stages = [
-        ("compressor, peak", Process::Compressor(comp)),
+        ("compressor, peak", Process::Compressor(comp.clone())),
         (
             "compressor, rms 10 ms + HPF + look-ahead 5 ms",
             Process::Compressor(Compressor {

@@ -6,6 +6,9 @@
 //              frames) rounded to f32;
 //   gains      one invocation per frame: the frame's audio into the delay line, x_c = K ln v_c,
 //              the link, the soft-knee gain computer;
+// With a key (ducking) the side-chain is the key stem's channels of the same block buffer, already
+// through its own chain (encoded before this stage): levels runs per key channel, and gains gives
+// every channel of the stem the gain of the max over the key's channels (no link, no LFE rule).
 //   ballistics one invocation per channel, serial: z = a z + (1 - a) g, a = attack when g < z;
 //   apply      one invocation per sample: out = d (mix 10^((z + makeup)/20) + 1 - mix);
 //   share      on the bus with stem outputs: the same gains on each stem contribution (bound as
@@ -26,6 +29,9 @@ struct CompressorConfig {
     lookahead: u32,  // L frames
     hpf: u32,        // 1: side-chain high-pass on
     parts: u32,      // share: the stem contributions in `x`
+    side_first: u32, // element of `x` where the side-chain's channel 0 starts: `first`, or a key stem's
+    side_channels: u32, // channels of the side-chain (the key stem's with a key)
+    keyed: u32,      // 1: a key (ducking): one level per frame, the max over the side-chain's channels
 }
 
 @group(0) @binding(0) var<storage, read> cfg: CompressorConfig;
@@ -35,12 +41,13 @@ struct CompressorConfig {
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 // Per channel, L + B: the last L input frames, then this block's.
 @group(0) @binding(3) var<storage, read_write> audio: array<f32>;
-// Per channel, N - 1 + B: the last N - 1 squares of the side-chain, then this block's (rms only).
+// Per side-chain channel, N - 1 + B: the last N - 1 squares of the side-chain, then this block's (rms only).
 @group(0) @binding(4) var<storage, read_write> squares: array<real>;
-// Per channel, B: the level v, then the target gain g, then z.
+// Per channel (of the stem and of the side-chain, the larger), B: the level v, then the target gain g, then z.
 @group(0) @binding(5) var<storage, read_write> gz: array<real>;
-// Per channel: biquad s1, s2, z, carried across blocks, then the largest reduction -z and the sum
-// of -z over the frames since the reset (the report's gain reduction, as the CPU twin's).
+// Per channel (as gz): biquad s1, s2 (side-chain channel c), z (stem channel c), carried across
+// blocks, then the largest reduction -z and the sum of -z over the frames since the reset (the
+// report's gain reduction, as the CPU twin's).
 @group(0) @binding(6) var<storage, read_write> state: array<real>;
 
 const SQRT_2: real = 1.41421356237309504880168872420969808;
@@ -87,17 +94,19 @@ fn gain_computer(xl: real) -> real {
 @compute @workgroup_size(8)
 fn levels(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
-    if c >= cfg.channels {
-        return;
-    }
     let b = cfg.block;
     let l = cfg.lookahead;
-    let ab = c * (l + b);
-    for (var i = 0u; i < l; i++) {
-        audio[ab + i] = audio[ab + b + i];
+    if c < cfg.channels {
+        let ab = c * (l + b);
+        for (var i = 0u; i < l; i++) {
+            audio[ab + i] = audio[ab + b + i];
+        }
     }
     // This block's audio joins the delay line in `gains`, in parallel.
-    let xb = cfg.first + c * b;
+    if c >= cfg.side_channels {
+        return;
+    }
+    let xb = cfg.side_first + c * b;
     let h = cfg.history;
     let sb = c * (h + b);
     var sum: real = 0.0;
@@ -153,10 +162,19 @@ fn gains(@builtin(global_invocation_id) gid: vec3<u32>) {
     let l = cfg.lookahead;
     for (var c = 0u; c < cfg.channels; c++) {
         audio[c * (l + b) + l + n] = x[cfg.first + c * b + n];
+    }
+    for (var c = 0u; c < cfg.side_channels; c++) {
         xs[c] = k[10] * ln_f32(f32(gz[c * b + n]));
-        if c != cfg.lfe {
+        if cfg.keyed != 0u || c != cfg.lfe {
             m = max(m, xs[c]);
         }
+    }
+    if cfg.keyed != 0u {
+        let g = gain_computer(m);
+        for (var c = 0u; c < cfg.channels; c++) {
+            gz[c * b + n] = g;
+        }
+        return;
     }
     let link = k[6];
     for (var c = 0u; c < cfg.channels; c++) {

@@ -44,6 +44,47 @@ impl StemPlan {
     }
 }
 
+impl StemPlan {
+    /// The plan indices of the stems this stem's compressors are keyed by (`key`, ducking), in
+    /// chain order; a key that names no stem of `stems` (a muted one is not in the plan) is left
+    /// out, which the session's checks rule out.
+    pub fn key_stems(&self, stems: &[StemPlan]) -> Vec<usize> {
+        self.process
+            .iter()
+            .filter_map(|p| match p {
+                Process::Compressor(c) => c.key.as_deref(),
+                _ => None,
+            })
+            .filter_map(|key| stems.iter().position(|s| s.name == key))
+            .collect()
+    }
+}
+
+/// The order the engines run the stems' process chains in: levels of the key graph, each level's
+/// stems (plan indices, ascending) keyed only by stems of earlier levels, so a key stem's chain
+/// completes before the chains it keys and the stems of one level can run in parallel. Without
+/// keys it is one level of every stem. None when the keys make a cycle (the session refuses one).
+pub fn chain_levels(stems: &[StemPlan]) -> Option<Vec<Vec<usize>>> {
+    let keys: Vec<Vec<usize>> = stems.iter().map(|s| s.key_stems(stems)).collect();
+    let mut level: Vec<Option<usize>> = vec![None; stems.len()];
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    let mut placed = 0;
+    while placed < stems.len() {
+        let here: Vec<usize> = (0..stems.len())
+            .filter(|&i| level[i].is_none() && keys[i].iter().all(|&k| level[k].is_some_and(|l| l < levels.len())))
+            .collect();
+        if here.is_empty() {
+            return None;
+        }
+        for &i in &here {
+            level[i] = Some(levels.len());
+        }
+        placed += here.len();
+        levels.push(here);
+    }
+    Some(levels)
+}
+
 /// The limiter's parameters, in frames and dB (DESIGN.md DSP 6).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimiterPlan {
@@ -418,6 +459,46 @@ pub trait Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keyed(name: &str, keys: &[&str]) -> StemPlan {
+        let comp = |k: &str| {
+            Process::Compressor(crate::model::Compressor {
+                threshold_db: -20.0,
+                ratio: 4.0,
+                knee_db: 0.0,
+                attack_ms: 10.0,
+                release_ms: 100.0,
+                detector: crate::model::Detector::Peak,
+                rms_ms: 10.0,
+                link: 1.0,
+                sidechain_hpf_hz: 0.0,
+                lookahead_ms: 0.0,
+                makeup_db: 0.0,
+                mix: 1.0,
+                key: Some(k.to_string()),
+            })
+        };
+        StemPlan {
+            index: 0,
+            name: name.to_string(),
+            channels: 2,
+            fir: None,
+            process: keys.iter().map(|k| comp(k)).collect(),
+            routes: Vec::new(),
+            linear: false,
+        }
+    }
+
+    #[test]
+    fn chain_levels_put_key_stems_first() {
+        // music (0) keyed by dialogue (2), which is keyed by fx (1); drums (3) free.
+        let stems = [keyed("music", &["dialogue"]), keyed("fx", &[]), keyed("dialogue", &["fx"]), keyed("drums", &[])];
+        assert_eq!(stems[0].key_stems(&stems), [2]);
+        assert_eq!(chain_levels(&stems), Some(vec![vec![1, 3], vec![2], vec![0]]));
+        assert_eq!(chain_levels(&stems[1..2]), Some(vec![vec![0]]));
+        let cycle = [keyed("a", &["b"]), keyed("b", &["a"])];
+        assert_eq!(chain_levels(&cycle), None);
+    }
 
     #[test]
     fn a_lag_aligns_every_stage_of_its_group_to_the_largest() {

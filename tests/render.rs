@@ -434,6 +434,146 @@ fn a_bus_saturation_with_stems_needs_allow_residual() {
     }
 }
 
+/// Issue 11's must-show for `key` (ducking): a music stem keyed on a dialogue stem is reduced only
+/// while the dialogue speaks, on both engines, and the stems still sum to the master. Music: a
+/// steady stereo 440 Hz sine at -20 dBFS. Dialogue (mono, with a linear-phase high-pass EQ, so its
+/// path has 4095 frames of latency that the music's has not): a 1 kHz tone at 0.5 in 1-2 s and
+/// 3-4 s, a -80 dBFS noise floor elsewhere; its own chain (a compressor at ratio 1 with -6 dB of
+/// make-up: a plain -6 dB) runs before the key is read, so the key's level is that of a tone at
+/// 0.5·10^(-6/20). The compressor on the music: rms 10 ms (ten periods of the tone, so the key's
+/// level is steady: 10·log10(0.5²/2) - 6 = -15.03 dB), T = -30, R = 4, so the static curve's gain
+/// is -(x - T)(1 - 1/R) = -11.23 dB while the dialogue speaks (-15.73 dB if the key were read
+/// before the dialogue's chain) and 0 dB on the floor. No master stage, so a stem output is the
+/// processed stem.
+#[test]
+fn a_music_stem_keyed_on_dialogue_ducks_only_while_the_dialogue_speaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 5 * FS as usize;
+    let fs = FS as f64;
+    let music: Vec<Vec<f32>> = (0..2)
+        .map(|c| {
+            (0..frames)
+                .map(|n| (0.1 * (2.0 * std::f64::consts::PI * 440.0 * n as f64 / fs + c as f64).sin()) as f32)
+                .collect()
+        })
+        .collect();
+    let speaks =
+        |n: usize| (FS as usize..2 * FS as usize).contains(&n) || (3 * FS as usize..4 * FS as usize).contains(&n);
+    let floor = music_noise(91, frames, Noise::FullScale);
+    let dialogue: Vec<f32> = (0..frames)
+        .map(|n| {
+            if speaks(n) {
+                (0.5 * (2.0 * std::f64::consts::PI * 1000.0 * n as f64 / fs).sin()) as f32
+            } else {
+                1e-4 * floor[n]
+            }
+        })
+        .collect();
+    write_wav(&dir.path().join("music.wav"), &music, FS, 0);
+    write_wav(&dir.path().join("dialogue.wav"), std::slice::from_ref(&dialogue), FS, 0);
+    let session = session_file(
+        dir.path(),
+        "name = \"ducking\"\nlayout = \"stereo\"\n\
+         [[stems]]\nname = \"music\"\npath = \"music.wav\"\n\
+         process = [{ type = \"compressor\", threshold_db = -30.0, ratio = 4.0, detector = \"rms\", rms_ms = 10.0, \
+         attack_ms = 5.0, release_ms = 100.0, key = \"dialogue\" }]\n\
+         [[stems]]\nname = \"dialogue\"\npath = \"dialogue.wav\"\n\
+         eq = [{ type = \"highpass\", freq_hz = 80.0, order = 2 }]\n\
+         process = [{ type = \"compressor\", threshold_db = -80.0, ratio = 1.0, makeup_db = -6.0 }]\n\
+         [eq_design]\nphase = \"linear\"\ntaps = 8191\n\
+         [[outputs]]\npath = \"master.wav\"\nkind = \"master\"\nformat = \"f32\"\n\
+         [[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n",
+    );
+    let expected = -(10.0 * (0.5f64 * 0.5 / 2.0).log10() - 6.0 + 30.0) * (1.0 - 1.0 / 4.0);
+    let seconds = |a: f64, b: f64| (a * fs) as usize..(b * fs) as usize;
+    let mut outs = Vec::new();
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        render(&session, &out, engine, &[], 0);
+        let (_, y) = read_audio(&out.join("stems/music.wav"));
+        // The gain over an interval: the output's RMS against the input's (both channels).
+        let gain_db = |r: std::ops::Range<usize>| {
+            let e = |x: &[Vec<f32>]| {
+                x.iter().map(|c| c[r.clone()].iter().map(|v| (*v as f64).powi(2)).sum::<f64>()).sum::<f64>()
+            };
+            10.0 * (e(&y) / e(&music)).log10()
+        };
+        // While the dialogue speaks (after 200 ms of attack): the static curve, within 0.1 dB.
+        for (a, b) in [(1.2, 1.95), (3.2, 3.95)] {
+            let g = gain_db(seconds(a, b));
+            println!("{engine}: music {a}-{b} s (dialogue speaks): {g:.3} dB (static curve {expected:.3} dB)");
+            assert!((g - expected).abs() < 0.1, "{engine}: music in {a}-{b} s at {g:.3} dB, not {expected:.3} dB");
+        }
+        // Silent: before the first word unity exactly; 600 ms after each (release 100 ms: 15.7 dB
+        // decays to 0.04 dB) within 0.1 dB of unity.
+        for (a, b) in [(0.0, 0.95), (2.6, 2.95), (4.6, 5.0)] {
+            let g = gain_db(seconds(a, b));
+            println!("{engine}: music {a}-{b} s (dialogue silent): {g:.4} dB");
+            assert!(g.abs() < 0.1, "{engine}: music in {a}-{b} s (dialogue silent) at {g:.3} dB, not unity");
+        }
+        assert_eq!(y[0][..FS as usize - 1], music[0][..FS as usize - 1], "{engine}: music moved before the first word");
+        // The ducking starts with the first word, not the 4095 frames of the dialogue's EQ early
+        // or late: the first frame 1 dB down lies within the 10 ms RMS window after 1 s.
+        let onset = (0..frames)
+            .find(|&n| music[0][n].abs() > 0.05 && (y[0][n] / music[0][n]).abs() < 10f32.powf(-1.0 / 20.0))
+            .unwrap();
+        println!("{engine}: ducking 1 dB down at frame {onset} (first word at {})", FS);
+        assert!((FS as usize..FS as usize + 480).contains(&onset), "{engine}: ducking 1 dB down at frame {onset}");
+        // The stems still sum to the master.
+        let stems = ["music", "dialogue"].map(|n| out.join(format!("stems/{n}.wav")));
+        let (_, master) = read_audio(&out.join("master.wav"));
+        let (peak, rms) = residual(&sum_of(&stems), &master);
+        assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+        outs.push(y);
+    }
+    if let [cpu, gpu] = &outs[..] {
+        let (peak, rms) = residual(cpu, gpu);
+        println!("cpu vs gpu music stem: {peak:.1} dBFS peak, {rms:.1} rms");
+        assert!(
+            peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
+            "cpu vs gpu music stem: {peak:.1} dBFS peak, {rms:.1} rms"
+        );
+    }
+}
+
+/// A keyed compressor whose stem has latency from the compressor on (its look-ahead, a later
+/// width with `mono_below_hz`) would read the key late: the render refuses it (exit 2, naming the
+/// stem, the entry, the frames and the fix), writing nothing; latency before it is fine.
+#[test]
+fn a_keyed_compressor_with_latency_after_it_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = FS as usize;
+    write_wav(&dir.path().join("music.wav"), &music(3, frames, 2, -12.0), FS, 0);
+    write_wav(&dir.path().join("dx.wav"), &music(4, frames, 1, -6.0), FS, 0);
+    let session = |chain: &str| {
+        session_file(
+            dir.path(),
+            &format!(
+                "name = \"k\"\nlayout = \"stereo\"\n[[stems]]\nname = \"music\"\npath = \"music.wav\"\n\
+                 process = [{chain}]\n[[stems]]\nname = \"dx\"\npath = \"dx.wav\"\n\
+                 [eq_design]\ntaps = 1023\n\
+                 [[outputs]]\npath = \"master.wav\"\nkind = \"master\"\nformat = \"f32\"\n"
+            ),
+        )
+    };
+    let keyed = "{ type = \"compressor\", threshold_db = -30.0, key = \"dx\" }";
+    let keyed_ahead = "{ type = \"compressor\", threshold_db = -30.0, key = \"dx\", lookahead_ms = 5.0 }";
+    let width = "{ type = \"width\", width = 1.2, mono_below_hz = 100.0 }";
+    for (chain, frames) in [(keyed_ahead.to_string(), 240), (format!("{keyed}, {width}"), 511)] {
+        let out = dir.path().join("refused");
+        let err = render(&session(&chain), &out, "cpu", &[], 2);
+        for needle in ["stem `music`", "process[0] (compressor)", "\"dx\"", &format!("{frames} frames"), "lookahead_ms"]
+        {
+            assert!(err.contains(needle), "{chain}: message {err:?} does not mention {needle:?}");
+        }
+        assert!(!out.join("master.wav").exists(), "{chain}: a refused render wrote its master");
+    }
+    // Latency before the keyed compressor is compensated like any other.
+    let out = dir.path().join("accepted");
+    render(&session(&format!("{width}, {keyed}")), &out, "cpu", &[], 0);
+    assert!(out.join("master.wav").exists());
+}
+
 /// DESIGN.md DSP 1: every latency is compensated: an impulse stays at its frame through a
 /// linear-phase EQ, the bus EQ and the limiter's look-ahead and oversampling filter.
 #[test]

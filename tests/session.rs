@@ -502,6 +502,7 @@ fn compressor_keys_are_checked() {
         lookahead_ms: 0.0,
         makeup_db: 0.0,
         mix: 1.0,
+        key: None,
     };
     let all = Compressor {
         threshold_db: -6.0,
@@ -516,8 +517,9 @@ fn compressor_keys_are_checked() {
         lookahead_ms: 5.0,
         makeup_db: 3.0,
         mix: 0.7,
+        key: None,
     };
-    assert_eq!(s.stems[0].process, [Process::Compressor(defaults), Process::Compressor(all)]);
+    assert_eq!(s.stems[0].process, [Process::Compressor(defaults), Process::Compressor(all.clone())]);
     assert_eq!(stemforge::dsp::process_latency(&Process::Compressor(all), 48_000), 240);
 
     let c = |keys: &str| with_stem_keys(&format!("process = [{{ type = \"compressor\", {keys} }}]"));
@@ -546,11 +548,50 @@ fn compressor_keys_are_checked() {
         &["stems[0].process[0].detector", "\"loud\"", "\"peak\", \"rms\"", "line"],
     );
     assert_rejected(&c("threshold_db = -10, detector = 1"), &["detector", "string"]);
-    // `key` (ducking from another stem) is not built: refused by name like any unknown key.
+    assert_rejected(&c("threshold_db = -10, key = 3"), &["stems[0].process[0].key", "string"]);
+}
+
+/// `key` (ducking): another unmuted stem of the session, by name, in any order, with no cycle.
+#[test]
+fn compressor_key_names_another_unmuted_stem() {
+    use stemforge::model::Process;
+    // drums (stems[0]) keyed by `dx`; `music` (stems[2]) keyed by drums: a chain, no cycle.
+    let session = |drums: &str, dx: &str, music: &str| {
+        let base = with_stem_keys(drums);
+        let (head, tail) = base.split_at(base.find("[[outputs]]").unwrap());
+        format!(
+            "{head}[[stems]]\nname = \"dx\"\npath = \"dx.wav\"\n{dx}\n\n[[stems]]\nname = \"music\"\n\
+             path = \"m.wav\"\n{music}\n\n{tail}"
+        )
+    };
+    let keyed = |k: &str| format!("process = [{{ type = \"compressor\", threshold_db = -30, key = \"{k}\" }}]");
+    let s = parse(&session(&keyed("dx"), "", &keyed("drums"))).unwrap();
+    let key = |i: usize| match &s.stems[i].process[0] {
+        Process::Compressor(c) => c.key.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(key(0).as_deref(), Some("dx"));
+    assert_eq!(key(2).as_deref(), Some("drums"));
+
     assert_rejected(
-        &c("threshold_db = -10, key = \"dialogue\""),
-        &["stems[0].process[0].key", "unknown key `key` for a compressor stage", "`threshold_db`", "`mix`"],
+        &session(&keyed("dialogue"), "", ""),
+        &["stems[0].process[0].key", "\"drums\"", "\"dialogue\"", "names no stem", "line"],
     );
+    assert_rejected(
+        &session("", "", &keyed("music")),
+        &["stems[2].process[0].key", "\"music\"", "the stem itself", "line"],
+    );
+    assert_rejected(
+        &session("", "mute = true", &keyed("dx")),
+        &["stems[2].process[0].key", "\"music\"", "\"dx\"", "muted", "line"],
+    );
+    // A cycle through a chain: drums keys dx, dx keys music, music keys drums.
+    let msg = rejected(&session(&keyed("dx"), &keyed("music"), &keyed("drums")));
+    for n in ["stems[0].process[0].key", "\"drums\"", "\"dx\"", "cycle", "line"] {
+        assert!(msg.contains(n), "message {msg:?} does not mention {n:?}");
+    }
+    // Two stems keying each other.
+    assert_rejected(&session(&keyed("dx"), &keyed("drums"), ""), &["stems[0].process[0].key", "cycle", "\"dx\""]);
 }
 
 #[test]
@@ -645,6 +686,10 @@ fn bus_process_is_read_and_checked() {
     assert_rejected(
         &bus("{ type = \"compressor\", threshold_db = -12.0, ratio = 0.5 }"),
         &["bus.process[0].ratio", "line"],
+    );
+    assert_rejected(
+        &bus("{ type = \"compressor\", threshold_db = -12.0, key = \"drums\" }"),
+        &["bus.process[0].key", "\"drums\"", "no key", "line"],
     );
     let surround = bus("{ type = \"width\", width = 1.2 }").replace("layout = \"stereo\"", "layout = \"5.1\"");
     assert_rejected(&surround, &["bus.process[0]", "width", "stereo", "6"]);

@@ -168,7 +168,7 @@ fn shared_structs() -> Vec<RustLayout> {
             fir_convolve::FirConfig { block, fft_size, half, hist_len, m1, log2_m1, m2, log2_m2, channels, log2_half }
         ),
         shared!(FirConvolve, fir_convolve::FirImmediates { block_index, log2_ns, flags, halves }),
-        shared!(GainSum, gain_sum::GainSumConfig { block, bus_channels, signals, stems_out, gain }),
+        shared!(GainSum, gain_sum::GainSumConfig { block, bus_channels, signals, stems_out, gain, bus_given }),
         shared!(GainSum, gain_sum::GainSumImmediates { slot_base, valid_from, valid_to }),
         shared!(LimiterApply, limiter_apply::ApplyImmediates { block, channels, x_base, out_base, len }),
         shared!(LimiterHold, limiter_hold::HoldConfig { block, lookahead, segments }),
@@ -183,7 +183,23 @@ fn shared_structs() -> Vec<RustLayout> {
         shared!(PcmUnpack, pcm_unpack::UnpackConfig { format, channels, block, output }),
         shared!(PcmUnpack, pcm_unpack::UnpackImmediates { frames }),
         shared!(Width, width::WidthConfig { block, left, right, width }),
-        shared!(Compressor, compressor::CompressorConfig { block, channels, first, lfe, rms, history, lookahead, hpf }),
+        shared!(
+            Compressor,
+            compressor::CompressorConfig {
+                block,
+                channels,
+                first,
+                lfe,
+                rms,
+                history,
+                lookahead,
+                hpf,
+                parts,
+                side_first,
+                side_channels,
+                keyed
+            }
+        ),
         shared!(
             Saturation,
             saturation::SaturationConfig {
@@ -206,6 +222,7 @@ fn shared_structs() -> Vec<RustLayout> {
                 block,
                 channels,
                 first,
+                parts,
                 fast_attack,
                 fast_release,
                 slow_attack,

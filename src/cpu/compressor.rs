@@ -162,6 +162,11 @@ pub struct Compressor {
     gz: Vec<Vec<f64>>,
     /// Levels of one frame (x_c), one per channel.
     xs: Vec<f64>,
+    /// With a `key` (ducking), per key channel: its RMS squares, its biquad state (z unused) and
+    /// its linear levels; sized on the first keyed block.
+    key_squares: Vec<Vec<f64>>,
+    key_state: Vec<[f64; 3]>,
+    key_levels: Vec<Vec<f64>>,
 }
 
 impl Compressor {
@@ -183,47 +188,28 @@ impl Compressor {
             frames: 0,
             gz: vec![vec![0.0; block]; channels],
             xs: vec![0.0; channels],
+            key_squares: Vec::new(),
+            key_state: Vec::new(),
+            key_levels: Vec::new(),
         }
     }
 
     /// Pass 1 on one channel: the delay line, the side-chain and its linear level v (as f32).
     fn levels(&mut self, c: usize, x: &[f32]) {
-        let (b, l, h) = (x.len(), self.lookahead, self.history);
+        let (b, l) = (x.len(), self.lookahead);
         let audio = &mut self.audio[c];
         audio.copy_within(b..b + l, 0);
         audio[l..].copy_from_slice(x);
-        let [b0, b1, b2, a1, a2] = self.k.biquad;
-        let [mut s1, mut s2, _] = self.state[c];
-        let sq = &mut self.squares[c];
-        let mut sum = 0.0f64;
-        if self.rms {
-            sq.copy_within(b..b + h, 0);
-            for &q in &sq[..h] {
-                sum += q;
-            }
-        }
-        for (n, (&xn, v)) in x.iter().zip(self.gz[c].iter_mut()).enumerate() {
-            let mut s = xn as f64;
-            if self.hpf {
-                let y = b0 * s + s1;
-                s1 = b1 * s - a1 * y + s2;
-                s2 = b2 * s - a2 * y;
-                s = y;
-            }
-            let level = if self.rms {
-                let q = s * s;
-                sq[h + n] = q;
-                sum += q;
-                let ms = sum * self.k.inv_n;
-                sum -= sq[n];
-                ms.max(1e-18) as f32
-            } else {
-                s.abs().max(1e-9) as f32
-            };
-            *v = level as f64;
-        }
-        self.state[c][0] = s1;
-        self.state[c][1] = s2;
+        side_levels(
+            &self.k,
+            self.rms,
+            self.hpf,
+            self.history,
+            &mut self.squares[c],
+            &mut self.state[c],
+            x,
+            &mut self.gz[c],
+        );
     }
 
     /// Pass 2 on frame n: levels in dB, the link, the gain computer.
@@ -306,11 +292,161 @@ impl Stage for Compressor {
         }
     }
 
+    /// With a key: the level of frame n is the max over the key's channels of each channel's
+    /// level (through the side-chain high-pass), the same for every channel of this stem (no link).
+    fn process_keyed(&mut self, block: &mut [Vec<f32>], key: &[Vec<f32>]) {
+        assert_eq!(block.len(), self.audio.len(), "compressor: channel count changed");
+        let frames = block.first().map_or(0, Vec::len);
+        assert_eq!(frames, self.gz[0].len(), "compressor: block length changed");
+        assert!(key.iter().all(|k| k.len() == frames), "compressor: key block of another length");
+        if self.key_state.len() != key.len() {
+            let h = self.history;
+            self.key_squares = vec![vec![0.0; if self.rms { h + frames } else { 0 }]; key.len()];
+            self.key_state = vec![[0.0; 3]; key.len()];
+            self.key_levels = vec![vec![0.0; frames]; key.len()];
+        }
+        let (b, l) = (frames, self.lookahead);
+        for (audio, x) in self.audio.iter_mut().zip(block.iter()) {
+            audio.copy_within(b..b + l, 0);
+            audio[l..].copy_from_slice(x);
+        }
+        for (kc, x) in key.iter().enumerate() {
+            let (sq, st, out) = (&mut self.key_squares[kc], &mut self.key_state[kc], &mut self.key_levels[kc]);
+            side_levels(&self.k, self.rms, self.hpf, self.history, sq, st, x, out);
+        }
+        for n in 0..frames {
+            let m = self.key_levels.iter().map(|v| self.k.k_level * ln_f32(v[n] as f32)).fold(-1000.0f64, f64::max);
+            let g = self.k.gain_computer(m);
+            self.gz.iter_mut().for_each(|gz| gz[n] = g);
+        }
+        for (c, x) in block.iter_mut().enumerate() {
+            self.ballistics(c);
+            self.apply(c, x);
+        }
+    }
+
     fn reset(&mut self) {
+        self.key_squares.iter_mut().for_each(|s| s.fill(0.0));
+        self.key_state.iter_mut().for_each(|s| *s = [0.0; 3]);
         self.audio.iter_mut().for_each(|a| a.fill(0.0));
         self.squares.iter_mut().for_each(|s| s.fill(0.0));
         self.state.iter_mut().for_each(|s| *s = [0.0; 3]);
         self.reduction.iter_mut().for_each(|r| *r = [0.0; 2]);
         self.frames = 0;
+    }
+}
+
+/// The side-chain of one channel `x` through the high-pass (state `st`) to its linear level per
+/// frame (as f32) in `out`; `sq` holds the RMS window's last `h` squares, then this block's.
+#[allow(clippy::too_many_arguments)]
+fn side_levels(
+    k: &Consts,
+    rms: bool,
+    hpf: bool,
+    h: usize,
+    sq: &mut [f64],
+    st: &mut [f64; 3],
+    x: &[f32],
+    out: &mut [f64],
+) {
+    let b = x.len();
+    let [b0, b1, b2, a1, a2] = k.biquad;
+    let [mut s1, mut s2, _] = *st;
+    let mut sum = 0.0f64;
+    if rms {
+        sq.copy_within(b..b + h, 0);
+        for &q in &sq[..h] {
+            sum += q;
+        }
+    }
+    for (n, (&xn, v)) in x.iter().zip(out.iter_mut()).enumerate() {
+        let mut s = xn as f64;
+        if hpf {
+            let y = b0 * s + s1;
+            s1 = b1 * s - a1 * y + s2;
+            s2 = b2 * s - a2 * y;
+            s = y;
+        }
+        let level = if rms {
+            let q = s * s;
+            sq[h + n] = q;
+            sum += q;
+            let ms = sum * k.inv_n;
+            sum -= sq[n];
+            ms.max(1e-18) as f32
+        } else {
+            s.abs().max(1e-9) as f32
+        };
+        *v = level as f64;
+    }
+    st[0] = s1;
+    st[1] = s2;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(detector: Detector, hpf: f64) -> Params {
+        Params {
+            threshold_db: -24.0,
+            ratio: 4.0,
+            knee_db: 6.0,
+            attack_ms: 2.0,
+            release_ms: 50.0,
+            detector,
+            rms_ms: 5.0,
+            link: 1.0,
+            sidechain_hpf_hz: hpf,
+            lookahead_ms: 1.0,
+            makeup_db: 0.0,
+            mix: 1.0,
+            key: None,
+        }
+    }
+
+    fn noise(seed: u32, frames: usize) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(747_796_405).wrapping_add(1);
+        (0..frames)
+            .map(|n| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let burst = if (n / 3000) % 2 == 0 { 0.9 } else { 0.05 };
+                burst * ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0)
+            })
+            .collect()
+    }
+
+    /// Keyed by a copy of its own stereo block with link 1, the compressor is the unkeyed one,
+    /// bit for bit: the key's level is the max over its channels, as the linked level is.
+    #[test]
+    fn keyed_by_itself_is_the_linked_compressor() {
+        for (detector, hpf) in [(Detector::Peak, 0.0), (Detector::Rms, 100.0)] {
+            let p = params(detector, hpf);
+            let (mut own, mut keyed) = (Compressor::new(&p, 2, 1024, 48_000), Compressor::new(&p, 2, 1024, 48_000));
+            for b in 0..12 {
+                let block: Vec<Vec<f32>> =
+                    (0..2).map(|c| noise(b * 2 + c, 12 * 1024)[b as usize * 1024..][..1024].to_vec()).collect();
+                let (mut a, mut k) = (block.clone(), block.clone());
+                own.process(&mut a);
+                keyed.process_keyed(&mut k, &block);
+                assert_eq!(a, k, "{detector:?}, block {b}");
+            }
+        }
+    }
+
+    /// A silent key leaves the stem at unity (after the look-ahead); a loud key pulls it down.
+    #[test]
+    fn a_key_ducks_the_stem() {
+        let p = Params { lookahead_ms: 0.0, ..params(Detector::Peak, 0.0) };
+        let mut c = Compressor::new(&p, 2, 4096, 48_000);
+        let music = vec![vec![0.1f32; 4096]; 2];
+        let (mut quiet, mut loud) = (music.clone(), music.clone());
+        c.process_keyed(&mut quiet, &[vec![0.0; 4096]]);
+        assert!(quiet.iter().flatten().all(|&v| v == 0.1), "a silent key changed the stem");
+        c.process_keyed(&mut loud, &[vec![0.5; 4096]]);
+        // Key at -6 dBFS, T = -24, R = 4: the static gain is -13.5 dB, reached well within 85 ms.
+        let end = loud[0][4095] as f64 / 0.1;
+        assert!((20.0 * end.log10() + 13.5).abs() < 0.1, "gain {} dB", 20.0 * end.log10());
+        assert_eq!(loud[0], loud[1]);
     }
 }

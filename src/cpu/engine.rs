@@ -20,9 +20,10 @@ use crate::cpu::limiter_apply;
 use crate::cpu::{self, Stage};
 use crate::engine::{
     Alignment, Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StageActivity, StemSource,
-    stage_activity,
+    chain_levels, stage_activity,
 };
 use crate::error::{Error, Result};
+use crate::model::Process;
 
 /// One channel of a filtered signal: pre-delay then (optionally) the FIR, in place.
 struct Lane {
@@ -112,6 +113,10 @@ fn scale<'a>(channels: impl Iterator<Item = &'a mut Vec<f32>>, gain: f32) {
     }
 }
 
+/// A stem's process chain and its block `[ch][frame]`, taken out to run beside others (step 2b).
+type Chain = Vec<Box<dyn Stage>>;
+type Block = Vec<Vec<f32>>;
+
 fn zeroed(channels: usize, block: usize) -> Vec<Vec<f32>> {
     vec![vec![0.0; block]; channels]
 }
@@ -173,6 +178,24 @@ impl Engine for CpuEngine {
             .iter()
             .map(|s| s.process.iter().map(|p| cpu::stage(p, s.channels, b, plan.sample_rate)).collect())
             .collect();
+        // Per stem, per stage: the plan index of a compressor's key stem (ducking).
+        let keys: Vec<Vec<Option<usize>>> = plan
+            .stems
+            .iter()
+            .map(|s| {
+                s.process
+                    .iter()
+                    .map(|p| match p {
+                        Process::Compressor(c) => {
+                            c.key.as_deref().and_then(|k| plan.stems.iter().position(|o| o.name == k))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        let levels = chain_levels(&plan.stems).ok_or_else(|| Error::Internal("compressor keys make a cycle".into()))?;
+        let mut taken: Vec<(usize, Chain, Block)> = Vec::with_capacity(n_stems);
         // Bus EQ lanes: one per bus channel, per stem contribution too when stems are delivered.
         let bus_signals = if pass.stems { n_stems } else { 1 };
         let mut bus_lanes: Vec<Vec<Lane>> = (0..bus_signals)
@@ -226,13 +249,41 @@ impl Engine for CpuEngine {
                 .zip(inputs.par_iter_mut())
                 .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
                 .for_each(|(lane, sig)| if spectral_sum { lane.push(sig) } else { lane.process(sig) });
-            // 2b. Each stem's process chain, stems in parallel (never on a spectral bus: it needs
-            // every stem linear, `RenderPlan::all_linear`).
-            chains
-                .par_iter_mut()
-                .zip(inputs.par_iter_mut())
-                .filter(|(chain, _)| !chain.is_empty())
-                .for_each(|(chain, sig)| chain.iter_mut().for_each(|stage| stage.process(sig)));
+            // 2b. Each stem's process chain (never on a spectral bus: it needs every stem linear,
+            // `RenderPlan::all_linear`), level by level of the key graph (`chain_levels`), the
+            // stems of one level in parallel. A keyed compressor (ducking) reads its key stem's
+            // block of this same index after that stem's EQ and whole chain (an earlier level).
+            // Alignment: each stem's path (EQ and chain, latency l) is pre-delayed by M·B − l
+            // (`Alignment::stems`, M shared), so frame i of block t leaving any stem's chain is
+            // program frame (t − M)·B + i, whatever the key stem's own latency; the input of a
+            // stage is r frames ahead of that, r the latency of the stage and of every later one
+            // in its chain. So a keyed compressor's input and its key's block t hold the same
+            // program frames exactly when r = 0, which is what the plan admits (`pipeline::plan`
+            // refuses a look-ahead on a keyed compressor or latency after it): key and keyed stem
+            // see frames of the same program index.
+            for level in &levels {
+                // The level's stems (chain and block) are taken out of `chains` and `inputs` so
+                // that they run in parallel while their keys' blocks are read in place.
+                taken.extend(
+                    level
+                        .iter()
+                        .filter(|&&i| !keys[i].is_empty())
+                        .map(|&i| (i, std::mem::take(&mut chains[i]), std::mem::take(&mut inputs[i]))),
+                );
+                let done = &inputs;
+                taken.par_iter_mut().for_each(|(i, chain, sig)| {
+                    for (stage, key) in chain.iter_mut().zip(&keys[*i]) {
+                        match key {
+                            Some(k) => stage.process_keyed(sig, &done[*k]),
+                            None => stage.process(sig),
+                        }
+                    }
+                });
+                for (i, chain, sig) in taken.drain(..) {
+                    chains[i] = chain;
+                    inputs[i] = sig;
+                }
+            }
             // 3. Gain, routing, sum (per stem contribution when stems are delivered).
             if let Some(sb) = &mut spectral {
                 // Stems with a FIR in the frequency domain: each bus channel accumulated and inverted.

@@ -28,6 +28,13 @@ pub trait Stage: Send + Sync {
     fn latency(&self) -> usize;
     /// One block, every channel the same length, in place.
     fn process(&mut self, block: &mut [Vec<f32>]);
+    /// One block with a key stem's processed block of the same frames as its side-chain (a
+    /// compressor's `key`, ducking). The key is per block, so it comes with the block, not at
+    /// construction; stages without a side-chain keep this default, which ignores it.
+    fn process_keyed(&mut self, block: &mut [Vec<f32>], key: &[Vec<f32>]) {
+        let _ = key;
+        self.process(block);
+    }
     /// Forget all history (as if newly built).
     fn reset(&mut self);
     /// For a stage that reduces gain (`compressor`): its reduction since it was built or reset.

@@ -7,7 +7,7 @@
 //! pre-delay of M*B - l frames, M = ceil(l / B), so its output block j is aligned block j - M;
 //! stems share one M (the largest); the bus and stem contributions wait in a ring of blocks on
 //! the device for the limiter's M blocks.
-use crate::engine::{Alignment, Delivery, PassParams, RenderPlan, Signal};
+use crate::engine::{Alignment, Delivery, PassParams, RenderPlan, Signal, chain_levels};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::context::Precision;
@@ -22,9 +22,8 @@ use crate::gpu::limiter_smooth::LimiterSmooth;
 use crate::gpu::meter::DeviceMeter;
 use crate::gpu::oversample_peak::OversamplePeak;
 use crate::gpu::pcm_unpack::{PcmUnpack, PcmUnpackPipeline};
-use crate::gpu::{Dispatch, ProcessStage, process_stage};
-use crate::model::Share;
-use crate::model::SourceEncoding;
+use crate::gpu::{Dispatch, ProcessStage, compressor, process_stage};
+use crate::model::{Process, Share, SourceEncoding};
 
 /// Blocks in flight between submission and read-back (upload, compute and download overlap).
 pub(super) const IN_FLIGHT: usize = 3;
@@ -48,6 +47,8 @@ pub(super) struct Chain {
     pub(super) stem_fir: Option<FirConvolve>,
     /// Every stem's process chain, in stem and chain order, in place on the stems' EQ output.
     pub(super) stem_process: Vec<Box<dyn ProcessStage>>,
+    /// Per stem (plan order): the index in `stem_process` of its chain's first stage.
+    pub(super) stem_process_first: Vec<usize>,
     pub(super) gain_sum: GainSum,
     pub(super) bus_delay: Option<DelayLine>,
     pub(super) bus_fir: Option<FirConvolve>,
@@ -243,7 +244,7 @@ impl Chain {
         let mut plain = Vec::new();
         let mut fir_lanes = Vec::new();
         let mut first = 0usize;
-        let mut stem_process = Vec::new();
+        let mut stem_first = Vec::new();
         for s in &plan.stems {
             let pre = align.stems.pre_delay(s.latency(plan.sample_rate));
             for c in 0..s.channels {
@@ -256,10 +257,43 @@ impl Chain {
                     None => plain.push((at, at, pre)),
                 }
             }
-            for p in &s.process {
-                stem_process.push(process_stage(ctx, p, s.channels, b, plan.sample_rate, &stem_b, first * b)?);
-            }
+            stem_first.push(first);
             first += s.channels;
+        }
+        // The process chains in the order they are encoded: level by level of the key graph
+        // (`chain_levels`), so a keyed compressor (ducking) reads its key stem's block in
+        // `stem_b` after that stem's EQ and whole chain; alignment as in `cpu::engine` (same
+        // block index, same program frames: `pipeline::plan` admits no latency from a keyed
+        // compressor on).
+        let mut stem_process = Vec::new();
+        let levels = chain_levels(&plan.stems).ok_or_else(|| Error::Internal("compressor keys make a cycle".into()))?;
+        let mut stem_process_first = vec![0; n_stems];
+        for &i in levels.iter().flatten() {
+            let s = &plan.stems[i];
+            stem_process_first[i] = stem_process.len();
+            for p in &s.process {
+                let at = stem_first[i] * b;
+                let key = match p {
+                    Process::Compressor(c) => {
+                        c.key.as_deref().and_then(|k| plan.stems.iter().position(|o| o.name == k))
+                    }
+                    _ => None,
+                };
+                stem_process.push(match (p, key) {
+                    (Process::Compressor(c), Some(k)) => Box::new(compressor::Compressor::with_precision(
+                        ctx,
+                        Precision::for_context(ctx),
+                        c,
+                        s.channels,
+                        b,
+                        plan.sample_rate,
+                        &stem_b,
+                        at,
+                        Some((stem_first[k] * b, plan.stems[k].channels)),
+                    )?),
+                    _ => process_stage(ctx, p, s.channels, b, plan.sample_rate, &stem_b, at)?,
+                });
+            }
         }
         let mut stem_delays = Vec::new();
         if !filtered.is_empty() {
@@ -490,6 +524,7 @@ impl Chain {
             stem_delays,
             stem_fir,
             stem_process,
+            stem_process_first,
             gain_sum,
             bus_delay,
             bus_fir,

@@ -24,6 +24,9 @@ pub struct CompressorConfig {
     pub hpf: u32,
     /// `share`: the stem contributions it applies the bus's gains to.
     pub parts: u32,
+    pub side_first: u32,
+    pub side_channels: u32,
+    pub keyed: u32,
 }
 
 /// Reals of state per channel in the shader: s1, s2, z, the largest −z, Σ −z.
@@ -61,11 +64,13 @@ impl Compressor {
         x: &wgpu::Buffer,
         first: usize,
     ) -> Result<Compressor> {
-        Compressor::with_precision(ctx, Precision::for_context(ctx), p, channels, block, sample_rate, x, first)
+        Compressor::with_precision(ctx, Precision::for_context(ctx), p, channels, block, sample_rate, x, first, None)
     }
 
     /// As `new`, in the variant of `precision` (f32: the same arithmetic in f32, for adapters
-    /// without 64-bit floats; further from the CPU twin, see tests/parity/compressor.rs).
+    /// without 64-bit floats; further from the CPU twin, see tests/parity/compressor.rs). `key`
+    /// (ducking): (first element, channels) of the key stem's processed block in `x`, which must
+    /// be encoded before this stage; the CPU twin is `Stage::process_keyed`.
     #[allow(clippy::too_many_arguments)]
     pub fn with_precision(
         ctx: &GpuContext,
@@ -76,10 +81,16 @@ impl Compressor {
         sample_rate: u32,
         x: &wgpu::Buffer,
         first: usize,
+        key: Option<(usize, usize)>,
     ) -> Result<Compressor> {
-        if channels > 8 {
-            return Err(crate::error::Error::Internal(format!("compressor: {channels} channels, at most 8")));
+        let (side_first, side_channels) = key.unwrap_or((first, channels));
+        if channels > 8 || side_channels > 8 {
+            return Err(crate::error::Error::Internal(format!(
+                "compressor: {channels} channels, keyed by {side_channels}, at most 8"
+            )));
         }
+        // Side-chain state (squares, biquad, levels) per side-chain channel; z per stem channel.
+        let lanes = channels.max(side_channels);
         let binds = [
             Bind::Read,
             Bind::Read,
@@ -103,6 +114,9 @@ impl Compressor {
             lookahead: lookahead as u32,
             hpf: (p.sidechain_hpf_hz > 0.0) as u32,
             parts: 0,
+            side_first: side_first as u32,
+            side_channels: side_channels as u32,
+            keyed: key.is_some() as u32,
         };
         let cfg_buf = ctx.storage_init("compressor config", std::slice::from_ref(&cfg));
         let k = Consts::new(p, sample_rate).to_array();
@@ -113,10 +127,10 @@ impl Compressor {
         };
         let audio = ctx.storage("compressor audio", (channels * (lookahead + block) * 4) as u64);
         let squares =
-            ctx.storage("compressor squares", if rms { (channels * (history + block)) as u64 * real } else { real });
-        let gz = ctx.storage("compressor gains", (channels * block) as u64 * real);
-        // Per channel: s1, s2, z, the largest −z, Σ −z.
-        let state = ctx.storage("compressor state", (channels * STATE) as u64 * real);
+            ctx.storage("compressor squares", if rms { (lanes * (history + block)) as u64 * real } else { real });
+        let gz = ctx.storage("compressor gains", (lanes * block) as u64 * real);
+        // Per lane: s1, s2, z, the largest −z, Σ −z.
+        let state = ctx.storage("compressor state", (lanes * STATE) as u64 * real);
         let bind = kernel.bind(ctx, &[&cfg_buf, &consts, x, &audio, &squares, &gz, &state]);
         Ok(Compressor {
             precision,

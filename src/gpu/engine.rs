@@ -400,11 +400,9 @@ impl GpuEngine {
             self.finish_block(chain, plan, f, &mut host, sink)?;
         }
         if !plan.bus_process.is_empty() || plan.stems.iter().any(|s| !s.process.is_empty()) {
-            // Every stage ran on the t + 1 blocks encoded; stem i's chain starts at firsts[i] in
-            // `stem_process`.
+            // Every stage ran on the t + 1 blocks encoded.
             let frames = (t + 1) * b as u64;
-            let firsts: Vec<usize> =
-                plan.stems.iter().scan(0, |at, s| Some(std::mem::replace(at, *at + s.process.len()))).collect();
+            let firsts = &chain.stem_process_first;
             let mut failed = None;
             self.activity = stage_activity(plan, |stem, j| {
                 let stage = match stem {

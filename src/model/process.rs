@@ -19,7 +19,7 @@ pub enum Process {
 /// Level x (dB) per channel from the side-chain (optionally high-passed), linked across channels,
 /// a quadratic soft-knee gain computer, smooth branching ballistics in the gain domain, and the
 /// gain applied to the audio delayed by the look-ahead, with make-up gain and a dry/wet mix.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Compressor {
     pub threshold_db: f64,
     pub ratio: f64,
@@ -34,6 +34,10 @@ pub struct Compressor {
     pub lookahead_ms: f64,
     pub makeup_db: f64,
     pub mix: f64,
+    /// `key`: another unmuted stem's name (ducking); its processed signal is the side-chain and its
+    /// level per frame is the max over its channels. The session checks the name (it exists, is not
+    /// this stem, is not muted, makes no cycle).
+    pub key: Option<String>,
 }
 
 /// How a compressor measures its side-chain's level.
@@ -62,6 +66,7 @@ impl Compressor {
             lookahead_ms: 0.0,
             makeup_db: 0.0,
             mix: 1.0,
+            key: None,
         }
     }
 
@@ -140,6 +145,8 @@ pub trait StageKeys {
     fn choice(&mut self, key: &str, default: &'static str, options: &[&'static str]) -> Result<&'static str>;
     /// The number under `key` (`default` when absent), refused unless it is one of `allowed`.
     fn one_of(&mut self, key: &str, default: f64, allowed: &[f64]) -> Result<f64>;
+    /// The non-empty string under `key`, None when absent.
+    fn string(&mut self, key: &str) -> Result<Option<String>>;
 }
 
 impl Process {
@@ -166,6 +173,7 @@ impl Process {
                     lookahead_ms: keys.number("lookahead_ms", d.lookahead_ms, 0.0, 20.0)?,
                     makeup_db: keys.number("makeup_db", d.makeup_db, -24.0, 24.0)?,
                     mix: keys.number("mix", d.mix, 0.0, 1.0)?,
+                    key: keys.string("key")?,
                     ..d
                 })
             }

@@ -118,6 +118,28 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
             stage.takes(info.channels).map_err(|why| {
                 Error::input(&session.file, format!("stem `{}`: process[{j}] ({}): {why}", stem.name, stage.name()))
             })?;
+            // A keyed compressor reads the key stem's processed block of the same block index.
+            // Every stem's output is aligned (`engine::Alignment`), and the input of a stage
+            // holds program frames r ahead of the stem's output, r the latency of that stage and
+            // every later one of the chain; so key and keyed input share program frames only
+            // when r = 0 (no look-ahead on the keyed compressor, no latency after it).
+            if let crate::model::Process::Compressor(c) = stage
+                && let Some(key) = &c.key
+            {
+                let r: usize = stem.process[j..].iter().map(|p| crate::dsp::process_latency(p, fs)).sum();
+                if r > 0 {
+                    return Err(Error::input(
+                        &session.file,
+                        format!(
+                            "stem `{}`: process[{j}] (compressor): key = {key:?} (ducking) with {r} frames of latency \
+                             from this compressor on (its lookahead_ms, or a later width with mono_below_hz or \
+                             saturation): the key would reach it {r} frames late; set lookahead_ms = 0 and move \
+                             latent stages before the keyed compressor",
+                            stem.name
+                        ),
+                    ));
+                }
+            }
         }
         let linear = stem_path_is_linear(stem);
         let process = stem.process.clone();

@@ -64,6 +64,8 @@ impl Builder<'_> {
             }
         }
 
+        check_keys(loc, &stems)?;
+
         let (bus_filter, bus_process) = match raw.bus {
             Some(b) => {
                 let filter = self.filter("bus", b.eq, b.fir)?;
@@ -369,6 +371,17 @@ impl Builder<'_> {
     fn bus_process(&self, raw: Option<Vec<toml::Table>>, layout: Layout, eq_taps: usize) -> Result<Vec<Process>> {
         let chain = super::process::chain(self.loc, "bus.process", raw, eq_taps)?;
         for (j, stage) in chain.iter().enumerate() {
+            if let Process::Compressor(c) = stage
+                && let Some(key) = &c.key
+            {
+                return Err(self.loc.err(
+                    &format!("bus.process[{j}].key"),
+                    format!(
+                        "key = {key:?}: a bus compressor has no key (ducking is a stem's move: put the compressor on \
+                         the stems to duck, keyed on {key:?})"
+                    ),
+                ));
+            }
             stage.takes(layout.channels()).map_err(|why| {
                 self.loc
                     .err(&format!("bus.process[{j}]"), format!("{} on the {} bus: {why}", stage.name(), layout.name()))
@@ -463,4 +476,65 @@ fn output_path(p: &str) -> std::result::Result<PathBuf, &'static str> {
         return Err("must name a file or folder under the output folder");
     }
     Ok(out)
+}
+
+/// Each compressor `key` (ducking) names another unmuted stem, and the keys make no cycle: the
+/// engines run a key stem's chain before the chains it keys.
+fn check_keys(loc: &Locator<'_>, stems: &[Stem]) -> Result<()> {
+    use crate::model::Process;
+    // keys[i]: (entry index, key stem index) of stem i's keyed compressors.
+    let mut keys: Vec<Vec<usize>> = vec![Vec::new(); stems.len()];
+    for (i, s) in stems.iter().enumerate() {
+        for (j, stage) in s.process.iter().enumerate() {
+            let Process::Compressor(c) = stage else { continue };
+            let Some(key) = &c.key else { continue };
+            let at = format!("stems[{i}].process[{j}].key");
+            let Some(k) = stems.iter().position(|t| &t.name == key) else {
+                let names = stems.iter().map(|t| format!("{:?}", t.name)).collect::<Vec<_>>().join(", ");
+                return Err(loc.err(
+                    &at,
+                    format!("stem {:?}: key = {key:?} names no stem of the session (its stems: {names})", s.name),
+                ));
+            };
+            if k == i {
+                return Err(
+                    loc.err(&at, format!("stem {:?}: key = {key:?} is the stem itself; a key is another stem", s.name))
+                );
+            }
+            if stems[k].mute {
+                return Err(loc.err(
+                    &at,
+                    format!(
+                        "stem {:?}: key = {key:?} names a muted stem (stems[{k}]); a key stem must be unmuted",
+                        s.name
+                    ),
+                ));
+            }
+            keys[i].push(k);
+        }
+    }
+    // A cycle: follow keys from each stem; reaching the stem again is one.
+    for (i, s) in stems.iter().enumerate() {
+        let mut seen = vec![false; stems.len()];
+        let mut stack: Vec<(usize, Vec<usize>)> = keys[i].iter().map(|&k| (k, vec![i, k])).collect();
+        while let Some((n, path)) = stack.pop() {
+            if n == i {
+                let chain = path.iter().map(|&m| format!("{:?}", stems[m].name)).collect::<Vec<_>>().join(" keys ");
+                let j = s.process.iter().position(|p| matches!(p, crate::model::Process::Compressor(c) if c.key.as_deref() == Some(stems[path[1]].name.as_str()))).unwrap_or(0);
+                return Err(loc.err(
+                    &format!("stems[{i}].process[{j}].key"),
+                    format!("stem {:?}: key = {:?} makes a cycle of keys ({chain})", s.name, stems[path[1]].name),
+                ));
+            }
+            if std::mem::replace(&mut seen[n], true) {
+                continue;
+            }
+            for &k in &keys[n] {
+                let mut p = path.clone();
+                p.push(k);
+                stack.push((k, p));
+            }
+        }
+    }
+    Ok(())
 }

@@ -63,6 +63,18 @@ impl StageKeys for Keys<'_> {
         }
     }
 
+    fn string(&mut self, key: &str) -> Result<Option<String>> {
+        let at = format!("{}.{key}", self.at);
+        self.read.push(format!("`{key}`"));
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(toml::Value::String(v)) if !v.trim().is_empty() => Ok(Some(v)),
+            Some(other) => {
+                Err(self.loc.err(&at, format!("{key} = {other} must be a non-empty string ({} stage)", self.kind)))
+            }
+        }
+    }
+
     fn one_of(&mut self, key: &str, default: f64, allowed: &[f64]) -> Result<f64> {
         let v = self.number(key, default, f64::NEG_INFINITY, f64::INFINITY)?;
         if !allowed.contains(&v) {

@@ -22,6 +22,111 @@ fn params(threshold_db: f64) -> Compressor {
     Compressor::new(threshold_db)
 }
 
+/// A keyed compressor (`key`, ducking): the side-chain is another stem's block, here `key`, laid
+/// out in the device buffer before the stem as the engine lays out stems. The stage over `x` in
+/// blocks of `block` frames on the device, reset first; the key is never written.
+fn gpu_keyed(
+    ctx: &stemforge::gpu::GpuContext,
+    precision: Precision,
+    p: &Compressor,
+    x: &[Vec<f32>],
+    key: &[Vec<f32>],
+    block: usize,
+) -> Vec<Vec<f32>> {
+    use stemforge::gpu::ProcessStage;
+    let (kc, sc) = (key.len(), x.len());
+    let total = (kc + sc) * block;
+    let buf = ctx.storage("stems", (total * 4) as u64);
+    let st = stemforge::gpu::compressor::Compressor::with_precision(
+        ctx,
+        precision,
+        p,
+        sc,
+        block,
+        FS,
+        &buf,
+        kc * block,
+        Some((0, kc)),
+    )
+    .expect("keyed compressor");
+    crate::common::gpu_harness::run_encoder(ctx, |e| st.reset(e));
+    let mut out = vec![Vec::new(); sc];
+    for j in 0..x[0].len() / block {
+        let mut whole = crate::flat(&crate::block_of(key, j, block));
+        whole.extend(crate::flat(&crate::block_of(x, j, block)));
+        crate::upload(ctx, &buf, &whole);
+        crate::run_pass(ctx, |pass| st.encode(pass, j as u64));
+        let y = crate::read(ctx, &buf, 0, total);
+        assert_eq!(y[..kc * block], whole[..kc * block], "keyed compressor wrote into its key");
+        for (c, o) in out.iter_mut().enumerate() {
+            o.extend_from_slice(&y[(kc + c) * block..(kc + c + 1) * block]);
+        }
+    }
+    out
+}
+
+/// The CPU twin of `gpu_keyed`: `Stage::process_keyed` block by block.
+fn cpu_keyed(p: &Compressor, x: &[Vec<f32>], key: &[Vec<f32>], block: usize) -> Vec<Vec<f32>> {
+    use stemforge::cpu::Stage;
+    let mut st = stemforge::cpu::compressor::Compressor::new(p, x.len(), block, FS);
+    let mut out = vec![Vec::new(); x.len()];
+    for j in 0..x[0].len() / block {
+        let mut b = crate::block_of(x, j, block);
+        st.process_keyed(&mut b, &crate::block_of(key, j, block));
+        out.iter_mut().zip(b).for_each(|(o, b)| o.extend(b));
+    }
+    out
+}
+
+/// `key` (ducking) on both engines' stage within the per-stage contract: a stereo stem keyed by a
+/// mono key, by a stereo one and by a 5.1 one (more key channels than the stem has), peak and rms
+/// with the side-chain high-pass; the key speaks in bursts, so the gain moves both ways.
+#[test]
+fn compressor_keyed() {
+    let Some(ctx) = gpu("compressor_keyed") else {
+        return;
+    };
+    let (block, blocks) = (2048, 6);
+    let frames = block * blocks;
+    let x = program(2, 421, frames);
+    let key = |channels: usize| -> Vec<Vec<f32>> {
+        program(channels, 433, frames)
+            .into_iter()
+            .map(|c| c.iter().enumerate().map(|(n, v)| if (n / 3000) % 2 == 0 { v * 0.8 } else { v * 0.01 }).collect())
+            .collect()
+    };
+    let base = Compressor { attack_ms: 2.0, release_ms: 40.0, key: Some("key".into()), ..params(-20.0) };
+    let cases = [
+        ("peak, mono key", 1, base.clone()),
+        ("peak, knee 6, stereo key, link 0 (no effect)", 2, Compressor { knee_db: 6.0, link: 0.0, ..base.clone() }),
+        (
+            "rms 5 ms, HPF 150 Hz, 5.1 key",
+            6,
+            Compressor { detector: Detector::Rms, rms_ms: 5.0, sidechain_hpf_hz: 150.0, ..base.clone() },
+        ),
+    ];
+    for ((name, kc, p), precision) in
+        cases.into_iter().flat_map(|c| crate::precisions(&ctx).into_iter().map(move |pr| (c.clone(), pr)))
+    {
+        let k = key(kc);
+        let cpu_out = cpu_keyed(&p, &x, &k, block);
+        // It ducks: the stem moved well away from its input, and by the key's doing (the stem
+        // alone, compressed by itself, would come out otherwise).
+        let moved = cpu_out[0].iter().zip(&x[0]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(moved > 0.05, "{name}: the keyed compressor did nothing (max change {moved})");
+        let own = cpu_compress(&Compressor { key: None, ..p.clone() }, &x, block);
+        assert_ne!(own, cpu_out, "{name}: the key made no difference");
+        let gpu_out = gpu_keyed(&ctx, precision, &p, &x, &k, block);
+        let (peak, rms) = match precision {
+            Precision::F64 => (STAGE_PEAK_DBFS, STAGE_RMS_DBFS),
+            Precision::F32 => (F32_PEAK_DBFS, F32_RMS_DBFS),
+        };
+        let what = format!("keyed compressor {name} ({})", precision.name());
+        let r = assert_parity(&what, &cpu_out, &gpu_out, peak, rms);
+        println!("{what}: residual peak {:.1} dBFS, rms {:.1} dBFS", r.peak_dbfs, r.rms_dbfs);
+    }
+}
+
 /// Full-scale program, `channels` channels, each with its own seed.
 fn program(channels: usize, seed: u64, frames: usize) -> Vec<Vec<f32>> {
     (0..channels).map(|c| music_noise(seed + c as u64, frames, Noise::FullScale)).collect()
@@ -39,25 +144,30 @@ fn compressor() {
     };
     let base = params(-12.0);
     let cases: Vec<(&str, usize, usize, Compressor)> = vec![
-        ("peak, hard knee, linked", 2, 4096, base),
-        ("peak, knee 6, unlinked, makeup", 2, 4096, Compressor { knee_db: 6.0, link: 0.0, makeup_db: 4.0, ..base }),
+        ("peak, hard knee, linked", 2, 4096, base.clone()),
+        (
+            "peak, knee 6, unlinked, makeup",
+            2,
+            4096,
+            Compressor { knee_db: 6.0, link: 0.0, makeup_db: 4.0, ..base.clone() },
+        ),
         (
             "rms 10 ms, knee 10, link 0.5",
             2,
             4096,
-            Compressor { detector: Detector::Rms, knee_db: 10.0, link: 0.5, threshold_db: -20.0, ..base },
+            Compressor { detector: Detector::Rms, knee_db: 10.0, link: 0.5, threshold_db: -20.0, ..base.clone() },
         ),
         (
             "rms 30 ms, lookahead 20 ms, blocks of 512",
             2,
             512,
-            Compressor { detector: Detector::Rms, rms_ms: 30.0, lookahead_ms: 20.0, ratio: 8.0, ..base },
+            Compressor { detector: Detector::Rms, rms_ms: 30.0, lookahead_ms: 20.0, ratio: 8.0, ..base.clone() },
         ),
         (
             "peak, side-chain HPF 150 Hz, lookahead 5 ms, mix 0.6",
             2,
             4096,
-            Compressor { sidechain_hpf_hz: 150.0, lookahead_ms: 5.0, mix: 0.6, attack_ms: 1.0, ..base },
+            Compressor { sidechain_hpf_hz: 150.0, lookahead_ms: 5.0, mix: 0.6, attack_ms: 1.0, ..base.clone() },
         ),
         (
             "5.1, rms, HPF, knee, fast",
@@ -71,12 +181,12 @@ fn compressor() {
                 attack_ms: 0.5,
                 release_ms: 40.0,
                 ratio: 20.0,
-                ..base
+                ..base.clone()
             },
         ),
     ];
     for ((name, channels, block, p), precision) in
-        cases.into_iter().flat_map(|c| crate::precisions(&ctx).into_iter().map(move |pr| (c, pr)))
+        cases.into_iter().flat_map(|c| crate::precisions(&ctx).into_iter().map(move |pr| (c.clone(), pr)))
     {
         let blocks = 5;
         let x = program(channels, 401, blocks * block);
@@ -84,7 +194,7 @@ fn compressor() {
         let gpu_out = crate::gpu_process(&ctx, &x, block, name, |buf, first| {
             Box::new(
                 stemforge::gpu::compressor::Compressor::with_precision(
-                    &ctx, precision, &p, channels, block, FS, buf, first,
+                    &ctx, precision, &p, channels, block, FS, buf, first, None,
                 )
                 .expect("compressor"),
             )
@@ -268,7 +378,7 @@ fn offline(p: &Compressor, x: &[Vec<f32>], lfe: Option<usize>) -> Vec<Vec<f32>> 
 fn compressor_matches_steps_1_to_6_offline() {
     let base = params(-14.0);
     for (name, chans, lfe, p) in [
-        ("peak, lookahead 10 ms", 2, None, Compressor { lookahead_ms: 10.0, knee_db: 3.0, ..base }),
+        ("peak, lookahead 10 ms", 2, None, Compressor { lookahead_ms: 10.0, knee_db: 3.0, ..base.clone() }),
         (
             "rms, HPF 120 Hz, link 0.3, lookahead 2.5 ms, makeup, mix 0.5",
             2,
@@ -280,10 +390,10 @@ fn compressor_matches_steps_1_to_6_offline() {
                 lookahead_ms: 2.5,
                 makeup_db: 6.0,
                 mix: 0.5,
-                ..base
+                ..base.clone()
             },
         ),
-        ("5.1, LFE out of the link", 6, Some(3), Compressor { lookahead_ms: 1.0, ..base }),
+        ("5.1, LFE out of the link", 6, Some(3), Compressor { lookahead_ms: 1.0, ..base.clone() }),
     ] {
         let mut x = program(chans, 431, 3 * 4096 + 1000);
         if let Some(c) = lfe {
