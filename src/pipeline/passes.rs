@@ -11,14 +11,14 @@ use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::paths;
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
-use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, StemResidual, ThreadedSink, Writers};
+use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
 use crate::pipeline::solve::{Solved, solve_gain};
 use crate::pipeline::source::FileStemSource;
 use crate::pipeline::spill::{Spill, SpillMode, SpillSource, SpillTee, SpillWriter, Spills, spill_bytes};
 use crate::pipeline::target::{GainSearch, LOUDNESS_TOLERANCE_LU, MAX_GAIN_DB, Verdict, reach_target};
 use crate::progress::Progress;
 use crate::report::render::GainReduction;
-use crate::report::render::{LimiterAim, PassRecord};
+use crate::report::render::{LimiterAim, PassRecord, StemResidual};
 use crate::session::Session;
 
 pub(super) fn open_readers(session: &Session, plan: &RenderPlan) -> Result<Vec<Box<dyn io::BlockReader>>> {

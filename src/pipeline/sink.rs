@@ -16,7 +16,7 @@ use crate::model::SampleFormat;
 use crate::model::SourceEncoding;
 use crate::progress::Progress;
 use crate::publish::Publication;
-use crate::report::render::GainReduction;
+use crate::report::render::{GainReduction, StemResidual};
 
 /// Meters the master; writes it and the stems when writers are given.
 pub struct OutputSink {
@@ -53,15 +53,6 @@ struct Residual {
     peak: f64,
     sum_sq: f64,
     samples: u64,
-}
-
-/// The residual of the stem outputs' sum against the master (dBFS; -inf when they sum exactly).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct StemResidual {
-    #[serde(serialize_with = "crate::meter::finite_or_null")]
-    pub peak_dbfs: f64,
-    #[serde(serialize_with = "crate::meter::finite_or_null")]
-    pub rms_dbfs: f64,
 }
 
 /// The packing request of a writer, if its format is an integer one.

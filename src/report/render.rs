@@ -6,6 +6,15 @@ use crate::engine::{BusBytes, EngineInfo};
 use crate::meter::LoudnessStats;
 use crate::model::{OutputKind, SampleFormat};
 
+/// The residual of the stem outputs' sum against the master (dBFS; -inf when they sum exactly).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StemResidual {
+    #[serde(serialize_with = "crate::meter::finite_or_null")]
+    pub peak_dbfs: f64,
+    #[serde(serialize_with = "crate::meter::finite_or_null")]
+    pub rms_dbfs: f64,
+}
+
 /// Gain-reduction statistics of the limiter over the program (dB, positive = reduction).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct GainReduction {
@@ -90,7 +99,7 @@ pub struct RenderReport {
     /// With a bus stage that cannot be shared out among stems (`allow_residual = true`): the
     /// stem outputs' sum against the master (design/mastering.md).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stem_residual: Option<crate::pipeline::sink::StemResidual>,
+    pub stem_residual: Option<StemResidual>,
     /// Every stage of the stems' and the bus's process chains, in order (stems, then the bus),
     /// with its gain reduction where it reduces gain (design/mastering.md).
     pub process_stages: Vec<crate::engine::StageActivity>,
