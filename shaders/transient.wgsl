@@ -27,7 +27,9 @@ struct TransientConfig {
 
 @group(0) @binding(0) var<storage, read> cfg: TransientConfig;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
-// [F, S] after the last frame of the previous block, then the last block's gain per frame.
+// [F, S] after the last frame of the previous block, then the last block's gain per frame, then
+// the report's largest cut (dB; boosts count as 0) and the sum of the cuts since the reset (summed
+// per block, then over blocks, in f32 as the CPU twin).
 @group(0) @binding(2) var<storage, read_write> state: array<f32>;
 // share: the stem contributions as they enter the stage.
 @group(0) @binding(3) var<storage, read> input: array<f32>;
@@ -51,6 +53,8 @@ fn follow(e: f32, r: f32, attack: f32, release: f32) -> f32 {
 fn main() {
     var fast = state[0];
     var slow = state[1];
+    var most = state[2u + cfg.block];
+    var block_cut = 0.0;
     for (var n = 0u; n < cfg.block; n++) {
         var r = 0.0;
         for (var c = 0u; c < cfg.channels; c++) {
@@ -68,7 +72,11 @@ fn main() {
             let q = fast / slow;
             tail = 1.0 - q * q;
         }
-        let g = exp_poly((cfg.attack_db * onset + cfg.sustain_db * tail) * cfg.db_to_nepers);
+        let db = cfg.attack_db * onset + cfg.sustain_db * tail;
+        let cut = max(-db, 0.0);
+        most = max(most, cut);
+        block_cut += cut;
+        let g = exp_poly(db * cfg.db_to_nepers);
         state[2u + n] = g;
         for (var c = 0u; c < cfg.channels; c++) {
             let i = cfg.first + c * cfg.block + n;
@@ -77,6 +85,8 @@ fn main() {
     }
     state[0] = fast;
     state[1] = slow;
+    state[2u + cfg.block] = most;
+    state[3u + cfg.block] = state[3u + cfg.block] + block_cut;
 }
 
 @compute @workgroup_size(64)

@@ -463,19 +463,8 @@ mod tests {
     fn keyed(name: &str, keys: &[&str]) -> StemPlan {
         let comp = |k: &str| {
             Process::Compressor(crate::model::Compressor {
-                threshold_db: -20.0,
-                ratio: 4.0,
-                knee_db: 0.0,
-                attack_ms: 10.0,
-                release_ms: 100.0,
-                detector: crate::model::Detector::Peak,
-                rms_ms: 10.0,
-                link: 1.0,
-                sidechain_hpf_hz: 0.0,
-                lookahead_ms: 0.0,
-                makeup_db: 0.0,
-                mix: 1.0,
                 key: Some(k.to_string()),
+                ..crate::model::Compressor::new(-20.0)
             })
         };
         StemPlan {

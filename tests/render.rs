@@ -211,6 +211,23 @@ fn sum_of(files: &[std::path::PathBuf]) -> Vec<Vec<f32>> {
     acc.unwrap().iter().map(|c| c.iter().map(|v| *v as f32).collect()).collect()
 }
 
+/// The f32 stem files sum to the master within -110 dBFS peak (design/mastering.md).
+fn assert_stems_sum_to_master(engine: &str, stems: &[std::path::PathBuf], master: &[Vec<f32>]) {
+    let (peak, rms) = residual(&sum_of(stems), master);
+    println!("{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+    assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+}
+
+/// The CPU and GPU renders of one signal agree within the whole-render contract (DESIGN.md).
+fn assert_engines_agree(what: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>]) {
+    let (peak, rms) = residual(cpu, gpu);
+    println!("cpu vs gpu {what}: {peak:.1} dBFS peak, {rms:.1} rms");
+    assert!(
+        peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
+        "cpu vs gpu {what}: {peak:.1} dBFS peak, {rms:.1} rms"
+    );
+}
+
 /// Issue 3: stem outputs carry the master's gain and limiter envelope and sum to it.
 #[test]
 fn stems_sum_to_the_master() {
@@ -223,9 +240,8 @@ fn stems_sum_to_the_master() {
         let stems: Vec<_> =
             ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
         let (_, master) = read_audio(&out.join("master.wav"));
-        let (peak, rms) = residual(&sum_of(&stems), &master);
         // f32 sums of four stems in another order: a few ulp of a full-scale signal.
-        assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+        assert_stems_sum_to_master(engine, &stems, &master);
     }
     // DME stems at 24 bits with independent dither sum to the 24-bit printmaster within the dither.
     let dir = tempfile::tempdir().unwrap();
@@ -288,18 +304,11 @@ fn stems_with_process_chains_sum_to_the_master() {
         let stems: Vec<_> =
             ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
         let (_, master) = read_audio(&out.join("master.wav"));
-        let (peak, rms) = residual(&sum_of(&stems), &master);
-        println!("{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
-        assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+        assert_stems_sum_to_master(engine, &stems, &master);
         masters.push(master);
     }
     if let [cpu, gpu] = &masters[..] {
-        let (peak, rms) = residual(cpu, gpu);
-        println!("cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms");
-        assert!(
-            peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
-            "cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms"
-        );
+        assert_engines_agree("master", cpu, gpu);
     }
 }
 
@@ -319,13 +328,15 @@ fn stems_with_a_bus_chain_sum_to_the_master() {
             "path = \"drums.wav\"\n",
             "path = \"drums.wav\"\nprocess = [{ type = \"compressor\", threshold_db = -20.0, ratio = 4.0, attack_ms = 5.0 }]\n",
         )
+        // Every stage of design/mastering.md in one render: saturation on the (mono) bass.
+        .replace("path = \"bass.wav\"\n", "path = \"bass.wav\"\nprocess = [{ type = \"saturation\", drive_db = 6.0 }]\n")
         .replace(
             "[bus]\n",
             "[bus]\nprocess = [{ type = \"compressor\", threshold_db = -18.0, ratio = 2.0, knee_db = 6.0, attack_ms = 20.0, \
              release_ms = 200.0, lookahead_ms = 2.0, mix = 0.8 }, { type = \"transient\", attack_db = 3.0, sustain_db = -2.0 }, \
              { type = \"width\", width = 1.3, mono_below_hz = 100.0 }]\n",
         );
-    assert_eq!(text.matches("process = ").count(), 2);
+    assert_eq!(text.matches("process = ").count(), 3);
     let chained = dir.path().join("chained.toml");
     std::fs::write(&chained, text).unwrap();
     let mut masters = Vec::new();
@@ -335,12 +346,19 @@ fn stems_with_a_bus_chain_sum_to_the_master() {
         let out = dir.path().join(engine);
         let rp = dir.path().join(format!("{engine}.json"));
         render(&chained, &out, engine, &["--report", rp.to_str().unwrap()], 0);
-        // The report lists every stage in order, stems then bus, with the compressors' reduction.
+        // The report lists every stage in order, stems then bus, with the gain reduction of those
+        // that reduce gain (compressors; the transient shaper's cuts); none for saturation and width.
         let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rp).unwrap()).unwrap();
         let stages = r["process_stages"].as_array().unwrap();
         let listed: Vec<(String, String)> =
             stages.iter().map(|s| (s["stem"].as_str().unwrap_or("bus").to_string(), s["type"].to_string())).collect();
-        let want = [("drums", "compressor"), ("bus", "compressor"), ("bus", "transient"), ("bus", "width")];
+        let want = [
+            ("drums", "compressor"),
+            ("bass", "saturation"),
+            ("bus", "compressor"),
+            ("bus", "transient"),
+            ("bus", "width"),
+        ];
         assert_eq!(listed, want.map(|(a, b)| (a.to_string(), format!("{b:?}"))), "{engine}: process_stages");
         let gr = |i: usize| {
             (
@@ -348,18 +366,25 @@ fn stems_with_a_bus_chain_sum_to_the_master() {
                 stages[i]["gain_reduction"]["mean_db"].as_f64().unwrap(),
             )
         };
-        println!("{engine}: drums compressor reduction {:.2?} dB (max, mean), bus compressor {:.2?}", gr(0), gr(1));
-        for i in [0, 1] {
+        println!(
+            "{engine}: reduction (max, mean dB): drums compressor {:.2?}, bus compressor {:.2?}, bus transient {:.2?}",
+            gr(0),
+            gr(2),
+            gr(3)
+        );
+        for i in [0, 2] {
             assert!(gr(i).0 > 1.0 && gr(i).1 > 0.1 && gr(i).1 < gr(i).0, "{engine}: stage {i} reduction {:?}", gr(i));
         }
-        assert!(stages[2]["gain_reduction"].is_null(), "a transient stage reports no reduction");
-        reductions.push((gr(0), gr(1)));
+        // sustain_db = -2: its cuts reach at most 2 dB.
+        assert!(gr(3).0 > 0.5 && gr(3).0 <= 2.0 + 1e-6 && gr(3).1 > 0.0, "{engine}: transient reduction {:?}", gr(3));
+        for i in [1, 4] {
+            assert!(stages[i]["gain_reduction"].is_null(), "{engine}: stage {i} reports a gain reduction");
+        }
+        reductions.push((gr(0), gr(2), gr(3)));
         let stems: Vec<_> =
             ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
         let (_, master) = read_audio(&out.join("master.wav"));
-        let (peak, rms) = residual(&sum_of(&stems), &master);
-        println!("{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
-        assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+        assert_stems_sum_to_master(engine, &stems, &master);
         masters.push(master);
         vox.push(read_audio(&stems[3]).1);
     }
@@ -367,19 +392,9 @@ fn stems_with_a_bus_chain_sum_to_the_master() {
         assert_eq!(cpu, gpu, "the engines' compressors report different reductions");
     }
     if let ([cpu, gpu], [cpu_vox, gpu_vox]) = (&masters[..], &vox[..]) {
-        let (peak, rms) = residual(cpu, gpu);
-        println!("cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms");
+        assert_engines_agree("master", cpu, gpu);
         // A stem output takes the bus stages' shared work on both engines alike.
-        let (vp, vr) = residual(cpu_vox, gpu_vox);
-        println!("cpu vs gpu vox stem: {vp:.1} dBFS peak, {vr:.1} rms");
-        assert!(
-            vp <= gpu_parity::RENDER_PEAK_DBFS && vr <= gpu_parity::RENDER_RMS_DBFS,
-            "cpu vs gpu vox stem: {vp:.1} dBFS peak, {vr:.1} rms"
-        );
-        assert!(
-            peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
-            "cpu vs gpu master: {peak:.1} dBFS peak, {rms:.1} rms"
-        );
+        assert_engines_agree("vox stem", cpu_vox, gpu_vox);
     }
     // Without the bus chain (the same stems and targets) the master is another signal.
     let out = dir.path().join("plain");
@@ -522,17 +537,11 @@ fn a_music_stem_keyed_on_dialogue_ducks_only_while_the_dialogue_speaks() {
         // The stems still sum to the master.
         let stems = ["music", "dialogue"].map(|n| out.join(format!("stems/{n}.wav")));
         let (_, master) = read_audio(&out.join("master.wav"));
-        let (peak, rms) = residual(&sum_of(&stems), &master);
-        assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
+        assert_stems_sum_to_master(engine, &stems, &master);
         outs.push(y);
     }
     if let [cpu, gpu] = &outs[..] {
-        let (peak, rms) = residual(cpu, gpu);
-        println!("cpu vs gpu music stem: {peak:.1} dBFS peak, {rms:.1} rms");
-        assert!(
-            peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
-            "cpu vs gpu music stem: {peak:.1} dBFS peak, {rms:.1} rms"
-        );
+        assert_engines_agree("music stem", cpu, gpu);
     }
 }
 

@@ -28,6 +28,11 @@ pub struct Transient {
     slow: f32,
     /// The last block's gain per frame (linear), for `apply_envelope`.
     gains: Vec<f32>,
+    /// The report's gain reduction since the reset, in f32 as the shader keeps it: the largest
+    /// cut (dB, boosts count as 0) and the sum of the cuts, summed per block and then over blocks.
+    most_cut: f32,
+    sum_cut: f32,
+    frames: u64,
 }
 
 /// The followers' coefficients and the gains' scale, computed once in f64 and rounded to f32,
@@ -80,10 +85,19 @@ pub fn gain_db(fast: f32, slow: f32, attack_db: f32, sustain_db: f32) -> f32 {
     attack_db * onset + sustain_db * tail
 }
 
+/// The stage's gain reduction from its largest cut and the sum of its cuts over `frames` frames
+/// (all channels take the same gain).
+pub fn cut_reduction(most: f32, sum: f32, frames: u64) -> crate::engine::StageReduction {
+    crate::engine::StageReduction { max_db: most as f64, mean_db: sum as f64 / frames.max(1) as f64 }
+}
+
 impl Transient {
     pub fn new(p: &crate::model::Transient, block: usize, sample_rate: u32) -> Transient {
         Transient {
             gains: vec![1.0; block],
+            most_cut: 0.0,
+            sum_cut: 0.0,
+            frames: 0,
             coef: Coefficients::new(p, sample_rate),
             attack_db: p.attack_db as f32,
             sustain_db: p.sustain_db as f32,
@@ -102,21 +116,34 @@ impl Stage for Transient {
         let len = block.first().map_or(0, Vec::len);
         let c = self.coef;
         let (mut fast, mut slow) = (self.fast, self.slow);
+        let (mut most, mut block_cut) = (self.most_cut, 0.0f32);
         for n in 0..len {
             let r = block.iter().fold(0.0f32, |m, ch| m.max(ch[n].abs()));
             fast = follow(fast, r, c.fast_attack, c.fast_release);
             slow = follow(slow, r, c.slow_attack, c.slow_release);
-            let g = exp(gain_db(fast, slow, self.attack_db, self.sustain_db) * c.db_to_nepers);
+            let db = gain_db(fast, slow, self.attack_db, self.sustain_db);
+            let cut = (-db).max(0.0);
+            most = most.max(cut);
+            block_cut += cut;
+            let g = exp(db * c.db_to_nepers);
             self.gains[n] = g;
             for ch in block.iter_mut() {
                 ch[n] *= g;
             }
         }
         (self.fast, self.slow) = (fast, slow);
+        self.most_cut = most;
+        self.sum_cut += block_cut;
+        self.frames += len as u64;
+    }
+
+    fn reduction(&self) -> Option<crate::engine::StageReduction> {
+        Some(cut_reduction(self.most_cut, self.sum_cut, self.frames))
     }
 
     fn reset(&mut self) {
         (self.fast, self.slow) = (0.0, 0.0);
+        (self.most_cut, self.sum_cut, self.frames) = (0.0, 0.0, 0);
     }
 
     fn apply_envelope(&self, part: &mut [Vec<f32>]) {

@@ -4,7 +4,8 @@
 //! `src/cpu/transient.rs`.
 use bytemuck::{Pod, Zeroable};
 
-use crate::cpu::transient::Coefficients;
+use crate::cpu::transient::{Coefficients, cut_reduction};
+use crate::engine::StageReduction;
 use crate::error::Result;
 use crate::gpu::context::{Bind, GpuContext, Kernel, Precision, Stage, groups};
 use crate::gpu::{Dispatch, ProcessStage};
@@ -70,8 +71,8 @@ impl Transient {
             0,
         )?;
         let cfg_buf = ctx.storage_init("transient config", std::slice::from_ref(&cfg));
-        // F, S, then the block's gains.
-        let state = ctx.storage("transient followers", (2 + block) as u64 * 4);
+        // F, S, the block's gains, the largest cut and the sum of cuts.
+        let state = ctx.storage("transient followers", (4 + block) as u64 * 4);
         // `input` (binding 3) is read by `share` only: here it repeats the config.
         let bind = kernel.bind(ctx, &[&cfg_buf, x, &state, &cfg_buf]);
         let pipeline = kernel.pipeline(ctx, "main", &[])?;
@@ -89,6 +90,11 @@ impl ProcessStage for Transient {
 
     fn reset(&self, encoder: &mut wgpu::CommandEncoder) {
         encoder.clear_buffer(&self.state, 0, None);
+    }
+
+    fn reduction(&self, ctx: &GpuContext, frames: u64) -> Result<Option<StageReduction>> {
+        let cut: Vec<f32> = ctx.read_back(&self.state, 2 + self.cfg.block as usize, 2)?;
+        Ok(Some(cut_reduction(cut[0], cut[1], frames)))
     }
 
     fn envelope(&self, ctx: &GpuContext, parts: usize, delayed: &wgpu::Buffer, x: &wgpu::Buffer) -> Result<Dispatch> {

@@ -240,6 +240,29 @@ fn last_gain_db(out: &[f32], x: &[f32]) -> f64 {
     20.0 * (out[n] as f64 / x[n] as f64).abs().log10()
 }
 
+/// Link: with `link = 1` every channel takes the same gain (the loudest channel's), frame by
+/// frame; with `link = 0` each channel its own (a channel under the threshold is left alone).
+#[test]
+fn compressor_link_one_gives_every_channel_the_same_gain() {
+    let frames = FS as usize / 2;
+    // L at -6 dBFS (14 dB over T = -20), R at -26 dBFS (under it), 1 kHz squares.
+    let x = vec![square(0.5, frames), square(0.05, frames)];
+    let gain_db = |y: &[Vec<f32>], c: usize, n: usize| 20.0 * (y[c][n] as f64 / x[c][n] as f64).log10();
+    let linked = cpu_compress(&Compressor { link: 1.0, ..params(-20.0) }, &x, 4096);
+    for n in 0..frames {
+        let (l, r) = (gain_db(&linked, 0, n), gain_db(&linked, 1, n));
+        // out = f32(d·g): the two channels' ratios agree to f32 rounding.
+        assert!((l - r).abs() < 1e-5, "link 1, frame {n}: L {l:.6} dB, R {r:.6} dB");
+    }
+    let want = curve_gain(&params(-20.0), -6.0);
+    let unlinked = cpu_compress(&Compressor { link: 0.0, ..params(-20.0) }, &x, 4096);
+    let n = frames - 1;
+    let (l, r) = (gain_db(&linked, 1, n), (gain_db(&unlinked, 0, n), gain_db(&unlinked, 1, n)));
+    println!("link 1: both channels {l:.3} dB (step 4 for L: {want:.3}); link 0: L {:.3} dB, R {:.3} dB", r.0, r.1);
+    assert!((l - want).abs() < 0.1, "link 1: R takes L's gain {want:.3} dB, got {l:.3}");
+    assert!((r.0 - want).abs() < 0.1 && r.1.abs() < 0.01, "link 0: L {:.3} dB, R {:.3} dB", r.0, r.1);
+}
+
 #[test]
 fn compressor_static_curve_is_step_4() {
     let frames = FS as usize; // 1 s: the ballistics settle many times over
