@@ -97,6 +97,11 @@ format = "f32"
     session_file(dir, &body)
 }
 
+/// The f32 stem files a `song_session` with a `stems` output writes under `out`.
+fn song_stem_files(out: &Path) -> Vec<std::path::PathBuf> {
+    ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect()
+}
+
 fn dme_session(dir: &Path, target: f64, ceiling: f64) -> std::path::PathBuf {
     // Dialogue (mono, centre), music (5.1), effects (5.1 with a hot LFE).
     let frames = 4 * FS as usize;
@@ -237,8 +242,7 @@ fn stems_sum_to_the_master() {
     for engine in engines() {
         let out = dir.path().join(engine);
         render(&session, &out, engine, &[], 0);
-        let stems: Vec<_> =
-            ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let stems = song_stem_files(&out);
         let (_, master) = read_audio(&out.join("master.wav"));
         // f32 sums of four stems in another order: a few ulp of a full-scale signal.
         assert_stems_sum_to_master(engine, &stems, &master);
@@ -301,8 +305,7 @@ fn stems_with_process_chains_sum_to_the_master() {
     for engine in engines() {
         let out = dir.path().join(engine);
         render(&session, &out, engine, &[], 0);
-        let stems: Vec<_> =
-            ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let stems = song_stem_files(&out);
         let (_, master) = read_audio(&out.join("master.wav"));
         assert_stems_sum_to_master(engine, &stems, &master);
         masters.push(master);
@@ -381,8 +384,7 @@ fn stems_with_a_bus_chain_sum_to_the_master() {
             assert!(stages[i]["gain_reduction"].is_null(), "{engine}: stage {i} reports a gain reduction");
         }
         reductions.push((gr(0), gr(2), gr(3)));
-        let stems: Vec<_> =
-            ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let stems = song_stem_files(&out);
         let (_, master) = read_audio(&out.join("master.wav"));
         assert_stems_sum_to_master(engine, &stems, &master);
         masters.push(master);
@@ -430,8 +432,7 @@ fn a_bus_saturation_with_stems_needs_allow_residual() {
         let rp = dir.path().join(format!("{engine}.json"));
         render(&session, &out, engine, &["--report", rp.to_str().unwrap()], 0);
         let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rp).unwrap()).unwrap();
-        let stems: Vec<_> =
-            ["drums", "bass", "keys", "vox"].iter().map(|n| out.join(format!("stems/{n}.wav"))).collect();
+        let stems = song_stem_files(&out);
         let (_, master) = read_audio(&out.join("master.wav"));
         let sum = sum_of(&stems);
         let (peak, rms) = residual(&sum, &master);
