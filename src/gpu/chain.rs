@@ -355,7 +355,8 @@ impl Chain {
         // The bus chain: on the one signal, or with stem outputs on the contributions' sum
         // (`bus_sum`), each contribution following it as `Process::share` says.
         let bus_sum = (!plan.bus_process.is_empty() && pass.stems).then(|| ctx.storage("bus", f32s(bus_ch * b)));
-        let parts_delayed = pass.stems.then(|| ctx.storage("stem contributions delayed", f32s(n_signals * bus_ch * b)));
+        let parts_delayed = (pass.stems && !plan.bus_process.is_empty())
+            .then(|| ctx.storage("stem contributions delayed", f32s(n_signals * bus_ch * b)));
         let mut bus_process = Vec::with_capacity(plan.bus_process.len());
         for p in &plan.bus_process {
             let stage = process_stage(ctx, p, bus_ch, b, plan.sample_rate, bus_sum.as_ref().unwrap_or(&bus_out), 0)?;
