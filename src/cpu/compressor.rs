@@ -306,6 +306,16 @@ impl Stage for Compressor {
         }
     }
 
+    fn state_bytes(&self) -> Option<Vec<u8>> {
+        // The look-ahead line, the RMS window's squares, the biquad and the ballistics (not the
+        // report's reduction figures, which only count).
+        let mut out = Vec::new();
+        self.audio.iter().flatten().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
+        self.squares.iter().flatten().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
+        self.state.iter().flatten().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
+        Some(out)
+    }
+
     fn reset(&mut self) {
         self.audio.iter_mut().for_each(|a| a.fill(0.0));
         self.squares.iter_mut().for_each(|s| s.fill(0.0));
