@@ -356,8 +356,18 @@ fn slurm_segments_on_a_local_cluster_equal_one_render() {
     assert!(submit.status.success(), "submitting: {}", String::from_utf8_lossy(&submit.stderr));
     let join = String::from_utf8_lossy(&submit.stdout).trim().to_string();
     let line = loop {
-        if let Some(l) = cluster.completed().lines().find(|l| field(l, "JobId") == join) {
+        let completed = cluster.completed();
+        if let Some(l) = completed.lines().find(|l| field(l, "JobId") == join) {
             break l.to_string();
+        }
+        if let Some(l) = completed.lines().find(|l| field(l, "ExitCode") != "0:0") {
+            let logs: Vec<String> = std::fs::read_dir(&state)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("slurm-"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect();
+            panic!("a job failed: {l}\n{}", logs.join("\n"));
         }
         assert!(t0.elapsed() < Duration::from_secs(240), "the phases did not finish:\n{}", cluster.completed());
         std::thread::sleep(Duration::from_millis(200));

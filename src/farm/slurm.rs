@@ -111,7 +111,7 @@ pub struct SegmentJobs {
 
 /// A bash script that submits the four phases of design/farm.md as dependent jobs: an array of
 /// N analysis tasks, the solve after all of them (`afterok`), an array of N writing tasks after
-/// it, the join after them. It prints the join job's id and writes it to
+/// it, the join after them; a failed job cancels those after it (`--kill-on-invalid-dep`). It prints the join job's id and writes it to
 /// `STATE/slurm-join.jobid`; each job's log is `STATE/slurm-<phase>-%A_%a.out`.
 pub fn segment_script(session: &crate::session::Session, stemforge: &Path, opts: &SegmentJobs) -> String {
     let n = opts.segments;
@@ -145,7 +145,7 @@ pub fn segment_script(session: &crate::session::Session, stemforge: &Path, opts:
     let wrap = |phase: &str, args: &str| {
         let cmd = format!("exec {} render {} {args} {common}{out}", q(stemforge), q(&file));
         format!(
-            "sbatch --parsable --job-name={name}-{phase}{partition} --output=\"$STATE/slurm-{phase}-%A_%a.out\" \\\n    "
+            "sbatch --parsable --kill-on-invalid-dep=yes --job-name={name}-{phase}{partition} --output=\"$STATE/slurm-{phase}-%A_%a.out\" \\\n    "
         ) + &format!("--wrap={}", sh_quote(&cmd))
     };
     let last = n - 1;
