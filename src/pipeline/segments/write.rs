@@ -201,6 +201,7 @@ pub(super) fn join(session_path: &Path, opts: &SegmentOptions) -> Result<Segment
     let files = plan_outputs(&setup.session, plan, &setup.out_dir, opts.force)?;
     let mut publication = Publication::new(opts.force);
     let mut sealed = Vec::new();
+    let mut chunk = Vec::new();
     for (j, f) in files.iter().enumerate() {
         publication.create_dir_all(folder_of(&f.final_path))?;
         let mut w = WavWriter::create(&f.final_path, &f.spec)?;
@@ -208,15 +209,27 @@ pub(super) fn join(session_path: &Path, opts: &SegmentOptions) -> Result<Segment
         let stride = f.spec.channels * f.spec.format.bytes_per_sample();
         for (i, r) in records.iter().enumerate() {
             let path = dir.join(format!("out-{i}-{j}.pcm"));
-            let bytes = std::fs::read(&path).map_err(|e| Error::input_from(&path, "cannot read the output part", e))?;
-            let frames = (r.frames[1] - r.frames[0]) as usize;
-            if bytes.len() != frames * stride {
+            // Streamed a block at a time: a part of an hours-long programme is gigabytes.
+            let f = File::open(&path).map_err(|e| Error::input_from(&path, "cannot read the output part", e))?;
+            let have = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let frames = r.frames[1] - r.frames[0];
+            if have != frames * stride as u64 {
                 return Err(Error::input(
                     &path,
-                    format!("holds {} bytes, segment {i} needs {}", bytes.len(), frames * stride),
+                    format!("holds {have} bytes, segment {i} needs {}", frames * stride as u64),
                 ));
             }
-            w.write_packed(&bytes, frames, r.over_full_scale[j])?;
+            let mut f = BufReader::with_capacity(1 << 20, f);
+            let mut left = frames;
+            let mut over = r.over_full_scale[j];
+            while left > 0 {
+                let n = left.min(b as u64) as usize;
+                chunk.resize(n * stride, 0);
+                f.read_exact(&mut chunk).map_err(|e| Error::input_from(&path, "cannot read the output part", e))?;
+                // The part's count goes with its first block (the report sums them).
+                w.write_packed(&chunk, n, std::mem::take(&mut over))?;
+                left -= n as u64;
+            }
         }
         sealed.push(w.seal()?);
     }
