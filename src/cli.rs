@@ -53,6 +53,29 @@ pub enum Command {
         /// none (G is found by repeating the writing pass).
         #[arg(long, value_enum, default_value = "all")]
         spill: SpillMode,
+        /// Segmented render (design/farm.md; README "One long programme across nodes"): the
+        /// programme split into N segments of whole blocks (phases 1 and 3).
+        #[arg(long, requires = "state_dir", value_parser = clap::value_parser!(u32).range(1..))]
+        segments: Option<u32>,
+        /// The segment (0-based) this task analyses (phase 1) or writes (phase 3).
+        #[arg(long, requires = "segments")]
+        segment: Option<u32>,
+        /// Folder the phases of a segmented render share (every node sees the same one).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Phase 2: join the analysed segments' bus, meter it and solve G.
+        #[arg(long, requires = "state_dir", conflicts_with_all = ["write", "join", "segments"])]
+        solve: bool,
+        /// Phase 3: write segment I of every output.
+        #[arg(long, requires = "segment", conflicts_with = "join")]
+        write: bool,
+        /// Phase 4: join the written segments into the outputs and write the report.
+        #[arg(long, requires = "state_dir", conflicts_with = "segments")]
+        join: bool,
+        /// A longer warm-up before each segment than the computed one, in seconds (phases 1 and
+        /// 3 must be given the same).
+        #[arg(long, requires = "segments")]
+        warmup_s: Option<f64>,
     },
     /// Validate the stems and null their sum against the reference mix.
     Check {
@@ -138,6 +161,17 @@ pub enum FarmCommand {
         /// The stemforge the nodes run (default: this executable).
         #[arg(long)]
         stemforge: Option<PathBuf>,
+        /// Treat the file as one session and split it into N segments across nodes: a script
+        /// that submits the four phases as dependent jobs (arrays for phases 1 and 3).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        segments: Option<u32>,
+        /// With --segments: the shared state folder (default: .stemforge-segments/<name> beside
+        /// the session file).
+        #[arg(long, requires = "segments")]
+        state_dir: Option<PathBuf>,
+        /// With --segments: the output folder (default: the session file's folder).
+        #[arg(long, requires = "segments")]
+        out_dir: Option<PathBuf>,
     },
     /// An Open Job Description template (jobtemplate-2023-09, JSON).
     Openjd {

@@ -323,6 +323,19 @@ impl Stage for Compressor {
             self.ballistics(c);
             self.apply(c, x);
         }
+        self.frames += frames as u64;
+    }
+
+    fn state_bytes(&self) -> Option<Vec<u8>> {
+        // The look-ahead line, the RMS window's squares, the biquad and the ballistics, and a key's
+        // side-chain squares and biquad (not the report's reduction figures, which only count).
+        let mut out = Vec::new();
+        self.audio.iter().flatten().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
+        self.squares.iter().flatten().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
+        self.state.iter().flatten().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
+        self.key_squares.iter().flatten().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
+        self.key_state.iter().flatten().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
+        Some(out)
     }
 
     fn reset(&mut self) {

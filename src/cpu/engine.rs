@@ -79,12 +79,42 @@ pub struct CpuEngine {
     threads: usize,
     /// The process stages of the last pass that ran any.
     activity: Vec<StageActivity>,
+    /// Iterations (input blocks of the pass) at whose start the stems' process chains' state is
+    /// taken (`snapshot_chains_at`), and what was taken.
+    snap_at: Vec<u64>,
+    snaps: Vec<(u64, Option<Vec<u8>>)>,
 }
 
 impl CpuEngine {
     pub fn new() -> Self {
-        CpuEngine { threads: rayon::current_num_threads(), activity: Vec::new() }
+        CpuEngine {
+            threads: rayon::current_num_threads(),
+            activity: Vec::new(),
+            snap_at: Vec::new(),
+            snaps: Vec::new(),
+        }
     }
+
+    /// Before the next pass: take the state of every stem's process chain (`Stage::state_bytes`,
+    /// stems in plan order) at the start of each iteration in `at`, when every block before it
+    /// has gone through the chains (a segmented render's proof, design/farm.md).
+    pub fn snapshot_chains_at(&mut self, at: Vec<u64>) {
+        self.snap_at = at;
+        self.snaps.clear();
+    }
+
+    /// What `snapshot_chains_at` took: (iteration, state; None when a stage has no state_bytes).
+    pub fn take_snapshots(&mut self) -> Vec<(u64, Option<Vec<u8>>)> {
+        std::mem::take(&mut self.snaps)
+    }
+}
+
+fn chains_state(chains: &[Vec<Box<dyn Stage>>]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for stage in chains.iter().flatten() {
+        out.extend(stage.state_bytes()?);
+    }
+    Some(out)
 }
 
 impl Default for CpuEngine {
@@ -233,6 +263,9 @@ impl Engine for CpuEngine {
         let mut source_done = false;
         let mut t: u64 = 0;
         loop {
+            if self.snap_at.contains(&t) {
+                self.snaps.push((t, chains_state(&chains)));
+            }
             // 1. Input (zeros once the source is exhausted).
             if !source_done && source.next_block(&mut inputs)? == 0 {
                 source_done = true;
@@ -419,6 +452,9 @@ impl Engine for CpuEngine {
                             Some(i) => chains[i][j].reduction(),
                             None => bus_chain.reduction(j),
                         });
+                    }
+                    if self.snap_at.contains(&(t + 1)) {
+                        self.snaps.push((t + 1, chains_state(&chains)));
                     }
                     break;
                 }

@@ -47,6 +47,12 @@ pub trait Stage: Send + Sync {
     fn apply_envelope(&self, _part: &mut [Vec<f32>]) {
         unreachable!("apply_envelope on a stage that is not a gain envelope")
     }
+    /// Every bit of the state that shapes its future output, for a segmented render to prove that
+    /// a segment's warm-up reached the state one machine has there (design/farm.md); None for a
+    /// stage that does not expose it (segmented renders refuse it).
+    fn state_bytes(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// The CPU stage that computes `process` on `channels` channels, in blocks of `block` frames at

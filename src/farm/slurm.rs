@@ -97,3 +97,70 @@ pub fn engine_name(e: EngineChoice) -> &'static str {
         EngineChoice::Gpu => "gpu",
     }
 }
+
+/// `farm slurm SESSION --segments N`: what the four phases of a segmented render need.
+#[derive(Debug, Clone)]
+pub struct SegmentJobs {
+    pub segments: u32,
+    /// Absolute: every node reads and writes it (a shared file system).
+    pub state_dir: std::path::PathBuf,
+    pub out_dir: Option<std::path::PathBuf>,
+    pub partition: Option<String>,
+    pub engine: Option<EngineChoice>,
+}
+
+/// A bash script that submits the four phases of design/farm.md as dependent jobs: an array of
+/// N analysis tasks, the solve after all of them (`afterok`), an array of N writing tasks after
+/// it, the join after them; a failed job cancels those after it (`--kill-on-invalid-dep`). It prints the join job's id and writes it to
+/// `STATE/slurm-join.jobid`; each job's log is `STATE/slurm-<phase>-%A_%a.out`.
+pub fn segment_script(session: &crate::session::Session, stemforge: &Path, opts: &SegmentJobs) -> String {
+    let n = opts.segments;
+    let q = |p: &Path| sh_quote(&p.to_string_lossy());
+    let name = job_name(&session.name);
+    let engine = engine_name(opts.engine.unwrap_or(EngineChoice::Cpu));
+    let file = std::fs::canonicalize(&session.file).unwrap_or_else(|_| session.file.clone());
+    let out = opts.out_dir.as_ref().map(|d| {
+        let d = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+        format!(" --out-dir {}", q(&d))
+    });
+    let out = out.unwrap_or_default();
+    let partition = opts.partition.as_ref().map(|p| format!(" --partition={}", sh_quote(p))).unwrap_or_default();
+    let mut s = String::new();
+    s.push_str("#!/bin/bash\n");
+    s.push_str(&format!(
+        "# stemforge farm slurm --segments {n}: session `{}` ({}) split across nodes.\n",
+        session.name,
+        file.display()
+    ));
+    s.push_str(
+        "# Run with bash (not sbatch): it submits phase 1 (array), 2, 3 (array) and 4, each after the one before.\n",
+    );
+    s.push_str("set -euo pipefail\n");
+    s.push_str(&format!("STEMFORGE={}\n", q(stemforge)));
+    s.push_str(&format!("SESSION={}\n", q(&file)));
+    s.push_str(&format!("STATE={}\n", q(&opts.state_dir)));
+    s.push_str("mkdir -p \"$STATE\"\n");
+    // Each --wrap is single-quoted here so that $SLURM_ARRAY_TASK_ID expands in the task.
+    let common = format!("--engine {engine} --state-dir {}", q(&opts.state_dir));
+    let wrap = |phase: &str, args: &str| {
+        let cmd = format!("exec {} render {} {args} {common}{out}", q(stemforge), q(&file));
+        format!(
+            "sbatch --parsable --kill-on-invalid-dep=yes --job-name={name}-{phase}{partition} --output=\"$STATE/slurm-{phase}-%A_%a.out\" \\\n    "
+        ) + &format!("--wrap={}", sh_quote(&cmd))
+    };
+    let last = n - 1;
+    s.push_str(&format!(
+        "analyse=$({} --array=0-{last})\n",
+        wrap("analyse", &format!("--segments {n} --segment \"$SLURM_ARRAY_TASK_ID\""))
+    ));
+    s.push_str(&format!("solve=$({} --dependency=afterok:\"${{analyse%%;*}}\")\n", wrap("solve", "--solve")));
+    s.push_str(&format!(
+        "write=$({} --array=0-{last} --dependency=afterok:\"${{solve%%;*}}\")\n",
+        wrap("write", &format!("--segments {n} --segment \"$SLURM_ARRAY_TASK_ID\" --write"))
+    ));
+    s.push_str(&format!("join=$({} --dependency=afterok:\"${{write%%;*}}\")\n", wrap("join", "--join --force")));
+    s.push_str("echo \"${join%%;*}\" > \"$STATE/slurm-join.jobid\"\n");
+    s.push_str("echo \"stemforge: phases submitted: analyse ${analyse%%;*}, solve ${solve%%;*}, write ${write%%;*}, join ${join%%;*}\" >&2\n");
+    s.push_str("echo \"${join%%;*}\"\n");
+    s
+}

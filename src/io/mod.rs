@@ -41,6 +41,22 @@ pub trait BlockReader: Send {
     fn read_raw(&mut self, _buf: &mut Vec<u8>, _max_frames: usize) -> Result<usize> {
         Err(Error::Internal(format!("{}: this reader decodes; it has no raw PCM", self.info().path.display())))
     }
+    /// Position at frame `frame` of a reader that has read nothing yet (a segment of a programme,
+    /// design/farm.md). A WAV reader seeks, reading none of the frames before; a codec-decoded
+    /// file is decoded and discarded up to there (a codec has no sample-exact seek).
+    fn seek_frame(&mut self, frame: u64) -> Result<()> {
+        let channels = self.info().channels;
+        let mut scratch = vec![vec![0.0f32; 4096]; channels];
+        let mut left = frame;
+        while left > 0 {
+            let n = self.read_planar(&mut scratch, left.min(4096) as usize)?;
+            if n == 0 {
+                break;
+            }
+            left -= n as u64;
+        }
+        Ok(())
+    }
 }
 
 /// Open any supported audio file by content (not by extension): WAV and RF64 through

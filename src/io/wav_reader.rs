@@ -202,6 +202,14 @@ impl BlockReader for WavReader {
     fn read_raw(&mut self, buf: &mut Vec<u8>, max_frames: usize) -> Result<usize> {
         WavReader::read_raw(self, buf, max_frames)
     }
+
+    fn seek_frame(&mut self, frame: u64) -> Result<()> {
+        let frame = frame.min(self.info.frames);
+        let at = self.layout.data_offset + frame * self.bytes_per_frame as u64;
+        self.file.seek(SeekFrom::Start(at)).map_err(|e| read_error(&self.info.path, e))?;
+        self.frames_read = frame;
+        Ok(())
+    }
 }
 
 /// A float sample that is NaN or ±Inf is an input error naming the frame (0-based, absolute in the

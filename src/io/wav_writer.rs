@@ -267,43 +267,11 @@ impl WavWriter {
         if frames == 0 {
             return Ok(());
         }
-        let bps = self.spec.format.bytes_per_sample();
-        let stride = ch * bps;
-        // The largest value the format holds: (2^(b-1) - 1) / 2^(b-1) for integers, 1.0 for float.
-        let top = self.spec.format.int_bits().map_or(1.0, |b| 1.0 - dither_quantize::full_scale(b).recip());
-        // Counted in u32 lanes per 2^16-frame chunk (no overflow), which vectorise 4 or 8 wide; a
-        // u64 count per sample ran 2 wide and cost as much as packing the bytes.
-        self.over_full_scale += planar
-            .iter()
-            .flat_map(|p| p[..frames].chunks(1 << 16))
-            .map(|c| c.iter().map(|x| (*x > top || *x < -1.0) as u32).sum::<u32>() as u64)
-            .sum::<u64>();
         let mut bytes = std::mem::take(&mut self.bytes);
-        bytes.resize(frames * stride, 0);
-        match self.spec.format.int_bits() {
-            None => pack::<4, f32>(planar.iter().copied(), stride, frames, f32::to_le_bytes, &mut bytes),
-            Some(bits) => {
-                let mut ints = std::mem::take(&mut self.ints);
-                ints.resize(frames * ch, 0);
-                for (c, (p, q)) in planar.iter().zip(ints.chunks_exact_mut(frames)).enumerate() {
-                    dither_quantize::quantize_block(
-                        &p[..frames],
-                        bits,
-                        self.spec.dither_seed,
-                        c as u32,
-                        self.frames,
-                        q,
-                    );
-                }
-                let planes = ints.chunks_exact(frames);
-                match bps {
-                    2 => pack::<2, i32>(planes, stride, frames, i32::to_le_bytes, &mut bytes),
-                    3 => pack::<3, i32>(planes, stride, frames, i32::to_le_bytes, &mut bytes),
-                    _ => pack::<4, i32>(planes, stride, frames, i32::to_le_bytes, &mut bytes),
-                }
-                self.ints = ints;
-            }
-        }
+        let mut ints = std::mem::take(&mut self.ints);
+        self.over_full_scale += encode_block(&self.spec, planar, frames, self.frames, &mut ints, &mut bytes);
+        self.ints = ints;
+        let stride = ch * self.spec.format.bytes_per_sample();
         let r = self.write_bytes_raw(&bytes);
         self.bytes = bytes;
         r?;
@@ -421,6 +389,49 @@ pub fn sync_folder(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// Interleave, quantise and pack `frames` frames of `planar` in `spec`'s format, as frames
+/// `first_frame..` of the file (the dither depends only on seed, channel and absolute frame), into
+/// `bytes` (resized); `ints` is scratch. Returns the samples beyond full scale. What `WavWriter`
+/// writes, and what a segment of a programme writes as its part (design/farm.md).
+pub fn encode_block(
+    spec: &WriterSpec,
+    planar: &[&[f32]],
+    frames: usize,
+    first_frame: u64,
+    ints: &mut Vec<i32>,
+    bytes: &mut Vec<u8>,
+) -> u64 {
+    let ch = spec.channels;
+    let bps = spec.format.bytes_per_sample();
+    let stride = ch * bps;
+    // The largest value the format holds: (2^(b-1) - 1) / 2^(b-1) for integers, 1.0 for float.
+    let top = spec.format.int_bits().map_or(1.0, |b| 1.0 - dither_quantize::full_scale(b).recip());
+    // Counted in u32 lanes per 2^16-frame chunk (no overflow), which vectorise 4 or 8 wide; a
+    // u64 count per sample ran 2 wide and cost as much as packing the bytes.
+    let over = planar
+        .iter()
+        .flat_map(|p| p[..frames].chunks(1 << 16))
+        .map(|c| c.iter().map(|x| (*x > top || *x < -1.0) as u32).sum::<u32>() as u64)
+        .sum::<u64>();
+    bytes.resize(frames * stride, 0);
+    match spec.format.int_bits() {
+        None => pack::<4, f32>(planar.iter().copied(), stride, frames, f32::to_le_bytes, bytes),
+        Some(bits) => {
+            ints.resize(frames * ch, 0);
+            for (c, (p, q)) in planar.iter().zip(ints.chunks_exact_mut(frames)).enumerate() {
+                dither_quantize::quantize_block(&p[..frames], bits, spec.dither_seed, c as u32, first_frame, q);
+            }
+            let planes = ints.chunks_exact(frames);
+            match bps {
+                2 => pack::<2, i32>(planes, stride, frames, i32::to_le_bytes, bytes),
+                3 => pack::<3, i32>(planes, stride, frames, i32::to_le_bytes, bytes),
+                _ => pack::<4, i32>(planes, stride, frames, i32::to_le_bytes, bytes),
+            }
+        }
+    }
+    over
 }
 
 /// Interleave the channel planes (`[..frames]` of each) into `out`, frames of `stride` bytes, as

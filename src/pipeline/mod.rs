@@ -6,6 +6,7 @@ pub mod outputs;
 pub mod passes;
 pub mod plan;
 pub mod render;
+pub mod segments;
 pub mod sink;
 pub mod solve;
 pub mod source;

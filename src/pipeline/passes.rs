@@ -181,8 +181,71 @@ impl Aim {
         })
     }
 
-    fn aim(&self) -> f32 {
+    /// The aim `margin_db` under the session's ceiling (a segmented render's phases 3 and 4 take
+    /// phase 2's).
+    pub(super) fn at_margin(session: &Session, margin_db: f64) -> Option<Aim> {
+        Aim::new(session).map(|a| Aim { margin_db, ..a })
+    }
+
+    /// The margin under the ceiling now (dB).
+    pub(super) fn margin_db(&self) -> f64 {
+        self.margin_db
+    }
+
+    /// The aim now (dBTP): the plan's limiter ceiling (`plan::with_aim`).
+    pub(super) fn aim(&self) -> f32 {
         aim_db(self.ceiling_dbtp, self.margin_db)
+    }
+
+    /// The loudness at `gain_db`, by `solve` (one solve at an aim); where it lands on `target`,
+    /// the aim is solved there too: while the predicted true peak is outside the accepted band, the
+    /// aim moves and G is solved again (at most MAX_AIM_SOLVES). The render's search and the
+    /// segmented solve (`segments::analyse`) both find the aim this way.
+    pub(super) fn solve_at(
+        &mut self,
+        gain_db: f64,
+        target: f64,
+        mut solve: impl FnMut(f32) -> Result<Solved>,
+    ) -> Result<f64> {
+        let mut moves = 0;
+        loop {
+            let s = solve(self.aim())?;
+            let landed = (s.lufs - target).abs() <= LOUDNESS_TOLERANCE_LU;
+            if landed && moves < MAX_AIM_SOLVES && self.moved(s.true_peak_dbtp, s.limited) {
+                moves += 1;
+                continue;
+            }
+            let margin_db = self.margin_db;
+            let (true_peak_dbtp, limited) = (s.true_peak_dbtp, s.limited);
+            self.solved_at.push(SolvedAt { gain_db, margin_db, true_peak_dbtp, limited });
+            return Ok(s.lufs);
+        }
+    }
+
+    /// Before writing at `gain_db`: a G a solve read is written at the aim it was read at, and
+    /// where that reading was outside the band (the search stopped out of reach, or short, where
+    /// `solve_at` does not move the aim), the aim is solved at this G first, by `solve` when there
+    /// is one (else the writing pass verifies it).
+    pub(super) fn settle(&mut self, gain_db: f64, solve: Option<&mut dyn FnMut(f32) -> Result<Solved>>) {
+        let Some(at) = self.solved_at.iter().rev().find(|s| s.gain_db == gain_db).copied() else { return };
+        self.margin_db = at.margin_db;
+        let Some(solve) = solve else { return };
+        let (mut true_peak_dbtp, mut limited) = (at.true_peak_dbtp, at.limited);
+        let mut moves = 0;
+        while moves < MAX_AIM_SOLVES && self.moved(true_peak_dbtp, limited) {
+            moves += 1;
+            match solve(self.aim()) {
+                Ok(s) => (true_peak_dbtp, limited) = (s.true_peak_dbtp, s.limited),
+                // The writing pass verifies the aim without the solve.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Whether a writing pass that read `true_peak_dbtp` would move the aim (and be repeated).
+    pub(super) fn would_move(&self, true_peak_dbtp: f64, limited: bool) -> bool {
+        self.bounds
+            .is_some_and(|b| next_margin_db(&b, self.ceiling_dbtp, self.margin_db, true_peak_dbtp, limited).is_some())
     }
 
     /// Move the aim after a pass read `true_peak_dbtp`: whether it moved.
@@ -196,7 +259,7 @@ impl Aim {
         next.is_some()
     }
 
-    fn report(&self) -> LimiterAim {
+    pub(super) fn report(&self) -> LimiterAim {
         let aim = self.aim() as f64;
         LimiterAim { aim_dbtp: aim, margin_db: self.ceiling_dbtp - aim, aim_moves: self.moves }
     }
@@ -255,30 +318,17 @@ impl GainSearch for Search<'_, '_> {
     /// The pass, and the aim it was written at (`reach_target` may keep an earlier pass).
     type Written = (PassResult, LimiterAim);
 
-    /// The loudness at `gain_db`; where it lands on the target, the aim is solved there too: while
-    /// the predicted true peak is outside the accepted band, the aim moves and G is solved again.
+    /// The loudness at `gain_db`, the aim solved where it lands (`Aim::solve_at`).
     fn solve(&mut self, gain_db: f64) -> Option<f64> {
         let spill = self.spill.as_ref()?;
-        let mut moves = 0;
-        loop {
-            match self.runner.solve(spill, &with_aim(self.plan, self.aim.aim()), gain_db) {
-                Ok(s) => {
-                    let landed = (s.lufs - self.target).abs() <= LOUDNESS_TOLERANCE_LU;
-                    if landed && moves < MAX_AIM_SOLVES && self.aim.moved(s.true_peak_dbtp, s.limited) {
-                        moves += 1;
-                        continue;
-                    }
-                    let margin_db = self.aim.margin_db;
-                    let (true_peak_dbtp, limited) = (s.true_peak_dbtp, s.limited);
-                    self.aim.solved_at.push(SolvedAt { gain_db, margin_db, true_peak_dbtp, limited });
-                    return Some(s.lufs);
-                }
-                Err(e) => {
-                    self.runner
-                        .note(&format!("stemforge: note: {e}; G is found by repeating the writing pass instead"));
-                    self.spill = None;
-                    return None;
-                }
+        let (runner, plan) = (&mut *self.runner, self.plan);
+        let solved = self.aim.solve_at(gain_db, self.target, |aim| runner.solve(spill, &with_aim(plan, aim), gain_db));
+        match solved {
+            Ok(lufs) => Some(lufs),
+            Err(e) => {
+                self.runner.note(&format!("stemforge: note: {e}; G is found by repeating the writing pass instead"));
+                self.spill = None;
+                None
             }
         }
     }
@@ -302,22 +352,14 @@ impl GainSearch for Search<'_, '_> {
 }
 
 impl Search<'_, '_> {
-    /// Before writing at `gain_db`: a G the solve read is written at the aim it was read at, and
-    /// where that reading was outside the band (the search stopped out of reach, or short,
-    /// where `solve` does not move the aim), the aim is solved at this G first.
+    /// Before writing at `gain_db`: the aim settled there (`Aim::settle`), by solves on the spill.
     fn settle_aim(&mut self, gain_db: f64) {
-        let Some(at) = self.aim.solved_at.iter().rev().find(|s| s.gain_db == gain_db).copied() else { return };
-        self.aim.margin_db = at.margin_db;
-        let Some(spill) = self.spill.as_ref() else { return };
-        let (mut true_peak_dbtp, mut limited) = (at.true_peak_dbtp, at.limited);
-        let mut moves = 0;
-        while moves < MAX_AIM_SOLVES && self.aim.moved(true_peak_dbtp, limited) {
-            moves += 1;
-            match self.runner.solve(spill, &with_aim(self.plan, self.aim.aim()), gain_db) {
-                Ok(s) => (true_peak_dbtp, limited) = (s.true_peak_dbtp, s.limited),
-                // The writing pass verifies the aim without the solve.
-                Err(_) => return,
+        let (runner, plan) = (&mut *self.runner, self.plan);
+        match self.spill.as_ref() {
+            Some(spill) => {
+                self.aim.settle(gain_db, Some(&mut |aim| runner.solve(spill, &with_aim(plan, aim), gain_db)))
             }
+            None => self.aim.settle(gain_db, None),
         }
     }
 }

@@ -75,7 +75,28 @@ fn read_raw(reader: &dyn BlockReader) -> Option<SourceEncoding> {
 impl FileStemSource {
     /// Start reading `readers` (plan order) in blocks of `block` frames, for `frames` program
     /// frames; `raw`: hand out raw PCM where `read_raw` says so (for `next_raw_block`).
-    pub fn start(mut readers: Vec<Box<dyn BlockReader>>, block: usize, frames: u64, raw: bool) -> Self {
+    pub fn start(readers: Vec<Box<dyn BlockReader>>, block: usize, frames: u64, raw: bool) -> Self {
+        Self::start_at(readers, block, 0, frames, raw).expect("no seek from frame 0")
+    }
+
+    /// As `start`, from program frame `first` (each reader seeks there first: a segment of the
+    /// programme, design/farm.md), for `frames` frames.
+    pub fn start_at(
+        mut readers: Vec<Box<dyn BlockReader>>,
+        block: usize,
+        first: u64,
+        frames: u64,
+        raw: bool,
+    ) -> Result<Self> {
+        if first > 0 {
+            for r in readers.iter_mut() {
+                r.seek_frame(first)?;
+            }
+        }
+        Ok(Self::spawn(readers, block, frames, raw))
+    }
+
+    fn spawn(mut readers: Vec<Box<dyn BlockReader>>, block: usize, frames: u64, raw: bool) -> Self {
         let (tx, rx) = sync_channel::<Result<(usize, Blocks)>>(READ_AHEAD);
         let (recycle, recycled) = sync_channel::<Blocks>(READ_AHEAD + 2);
         let channels: Vec<usize> = readers.iter().map(|r| r.info().channels).collect();
