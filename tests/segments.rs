@@ -111,13 +111,18 @@ fn s(p: &Path) -> &str {
 
 /// The four phases; `session_for(i)` is the session file segment i's tasks read.
 fn four_phases(session: &Path, session_for: &dyn Fn(u32) -> PathBuf, state: &Path, out: &Path) {
-    let n = SEGMENTS.to_string();
-    for i in 0..SEGMENTS {
+    four_phases_in(SEGMENTS, session, session_for, state, out)
+}
+
+/// `four_phases` with `segments` segments.
+fn four_phases_in(segments: u32, session: &Path, session_for: &dyn Fn(u32) -> PathBuf, state: &Path, out: &Path) {
+    let n = segments.to_string();
+    for i in 0..segments {
         let i_s = i.to_string();
         phase(&session_for(i), &["--segments", &n, "--segment", &i_s, "--state-dir", s(state)], 0);
     }
     phase(session, &["--state-dir", s(state), "--solve"], 0);
-    for i in 0..SEGMENTS {
+    for i in 0..segments {
         let i_s = i.to_string();
         phase(&session_for(i), &["--segments", &n, "--segment", &i_s, "--state-dir", s(state), "--write"], 0);
     }
@@ -378,4 +383,127 @@ fn slurm_segments_on_a_local_cluster_equal_one_render() {
     assert!(nodes.len() >= 2, "every job ran on {nodes:?}:\n{completed}");
     assert_eq!(outputs(&out), reference, "the Slurm jobs' outputs against one machine's");
     eprintln!("slurm segments test: jobs on {nodes:?}; {:.2} s with the cluster's start", t0.elapsed().as_secs_f64());
+}
+
+/// A limiter-heavy programme whose segment boundary falls inside a long release, in 7 segments
+/// that do not divide it evenly: 90 s of quiet music (-30 dBFS) with a full-scale burst ending
+/// just before segment 6's first block (6·528/7, rounded down), a 500 ms limiter release (its warm-up alone is
+/// 110.9 time constants: 55 s) and a -10 LUFS target, so the limiter works hard on the burst and
+/// is still releasing when the next segment starts. The four phases equal one render byte for byte,
+/// and the warm-up the records state covers 110.9 release time constants. Then a phase-3 task is
+/// killed (SIGKILL) mid-way: the join refuses (exit 2) and no final output exists; that task rerun
+/// alone, the join completes, byte-identical.
+#[test]
+fn a_boundary_inside_a_long_release_in_7_uneven_segments_and_a_killed_task() {
+    let d = tempfile::tempdir().unwrap();
+    let frames = 90 * FS as usize;
+    let block = 8192usize;
+    let blocks = frames.div_ceil(block);
+    let n = 7u32;
+    // Segment k starts at block floor(k·blocks/n) (checked below against its record): the burst
+    // ends just before segment 6, which starts after more than its 56 s warm-up.
+    let boundary = (6 * blocks / n as usize) * block;
+    let mut quiet = music(21, frames, 2, -30.0);
+    let burst = music(22, frames, 2, 0.0);
+    for c in 0..2 {
+        for t in boundary - FS as usize / 2..boundary - 200 {
+            quiet[c][t] = burst[c][t];
+        }
+    }
+    write_wav(&d.path().join("stems/m.wav"), &quiet, FS, 0);
+    let session = d.path().join("session.toml");
+    std::fs::write(
+        &session,
+        r#"name = "long-release"
+layout = "stereo"
+[[stems]]
+name = "m"
+path = "stems/m.wav"
+eq = [{ type = "high_shelf", freq_hz = 8000.0, gain_db = 2.0, q = 0.707 }]
+[eq_design]
+phase = "linear"
+taps = 2047
+[master]
+target_lufs = -10.0
+ceiling_dbtp = -1.0
+lookahead_ms = 2.0
+release_ms = 500.0
+[[outputs]]
+path = "master.wav"
+kind = "master"
+format = "pcm24"
+[[outputs]]
+path = "master-f32.wav"
+kind = "master"
+format = "f32"
+[[outputs]]
+path = "stems"
+kind = "stems"
+format = "f32"
+"#,
+    )
+    .unwrap();
+    let reference = single_render(&session, &d.path().join("one"));
+    let state = d.path().join("state");
+    let out = d.path().join("segmented");
+    four_phases_in(n, &session, &|_| session.clone(), &state, &out);
+    assert_eq!(outputs(&out), reference, "7 segments against one machine");
+    let a = record(&state.join("analysis-6.json"));
+    let first = a["frames"][0].as_u64().unwrap();
+    let warmup = a["warmup"]["total"].as_u64().unwrap();
+    let release_tc = 0.5 * FS as f64;
+    println!(
+        "long release: segment 6 starts at frame {first} (burst ends at {}), warm-up {warmup} frames = {:.1} release \
+         time constants",
+        boundary - 200,
+        warmup as f64 / release_tc
+    );
+    assert!(
+        first >= (boundary - 200) as u64 && first < (boundary - 200 + 2 * block) as u64,
+        "segment 6 starts at {first}, not just after the burst (ends {})",
+        boundary - 200
+    );
+    assert!(warmup as f64 >= 110.9 * release_tc && warmup < first, "warm-up {warmup} frames for segment at {first}");
+    // The lengths differ: 7 does not divide the blocks.
+    let lengths: Vec<u64> = (0..n)
+        .map(|i| {
+            let r = record(&state.join(format!("analysis-{i}.json")));
+            r["frames"][1].as_u64().unwrap() - r["frames"][0].as_u64().unwrap()
+        })
+        .collect();
+    assert!(lengths.iter().any(|l| *l != lengths[0]), "segments of equal length: {lengths:?}");
+
+    // A phase-3 task killed mid-way: no record, the join refuses, nothing final is written.
+    for f in std::fs::read_dir(&state).unwrap().flatten() {
+        let name = f.file_name().to_string_lossy().to_string();
+        if name.starts_with("write-") || name.starts_with("out-") || name.starts_with("master-") {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    let n_s = n.to_string();
+    let args = |i: &'static str| -> Vec<String> {
+        ["--engine", "cpu", "--segments", &n_s, "--segment", i, "--state-dir", s(&state), "--write"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+    for i in ["0", "1", "2", "3", "4", "5"] {
+        let a = args(i);
+        phase(&session, &a[2..].iter().map(String::as_str).collect::<Vec<_>>(), 0);
+    }
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_stemforge")).arg("render").arg(&session).args(args("6")).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the phase-3 task finished before it was killed: {status}");
+    assert!(!state.join("write-6.json").exists(), "a killed task left its record");
+    let out2 = d.path().join("after-kill");
+    let (_, e) = phase(&session, &["--state-dir", s(&state), "--join", "--out-dir", s(&out2)], 2);
+    assert!(e.contains("write-6.json"), "{e}");
+    assert!(!out2.join("master.wav").exists() && !out2.join("master-f32.wav").exists(), "a refused join wrote outputs");
+    let a = args("6");
+    phase(&session, &a[2..].iter().map(String::as_str).collect::<Vec<_>>(), 0);
+    phase(&session, &["--state-dir", s(&state), "--join", "--out-dir", s(&out2)], 0);
+    assert_eq!(outputs(&out2), reference, "after the killed task was rerun");
 }
