@@ -323,8 +323,9 @@ fn stems_with_process_chains_sum_to_the_master() {
 #[test]
 fn stems_with_a_bus_chain_sum_to_the_master() {
     let dir = tempfile::tempdir().unwrap();
-    let session =
-        song_session(dir.path(), -12.0, -1.0, "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n");
+    let outputs = "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n\
+                   [[outputs]]\npath = \"master24.wav\"\nkind = \"master\"\nformat = \"pcm24\"\n";
+    let session = song_session(dir.path(), -12.0, -1.0, outputs);
     let plain = std::fs::read_to_string(&session).unwrap();
     let text = plain
         .replace(
@@ -397,6 +398,8 @@ fn stems_with_a_bus_chain_sum_to_the_master() {
         assert_engines_agree("master", cpu, gpu);
         // A stem output takes the bus stages' shared work on both engines alike.
         assert_engines_agree("vox stem", cpu_vox, gpu_vox);
+        // pcm24 (TPDF dither): within 1 LSB (DESIGN.md's parity contract).
+        assert_engines_within_1_lsb(dir.path(), "master24.wav", "every stage");
     }
     // Without the bus chain (the same stems and targets) the master is another signal.
     let out = dir.path().join("plain");
