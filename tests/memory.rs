@@ -1,7 +1,8 @@
 //! Peak memory does not grow with program length (DESIGN.md "Streaming"): a 15-minute render
 //! peaks within 1.25x of a 1.5-minute one, on the CPU engine and on the GPU engine (lavapipe
-//! here), and on the GPU engine also with `--spill none`, whose writing pass repeats. Memory is a
-//! property, measured here from /proc; speed is measured in benches/, never in tests.
+//! here), and on the GPU engine also with `--spill none`, whose writing pass repeats; a segmented
+//! render's phase-3 task peaks alike for a 1- and an 8-minute programme. Memory is a property,
+//! measured here from /proc; speed is measured in benches/, never in tests.
 mod common;
 
 use std::path::Path;
@@ -31,16 +32,20 @@ fn long_stem(path: &Path, seconds: usize, channels: u16, seed: u64) {
 /// Peak RSS (KiB) of one render: the child's own VmHWM, polled until it exits. (wait4's
 /// ru_maxrss would not do: Linux carries the forking test process's peak across exec.)
 fn render_peak_kib(session: &Path, out: &Path, engine: &str, extra: &[&str]) -> u64 {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stemforge"))
-        .arg("render")
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("stemforge"));
+    cmd.arg("render")
         .arg(session)
         .args(["--engine", engine, "--progress", "none", "--out-dir"])
         .arg(out)
         .args(extra)
         .env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()))
-        .env("XDG_RUNTIME_DIR", xdg_dir())
-        .spawn()
-        .unwrap();
+        .env("XDG_RUNTIME_DIR", xdg_dir());
+    peak_kib(cmd)
+}
+
+/// Peak RSS (KiB) of the command `cmd`, which must succeed: its VmHWM, polled until it exits.
+fn peak_kib(mut cmd: std::process::Command) -> u64 {
+    let mut child = cmd.spawn().unwrap();
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     loop {
@@ -55,13 +60,73 @@ fn render_peak_kib(session: &Path, out: &Path, engine: &str, extra: &[&str]) -> 
             peak = peak.max(kib);
         }
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "render failed: {status}");
+            assert!(status.success(), "{cmd:?} failed: {status}");
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert!(peak > 0, "no VmHWM reading of the render");
+    assert!(peak > 0, "no VmHWM reading of {cmd:?}");
     peak
+}
+
+/// Bounded per node (issue 14, design/farm.md): a phase-3 task of a segmented render (segment 1
+/// of 2, CPU engine) peaks alike whether the programme is 1 or 8 minutes long, so its segment 4
+/// or 30 times longer: within 1.25x.
+#[test]
+fn a_segment_write_task_peaks_alike_whatever_the_programme_length() {
+    let mut kib = Vec::new();
+    for seconds in [60usize, 480] {
+        let dir = tempfile::tempdir().unwrap();
+        long_stem(&dir.path().join("a.wav"), seconds, 2, 41);
+        long_stem(&dir.path().join("b.wav"), seconds, 1, 42);
+        let session = dir.path().join("session.toml");
+        std::fs::write(
+            &session,
+            r#"name = "segment-memory"
+layout = "stereo"
+[[stems]]
+name = "a"
+path = "a.wav"
+eq = [{ type = "peak", freq_hz = 1000.0, gain_db = 3.0, q = 1.0 }]
+[[stems]]
+name = "b"
+path = "b.wav"
+process = [{ type = "compressor", threshold_db = -24.0, ratio = 3.0, release_ms = 50.0 }]
+[master]
+target_lufs = -14.0
+ceiling_dbtp = -1.0
+[[outputs]]
+path = "master.wav"
+kind = "master"
+format = "pcm24"
+[[outputs]]
+path = "stems"
+kind = "stems"
+format = "pcm24"
+"#,
+        )
+        .unwrap();
+        let state = dir.path().join("state");
+        let phase = |args: &[&str]| {
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("stemforge"));
+            cmd.arg("render").arg(&session).args(["--engine", "cpu", "--progress", "none", "--state-dir"]).arg(&state);
+            cmd.args(args).stdout(std::process::Stdio::null());
+            cmd
+        };
+        for i in ["0", "1"] {
+            assert!(phase(&["--segments", "2", "--segment", i]).status().unwrap().success());
+        }
+        assert!(phase(&["--solve"]).status().unwrap().success());
+        let peak = peak_kib(phase(&["--segments", "2", "--segment", "1", "--write"]));
+        println!("phase-3 task, segment 1 of 2 of a {seconds} s programme: peak {peak} KiB");
+        kib.push(peak);
+    }
+    assert!(
+        kib[1] as f64 <= 1.25 * kib[0] as f64,
+        "a phase-3 task peaked at {} KiB for 8 minutes against {} KiB for 1 minute",
+        kib[1],
+        kib[0]
+    );
 }
 
 /// Peak RSS of a 1.5-minute and a 15-minute render of the session `session_toml` (stems made by
