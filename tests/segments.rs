@@ -99,7 +99,12 @@ fn outputs(out: &Path) -> BTreeMap<PathBuf, String> {
 
 /// `stemforge render SESSION ARGS --engine cpu`, expecting `code`; stdout and stderr.
 fn phase(session: &Path, args: &[&str], code: i32) -> (String, String) {
-    let out = stemforge().arg("render").arg(session).args(["--engine", "cpu"]).args(args).output().unwrap();
+    phase_on("cpu", session, args, code)
+}
+
+/// `phase` on `engine`.
+fn phase_on(engine: &str, session: &Path, args: &[&str], code: i32) -> (String, String) {
+    let out = stemforge().arg("render").arg(session).args(["--engine", engine]).args(args).output().unwrap();
     let (o, e) = (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string());
     assert_eq!(out.status.code(), Some(code), "render {args:?}:\n{o}\n{e}");
     (o, e)
@@ -111,22 +116,30 @@ fn s(p: &Path) -> &str {
 
 /// The four phases; `session_for(i)` is the session file segment i's tasks read.
 fn four_phases(session: &Path, session_for: &dyn Fn(u32) -> PathBuf, state: &Path, out: &Path) {
-    four_phases_in(SEGMENTS, session, session_for, state, out)
+    four_phases_in("cpu", SEGMENTS, session, session_for, state, out)
 }
 
-/// `four_phases` with `segments` segments.
-fn four_phases_in(segments: u32, session: &Path, session_for: &dyn Fn(u32) -> PathBuf, state: &Path, out: &Path) {
+/// `four_phases` on `engine` with `segments` segments.
+fn four_phases_in(
+    engine: &str,
+    segments: u32,
+    session: &Path,
+    session_for: &dyn Fn(u32) -> PathBuf,
+    state: &Path,
+    out: &Path,
+) {
     let n = segments.to_string();
     for i in 0..segments {
         let i_s = i.to_string();
-        phase(&session_for(i), &["--segments", &n, "--segment", &i_s, "--state-dir", s(state)], 0);
+        phase_on(engine, &session_for(i), &["--segments", &n, "--segment", &i_s, "--state-dir", s(state)], 0);
     }
-    phase(session, &["--state-dir", s(state), "--solve"], 0);
+    phase_on(engine, session, &["--state-dir", s(state), "--solve"], 0);
     for i in 0..segments {
         let i_s = i.to_string();
-        phase(&session_for(i), &["--segments", &n, "--segment", &i_s, "--state-dir", s(state), "--write"], 0);
+        let args = ["--segments", &n, "--segment", &i_s, "--state-dir", s(state), "--write"];
+        phase_on(engine, &session_for(i), &args, 0);
     }
-    phase(session, &["--state-dir", s(state), "--join", "--out-dir", s(out)], 0);
+    phase_on(engine, session, &["--state-dir", s(state), "--join", "--out-dir", s(out)], 0);
 }
 
 fn single_render(session: &Path, out: &Path) -> BTreeMap<PathBuf, String> {
@@ -264,7 +277,8 @@ fn bad_use_of_the_phases_is_exit_2_naming_the_file() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("CPU engine only"));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("GPU engine") && e.contains("without process chains"), "{e}");
 }
 
 #[test]
@@ -446,7 +460,7 @@ format = "f32"
     let reference = single_render(&session, &d.path().join("one"));
     let state = d.path().join("state");
     let out = d.path().join("segmented");
-    four_phases_in(n, &session, &|_| session.clone(), &state, &out);
+    four_phases_in("cpu", n, &session, &|_| session.clone(), &state, &out);
     assert_eq!(outputs(&out), reference, "7 segments against one machine");
     let a = record(&state.join("analysis-6.json"));
     let first = a["frames"][0].as_u64().unwrap();
@@ -506,4 +520,22 @@ format = "f32"
     phase(&session, &a[2..].iter().map(String::as_str).collect::<Vec<_>>(), 0);
     phase(&session, &["--state-dir", s(&state), "--join", "--out-dir", s(&out2)], 0);
     assert_eq!(outputs(&out2), reference, "after the killed task was rerun");
+}
+
+/// Segmented rendering on the GPU engine (a session without process chains: EQ, limiter, pcm24
+/// master and stems), in 4 segments: byte-identical to the GPU engine's own single render, and to
+/// the CPU engine's (the engines agree to the bit on this adapter).
+#[test]
+fn gpu_engine_segments_equal_one_render() {
+    let d = tempfile::tempdir().unwrap();
+    let session = make_session_with(d.path(), false, true);
+    for engine in engines().into_iter().filter(|e| *e == "gpu") {
+        render(&session, &d.path().join("one-gpu"), engine, &[], 0);
+        let reference = outputs(&d.path().join("one-gpu"));
+        let state = d.path().join("state-gpu");
+        let out = d.path().join("segmented-gpu");
+        four_phases_in(engine, 4, &session, &|_| session.clone(), &state, &out);
+        assert_eq!(outputs(&out), reference, "GPU segments against the GPU engine's single render");
+        assert_eq!(reference, single_render(&session, &d.path().join("one-cpu")), "the GPU render against the CPU's");
+    }
 }

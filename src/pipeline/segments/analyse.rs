@@ -64,15 +64,21 @@ pub(super) fn analyse(session_path: &Path, opts: &SegmentOptions) -> Result<Segm
     let b = setup.plan.block as u64;
     let range = setup.bounds(i);
     let from = range[0].saturating_sub(setup.warmup.total);
-    let mut engine = CpuEngine::new();
     // The chains' state when every frame before the segment's first, then its end, went through.
     let (t_start, t_end) = ((range[0] - from) / b, (range[1].div_ceil(b) * b - from) / b);
-    engine.snapshot_chains_at(vec![t_start, t_end]);
     let bus = PartFile::create(part_path(dir, &format!("bus-{i}.f32")))?;
     let mut sink = AnalysisSink { range, block: b, bus };
     let params = PassParams { gain_db: 0.0, limit: false, stems: setup.stems_wanted };
-    let decoded = setup.run_window(&mut engine, &params, from, range[1], &mut sink)?;
-    let snaps = engine.take_snapshots();
+    let (decoded, snaps) = if setup.gpu {
+        // No process chains (`Setup::load`): no state, as the CPU engine's empty snapshots.
+        let decoded = setup.run_window(setup.engine()?.as_mut(), &params, from, range[1], &mut sink)?;
+        (decoded, vec![(t_start, Some(Vec::new())), (t_end, Some(Vec::new()))])
+    } else {
+        let mut engine = CpuEngine::new();
+        engine.snapshot_chains_at(vec![t_start, t_end]);
+        let decoded = setup.run_window(&mut engine, &params, from, range[1], &mut sink)?;
+        (decoded, engine.take_snapshots())
+    };
     let record = AnalysisRecord {
         stamp: setup.stamp.clone(),
         segment: i,

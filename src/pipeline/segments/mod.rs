@@ -2,7 +2,8 @@
 //! segment I from a warm-up before it and writes its part of the bus spill; phase 2 joins the
 //! parts, meters them in order and solves G exactly as one machine does; phase 3 writes segment I
 //! of every output; phase 4 joins the parts into the final files. The result is byte-identical to
-//! one machine's render (tests/segments.rs), on the CPU engine.
+//! one machine's render (tests/segments.rs), on the CPU engine, and on the GPU engine for sessions
+//! without process chains (whose warm-up proof needs the CPU engine's state snapshots).
 //!
 //! Why the warm-up makes it exact (figures from `Warmup::of`):
 //! - Every FIR (stem EQ, bus EQ, the oversampler), delay line, look-ahead window, RMS window and
@@ -182,6 +183,8 @@ struct Setup {
     warmup: Warmup,
     /// The session as the phases must agree on it (`stamp`).
     stamp: String,
+    /// Phases 1 and 3 run on the GPU engine (`--engine gpu`), else on the CPU engine.
+    gpu: bool,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -232,13 +235,17 @@ fn hex(b: &[u8]) -> String {
 
 impl Setup {
     fn load(session_path: &Path, opts: &SegmentOptions, segments: Option<u32>) -> Result<Setup> {
-        if opts.engine == EngineChoice::Gpu {
+        let session = Session::load(session_path)?;
+        let gpu = opts.engine == EngineChoice::Gpu;
+        if gpu && session.stems.iter().any(|s| !s.mute && !s.process.is_empty()) {
+            // Phase 2 proves the compressors' warm-up from their state, which only the CPU engine
+            // hands over (`CpuEngine::snapshot_chains_at`).
             return Err(Error::Usage(
-                "--segments/--state-dir: segmented rendering runs on the CPU engine only for now (use --engine cpu)"
+                "--segments/--state-dir: on the GPU engine, segmented rendering takes sessions without process \
+                 chains (their warm-up is proved from state the CPU engine hands over): use --engine cpu"
                     .into(),
             ));
         }
-        let session = Session::load(session_path)?;
         let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
         let (infos, _) = open_stems(&session)?;
         let fs = infos[0].sample_rate;
@@ -287,7 +294,7 @@ impl Setup {
                 plan.block
             )));
         }
-        Ok(Setup { session, plan, files, out_dir, stems_wanted, segments, warmup, stamp })
+        Ok(Setup { session, plan, files, out_dir, stems_wanted, segments, warmup, stamp, gpu })
     }
 
     /// Program frames [first, end) of segment `i`: whole blocks, split as evenly as they go.
@@ -323,11 +330,16 @@ impl Setup {
         Ok(i)
     }
 
-    /// Runs one pass of the CPU engine over program frames [from, to) (a warm-up then a segment)
+    /// The engine of phases 1 and 3 without process chains to snapshot: the GPU engine when asked.
+    fn engine(&self) -> Result<Box<dyn Engine>> {
+        Ok(if self.gpu { Box::new(crate::gpu::GpuEngine::new(None)?) } else { Box::new(CpuEngine::new()) })
+    }
+
+    /// Runs one pass of `engine` over program frames [from, to) (a warm-up then a segment)
     /// with the source read from `from`, handing the sink blocks with absolute indices.
     fn run_window(
         &self,
-        engine: &mut CpuEngine,
+        engine: &mut dyn Engine,
         params: &PassParams,
         from: u64,
         to: u64,
@@ -340,7 +352,8 @@ impl Setup {
         // The stems are read as far as the chain looks ahead of the last frame it delivers.
         let decode_to = (to + align.total() as u64 * b).min(self.plan.frames);
         let readers = super::passes::open_readers(&self.session, &plan)?;
-        let mut source = FileStemSource::start_at(readers, plan.block, from, decode_to - from, false)?;
+        let raw = engine.takes_raw_pcm();
+        let mut source = FileStemSource::start_at(readers, plan.block, from, decode_to - from, raw)?;
         let mut shifted = Shifted { inner: sink, offset: from / b };
         engine.run_pass(&plan, params, &mut source, &mut shifted)?;
         Ok([from, decode_to])

@@ -94,9 +94,8 @@ pub(super) fn write(session_path: &Path, opts: &SegmentOptions) -> Result<Segmen
         bytes: Vec::new(),
         limited: false,
     };
-    let mut engine = CpuEngine::new();
     let params = PassParams { gain_db: solved.gain_db, limit, stems: setup.stems_wanted };
-    let decoded = setup.run_window(&mut engine, &params, from, to, &mut sink)?;
+    let decoded = setup.run_window(setup.engine()?.as_mut(), &params, from, to, &mut sink)?;
     let WriteSink { parts, master, over, limited, .. } = sink;
     for p in parts {
         p.finish()?;
