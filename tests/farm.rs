@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::slurm::{Cluster, field, may_run_slurm};
 use common::*;
 use sha2::{Digest, Sha256};
 
@@ -273,83 +274,9 @@ fn a_killed_batch_resumes_and_renders_nothing_twice() {
     );
 }
 
-/// Whether this machine may run a test that needs root and outside tools. In CI (`CI` set) it
-/// must: a missing piece fails the test. Elsewhere, not being root skips it, loudly.
-fn may_run(test: &str, tool: &str) -> bool {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if root {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: needs root to {tool} (CI is set, so this does not skip)");
-    }
-    eprintln!("\n*** SKIPPED {test}: not root, so it cannot {tool}; run the tests as root to include it ***\n");
-    false
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A local Slurm cluster (scripts/slurm-local) under a temporary folder, stopped on drop.
-struct Cluster {
-    dir: tempfile::TempDir,
-    conf: PathBuf,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::Builder::new().prefix("stemforge-slurm").tempdir().unwrap();
-        let out = Command::new(repo().join("scripts/slurm-local")).arg("start").arg(dir.path()).output().unwrap();
-        assert!(
-            out.status.success(),
-            "scripts/slurm-local start failed (apt-get install slurm-wlm munge; .ci/run does):\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let conf = dir.path().join("slurm.conf");
-        Cluster { dir, conf }
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("SLURM_CONF", &self.conf);
-        c
-    }
-
-    /// The job-completion log: one line per finished job (`JobId=… JobState=… NodeList=… ExitCode=…`).
-    fn completed(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("jobcomp.log")).unwrap_or_default()
-    }
-
-    fn logs(&self) -> String {
-        let mut s = String::new();
-        for f in ["slurmctld.log", "slurmd-node1.log", "slurmd-node2.log", "slurmd-node3.log"] {
-            let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            s += &format!("--- {f}\n{}\n", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
-        }
-        s
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/slurm-local")).arg("stop").arg(self.dir.path()).status();
-    }
-}
-
-/// `key=value` of a jobcomp line.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split_whitespace().find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('='))).unwrap_or("")
-}
-
 #[test]
 fn slurm_job_array_on_a_local_cluster_renders_what_one_machine_does() {
-    if !may_run(
-        "slurm_job_array_on_a_local_cluster_renders_what_one_machine_does",
-        "start slurmctld, slurmd and munged",
-    ) {
+    if !may_run_slurm("slurm_job_array_on_a_local_cluster_renders_what_one_machine_does") {
         return;
     }
     let t0 = Instant::now();

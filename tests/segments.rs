@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::slurm::{Cluster, field, may_run_slurm};
 use common::*;
 use sha2::{Digest, Sha256};
 
@@ -301,57 +302,9 @@ fn a_warm_up_too_short_for_the_compressor_is_refused_by_phase_2() {
     assert!(e.contains("analysis-1.json") && e.contains("did not bring its compressors"), "{e}");
 }
 
-fn may_run(test: &str) -> bool {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if root {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: needs root to start slurmctld, slurmd and munged (CI is set, so this does not skip)");
-    }
-    eprintln!("\n*** SKIPPED {test}: not root, so it cannot start a Slurm cluster ***\n");
-    false
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A local Slurm cluster (scripts/slurm-local), stopped on drop.
-struct Cluster {
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::Builder::new().prefix("stemforge-slurm").tempdir().unwrap();
-        let out = Command::new(repo().join("scripts/slurm-local")).arg("start").arg(dir.path()).output().unwrap();
-        assert!(out.status.success(), "scripts/slurm-local start failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        Cluster { dir }
-    }
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("SLURM_CONF", self.dir.path().join("slurm.conf"));
-        c
-    }
-    fn completed(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("jobcomp.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/slurm-local")).arg("stop").arg(self.dir.path()).status();
-    }
-}
-
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split_whitespace().find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('='))).unwrap_or("")
-}
-
 #[test]
 fn slurm_segments_on_a_local_cluster_equal_one_render() {
-    if !may_run("slurm_segments_on_a_local_cluster_equal_one_render") {
+    if !may_run_slurm("slurm_segments_on_a_local_cluster_equal_one_render") {
         return;
     }
     let t0 = Instant::now();
