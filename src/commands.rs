@@ -54,6 +54,7 @@ pub fn run(command: Command) -> Result<u8> {
                     segment,
                     state_dir,
                     engine,
+                    adapter: adapter.clone(),
                     block,
                     out_dir,
                     report,

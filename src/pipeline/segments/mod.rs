@@ -78,6 +78,8 @@ pub struct SegmentOptions {
     pub segment: Option<u32>,
     pub state_dir: PathBuf,
     pub engine: EngineChoice,
+    /// `--adapter`: the GPU adapter phases 1 and 3 run on with `--engine gpu`.
+    pub adapter: Option<String>,
     pub block: usize,
     pub out_dir: Option<PathBuf>,
     pub report: Option<PathBuf>,
@@ -185,6 +187,7 @@ struct Setup {
     stamp: String,
     /// Phases 1 and 3 run on the GPU engine (`--engine gpu`), else on the CPU engine.
     gpu: bool,
+    adapter: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -294,7 +297,8 @@ impl Setup {
                 plan.block
             )));
         }
-        Ok(Setup { session, plan, files, out_dir, stems_wanted, segments, warmup, stamp, gpu })
+        let adapter = opts.adapter.clone();
+        Ok(Setup { session, plan, files, out_dir, stems_wanted, segments, warmup, stamp, gpu, adapter })
     }
 
     /// Program frames [first, end) of segment `i`: whole blocks, split as evenly as they go.
@@ -332,7 +336,11 @@ impl Setup {
 
     /// The engine of phases 1 and 3 without process chains to snapshot: the GPU engine when asked.
     fn engine(&self) -> Result<Box<dyn Engine>> {
-        Ok(if self.gpu { Box::new(crate::gpu::GpuEngine::new(None)?) } else { Box::new(CpuEngine::new()) })
+        Ok(if self.gpu {
+            Box::new(crate::gpu::GpuEngine::new(self.adapter.as_deref())?)
+        } else {
+            Box::new(CpuEngine::new())
+        })
     }
 
     /// Runs one pass of `engine` over program frames [from, to) (a warm-up then a segment)
