@@ -1,8 +1,10 @@
 //! A real local Slurm cluster for the farm tests (scripts/slurm-local: munged, one slurmctld and
 //! three `slurmd -N nodeN` under a temporary folder), stopped on drop, and the root check those
 //! tests share.
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// Whether this machine may run a test that starts the cluster (it needs root). In CI (`CI` set)
 /// it must: not being root fails the test. Elsewhere, not being root skips it, loudly.
@@ -51,6 +53,36 @@ impl Cluster {
     /// The job-completion log: one line per finished job (`JobId=… JobState=… NodeList=… ExitCode=…`).
     pub fn completed(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("jobcomp.log")).unwrap_or_default()
+    }
+
+    /// Submits the four phases of a segmented render (`farm slurm SESSION --segments N`'s script,
+    /// run with bash) and waits up to `limit` for the join job: its jobcomp line and the nodes every
+    /// job of the cluster ran on. A failed job panics with the jobs' logs from `state`.
+    pub fn run_phases(&self, script: &Path, state: &Path, limit: Duration) -> (String, BTreeSet<String>) {
+        let t0 = Instant::now();
+        let submit = self.cmd("bash").arg(script).output().unwrap();
+        assert!(submit.status.success(), "submitting: {}", String::from_utf8_lossy(&submit.stderr));
+        let join = String::from_utf8_lossy(&submit.stdout).trim().to_string();
+        let line = loop {
+            let completed = self.completed();
+            if let Some(l) = completed.lines().find(|l| field(l, "JobId") == join) {
+                break l.to_string();
+            }
+            if let Some(l) = completed.lines().find(|l| field(l, "ExitCode") != "0:0") {
+                let logs: Vec<String> = std::fs::read_dir(state)
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("slurm-"))
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect();
+                panic!("a job failed: {l}\n{}", logs.join("\n"));
+            }
+            assert!(t0.elapsed() < limit, "the phases did not finish in {limit:?}:\n{completed}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(field(&line, "ExitCode"), "0:0", "{line}\n{}", self.completed());
+        let nodes = self.completed().lines().map(|l| field(l, "NodeList").to_string()).collect();
+        (line, nodes)
     }
 
     /// The last lines of every daemon's log, for a failure message.
