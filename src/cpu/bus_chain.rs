@@ -53,6 +53,21 @@ impl BusChain {
         self.stages.get(j).and_then(|s| s.stage.reduction())
     }
 
+    /// Every stage's `Stage::state_bytes`, the bus's then its stem copies', in order (a delay line
+    /// has finite memory: nothing); None when a stage has none.
+    pub fn state_bytes(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        for s in &self.stages {
+            out.extend(s.stage.state_bytes()?);
+            for part in &s.parts {
+                if let PartPath::Copy(copy) = part {
+                    out.extend(copy.state_bytes()?);
+                }
+            }
+        }
+        Some(out)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.stages.is_empty()
     }

@@ -96,7 +96,7 @@ impl CpuEngine {
     }
 
     /// Before the next pass: take the state of every stem's process chain (`Stage::state_bytes`,
-    /// stems in plan order) at the start of each iteration in `at`, when every block before it
+    /// stems in plan order), then the bus chain's, at the start of each iteration in `at`, when every block before it
     /// has gone through the chains (a segmented render's proof, design/farm.md).
     pub fn snapshot_chains_at(&mut self, at: Vec<u64>) {
         self.snap_at = at;
@@ -109,11 +109,12 @@ impl CpuEngine {
     }
 }
 
-fn chains_state(chains: &[Vec<Box<dyn Stage>>]) -> Option<Vec<u8>> {
+fn chains_state(chains: &[Vec<Box<dyn Stage>>], bus_chain: &BusChain) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     for stage in chains.iter().flatten() {
         out.extend(stage.state_bytes()?);
     }
+    out.extend(bus_chain.state_bytes()?);
     Some(out)
 }
 
@@ -264,7 +265,7 @@ impl Engine for CpuEngine {
         let mut t: u64 = 0;
         loop {
             if self.snap_at.contains(&t) {
-                self.snaps.push((t, chains_state(&chains)));
+                self.snaps.push((t, chains_state(&chains, &bus_chain)));
             }
             // 1. Input (zeros once the source is exhausted).
             if !source_done && source.next_block(&mut inputs)? == 0 {
@@ -454,7 +455,7 @@ impl Engine for CpuEngine {
                         });
                     }
                     if self.snap_at.contains(&(t + 1)) {
-                        self.snaps.push((t + 1, chains_state(&chains)));
+                        self.snaps.push((t + 1, chains_state(&chains, &bus_chain)));
                     }
                     break;
                 }

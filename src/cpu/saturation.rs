@@ -102,6 +102,12 @@ impl Stage for Saturation {
         self.latency
     }
 
+    fn state_bytes(&self) -> Option<Vec<u8>> {
+        // FIRs and delay lines only: finite memory, which a segment's warm-up covers
+        // (`segments::Warmup`), so there is no recursion whose state needs proving.
+        Some(Vec::new())
+    }
+
     fn process(&mut self, block: &mut [Vec<f32>]) {
         let (g, inv_g, mix, dry) = (self.drive, self.inv_drive, self.mix, self.dry);
         let len = block.first().map_or(0, Vec::len);

@@ -141,6 +141,11 @@ impl Stage for Transient {
         Some(cut_reduction(self.most_cut, self.sum_cut, self.frames))
     }
 
+    fn state_bytes(&self) -> Option<Vec<u8>> {
+        // The two followers (not the report's figures, which only count).
+        Some([self.fast.to_bits().to_le_bytes(), self.slow.to_bits().to_le_bytes()].concat())
+    }
+
     fn reset(&mut self) {
         (self.fast, self.slow) = (0.0, 0.0);
         (self.most_cut, self.sum_cut, self.frames) = (0.0, 0.0, 0);

@@ -43,6 +43,12 @@ impl Stage for Width {
         self.mono_below.as_ref().map_or(0, |m| m.mid_delay.latency())
     }
 
+    fn state_bytes(&self) -> Option<Vec<u8>> {
+        // FIRs and delay lines only: finite memory, which a segment's warm-up covers
+        // (`segments::Warmup`), so there is no recursion whose state needs proving.
+        Some(Vec::new())
+    }
+
     fn process(&mut self, block: &mut [Vec<f32>]) {
         let [left, right] = block else { panic!("width: {} channels, a stereo block expected", block.len()) };
         let Some(mb) = &mut self.mono_below else {

@@ -18,10 +18,11 @@
 //!   subnormal (7.0e-46), both read out as the same f32 (0 or the A-driven value).
 //!   n = ln(D_MAX / 7.0e-46) / −ln ρ with D_MAX = 1000 dB (above the 771 dB of f32::MAX over any
 //!   ceiling) is 110.9 release time constants: 319,400 frames for 60 ms at 48 kHz.
-//! - A compressor's ballistics and side-chain biquad are linear recursions in f64: two starts
-//!   converge to within rounding after ln(Δ/ulp) ≈ 37 time constants and then merge only when
-//!   a rounding lands the same way, which no bound guarantees. So the warm-up gives them 60 time
-//!   constants, and phase 2 *proves* it was enough: each task records every chain's full state
+//! - A compressor's ballistics and side-chain biquad (f64) and a transient shaper's followers (f32)
+//!   are recursions: two starts converge to within rounding after ln(Δ/ulp) time constants and
+//!   then merge only when a rounding lands the same way, which no bound guarantees. So the warm-up
+//!   gives them 60 time constants, and phase 2 *proves* it was enough: each task records every
+//!   chain's full state (stems', then the bus chain's)
 //!   (`Stage::state_bytes`) at its segment's start (after its warm-up) and end (continuing from its
 //!   own start); segment 0 starts from one machine's own state, so if the end of I equals the start
 //!   of I+1 bit for bit, by induction every segment ran from one machine's state. A mismatch is
@@ -58,9 +59,33 @@ const F32_ZERO_BELOW: f64 = 7.0e-46;
 /// Bound on the limiter's required attenuation in dB: 20·log10(f32::MAX) = 770.6 dB over a
 /// ceiling of 0 dB; a ceiling is at most a couple of hundred dB below it.
 const D_MAX_DB: f64 = 1000.0;
-/// Time constants given to a compressor's linear recursions (see the module comment; phase 2
-/// checks that they were enough).
-const COMPRESSOR_TAUS: f64 = 60.0;
+/// Time constants given to a process stage's recursions (compressor, transient shaper: see the
+/// module comment; phase 2 checks that they were enough).
+const RECURSION_TAUS: f64 = 60.0;
+
+/// The frames of input a process stage needs to reach one machine's state (`Warmup::process`): a
+/// compressor's look-ahead, RMS window and RECURSION_TAUS time constants of the slower of attack
+/// and release; a transient shaper's RECURSION_TAUS of its slowest follower; the FIRs of `width`'s
+/// mono-below high-pass and of saturation's oversampler (finite memory).
+fn stage_memory(p: &Process, sample_rate: u32) -> u64 {
+    let frames = |ms: f64| (RECURSION_TAUS * ms / 1000.0 * sample_rate as f64).ceil() as u64;
+    match p {
+        Process::Compressor(c) => {
+            c.lookahead(sample_rate) as u64 + c.rms_frames(sample_rate) as u64 + frames(c.attack_ms.max(c.release_ms))
+        }
+        Process::Transient(t) => frames(t.fast_ms.max(t.slow_ms).max(t.release_ms)),
+        Process::Width(w) => {
+            if w.mono_below_hz > 0.0 {
+                w.taps as u64
+            } else {
+                0
+            }
+        }
+        Process::Saturation(s) => {
+            2 * crate::dsp::oversampling::design_oversampling(s.oversampling).taps_per_phase as u64
+        }
+    }
+}
 
 /// Which phase of design/farm.md a `render` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,8 +150,8 @@ pub struct JoinedOutput {
 pub struct Warmup {
     /// FIRs, delay lines and the engine's block alignment (finite memory).
     pub filters: u64,
-    /// Compressors: look-ahead, RMS window and COMPRESSOR_TAUS time constants of the slower of
-    /// attack and release (checked in phase 2).
+    /// The stems' and the bus's process chains (`stage_memory`; the recursions are checked in
+    /// phase 2).
     pub process: u64,
     /// The limiter: oversampler, look-ahead, and the release's exact forgetting (module comment).
     pub limiter: u64,
@@ -137,7 +162,6 @@ pub struct Warmup {
 impl Warmup {
     pub fn of(plan: &RenderPlan, min_frames: u64) -> Warmup {
         let b = plan.block as u64;
-        let fs = plan.sample_rate as f64;
         let align = Alignment::of(plan, plan.limiter.is_some());
         let taps = |f: &Option<crate::engine::FirPlan>| {
             f.as_ref().map_or(0, |f| f.taps.iter().map(|t| t.len()).max().unwrap_or(0)) as u64
@@ -145,25 +169,12 @@ impl Warmup {
         let stem_taps = plan.stems.iter().map(|s| taps(&s.fir)).max().unwrap_or(0);
         // The recursions start forgetting only once their input is exact: the stages add up.
         let filters = stem_taps + taps(&plan.bus_fir) + (align.total() as u64 + 2) * b;
-        let process = plan
-            .stems
-            .iter()
-            .map(|s| {
-                s.process
-                    .iter()
-                    .map(|p| match p {
-                        Process::Compressor(c) => {
-                            let tau = c.attack_ms.max(c.release_ms) / 1000.0 * fs;
-                            c.lookahead(plan.sample_rate) as u64
-                                + c.rms_frames(plan.sample_rate) as u64
-                                + (COMPRESSOR_TAUS * tau).ceil() as u64
-                        }
-                        _ => 0,
-                    })
-                    .sum::<u64>()
-            })
-            .max()
-            .unwrap_or(0);
+        // A stem's chain runs after its EQ, a keyed compressor after its key's whole chain (one
+        // chain level after another, `engine::chain_levels`), the bus chain after all of them.
+        let chain = |ps: &[Process]| ps.iter().map(|p| stage_memory(p, plan.sample_rate)).sum::<u64>();
+        let levels = crate::engine::chain_levels(&plan.stems).map_or(plan.stems.len(), |l| l.len()) as u64;
+        let stems = plan.stems.iter().map(|s| chain(&s.process)).max().unwrap_or(0);
+        let process = stems * levels + chain(&plan.bus_process);
         let limiter = plan.limiter.as_ref().map_or(0, |l| {
             let per_frame = -(l.rho as f64).ln();
             let release = ((D_MAX_DB / F32_ZERO_BELOW).ln() / per_frame * 1.001).ceil() as u64 + 1;
@@ -240,7 +251,7 @@ impl Setup {
     fn load(session_path: &Path, opts: &SegmentOptions, segments: Option<u32>) -> Result<Setup> {
         let session = Session::load(session_path)?;
         let gpu = opts.engine == EngineChoice::Gpu;
-        if gpu && session.stems.iter().any(|s| !s.mute && !s.process.is_empty()) {
+        if gpu && (session.stems.iter().any(|s| !s.mute && !s.process.is_empty()) || !session.bus_process.is_empty()) {
             // Phase 2 proves the compressors' warm-up from their state, which only the CPU engine
             // hands over (`CpuEngine::snapshot_chains_at`).
             return Err(Error::Usage(
@@ -257,23 +268,6 @@ impl Setup {
         let plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
         if plan.stems.is_empty() {
             return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
-        }
-        if !plan.bus_process.is_empty() {
-            return Err(Error::input(
-                &session.file,
-                "[bus] process: a segmented render does not support a bus process chain yet (render it on one machine)",
-            ));
-        }
-        for s in &plan.stems {
-            if let Some(p) = s.process.iter().find(|p| !matches!(p, Process::Compressor(_))) {
-                return Err(Error::input(
-                    &session.file,
-                    format!(
-                        "stem `{}`: a segmented render supports only the compressor among process stages for now, not {p:?}",
-                        s.name
-                    ),
-                ));
-            }
         }
         let files = plan_outputs(&session, &plan, &out_dir, true)?;
         let text = std::fs::read(&session.file).map_err(|e| Error::input_from(&session.file, "cannot read", e))?;
