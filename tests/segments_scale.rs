@@ -10,7 +10,9 @@
 //! renders) the GPU engine's programme is `STEMFORGE_SCALE_GPU_SOFTWARE_MINUTES` (default 1): the
 //! same session, phases and segment counts, shorter. The test says which length ran.
 mod common;
-// The DME stem synthesis of the GPU benchmark (benches/gpu_render.rs), streamed to disk.
+// The DME stem synthesis of the GPU benchmark (benches/gpu_render.rs), streamed to disk. It
+// loads tests/common/rng.rs too, as `mod common` does: two copies of a small RNG, on purpose.
+#[allow(clippy::duplicate_mod)]
 #[path = "../benches/common/mod.rs"]
 mod synth;
 
