@@ -93,6 +93,10 @@ pub enum Command {
         files: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// The programme's dialogue stem: also read the programme's loudness gated on it (stem
+        /// gating, design/deliverables.md) and the dialogue percentage. Takes one programme file.
+        #[arg(long, value_name = "STEM")]
+        dialogue: Option<PathBuf>,
     },
     /// Null residual of two files; exit 1 when over tolerance.
     Compare {

@@ -86,7 +86,22 @@ pub fn run(command: Command) -> Result<u8> {
             crate::report::render::print(&r, json);
             Ok(if r.spec_met { 0 } else { 1 })
         }
-        Command::Measure { files, json } => {
+        Command::Measure { files, json, dialogue: Some(stem) } => {
+            let [programme] = &files[..] else {
+                return Err(Error::Usage(format!(
+                    "measure --dialogue STEM PROGRAMME takes one programme file, not {}",
+                    files.len()
+                )));
+            };
+            let r = measure::measure_dialogue(&stem, programme)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+            } else {
+                print!("{}", r.to_text());
+            }
+            Ok(0)
+        }
+        Command::Measure { files, json, dialogue: None } => {
             let results = measure::measure(&files)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report::measure::to_json(&results)).expect("json"));

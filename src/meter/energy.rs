@@ -32,6 +32,9 @@ pub struct EnergyMeter {
     /// 400 ms and 3 s block energies over the absolute gate, in the crate's order.
     gating_blocks: Vec<f64>,
     short_term_blocks: Vec<f64>,
+    /// Every 400 ms block energy in order, the absolute gate not applied, when asked for
+    /// (`keep_blocks`: dialogue gating lines a stem's blocks up with the programme's).
+    all_blocks: Option<Vec<f64>>,
     /// Per channel: highest |sample| and highest interpolated |sample|.
     sample_peak: Vec<f64>,
     true_peak: Vec<f64>,
@@ -69,10 +72,21 @@ impl EnergyMeter {
             maxima: StepMaxima::new(),
             gating_blocks: Vec::new(),
             short_term_blocks: Vec::new(),
+            all_blocks: None,
             sample_peak: vec![0.0; channels],
             true_peak: vec![0.0; channels],
             frames: 0,
         }
+    }
+
+    /// From now on, keep every 400 ms block energy (`blocks`): 8 bytes per 100 ms.
+    pub fn keep_blocks(&mut self) {
+        self.all_blocks.get_or_insert_with(Vec::new);
+    }
+
+    /// Every 400 ms block energy since `keep_blocks`, in order (block j covers steps j..j+4).
+    pub fn blocks(&self) -> Option<&[f64]> {
+        self.all_blocks.as_deref()
     }
 
     /// Frames per 100 ms step.
@@ -135,6 +149,9 @@ impl EnergyMeter {
             let block = last(MOMENTARY_STEPS) / (MOMENTARY_STEPS as f64 * step);
             if block >= ABSOLUTE_GATE_ENERGY {
                 self.gating_blocks.push(block);
+            }
+            if let Some(all) = &mut self.all_blocks {
+                all.push(block);
             }
         }
         if self.scope == MeterScope::Full {

@@ -19,12 +19,27 @@ pub fn measure_file(path: &Path) -> Result<LoudnessStats> {
 /// Stream a whole reader through a meter laid out for its channel count; returns the stats and the
 /// number of frames read.
 pub fn meter_reader(reader: &mut dyn crate::io::BlockReader) -> Result<(LoudnessStats, u64)> {
+    let (stats, frames, _) = meter_reader_with(reader, false)?;
+    Ok((stats, frames))
+}
+
+/// `meter_reader`, also returning every 400 ms block energy (`LoudnessMeter::block_energies`),
+/// for dialogue gating.
+pub fn meter_reader_blocks(reader: &mut dyn crate::io::BlockReader) -> Result<(LoudnessStats, u64, Vec<f64>)> {
+    meter_reader_with(reader, true)
+}
+
+fn meter_reader_with(reader: &mut dyn crate::io::BlockReader, keep: bool) -> Result<(LoudnessStats, u64, Vec<f64>)> {
     let info = reader.info().clone();
     let layout = Layout::for_channels(info.channels);
-    let mut meter = LoudnessMeter::new(info.channels, info.sample_rate, layout).map_err(|e| match e {
+    let in_file = |e| match e {
         Error::Usage(msg) => Error::input(&info.path, msg),
         other => other,
-    })?;
+    };
+    let mut meter = LoudnessMeter::new(info.channels, info.sample_rate, layout).map_err(in_file)?;
+    if keep {
+        meter.keep_blocks().map_err(in_file)?;
+    }
     let mut buf = vec![vec![0.0f32; METER_BLOCK]; info.channels];
     let mut frames = 0u64;
     loop {
@@ -36,5 +51,6 @@ pub fn meter_reader(reader: &mut dyn crate::io::BlockReader) -> Result<(Loudness
         meter.add_planar(&planar);
         frames += n as u64;
     }
-    Ok((meter.result(), frames))
+    let blocks = meter.block_energies().map(<[f64]>::to_vec).unwrap_or_default();
+    Ok((meter.result(), frames, blocks))
 }

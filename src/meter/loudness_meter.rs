@@ -108,6 +108,27 @@ impl LoudnessMeter {
         self.channels
     }
 
+    /// Keep every 400 ms block energy (`block_energies`), for dialogue gating. Only where the
+    /// meter gates from 100 ms steps (every rate whose tenth is a whole number of frames: 8 kHz to
+    /// 192 kHz and 44.1 kHz's family; not 11025 Hz).
+    pub fn keep_blocks(&mut self) -> Result<()> {
+        match &mut self.steps {
+            Some(s) => {
+                s.keep_blocks();
+                Ok(())
+            }
+            None => Err(Error::Usage(format!(
+                "dialogue gating needs a sample rate whose 100 ms step is a whole number of frames, not {} frames",
+                self.meter.rate() as f64 / 10.0
+            ))),
+        }
+    }
+
+    /// Every 400 ms block energy since `keep_blocks` (None without it).
+    pub fn block_energies(&self) -> Option<&[f64]> {
+        self.steps.as_ref().and_then(|s| s.blocks())
+    }
+
     /// Feed one block, `planar[ch][frame]`, every channel the same length. Panics when the
     /// channel count differs from the meter's (a caller bug, not an input problem).
     pub fn add_planar(&mut self, planar: &[&[f32]]) {

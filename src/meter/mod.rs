@@ -18,14 +18,16 @@
 //! the crate's most expensive reading, comes from one crate instance per channel (its 4x
 //! interpolator runs each channel on its own, so a one-channel instance reads exactly what the
 //! multichannel one does), fed in parallel beside the loudness instance.
+mod dialogue;
 mod energy;
 mod file;
 mod gating;
 mod loudness_meter;
 mod true_peak;
 
+pub use dialogue::{DialogueLoudness, dialogue_gated};
 pub use energy::EnergyMeter;
-pub use file::{METER_BLOCK, measure_file, meter_reader};
+pub use file::{METER_BLOCK, measure_file, meter_reader, meter_reader_blocks};
 pub use gating::{StepMaxima, channel_map, channel_weight, gated_loudness, loudness_range};
 pub use loudness_meter::LoudnessMeter;
 pub use true_peak::TruePeakMeter;

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::fmt_db;
 use super::{path_string, seconds};
-use crate::meter::LoudnessStats;
+use crate::meter::{DialogueLoudness, LoudnessStats};
 use crate::model::Layout;
 
 /// One file's reading. JSON keys: path, channels, sample_rate, frames, then the `LoudnessStats`
@@ -69,4 +69,38 @@ pub fn to_text(results: &[FileLoudness]) -> String {
         }
     }
     out
+}
+
+/// `measure --dialogue`'s reading: the programme's, and its loudness gated on its dialogue stem.
+/// JSON: the programme's `FileLoudness` keys, then `dialogue_stem` and `dialogue` (the
+/// `DialogueLoudness` keys).
+#[derive(Debug, Clone, Serialize)]
+pub struct DialogueReading {
+    #[serde(flatten)]
+    pub programme: FileLoudness,
+    #[serde(serialize_with = "path_string")]
+    pub dialogue_stem: PathBuf,
+    pub dialogue: DialogueLoudness,
+}
+
+impl DialogueReading {
+    pub fn to_text(&self) -> String {
+        let d = &self.dialogue;
+        let mut out = to_text(std::slice::from_ref(&self.programme));
+        let gated = d.dialogue_gated_lufs.map_or("-".to_string(), |v| fmt_db(v, 1));
+        out.push_str(&format!(
+            "  {:<20} {gated:>8} LUFS   gated on the dialogue stem {} (stem gating, not a speech classifier)\n",
+            "Dialogue-gated",
+            self.dialogue_stem.display()
+        ));
+        out.push_str(&format!(
+            "  {:<20} {:>8.1} %      {} of {} blocks over -70 LUFS; the stem reads {} LUFS\n",
+            "Dialogue",
+            d.dialogue_percent,
+            d.dialogue_blocks,
+            d.programme_blocks,
+            fmt_db(d.dialogue_stem_lufs, 1)
+        ));
+        out
+    }
 }
