@@ -98,6 +98,24 @@ pub enum Command {
         #[arg(long, value_name = "STEM")]
         dialogue: Option<PathBuf>,
     },
+    /// Master several sessions as one release (design/deliverables.md "Albums and EPs"): per-track
+    /// files, one sequence file with its CUE sheet, album or track normalisation.
+    Album {
+        album: PathBuf,
+        #[arg(long, value_enum, default_value = "auto")]
+        engine: EngineChoice,
+        #[arg(long)]
+        adapter: Option<String>,
+        /// Output folder (default: the album file's folder).
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Write the album report (JSON) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Replace existing outputs.
+        #[arg(long)]
+        force: bool,
+    },
     /// Null residual of two files; exit 1 when over tolerance.
     Compare {
         a: PathBuf,

@@ -110,6 +110,23 @@ pub fn run(command: Command) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Album { album, engine, adapter, out_dir, report, force } => {
+            // The report's folder is checked by making its temporary file, before any work.
+            let report_file = report.as_deref().map(ReportFile::create).transpose()?;
+            let render = RenderOptions { engine, adapter, out_dir, force, ..RenderOptions::default() };
+            let (r, code) = crate::album::run(&album, &crate::album::AlbumOptions { render })?;
+            eprint!("{}", r.to_text());
+            match report_file {
+                Some(f) => {
+                    f.write(&r)?;
+                    let mut publication = crate::publish::Publication::new(force);
+                    f.publish(&mut publication)?;
+                    publication.keep();
+                }
+                None => println!("{}", serde_json::to_string_pretty(&r).expect("json")),
+            }
+            Ok(code)
+        }
         Command::Compare { a, b, json, max_peak_dbfs, max_rms_dbfs } => {
             let r = compare::compare(&a, &b, crate::report::compare::Tolerance { max_peak_dbfs, max_rms_dbfs })?;
             if json {

@@ -1,4 +1,5 @@
 //! stemforge: offline stem mastering on the GPU (wgpu/WGSL) with a CPU reference engine.
+pub mod album;
 pub mod analysis;
 pub mod cpu;
 pub mod dsp;

@@ -131,8 +131,13 @@ pub fn make_engine(choice: EngineChoice, adapter: Option<&str>) -> Result<(Box<d
 /// remove the temporary files, the files this render already renamed into place and the folders
 /// it created (`Publication`).
 pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport> {
+    render_session(Session::load(session_path)?, opts)
+}
+
+/// `render` of a session already loaded (and perhaps adjusted: an album sets each track's target,
+/// ceiling and outputs, `album`).
+pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderReport> {
     let t0 = Instant::now();
-    let session = Session::load(session_path)?;
     let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
     // Inputs are never modified, whatever the flags: checked before a stem is opened.
     check_writes(&session, paths::render_writes(&session, &out_dir), opts.report.as_deref(), opts.force)?;

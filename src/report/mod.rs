@@ -7,6 +7,7 @@
 //!
 //! Nothing here imports `analysis` or `render`: the data structs these files format live here (or
 //! lower: `engine`, `sink`, `session`, `meter`), and those modules import them.
+pub mod album;
 pub mod batch;
 pub mod check;
 pub mod compare;
