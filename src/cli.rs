@@ -204,6 +204,17 @@ pub enum FarmCommand {
         /// The stemforge the workers run (default: this executable).
         #[arg(long)]
         stemforge: Option<PathBuf>,
+        /// Treat the file as one session and split it into N segments across workers: a template
+        /// whose four steps are the four phases (phases 1 and 3 one task per segment).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        segments: Option<u32>,
+        /// With --segments: the shared state folder (default: .stemforge-segments/<name> beside
+        /// the session file).
+        #[arg(long, requires = "segments")]
+        state_dir: Option<PathBuf>,
+        /// With --segments: the output folder (default: the session file's folder).
+        #[arg(long, requires = "segments")]
+        out_dir: Option<PathBuf>,
     },
 }
 

@@ -200,15 +200,13 @@ pub fn run(command: Command) -> Result<u8> {
                     out_dir,
                     ..
                 } => {
-                    let s = Session::load(&session)?;
-                    let state = state_dir.unwrap_or_else(|| s.dir.join(".stemforge-segments").join(&s.name));
-                    std::fs::create_dir_all(&state)
-                        .map_err(|e| Error::output_from(&state, "cannot create the state folder", e))?;
-                    let state =
-                        std::fs::canonicalize(&state).map_err(|e| Error::output_from(&state, "cannot resolve", e))?;
-                    let opts =
-                        crate::farm::slurm::SegmentJobs { segments: n, state_dir: state, out_dir, partition, engine };
+                    let (s, opts) = segment_jobs(&session, n, state_dir, out_dir, partition, engine)?;
                     print!("{}", crate::farm::slurm::segment_script(&s, &exe(stemforge)?, &opts));
+                }
+                FarmCommand::Openjd { batch: session, engine, stemforge, segments: Some(n), state_dir, out_dir } => {
+                    let (s, opts) = segment_jobs(&session, n, state_dir, out_dir, None, engine)?;
+                    let t = crate::farm::openjd::segment_template(&s, &exe(stemforge)?, &opts);
+                    println!("{}", serde_json::to_string_pretty(&t).expect("json"));
                 }
                 FarmCommand::Slurm { batch, partition, max_parallel, cpus_per_task, engine, stemforge, .. } => {
                     let batch = Batch::load(&batch)?;
@@ -219,7 +217,7 @@ pub fn run(command: Command) -> Result<u8> {
                         .map_err(|e| Error::output_from(batch.state_dir(), "cannot create the log folder", e))?;
                     print!("{}", crate::farm::slurm::script(&batch, &exe(stemforge)?, &opts));
                 }
-                FarmCommand::Openjd { batch, engine, stemforge } => {
+                FarmCommand::Openjd { batch, engine, stemforge, .. } => {
                     let batch = Batch::load(&batch)?;
                     check_unique_names(&batch)?;
                     let t = crate::farm::openjd::template(&batch, &exe(stemforge)?, engine);
@@ -238,4 +236,21 @@ pub fn run(command: Command) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// What `farm slurm|openjd SESSION --segments N` share: the session, and the absolute state
+/// folder (made now: every node reads and writes it) and options of its phases.
+fn segment_jobs(
+    session: &std::path::Path,
+    segments: u32,
+    state_dir: Option<std::path::PathBuf>,
+    out_dir: Option<std::path::PathBuf>,
+    partition: Option<String>,
+    engine: Option<crate::pipeline::render::EngineChoice>,
+) -> Result<(Session, crate::farm::slurm::SegmentJobs)> {
+    let s = Session::load(session)?;
+    let state = state_dir.unwrap_or_else(|| s.dir.join(".stemforge-segments").join(&s.name));
+    std::fs::create_dir_all(&state).map_err(|e| Error::output_from(&state, "cannot create the state folder", e))?;
+    let state = std::fs::canonicalize(&state).map_err(|e| Error::output_from(&state, "cannot resolve", e))?;
+    Ok((s, crate::farm::slurm::SegmentJobs { segments, state_dir: state, out_dir, partition, engine }))
 }

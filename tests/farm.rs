@@ -336,23 +336,10 @@ fn slurm_job_array_on_a_local_cluster_renders_what_one_machine_does() {
     eprintln!("slurm test: tasks on {nodes:?}; {:.2} s with the cluster's start", t0.elapsed().as_secs_f64());
 }
 
-/// The `openjd` command: on PATH, or where `.ci/run` installs it.
-fn openjd() -> Option<PathBuf> {
-    if Command::new("openjd").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        return Some("openjd".into());
-    }
-    let venv = PathBuf::from("/opt/stemforge-openjd/bin/openjd");
-    venv.exists().then_some(venv)
-}
-
 #[test]
 fn openjd_template_passes_check_and_renders_the_batch_under_openjd_run() {
     let t0 = Instant::now();
-    let Some(openjd) = openjd() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("openjd (pip package openjd-cli) is not installed; .ci/run installs it");
-        }
-        eprintln!("\n*** SKIPPED openjd test: no `openjd` (pip install openjd-cli; .ci/run installs it) ***\n");
+    let Some(openjd) = openjd("openjd_template_passes_check_and_renders_the_batch_under_openjd_run") else {
         return;
     };
     let reference = reference_outputs(1.2);

@@ -330,6 +330,43 @@ fn slurm_segments_on_a_local_cluster_equal_one_render() {
     eprintln!("slurm segments test: jobs on {nodes:?}; {:.2} s with the cluster's start", t0.elapsed().as_secs_f64());
 }
 
+/// `farm openjd SESSION --segments 3`: `openjd check` accepts the template, and `openjd run` runs
+/// its four steps (analyse and write one task per segment) to the same bytes as one machine.
+#[test]
+fn openjd_segment_template_runs_the_four_phases_to_one_render() {
+    let Some(openjd) = openjd("openjd_segment_template_runs_the_four_phases_to_one_render") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let session = make_session(d.path());
+    let reference = single_render(&session, &d.path().join("one"));
+    let (state, out) = (d.path().join("state"), d.path().join("segmented"));
+    std::fs::create_dir_all(&out).unwrap();
+    let t = stemforge()
+        .args(["farm", "openjd"])
+        .arg(&session)
+        .args(["--segments", "3", "--engine", "cpu", "--state-dir", s(&state), "--out-dir", s(&out)])
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let template = d.path().join("segments.template.json");
+    std::fs::write(&template, &t.stdout).unwrap();
+    let check = Command::new(&openjd).arg("check").arg(&template).output().unwrap();
+    assert!(
+        check.status.success(),
+        "openjd check:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let run = Command::new(&openjd).arg("run").arg(&template).current_dir(d.path()).output().unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "openjd run:\n{log}");
+    for i in 0..3 {
+        assert!(state.join(format!("write-{i}.json")).exists(), "segment {i} was not written:\n{log}");
+    }
+    assert_eq!(outputs(&out), reference, "the OpenJD steps' outputs against one machine's");
+}
+
 /// A limiter-heavy programme whose segment boundary falls inside a long release, in 7 segments
 /// that do not divide it evenly: 90 s of quiet music (-30 dBFS) with a full-scale burst ending
 /// just before segment 6's first block (6·528/7, rounded down), a 500 ms limiter release (its warm-up alone is

@@ -119,3 +119,20 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The `openjd` command (pip package openjd-cli): on PATH, or where `.ci/run` installs it. Missing,
+/// it fails `test` in CI (`CI` set) and skips it loudly elsewhere.
+pub fn openjd(test: &str) -> Option<PathBuf> {
+    if Command::new("openjd").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Some("openjd".into());
+    }
+    let venv = PathBuf::from("/opt/stemforge-openjd/bin/openjd");
+    if venv.exists() {
+        return Some(venv);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: openjd (pip package openjd-cli) is not installed; .ci/run installs it");
+    }
+    eprintln!("\n*** SKIPPED {test}: no `openjd` (pip install openjd-cli; .ci/run installs it) ***\n");
+    None
+}
