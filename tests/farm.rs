@@ -348,21 +348,10 @@ fn openjd_template_passes_check_and_renders_the_batch_under_openjd_run() {
     let out = d.path().join("out");
     let t = stemforge().args(["farm", "openjd"]).arg(&b).args(["--engine", "cpu"]).output().unwrap();
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
-    let template = d.path().join("job.json");
-    std::fs::write(&template, &t.stdout).unwrap();
-
-    let check = Command::new(&openjd).arg("check").arg(&template).output().unwrap();
-    assert!(
-        check.status.success(),
-        "openjd check:\n{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let run = Command::new(&openjd).arg("run").arg(&template).current_dir(d.path()).output().unwrap();
-    let log = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let (ok, log) = openjd_check_and_run(&openjd, &t.stdout, d.path(), "job.json");
     // Every render task succeeds (its session's code is recorded); the summary step exits with the
     // batch's code, 2, so the job fails, as the broken session should make it.
-    assert!(!run.status.success(), "openjd run should fail on the summary's exit 2:\n{log}");
+    assert!(!ok, "openjd run should fail on the summary's exit 2:\n{log}");
     assert!(log.contains("exited with code: 2"), "{log}");
     assert_eq!(log.matches("exited with code: 0").count(), SESSIONS, "{log}");
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();

@@ -349,18 +349,8 @@ fn openjd_segment_template_runs_the_four_phases_to_one_render() {
         .output()
         .unwrap();
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
-    let template = d.path().join("segments.template.json");
-    std::fs::write(&template, &t.stdout).unwrap();
-    let check = Command::new(&openjd).arg("check").arg(&template).output().unwrap();
-    assert!(
-        check.status.success(),
-        "openjd check:\n{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let run = Command::new(&openjd).arg("run").arg(&template).current_dir(d.path()).output().unwrap();
-    let log = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
-    assert!(run.status.success(), "openjd run:\n{log}");
+    let (ok, log) = openjd_check_and_run(&openjd, &t.stdout, d.path(), "segments.template.json");
+    assert!(ok, "openjd run:\n{log}");
     for i in 0..3 {
         assert!(state.join(format!("write-{i}.json")).exists(), "segment {i} was not written:\n{log}");
     }

@@ -136,3 +136,19 @@ pub fn openjd(test: &str) -> Option<PathBuf> {
     eprintln!("\n*** SKIPPED {test}: no `openjd` (pip install openjd-cli; .ci/run installs it) ***\n");
     None
 }
+
+/// A job template (`farm openjd`'s stdout) written to `dir/name`, `openjd check`ed (which must
+/// pass), then `openjd run` in `dir`: whether the run succeeded, and its log.
+pub fn openjd_check_and_run(openjd: &Path, template: &[u8], dir: &Path, name: &str) -> (bool, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, template).unwrap();
+    let check = Command::new(openjd).arg("check").arg(&path).output().unwrap();
+    assert!(
+        check.status.success(),
+        "openjd check:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let run = Command::new(openjd).arg("run").arg(&path).current_dir(dir).output().unwrap();
+    (run.status.success(), format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr)))
+}
