@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use stemforge::error::Error;
 use stemforge::model::{Dither, EqBand, Filter, Layout, OutputKind, Phase, SampleFormat};
-use stemforge::session::{self, Session};
+use stemforge::session::Session;
 
 /// DESIGN.md's example, written out in full (with `fir` left commented, as there).
 const DESIGN_EXAMPLE: &str = r#"
@@ -182,13 +182,21 @@ fn defaults() {
 
 #[test]
 fn profiles_set_target_and_ceiling() {
-    for (name, target, ceiling) in [("ebu-r128", -23.0, -1.0), ("atsc-a85", -24.0, -2.0), ("streaming", -14.0, -1.0)] {
-        assert_eq!(session::profile_values(name), Some((target, ceiling)));
+    for (name, target, ceiling) in [
+        ("ebu-r128", -23.0, -1.0),
+        ("ebu-r128-s1", -23.0, -1.0),
+        ("atsc-a85", -24.0, -2.0),
+        ("arib-tr-b32", -24.0, -1.0),
+        ("streaming", -14.0, -1.0),
+        ("apple-music", -16.0, -1.0),
+    ] {
+        let p = stemforge::model::Profile::named(name).unwrap();
+        assert_eq!((p.target_lufs, p.ceiling_dbtp), (target, ceiling), "the table's {name}");
         let m = parse(&with_tables(&format!("[master]\nprofile = \"{name}\""))).unwrap().master.unwrap();
         assert_eq!((m.target_lufs, m.ceiling_dbtp), (Some(target), ceiling), "profile {name}");
         assert_eq!(m.profile.as_deref(), Some(name));
     }
-    assert_eq!(session::profile_values("ebu"), None);
+    assert_eq!(stemforge::model::Profile::named("ebu"), None);
     assert_rejected(&with_tables("[master]\nprofile = \"ebu\""), &["profile", "\"ebu\"", "ebu-r128"]);
 }
 

@@ -5,8 +5,10 @@ mod eq;
 mod format;
 mod layout;
 mod process;
+mod profile;
 
 pub use eq::{EqBand, EqDesign, Filter, Phase};
 pub use format::{Dither, OutputKind, SampleFormat, SourceEncoding};
 pub use layout::Layout;
 pub use process::{Compressor, Detector, Process, Saturation, Share, StageKeys, Transient, Width};
+pub use profile::{Normalised, PROFILE_NAMES, Profile, ProfileCheck};

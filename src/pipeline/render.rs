@@ -231,6 +231,19 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         problems
             .push(format!("true peak {:.2} dBTP is over the ceiling {:.2} dBTP", after.true_peak_dbtp, m.ceiling_dbtp));
     }
+    // The profile's own checks (its QC tolerance, EBU R128 s1's short-term limit) on the master
+    // as written; the target and the ceiling above are the profile's.
+    let profile = master.and_then(|m| m.profile.as_deref()).and_then(crate::model::Profile::named).map(|p| {
+        let checks = p.checks(after.integrated_lufs, after.true_peak_dbtp, after.max_short_term_lufs);
+        crate::report::render::ProfileReport { profile: p, checks }
+    });
+    for c in profile.iter().flat_map(|p| &p.checks).filter(|c| !c.passed) {
+        let p = &profile.as_ref().expect("checked").profile;
+        let failure = format!("profile {}: {}", p.name, c.failure());
+        if !problems.iter().any(|q| c.check == "true peak" && q.starts_with("true peak")) {
+            problems.push(failure);
+        }
+    }
     // A render that misses its spec publishes no output (below): the report still says what each
     // file would have been.
     let published = problems.is_empty();
@@ -296,6 +309,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         limiter: result.limiter,
         iterations: result.iterations,
         passes,
+        profile,
         spec_met: problems.is_empty(),
         spec_problems: problems,
         warnings,

@@ -76,6 +76,14 @@ pub struct PassRecord {
     pub meter: &'static str,
 }
 
+/// A profile and its checks, as the render report gives them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProfileReport {
+    #[serde(flatten)]
+    pub profile: crate::model::Profile,
+    pub checks: Vec<crate::model::ProfileCheck>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RenderReport {
     pub session: String,
@@ -108,7 +116,11 @@ pub struct RenderReport {
     /// G values tried (the re-measure loop of DESIGN.md DSP 6), on the spill or by a writing pass.
     pub iterations: u32,
     pub passes: Vec<PassRecord>,
-    /// Whether the loudness target and the true-peak ceiling were met.
+    /// `[master] profile`: the spec delivered to and each of its checks on the master as written
+    /// (design/deliverables.md "Delivery profiles").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileReport>,
+    /// Whether the loudness target and the true-peak ceiling were met, and the profile's checks.
     pub spec_met: bool,
     pub spec_problems: Vec<String>,
     /// Things a deliverables team should know that do not fail the render (clamped stem samples).

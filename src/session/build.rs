@@ -5,6 +5,7 @@ use super::locate::Locator;
 use super::raw::{self, BAND_KEYS};
 use super::*;
 use crate::error::Result;
+use crate::model::{Normalised, PROFILE_NAMES, Profile};
 
 /// Turns the raw file into a `Session`, checking each value against its rule.
 pub(super) struct Builder<'a> {
@@ -246,9 +247,22 @@ impl Builder<'_> {
         let loc = self.loc;
         let (target_lufs, ceiling_dbtp, profile) = match m.profile {
             Some(p) => {
-                let Some((target, ceiling)) = profile_values(&p) else {
-                    return Err(loc.err("master.profile", format!("profile = {p:?} is not one of {PROFILES}")));
+                let Some(profile) = Profile::named(&p) else {
+                    let names: Vec<String> = PROFILE_NAMES.iter().map(|n| format!("{n:?}")).collect();
+                    return Err(
+                        loc.err("master.profile", format!("profile = {p:?} is not one of {}", names.join(", ")))
+                    );
                 };
+                if profile.normalised == Normalised::Dialogue {
+                    return Err(loc.err(
+                        "master.profile",
+                        format!(
+                            "profile = {p:?} normalises dialogue-gated loudness, which `render` does not do yet: \
+                             `stemforge measure --dialogue STEM PROGRAMME` reads it (README)"
+                        ),
+                    ));
+                }
+                let (target, ceiling) = (profile.target_lufs, profile.ceiling_dbtp);
                 // A profile fixes both values; an explicit one beside it leaves the spec ambiguous.
                 for (key, given) in [("target_lufs", m.target_lufs), ("ceiling_dbtp", m.ceiling_dbtp)] {
                     if let Some(v) = given {

@@ -154,16 +154,3 @@ impl Master {
         (self.lookahead_ms * f64::from(sample_rate) / 1000.0).round() as usize
     }
 }
-
-/// Target loudness (LUFS) and true-peak ceiling (dBTP) of a delivery profile (DESIGN.md `[master]
-/// profile`): EBU R128 (-23 LUFS, -1 dBTP), ATSC A/85 (-24 LKFS, -2 dBTP), streaming (-14, -1).
-pub fn profile_values(name: &str) -> Option<(f64, f64)> {
-    match name {
-        "ebu-r128" => Some((-23.0, -1.0)),
-        "atsc-a85" => Some((-24.0, -2.0)),
-        "streaming" => Some((-14.0, -1.0)),
-        _ => None,
-    }
-}
-
-const PROFILES: &str = "\"ebu-r128\", \"atsc-a85\", \"streaming\"";
