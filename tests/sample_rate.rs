@@ -106,7 +106,7 @@ fn passband_images_and_aliases() {
             assert!(dev.abs() <= 0.01, "48 -> {to} Hz: {f:.0} Hz comes out {dev:+.4} dB");
         }
     }
-    println!("passband to 0.9 Nyquist: worst deviation {worst_pass:.5} dB");
+    println!("passband to 0.9 Nyquist: worst deviation {worst_pass:.2e} dB");
     // Aliases: a sine between the output's Nyquist and the input's folds to `to − f`.
     let mut worst_alias = f64::NEG_INFINITY;
     for (to, freqs) in

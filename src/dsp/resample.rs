@@ -44,9 +44,9 @@ pub struct ResampleTable {
     pub down: u64,
     /// Taps on each side of the output instant, in input samples.
     pub half: usize,
-    /// `coeffs[p * (2J + 1) + j]`: weight of input x[q + J − j] for an output at upsampled index
-    /// u = q·L + p.
-    pub coeffs: Vec<f64>,
+    /// `coeffs[p * (2J + 1) + i]`: weight of input x[q − J + i] for an output at upsampled index
+    /// u = q·L + p (designed in f64, rounded once to f32: the products then run 8 wide).
+    pub coeffs: Vec<f32>,
 }
 
 impl ResampleTable {
@@ -67,11 +67,13 @@ impl ResampleTable {
         let h_up = (len / 2.0).ceil();
         let half = (h_up / l as f64).ceil() as usize;
         let taps = 2 * half + 1;
-        let mut coeffs = vec![0.0f64; l as usize * taps];
-        for (p, phase) in coeffs.chunks_exact_mut(taps).enumerate() {
-            for (j, c) in phase.iter_mut().enumerate() {
-                // x[q + J − j] sits (j − J)·L + p upsampled samples before the output instant.
-                let n = (j as f64 - half as f64) * l as f64 + p as f64;
+        let mut coeffs = vec![0.0f32; l as usize * taps];
+        let mut phase = vec![0.0f64; taps];
+        for (p, out) in coeffs.chunks_exact_mut(taps).enumerate() {
+            for (i, c) in phase.iter_mut().enumerate() {
+                // x[q − J + i] sits (J − i)·L + p upsampled samples before the output instant.
+                let n = (half as f64 - i as f64) * l as f64 + p as f64;
+                *c = 0.0;
                 if n.abs() > h_up {
                     continue;
                 }
@@ -80,7 +82,9 @@ impl ResampleTable {
                 *c = 2.0 * fc * sinc * kaiser(n / h_up, beta);
             }
             let dc: f64 = phase.iter().sum();
-            phase.iter_mut().for_each(|c| *c /= dc);
+            for (o, c) in out.iter_mut().zip(&phase) {
+                *o = (c / dc) as f32;
+            }
         }
         ResampleTable { up: l, down: m, half, coeffs }
     }
@@ -165,12 +169,10 @@ impl Resampler {
                 break;
             }
             let phase = &t.coeffs[p * taps..(p + 1) * taps];
-            // Index of x[q + J] in the buffer; the taps run backwards from there.
-            let top = (q + half).wrapping_sub(self.base) as usize;
+            // Index of x[q − J] in the buffer.
+            let first = q.wrapping_sub(half).wrapping_sub(self.base) as usize;
             for (b, o) in self.buf.iter().zip(out.iter_mut()) {
-                let window = &b[top + 1 - taps..=top];
-                let acc: f64 = phase.iter().zip(window.iter().rev()).map(|(c, x)| c * *x as f64).sum();
-                o.push(acc as f32);
+                o.push(dot(phase, &b[first..first + taps]));
             }
             self.next += 1;
         }
@@ -188,6 +190,23 @@ impl Resampler {
         }
         (self.next - start) as usize
     }
+}
+
+/// Σ c·x in eight independent f32 lanes (so the compiler vectorises it), summed in f64 at the
+/// end: 187 products of a full-scale signal carry about 1e-7 of rounding, −140 dB, well under the
+/// −120 dB the design asks (tests/sample_rate.rs measures the result).
+#[inline]
+fn dot(c: &[f32], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (cc, cr) = c.split_at(c.len() / 8 * 8);
+    let (xc, xr) = x.split_at(cc.len());
+    for (c8, x8) in cc.chunks_exact(8).zip(xc.chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += c8[k] * x8[k];
+        }
+    }
+    let tail: f64 = cr.iter().zip(xr).map(|(c, x)| (c * x) as f64).sum();
+    (acc.iter().map(|&a| a as f64).sum::<f64>() + tail) as f32
 }
 
 #[cfg(test)]
