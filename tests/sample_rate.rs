@@ -44,18 +44,13 @@ fn sine_fit(y: &[f32], fs: f64, freq: f64, range: std::ops::Range<usize>) -> (f6
     // Gauss-Jordan on the 3×3 normal equations (well conditioned: the basis is near orthogonal).
     for i in 0..3 {
         let p = m[i][i];
-        for j in 0..3 {
-            m[i][j] /= p;
-        }
+        m[i].iter_mut().for_each(|x| *x /= p);
         v[i] /= p;
-        for k in 0..3 {
-            if k != i {
-                let f = m[k][i];
-                for j in 0..3 {
-                    m[k][j] -= f * m[i][j];
-                }
-                v[k] -= f * v[i];
-            }
+        let row = m[i];
+        for k in (0..3).filter(|&k| k != i) {
+            let f = m[k][i];
+            m[k].iter_mut().zip(row).for_each(|(a, b)| *a -= f * b);
+            v[k] -= f * v[i];
         }
     }
     let mut sq = 0.0;

@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn block_split_does_not_change_output() {
-        let x: Vec<f32> = (0..20_000).map(|i| ((i as f32 * 0.0123).sin() * 0.5)).collect();
+        let x: Vec<f32> = (0..20_000).map(|i| (i as f32 * 0.0123).sin() * 0.5).collect();
         let run = |block: usize| {
             let mut r = Resampler::new(1, 48_000, 44_100);
             let mut all = Vec::new();
