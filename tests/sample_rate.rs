@@ -398,3 +398,31 @@ fn a_bad_sample_rate_is_refused() {
         assert!(files_under(&out).is_empty(), "written: {:?}", files_under(&out));
     }
 }
+
+/// A segmented render delivers at the stems' rate only: a `sample_rate` output is exit 2 naming
+/// it, with nothing written.
+#[test]
+fn a_segmented_render_refuses_a_resampled_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pulse(96_000, 100.0);
+    write_wav(&dir.path().join("a.wav"), &[p.clone(), p], FS, 24);
+    let session = session_file(
+        dir.path(),
+        &format!(
+            "name = \"seg\"\nlayout = \"stereo\"\n[[stems]]\nname = \"a\"\npath = \"a.wav\"\n{}",
+            output("m441.wav", "master", "pcm24", Some(44_100)),
+        ),
+    );
+    let state = dir.path().join("state");
+    let out = stemforge()
+        .arg("render")
+        .arg(&session)
+        .args(["--segments", "2", "--segment", "0", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("outputs[0].sample_rate") && err.contains("segmented"), "{err}");
+    assert!(files_under(&state).is_empty(), "written: {:?}", files_under(&state));
+}
