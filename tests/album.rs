@@ -199,3 +199,48 @@ fn bad_albums_are_exit_2_naming_the_problem_with_nothing_written() {
     assert!(e.contains("normalization") && e.contains("loudest"), "{e}");
     assert!(!out.exists());
 }
+
+/// A CD master from 48 kHz sessions: tracks and sequence at 44.1 kHz, the tracks resampled as
+/// delivered (round(N·44100/48000) frames, true peak under the ceiling at 44.1 kHz), the sequence
+/// still the tracks and gaps, the ballad on a CD frame (588 samples).
+#[test]
+fn a_cd_sequence_at_44k1_from_48k_sessions() {
+    let d = tempfile::tempdir().unwrap();
+    let album = ep(d.path(), "album");
+    let text = std::fs::read_to_string(&album)
+        .unwrap()
+        .replace("format = \"pcm16\"\n", "format = \"pcm16\"\nsample_rate = 44100\n");
+    std::fs::write(&album, text).unwrap();
+    // Music rolls off above 18 kHz; the test's full-band noise does not, and the 0.2 LU it carries
+    // above 22.05 kHz would leave the 44.1 kHz files under their target (one G serves every rate).
+    for song in ["single", "ballad", "interlude"] {
+        let p = d.path().join(song).join("session.toml");
+        let text = std::fs::read_to_string(&p).unwrap()
+            + "[bus]\neq = [{ type = \"lowpass\", freq_hz = 18000.0, order = 4 }]\n";
+        std::fs::write(&p, text).unwrap();
+    }
+    let out = d.path().join("out");
+    let (r, _) = run_album(&album, &out, 0);
+    assert_eq!(r["sample_rate"], 44_100);
+    let (fs, seq) = read_audio(&out.join("album/ep-one.wav"));
+    assert_eq!(fs, 44_100);
+    let mut at = 0usize;
+    for (i, (t, seconds)) in r["tracks"].as_array().unwrap().iter().zip([12.0, 10.5, 7.3]).enumerate() {
+        let name = t["name"].as_str().unwrap();
+        let file = out.join(format!("album/{:02}-{name}.wav", i + 1));
+        let (rate, track) = read_audio(&file);
+        assert_eq!(rate, 44_100);
+        let n48 = (seconds * 48_000.0) as u64;
+        assert_eq!(track[0].len() as u64, (n48 * 44_100 + 24_000) / 48_000, "{name}: frames at 44.1 kHz");
+        let stats = measure_file(&file).unwrap();
+        assert!(stats.true_peak_dbtp <= -1.0, "{name} at 44.1 kHz: {} dBTP", stats.true_peak_dbtp);
+        let start = t["start_frame"].as_u64().unwrap() as usize;
+        assert!(seq.iter().all(|c| c[at..start].iter().all(|&v| v == 0.0)));
+        for (c, tc) in seq.iter().zip(&track) {
+            assert!(c[start..start + tc.len()] == tc[..], "{name} differs in the sequence");
+        }
+        at = start + track[0].len();
+    }
+    assert_eq!(at, seq[0].len());
+    assert_eq!(r["tracks"][1]["start_frame"].as_u64().unwrap() % 588, 0, "the ballad on a CD frame");
+}

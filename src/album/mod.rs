@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::dsp::resample::SUPPORTED_RATES;
 use crate::error::{Error, Result};
 use crate::io::WriterSpec;
 use crate::io::wav_writer::WavWriter;
@@ -46,6 +47,9 @@ struct RawOutput {
     kind: String,
     format: String,
     dither: Option<String>,
+    /// The rate the output is delivered at (design/deliverables.md `sample_rate`): 44100 for a CD
+    /// from 48 kHz sessions. Default: the sessions' rate.
+    sample_rate: Option<u32>,
 }
 
 /// One output of the album: per-track files (`path` a template with `{index}`/`{index:0N}` and
@@ -56,6 +60,7 @@ struct AlbumOutput {
     sequence: bool,
     format: SampleFormat,
     dither: Dither,
+    sample_rate: Option<u32>,
 }
 
 struct Track {
@@ -148,6 +153,10 @@ fn load(album_path: &Path) -> Result<Loaded> {
     if !(-20.0..=0.0).contains(&ceiling) {
         return Err(bad(format!("ceiling_dbtp = {ceiling} must be in [-20, 0]")));
     }
+    let rates: Vec<Option<u32>> = raw.outputs.iter().filter(|o| o.kind == "sequence").map(|o| o.sample_rate).collect();
+    if rates.windows(2).any(|w| w[0] != w[1]) {
+        return Err(bad("the `sequence` outputs have different sample_rate values: give them one rate".into()));
+    }
     if raw.tracks.is_empty() {
         return Err(bad("no [[tracks]]: an album needs at least one".into()));
     }
@@ -180,7 +189,13 @@ fn load(album_path: &Path) -> Result<Loaded> {
                 o.path
             )));
         }
-        outputs.push(AlbumOutput { path: o.path.clone(), sequence, format, dither });
+        if let Some(r) = o.sample_rate
+            && !SUPPORTED_RATES.contains(&r)
+        {
+            let list = SUPPORTED_RATES.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+            return Err(bad(format!("{at}.sample_rate = {r} is not one of {list}")));
+        }
+        outputs.push(AlbumOutput { path: o.path.clone(), sequence, format, dither, sample_rate: o.sample_rate });
     }
     let dir = album_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tracks = Vec::new();
@@ -277,13 +292,22 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
         .prefix(".stemforge-album-")
         .tempdir_in(&out_dir)
         .map_err(|e| Error::output_from(&out_dir, "cannot create the album's staging folder", e))?;
+    // The rate of the sequence (of the per-track files where there is no sequence): what the
+    // gaps, start frames and CUE sheet count in.
+    let session_rate = tracks[0].session_rate()?;
+    let album_rate =
+        outputs.iter().find(|o| o.sequence).or(outputs.first()).and_then(|o| o.sample_rate).unwrap_or(session_rate);
     let mut records = Vec::new();
     let mut sequence_parts: Vec<Vec<PathBuf>> = vec![Vec::new(); outputs.len()];
     let part_of: Vec<Option<usize>> = outputs
         .iter()
         .map(|o| {
             o.sequence
-                .then(|| outputs.iter().position(|t| !t.sequence && t.format == o.format && t.dither == o.dither))
+                .then(|| {
+                    outputs.iter().position(|t| {
+                        !t.sequence && t.format == o.format && t.dither == o.dither && t.sample_rate == o.sample_rate
+                    })
+                })
                 .flatten()
         })
         .collect();
@@ -324,6 +348,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
                 format: outputs[*j].format,
                 dither: outputs[*j].dither,
                 allow_residual: false,
+                sample_rate: outputs[*j].sample_rate,
             })
             .collect();
         let mut ro = opts.render.clone();
@@ -347,7 +372,8 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
             target_lufs: target,
             integrated_lufs: r.loudness_after.integrated_lufs,
             true_peak_dbtp: r.loudness_after.true_peak_dbtp,
-            frames: r.frames,
+            // At the album's rate: a resampler delivers round(N·rate/fs) frames.
+            frames: (r.frames * album_rate as u64 + session_rate as u64 / 2) / session_rate as u64,
             gap_frames: 0,
             start_frame: 0,
             cue_index: String::new(),
@@ -366,7 +392,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
     // Gaps and start frames: a gap is lengthened (by under 1/75 s) so that the track after it
     // starts on a CD frame where the rate has whole CD frames; gapless tracks start where the one
     // before ends.
-    let fs = tracks[0].session_rate()?;
+    let fs = album_rate;
     let cd_frame = (fs % 75 == 0).then_some(fs as u64 / 75);
     let mut at = 0u64;
     for (rec, t) in records.iter_mut().zip(&tracks) {

@@ -3,6 +3,7 @@
 pub mod eq_design;
 pub mod kweighting;
 pub mod oversampling;
+pub mod resample;
 
 use crate::model::Process;
 

@@ -280,6 +280,29 @@ impl WavWriter {
         Ok(())
     }
 
+    /// `write_planar`, and the samples as the file now holds them (dithered, quantised and clamped,
+    /// read back at full scale 1.0) into `delivered[ch][..frames]`: what a meter of the delivered
+    /// file reads (design/deliverables.md: an output is verified at its own rate and bit depth).
+    pub fn write_planar_delivered(
+        &mut self,
+        planar: &[&[f32]],
+        frames: usize,
+        delivered: &mut [Vec<f32>],
+    ) -> Result<()> {
+        self.write_planar(planar, frames)?;
+        for (c, d) in delivered.iter_mut().enumerate() {
+            d.clear();
+            match self.spec.format.int_bits() {
+                None => d.extend_from_slice(&planar[c][..frames]),
+                Some(bits) => {
+                    let scale = dither_quantize::full_scale(bits).recip();
+                    d.extend(self.ints[c * frames..(c + 1) * frames].iter().map(|&q| q as f32 * scale));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Append `frames` frames already dithered, quantised and packed in this file's format
     /// (interleaved little-endian, as `write_planar` would have made them from the same samples at
     /// the same frame index: the GPU engine packs on its device), and `over_full_scale` of them

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::dsp::resample::output_frames;
 use crate::engine::RenderPlan;
 use crate::error::{Error, Result};
 use crate::io::WriterSpec;
@@ -40,7 +41,7 @@ pub(super) fn plan_outputs(
     let mut seen = HashSet::new();
     for (o, out) in session.outputs.iter().enumerate() {
         let spec = |stem: Option<usize>| WriterSpec {
-            sample_rate: plan.sample_rate,
+            sample_rate: out.delivered_rate(plan.sample_rate),
             channels: plan.bus_channels(),
             layout: Some(plan.layout),
             format: out.format,
@@ -124,14 +125,14 @@ pub fn check_writes(session: &Session, mut writes: Vec<Role>, report: Option<&Pa
     Ok(())
 }
 
-/// Writers for a pass of `frames` frames (told, so each writes its final header first and hashes
-/// as it goes).
-pub(super) fn make_writers(files: &[PlannedFile], frames: u64) -> Result<Writers> {
+/// Writers for a pass of `frames` frames at `sample_rate` (told, so each writes its final header
+/// first and hashes as it goes; a resampled output holds `resample::output_frames` of them).
+pub(super) fn make_writers(files: &[PlannedFile], frames: u64, sample_rate: u32) -> Result<Writers> {
     let mut writers = Writers::none();
     let mut stem_output: Option<usize> = None;
     for f in files {
         let mut w = WavWriter::create(&f.final_path, &f.spec)?;
-        w.expect_frames(frames)?;
+        w.expect_frames(output_frames(frames, sample_rate, f.spec.sample_rate))?;
         match f.kind {
             OutputKind::Master => writers.masters.push(w),
             OutputKind::Stems => {

@@ -9,6 +9,7 @@ use crate::engine::{BusBytes, Engine, PassParams, RenderPlan, StageActivity};
 use crate::error::{Error, Result};
 use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
+use crate::model::OutputKind;
 use crate::paths;
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
 use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
@@ -51,7 +52,8 @@ impl Runner<'_> {
         // A bus stage that cannot be shared out among the stems (allowed by `allow_residual`):
         // the writing pass measures what the stems miss.
         let residual = params.stems && writers.has_stems() && plan.bus_process.iter().any(|p| !p.shares_with_stems());
-        let sink = OutputSink::new(meter, writers)
+        let sink = OutputSink::new(meter, writers)?
+            .programme_frames(plan.frames)
             .limited_master(params.limit)
             .device_meter(self.engine.meter_on_device(plan))
             .stem_residual(residual);
@@ -91,7 +93,18 @@ impl Runner<'_> {
         let limiter = plan.limiter.as_ref().ok_or_else(|| Error::Internal("solve without a limiter plan".into()))?;
         self.progress.start_pass(pass_no, "solve", plan.frames);
         let progress = self.progress;
-        let solved = solve_gain(spill, limiter, plan.layout, plan.sample_rate, gain_db, &|done| progress.advance(done));
+        let fs = plan.sample_rate;
+        let mut rates: Vec<u32> = self
+            .session
+            .outputs
+            .iter()
+            .filter(|o| o.kind == OutputKind::Master)
+            .map(|o| o.delivered_rate(fs))
+            .filter(|&r| r != fs)
+            .collect();
+        rates.sort_unstable();
+        rates.dedup();
+        let solved = solve_gain(spill, limiter, plan.layout, fs, &rates, gain_db, &|done| progress.advance(done));
         self.progress.finish_pass();
         let s = solved?;
         let aim = Some(limiter.ceiling_db as f64);
@@ -146,6 +159,10 @@ const MAX_AIM_SOLVES: u32 = 3;
 /// is a measured default) or the writing pass reads otherwise.
 const MAX_AIM_WRITES: u32 = 2;
 
+/// How much lower than the limiter-level guarantee the aim may go when a master is resampled:
+/// the overshoot resampling after a limiter can add (design/deliverables.md, up to a dB).
+const RESAMPLED_AIM_ALLOWANCE_DB: f64 = 1.0;
+
 /// The limiter's aim (design/mastering.md "The limiter uses its ceiling"): `margin_db` under the
 /// ceiling, moved from the reference meter's true-peak readings, by solves where there is a spill,
 /// else by repeating the writing pass, within the oversampling's `AimBounds`.
@@ -171,7 +188,14 @@ struct SolvedAt {
 impl Aim {
     pub(super) fn new(session: &Session) -> Option<Aim> {
         let m = session.master.as_ref()?;
-        let bounds = aim_bounds(m.oversampling as usize);
+        let mut bounds = aim_bounds(m.oversampling as usize);
+        // A master delivered at another rate can peak over the limited master it is resampled from
+        // (design/deliverables.md "Output formats": up to a dB): the aim may go that much lower.
+        if session.outputs.iter().any(|o| o.kind == OutputKind::Master && o.sample_rate.is_some())
+            && let Some(b) = bounds.as_mut()
+        {
+            b.most_db += RESAMPLED_AIM_ALLOWANCE_DB;
+        }
         Some(Aim {
             ceiling_dbtp: m.ceiling_dbtp,
             bounds,
@@ -285,11 +309,14 @@ fn write_pass(
             Some(a) => with_aim(plan, a.aim()),
             None => plan.clone(),
         };
-        let writers = make_writers(files, plan.frames)?;
+        let writers = make_writers(files, plan.frames, plan.sample_rate)?;
         let (result, _) = runner.run(&plan, params, kind, MeterScope::Full, writers, Spills::default(), replay)?;
         let limited = result.reduction.max_db > 0.0;
+        // The ceiling holds for the files as delivered: a master resampled after the limiter can
+        // peak higher than the limited master (design/deliverables.md "Output formats"), so the
+        // aim answers the highest true peak of them all.
         let moved = repeats < MAX_AIM_WRITES
-            && aim.as_deref_mut().is_some_and(|a| a.moved(result.loudness.true_peak_dbtp, limited));
+            && aim.as_deref_mut().is_some_and(|a| a.moved(result.delivered_true_peak_dbtp(), limited));
         if !moved {
             return Ok(result);
         }
@@ -374,6 +401,8 @@ pub(super) struct PassesOutcome {
     pub(super) reduction: GainReduction,
     /// The stems' sum against the master, when a bus stage keeps them from summing exactly.
     pub(super) residual: Option<StemResidual>,
+    /// Per master output file: its readings as delivered when it is resampled (`PassResult::delivered`).
+    pub(super) delivered: Vec<Option<LoudnessStats>>,
     /// Every process stage, with what it did (`Engine::stage_activity`).
     pub(super) stages: Vec<StageActivity>,
     /// The limiter's aim in the last writing pass (None without a master).
@@ -409,6 +438,7 @@ pub(super) fn run_passes(
             loudness: result.loudness,
             reduction: result.reduction,
             residual: result.residual,
+            delivered: result.delivered,
             stages: Vec::new(),
             limiter,
             outputs,

@@ -244,6 +244,30 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
             problems.push(failure);
         }
     }
+    // A master delivered at another rate is checked as delivered: its own loudness and true peak.
+    let mut delivered = result.delivered.iter();
+    for f in files.iter().filter(|f| f.kind == OutputKind::Master) {
+        let Some(Some(l)) = delivered.next() else { continue };
+        let at = f.final_path.display();
+        let rate = f.spec.sample_rate;
+        if let Some(target) = master.and_then(|m| m.target_lufs)
+            && (l.integrated_lufs - target).abs() > DELIVERED_LOUDNESS_TOLERANCE_LU
+        {
+            problems.push(format!(
+                "{at} (at {rate} Hz): integrated loudness {:.2} LUFS misses the target {target:.2} LUFS by more than \
+                 {DELIVERED_LOUDNESS_TOLERANCE_LU} LU",
+                l.integrated_lufs
+            ));
+        }
+        if let Some(m) = master
+            && l.true_peak_dbtp > m.ceiling_dbtp
+        {
+            problems.push(format!(
+                "{at} (at {rate} Hz): true peak {:.2} dBTP is over the ceiling {:.2} dBTP",
+                l.true_peak_dbtp, m.ceiling_dbtp
+            ));
+        }
+    }
     // A render that misses its spec publishes no output (below): the report still says what each
     // file would have been.
     let published = problems.is_empty();
@@ -259,6 +283,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     let (masters, stems) = result.outputs.written();
     let mut masters = masters.iter();
     let mut stems = stems.iter().flatten();
+    let mut delivered = result.delivered.iter();
     for f in &files {
         let w: &WrittenFile = match f.kind {
             OutputKind::Master => masters.next(),
@@ -275,6 +300,11 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
             sha256: w.sha256.clone(),
             over_full_scale: w.over_full_scale,
             published,
+            sample_rate: f.spec.sample_rate,
+            delivered: match f.kind {
+                OutputKind::Master => delivered.next().copied().flatten(),
+                OutputKind::Stems => None,
+            },
         });
         if w.over_full_scale > 0 {
             warnings.push(match f.spec.format.int_bits() {
@@ -348,6 +378,12 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     publication.keep();
     Ok(report)
 }
+
+/// How far a resampled master's integrated loudness may read from the target (LU): the design's
+/// ±0.1 LU for each delivered rate. Wider than the search's `LOUDNESS_TOLERANCE_LU`, which the
+/// stems' rate is held to: resampling removes what lies above 0.9 of the lower Nyquist frequency
+/// and the dither of another frame count adds its own noise, a few hundredths of a LU at most.
+const DELIVERED_LOUDNESS_TOLERANCE_LU: f64 = 0.1;
 
 /// A loudness target needs at least one 400 ms gating block (BS.1770-4): a shorter programme has
 /// no integrated loudness, which is the length's fault, not the session's or the stems' level.

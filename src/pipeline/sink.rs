@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::cpu::limiter_apply::gain_stats;
 use crate::cpu::pcm_unpack;
+use crate::dsp::resample::Resampler;
 use crate::engine::{Delivery, GainStats, MeterReadings, PackRequest, PassBlock, PassSink, Signal};
 use crate::error::{Error, Result};
 use crate::io::wav_writer::{SealedFile, WavWriter, WrittenFile, sync_folder};
@@ -45,6 +46,43 @@ pub struct OutputSink {
     /// Measured when the stems are not meant to sum to the master exactly (a residual bus stage,
     /// design/mastering.md): the stem sum against the master.
     residual: Option<Residual>,
+    /// The stems' rate, and per writer its resampler when it delivers at another rate
+    /// (`master_rates[i]`, `stem_rates[output][stem]`), run here on the host for both engines.
+    session_rate: u32,
+    master_rates: Vec<Option<RateConverter>>,
+    stem_rates: Vec<Vec<Option<RateConverter>>>,
+    /// The programme's frames: when they are all in, the resamplers flush their tails.
+    programme_frames: Option<u64>,
+}
+
+/// An output delivered at another rate than the stems': its resampler and, for a master, the meter
+/// of the file as delivered (after resampling, dither and quantisation).
+struct RateConverter {
+    resampler: Resampler,
+    rate: u32,
+    out: Vec<Vec<f32>>,
+    delivered: Vec<Vec<f32>>,
+    meter: Option<LoudnessMeter>,
+}
+
+impl RateConverter {
+    /// Resample `planes[..n]` (or, with `tail`, flush the end) and write what comes out.
+    fn write(&mut self, w: &mut WavWriter, planes: Option<&[&[f32]]>, n: usize, from: u32) -> Result<()> {
+        let frames = match planes {
+            Some(p) => self.resampler.push(p, n, &mut self.out),
+            None => self.resampler.finish(from, self.rate, &mut self.out),
+        };
+        let views: Vec<&[f32]> = self.out.iter().map(|c| &c[..frames]).collect();
+        match &mut self.meter {
+            Some(meter) => {
+                w.write_planar_delivered(&views, frames, &mut self.delivered)?;
+                let d: Vec<&[f32]> = self.delivered.iter().map(|c| &c[..frames]).collect();
+                meter.add_planar(&d);
+                Ok(())
+            }
+            None => w.write_planar(&views, frames),
+        }
+    }
 }
 
 /// The stem outputs' sum against the master, sample by sample over every channel.
@@ -55,10 +93,35 @@ struct Residual {
     samples: u64,
 }
 
-/// The packing request of a writer, if its format is an integer one.
-fn request(w: &WavWriter, signal: Signal) -> Option<PackRequest> {
+/// The packing request of a writer, if its format is an integer one and it delivers at the stems'
+/// rate (a resampled output is quantised here, after its resampler).
+fn request(w: &WavWriter, signal: Signal, session_rate: u32) -> Option<PackRequest> {
     let spec = w.spec();
-    spec.format.int_bits().map(|_| PackRequest { signal, format: spec.format, dither_seed: spec.dither_seed })
+    (spec.sample_rate == session_rate).then_some(()).and(spec.format.int_bits()).map(|_| PackRequest {
+        signal,
+        format: spec.format,
+        dither_seed: spec.dither_seed,
+    })
+}
+
+/// A writer's resampler, when it delivers at another rate than `session_rate`; with a meter of
+/// the delivered file for a master (`metered`).
+fn converter(w: &WavWriter, session_rate: u32, metered: bool) -> Result<Option<RateConverter>> {
+    let spec = w.spec();
+    if spec.sample_rate == session_rate {
+        return Ok(None);
+    }
+    let meter = match metered {
+        true => Some(LoudnessMeter::new(spec.channels, spec.sample_rate, spec.layout)?),
+        false => None,
+    };
+    Ok(Some(RateConverter {
+        resampler: Resampler::new(spec.channels, session_rate, spec.sample_rate),
+        rate: spec.sample_rate,
+        out: vec![Vec::new(); spec.channels],
+        delivered: vec![Vec::new(); spec.channels],
+        meter,
+    }))
 }
 
 /// What a pass measured, with its writers still open (files under temporary names).
@@ -69,7 +132,18 @@ pub struct PassResult {
     pub reduction: GainReduction,
     /// When asked for (`stem_residual`): the stems' sum against the master.
     pub residual: Option<StemResidual>,
+    /// Per master writer delivered at another rate than the stems': the loudness and true peak of
+    /// the file as delivered, at its own rate and bit depth (None for one at the stems' rate).
+    pub delivered: Vec<Option<LoudnessStats>>,
     pub writers: Writers,
+}
+
+impl PassResult {
+    /// The highest true peak of the masters as delivered: the pass's master, and every resampled
+    /// master file (dBTP).
+    pub fn delivered_true_peak_dbtp(&self) -> f64 {
+        self.delivered.iter().flatten().map(|l| l.true_peak_dbtp).fold(self.loudness.true_peak_dbtp, f64::max)
+    }
 }
 
 /// Open output writers of a pass: masters, and `stems[output][stem in plan order]`.
@@ -160,7 +234,8 @@ impl SealedOutputs {
 }
 
 impl OutputSink {
-    pub fn new(meter: LoudnessMeter, writers: Writers) -> Self {
+    pub fn new(meter: LoudnessMeter, writers: Writers) -> Result<Self> {
+        let session_rate = meter.sample_rate();
         let mut requests = Vec::new();
         let mut index = |r: Option<PackRequest>| {
             r.map(|r| {
@@ -169,18 +244,29 @@ impl OutputSink {
             })
         };
         let master_packed: Vec<Option<usize>> =
-            writers.masters.iter().map(|w| index(request(w, Signal::Master))).collect();
+            writers.masters.iter().map(|w| index(request(w, Signal::Master, session_rate))).collect();
         let stem_packed: Vec<Vec<Option<usize>>> = writers
             .stems
             .iter()
-            .map(|ws| ws.iter().enumerate().map(|(i, w)| index(request(w, Signal::Stem(i)))).collect())
+            .map(|ws| ws.iter().enumerate().map(|(i, w)| index(request(w, Signal::Stem(i), session_rate))).collect())
             .collect();
+        let master_rates =
+            writers.masters.iter().map(|w| converter(w, session_rate, true)).collect::<Result<Vec<_>>>()?;
+        let stem_rates = writers
+            .stems
+            .iter()
+            .map(|ws| ws.iter().map(|w| converter(w, session_rate, false)).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?;
         let meter_request = master_packed
             .iter()
             .flatten()
             .copied()
             .max_by_key(|&r| (requests[r].format.int_bits(), std::cmp::Reverse(r)));
-        OutputSink {
+        Ok(OutputSink {
+            session_rate,
+            master_rates,
+            stem_rates,
+            programme_frames: None,
             device_meter: false,
             energy: None,
             meter,
@@ -196,7 +282,14 @@ impl OutputSink {
             limited: false,
             unpacked: Vec::new(),
             residual: None,
-        }
+        })
+    }
+
+    /// The programme's length in frames: once that many are in, resampled outputs get their
+    /// tails (`Resampler::finish`). Needed when any output is resampled.
+    pub fn programme_frames(mut self, frames: u64) -> Self {
+        self.programme_frames = Some(frames);
+        self
     }
 
     /// Whether the pass limits the master (to a ceiling of at most 0 dBTP, so its integer PCM is
@@ -235,6 +328,11 @@ impl OutputSink {
                 None => self.meter.result(),
             },
             reduction: GainReduction { max_db: self.max_reduction_db, mean_db: mean },
+            delivered: self
+                .master_rates
+                .iter()
+                .map(|r| r.as_ref().and_then(|r| r.meter.as_ref()).map(|m| m.result()))
+                .collect(),
             residual: self.residual.map(|r| StemResidual {
                 peak_dbfs: 20.0 * r.peak.log10(),
                 rms_dbfs: 10.0 * (r.sum_sq / r.samples.max(1) as f64).log10(),
@@ -248,10 +346,18 @@ impl PassSink for OutputSink {
     fn delivery(&self) -> Delivery {
         let f32_master = self.masters.iter().any(|w| w.spec().format == SampleFormat::F32);
         let meter_reads_pcm = self.limited && self.meter_request.is_some();
+        // A resampled output takes the f32 signal: it is resampled, then quantised, here.
+        let resampled_master = self.master_rates.iter().any(Option::is_some);
+        let resampled_stem = self.stem_rates.iter().flatten().any(Option::is_some);
         Delivery {
             packed: self.requests.clone(),
-            master: f32_master || (!self.device_meter && !meter_reads_pcm) || self.residual.is_some(),
-            stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32) || self.residual.is_some(),
+            master: f32_master
+                || resampled_master
+                || (!self.device_meter && !meter_reads_pcm)
+                || self.residual.is_some(),
+            stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32)
+                || resampled_stem
+                || self.residual.is_some(),
             device_meter: self.device_meter,
             // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`).
             gain: false,
@@ -333,10 +439,18 @@ impl PassSink for OutputSink {
             r.samples += (n * master.len()) as u64;
         }
         self.frames += n as u64;
+        let last = self.programme_frames == Some(self.frames);
+        let from = self.session_rate;
         let meter = &mut self.meter;
         let masters = &mut self.masters;
         let stems = &mut self.stems;
         let (master_packed, stem_packed) = (&self.master_packed, &self.stem_packed);
+        let (master_rates, stem_rates) = (&mut self.master_rates, &mut self.stem_rates);
+        // A resampled writer: this block through its resampler, and on the last one, its tail.
+        let resample = |rc: &mut RateConverter, w: &mut WavWriter, planes: &[&[f32]]| {
+            rc.write(w, Some(planes), n, from)?;
+            if last { rc.write(w, None, 0, from) } else { Ok(()) }
+        };
         // The request of a writer when the engine packed them all.
         let packed_as = |r: Option<usize>| r.filter(|_| packed).map(|r| (&block.packed[r], block.over_full_scale[r]));
         let (a, b) = rayon::join(
@@ -347,19 +461,27 @@ impl PassSink for OutputSink {
                 Ok::<(), Error>(())
             },
             || {
-                masters.par_iter_mut().zip(master_packed.par_iter()).try_for_each(|(w, r)| match packed_as(*r) {
-                    Some((bytes, over)) => w.write_packed(bytes, n, over),
-                    None => w.write_planar(&master, n),
-                })?;
-                stems.par_iter_mut().zip(stem_packed.par_iter()).try_for_each(|(ws, rs)| {
-                    ws.par_iter_mut().zip(rs.par_iter()).enumerate().try_for_each(|(i, (w, r))| match packed_as(*r) {
-                        Some((bytes, over)) => w.write_packed(bytes, n, over),
-                        None => {
-                            let planes: Vec<&[f32]> = block.stems[i].iter().map(|c| &c[..n]).collect();
-                            w.write_planar(&planes, n)
-                        }
-                    })
-                })
+                masters.par_iter_mut().zip(master_packed.par_iter()).zip(master_rates.par_iter_mut()).try_for_each(
+                    |((w, r), rc)| match (rc, packed_as(*r)) {
+                        (Some(rc), _) => resample(rc, w, &master),
+                        (None, Some((bytes, over))) => w.write_packed(bytes, n, over),
+                        (None, None) => w.write_planar(&master, n),
+                    },
+                )?;
+                stems.par_iter_mut().zip(stem_packed.par_iter()).zip(stem_rates.par_iter_mut()).try_for_each(
+                    |((ws, rs), rcs)| {
+                        ws.par_iter_mut().zip(rs.par_iter()).zip(rcs.par_iter_mut()).enumerate().try_for_each(
+                            |(i, ((w, r), rc))| {
+                                let planes = || block.stems[i].iter().map(|c| &c[..n]).collect::<Vec<&[f32]>>();
+                                match (rc, packed_as(*r)) {
+                                    (Some(rc), _) => resample(rc, w, &planes()),
+                                    (None, Some((bytes, over))) => w.write_packed(bytes, n, over),
+                                    (None, None) => w.write_planar(&planes(), n),
+                                }
+                            },
+                        )
+                    },
+                )
             },
         );
         a?;

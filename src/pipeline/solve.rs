@@ -23,6 +23,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use super::spill::{Spill, SpillSource};
 use crate::cpu::limiter::LimiterFifo;
 use crate::cpu::limiter_apply;
+use crate::dsp::resample::Resampler;
 use crate::engine::{LimiterPlan, StemSource};
 use crate::error::{Error, Result};
 use crate::meter::{LoudnessMeter, MeterScope, TruePeakMeter};
@@ -36,7 +37,8 @@ const AHEAD: usize = 3;
 pub struct Solved {
     /// Integrated loudness of the limited bus, LUFS.
     pub lufs: f64,
-    /// Its true peak by the reference meter, dBTP: the limiter's aim is solved from it.
+    /// Its true peak by the reference meter, dBTP, the highest of the bus at its own rate and of
+    /// it resampled to every rate a master is delivered at: the limiter's aim is solved from it.
     pub true_peak_dbtp: f64,
     /// Whether the limiter took anything off (if not, its aim does not shape the peak).
     pub limited: bool,
@@ -45,12 +47,16 @@ pub struct Solved {
 /// What the chain would deliver at `gain_db`: the integrated loudness and true peak of the limited
 /// bus. Three threads: the spill is read ahead on one, the limiter runs on the caller's (a surround
 /// bus's oversampler channels in parallel), the meters on a third (loudness beside the per-channel
-/// true peaks). `progress` gets the frames metered.
+/// true peaks). `progress` gets the frames metered. `delivered_rates`: the other rates masters are
+/// delivered at; the limited bus is resampled to each (`dsp::resample`, as the writing sink does)
+/// and its true peak metered there too, since resampling after the limiter can pass the ceiling.
+#[allow(clippy::too_many_arguments)]
 pub fn solve_gain(
     spill: &Spill,
     limiter: &LimiterPlan,
     layout: Layout,
     sample_rate: u32,
+    delivered_rates: &[u32],
     gain_db: f64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Solved> {
@@ -58,6 +64,10 @@ pub fn solve_gain(
     let total = spill.blocks();
     let mut meter = LoudnessMeter::with_scope(ch, sample_rate, Some(layout), MeterScope::Integrated)?;
     let mut peaks = TruePeakMeter::new(ch, sample_rate)?;
+    let mut resampled = delivered_rates
+        .iter()
+        .map(|&r| Ok((Resampler::new(ch, sample_rate, r), TruePeakMeter::new(ch, r)?, r, vec![Vec::new(); ch])))
+        .collect::<Result<Vec<_>>>()?;
     let mut source = SpillSource::new(spill)?;
 
     let (read_tx, read_rx) = sync_channel::<Result<Vec<Vec<f32>>>>(AHEAD);
@@ -82,12 +92,27 @@ pub fn solve_gain(
             let mut done = 0u64;
             for (len, y) in meter_rx {
                 let planes: Vec<&[f32]> = y.iter().map(|c| &c[..len]).collect();
-                rayon::join(|| meter.add_planar(&planes), || peaks.add_planar(&planes));
+                rayon::join(
+                    || meter.add_planar(&planes),
+                    || {
+                        peaks.add_planar(&planes);
+                        for (r, p, _, out) in resampled.iter_mut() {
+                            let n = r.push(&planes, len, out);
+                            p.add_planar(&out.iter().map(|c| &c[..n]).collect::<Vec<_>>());
+                        }
+                    },
+                );
                 done += len as u64;
                 progress(done);
                 let _ = meter_back.try_send(y);
             }
-            (meter.result().integrated_lufs, peaks.true_peak_dbtp())
+            let mut true_peak = peaks.true_peak_dbtp();
+            for (r, p, rate, out) in resampled.iter_mut() {
+                let n = r.finish(sample_rate, *rate, out);
+                p.add_planar(&out.iter().map(|c| &c[..n]).collect::<Vec<_>>());
+                true_peak = true_peak.max(p.true_peak_dbtp());
+            }
+            (meter.result().integrated_lufs, true_peak)
         });
 
         let limited = limit_blocks(limiter, ch, b, total, gain_db, read_rx, read_back, |k, y| {

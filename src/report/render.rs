@@ -50,6 +50,12 @@ pub struct OutputRecord {
     /// Whether the file is under `path`. A render that misses its spec publishes nothing: its
     /// files are deleted, and `sha256`/`bytes` describe what would have been published.
     pub published: bool,
+    /// The rate the file is delivered at (Hz): the stems' rate, or its output's `sample_rate`.
+    pub sample_rate: u32,
+    /// A master delivered at another rate than the stems': the loudness and true peak of the file
+    /// as delivered (after resampling, dither and quantisation), which the spec is checked on too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<LoudnessStats>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

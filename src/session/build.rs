@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use super::locate::Locator;
 use super::raw::{self, BAND_KEYS};
 use super::*;
+use crate::dsp::resample::SUPPORTED_RATES;
 use crate::error::Result;
 use crate::model::{Normalised, PROFILE_NAMES, Profile};
 
@@ -378,7 +379,18 @@ impl Builder<'_> {
                 "allow_residual applies to kind = \"stems\" outputs only (stems that may not sum to the master)",
             ));
         }
-        Ok(Output { path, kind, format, dither, allow_residual })
+        let sample_rate = match o.sample_rate {
+            None => None,
+            Some(r) if u32::try_from(r).is_ok_and(|r| SUPPORTED_RATES.contains(&r)) => Some(r as u32),
+            Some(r) => {
+                let list = SUPPORTED_RATES.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+                return Err(loc.err(
+                    &format!("{at}.sample_rate"),
+                    format!("sample_rate = {r} is not a rate stemforge delivers at (Hz): one of {list}"),
+                ));
+            }
+        };
+        Ok(Output { path, kind, format, dither, allow_residual, sample_rate })
     }
 
     /// `[bus] process`: a chain as a stem's, on the bus's channels.

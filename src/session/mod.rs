@@ -51,6 +51,17 @@ pub struct Output {
     /// Stems output only: accept stems that do not sum to the master exactly (a bus stage that
     /// cannot be shared out among stems, design/mastering.md); the report gives the residual.
     pub allow_residual: bool,
+    /// The rate the output is delivered at, when it is not the stems' (`sample_rate = 44100`,
+    /// design/deliverables.md "Output formats"): resampled in the writing sink. One of
+    /// `dsp::resample::SUPPORTED_RATES`.
+    pub sample_rate: Option<u32>,
+}
+
+impl Output {
+    /// The rate this output is delivered at, for a session whose stems are at `session_rate` Hz.
+    pub fn delivered_rate(&self, session_rate: u32) -> u32 {
+        self.sample_rate.unwrap_or(session_rate)
+    }
 }
 
 /// `check` settings (an extension of DESIGN.md's session: `[check] null_threshold_db = -60.0`).

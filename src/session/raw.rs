@@ -77,6 +77,7 @@ pub struct Output {
     pub format: Option<String>,
     pub dither: Option<String>,
     pub allow_residual: Option<bool>,
+    pub sample_rate: Option<i64>,
 }
 
 #[derive(Deserialize)]

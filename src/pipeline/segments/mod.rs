@@ -269,6 +269,15 @@ impl Setup {
         if plan.stems.is_empty() {
             return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
         }
+        if let Some(i) = session.outputs.iter().position(|o| o.delivered_rate(fs) != fs) {
+            return Err(Error::input(
+                &session.file,
+                format!(
+                    "outputs[{i}].sample_rate: a segmented render delivers at the stems' rate ({fs} Hz) only for now \
+                     (render a resampled output on one machine)"
+                ),
+            ));
+        }
         let files = plan_outputs(&session, &plan, &out_dir, true)?;
         let text = std::fs::read(&session.file).map_err(|e| Error::input_from(&session.file, "cannot read", e))?;
         let mut h = Sha256::new();
