@@ -26,8 +26,9 @@ pub struct OutputSink {
     device_meter: bool,
     energy: Option<EnergyMeter>,
     masters: Vec<WavWriter>,
-    /// `stems[output][stem in plan order]`.
+    /// `stems[output][file]`, and the stem (plan order) each file carries: `stem_of[output][file]`.
     stems: Vec<Vec<WavWriter>>,
+    stem_of: Vec<Vec<usize>>,
     max_reduction_db: f64,
     sum_reduction_db: f64,
     frames: u64,
@@ -72,10 +73,13 @@ pub struct PassResult {
     pub writers: Writers,
 }
 
-/// Open output writers of a pass: masters, and `stems[output][stem in plan order]`.
+/// Open output writers of a pass: masters, and `stems[output][file]`, one file per stem in plan
+/// order, or with `split_channels` one per stem and channel; `stem_of[output][file]` is the
+/// stem a file carries.
 pub struct Writers {
     pub masters: Vec<WavWriter>,
     pub stems: Vec<Vec<WavWriter>>,
+    pub stem_of: Vec<Vec<usize>>,
 }
 
 impl Writers {
@@ -85,7 +89,7 @@ impl Writers {
     }
 
     pub fn none() -> Self {
-        Writers { masters: Vec::new(), stems: Vec::new() }
+        Writers { masters: Vec::new(), stems: Vec::new(), stem_of: Vec::new() }
     }
     /// Finish every file and rename it into place (replacing what is there). Until this,
     /// nothing is under a final name. A render publishes through `seal` and
@@ -173,7 +177,8 @@ impl OutputSink {
         let stem_packed: Vec<Vec<Option<usize>>> = writers
             .stems
             .iter()
-            .map(|ws| ws.iter().enumerate().map(|(i, w)| index(request(w, Signal::Stem(i)))).collect())
+            .zip(&writers.stem_of)
+            .map(|(ws, of)| ws.iter().zip(of).map(|(w, &i)| index(request(w, Signal::Stem(i)))).collect())
             .collect();
         let meter_request = master_packed
             .iter()
@@ -186,6 +191,7 @@ impl OutputSink {
             meter,
             masters: writers.masters,
             stems: writers.stems,
+            stem_of: writers.stem_of,
             max_reduction_db: 0.0,
             sum_reduction_db: 0.0,
             frames: 0,
@@ -239,7 +245,7 @@ impl OutputSink {
                 peak_dbfs: 20.0 * r.peak.log10(),
                 rms_dbfs: 10.0 * (r.sum_sq / r.samples.max(1) as f64).log10(),
             }),
-            writers: Writers { masters: self.masters, stems: self.stems },
+            writers: Writers { masters: self.masters, stems: self.stems, stem_of: self.stem_of },
         }
     }
 }
@@ -336,7 +342,7 @@ impl PassSink for OutputSink {
         let meter = &mut self.meter;
         let masters = &mut self.masters;
         let stems = &mut self.stems;
-        let (master_packed, stem_packed) = (&self.master_packed, &self.stem_packed);
+        let (master_packed, stem_packed, stem_of) = (&self.master_packed, &self.stem_packed, &self.stem_of);
         // The request of a writer when the engine packed them all.
         let packed_as = |r: Option<usize>| r.filter(|_| packed).map(|r| (&block.packed[r], block.over_full_scale[r]));
         let (a, b) = rayon::join(
@@ -351,15 +357,19 @@ impl PassSink for OutputSink {
                     Some((bytes, over)) => w.write_packed(bytes, n, over),
                     None => w.write_planar(&master, n),
                 })?;
-                stems.par_iter_mut().zip(stem_packed.par_iter()).try_for_each(|(ws, rs)| {
-                    ws.par_iter_mut().zip(rs.par_iter()).enumerate().try_for_each(|(i, (w, r))| match packed_as(*r) {
-                        Some((bytes, over)) => w.write_packed(bytes, n, over),
-                        None => {
-                            let planes: Vec<&[f32]> = block.stems[i].iter().map(|c| &c[..n]).collect();
-                            w.write_planar(&planes, n)
-                        }
-                    })
-                })
+                stems.par_iter_mut().zip(stem_packed.par_iter()).zip(stem_of.par_iter()).try_for_each(
+                    |((ws, rs), of)| {
+                        ws.par_iter_mut().zip(rs.par_iter()).zip(of.par_iter()).try_for_each(|((w, r), &i)| {
+                            match packed_as(*r) {
+                                Some((bytes, over)) => w.write_packed(bytes, n, over),
+                                None => {
+                                    let planes: Vec<&[f32]> = block.stems[i].iter().map(|c| &c[..n]).collect();
+                                    w.write_planar(&planes, n)
+                                }
+                            }
+                        })
+                    },
+                )
             },
         );
         a?;

@@ -108,6 +108,7 @@ impl Builder<'_> {
             master,
             outputs,
             check: CheckSettings { null_threshold_db },
+            delivery: self.delivery(raw.delivery)?,
         };
         self.check_output_collisions(&session)?;
         self.check_bus_residual(&session)?;
@@ -307,17 +308,16 @@ impl Builder<'_> {
             None => return Err(loc.err(&at, "missing required key `kind` (\"master\" or \"stems\")")),
         };
         if kind == OutputKind::Master {
-            // The writer writes WAV, becoming RF64 past 4 GiB (EBU Tech 3306), and no bext chunk:
-            // a name that promises another format (.mp3, .flac) or a Broadcast Wave (.bwf)
-            // would mislabel the file.
+            // The writer writes Broadcast WAV (a bext chunk), becoming RF64 past 4 GiB (EBU Tech
+            // 3306): a name that promises another format (.mp3, .flac) would mislabel the file.
             let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
-            if !matches!(ext.as_deref(), Some("wav" | "rf64")) {
+            if !matches!(ext.as_deref(), Some("wav" | "rf64" | "bwf")) {
                 let given = ext.map_or("no extension".to_string(), |e| format!("the extension \".{e}\""));
                 return Err(loc.err(
                     &format!("{at}.path"),
                     format!(
-                        "path = {:?} has {given}, but stemforge writes WAV (RF64 past 4 GiB): name it .wav or .rf64 \
-                         (.bwf would promise a bext chunk, which is not written)",
+                        "path = {:?} has {given}, but stemforge writes Broadcast WAV (RF64 past 4 GiB): name it \
+                         .wav, .bwf or .rf64",
                         path.display().to_string()
                     ),
                 ));
@@ -364,7 +364,52 @@ impl Builder<'_> {
                 "allow_residual applies to kind = \"stems\" outputs only (stems that may not sum to the master)",
             ));
         }
-        Ok(Output { path, kind, format, dither, allow_residual })
+        let split_channels = o.split_channels.unwrap_or(false);
+        Ok(Output { path, kind, format, dither, allow_residual, split_channels })
+    }
+
+    /// `[delivery]`: each value checked, the key named when it breaks its rule.
+    fn delivery(&self, raw: Option<raw::Delivery>) -> Result<Delivery> {
+        let loc = self.loc;
+        let Some(d) = raw else {
+            return Ok(Delivery {
+                title: None,
+                timecode_start: None,
+                frame_rate: FrameRate::parse("25").expect("25"),
+                date: None,
+            });
+        };
+        if let Some(t) = &d.title
+            && t.trim().is_empty()
+        {
+            return Err(loc.err("delivery.title", "title must not be empty (leave it out to use the session's name)"));
+        }
+        let frame_rate = match d.frame_rate.as_deref() {
+            None if d.timecode_start.is_some() => {
+                return Err(loc.err(
+                    "delivery",
+                    format!("timecode_start needs frame_rate, the rate it counts frames at (one of {FRAME_RATES})"),
+                ));
+            }
+            None => FrameRate::parse("25").expect("25"),
+            Some(r) => FrameRate::parse(r).ok_or_else(|| {
+                loc.err("delivery.frame_rate", format!("frame_rate = {r:?} is not one of {FRAME_RATES}"))
+            })?,
+        };
+        let timecode_start = match &d.timecode_start {
+            None => None,
+            Some(t) => Some(
+                Timecode::parse(t, frame_rate)
+                    .map_err(|rule| loc.err("delivery.timecode_start", format!("timecode_start = {t:?} {rule}")))?,
+            ),
+        };
+        let date = match &d.date {
+            None => None,
+            Some(t) => {
+                Some(Origination::parse(t).map_err(|rule| loc.err("delivery.date", format!("date = {t:?} {rule}")))?)
+            }
+        };
+        Ok(Delivery { title: d.title, timecode_start, frame_rate, date })
     }
 
     /// `[bus] process`: a chain as a stem's, on the bus's channels.

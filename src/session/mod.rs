@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::{Dither, EqBand, EqDesign, Filter, Layout, OutputKind, Phase, Process, SampleFormat};
+use crate::model::{
+    Dither, EqBand, EqDesign, FRAME_RATES, Filter, FrameRate, Layout, Origination, OutputKind, Phase, Process,
+    SampleFormat, Timecode,
+};
 
 mod build;
 mod locate;
@@ -51,6 +54,23 @@ pub struct Output {
     /// Stems output only: accept stems that do not sum to the master exactly (a bus stage that
     /// cannot be shared out among stems, design/mastering.md); the report gives the residual.
     pub allow_residual: bool,
+    /// One mono file per channel, `<path stem>.<label>.wav` (design/deliverables.md).
+    pub split_channels: bool,
+}
+
+/// `[delivery]` (design/deliverables.md): what the outputs' BWF `bext` chunks say beyond the
+/// session's name.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Delivery {
+    /// The programme's title; the session's name when not given.
+    pub title: Option<String>,
+    /// The first frame's timecode, at `frame_rate`; None: midnight (TimeReference 0).
+    pub timecode_start: Option<Timecode>,
+    /// `frame_rate` (default 25, which only matters with a timecode).
+    pub frame_rate: FrameRate,
+    /// `date`: OriginationDate (and Time when given); None: from `SOURCE_DATE_EPOCH` at render
+    /// time, else blank.
+    pub date: Option<Origination>,
 }
 
 /// `check` settings (an extension of DESIGN.md's session: `[check] null_threshold_db = -60.0`).
@@ -77,6 +97,7 @@ pub struct Session {
     pub master: Option<Master>,
     pub outputs: Vec<Output>,
     pub check: CheckSettings,
+    pub delivery: Delivery,
 }
 
 impl Session {
@@ -139,6 +160,22 @@ impl Session {
     /// the output folder chosen at render time.
     pub fn stem_output_path(&self, output: &Output, stem: &Stem) -> PathBuf {
         output.path.join(format!("{}.wav", stem.name))
+    }
+
+    /// The files of one planned output file `path` (relative to the output folder): itself, or
+    /// with `split_channels` one per channel of the session's layout, `<path stem>.<label>.wav`
+    /// beside it, each with its channel index.
+    pub fn split_paths(&self, output: &Output, path: &Path) -> Vec<(PathBuf, Option<usize>)> {
+        if !output.split_channels {
+            return vec![(path.to_path_buf(), None)];
+        }
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        self.layout
+            .channel_labels()
+            .iter()
+            .enumerate()
+            .map(|(c, label)| (path.with_file_name(format!("{stem}.{label}.wav")), Some(c)))
+            .collect()
     }
 
     /// The stems that are summed (not muted), with their index into `stems`.
