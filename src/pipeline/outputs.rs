@@ -161,15 +161,19 @@ pub(super) fn plan_outputs(
     let mut seen = HashSet::new();
     let date = origination(session)?;
     for (o, out) in session.outputs.iter().enumerate() {
-        // A split channel's file is dithered as its channel of the whole signal (the same seed;
-        // `WavWriter::pick_channel`), so it holds that channel of the interleaved file exactly.
+        // One dither per signal and format: outputs of the same kind and format share the seed of
+        // the first of them (the same signal quantised alike is the same file), and a split
+        // channel's file is dithered as its channel of the whole signal
+        // (`WavWriter::pick_channel`), so it holds that channel of the interleaved file exactly.
+        let seed_output =
+            session.outputs.iter().position(|x| x.kind == out.kind && x.format == out.format).unwrap_or(o);
         let spec = |stem: Option<usize>, channel: Option<usize>| WriterSpec {
             sample_rate: plan.sample_rate,
             channels: if channel.is_some() { 1 } else { plan.bus_channels() },
             // One channel of a layout has no speaker mask of its own here: none (0) is written.
             layout: if channel.is_some() { None } else { Some(plan.layout) },
             format: out.format,
-            dither_seed: (out.dither == Dither::Tpdf).then(|| dither_seed(o, stem)),
+            dither_seed: (out.dither == Dither::Tpdf).then(|| dither_seed(seed_output, stem)),
         };
         let whole: Vec<(PathBuf, Option<usize>, Option<String>)> = match out.kind {
             OutputKind::Master => vec![(out.path.clone(), None, None)],
