@@ -473,6 +473,22 @@ fn bad_delivery_values_are_refused_naming_the_key() {
     }
 }
 
+/// A split output's channel files collide with another output's file like any other path: exit
+/// 2 naming both outputs and the channel, nothing written.
+#[test]
+fn a_split_channel_file_that_another_output_writes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    stems(dir.path());
+    let outputs = output("pm.wav", "master", "pcm24", true) + &output("pm.LFE.wav", "master", "f32", false);
+    let session = session(dir.path(), "", &outputs);
+    let out = dir.path().join("out");
+    let err = render_clean(&session, &out, "cpu", &[], 2);
+    for w in ["outputs[1]", "outputs[0] (channel LFE)", "pm.LFE.wav"] {
+        assert!(err.contains(w), "{w:?} not in:\n{err}");
+    }
+    assert!(files_under(&out).is_empty(), "wrote {:?}", files_under(&out));
+}
+
 /// An RF64 file carries the chunk too (written through the library, its RF64 threshold lowered):
 /// our parser, ffprobe and ffmpeg read it, and its loudness is the crate's on the file's samples.
 #[test]

@@ -463,7 +463,7 @@ impl Builder<'_> {
     fn check_output_collisions(&self, s: &Session) -> Result<()> {
         let mut written: Vec<(PathBuf, String)> = Vec::new();
         for (i, o) in s.outputs.iter().enumerate() {
-            let files: Vec<(PathBuf, String)> = match o.kind {
+            let whole: Vec<(PathBuf, String)> = match o.kind {
                 OutputKind::Master => vec![(o.path.clone(), format!("outputs[{i}]"))],
                 OutputKind::Stems => s
                     .stems
@@ -471,6 +471,19 @@ impl Builder<'_> {
                     .map(|st| (s.stem_output_path(o, st), format!("outputs[{i}] (stem {:?})", st.name)))
                     .collect(),
             };
+            // A split output's files are its channels' (`master.L.wav` may be another's path).
+            let files: Vec<(PathBuf, String)> = whole
+                .into_iter()
+                .flat_map(|(p, who)| {
+                    s.split_paths(o, &p).into_iter().map(move |(f, c)| {
+                        let who = match c {
+                            Some(c) => format!("{who} (channel {})", s.layout.channel_labels()[c]),
+                            None => who.clone(),
+                        };
+                        (f, who)
+                    })
+                })
+                .collect();
             if let Some(j) = s.outputs[..i].iter().position(|p| p.path == o.path) {
                 return Err(self.loc.err(
                     &format!("outputs[{i}].path"),
