@@ -324,7 +324,9 @@ fn renders_are_byte_identical_and_the_date_lands() {
     stems(dir.path());
     let outputs = output("printmaster.wav", "master", "pcm24", false);
     let no_date = session(dir.path(), "[delivery]\ntitle = \"ep101\"\n", &outputs);
-    let cases: [(&str, &[(&str, &str)], (&str, &str)); 2] =
+    /// (case, environment, the OriginationDate and Time it must give)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], (&'a str, &'a str));
+    let cases: [Case; 2] =
         [("blank", &[], ("", "")), ("epoch", &[("SOURCE_DATE_EPOCH", "1796385600")], ("2026-12-04", "12:00:00"))];
     for (name, env, (date, time)) in cases {
         let a = dir.path().join(format!("{name}-a"));

@@ -372,12 +372,7 @@ impl Builder<'_> {
     fn delivery(&self, raw: Option<raw::Delivery>) -> Result<Delivery> {
         let loc = self.loc;
         let Some(d) = raw else {
-            return Ok(Delivery {
-                title: None,
-                timecode_start: None,
-                frame_rate: FrameRate::parse("25").expect("25"),
-                date: None,
-            });
+            return Ok(Delivery::default());
         };
         if let Some(t) = &d.title
             && t.trim().is_empty()
@@ -391,7 +386,7 @@ impl Builder<'_> {
                     format!("timecode_start needs frame_rate, the rate it counts frames at (one of {FRAME_RATES})"),
                 ));
             }
-            None => FrameRate::parse("25").expect("25"),
+            None => Delivery::default().frame_rate,
             Some(r) => FrameRate::parse(r).ok_or_else(|| {
                 loc.err("delivery.frame_rate", format!("frame_rate = {r:?} is not one of {FRAME_RATES}"))
             })?,

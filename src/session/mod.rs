@@ -73,6 +73,18 @@ pub struct Delivery {
     pub date: Option<Origination>,
 }
 
+impl Default for Delivery {
+    /// No `[delivery]` table: the session's name as title, TimeReference 0, no date.
+    fn default() -> Self {
+        Delivery {
+            title: None,
+            timecode_start: None,
+            frame_rate: FrameRate { nominal: 25, pulled_down: false },
+            date: None,
+        }
+    }
+}
+
 /// `check` settings (an extension of DESIGN.md's session: `[check] null_threshold_db = -60.0`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CheckSettings {
