@@ -491,6 +491,52 @@ fn a_split_channel_file_that_another_output_writes_is_refused() {
     assert!(files_under(&out).is_empty(), "wrote {:?}", files_under(&out));
 }
 
+/// A split set is published whole or not at all: a render killed (SIGKILL) in its writing pass
+/// leaves none of the channel files under a final name, only hidden temporaries.
+#[test]
+fn a_killed_render_leaves_no_part_of_a_split_set() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    for (i, name) in ["dialogue", "music"].iter().enumerate() {
+        let mut s = music(60 + i as u64, 60 * FS as usize, 6, -8.0);
+        quantise(&mut s, 24);
+        write_wav(&dir.path().join(format!("{name}.wav")), &s, FS, 24);
+    }
+    let session = session(dir.path(), DELIVERY, &output("pm.wav", "master", "pcm24", true));
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stemforge"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .arg("render")
+        .arg(&session)
+        .args(["--engine", "cpu", "--progress", "json", "--out-dir"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (mut pass, mut killed_at) = (serde_json::Value::Null, None);
+    for line in stderr.lines() {
+        let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line.unwrap()) else { continue };
+        if ev["event"] == "pass_start" && ev["what"] == "limiter" {
+            pass = ev["pass"].clone();
+        }
+        let (done, total) = (ev["frames_done"].as_u64().unwrap_or(0), ev["frames_total"].as_u64().unwrap_or(0));
+        if ev["event"] == "progress" && ev["pass"] == pass && done > 0 && done < total {
+            child.kill().unwrap(); // SIGKILL
+            killed_at = Some(done);
+            break;
+        }
+    }
+    child.wait().unwrap();
+    let done = killed_at.expect("no progress event inside the writing pass to kill on");
+    let left = files_under(&out);
+    let visible: Vec<&PathBuf> =
+        left.iter().filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.')).collect();
+    assert!(visible.is_empty(), "killed at frame {done} of the writing pass, it left {visible:?}");
+    // The kill landed while the channel files were being written (their temporaries exist).
+    assert_eq!(left.len(), 6, "killed at frame {done}: {left:?}");
+}
+
 /// An RF64 file carries the chunk too (written through the library, its RF64 threshold lowered):
 /// our parser, ffprobe and ffmpeg read it, and its loudness is the crate's on the file's samples.
 #[test]

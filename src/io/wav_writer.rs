@@ -312,7 +312,13 @@ impl WavWriter {
         let ch = self.spec.channels;
         let (planar, first_channel) = match self.pick {
             Some((c, of)) if planar.len() == of => (&planar[c..c + 1], c as u32),
-            _ => (planar, 0),
+            Some((c, of)) => {
+                return Err(Error::Internal(format!(
+                    "WavWriter::write_planar: {} planes for channel {c} of {of}",
+                    planar.len()
+                )));
+            }
+            None => (planar, 0),
         };
         if planar.len() != ch || planar.iter().any(|p| p.len() < frames) {
             return Err(Error::Internal(format!(

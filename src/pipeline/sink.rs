@@ -165,11 +165,16 @@ impl SealedOutputs {
 
 impl OutputSink {
     pub fn new(meter: LoudnessMeter, writers: Writers) -> Self {
-        let mut requests = Vec::new();
+        // One request per distinct (signal, format, dither): the files of a split output, and
+        // outputs of one kind and format (which share a dither seed), take the same packed block.
+        let mut requests: Vec<PackRequest> = Vec::new();
         let mut index = |r: Option<PackRequest>| {
-            r.map(|r| {
-                requests.push(r);
-                requests.len() - 1
+            r.map(|r| match requests.iter().position(|q| *q == r) {
+                Some(i) => i,
+                None => {
+                    requests.push(r);
+                    requests.len() - 1
+                }
             })
         };
         let master_packed: Vec<Option<usize>> =
