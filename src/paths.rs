@@ -53,15 +53,24 @@ pub fn session_inputs(session: &Session) -> Vec<Role> {
 pub fn render_writes(session: &Session, out_dir: &Path) -> Vec<Role> {
     let mut writes = Vec::new();
     for (i, o) in session.outputs.iter().enumerate() {
+        // Each file, or with `split_channels` each of its channels' files.
+        let files = |rel: PathBuf, who: String| -> Vec<Role> {
+            session
+                .split_paths(o, &rel)
+                .into_iter()
+                .map(|(f, c)| {
+                    let who =
+                        c.map_or(who.clone(), |c| format!("{who} (channel {})", session.layout.channel_labels()[c]));
+                    Role::new(out_dir.join(f), who)
+                })
+                .collect()
+        };
         match o.kind {
-            OutputKind::Master => writes.push(Role::new(out_dir.join(&o.path), format!("outputs[{i}]"))),
+            OutputKind::Master => writes.extend(files(o.path.clone(), format!("outputs[{i}]"))),
             OutputKind::Stems => {
                 writes.push(Role::new(out_dir.join(&o.path), format!("outputs[{i}] (its folder)")));
                 for (_, s) in session.unmuted_stems() {
-                    writes.push(Role::new(
-                        out_dir.join(session.stem_output_path(o, s)),
-                        format!("outputs[{i}] (stem {:?})", s.name),
-                    ));
+                    writes.extend(files(session.stem_output_path(o, s), format!("outputs[{i}] (stem {:?})", s.name)));
                 }
             }
         }

@@ -94,6 +94,7 @@ fn session(dir: &Path, stems: &[TestStem], files: &[(&str, Vec<Vec<f32>>)]) -> S
         master: None,
         outputs: Vec::new(),
         check: CheckSettings { null_threshold_db: -60.0 },
+        delivery: Default::default(),
     }
 }
 
@@ -371,6 +372,7 @@ fn surround_routing_and_the_eq_note() {
         master: None,
         outputs: Vec::new(),
         check: CheckSettings { null_threshold_db: -60.0 },
+        delivery: Default::default(),
     };
     let r = check(&s).unwrap();
     assert!(r.passed(), "{}", r.to_text());

@@ -232,16 +232,12 @@ fn a_channel_mask_that_disagrees_with_the_layout() {
 fn an_output_extension_that_is_not_wav_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     stem(dir.path(), "a.wav", 1.0, 2);
-    for (name, ext) in [
-        ("master.mp3", "\".mp3\""),
-        ("master.flac", "\".flac\""),
-        ("master.bwf", "\".bwf\""),
-        ("master", "no extension"),
-    ] {
+    for (name, ext) in [("master.mp3", "\".mp3\""), ("master.flac", "\".flac\""), ("master", "no extension")] {
         let s = session(dir.path(), &[("a", "a.wav")], "stereo", name, "");
-        rejected(&s, &["outputs[0].path", name, ext, ".wav or .rf64"]);
+        rejected(&s, &["outputs[0].path", name, ext, ".wav, .bwf or .rf64"]);
     }
-    for name in ["master.WAV", "master.rf64"] {
+    // .bwf too: every output is a Broadcast Wave (a bext chunk, design/deliverables.md).
+    for name in ["master.WAV", "master.rf64", "master.bwf"] {
         let s = session(dir.path(), &[("a", "a.wav")], "stereo", name, "");
         let out = dir.path().join(format!("ok-{name}"));
         render(&s, &out, "cpu", &[], 0);

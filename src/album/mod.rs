@@ -349,6 +349,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
                 dither: outputs[*j].dither,
                 allow_residual: false,
                 sample_rate: outputs[*j].sample_rate,
+                split_channels: false,
             })
             .collect();
         let mut ro = opts.render.clone();

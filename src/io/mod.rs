@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 
 use crate::model::{Layout, SampleFormat, SourceEncoding};
 
+pub mod bext;
 pub mod fir_file;
 pub mod symphonia_reader;
 pub mod wav_reader;

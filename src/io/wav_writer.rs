@@ -8,7 +8,14 @@
 //! 12 "JUNK" | 28 | 28 zero bytes        -> "ds64" | 28 | riff size u64, data size u64, frames u64, 0u32
 //! 48 "fmt " | 16 or 40 | WAVEFORMAT(EX/EXTENSIBLE)
 //!    "data" | data size u32 (0xFFFFFFFF in RF64) | interleaved little-endian samples [| pad byte]
+//!    "bext" | 602 + history | BWF bext chunk v2 (src/io/bext.rs), when the writer is given one
 //! ```
+//!
+//! The `bext` chunk follows the audio: its loudness fields are those of the samples as written,
+//! known only when the last one is, and a chunk after the data is written then, in order, so the
+//! file is still hashed as it streams out (a chunk before the data would have to be patched,
+//! and an hours-long file read back to hash it). RIFF lets chunks come in any order; ffmpeg
+//! reads a trailing `bext`, and readers that ignore it (hound, sox) stop at the data.
 //!
 //! WAVE_FORMAT_EXTENSIBLE (with the layout's channel mask, 0 when none is given) whenever the
 //! plain header is ambiguous: more than 2 channels, more than 16 bits, or float (Microsoft,
@@ -27,10 +34,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::cpu::dither_quantize;
+use crate::cpu::{dither_quantize, pcm_unpack};
 use crate::error::{Error, Result};
 use crate::io::WriterSpec;
-use crate::model::SampleFormat;
+use crate::io::bext::{Bext, LoudnessTap};
+use crate::model::{SampleFormat, SourceEncoding};
 use crate::publish::{OutputTemp, Publication};
 
 /// Bytes before the fmt chunk: RIFF header (12) + JUNK/ds64 chunk (8 + 28).
@@ -82,6 +90,14 @@ pub struct WavWriter {
     /// Reused per block: one channel's integers, the interleaved bytes.
     ints: Vec<i32>,
     bytes: Vec<u8>,
+    /// The `bext` chunk written after the data (`set_bext`), and the meter of what is written.
+    bext: Option<(Bext, Box<dyn LoudnessTap>)>,
+    /// The written samples read back for the tap, `[channel][frame]`.
+    decoded: Vec<Vec<f32>>,
+    /// `pick_channel`: (channel, of channels) of the blocks this one-channel file takes.
+    pick: Option<(usize, usize)>,
+    /// A picked channel's bytes out of a packed block.
+    picked: Vec<u8>,
 }
 
 impl WavWriter {
@@ -123,6 +139,10 @@ impl WavWriter {
             over_full_scale: 0,
             ints: Vec::new(),
             bytes: Vec::new(),
+            bext: None,
+            decoded: Vec::new(),
+            pick: None,
+            picked: Vec::new(),
         };
         w.data_offset = w.header(None).len() as u64;
         Ok(w)
@@ -145,6 +165,38 @@ impl WavWriter {
         }
         self.expected_frames = Some(frames);
         Ok(())
+    }
+
+    /// Write a BWF `bext` chunk (after the data) whose loudness fields `tap` measures on the
+    /// samples as written. Before the first write (the header's sizes count the chunk).
+    pub fn set_bext(&mut self, bext: Bext, tap: Box<dyn LoudnessTap>) -> Result<()> {
+        if self.header_written {
+            return Err(Error::Internal("WavWriter::set_bext after the first write".into()));
+        }
+        self.bext = Some((bext, tap));
+        Ok(())
+    }
+
+    /// Make this one-channel file channel `channel` of blocks of `of` channels (`split_channels`,
+    /// design/deliverables.md): `write_planar` takes `of` planes and `write_packed` blocks of `of`
+    /// interleaved channels, and the channel is dithered as channel `channel` of those blocks,
+    /// so the file holds exactly the bytes of that channel of the interleaved file. Before the
+    /// first write.
+    pub fn pick_channel(&mut self, channel: usize, of: usize) -> Result<()> {
+        if self.header_written || self.spec.channels != 1 || channel >= of {
+            return Err(Error::Internal(format!(
+                "WavWriter::pick_channel({channel}, {of}) on a file of {} channels{}",
+                self.spec.channels,
+                if self.header_written { " after the first write" } else { "" }
+            )));
+        }
+        self.pick = Some((channel, of));
+        Ok(())
+    }
+
+    /// Bytes after the data chunk (and its pad byte): the `bext` chunk, if any.
+    fn trailer_len(&self) -> u64 {
+        self.bext.as_ref().map_or(0, |(b, _)| b.chunk_len())
     }
 
     /// The final path this writer renames to on `finish`.
@@ -182,7 +234,7 @@ impl WavWriter {
         // (RIFF size, data size) of the finished file; RF64 when the RIFF size outgrows 32 bits.
         let sizes = frames.map(|f| {
             let data = self.data_bytes_for(f);
-            (self.data_offset + data + (data & 1) - 8, data)
+            (self.data_offset + data + (data & 1) + self.trailer_len() - 8, data)
         });
         let rf64 = sizes.is_some_and(|(riff, _)| riff > self.rf64_threshold);
         let mut h = Vec::with_capacity(FMT_OFFSET as usize + 8 + 40 + 8);
@@ -258,6 +310,16 @@ impl WavWriter {
     /// seed, channel and absolute frame) and pack little-endian.
     pub fn write_planar(&mut self, planar: &[&[f32]], frames: usize) -> Result<()> {
         let ch = self.spec.channels;
+        let (planar, first_channel) = match self.pick {
+            Some((c, of)) if planar.len() == of => (&planar[c..c + 1], c as u32),
+            Some((c, of)) => {
+                return Err(Error::Internal(format!(
+                    "WavWriter::write_planar: {} planes for channel {c} of {of}",
+                    planar.len()
+                )));
+            }
+            None => (planar, 0),
+        };
         if planar.len() != ch || planar.iter().any(|p| p.len() < frames) {
             return Err(Error::Internal(format!(
                 "WavWriter::write_planar: {} planes (need {ch}) of at least {frames} frames",
@@ -269,10 +331,12 @@ impl WavWriter {
         }
         let mut bytes = std::mem::take(&mut self.bytes);
         let mut ints = std::mem::take(&mut self.ints);
-        self.over_full_scale += encode_block(&self.spec, planar, frames, self.frames, &mut ints, &mut bytes);
+        self.over_full_scale +=
+            encode_channels(&self.spec, planar, frames, self.frames, first_channel, &mut ints, &mut bytes);
         self.ints = ints;
         let stride = ch * self.spec.format.bytes_per_sample();
         let r = self.write_bytes_raw(&bytes);
+        self.tap(&bytes, frames);
         self.bytes = bytes;
         r?;
         self.frames += frames as u64;
@@ -307,7 +371,30 @@ impl WavWriter {
     /// (interleaved little-endian, as `write_planar` would have made them from the same samples at
     /// the same frame index: the GPU engine packs on its device), and `over_full_scale` of them
     /// beyond full scale.
+    ///
+    /// A picked channel (`pick_channel`) takes blocks of all its channels and keeps its own;
+    /// `over_full_scale` then counts the whole block, so the file counts instead its own samples
+    /// at the format's limits (a clamped sample lands there; a sample exactly at full scale is
+    /// counted too).
     pub fn write_packed(&mut self, bytes: &[u8], frames: usize, over_full_scale: u64) -> Result<()> {
+        if let Some((c, of)) = self.pick {
+            let bps = self.spec.format.bytes_per_sample();
+            if bytes.len() != frames * of * bps {
+                return Err(Error::Internal(format!(
+                    "WavWriter::write_packed: {} bytes for {frames} frames of {of} channels",
+                    bytes.len()
+                )));
+            }
+            let mut picked = std::mem::take(&mut self.picked);
+            picked.clear();
+            picked.extend(bytes.chunks_exact(of * bps).flat_map(|f| &f[c * bps..(c + 1) * bps]));
+            let over = at_limits(&picked, self.spec.format);
+            self.pick = None;
+            let r = self.write_packed(&picked, frames, over);
+            self.pick = Some((c, of));
+            self.picked = picked;
+            return r;
+        }
         let stride = self.spec.channels * self.spec.format.bytes_per_sample();
         if bytes.len() != frames * stride {
             return Err(Error::Internal(format!(
@@ -316,10 +403,22 @@ impl WavWriter {
             )));
         }
         self.write_bytes_raw(bytes)?;
+        self.tap(bytes, frames);
         self.over_full_scale += over_full_scale;
         self.frames += frames as u64;
         self.data_bytes += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Hand `frames` frames of this file's bytes, read back as samples, to the `bext` meter.
+    fn tap(&mut self, bytes: &[u8], frames: usize) {
+        let Some((_, tap)) = &mut self.bext else { return };
+        let ch = self.spec.channels;
+        self.decoded.resize_with(ch, Vec::new);
+        self.decoded.iter_mut().for_each(|d| d.resize(frames, 0.0));
+        pcm_unpack::unpack(bytes, encoding(self.spec.format), ch, &mut self.decoded, frames);
+        let planes: Vec<&[f32]> = self.decoded.iter().map(|d| &d[..frames]).collect();
+        tap.add_planar(&planes);
     }
 
     /// The format and dither this writer packs with.
@@ -351,9 +450,15 @@ impl WavWriter {
         } else {
             self.write_bytes_raw(&[])?; // the header, for a file of no frames
         }
+        if let Some((bext, mut tap)) = self.bext.take() {
+            let chunk = bext.chunk(&tap.loudness());
+            self.write_bytes_raw(&chunk)?;
+            // Kept for the header, whose sizes count the chunk, should it need patching.
+            self.bext = Some((bext, tap));
+        }
         let out = self.out.take().expect("seal twice");
         let mut file = out.into_inner().map_err(|e| oerr("write failed", e.into_error()))?;
-        let total = self.data_offset + self.data_bytes + (self.data_bytes & 1);
+        let total = self.data_offset + self.data_bytes + (self.data_bytes & 1) + self.trailer_len();
         let streamed = self.expected_frames == Some(self.frames);
         if !streamed {
             patch(&mut file, 0, &self.header(Some(self.frames))).map_err(|e| oerr("write failed", e))?;
@@ -426,6 +531,20 @@ pub fn encode_block(
     ints: &mut Vec<i32>,
     bytes: &mut Vec<u8>,
 ) -> u64 {
+    encode_channels(spec, planar, frames, first_frame, 0, ints, bytes)
+}
+
+/// `encode_block` for planes that are channels `first_channel..` of the signal (a picked
+/// channel's file is dithered as its channel of the interleaved file).
+pub fn encode_channels(
+    spec: &WriterSpec,
+    planar: &[&[f32]],
+    frames: usize,
+    first_frame: u64,
+    first_channel: u32,
+    ints: &mut Vec<i32>,
+    bytes: &mut Vec<u8>,
+) -> u64 {
     let ch = spec.channels;
     let bps = spec.format.bytes_per_sample();
     let stride = ch * bps;
@@ -444,7 +563,8 @@ pub fn encode_block(
         Some(bits) => {
             ints.resize(frames * ch, 0);
             for (c, (p, q)) in planar.iter().zip(ints.chunks_exact_mut(frames)).enumerate() {
-                dither_quantize::quantize_block(&p[..frames], bits, spec.dither_seed, c as u32, first_frame, q);
+                let c = first_channel + c as u32;
+                dither_quantize::quantize_block(&p[..frames], bits, spec.dither_seed, c, first_frame, q);
             }
             let planes = ints.chunks_exact(frames);
             match bps {
@@ -472,6 +592,41 @@ fn pack<'a, const BPS: usize, T: Copy + 'a>(
         for (frame, &v) in out.chunks_exact_mut(stride).zip(&p[..frames]) {
             let b = le_bytes(v);
             frame[c * BPS..c * BPS + BPS].copy_from_slice(&b[..BPS]);
+        }
+    }
+}
+
+/// The encoding a reader sees in a file written in `format`.
+fn encoding(format: SampleFormat) -> SourceEncoding {
+    match format {
+        SampleFormat::Pcm16 => SourceEncoding::Int16,
+        SampleFormat::Pcm24 => SourceEncoding::Int24,
+        SampleFormat::Pcm32 => SourceEncoding::Int32,
+        SampleFormat::F32 => SourceEncoding::Float32,
+    }
+}
+
+/// Samples of packed `bytes` at `format`'s limits: the integer extremes, or floats beyond
+/// full scale (as `encode_block` counts them).
+fn at_limits(bytes: &[u8], format: SampleFormat) -> u64 {
+    let bps = format.bytes_per_sample();
+    let n = bytes.len() / bps;
+    match format.int_bits() {
+        None => {
+            (0..n).filter(|&i| pcm_unpack::unpack_sample(bytes, i, SourceEncoding::Float32).abs() > 1.0).count() as u64
+        }
+        Some(bits) => {
+            let top = (1i64 << (bits - 1)) - 1;
+            bytes
+                .chunks_exact(bps)
+                .filter(|s| {
+                    // The sample in the high bytes, shifted down with its sign.
+                    let mut le = [0u8; 4];
+                    le[4 - bps..].copy_from_slice(s);
+                    let v = i64::from(i32::from_le_bytes(le) >> (8 * (4 - bps)));
+                    v == top || v == -top - 1
+                })
+                .count() as u64
         }
     }
 }

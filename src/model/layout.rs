@@ -46,6 +46,17 @@ impl Layout {
             _ => None,
         }
     }
+    /// Channel labels in WAV order, as the file names of `split_channels` outputs use them
+    /// (design/deliverables.md): Ls/Rs are 5.1's surrounds; 7.1 names its side (Lss/Rss) and
+    /// rear (Lsr/Rsr) surrounds, the rear pair first as in the WAV order; mono is M.
+    pub fn channel_labels(self) -> &'static [&'static str] {
+        match self {
+            Layout::Mono => &["M"],
+            Layout::Stereo => &["L", "R"],
+            Layout::Surround51 => &["L", "R", "C", "LFE", "Ls", "Rs"],
+            Layout::Surround71 => &["L", "R", "C", "LFE", "Lsr", "Rsr", "Lss", "Rss"],
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             Layout::Mono => "mono",

@@ -4,11 +4,15 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::dsp::resample::output_frames;
+use sha2::{Digest, Sha256};
+
 use crate::engine::RenderPlan;
 use crate::error::{Error, Result};
 use crate::io::WriterSpec;
+use crate::io::bext::{Bext, BextLoudness, LoudnessTap};
 use crate::io::wav_writer::WavWriter;
-use crate::model::{Dither, OutputKind};
+use crate::meter::LoudnessMeter;
+use crate::model::{Dither, Origination, OutputKind, SampleFormat};
 use crate::paths::{self, Role};
 use crate::pipeline::sink::Writers;
 use crate::progress::Progress;
@@ -22,7 +26,125 @@ pub(super) struct PlannedFile {
     pub(super) final_path: PathBuf,
     pub(super) kind: OutputKind,
     pub(super) stem: Option<String>,
+    /// The stem's index in plan order.
+    pub(super) stem_index: Option<usize>,
+    /// The file's own format: one channel for a `split_channels` file.
     pub(super) spec: WriterSpec,
+    /// `split_channels`: the channel of the output's signal this file holds.
+    pub(super) channel: Option<usize>,
+    /// Channels of the output's signal (the bus's).
+    pub(super) signal_channels: usize,
+    pub(super) bext: Bext,
+}
+
+impl PlannedFile {
+    /// A writer for this file, its `bext` loudness metered on what it writes. A split channel's
+    /// writer still takes blocks of every channel unless `whole_blocks` is false (the segment
+    /// join hands it its own channel's parts).
+    pub(super) fn open(&self, frames: u64, whole_blocks: bool) -> Result<WavWriter> {
+        let mut w = WavWriter::create(&self.final_path, &self.spec)?;
+        w.expect_frames(frames)?;
+        let meter = LoudnessMeter::new(self.spec.channels, self.spec.sample_rate, self.spec.layout)?;
+        w.set_bext(self.bext.clone(), Box::new(MeterTap(meter)))?;
+        if let (Some(c), true) = (self.channel, whole_blocks) {
+            w.pick_channel(c, self.signal_channels)?;
+        }
+        Ok(w)
+    }
+}
+
+/// The reference meter (`LoudnessMeter`, every reading) on a writer's samples, for its `bext`.
+struct MeterTap(LoudnessMeter);
+
+impl LoudnessTap for MeterTap {
+    fn add_planar(&mut self, planar: &[&[f32]]) {
+        self.0.add_planar(planar);
+    }
+    fn loudness(&mut self) -> BextLoudness {
+        let r = self.0.result();
+        BextLoudness {
+            integrated_lufs: r.integrated_lufs,
+            lra_lu: r.lra_lu,
+            true_peak_dbtp: r.true_peak_dbtp,
+            max_momentary_lufs: r.max_momentary_lufs,
+            max_short_term_lufs: r.max_short_term_lufs,
+        }
+    }
+}
+
+/// OriginationDate/Time of every output: `[delivery] date`, else the `SOURCE_DATE_EPOCH`
+/// environment variable (reproducible-builds.org: seconds since 1970-01-01 UTC), else blank, so
+/// that a render is a pure function of its inputs unless asked otherwise.
+fn origination(session: &Session) -> Result<Option<Origination>> {
+    if let Some(d) = &session.delivery.date {
+        return Ok(Some(d.clone()));
+    }
+    let Some(v) = std::env::var_os("SOURCE_DATE_EPOCH") else { return Ok(None) };
+    let v = v.to_string_lossy();
+    v.trim().parse::<u64>().ok().and_then(Origination::from_unix_seconds).map(Some).ok_or_else(|| {
+        Error::Usage(format!(
+            "SOURCE_DATE_EPOCH = {v:?} is not a count of seconds since 1970-01-01 00:00:00 UTC \
+                 (a non-negative integer, up to the end of year 9999)"
+        ))
+    })
+}
+
+/// The `bext` chunk of output `o`'s file `rel` (relative to the output folder): the session and
+/// the output in the Description, an OriginatorReference of the programme and the file, the
+/// timecode start as TimeReference, and EBU R 98 coding history.
+fn bext_for(
+    session: &Session,
+    plan: &RenderPlan,
+    o: usize,
+    rel: &Path,
+    stem: Option<&str>,
+    channel: Option<usize>,
+    date: &Option<Origination>,
+) -> Bext {
+    let out = &session.outputs[o];
+    let title = session.delivery.title.as_deref().unwrap_or(&session.name);
+    let kind = match (out.kind, stem) {
+        (OutputKind::Stems, Some(s)) => format!("stem {s:?}"),
+        _ => "master".to_string(),
+    };
+    let label = channel.map_or(String::new(), |c| format!(", channel {}", plan.layout.channel_labels()[c]));
+    let (bits, float) = match out.format {
+        SampleFormat::F32 => (32, true),
+        f => (f.int_bits().unwrap_or(32), false),
+    };
+    let description = format!(
+        "{title}: {kind} of session {:?}, output {o} ({} {}{label}), file {}",
+        session.name,
+        plan.layout.name(),
+        if float { "f32".to_string() } else { format!("pcm{bits}") },
+        rel.display()
+    );
+    // The programme (to 23 characters) and 8 hex digits of SHA-256 of the file's path: the same
+    // for every render of the file, different for every file of the programme.
+    let id: String = Sha256::digest(rel.to_string_lossy().as_bytes())[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let programme: String = title.chars().filter(|c| c.is_ascii_graphic()).take(23).collect();
+    let mode = match (channel, plan.layout.channels()) {
+        (Some(_), _) | (None, 1) => "mono",
+        (None, 2) => "stereo",
+        _ => "multitrack",
+    };
+    // The file's own rate: an output delivered at another rate counts its samples at that rate.
+    let rate = out.delivered_rate(plan.sample_rate);
+    let coding_history = format!(
+        "A=PCM,F={rate},W={bits},M={mode},T=stemforge {}; {} {}{label}\r\n",
+        env!("CARGO_PKG_VERSION"),
+        plan.layout.name(),
+        if float { "IEEE float" } else { "integer" },
+    );
+    Bext {
+        description,
+        originator: "stemforge".to_string(),
+        originator_reference: format!("{programme}-{id}"),
+        origination_date: date.as_ref().map_or(String::new(), |d| d.date.clone()),
+        origination_time: date.as_ref().and_then(|d| d.time.clone()).unwrap_or_default(),
+        time_reference: session.delivery.timecode_start.map_or(0, |t| t.samples_since_midnight(rate)),
+        coding_history,
+    }
 }
 
 pub(super) fn dither_seed(output: usize, stem: Option<usize>) -> u32 {
@@ -39,33 +161,47 @@ pub(super) fn plan_outputs(
 ) -> Result<Vec<PlannedFile>> {
     let mut files = Vec::new();
     let mut seen = HashSet::new();
+    let date = origination(session)?;
     for (o, out) in session.outputs.iter().enumerate() {
-        let spec = |stem: Option<usize>| WriterSpec {
+        // One dither per signal and format: outputs of the same kind and format share the seed of
+        // the first of them (the same signal quantised alike is the same file), and a split
+        // channel's file is dithered as its channel of the whole signal
+        // (`WavWriter::pick_channel`), so it holds that channel of the interleaved file exactly.
+        let seed_output =
+            session.outputs.iter().position(|x| x.kind == out.kind && x.format == out.format).unwrap_or(o);
+        let spec = |stem: Option<usize>, channel: Option<usize>| WriterSpec {
             sample_rate: out.delivered_rate(plan.sample_rate),
-            channels: plan.bus_channels(),
-            layout: Some(plan.layout),
+            channels: if channel.is_some() { 1 } else { plan.bus_channels() },
+            // One channel of a layout has no speaker mask of its own here: none (0) is written.
+            layout: if channel.is_some() { None } else { Some(plan.layout) },
             format: out.format,
-            dither_seed: (out.dither == Dither::Tpdf).then(|| dither_seed(o, stem)),
+            dither_seed: (out.dither == Dither::Tpdf).then(|| dither_seed(seed_output, stem)),
         };
-        match out.kind {
-            OutputKind::Master => files.push(PlannedFile {
-                output: o,
-                final_path: out_dir.join(&out.path),
-                kind: OutputKind::Master,
-                stem: None,
-                spec: spec(None),
-            }),
-            OutputKind::Stems => {
-                for (i, sp) in plan.stems.iter().enumerate() {
+        let whole: Vec<(PathBuf, Option<usize>, Option<String>)> = match out.kind {
+            OutputKind::Master => vec![(out.path.clone(), None, None)],
+            OutputKind::Stems => plan
+                .stems
+                .iter()
+                .enumerate()
+                .map(|(i, sp)| {
                     let stem = &session.stems[sp.index];
-                    files.push(PlannedFile {
-                        output: o,
-                        final_path: out_dir.join(session.stem_output_path(out, stem)),
-                        kind: OutputKind::Stems,
-                        stem: Some(stem.name.clone()),
-                        spec: spec(Some(i)),
-                    });
-                }
+                    (session.stem_output_path(out, stem), Some(i), Some(stem.name.clone()))
+                })
+                .collect(),
+        };
+        for (rel, stem_index, stem) in whole {
+            for (rel, channel) in session.split_paths(out, &rel) {
+                files.push(PlannedFile {
+                    output: o,
+                    final_path: out_dir.join(&rel),
+                    kind: out.kind,
+                    bext: bext_for(session, plan, o, &rel, stem.as_deref(), channel, &date),
+                    stem: stem.clone(),
+                    stem_index,
+                    spec: spec(stem_index, channel),
+                    channel,
+                    signal_channels: plan.bus_channels(),
+                });
             }
         }
     }
@@ -131,16 +267,17 @@ pub(super) fn make_writers(files: &[PlannedFile], frames: u64, sample_rate: u32)
     let mut writers = Writers::none();
     let mut stem_output: Option<usize> = None;
     for f in files {
-        let mut w = WavWriter::create(&f.final_path, &f.spec)?;
-        w.expect_frames(output_frames(frames, sample_rate, f.spec.sample_rate))?;
+        let w = f.open(output_frames(frames, sample_rate, f.spec.sample_rate), true)?;
         match f.kind {
             OutputKind::Master => writers.masters.push(w),
             OutputKind::Stems => {
                 if stem_output != Some(f.output) {
                     writers.stems.push(Vec::new());
+                    writers.stem_of.push(Vec::new());
                     stem_output = Some(f.output);
                 }
                 writers.stems.last_mut().expect("stem output").push(w);
+                writers.stem_of.last_mut().expect("stem output").push(f.stem_index.expect("a stem file's stem"));
             }
         }
     }

@@ -476,7 +476,7 @@ pub(super) fn run_passes(
         files
             .iter()
             .filter(|f| paths::same_file_system(folder_of(&f.final_path), spill_dir))
-            .map(|f| f.spec.format.bytes_per_sample() as u64 * ch as u64 * frames)
+            .map(|f| f.spec.format.bytes_per_sample() as u64 * f.spec.channels as u64 * frames)
             .sum()
     } else {
         0

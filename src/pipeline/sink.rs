@@ -27,8 +27,9 @@ pub struct OutputSink {
     device_meter: bool,
     energy: Option<EnergyMeter>,
     masters: Vec<WavWriter>,
-    /// `stems[output][stem in plan order]`.
+    /// `stems[output][file]`, and the stem (plan order) each file carries: `stem_of[output][file]`.
     stems: Vec<Vec<WavWriter>>,
+    stem_of: Vec<Vec<usize>>,
     max_reduction_db: f64,
     sum_reduction_db: f64,
     frames: u64,
@@ -146,10 +147,13 @@ impl PassResult {
     }
 }
 
-/// Open output writers of a pass: masters, and `stems[output][stem in plan order]`.
+/// Open output writers of a pass: masters, and `stems[output][file]`, one file per stem in plan
+/// order, or with `split_channels` one per stem and channel; `stem_of[output][file]` is the
+/// stem a file carries.
 pub struct Writers {
     pub masters: Vec<WavWriter>,
     pub stems: Vec<Vec<WavWriter>>,
+    pub stem_of: Vec<Vec<usize>>,
 }
 
 impl Writers {
@@ -159,7 +163,7 @@ impl Writers {
     }
 
     pub fn none() -> Self {
-        Writers { masters: Vec::new(), stems: Vec::new() }
+        Writers { masters: Vec::new(), stems: Vec::new(), stem_of: Vec::new() }
     }
     /// Finish every file and rename it into place (replacing what is there). Until this,
     /// nothing is under a final name. A render publishes through `seal` and
@@ -236,11 +240,16 @@ impl SealedOutputs {
 impl OutputSink {
     pub fn new(meter: LoudnessMeter, writers: Writers) -> Result<Self> {
         let session_rate = meter.sample_rate();
-        let mut requests = Vec::new();
+        // One request per distinct (signal, format, dither): the files of a split output, and
+        // outputs of one kind and format (which share a dither seed), take the same packed block.
+        let mut requests: Vec<PackRequest> = Vec::new();
         let mut index = |r: Option<PackRequest>| {
-            r.map(|r| {
-                requests.push(r);
-                requests.len() - 1
+            r.map(|r| match requests.iter().position(|q| *q == r) {
+                Some(i) => i,
+                None => {
+                    requests.push(r);
+                    requests.len() - 1
+                }
             })
         };
         let master_packed: Vec<Option<usize>> =
@@ -248,7 +257,8 @@ impl OutputSink {
         let stem_packed: Vec<Vec<Option<usize>>> = writers
             .stems
             .iter()
-            .map(|ws| ws.iter().enumerate().map(|(i, w)| index(request(w, Signal::Stem(i), session_rate))).collect())
+            .zip(&writers.stem_of)
+            .map(|(ws, of)| ws.iter().zip(of).map(|(w, &i)| index(request(w, Signal::Stem(i), session_rate))).collect())
             .collect();
         let master_rates =
             writers.masters.iter().map(|w| converter(w, session_rate, true)).collect::<Result<Vec<_>>>()?;
@@ -272,6 +282,7 @@ impl OutputSink {
             meter,
             masters: writers.masters,
             stems: writers.stems,
+            stem_of: writers.stem_of,
             max_reduction_db: 0.0,
             sum_reduction_db: 0.0,
             frames: 0,
@@ -337,7 +348,7 @@ impl OutputSink {
                 peak_dbfs: 20.0 * r.peak.log10(),
                 rms_dbfs: 10.0 * (r.sum_sq / r.samples.max(1) as f64).log10(),
             }),
-            writers: Writers { masters: self.masters, stems: self.stems },
+            writers: Writers { masters: self.masters, stems: self.stems, stem_of: self.stem_of },
         }
     }
 }
@@ -444,7 +455,7 @@ impl PassSink for OutputSink {
         let meter = &mut self.meter;
         let masters = &mut self.masters;
         let stems = &mut self.stems;
-        let (master_packed, stem_packed) = (&self.master_packed, &self.stem_packed);
+        let (master_packed, stem_packed, stem_of) = (&self.master_packed, &self.stem_packed, &self.stem_of);
         let (master_rates, stem_rates) = (&mut self.master_rates, &mut self.stem_rates);
         // A resampled writer: this block through its resampler, and on the last one, its tail.
         let resample = |rc: &mut RateConverter, w: &mut WavWriter, planes: &[&[f32]]| {
@@ -468,10 +479,14 @@ impl PassSink for OutputSink {
                         (None, None) => w.write_planar(&master, n),
                     },
                 )?;
-                stems.par_iter_mut().zip(stem_packed.par_iter()).zip(stem_rates.par_iter_mut()).try_for_each(
-                    |((ws, rs), rcs)| {
-                        ws.par_iter_mut().zip(rs.par_iter()).zip(rcs.par_iter_mut()).enumerate().try_for_each(
-                            |(i, ((w, r), rc))| {
+                stems
+                    .par_iter_mut()
+                    .zip(stem_packed.par_iter())
+                    .zip(stem_rates.par_iter_mut())
+                    .zip(stem_of.par_iter())
+                    .try_for_each(|(((ws, rs), rcs), of)| {
+                        ws.par_iter_mut().zip(rs.par_iter()).zip(rcs.par_iter_mut()).zip(of.par_iter()).try_for_each(
+                            |(((w, r), rc), &i)| {
                                 let planes = || block.stems[i].iter().map(|c| &c[..n]).collect::<Vec<&[f32]>>();
                                 match (rc, packed_as(*r)) {
                                     (Some(rc), _) => resample(rc, w, &planes()),
@@ -480,8 +495,7 @@ impl PassSink for OutputSink {
                                 }
                             },
                         )
-                    },
-                )
+                    })
             },
         );
         a?;

@@ -110,6 +110,7 @@ impl Builder<'_> {
             master,
             outputs,
             check: CheckSettings { null_threshold_db },
+            delivery: self.delivery(raw.delivery)?,
         };
         self.check_output_collisions(&session)?;
         self.check_bus_residual(&session)?;
@@ -322,17 +323,16 @@ impl Builder<'_> {
             None => return Err(loc.err(&at, "missing required key `kind` (\"master\" or \"stems\")")),
         };
         if kind == OutputKind::Master {
-            // The writer writes WAV, becoming RF64 past 4 GiB (EBU Tech 3306), and no bext chunk:
-            // a name that promises another format (.mp3, .flac) or a Broadcast Wave (.bwf)
-            // would mislabel the file.
+            // The writer writes Broadcast WAV (a bext chunk), becoming RF64 past 4 GiB (EBU Tech
+            // 3306): a name that promises another format (.mp3, .flac) would mislabel the file.
             let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
-            if !matches!(ext.as_deref(), Some("wav" | "rf64")) {
+            if !matches!(ext.as_deref(), Some("wav" | "rf64" | "bwf")) {
                 let given = ext.map_or("no extension".to_string(), |e| format!("the extension \".{e}\""));
                 return Err(loc.err(
                     &format!("{at}.path"),
                     format!(
-                        "path = {:?} has {given}, but stemforge writes WAV (RF64 past 4 GiB): name it .wav or .rf64 \
-                         (.bwf would promise a bext chunk, which is not written)",
+                        "path = {:?} has {given}, but stemforge writes Broadcast WAV (RF64 past 4 GiB): name it \
+                         .wav, .bwf or .rf64",
                         path.display().to_string()
                     ),
                 ));
@@ -390,7 +390,54 @@ impl Builder<'_> {
                 ));
             }
         };
-        Ok(Output { path, kind, format, dither, allow_residual, sample_rate })
+        let split_channels = o.split_channels.unwrap_or(false);
+        if split_channels && sample_rate.is_some() {
+            return Err(loc.err(
+                &format!("{at}.split_channels"),
+                "split_channels with sample_rate is not supported yet: split the output at the stems' rate, or give \
+                 the resampled output interleaved",
+            ));
+        }
+        Ok(Output { path, kind, format, dither, allow_residual, sample_rate, split_channels })
+    }
+
+    /// `[delivery]`: each value checked, the key named when it breaks its rule.
+    fn delivery(&self, raw: Option<raw::Delivery>) -> Result<Delivery> {
+        let loc = self.loc;
+        let Some(d) = raw else {
+            return Ok(Delivery::default());
+        };
+        if let Some(t) = &d.title
+            && t.trim().is_empty()
+        {
+            return Err(loc.err("delivery.title", "title must not be empty (leave it out to use the session's name)"));
+        }
+        let frame_rate = match d.frame_rate.as_deref() {
+            None if d.timecode_start.is_some() => {
+                return Err(loc.err(
+                    "delivery",
+                    format!("timecode_start needs frame_rate, the rate it counts frames at (one of {FRAME_RATES})"),
+                ));
+            }
+            None => Delivery::default().frame_rate,
+            Some(r) => FrameRate::parse(r).ok_or_else(|| {
+                loc.err("delivery.frame_rate", format!("frame_rate = {r:?} is not one of {FRAME_RATES}"))
+            })?,
+        };
+        let timecode_start = match &d.timecode_start {
+            None => None,
+            Some(t) => Some(
+                Timecode::parse(t, frame_rate)
+                    .map_err(|rule| loc.err("delivery.timecode_start", format!("timecode_start = {t:?} {rule}")))?,
+            ),
+        };
+        let date = match &d.date {
+            None => None,
+            Some(t) => {
+                Some(Origination::parse(t).map_err(|rule| loc.err("delivery.date", format!("date = {t:?} {rule}")))?)
+            }
+        };
+        Ok(Delivery { title: d.title, timecode_start, frame_rate, date })
     }
 
     /// `[bus] process`: a chain as a stem's, on the bus's channels.
@@ -444,7 +491,7 @@ impl Builder<'_> {
     fn check_output_collisions(&self, s: &Session) -> Result<()> {
         let mut written: Vec<(PathBuf, String)> = Vec::new();
         for (i, o) in s.outputs.iter().enumerate() {
-            let files: Vec<(PathBuf, String)> = match o.kind {
+            let whole: Vec<(PathBuf, String)> = match o.kind {
                 OutputKind::Master => vec![(o.path.clone(), format!("outputs[{i}]"))],
                 OutputKind::Stems => s
                     .stems
@@ -452,6 +499,19 @@ impl Builder<'_> {
                     .map(|st| (s.stem_output_path(o, st), format!("outputs[{i}] (stem {:?})", st.name)))
                     .collect(),
             };
+            // A split output's files are its channels' (`master.L.wav` may be another's path).
+            let files: Vec<(PathBuf, String)> = whole
+                .into_iter()
+                .flat_map(|(p, who)| {
+                    s.split_paths(o, &p).into_iter().map(move |(f, c)| {
+                        let who = match c {
+                            Some(c) => format!("{who} (channel {})", s.layout.channel_labels()[c]),
+                            None => who.clone(),
+                        };
+                        (f, who)
+                    })
+                })
+                .collect();
             if let Some(j) = s.outputs[..i].iter().position(|p| p.path == o.path) {
                 return Err(self.loc.err(
                     &format!("outputs[{i}].path"),

@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::{Dither, EqBand, EqDesign, Filter, Layout, OutputKind, Phase, Process, SampleFormat};
+use crate::model::{
+    Dither, EqBand, EqDesign, FRAME_RATES, Filter, FrameRate, Layout, Origination, OutputKind, Phase, Process,
+    SampleFormat, Timecode,
+};
 
 mod build;
 mod locate;
@@ -55,12 +58,41 @@ pub struct Output {
     /// design/deliverables.md "Output formats"): resampled in the writing sink. One of
     /// `dsp::resample::SUPPORTED_RATES`.
     pub sample_rate: Option<u32>,
+    /// One mono file per channel, `<path stem>.<label>.wav` (design/deliverables.md).
+    pub split_channels: bool,
 }
 
 impl Output {
     /// The rate this output is delivered at, for a session whose stems are at `session_rate` Hz.
     pub fn delivered_rate(&self, session_rate: u32) -> u32 {
         self.sample_rate.unwrap_or(session_rate)
+    }
+}
+
+/// `[delivery]` (design/deliverables.md): what the outputs' BWF `bext` chunks say beyond the
+/// session's name.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Delivery {
+    /// The programme's title; the session's name when not given.
+    pub title: Option<String>,
+    /// The first frame's timecode, at `frame_rate`; None: midnight (TimeReference 0).
+    pub timecode_start: Option<Timecode>,
+    /// `frame_rate` (default 25, which only matters with a timecode).
+    pub frame_rate: FrameRate,
+    /// `date`: OriginationDate (and Time when given); None: from `SOURCE_DATE_EPOCH` at render
+    /// time, else blank.
+    pub date: Option<Origination>,
+}
+
+impl Default for Delivery {
+    /// No `[delivery]` table: the session's name as title, TimeReference 0, no date.
+    fn default() -> Self {
+        Delivery {
+            title: None,
+            timecode_start: None,
+            frame_rate: FrameRate { nominal: 25, pulled_down: false },
+            date: None,
+        }
     }
 }
 
@@ -88,6 +120,7 @@ pub struct Session {
     pub master: Option<Master>,
     pub outputs: Vec<Output>,
     pub check: CheckSettings,
+    pub delivery: Delivery,
 }
 
 impl Session {
@@ -150,6 +183,22 @@ impl Session {
     /// the output folder chosen at render time.
     pub fn stem_output_path(&self, output: &Output, stem: &Stem) -> PathBuf {
         output.path.join(format!("{}.wav", stem.name))
+    }
+
+    /// The files of one planned output file `path` (relative to the output folder): itself, or
+    /// with `split_channels` one per channel of the session's layout, `<path stem>.<label>.wav`
+    /// beside it, each with its channel index.
+    pub fn split_paths(&self, output: &Output, path: &Path) -> Vec<(PathBuf, Option<usize>)> {
+        if !output.split_channels {
+            return vec![(path.to_path_buf(), None)];
+        }
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        self.layout
+            .channel_labels()
+            .iter()
+            .enumerate()
+            .map(|(c, label)| (path.with_file_name(format!("{stem}.{label}.wav")), Some(c)))
+            .collect()
     }
 
     /// The stems that are summed (not muted), with their index into `stems`.

@@ -13,6 +13,7 @@ pub struct Session {
     pub master: Option<Master>,
     pub outputs: Option<Vec<Output>>,
     pub check: Option<Check>,
+    pub delivery: Option<Delivery>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +79,16 @@ pub struct Output {
     pub dither: Option<String>,
     pub allow_residual: Option<bool>,
     pub sample_rate: Option<i64>,
+    pub split_channels: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [delivery] table")]
+pub struct Delivery {
+    pub title: Option<String>,
+    pub timecode_start: Option<String>,
+    pub frame_rate: Option<String>,
+    pub date: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::*;
-use crate::io::wav_writer::{WavWriter, encode_block};
+use crate::io::wav_writer::encode_channels;
 use crate::pipeline::outputs::{check_writes, folder_of, plan_outputs};
 use crate::pipeline::passes::Aim;
 use crate::pipeline::plan::with_aim;
@@ -42,7 +42,12 @@ impl PassSink for WriteSink<'_> {
                 Some(s) => &block.stems[s],
             };
             let views: Vec<&[f32]> = planes.iter().map(|c| &c[..n]).collect();
-            self.over[j] += encode_block(&f.spec, &views, n, first, &mut self.ints, &mut self.bytes);
+            // A split channel's part: its own channel, dithered as that channel of the signal.
+            let (views, channel) = match f.channel {
+                Some(c) => (&views[c..c + 1], c as u32),
+                None => (&views[..], 0),
+            };
+            self.over[j] += encode_channels(&f.spec, views, n, first, channel, &mut self.ints, &mut self.bytes);
             part.write(&self.bytes)?;
         }
         Ok(())
@@ -230,8 +235,8 @@ pub(super) fn join(session_path: &Path, opts: &SegmentOptions) -> Result<Segment
     let mut chunk = Vec::new();
     for (j, f) in files.iter().enumerate() {
         publication.create_dir_all(folder_of(&f.final_path))?;
-        let mut w = WavWriter::create(&f.final_path, &f.spec)?;
-        w.expect_frames(plan.frames)?;
+        // The parts hold the file's own channels (a split channel's only its own).
+        let mut w = f.open(plan.frames, false)?;
         let stride = f.spec.channels * f.spec.format.bytes_per_sample();
         for (i, r) in records.iter().enumerate() {
             let path = dir.join(format!("out-{i}-{j}.pcm"));
