@@ -52,18 +52,26 @@ pub fn session_inputs(session: &Session) -> Vec<Role> {
 /// folder and its files (unmuted stems: the ones rendered).
 pub fn render_writes(session: &Session, out_dir: &Path) -> Vec<Role> {
     let mut writes = Vec::new();
-    for (i, o) in session.outputs.iter().enumerate() {
-        match o.kind {
-            OutputKind::Master => writes.push(Role::new(out_dir.join(&o.path), format!("outputs[{i}]"))),
-            OutputKind::Stems => {
-                writes.push(Role::new(out_dir.join(&o.path), format!("outputs[{i}] (its folder)")));
-                for (_, s) in session.unmuted_stems() {
-                    writes.push(Role::new(
-                        out_dir.join(session.stem_output_path(o, s)),
-                        format!("outputs[{i}] (stem {:?})", s.name),
-                    ));
-                }
+    let stems: Vec<&crate::session::Stem> = session.unmuted_stems().map(|(_, s)| s).collect();
+    let mut add = |o: &crate::session::Output, at: String, stems: &[&crate::session::Stem]| match o.kind {
+        OutputKind::Master => writes.push(Role::new(out_dir.join(&o.path), at)),
+        OutputKind::Stems => {
+            if !o.path.to_string_lossy().contains("{stem}") {
+                writes.push(Role::new(out_dir.join(&o.path), format!("{at} (its folder)")));
             }
+            for s in stems {
+                writes
+                    .push(Role::new(out_dir.join(session.stem_output_path(o, s)), format!("{at} (stem {:?})", s.name)));
+            }
+        }
+    };
+    for (i, o) in session.outputs.iter().enumerate() {
+        add(o, format!("outputs[{i}]"), &stems);
+    }
+    for (j, v) in session.variants.iter().enumerate() {
+        let kept: Vec<&crate::session::Stem> = session.variant_stems(v).map(|(_, s)| s).collect();
+        for (k, o) in v.outputs.iter().enumerate() {
+            add(o, format!("variants[{j}].outputs[{k}]"), &kept);
         }
     }
     writes

@@ -45,6 +45,9 @@ pub struct OutputSink {
     /// Measured when the stems are not meant to sum to the master exactly (a residual bus stage,
     /// design/mastering.md): the stem sum against the master.
     residual: Option<Residual>,
+    /// The `mode = "stems"` variants this pass makes from its stems.
+    variants: Vec<StemsVariant>,
+    stem_of: Vec<Vec<usize>>,
 }
 
 /// The stem outputs' sum against the master, sample by sample over every channel.
@@ -70,12 +73,77 @@ pub struct PassResult {
     /// When asked for (`stem_residual`): the stems' sum against the master.
     pub residual: Option<StemResidual>,
     pub writers: Writers,
+    /// The `mode = "stems"` variants made in this pass.
+    pub variants: Vec<VariantPass>,
 }
 
-/// Open output writers of a pass: masters, and `stems[output][stem in plan order]`.
+/// Open output writers of a pass: masters, and `stems[output][file]`, each file the plan stem
+/// `stem_of[output][file]`; and the `mode = "stems"` variants the pass makes beside the main.
 pub struct Writers {
     pub masters: Vec<WavWriter>,
     pub stems: Vec<Vec<WavWriter>>,
+    pub stem_of: Vec<Vec<usize>>,
+    pub variants: Vec<VariantWriters>,
+}
+
+/// A `mode = "stems"` variant's writers: its master is the sum of the plan stems `keep` of the
+/// pass (the main's linked stem outputs), its stem files are those stems.
+pub struct VariantWriters {
+    /// Index into `Session::variants`.
+    pub variant: usize,
+    pub keep: Vec<usize>,
+    pub writers: Writers,
+    /// Its master's meter (`MeterScope::Full`: checked like the main's).
+    pub meter: LoudnessMeter,
+}
+
+/// What a pass made of a `mode = "stems"` variant: its master's loudness, and its files (open).
+pub struct VariantPass {
+    pub variant: usize,
+    pub loudness: LoudnessStats,
+    pub writers: Writers,
+}
+
+/// A `mode = "stems"` variant while a pass runs: its writers, its meter, its master's buffer.
+struct StemsVariant {
+    variant: usize,
+    keep: Vec<usize>,
+    writers: Writers,
+    meter: LoudnessMeter,
+    sum: Vec<Vec<f32>>,
+}
+
+impl StemsVariant {
+    /// Sum the kept stems of `block` (in plan order, as the engines sum the master), meter the
+    /// sum and write it and the kept stems.
+    fn block(&mut self, stems: &[Vec<Vec<f32>>], n: usize) -> Result<()> {
+        if stems.is_empty() {
+            return Err(Error::Internal("a stems variant without the pass's stems".into()));
+        }
+        let channels = stems[0].len();
+        self.sum.resize_with(channels, Vec::new);
+        for (c, out) in self.sum.iter_mut().enumerate() {
+            out.clear();
+            out.resize(n, 0.0);
+            for &i in &self.keep {
+                for (o, &x) in out.iter_mut().zip(&stems[i][c][..n]) {
+                    *o += x;
+                }
+            }
+        }
+        let master: Vec<&[f32]> = self.sum.iter().map(|c| &c[..n]).collect();
+        self.meter.add_planar(&master);
+        for w in &mut self.writers.masters {
+            w.write_planar(&master, n)?;
+        }
+        for (ws, of) in self.writers.stems.iter_mut().zip(&self.writers.stem_of) {
+            for (w, &i) in ws.iter_mut().zip(of) {
+                let planes: Vec<&[f32]> = stems[i].iter().map(|c| &c[..n]).collect();
+                w.write_planar(&planes, n)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Writers {
@@ -85,7 +153,7 @@ impl Writers {
     }
 
     pub fn none() -> Self {
-        Writers { masters: Vec::new(), stems: Vec::new() }
+        Writers { masters: Vec::new(), stems: Vec::new(), stem_of: Vec::new(), variants: Vec::new() }
     }
     /// Finish every file and rename it into place (replacing what is there). Until this,
     /// nothing is under a final name. A render publishes through `seal` and
@@ -161,6 +229,17 @@ impl SealedOutputs {
 
 impl OutputSink {
     pub fn new(meter: LoudnessMeter, writers: Writers) -> Self {
+        let variants = writers
+            .variants
+            .into_iter()
+            .map(|v| StemsVariant {
+                variant: v.variant,
+                keep: v.keep,
+                writers: v.writers,
+                meter: v.meter,
+                sum: Vec::new(),
+            })
+            .collect();
         let mut requests = Vec::new();
         let mut index = |r: Option<PackRequest>| {
             r.map(|r| {
@@ -173,7 +252,8 @@ impl OutputSink {
         let stem_packed: Vec<Vec<Option<usize>>> = writers
             .stems
             .iter()
-            .map(|ws| ws.iter().enumerate().map(|(i, w)| index(request(w, Signal::Stem(i)))).collect())
+            .zip(&writers.stem_of)
+            .map(|(ws, of)| ws.iter().zip(of).map(|(w, &i)| index(request(w, Signal::Stem(i)))).collect())
             .collect();
         let meter_request = master_packed
             .iter()
@@ -196,6 +276,8 @@ impl OutputSink {
             limited: false,
             unpacked: Vec::new(),
             residual: None,
+            variants,
+            stem_of: writers.stem_of,
         }
     }
 
@@ -239,7 +321,12 @@ impl OutputSink {
                 peak_dbfs: 20.0 * r.peak.log10(),
                 rms_dbfs: 10.0 * (r.sum_sq / r.samples.max(1) as f64).log10(),
             }),
-            writers: Writers { masters: self.masters, stems: self.stems },
+            writers: Writers { masters: self.masters, stems: self.stems, stem_of: self.stem_of, variants: Vec::new() },
+            variants: self
+                .variants
+                .into_iter()
+                .map(|v| VariantPass { variant: v.variant, loudness: v.meter.result(), writers: v.writers })
+                .collect(),
         }
     }
 }
@@ -251,7 +338,10 @@ impl PassSink for OutputSink {
         Delivery {
             packed: self.requests.clone(),
             master: f32_master || (!self.device_meter && !meter_reads_pcm) || self.residual.is_some(),
-            stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32) || self.residual.is_some(),
+            // The stems variants are summed and written here, from the f32 stems.
+            stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32)
+                || self.residual.is_some()
+                || !self.variants.is_empty(),
             device_meter: self.device_meter,
             // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`).
             gain: false,
@@ -336,30 +426,42 @@ impl PassSink for OutputSink {
         let meter = &mut self.meter;
         let masters = &mut self.masters;
         let stems = &mut self.stems;
+        let variants = &mut self.variants;
+        let stem_of = &self.stem_of;
         let (master_packed, stem_packed) = (&self.master_packed, &self.stem_packed);
         // The request of a writer when the engine packed them all.
         let packed_as = |r: Option<usize>| r.filter(|_| packed).map(|r| (&block.packed[r], block.over_full_scale[r]));
         let (a, b) = rayon::join(
             || {
-                if !metered {
-                    meter.add_planar(&master);
-                }
-                Ok::<(), Error>(())
+                let (a, b) = rayon::join(
+                    || {
+                        if !metered {
+                            meter.add_planar(&master);
+                        }
+                    },
+                    || variants.par_iter_mut().try_for_each(|v| v.block(block.stems, n)),
+                );
+                let () = a;
+                b
             },
             || {
                 masters.par_iter_mut().zip(master_packed.par_iter()).try_for_each(|(w, r)| match packed_as(*r) {
                     Some((bytes, over)) => w.write_packed(bytes, n, over),
                     None => w.write_planar(&master, n),
                 })?;
-                stems.par_iter_mut().zip(stem_packed.par_iter()).try_for_each(|(ws, rs)| {
-                    ws.par_iter_mut().zip(rs.par_iter()).enumerate().try_for_each(|(i, (w, r))| match packed_as(*r) {
-                        Some((bytes, over)) => w.write_packed(bytes, n, over),
-                        None => {
-                            let planes: Vec<&[f32]> = block.stems[i].iter().map(|c| &c[..n]).collect();
-                            w.write_planar(&planes, n)
-                        }
-                    })
-                })
+                stems.par_iter_mut().zip(stem_packed.par_iter()).zip(stem_of.par_iter()).try_for_each(
+                    |((ws, rs), of)| {
+                        ws.par_iter_mut().zip(rs.par_iter()).zip(of.par_iter()).try_for_each(|((w, r), &i)| {
+                            match packed_as(*r) {
+                                Some((bytes, over)) => w.write_packed(bytes, n, over),
+                                None => {
+                                    let planes: Vec<&[f32]> = block.stems[i].iter().map(|c| &c[..n]).collect();
+                                    w.write_planar(&planes, n)
+                                }
+                            }
+                        })
+                    },
+                )
             },
         );
         a?;

@@ -258,6 +258,12 @@ impl Setup {
         if plan.stems.is_empty() {
             return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
         }
+        if !session.variants.is_empty() {
+            return Err(Error::input(
+                &session.file,
+                "[[variants]]: a segmented render does not render variants yet (render the session on one machine)",
+            ));
+        }
         if !plan.bus_process.is_empty() {
             return Err(Error::input(
                 &session.file,
