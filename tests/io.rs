@@ -431,6 +431,8 @@ fn commit_finishes_every_file_in_order() {
             vec![make("stems/a.wav", 3), make("stems/b.wav", 4), make("stems/c.wav", 5)],
             vec![make("s2.wav", 6)],
         ],
+        stem_of: vec![vec![0, 1, 2], vec![0]],
+        variants: Vec::new(),
     };
     let (masters, stems) = writers.commit().unwrap();
     let names = |ws: &[io::wav_writer::WrittenFile]| -> Vec<String> {
