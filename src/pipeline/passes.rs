@@ -42,7 +42,7 @@ impl Runner<'_> {
         scope: MeterScope,
         writers: Writers,
         spills: Spills,
-        replay: Option<&Spill>,
+        replay: Option<Replay<'_>>,
         weights: Option<&[f32]>,
     ) -> Result<(PassResult, Spills)> {
         let t0 = Instant::now();
@@ -59,8 +59,9 @@ impl Runner<'_> {
         let sink = ThreadedSink::start(SpillTee { inner: sink, spills });
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
         let input = match replay {
-            Some(spill) => {
-                let plan = weighed(replay_plan(plan, params.stems), weights);
+            Some(Replay { spill, stems }) => {
+                // A bus spill is replayed as it is (a variant's is weighed already).
+                let plan = if stems { weighed(replay_plan(plan, true), weights) } else { replay_plan(plan, false) };
                 self.engine.run_pass(&plan, &params, &mut SpillSource::new(spill)?, &mut psink)?;
                 "spill"
             }
@@ -268,6 +269,14 @@ impl Aim {
     }
 }
 
+/// A spill a writing pass replays: the bus, or the stems' contributions (stem-major), which the
+/// pass sums whether or not it delivers the stems.
+#[derive(Clone, Copy)]
+struct Replay<'a> {
+    spill: &'a Spill,
+    stems: bool,
+}
+
 /// `plan` with each stem's routes scaled by its weight (a variant's mutes and gain offsets, in plan
 /// order): a route's weight is the stem's gain times its routing, so this is the stem's gain
 /// moved; the stem's EQ and process chain are untouched.
@@ -294,7 +303,7 @@ fn write_pass(
     kind: &'static str,
     files: &[PlannedFile],
     variants: &[VariantFiles],
-    replay: Option<&Spill>,
+    replay: Option<Replay<'_>>,
     weights: Option<&[f32]>,
 ) -> Result<PassResult> {
     let mut aim = aim.filter(|_| params.limit);
@@ -367,8 +376,8 @@ impl GainSearch for Search<'_, '_> {
         }
         let replay = match (self.replay, self.stems) {
             (false, _) => None,
-            (true, true) => self.stem_spill,
-            (true, false) => self.spill.as_ref(),
+            (true, true) => self.stem_spill.map(|spill| Replay { spill, stems: true }),
+            (true, false) => self.spill.as_ref().map(|spill| Replay { spill, stems: false }),
         };
         let params = PassParams { gain_db, limit: true, stems: self.stems };
         let result = write_pass(
@@ -675,8 +684,9 @@ fn remaster(
     let variant = &session.variants[vf.variant];
     let master = session.master.as_ref();
     let replay = main.stem_spill;
-    // Replaying the stem spill needs the stems delivered (the spill is stem-major).
-    let stems = replay.is_some() || vf.files.iter().any(|f| f.plan_stem.is_some());
+    // The stems are delivered only for its stem files: a master-only remaster replays the stems'
+    // contributions (level-matched) or its own bus spill (`own`) and delivers the master alone.
+    let stems = vf.files.iter().any(|f| f.plan_stem.is_some());
     let made = |result: PassResult, gain_db, iterations, limiter| {
         Ok::<_, Error>(VariantOutcome {
             variant: vf.variant,
@@ -695,6 +705,7 @@ fn remaster(
         let mut aim = main.margin_db.and_then(|m| Aim::at_margin(session, m));
         let params = PassParams { gain_db: main.gain_db, limit: master.is_some(), stems };
         let kind = if master.is_some() { "limiter" } else { "sum" };
+        let replay = replay.map(|spill| Replay { spill, stems: true });
         let result = write_pass(runner, out_plan, aim.as_mut(), params, kind, &vf.files, &[], replay, Some(weights))?;
         let limiter = aim.as_ref().map(Aim::report);
         return made(result, main.gain_db, 0, limiter);
