@@ -391,7 +391,7 @@ fn bench_wall(c: &mut Criterion<WallTime>, dir: &std::path::Path, x: &[Vec<f32>]
                         w
                     })
                     .collect();
-                Writers { masters, stems: Vec::new(), stem_of: Vec::new() }
+                Writers { masters, ..Writers::none() }
             },
             |w| black_box(w.commit().expect("commit")),
             criterion::BatchSize::PerIteration,

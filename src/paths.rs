@@ -52,27 +52,36 @@ pub fn session_inputs(session: &Session) -> Vec<Role> {
 /// folder and its files (unmuted stems: the ones rendered).
 pub fn render_writes(session: &Session, out_dir: &Path) -> Vec<Role> {
     let mut writes = Vec::new();
-    for (i, o) in session.outputs.iter().enumerate() {
-        // Each file, or with `split_channels` each of its channels' files.
-        let files = |rel: PathBuf, who: String| -> Vec<Role> {
-            session
-                .split_paths(o, &rel)
-                .into_iter()
-                .map(|(f, c)| {
-                    let who =
-                        c.map_or(who.clone(), |c| format!("{who} (channel {})", session.layout.channel_labels()[c]));
-                    Role::new(out_dir.join(f), who)
-                })
-                .collect()
-        };
-        match o.kind {
-            OutputKind::Master => writes.extend(files(o.path.clone(), format!("outputs[{i}]"))),
-            OutputKind::Stems => {
-                writes.push(Role::new(out_dir.join(&o.path), format!("outputs[{i}] (its folder)")));
-                for (_, s) in session.unmuted_stems() {
-                    writes.extend(files(session.stem_output_path(o, s), format!("outputs[{i}] (stem {:?})", s.name)));
-                }
+    // Each file, or with `split_channels` each of its channels' files.
+    let files = |o: &crate::session::Output, rel: PathBuf, who: String| -> Vec<Role> {
+        session
+            .split_paths(o, &rel)
+            .into_iter()
+            .map(|(f, c)| {
+                let who = c.map_or(who.clone(), |c| format!("{who} (channel {})", session.layout.channel_labels()[c]));
+                Role::new(out_dir.join(f), who)
+            })
+            .collect()
+    };
+    let stems: Vec<&crate::session::Stem> = session.unmuted_stems().map(|(_, s)| s).collect();
+    let mut add = |o: &crate::session::Output, at: String, stems: &[&crate::session::Stem]| match o.kind {
+        OutputKind::Master => writes.extend(files(o, o.path.clone(), at)),
+        OutputKind::Stems => {
+            if !o.path.to_string_lossy().contains("{stem}") {
+                writes.push(Role::new(out_dir.join(&o.path), format!("{at} (its folder)")));
             }
+            for s in stems {
+                writes.extend(files(o, session.stem_output_path(o, s), format!("{at} (stem {:?})", s.name)));
+            }
+        }
+    };
+    for (i, o) in session.outputs.iter().enumerate() {
+        add(o, format!("outputs[{i}]"), &stems);
+    }
+    for (j, v) in session.variants.iter().enumerate() {
+        let kept: Vec<&crate::session::Stem> = session.variant_stems(v).map(|(_, s)| s).collect();
+        for (k, o) in v.outputs.iter().enumerate() {
+            add(o, format!("variants[{j}].outputs[{k}]"), &kept);
         }
     }
     writes

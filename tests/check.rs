@@ -79,6 +79,7 @@ fn session(dir: &Path, stems: &[TestStem], files: &[(&str, Vec<Vec<f32>>)]) -> S
             mute: false,
             filter: Filter::None,
             process: Vec::new(),
+            role: None,
         });
     }
     Session {
@@ -93,6 +94,7 @@ fn session(dir: &Path, stems: &[TestStem], files: &[(&str, Vec<Vec<f32>>)]) -> S
         eq_design: EqDesign { phase: Phase::Linear, taps: 8191 },
         master: None,
         outputs: Vec::new(),
+        variants: Vec::new(),
         check: CheckSettings { null_threshold_db: -60.0 },
         delivery: Default::default(),
     }
@@ -358,6 +360,7 @@ fn surround_routing_and_the_eq_note() {
         mute: false,
         filter: Filter::None,
         process: Vec::new(),
+        role: None,
     };
     let mut s = Session {
         file: dir.path().join("s.toml"),
@@ -371,6 +374,7 @@ fn surround_routing_and_the_eq_note() {
         eq_design: EqDesign { phase: Phase::Linear, taps: 8191 },
         master: None,
         outputs: Vec::new(),
+        variants: Vec::new(),
         check: CheckSettings { null_threshold_db: -60.0 },
         delivery: Default::default(),
     };
@@ -430,6 +434,7 @@ fn stem_missing_from_the_mix_is_named() {
         mute: false,
         filter: Filter::None,
         process: Vec::new(),
+        role: None,
     });
     let r = check(&s).unwrap();
     let f = finding(&r, "fx", FindingKind::Uncorrelated);

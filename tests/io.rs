@@ -432,6 +432,7 @@ fn commit_finishes_every_file_in_order() {
             vec![make("s2.wav", 6)],
         ],
         stem_of: vec![vec![0, 1, 2], vec![0]],
+        variants: Vec::new(),
     };
     let (masters, stems) = writers.commit().unwrap();
     let names = |ws: &[io::wav_writer::WrittenFile]| -> Vec<String> {

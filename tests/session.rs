@@ -721,7 +721,9 @@ fn bus_process_is_read_and_checked() {
 #[test]
 fn split_channels_with_a_resampled_rate_is_refused() {
     assert_rejected(
-        &with_output("path = \"m.wav\"\nkind = \"master\"\nformat = \"pcm24\"\nsample_rate = 44100\nsplit_channels = true"),
+        &with_output(
+            "path = \"m.wav\"\nkind = \"master\"\nformat = \"pcm24\"\nsample_rate = 44100\nsplit_channels = true",
+        ),
         &["outputs[0].split_channels", "sample_rate", "not supported yet"],
     );
 }

@@ -18,6 +18,7 @@ use crate::meter::LoudnessMeter;
 use crate::model::{Dither, OutputKind, SampleFormat};
 use crate::pipeline::render::{RenderOptions, open_stems, render_session};
 use crate::report::album::{AlbumReport, Normalization, SequenceRecord, TrackRecord};
+use crate::session::template::{self, Vars};
 use crate::session::{Master, Output, Session};
 
 #[derive(Deserialize)]
@@ -76,38 +77,26 @@ pub struct AlbumOptions {
     pub render: RenderOptions,
 }
 
-/// Where `{index}`, `{index:0N}` and `{name}` of a per-track path go; anything else in braces is
-/// exit 2 naming the output and the placeholder.
-fn expand(template: &str, index: usize, name: &str, at: &str, album: &Path) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let close = rest[open..]
-            .find('}')
-            .ok_or_else(|| Error::input(album, format!("{at}.path = {template:?}: a `{{` without its `}}`")))?;
-        let key = &rest[open + 1..open + close];
-        match key.split_once(':') {
-            None if key == "index" => out.push_str(&index.to_string()),
-            None if key == "name" => out.push_str(name),
-            Some(("index", width)) if width.starts_with('0') && width[1..].parse::<usize>().is_ok() => {
-                let w: usize = width[1..].parse().expect("checked");
-                out.push_str(&format!("{index:0w$}"));
-            }
-            _ => {
-                return Err(Error::input(
-                    album,
-                    format!(
-                        "{at}.path = {template:?}: unknown placeholder {{{key}}} (an album's track paths take {{index}}, \
-                         {{index:02}} and {{name}})"
-                    ),
-                ));
-            }
-        }
-        rest = &rest[open + close + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+/// A per-track path (`session::template`, the session's own placeholders) for track `index` of
+/// `session`, delivered in `format` at `rate_hz`: `{index}`/`{index:0N}`, `{name}`, `{layout}`,
+/// `{rate}`, `{bits}`; `{variant}` reads "main". An unknown placeholder (or `{stem}`) is exit 2
+/// naming the output and the placeholder.
+fn expand(template: &str, index: usize, session: &Session, o: &AlbumOutput, at: &str, album: &Path) -> Result<String> {
+    let rate_hz = match o.sample_rate {
+        Some(r) => r,
+        None => open_stems(session)?.0[0].sample_rate,
+    };
+    let vars = Vars {
+        name: &session.name,
+        variant: "main",
+        stem: None,
+        stem_allowed: false,
+        layout: session.layout,
+        rate_hz: Some(rate_hz),
+        format: o.format,
+        index: Some(index),
+    };
+    template::expand(template, &vars).map_err(|e| Error::input(album, format!("{at}.path = {template:?}: {e}")))
 }
 
 fn parse_format(s: &str, at: &str, album: &Path) -> Result<SampleFormat> {
@@ -258,7 +247,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
     let mut finals: Vec<PathBuf> = Vec::new();
     for (i, t) in tracks.iter().enumerate() {
         for (j, o) in outputs.iter().enumerate().filter(|(_, o)| !o.sequence) {
-            finals.push(out_dir.join(expand(&o.path, i + 1, &t.session.name, &format!("outputs[{j}]"), album_path)?));
+            finals.push(out_dir.join(expand(&o.path, i + 1, &t.session, o, &format!("outputs[{j}]"), album_path)?));
         }
     }
     for o in outputs.iter().filter(|o| o.sequence) {
@@ -334,7 +323,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
         let mut planned: Vec<(usize, PathBuf)> = Vec::new();
         for (j, o) in outputs.iter().enumerate() {
             if !o.sequence {
-                let path = expand(&o.path, index, &t.session.name, &format!("outputs[{j}]"), album_path)?;
+                let path = expand(&o.path, index, &t.session, o, &format!("outputs[{j}]"), album_path)?;
                 planned.push((j, PathBuf::from(path)));
             } else if part_of[j].is_none() {
                 planned.push((j, PathBuf::from(format!("sequence-{j}/track-{index}.wav"))));

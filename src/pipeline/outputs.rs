@@ -14,10 +14,10 @@ use crate::io::wav_writer::WavWriter;
 use crate::meter::LoudnessMeter;
 use crate::model::{Dither, Origination, OutputKind, SampleFormat};
 use crate::paths::{self, Role};
-use crate::pipeline::sink::Writers;
+use crate::pipeline::sink::{VariantWriters, Writers};
 use crate::progress::Progress;
 use crate::publish::sweep_stale;
-use crate::session::Session;
+use crate::session::{Session, VariantMode};
 
 /// One planned output file.
 pub(super) struct PlannedFile {
@@ -92,16 +92,17 @@ fn origination(session: &Session) -> Result<Option<Origination>> {
 /// The `bext` chunk of output `o`'s file `rel` (relative to the output folder): the session and
 /// the output in the Description, an OriginatorReference of the programme and the file, the
 /// timecode start as TimeReference, and EBU R 98 coding history.
+#[allow(clippy::too_many_arguments)]
 fn bext_for(
     session: &Session,
     plan: &RenderPlan,
+    out: &crate::session::Output,
     o: usize,
     rel: &Path,
     stem: Option<&str>,
     channel: Option<usize>,
     date: &Option<Origination>,
 ) -> Bext {
-    let out = &session.outputs[o];
     let title = session.delivery.title.as_deref().unwrap_or(&session.name);
     let kind = match (out.kind, stem) {
         (OutputKind::Stems, Some(s)) => format!("stem {s:?}"),
@@ -147,6 +148,15 @@ fn bext_for(
     }
 }
 
+/// The files of one variant (`Session::variants[variant]`): its outputs, stem files only for the
+/// stems it keeps.
+pub(super) struct VariantFiles {
+    pub(super) variant: usize,
+    /// Plan indices of the stems it sums (unmuted in the session and in the variant).
+    pub(super) keep: Vec<usize>,
+    pub(super) files: Vec<PlannedFile>,
+}
+
 pub(super) fn dither_seed(output: usize, stem: Option<usize>) -> u32 {
     // Distinct, fixed seeds per file: renders are reproducible and stem dithers uncorrelated.
     let s = stem.map_or(0xFFFF, |s| s as u32);
@@ -159,53 +169,31 @@ pub(super) fn plan_outputs(
     out_dir: &Path,
     force: bool,
 ) -> Result<Vec<PlannedFile>> {
-    let mut files = Vec::new();
-    let mut seen = HashSet::new();
+    let (files, _) = plan_all_outputs(session, plan, out_dir, force)?;
+    Ok(files)
+}
+
+/// The session's own files, and each variant's: every file checked against every other and, without
+/// `force`, against what exists.
+pub(super) fn plan_all_outputs(
+    session: &Session,
+    plan: &RenderPlan,
+    out_dir: &Path,
+    force: bool,
+) -> Result<(Vec<PlannedFile>, Vec<VariantFiles>)> {
+    let all_stems: Vec<usize> = (0..plan.stems.len()).collect();
+    let mut seed_base = 0;
     let date = origination(session)?;
-    for (o, out) in session.outputs.iter().enumerate() {
-        // One dither per signal and format: outputs of the same kind and format share the seed of
-        // the first of them (the same signal quantised alike is the same file), and a split
-        // channel's file is dithered as its channel of the whole signal
-        // (`WavWriter::pick_channel`), so it holds that channel of the interleaved file exactly.
-        let seed_output =
-            session.outputs.iter().position(|x| x.kind == out.kind && x.format == out.format).unwrap_or(o);
-        let spec = |stem: Option<usize>, channel: Option<usize>| WriterSpec {
-            sample_rate: out.delivered_rate(plan.sample_rate),
-            channels: if channel.is_some() { 1 } else { plan.bus_channels() },
-            // One channel of a layout has no speaker mask of its own here: none (0) is written.
-            layout: if channel.is_some() { None } else { Some(plan.layout) },
-            format: out.format,
-            dither_seed: (out.dither == Dither::Tpdf).then(|| dither_seed(seed_output, stem)),
-        };
-        let whole: Vec<(PathBuf, Option<usize>, Option<String>)> = match out.kind {
-            OutputKind::Master => vec![(out.path.clone(), None, None)],
-            OutputKind::Stems => plan
-                .stems
-                .iter()
-                .enumerate()
-                .map(|(i, sp)| {
-                    let stem = &session.stems[sp.index];
-                    (session.stem_output_path(out, stem), Some(i), Some(stem.name.clone()))
-                })
-                .collect(),
-        };
-        for (rel, stem_index, stem) in whole {
-            for (rel, channel) in session.split_paths(out, &rel) {
-                files.push(PlannedFile {
-                    output: o,
-                    final_path: out_dir.join(&rel),
-                    kind: out.kind,
-                    bext: bext_for(session, plan, o, &rel, stem.as_deref(), channel, &date),
-                    stem: stem.clone(),
-                    stem_index,
-                    spec: spec(stem_index, channel),
-                    channel,
-                    signal_channels: plan.bus_channels(),
-                });
-            }
-        }
+    let files = plan_files(session, plan, out_dir, &session.outputs, &all_stems, &mut seed_base, &date);
+    let mut variants = Vec::new();
+    for (v, variant) in session.variants.iter().enumerate() {
+        let keep: Vec<usize> =
+            plan.stems.iter().enumerate().filter(|(_, sp)| !variant.mute[sp.index]).map(|(i, _)| i).collect();
+        let files = plan_files(session, plan, out_dir, &variant.outputs, &keep, &mut seed_base, &date);
+        variants.push(VariantFiles { variant: v, keep, files });
     }
-    for f in &files {
+    let mut seen = HashSet::new();
+    for f in files.iter().chain(variants.iter().flat_map(|v| &v.files)) {
         if !seen.insert(f.final_path.clone()) {
             return Err(Error::input(
                 &session.file,
@@ -219,7 +207,64 @@ pub(super) fn plan_outputs(
             return Err(Error::output(&f.final_path, "is a folder"));
         }
     }
-    Ok(files)
+    Ok((files, variants))
+}
+
+/// The files of `outputs`, stem files for the plan stems `keep`; `seed_base` numbers the outputs
+/// across the session's and the variants' so that the dither seeds of different signals differ.
+fn plan_files(
+    session: &Session,
+    plan: &RenderPlan,
+    out_dir: &Path,
+    outputs: &[crate::session::Output],
+    keep: &[usize],
+    seed_base: &mut usize,
+    date: &Option<Origination>,
+) -> Vec<PlannedFile> {
+    let mut files = Vec::new();
+    for (o, out) in outputs.iter().enumerate() {
+        // One dither per signal and format: outputs of the same kind and format share the seed of
+        // the first of them (the same signal quantised alike is the same file), and a split
+        // channel's file is dithered as its channel of the whole signal
+        // (`WavWriter::pick_channel`), so it holds that channel of the interleaved file exactly.
+        let seed_output =
+            *seed_base + outputs.iter().position(|x| x.kind == out.kind && x.format == out.format).unwrap_or(o);
+        let spec = |stem: Option<usize>, channel: Option<usize>| WriterSpec {
+            sample_rate: out.delivered_rate(plan.sample_rate),
+            channels: if channel.is_some() { 1 } else { plan.bus_channels() },
+            // One channel of a layout has no speaker mask of its own here: none (0) is written.
+            layout: if channel.is_some() { None } else { Some(plan.layout) },
+            format: out.format,
+            dither_seed: (out.dither == Dither::Tpdf).then(|| dither_seed(seed_output, stem)),
+        };
+        let whole: Vec<(PathBuf, Option<usize>, Option<String>)> = match out.kind {
+            OutputKind::Master => vec![(out.path.clone(), None, None)],
+            OutputKind::Stems => keep
+                .iter()
+                .map(|&i| {
+                    let stem = &session.stems[plan.stems[i].index];
+                    (session.stem_output_path(out, stem), Some(i), Some(stem.name.clone()))
+                })
+                .collect(),
+        };
+        for (rel, stem_index, stem) in whole {
+            for (rel, channel) in session.split_paths(out, &rel) {
+                files.push(PlannedFile {
+                    output: o,
+                    final_path: out_dir.join(&rel),
+                    kind: out.kind,
+                    bext: bext_for(session, plan, out, o, &rel, stem.as_deref(), channel, date),
+                    stem: stem.clone(),
+                    stem_index,
+                    spec: spec(stem_index, channel),
+                    channel,
+                    signal_channels: plan.bus_channels(),
+                });
+            }
+        }
+    }
+    *seed_base += outputs.len();
+    files
 }
 
 /// Whether anything is at `p`, a dangling symlink included (a rename without `--force` would
@@ -282,4 +327,25 @@ pub(super) fn make_writers(files: &[PlannedFile], frames: u64, sample_rate: u32)
         }
     }
     Ok(writers)
+}
+
+/// Writers of the `mode = "stems"` variants among `variants`, for the main's writing pass to fill
+/// (`sink::OutputSink::variants`).
+pub(super) fn make_variant_writers(
+    session: &Session,
+    variants: &[VariantFiles],
+    plan: &RenderPlan,
+) -> Result<Vec<VariantWriters>> {
+    variants
+        .iter()
+        .filter(|v| session.variants[v.variant].mode == VariantMode::Stems)
+        .map(|v| {
+            Ok(VariantWriters {
+                variant: v.variant,
+                keep: v.keep.clone(),
+                writers: make_writers(&v.files, plan.frames, plan.sample_rate)?,
+                meter: LoudnessMeter::new(plan.bus_channels(), plan.sample_rate, Some(plan.layout))?,
+            })
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::outputs::{PlannedFile, folder_of, make_writers};
+use super::outputs::{PlannedFile, VariantFiles, folder_of, make_variant_writers, make_writers};
 use crate::cpu::limiter::{AimBounds, aim_bounds, next_margin_db};
 use crate::engine::{BusBytes, Engine, PassParams, RenderPlan, StageActivity};
 use crate::error::{Error, Result};
@@ -12,15 +12,15 @@ use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::model::OutputKind;
 use crate::paths;
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
-use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
+use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, VariantPass, Writers};
 use crate::pipeline::solve::{Solved, solve_gain};
 use crate::pipeline::source::FileStemSource;
-use crate::pipeline::spill::{Spill, SpillMode, SpillSource, SpillTee, SpillWriter, Spills, spill_bytes};
+use crate::pipeline::spill::{Spill, SpillMode, SpillSource, SpillTee, SpillWriter, Spills, mix_spill, spill_bytes};
 use crate::pipeline::target::{GainSearch, LOUDNESS_TOLERANCE_LU, MAX_GAIN_DB, Verdict, reach_target};
 use crate::progress::Progress;
 use crate::report::render::GainReduction;
 use crate::report::render::{LimiterAim, PassRecord, StemResidual};
-use crate::session::Session;
+use crate::session::{Session, VariantLoudness, VariantMode};
 
 pub(super) fn open_readers(session: &Session, plan: &RenderPlan) -> Result<Vec<Box<dyn io::BlockReader>>> {
     plan.stems.iter().map(|s| io::open(&session.stems[s.index].path)).collect()
@@ -43,7 +43,8 @@ impl Runner<'_> {
         scope: MeterScope,
         writers: Writers,
         spills: Spills,
-        replay: Option<&Spill>,
+        replay: Option<Replay<'_>>,
+        weights: Option<&[f32]>,
     ) -> Result<(PassResult, Spills)> {
         let t0 = Instant::now();
         let pass_no = self.passes.len() as u32 + 1;
@@ -60,15 +61,18 @@ impl Runner<'_> {
         let sink = ThreadedSink::start(SpillTee { inner: sink, spills });
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
         let input = match replay {
-            Some(spill) => {
-                let plan = replay_plan(plan, params.stems);
+            Some(Replay { spill, stems }) => {
+                // A bus spill is replayed as it is (a variant's is weighed already).
+                let plan = if stems { weighed(replay_plan(plan, true), weights) } else { replay_plan(plan, false) };
                 self.engine.run_pass(&plan, &params, &mut SpillSource::new(spill)?, &mut psink)?;
                 "spill"
             }
             None => {
                 let raw = self.engine.takes_raw_pcm();
-                let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames, raw);
-                self.engine.run_pass(plan, &params, &mut source, &mut psink)?;
+                let plan = weighed(plan.clone(), weights);
+                let mut source =
+                    FileStemSource::start(open_readers(self.session, &plan)?, plan.block, plan.frames, raw);
+                self.engine.run_pass(&plan, &params, &mut source, &mut psink)?;
                 "stems"
             }
         };
@@ -289,6 +293,28 @@ impl Aim {
     }
 }
 
+/// A spill a writing pass replays: the bus, or the stems' contributions (stem-major), which the
+/// pass sums whether or not it delivers the stems.
+#[derive(Clone, Copy)]
+struct Replay<'a> {
+    spill: &'a Spill,
+    stems: bool,
+}
+
+/// `plan` with each stem's routes scaled by its weight (a variant's mutes and gain offsets, in plan
+/// order): a route's weight is the stem's gain times its routing, so this is the stem's gain
+/// moved; the stem's EQ and process chain are untouched.
+fn weighed(mut plan: RenderPlan, weights: Option<&[f32]>) -> RenderPlan {
+    if let Some(weights) = weights {
+        for (stem, &w) in plan.stems.iter_mut().zip(weights) {
+            for route in &mut stem.routes {
+                route.2 *= w;
+            }
+        }
+    }
+    plan
+}
+
 /// A writing pass at `params.gain_db`, verified: where the reference meter reads the master's true
 /// peak outside the accepted band (`next_margin_db`), the aim moves and the pass is repeated, at
 /// most MAX_AIM_WRITES times; dropping a repeated pass's outputs deletes them.
@@ -300,7 +326,9 @@ fn write_pass(
     params: PassParams,
     kind: &'static str,
     files: &[PlannedFile],
-    replay: Option<&Spill>,
+    variants: &[VariantFiles],
+    replay: Option<Replay<'_>>,
+    weights: Option<&[f32]>,
 ) -> Result<PassResult> {
     let mut aim = aim.filter(|_| params.limit);
     let mut repeats = 0;
@@ -309,8 +337,10 @@ fn write_pass(
             Some(a) => with_aim(plan, a.aim()),
             None => plan.clone(),
         };
-        let writers = make_writers(files, plan.frames, plan.sample_rate)?;
-        let (result, _) = runner.run(&plan, params, kind, MeterScope::Full, writers, Spills::default(), replay)?;
+        let mut writers = make_writers(files, plan.frames, plan.sample_rate)?;
+        writers.variants = make_variant_writers(runner.session, variants, &plan)?;
+        let (result, _) =
+            runner.run(&plan, params, kind, MeterScope::Full, writers, Spills::default(), replay, weights)?;
         let limited = result.reduction.max_db > 0.0;
         // The ceiling holds for the files as delivered: a master resampled after the limiter can
         // peak higher than the limited master (design/deliverables.md "Output formats"), so the
@@ -330,12 +360,16 @@ pub(super) struct Search<'a, 'r> {
     runner: &'r mut Runner<'a>,
     spill: Option<Spill>,
     /// The stem contributions spilled for the writing pass to replay (stems delivered).
-    stem_spill: Option<Spill>,
+    stem_spill: Option<&'r Spill>,
     /// Whether the writing pass replays a spill: `stem_spill` when stems are delivered, else the
     /// bus spill.
     replay: bool,
     plan: &'r RenderPlan,
     files: &'r [PlannedFile],
+    /// The `mode = "stems"` variants each writing pass makes beside the main.
+    variants: &'r [VariantFiles],
+    /// A remaster variant's stem weights (`weighed`); None for the main.
+    weights: Option<&'r [f32]>,
     stems: bool,
     aim: &'r mut Aim,
     target: f64,
@@ -369,11 +403,21 @@ impl GainSearch for Search<'_, '_> {
         }
         let replay = match (self.replay, self.stems) {
             (false, _) => None,
-            (true, true) => self.stem_spill.as_ref(),
-            (true, false) => self.spill.as_ref(),
+            (true, true) => self.stem_spill.map(|spill| Replay { spill, stems: true }),
+            (true, false) => self.spill.as_ref().map(|spill| Replay { spill, stems: false }),
         };
         let params = PassParams { gain_db, limit: true, stems: self.stems };
-        let result = write_pass(self.runner, self.plan, Some(self.aim), params, "limiter", self.files, replay)?;
+        let result = write_pass(
+            self.runner,
+            self.plan,
+            Some(self.aim),
+            params,
+            "limiter",
+            self.files,
+            self.variants,
+            replay,
+            self.weights,
+        )?;
         Ok((result.loudness.integrated_lufs, (result, self.aim.report())))
     }
 }
@@ -410,6 +454,51 @@ pub(super) struct PassesOutcome {
     /// Every output file of the last writing pass, finished under its temporary name: `render`
     /// publishes them only once the spec checks pass.
     pub(super) outputs: SealedOutputs,
+    /// Each variant, in session order.
+    pub(super) variants: Vec<VariantOutcome>,
+}
+
+/// What a render made of one variant (design/deliverables.md "Variants").
+pub(super) struct VariantOutcome {
+    /// Index into `Session::variants`.
+    pub(super) variant: usize,
+    /// Its G: the main's, or its own (`loudness = "own"`).
+    pub(super) gain_db: f64,
+    /// G values tried for it (0: it took the main's).
+    pub(super) iterations: u32,
+    /// Its master as written.
+    pub(super) loudness: LoudnessStats,
+    /// Its own limiter's gain reduction (remaster; a stems variant carries the main's envelope).
+    pub(super) reduction: Option<GainReduction>,
+    pub(super) limiter: Option<LimiterAim>,
+    /// Its own passes (remaster: solves and writing passes; a stems variant is made in the main's).
+    pub(super) passes: Vec<PassRecord>,
+    pub(super) outputs: SealedOutputs,
+}
+
+impl VariantOutcome {
+    /// A `mode = "stems"` variant, made in the main's writing pass.
+    fn of_stems(v: VariantPass, gain_db: f64) -> Result<VariantOutcome> {
+        Ok(VariantOutcome {
+            variant: v.variant,
+            gain_db,
+            iterations: 0,
+            loudness: v.loudness,
+            reduction: None,
+            limiter: None,
+            passes: Vec::new(),
+            outputs: v.writers.seal()?,
+        })
+    }
+}
+
+/// What the main's passes leave for the remaster variants.
+struct MainResult<'a> {
+    gain_db: f64,
+    /// The main's limiter margin under the ceiling at its last writing pass.
+    margin_db: Option<f64>,
+    /// The analysis pass's linked stem contributions, where they were spilled.
+    stem_spill: Option<&'a Spill>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -420,6 +509,7 @@ pub(super) fn run_passes(
     bus_plan: &RenderPlan,
     out_plan: &RenderPlan,
     files: &[PlannedFile],
+    variant_files: &[VariantFiles],
     stems_wanted: bool,
     spill_dir: &Path,
     spill_mode: SpillMode,
@@ -428,7 +518,14 @@ pub(super) fn run_passes(
     let master = session.master.as_ref();
     let limit = master.is_some();
     let mut aim = Aim::new(session);
+    // A stems variant is summed from the main's stem outputs, so every writing pass delivers the
+    // stems when there is one; a remaster variant replays the stems' spilled contributions.
+    let stems_variants = session.variants.iter().any(|v| v.mode == VariantMode::Stems);
+    let remasters = session.variants.iter().any(|v| v.mode == VariantMode::Remaster);
+    let deliver_stems = stems_wanted || stems_variants;
     let outcome = |before, gain_db, iterations, verdict, result: PassResult, limiter: Option<LimiterAim>| {
+        let variants =
+            result.variants.into_iter().map(|v| VariantOutcome::of_stems(v, gain_db)).collect::<Result<Vec<_>>>()?;
         let outputs = result.writers.seal()?;
         Ok::<_, Error>(PassesOutcome {
             before,
@@ -442,23 +539,27 @@ pub(super) fn run_passes(
             stages: Vec::new(),
             limiter,
             outputs,
+            variants,
         })
     };
 
     let Some(target) = master.and_then(|m| m.target_lufs) else {
         // No normalisation: one writing pass at G = 0, repeated only to move the aim.
-        let params = PassParams { gain_db: 0.0, limit, stems: stems_wanted };
+        let params = PassParams { gain_db: 0.0, limit, stems: deliver_stems };
         let kind = if limit { "limiter" } else { "sum" };
-        let result = write_pass(&mut runner, out_plan, aim.as_mut(), params, kind, files, None)?;
+        let result = write_pass(&mut runner, out_plan, aim.as_mut(), params, kind, files, variant_files, None, None)?;
         let mut outcome = outcome(None, 0.0, 1, Verdict::Reached, result, aim.as_ref().map(Aim::report))?;
         outcome.stages = runner.engine.stage_activity();
+        let main = MainResult { gain_db: 0.0, margin_db: aim.as_ref().map(Aim::margin_db), stem_spill: None };
+        remaster_variants(&mut runner, out_plan, variant_files, &main, &mut outcome, spill_dir)?;
         return Ok((outcome, runner.passes));
     };
 
     // An engine that replays spills (the CPU engine) runs its analysis pass as the writing pass
     // will (its plan, the stems delivered), so that the bus it meters and spills is the very sum
     // the writing pass limits, and what it spills of the stems is what that pass would compute:
-    // the linked stems' contributions. Another engine meters the plain bus.
+    // the linked stems' contributions. Another engine meters the plain bus, unless a remaster
+    // variant needs the stems' contributions spilled (then it runs the linked plan too).
     let replays = runner.engine.replays_spill();
     // Replaying stands in for the writing pass's whole chain before G: the analysis pass of a
     // replaying engine runs the writing pass's plan and stem flag, and every stage (stem EQ and
@@ -467,21 +568,26 @@ pub(super) fn run_passes(
     // With stems the replay rebuilds the master as their sum, which is the writing pass's master
     // only without a bus chain (after one, the master is G times the chain's bus, equal to the
     // stems' sum only to rounding; after a residual stage, not at all).
-    let replay = spill_mode == SpillMode::All && replays && (!stems_wanted || out_plan.bus_process.is_empty());
-    let analysis_plan = if replays { out_plan } else { bus_plan };
+    let replay = spill_mode == SpillMode::All && replays && (!deliver_stems || out_plan.bus_process.is_empty());
+    // A remaster variant replays the stems' contributions whatever the engine (the session refuses
+    // a remaster beside a bus chain).
+    let spill_for_remasters = spill_mode == SpillMode::All && remasters && out_plan.bus_process.is_empty();
+    let linked_analysis = replays || spill_for_remasters;
+    let analysis_plan = if linked_analysis { out_plan } else { bus_plan };
     let (ch, frames) = (bus_plan.bus_channels(), bus_plan.frames);
     // While a replayed spill is read, the outputs are being written beside it: those on its file
     // system (their folders exist by now) take from the same free space.
-    let outputs: u64 = if replay {
+    let outputs: u64 = if replay || spill_for_remasters {
         files
             .iter()
+            .chain(variant_files.iter().flat_map(|v| &v.files))
             .filter(|f| paths::same_file_system(folder_of(&f.final_path), spill_dir))
             .map(|f| f.spec.format.bytes_per_sample() as u64 * f.spec.channels as u64 * frames)
             .sum()
     } else {
         0
     };
-    let stem_channels = if replay && stems_wanted { out_plan.stems.len() * ch } else { 0 };
+    let stem_channels = if (replay && deliver_stems) || spill_for_remasters { out_plan.stems.len() * ch } else { 0 };
     let mut spills = Spills::default();
     if spill_mode != SpillMode::None {
         let beside = outputs + spill_bytes(stem_channels, frames);
@@ -503,9 +609,10 @@ pub(super) fn run_passes(
             )),
         }
     }
-    let params = PassParams { gain_db: 0.0, limit: false, stems: replays && stems_wanted };
+    let params = PassParams { gain_db: 0.0, limit: false, stems: stem_channels > 0 || (replays && deliver_stems) };
+    let params = PassParams { stems: params.stems && linked_analysis, ..params };
     let (analysis, spills) =
-        runner.run(analysis_plan, params, "analysis", MeterScope::Integrated, Writers::none(), spills, None)?;
+        runner.run(analysis_plan, params, "analysis", MeterScope::Integrated, Writers::none(), spills, None, None)?;
     let l = analysis.loudness.integrated_lufs;
     unmeasurable_bus(session, analysis_plan, l, target)?;
     let finish = |w: Option<SpillWriter>, what: &str, channels: usize, instead: &str| {
@@ -525,18 +632,20 @@ pub(super) fn run_passes(
     let stem_spill = finish(spills.stems, "stems", stem_channels, "the writing pass filters them again instead");
     // A writing pass replays the bus spill only for a master-only render; with stems it needs
     // the stem spill.
-    let replay = replay && spill.is_some() && (!stems_wanted || stem_spill.is_some());
+    let replay = replay && spill.is_some() && (!deliver_stems || stem_spill.is_some());
     let Some(search_aim) = aim.as_mut() else {
         return Err(Error::Internal("a loudness target without a master".into()));
     };
     let mut search = Search {
         runner: &mut runner,
         spill,
-        stem_spill,
+        stem_spill: stem_spill.as_ref(),
         replay,
         plan: out_plan,
         files,
-        stems: stems_wanted,
+        variants: variant_files,
+        weights: None,
+        stems: deliver_stems,
         aim: search_aim,
         target,
     };
@@ -545,7 +654,138 @@ pub(super) fn run_passes(
     let mut outcome =
         outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, written, Some(limiter))?;
     outcome.stages = runner.engine.stage_activity();
+    let main = MainResult {
+        gain_db: reached.gain_db,
+        margin_db: Some(limiter.margin_db),
+        stem_spill: stem_spill.as_ref().filter(|_| spill_for_remasters || replays),
+    };
+    remaster_variants(&mut runner, out_plan, variant_files, &main, &mut outcome, spill_dir)?;
     Ok((outcome, runner.passes))
+}
+
+/// The `mode = "remaster"` variants, each with its own limiter (and its own G for
+/// `loudness = "own"`), added to `outcome.variants` in session order. Where the analysis pass
+/// spilled the stems' contributions, they are replayed on the host (the CPU engine: decoding, EQ and
+/// process chains ran once, on the render's engine, for the main and every variant); without that
+/// spill (no loudness target, `--spill bus|none`, no room), each remaster decodes and filters the
+/// stems again on the render's engine.
+fn remaster_variants(
+    runner: &mut Runner<'_>,
+    out_plan: &RenderPlan,
+    variant_files: &[VariantFiles],
+    main: &MainResult<'_>,
+    outcome: &mut PassesOutcome,
+    spill_dir: &Path,
+) -> Result<()> {
+    let session = runner.session;
+    let mut host = Runner {
+        session,
+        engine: Box::new(crate::cpu::engine::CpuEngine::new()),
+        progress: runner.progress,
+        passes: Vec::new(),
+    };
+    for vf in variant_files {
+        let variant = &session.variants[vf.variant];
+        if variant.mode != VariantMode::Remaster {
+            continue;
+        }
+        runner.note(&format!("stemforge: variant `{}` (remaster)", variant.name));
+        let weights: Vec<f32> = out_plan.stems.iter().map(|sp| variant.weight(sp.index)).collect();
+        let r: &mut Runner<'_> = if main.stem_spill.is_some() { &mut host } else { runner };
+        let first_pass = r.passes.len();
+        let made = remaster(r, out_plan, vf, &weights, main, spill_dir)?;
+        let passes = r.passes.split_off(first_pass);
+        outcome.variants.push(VariantOutcome { passes, ..made });
+    }
+    outcome.variants.sort_by_key(|v| v.variant);
+    Ok(())
+}
+
+/// One remaster variant (`remaster_variants`).
+fn remaster(
+    runner: &mut Runner<'_>,
+    out_plan: &RenderPlan,
+    vf: &VariantFiles,
+    weights: &[f32],
+    main: &MainResult<'_>,
+    spill_dir: &Path,
+) -> Result<VariantOutcome> {
+    let session = runner.session;
+    let variant = &session.variants[vf.variant];
+    let master = session.master.as_ref();
+    let replay = main.stem_spill;
+    // The stems are delivered only for its stem files: a master-only remaster replays the stems'
+    // contributions (level-matched) or its own bus spill (`own`) and delivers the master alone.
+    let stems = vf.files.iter().any(|f| f.stem_index.is_some());
+    let made = |result: PassResult, gain_db, iterations, limiter| {
+        Ok::<_, Error>(VariantOutcome {
+            variant: vf.variant,
+            gain_db,
+            iterations,
+            loudness: result.loudness,
+            reduction: master.map(|_| result.reduction),
+            limiter,
+            passes: Vec::new(),
+            outputs: result.writers.seal()?,
+        })
+    };
+    let target = master.and_then(|m| m.target_lufs).filter(|_| variant.loudness == VariantLoudness::Own);
+    let Some(target) = target else {
+        // Level-matched: the main's G, the limiter starting from the main's aim.
+        let mut aim = main.margin_db.and_then(|m| Aim::at_margin(session, m));
+        let params = PassParams { gain_db: main.gain_db, limit: master.is_some(), stems };
+        let kind = if master.is_some() { "limiter" } else { "sum" };
+        let replay = replay.map(|spill| Replay { spill, stems: true });
+        let result = write_pass(runner, out_plan, aim.as_mut(), params, kind, &vf.files, &[], replay, Some(weights))?;
+        let limiter = aim.as_ref().map(Aim::report);
+        return made(result, main.gain_db, 0, limiter);
+    };
+    // Its own G: the variant's bus (the spilled contributions, weighed and summed) metered and
+    // spilled for the solves, then the same search as the main's.
+    let mut first = main.gain_db;
+    let bus = match replay {
+        Some(stems) => {
+            let mut meter = LoudnessMeter::with_scope(
+                out_plan.bus_channels(),
+                out_plan.sample_rate,
+                Some(out_plan.layout),
+                MeterScope::Integrated,
+            )?;
+            match mix_spill(stems, weights, out_plan.bus_channels(), spill_dir, &mut meter) {
+                Ok(bus) => {
+                    let l = meter.result().integrated_lufs;
+                    unmeasurable_bus(session, out_plan, l, target)?;
+                    first = target - l;
+                    Some(bus)
+                }
+                Err(e) => {
+                    runner.note(&format!(
+                        "stemforge: note: cannot spill variant `{}`'s bus ({e}); its G is found by repeating its writing pass",
+                        variant.name
+                    ));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let mut aim = Aim::new(session).ok_or_else(|| Error::Internal("a loudness target without a master".into()))?;
+    let mut search = Search {
+        runner,
+        spill: bus,
+        stem_spill: replay,
+        replay: replay.is_some(),
+        plan: out_plan,
+        files: &vf.files,
+        variants: &[],
+        weights: Some(weights),
+        stems,
+        aim: &mut aim,
+        target,
+    };
+    let reached = reach_target(&mut search, target, first)?;
+    let (written, limiter) = reached.written;
+    made(written, reached.gain_db, reached.iterations, Some(limiter))
 }
 
 /// Refuse a bus whose integrated loudness `l` gives no sane G for `target`: a silent one (under

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::outputs::{check_writes, folder_of, plan_outputs, sweep};
-use super::passes::run_passes;
+use super::outputs::{check_writes, folder_of, plan_all_outputs, sweep};
+use super::passes::{VariantOutcome, run_passes};
 use super::spill::SpillMode;
 use crate::channel_mask::MaskVerdict;
 use crate::cpu::engine::CpuEngine;
@@ -20,8 +20,8 @@ use crate::pipeline::target::{LOUDNESS_TOLERANCE_LU, MAX_PUSH_DB, Verdict};
 use crate::progress::{Progress, ProgressMode};
 use crate::publish::Publication;
 use crate::report::ReportFile;
-use crate::report::render::{OutputRecord, RenderReport};
-use crate::session::Session;
+use crate::report::render::{OutputRecord, RenderReport, VariantRecord};
+use crate::session::{Session, VariantLoudness, VariantMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -153,16 +153,17 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         too_short_to_meter(&session, &infos, &bus_plan)?;
     }
     let linked_plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
-    let files = plan_outputs(&session, &linked_plan, &out_dir, opts.force)?;
+    let (files, variant_files) = plan_all_outputs(&session, &linked_plan, &out_dir, opts.force)?;
 
     let progress = Progress::new(opts.progress);
     // Killed renders of these very files may have left their temporary files.
-    let mut finals: Vec<&Path> = files.iter().map(|f| f.final_path.as_path()).collect();
+    let all_files = || files.iter().chain(variant_files.iter().flat_map(|v| &v.files));
+    let mut finals: Vec<&Path> = all_files().map(|f| f.final_path.as_path()).collect();
     finals.extend(opts.report.as_deref());
     sweep(&finals, &progress);
     // From here on, whatever fails or is interrupted takes back what this render put on disk.
     let mut publication = Publication::new(opts.force);
-    for f in &files {
+    for f in all_files() {
         publication.create_dir_all(folder_of(&f.final_path))?;
     }
     // The report's folder is checked now, by making its temporary file: a bad `--report` fails
@@ -173,7 +174,9 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     // Stem outputs need the linked plan (each stem leaves the chain bus-EQ'd). The CPU engine
     // takes it for a master-only render too: it sums linked stems in the frequency domain, one
     // inverse FFT per bus channel and no separate bus EQ.
-    let out_plan = if stems_wanted || engine.replays_spill() { linked_plan } else { bus_plan.clone() };
+    // Variants are made of the stems' linked contributions too (design/deliverables.md "Variants").
+    let linked = stems_wanted || !session.variants.is_empty() || engine.replays_spill();
+    let out_plan = if linked { linked_plan } else { bus_plan.clone() };
     let info = engine.info();
     match &fallback {
         Some(why) => {
@@ -197,8 +200,18 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     }
 
     let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
-    let (result, passes) =
-        run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted, spill_dir, opts.spill)?;
+    let (result, passes) = run_passes(
+        &session,
+        engine,
+        &progress,
+        &bus_plan,
+        &out_plan,
+        &files,
+        &variant_files,
+        stems_wanted,
+        spill_dir,
+        opts.spill,
+    )?;
 
     let master = session.master.as_ref();
     let mut problems = Vec::new();
@@ -268,6 +281,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
             ));
         }
     }
+    let variants = check_variants(&session, &result.variants, &mut problems);
     // A render that misses its spec publishes no output (below): the report still says what each
     // file would have been.
     let published = problems.is_empty();
@@ -294,6 +308,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
             path: w.path.clone(),
             kind: f.kind,
             stem: f.stem.clone(),
+            variant: None,
             format: f.spec.format,
             frames: w.frames,
             bytes: w.bytes,
@@ -315,6 +330,33 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
                     w.over_full_scale
                 ),
                 None => format!("{}: {} samples over 0 dBFS (kept: f32)", w.path.display(), w.over_full_scale),
+            });
+        }
+    }
+    for (v, vf) in result.variants.iter().zip(&variant_files) {
+        let name = &session.variants[v.variant].name;
+        let (masters, stems) = v.outputs.written();
+        let mut masters = masters.iter();
+        let mut stems = stems.iter().flatten();
+        for f in &vf.files {
+            let w: &WrittenFile = match f.kind {
+                OutputKind::Master => masters.next(),
+                OutputKind::Stems => stems.next(),
+            }
+            .ok_or_else(|| Error::Internal("variant output count mismatch".into()))?;
+            outputs.push(OutputRecord {
+                path: w.path.clone(),
+                kind: f.kind,
+                stem: f.stem.clone(),
+                variant: Some(name.clone()),
+                format: f.spec.format,
+                frames: w.frames,
+                bytes: w.bytes,
+                sha256: w.sha256.clone(),
+                over_full_scale: w.over_full_scale,
+                published,
+                sample_rate: f.spec.sample_rate,
+                delivered: None,
             });
         }
     }
@@ -340,6 +382,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         iterations: result.iterations,
         passes,
         profile,
+        variants,
         spec_met: problems.is_empty(),
         spec_problems: problems,
         warnings,
@@ -356,6 +399,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         // sealed files deletes them, and whatever is under their final names stays. The report,
         // the diagnosis, is published; folders made for the outputs go again where empty.
         drop(result.outputs);
+        drop(result.variants);
         if let Some(f) = report_file {
             f.publish(&mut publication)?;
         }
@@ -372,6 +416,9 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     // The outputs, then the report that describes them; should a name have appeared meanwhile
     // (without --force), the error drops `publication`, which takes back what was renamed.
     result.outputs.publish(&mut publication)?;
+    for v in result.variants {
+        v.outputs.publish(&mut publication)?;
+    }
     if let Some(f) = report_file {
         f.publish(&mut publication)?;
     }
@@ -384,6 +431,75 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
 /// stems' rate is held to: resampling removes what lies above 0.9 of the lower Nyquist frequency
 /// and the dither of another frame count adds its own noise, a few hundredths of a LU at most.
 const DELIVERED_LOUDNESS_TOLERANCE_LU: f64 = 0.1;
+
+/// Each variant checked like the main (design/deliverables.md "Variants"): its true peak against the
+/// ceiling, and a `loudness = "own"` remaster's loudness against the target; a problem is pushed on
+/// `problems` (the render then exits 1 and publishes nothing). Returns the report's records.
+fn check_variants(session: &Session, made: &[VariantOutcome], problems: &mut Vec<String>) -> Vec<VariantRecord> {
+    let master = session.master.as_ref();
+    made.iter()
+        .map(|v| {
+            let variant = &session.variants[v.variant];
+            let mut own = Vec::new();
+            let after = v.loudness;
+            let target = master.and_then(|m| m.target_lufs).filter(|_| variant.loudness == VariantLoudness::Own);
+            let target = target.filter(|_| variant.mode == VariantMode::Remaster);
+            if let Some(t) = target
+                && (after.integrated_lufs - t).abs() > LOUDNESS_TOLERANCE_LU
+            {
+                own.push(format!(
+                    "variant `{}`: integrated loudness {:.2} LUFS misses the target {t:.2} LUFS by more than \
+                     {LOUDNESS_TOLERANCE_LU} LU (G = {:+.2} dB after {} value(s))",
+                    variant.name, after.integrated_lufs, v.gain_db, v.iterations
+                ));
+            }
+            if let Some(m) = master
+                && after.true_peak_dbtp > m.ceiling_dbtp
+            {
+                own.push(match variant.mode {
+                    VariantMode::Stems => format!(
+                        "variant `{}` (mode = \"stems\"): true peak {:.2} dBTP is over the ceiling {:.2} dBTP: the \
+                         main's limiter envelope does not hold the stems it keeps under the ceiling without the ones it \
+                         mutes; use mode = \"remaster\" (its own limiter) for this variant",
+                        variant.name, after.true_peak_dbtp, m.ceiling_dbtp
+                    ),
+                    VariantMode::Remaster => format!(
+                        "variant `{}`: true peak {:.2} dBTP is over the ceiling {:.2} dBTP",
+                        variant.name, after.true_peak_dbtp, m.ceiling_dbtp
+                    ),
+                });
+            }
+            problems.extend(own.iter().cloned());
+            VariantRecord {
+                name: variant.name.clone(),
+                mode: variant.mode,
+                loudness: (variant.mode == VariantMode::Remaster).then_some(variant.loudness),
+                muted: session
+                    .stems
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, s)| variant.mute[*i] && !s.mute)
+                    .map(|(_, s)| s.name.clone())
+                    .collect(),
+                gain_offsets_db: session
+                    .stems
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| variant.gain_db[*i] != 0.0)
+                    .map(|(i, s)| (s.name.clone(), variant.gain_db[i]))
+                    .collect(),
+                gain_db: v.gain_db,
+                iterations: v.iterations,
+                loudness_after: after,
+                gain_reduction: v.reduction,
+                limiter: v.limiter,
+                passes: v.passes.clone(),
+                spec_met: own.is_empty(),
+                spec_problems: own,
+            }
+        })
+        .collect()
+}
 
 /// A loudness target needs at least one 400 ms gating block (BS.1770-4): a shorter programme has
 /// no integrated loudness, which is the length's fault, not the session's or the stems' level.

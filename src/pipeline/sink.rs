@@ -54,6 +54,8 @@ pub struct OutputSink {
     stem_rates: Vec<Vec<Option<RateConverter>>>,
     /// The programme's frames: when they are all in, the resamplers flush their tails.
     programme_frames: Option<u64>,
+    /// The `mode = "stems"` variants this pass makes from its stems.
+    variants: Vec<StemsVariant>,
 }
 
 /// An output delivered at another rate than the stems': its resampler and, for a master, the meter
@@ -137,6 +139,8 @@ pub struct PassResult {
     /// the file as delivered, at its own rate and bit depth (None for one at the stems' rate).
     pub delivered: Vec<Option<LoudnessStats>>,
     pub writers: Writers,
+    /// The `mode = "stems"` variants made in this pass.
+    pub variants: Vec<VariantPass>,
 }
 
 impl PassResult {
@@ -149,11 +153,72 @@ impl PassResult {
 
 /// Open output writers of a pass: masters, and `stems[output][file]`, one file per stem in plan
 /// order, or with `split_channels` one per stem and channel; `stem_of[output][file]` is the
-/// stem a file carries.
+/// stem a file carries; and the `mode = "stems"` variants the pass makes beside the main.
 pub struct Writers {
     pub masters: Vec<WavWriter>,
     pub stems: Vec<Vec<WavWriter>>,
     pub stem_of: Vec<Vec<usize>>,
+    pub variants: Vec<VariantWriters>,
+}
+
+/// A `mode = "stems"` variant's writers: its master is the sum of the plan stems `keep` of the
+/// pass (the main's linked stem outputs), its stem files are those stems.
+pub struct VariantWriters {
+    /// Index into `Session::variants`.
+    pub variant: usize,
+    pub keep: Vec<usize>,
+    pub writers: Writers,
+    /// Its master's meter (`MeterScope::Full`: checked like the main's).
+    pub meter: LoudnessMeter,
+}
+
+/// What a pass made of a `mode = "stems"` variant: its master's loudness, and its files (open).
+pub struct VariantPass {
+    pub variant: usize,
+    pub loudness: LoudnessStats,
+    pub writers: Writers,
+}
+
+/// A `mode = "stems"` variant while a pass runs: its writers, its meter, its master's buffer.
+struct StemsVariant {
+    variant: usize,
+    keep: Vec<usize>,
+    writers: Writers,
+    meter: LoudnessMeter,
+    sum: Vec<Vec<f32>>,
+}
+
+impl StemsVariant {
+    /// Sum the kept stems of `block` (in plan order, as the engines sum the master), meter the
+    /// sum and write it and the kept stems.
+    fn block(&mut self, stems: &[Vec<Vec<f32>>], n: usize) -> Result<()> {
+        if stems.is_empty() {
+            return Err(Error::Internal("a stems variant without the pass's stems".into()));
+        }
+        let channels = stems[0].len();
+        self.sum.resize_with(channels, Vec::new);
+        for (c, out) in self.sum.iter_mut().enumerate() {
+            out.clear();
+            out.resize(n, 0.0);
+            for &i in &self.keep {
+                for (o, &x) in out.iter_mut().zip(&stems[i][c][..n]) {
+                    *o += x;
+                }
+            }
+        }
+        let master: Vec<&[f32]> = self.sum.iter().map(|c| &c[..n]).collect();
+        self.meter.add_planar(&master);
+        for w in &mut self.writers.masters {
+            w.write_planar(&master, n)?;
+        }
+        for (ws, of) in self.writers.stems.iter_mut().zip(&self.writers.stem_of) {
+            for (w, &i) in ws.iter_mut().zip(of) {
+                let planes: Vec<&[f32]> = stems[i].iter().map(|c| &c[..n]).collect();
+                w.write_planar(&planes, n)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Writers {
@@ -163,7 +228,7 @@ impl Writers {
     }
 
     pub fn none() -> Self {
-        Writers { masters: Vec::new(), stems: Vec::new(), stem_of: Vec::new() }
+        Writers { masters: Vec::new(), stems: Vec::new(), stem_of: Vec::new(), variants: Vec::new() }
     }
     /// Finish every file and rename it into place (replacing what is there). Until this,
     /// nothing is under a final name. A render publishes through `seal` and
@@ -243,6 +308,17 @@ impl OutputSink {
         // One request per distinct (signal, format, dither): the files of a split output, and
         // outputs of one kind and format (which share a dither seed), take the same packed block.
         let mut requests: Vec<PackRequest> = Vec::new();
+        let variants = writers
+            .variants
+            .into_iter()
+            .map(|v| StemsVariant {
+                variant: v.variant,
+                keep: v.keep,
+                writers: v.writers,
+                meter: v.meter,
+                sum: Vec::new(),
+            })
+            .collect();
         let mut index = |r: Option<PackRequest>| {
             r.map(|r| match requests.iter().position(|q| *q == r) {
                 Some(i) => i,
@@ -293,6 +369,7 @@ impl OutputSink {
             limited: false,
             unpacked: Vec::new(),
             residual: None,
+            variants,
         })
     }
 
@@ -348,7 +425,12 @@ impl OutputSink {
                 peak_dbfs: 20.0 * r.peak.log10(),
                 rms_dbfs: 10.0 * (r.sum_sq / r.samples.max(1) as f64).log10(),
             }),
-            writers: Writers { masters: self.masters, stems: self.stems, stem_of: self.stem_of },
+            writers: Writers { masters: self.masters, stems: self.stems, stem_of: self.stem_of, variants: Vec::new() },
+            variants: self
+                .variants
+                .into_iter()
+                .map(|v| VariantPass { variant: v.variant, loudness: v.meter.result(), writers: v.writers })
+                .collect(),
         }
     }
 }
@@ -366,9 +448,11 @@ impl PassSink for OutputSink {
                 || resampled_master
                 || (!self.device_meter && !meter_reads_pcm)
                 || self.residual.is_some(),
+            // The stems variants are summed and written here, from the f32 stems.
             stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32)
                 || resampled_stem
-                || self.residual.is_some(),
+                || self.residual.is_some()
+                || !self.variants.is_empty(),
             device_meter: self.device_meter,
             // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`).
             gain: false,
@@ -455,6 +539,7 @@ impl PassSink for OutputSink {
         let meter = &mut self.meter;
         let masters = &mut self.masters;
         let stems = &mut self.stems;
+        let variants = &mut self.variants;
         let (master_packed, stem_packed, stem_of) = (&self.master_packed, &self.stem_packed, &self.stem_of);
         let (master_rates, stem_rates) = (&mut self.master_rates, &mut self.stem_rates);
         // A resampled writer: this block through its resampler, and on the last one, its tail.
@@ -466,10 +551,16 @@ impl PassSink for OutputSink {
         let packed_as = |r: Option<usize>| r.filter(|_| packed).map(|r| (&block.packed[r], block.over_full_scale[r]));
         let (a, b) = rayon::join(
             || {
-                if !metered {
-                    meter.add_planar(&master);
-                }
-                Ok::<(), Error>(())
+                let (a, b) = rayon::join(
+                    || {
+                        if !metered {
+                            meter.add_planar(&master);
+                        }
+                    },
+                    || variants.par_iter_mut().try_for_each(|v| v.block(block.stems, n)),
+                );
+                let () = a;
+                b
             },
             || {
                 masters.par_iter_mut().zip(master_packed.par_iter()).zip(master_rates.par_iter_mut()).try_for_each(

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::engine::{Delivery, PassBlock, PassSink, StemSource};
 use crate::error::{Error, Result};
+use crate::meter::LoudnessMeter;
 
 /// What the analysis pass may spill to disk, as unlinked temporary files (`--spill`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -225,6 +226,46 @@ impl StemSource for SpillSource<'_> {
         self.next += 1;
         Ok(len)
     }
+}
+
+/// A remaster variant's bus (design/deliverables.md "Variants"): the stems' spilled contributions
+/// (`stems`, stem-major groups of `channels`), each times its weight, summed in stem order and
+/// spilled for the variant's solves; `meter` reads the sum as it goes.
+pub fn mix_spill(
+    stems: &Spill,
+    weights: &[f32],
+    channels: usize,
+    dir: &Path,
+    meter: &mut LoudnessMeter,
+) -> std::result::Result<Spill, String> {
+    if weights.len() * channels != stems.channels {
+        return Err(format!("{} weights of {channels} channels for a spill of {}", weights.len(), stems.channels));
+    }
+    let mut source = SpillSource::new(stems).map_err(|e| e.to_string())?;
+    let mut out = SpillWriter::create(dir, channels, stems.frames, 0).map_err(|e| e.to_string())?;
+    let mut groups = vec![vec![vec![0.0f32; stems.block]; channels]; weights.len()];
+    let mut bus = vec![vec![0.0f32; stems.block]; channels];
+    loop {
+        let len = source.next_block(&mut groups).map_err(|e| e.to_string())?;
+        if len == 0 {
+            break;
+        }
+        for (c, b) in bus.iter_mut().enumerate() {
+            b[..len].fill(0.0);
+            for (group, &w) in groups.iter().zip(weights) {
+                if w == 0.0 {
+                    continue;
+                }
+                for (o, &x) in b[..len].iter_mut().zip(&group[c][..len]) {
+                    *o += w * x;
+                }
+            }
+        }
+        let planes: Vec<&[f32]> = bus.iter().map(|c| &c[..len]).collect();
+        meter.add_planar(&planes);
+        out.write(bus.iter(), len);
+    }
+    out.finish(stems.frames, stems.block)
 }
 
 #[cfg(test)]

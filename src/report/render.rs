@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::engine::{BusBytes, EngineInfo};
 use crate::meter::LoudnessStats;
 use crate::model::{OutputKind, SampleFormat};
+use crate::session::{VariantLoudness, VariantMode};
 
 /// The residual of the stem outputs' sum against the master (dBFS; -inf when they sum exactly).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -41,6 +42,8 @@ pub struct OutputRecord {
     pub kind: OutputKind,
     /// The stem's name for `kind = "stems"` files.
     pub stem: Option<String>,
+    /// The variant the file belongs to (None: the main).
+    pub variant: Option<String>,
     pub format: SampleFormat,
     pub frames: u64,
     pub bytes: u64,
@@ -90,6 +93,32 @@ pub struct ProfileReport {
     pub checks: Vec<crate::model::ProfileCheck>,
 }
 
+/// One variant as rendered.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VariantRecord {
+    pub name: String,
+    pub mode: VariantMode,
+    /// Remaster only: whose G ("main": level-matched; "own": on target).
+    pub loudness: Option<VariantLoudness>,
+    /// The stems it mutes (beyond those the session mutes).
+    pub muted: Vec<String>,
+    /// Its gain offsets, dB, per stem.
+    pub gain_offsets_db: Vec<(String, f64)>,
+    /// Its G: the main's for a stems variant and a level-matched remaster.
+    pub gain_db: f64,
+    /// G values tried for its own G (0 where it took the main's).
+    pub iterations: u32,
+    /// Its master as written, by the reference meter.
+    pub loudness_after: LoudnessStats,
+    /// Its own limiter's (remaster); a stems variant carries the main's envelope.
+    pub gain_reduction: Option<GainReduction>,
+    pub limiter: Option<LimiterAim>,
+    /// Its own passes (remaster), numbered as the main's.
+    pub passes: Vec<PassRecord>,
+    pub spec_met: bool,
+    pub spec_problems: Vec<String>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RenderReport {
     pub session: String,
@@ -126,7 +155,10 @@ pub struct RenderReport {
     /// (design/deliverables.md "Delivery profiles").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileReport>,
-    /// Whether the loudness target and the true-peak ceiling were met, and the profile's checks.
+    /// Each `[[variants]]` entry, checked like the main (design/deliverables.md "Variants").
+    pub variants: Vec<VariantRecord>,
+    /// Whether the loudness target and the true-peak ceiling were met (the main's and every
+    /// variant's), and the profile's checks.
     pub spec_met: bool,
     pub spec_problems: Vec<String>,
     /// Things a deliverables team should know that do not fail the render (clamped stem samples).
@@ -155,6 +187,14 @@ pub fn print(r: &RenderReport, json: bool) {
             "true_peak_dbtp": finite(r.loudness_after.true_peak_dbtp), "gain_db": r.gain_db,
             "iterations": r.iterations, "writing_passes": writing, "spec_met": r.spec_met,
         }));
+        for v in &r.variants {
+            line(serde_json::json!({
+                "event": "variant", "name": v.name, "mode": v.mode, "loudness": v.loudness,
+                "integrated_lufs": finite(v.loudness_after.integrated_lufs),
+                "true_peak_dbtp": finite(v.loudness_after.true_peak_dbtp), "gain_db": v.gain_db,
+                "spec_met": v.spec_met,
+            }));
+        }
         for o in &r.outputs {
             let event = if o.published { "wrote" } else { "not_published" };
             line(serde_json::json!({"event": event, "path": o.path, "frames": o.frames, "sha256": o.sha256}));
@@ -187,6 +227,21 @@ pub fn print(r: &RenderReport, json: bool) {
                 st.stage, st.index, gr.max_db, gr.mean_db
             );
         }
+    }
+    for v in &r.variants {
+        let how = match (v.mode, v.loudness) {
+            (VariantMode::Stems, _) => "stems: the main's stem outputs summed".to_string(),
+            (VariantMode::Remaster, Some(VariantLoudness::Own)) => "remaster, own G".to_string(),
+            (VariantMode::Remaster, _) => "remaster, the main's G".to_string(),
+        };
+        eprintln!(
+            "  variant `{}` ({how}): {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB{}",
+            v.name,
+            v.loudness_after.integrated_lufs,
+            v.loudness_after.true_peak_dbtp,
+            v.gain_db,
+            if v.spec_met { "" } else { " (spec not met)" }
+        );
     }
     if let Some(res) = r.stem_residual {
         eprintln!(

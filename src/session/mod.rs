@@ -15,6 +15,7 @@ mod build;
 mod locate;
 mod process;
 mod raw;
+pub mod template;
 
 use build::Builder;
 use locate::Locator;
@@ -29,6 +30,52 @@ pub struct Stem {
     pub filter: Filter,
     /// Its `process` chain, after the EQ and before gain and routing (design/mastering.md).
     pub process: Vec<Process>,
+    /// An optional tag (design/mastering.md `role`): any word; a variant mutes every stem of a
+    /// role with `mute = ["role:NAME"]` (an M&E: `"role:dialogue"`).
+    pub role: Option<String>,
+}
+
+/// How a variant is made (design/deliverables.md "Variants").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VariantMode {
+    /// The sum of the main render's linked stem outputs, less the muted ones: the main's G and
+    /// limiter envelope, so shared elements are identical to the sample.
+    Stems,
+    /// The variant's stems through the bus with its own gains and its own limiter.
+    Remaster,
+}
+
+/// A remaster variant's G.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VariantLoudness {
+    /// The main master's G: level-matched to the main.
+    Main,
+    /// Its own G, normalised to the session's target.
+    Own,
+}
+
+/// An alternate version of the master (`[[variants]]`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Variant {
+    pub name: String,
+    /// Per session stem: muted in this variant (on top of the stem's own `mute`).
+    pub mute: Vec<bool>,
+    /// Per session stem: dB on top of the stem's `gain_db` (0 where not given).
+    pub gain_db: Vec<f64>,
+    pub mode: VariantMode,
+    /// Remaster only (stems variants carry the main's G).
+    pub loudness: VariantLoudness,
+    pub outputs: Vec<Output>,
+}
+
+impl Variant {
+    /// The linear weight of session stem `i` in this variant, against the main: 0 when muted,
+    /// 10^(gain_db/20) otherwise (the stem's own gain is already in its contribution).
+    pub fn weight(&self, i: usize) -> f32 {
+        if self.mute[i] { 0.0 } else { 10f64.powf(self.gain_db[i] / 20.0) as f32 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -119,6 +166,8 @@ pub struct Session {
     pub eq_design: EqDesign,
     pub master: Option<Master>,
     pub outputs: Vec<Output>,
+    /// Alternate versions rendered beside the main (design/deliverables.md "Variants").
+    pub variants: Vec<Variant>,
     pub check: CheckSettings,
     pub delivery: Delivery,
 }
@@ -130,8 +179,10 @@ impl Session {
         Session::from_toml_str(&text, path)
     }
 
-    /// Parse and validate `text` as if read from `path`. Touches no file: paths are resolved
-    /// against `path`'s folder but not opened.
+    /// Parse and validate `text` as if read from `path`. Paths are resolved against `path`'s
+    /// folder but not opened, except that an output path template with `{rate}` reads the first
+    /// stem's header for its sample rate (templates are expanded here, so that two outputs that
+    /// expand to one file are refused before anything is read).
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Session> {
         let locator = Locator::parse(text, path)?;
         let raw: raw::Session = toml::from_str(text).map_err(|e| locator.serde_error(&e))?;
@@ -139,7 +190,7 @@ impl Session {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Builder { loc: &locator, dir: &dir }.session(raw, path)
+        Builder { loc: &locator, dir: &dir, rate: Default::default() }.session(raw, path)
     }
 
     /// Checks that need the program's sample rate (band frequencies below Nyquist, look-ahead of at
@@ -179,10 +230,32 @@ impl Session {
         Ok(())
     }
 
-    /// Where a `kind = "stems"` output writes `stem`: `<output.path>/<stem name>.wav`, relative to
-    /// the output folder chosen at render time.
+    /// Where a `kind = "stems"` output writes `stem`: `<output.path>/<stem name>.wav`, or, when
+    /// its path template holds `{stem}`, that path with the stem's name in it; relative to the
+    /// output folder chosen at render time.
     pub fn stem_output_path(&self, output: &Output, stem: &Stem) -> PathBuf {
-        output.path.join(format!("{}.wav", stem.name))
+        let path = output.path.to_string_lossy();
+        if path.contains("{stem}") {
+            PathBuf::from(path.replace("{stem}", &stem.name))
+        } else {
+            output.path.join(format!("{}.wav", stem.name))
+        }
+    }
+
+    /// The sample rate an output is written at (`{rate}` in its path): its `sample_rate`, else
+    /// the stems'.
+    pub fn output_rate(output: &Output, stems_rate: u32) -> u32 {
+        output.delivered_rate(stems_rate)
+    }
+
+    /// The speaker layout an output is written in (`{layout}` in its path): the session's today.
+    pub fn output_layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The stems a variant sums (not muted in the session nor in the variant).
+    pub fn variant_stems<'a>(&'a self, v: &'a Variant) -> impl Iterator<Item = (usize, &'a Stem)> {
+        self.unmuted_stems().filter(|(i, _)| !v.mute[*i])
     }
 
     /// The files of one planned output file `path` (relative to the output folder): itself, or

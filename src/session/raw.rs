@@ -12,8 +12,20 @@ pub struct Session {
     pub eq_design: Option<EqDesign>,
     pub master: Option<Master>,
     pub outputs: Option<Vec<Output>>,
+    pub variants: Option<Vec<Variant>>,
     pub check: Option<Check>,
     pub delivery: Option<Delivery>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[variants]] table")]
+pub struct Variant {
+    pub name: Option<String>,
+    pub mute: Option<Vec<String>>,
+    pub gain_db: Option<std::collections::BTreeMap<String, f64>>,
+    pub mode: Option<String>,
+    pub loudness: Option<String>,
+    pub outputs: Option<Vec<Output>>,
 }
 
 #[derive(Deserialize)]
@@ -23,6 +35,7 @@ pub struct Stem {
     pub path: Option<String>,
     pub gain_db: Option<f64>,
     pub mute: Option<bool>,
+    pub role: Option<String>,
     pub eq: Option<Vec<Band>>,
     pub fir: Option<String>,
     /// Each stage's keys are read by `session::process` (they differ per `type`).

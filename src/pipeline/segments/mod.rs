@@ -269,6 +269,12 @@ impl Setup {
         if plan.stems.is_empty() {
             return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
         }
+        if !session.variants.is_empty() {
+            return Err(Error::input(
+                &session.file,
+                "[[variants]]: a segmented render does not render variants yet (render the session on one machine)",
+            ));
+        }
         if let Some(i) = session.outputs.iter().position(|o| o.delivered_rate(fs) != fs) {
             return Err(Error::input(
                 &session.file,
