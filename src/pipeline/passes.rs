@@ -11,7 +11,8 @@ use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::paths;
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
-use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
+use crate::pipeline::proof::StemMeasures;
+use crate::pipeline::sink::{MasterCurves, OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
 use crate::pipeline::solve::{Solved, solve_gain};
 use crate::pipeline::source::FileStemSource;
 use crate::pipeline::spill::{Spill, SpillMode, SpillSource, SpillTee, SpillWriter, Spills, spill_bytes};
@@ -30,6 +31,10 @@ pub(super) struct Runner<'a> {
     engine: Box<dyn Engine>,
     progress: &'a Progress,
     passes: Vec<PassRecord>,
+    /// Gather the proof page's data (design/proof.md): the stems' measures on the reader thread
+    /// of a pass that reads them, the master's curves in every writing pass.
+    proof: bool,
+    measures: Option<StemMeasures>,
 }
 
 impl Runner<'_> {
@@ -48,13 +53,15 @@ impl Runner<'_> {
         let pass_no = self.passes.len() as u32 + 1;
         self.progress.start_pass(pass_no, kind, plan.frames);
         let meter = LoudnessMeter::with_scope(plan.bus_channels(), plan.sample_rate, Some(plan.layout), scope)?;
+        let step = meter.step_frames();
         // A bus stage that cannot be shared out among the stems (allowed by `allow_residual`):
         // the writing pass measures what the stems miss.
         let residual = params.stems && writers.has_stems() && plan.bus_process.iter().any(|p| !p.shares_with_stems());
         let sink = OutputSink::new(meter, writers)
             .limited_master(params.limit)
             .device_meter(self.engine.meter_on_device(plan))
-            .stem_residual(residual);
+            .stem_residual(residual)
+            .proof_curves(self.proof && scope == MeterScope::Full);
         let sink = ThreadedSink::start(SpillTee { inner: sink, spills });
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
         let input = match replay {
@@ -65,8 +72,15 @@ impl Runner<'_> {
             }
             None => {
                 let raw = self.engine.takes_raw_pcm();
-                let mut source = FileStemSource::start(open_readers(self.session, plan)?, plan.block, plan.frames, raw);
+                let readers = open_readers(self.session, plan)?;
+                let mut source = match self.proof {
+                    true => FileStemSource::start_probed(readers, plan.block, plan.frames, raw, step),
+                    false => FileStemSource::start(readers, plan.block, plan.frames, raw),
+                };
                 self.engine.run_pass(plan, &params, &mut source, &mut psink)?;
+                if let Some(m) = source.measures()? {
+                    self.measures = Some(m);
+                }
                 "stems"
             }
         };
@@ -381,6 +395,9 @@ pub(super) struct PassesOutcome {
     /// Every output file of the last writing pass, finished under its temporary name: `render`
     /// publishes them only once the spec checks pass.
     pub(super) outputs: SealedOutputs,
+    /// With `--proof`: the kept writing pass's master curves, and the stems' measures.
+    pub(super) curves: Option<MasterCurves>,
+    pub(super) measures: Option<StemMeasures>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -394,8 +411,9 @@ pub(super) fn run_passes(
     stems_wanted: bool,
     spill_dir: &Path,
     spill_mode: SpillMode,
+    proof: bool,
 ) -> Result<(PassesOutcome, Vec<PassRecord>)> {
-    let mut runner = Runner { session, engine, progress, passes: Vec::new() };
+    let mut runner = Runner { session, engine, progress, passes: Vec::new(), proof, measures: None };
     let master = session.master.as_ref();
     let limit = master.is_some();
     let mut aim = Aim::new(session);
@@ -412,6 +430,8 @@ pub(super) fn run_passes(
             stages: Vec::new(),
             limiter,
             outputs,
+            curves: result.curves,
+            measures: None,
         })
     };
 
@@ -422,6 +442,7 @@ pub(super) fn run_passes(
         let result = write_pass(&mut runner, out_plan, aim.as_mut(), params, kind, files, None)?;
         let mut outcome = outcome(None, 0.0, 1, Verdict::Reached, result, aim.as_ref().map(Aim::report))?;
         outcome.stages = runner.engine.stage_activity();
+        outcome.measures = runner.measures.take();
         return Ok((outcome, runner.passes));
     };
 
@@ -515,6 +536,7 @@ pub(super) fn run_passes(
     let mut outcome =
         outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, written, Some(limiter))?;
     outcome.stages = runner.engine.stage_activity();
+    outcome.measures = runner.measures.take();
     Ok((outcome, runner.passes))
 }
 

@@ -16,6 +16,7 @@ use crate::io::{self, AudioInfo};
 use crate::model::OutputKind;
 use crate::paths;
 use crate::pipeline::plan::{PlanKind, build_plan};
+use crate::pipeline::proof::proof_data;
 use crate::pipeline::target::{LOUDNESS_TOLERANCE_LU, MAX_PUSH_DB, Verdict};
 use crate::progress::{Progress, ProgressMode};
 use crate::publish::Publication;
@@ -52,6 +53,9 @@ pub struct RenderOptions {
     /// What `batch` recorded about the inputs and flags (`farm::fingerprint`), carried into the
     /// report so that it is published atomically with the outputs it describes.
     pub fingerprint: Option<serde_json::Value>,
+    /// `--proof FILE.html`: the proof page (design/proof.md), from data gathered as the render
+    /// streams; written atomically with the report.
+    pub proof: Option<PathBuf>,
 }
 
 impl Default for RenderOptions {
@@ -68,6 +72,7 @@ impl Default for RenderOptions {
             spill: SpillMode::All,
             hold_before_publish: None,
             fingerprint: None,
+            proof: None,
         }
     }
 }
@@ -135,7 +140,14 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     let session = Session::load(session_path)?;
     let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
     // Inputs are never modified, whatever the flags: checked before a stem is opened.
-    check_writes(&session, paths::render_writes(&session, &out_dir), opts.report.as_deref(), opts.force)?;
+    let mut writes = paths::render_writes(&session, &out_dir);
+    if let Some(p) = &opts.proof {
+        writes.push(paths::Role::new(p, "--proof"));
+        if !opts.force && std::fs::symlink_metadata(p).is_ok() {
+            return Err(Error::output(p, "already exists; pass --force to overwrite it"));
+        }
+    }
+    check_writes(&session, writes, opts.report.as_deref(), opts.force)?;
     let (infos, mask_warnings) = open_stems(&session)?;
     let fs = infos[0].sample_rate;
     session.validate_sample_rate(fs)?;
@@ -154,6 +166,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     // Killed renders of these very files may have left their temporary files.
     let mut finals: Vec<&Path> = files.iter().map(|f| f.final_path.as_path()).collect();
     finals.extend(opts.report.as_deref());
+    finals.extend(opts.proof.as_deref());
     sweep(&finals, &progress);
     // From here on, whatever fails or is interrupted takes back what this render put on disk.
     let mut publication = Publication::new(opts.force);
@@ -164,6 +177,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     // before any work, with nothing written (the folders just made go again). Its folder may be
     // one the outputs needed.
     let report_file = opts.report.as_deref().map(ReportFile::create).transpose()?;
+    let proof_file = opts.proof.as_deref().map(ReportFile::create).transpose()?;
     let (engine, fallback) = make_engine(opts.engine, opts.adapter.as_deref())?;
     // Stem outputs need the linked plan (each stem leaves the chain bus-EQ'd). The CPU engine
     // takes it for a master-only render too: it sums linked stems in the frequency domain, one
@@ -192,8 +206,19 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     }
 
     let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
-    let (result, passes) =
-        run_passes(&session, engine, &progress, &bus_plan, &out_plan, &files, stems_wanted, spill_dir, opts.spill)?;
+    let (mut result, passes) =
+        run_passes(
+        &session,
+        engine,
+        &progress,
+        &bus_plan,
+        &out_plan,
+        &files,
+        stems_wanted,
+        spill_dir,
+        opts.spill,
+        opts.proof.is_some(),
+    )?;
 
     let master = session.master.as_ref();
     let mut problems = Vec::new();
@@ -270,6 +295,9 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
             });
         }
     }
+    let proof = opts.proof.as_ref().map(|_| {
+        proof_data(&session, &bus_plan, result.curves.as_ref(), result.measures.take(), LOUDNESS_TOLERANCE_LU)
+    });
     let wall = t0.elapsed().as_secs_f64();
     let duration = out_plan.frames as f64 / fs as f64;
     let report = RenderReport {
@@ -298,15 +326,22 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         wall_time_s: wall,
         realtime_factor: duration / wall,
         fingerprint: opts.fingerprint.clone(),
+        proof,
     };
     if let Some(f) = &report_file {
         f.write(&report)?;
+    }
+    if let Some(f) = &proof_file {
+        f.write_text(&proof_page(&report)?)?;
     }
     if !published {
         // A render that misses its spec publishes no output (README "Outputs"): dropping the
         // sealed files deletes them, and whatever is under their final names stays. The report,
         // the diagnosis, is published; folders made for the outputs go again where empty.
         drop(result.outputs);
+        if let Some(f) = proof_file {
+            f.publish(&mut publication)?;
+        }
         if let Some(f) = report_file {
             f.publish(&mut publication)?;
         }
@@ -323,6 +358,9 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     // The outputs, then the report that describes them; should a name have appeared meanwhile
     // (without --force), the error drops `publication`, which takes back what was renamed.
     result.outputs.publish(&mut publication)?;
+    if let Some(f) = proof_file {
+        f.publish(&mut publication)?;
+    }
     if let Some(f) = report_file {
         f.publish(&mut publication)?;
     }
@@ -349,4 +387,12 @@ fn too_short_to_meter(session: &Session, infos: &[AudioInfo], plan: &RenderPlan)
             stem.name
         ),
     ))
+}
+
+/// The proof page of a render report (through its JSON, as `stemforge proof` reads a saved one).
+pub fn proof_page(report: &RenderReport) -> Result<String> {
+    let value = serde_json::to_value(report).map_err(|e| Error::Internal(format!("render report as JSON: {e}")))?;
+    let fields: crate::report::proof::ProofReport =
+        serde_json::from_value(value).map_err(|e| Error::Internal(format!("render report for the proof page: {e}")))?;
+    crate::report::proof::page(&fields).map_err(Error::Internal)
 }

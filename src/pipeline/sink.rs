@@ -45,6 +45,42 @@ pub struct OutputSink {
     /// Measured when the stems are not meant to sum to the master exactly (a residual bus stage,
     /// design/mastering.md): the stem sum against the master.
     residual: Option<Residual>,
+    /// For the proof page (design/proof.md): the limiter's largest gain reduction in each 100 ms
+    /// step, gathered from the per-frame gain as the blocks stream.
+    reduction_steps: Option<ReductionSteps>,
+}
+
+/// The largest limiter gain reduction (dB) of each 100 ms step of the master.
+#[derive(Debug, Default)]
+struct ReductionSteps {
+    step: usize,
+    done: Vec<f32>,
+    open: f64,
+    in_step: usize,
+}
+
+impl ReductionSteps {
+    fn add(&mut self, gain: &[f32]) {
+        for &g in gain {
+            // -20·log10 of the gain, as the report's maximum (`GainStats::least`) is taken.
+            self.open = self.open.max(-20.0 * (g as f64).log10());
+            self.in_step += 1;
+            if self.in_step == self.step {
+                self.done.push(std::mem::take(&mut self.open) as f32);
+                self.in_step = 0;
+            }
+        }
+    }
+}
+
+/// The master's curves a writing pass gathered for the proof page, one value per 100 ms step.
+#[derive(Debug, Clone, Default)]
+pub struct MasterCurves {
+    /// Frames per step.
+    pub step: usize,
+    pub loudness: crate::meter::StepCurves,
+    /// Largest limiter gain reduction per step, dB (empty without a limiter).
+    pub gain_reduction: Vec<f32>,
 }
 
 /// The stem outputs' sum against the master, sample by sample over every channel.
@@ -69,6 +105,8 @@ pub struct PassResult {
     pub reduction: GainReduction,
     /// When asked for (`stem_residual`): the stems' sum against the master.
     pub residual: Option<StemResidual>,
+    /// When asked for (`OutputSink::proof_curves`): the master's curves for the proof page.
+    pub curves: Option<MasterCurves>,
     pub writers: Writers,
 }
 
@@ -196,7 +234,21 @@ impl OutputSink {
             limited: false,
             unpacked: Vec::new(),
             residual: None,
+            reduction_steps: None,
         }
+    }
+
+    /// Gather the proof page's curves (`PassResult::curves`): the meter's momentary, short-term
+    /// and true peak per 100 ms step and the limiter's gain reduction per step. The master is
+    /// then metered on the host (never `device_meter`), from the samples the engine reads back,
+    /// and the gain comes per frame (`Delivery::gain`), so both engines supply the same curves.
+    pub fn proof_curves(mut self, on: bool) -> Self {
+        if on {
+            self.meter.record_curves();
+            self.reduction_steps = Some(ReductionSteps { step: self.meter.step_frames(), ..Default::default() });
+            self.device_meter = false;
+        }
+        self
     }
 
     /// Whether the pass limits the master (to a ceiling of at most 0 dBTP, so its integer PCM is
@@ -214,7 +266,7 @@ impl OutputSink {
     /// Whether the engine meters the master on its device (`Engine::meter_on_device`): then the
     /// sink asks for its readings (`Delivery::device_meter`) and no f32 master for the meter.
     pub fn device_meter(mut self, on: bool) -> Self {
-        self.device_meter = on;
+        self.device_meter = on && self.reduction_steps.is_none();
         self
     }
 
@@ -226,7 +278,12 @@ impl OutputSink {
     }
 
     /// The measurements, and the writers left open for the caller to commit or drop.
-    pub fn finish(self) -> PassResult {
+    pub fn finish(mut self) -> PassResult {
+        let curves = self.reduction_steps.take().map(|r| MasterCurves {
+            step: r.step,
+            loudness: self.meter.take_curves(),
+            gain_reduction: r.done,
+        });
         let mean = if self.frames > 0 { self.sum_reduction_db / self.frames as f64 } else { 0.0 };
         PassResult {
             meter: if self.energy.is_some() { "device" } else { "cpu" },
@@ -239,6 +296,7 @@ impl OutputSink {
                 peak_dbfs: 20.0 * r.peak.log10(),
                 rms_dbfs: 10.0 * (r.sum_sq / r.samples.max(1) as f64).log10(),
             }),
+            curves,
             writers: Writers { masters: self.masters, stems: self.stems },
         }
     }
@@ -253,8 +311,9 @@ impl PassSink for OutputSink {
             master: f32_master || (!self.device_meter && !meter_reads_pcm) || self.residual.is_some(),
             stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32) || self.residual.is_some(),
             device_meter: self.device_meter,
-            // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`).
-            gain: false,
+            // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`);
+            // the proof page's gain-reduction curve needs the gain per frame.
+            gain: self.reduction_steps.is_some(),
         }
     }
 
@@ -311,6 +370,9 @@ impl PassSink for OutputSink {
             (None, Some(g)) => Some(gain_stats(&g[..n])),
             (None, None) => None,
         };
+        if let (Some(r), Some(g)) = (&mut self.reduction_steps, block.gain) {
+            r.add(&g[..n]);
+        }
         if let Some(GainStats { least, sum_log10, frames }) = stats {
             if frames != n {
                 return Err(Error::Internal(format!("block {}: gain stats of {frames} frames, not {n}", block.index)));
