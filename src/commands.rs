@@ -226,8 +226,8 @@ fn proof_from_report(report: &std::path::Path, out: &std::path::Path, force: boo
         return Err(Error::input(out, "--out is the report itself: the report is an input and is never overwritten"));
     }
     let text = std::fs::read_to_string(report).map_err(|e| Error::input(report, format!("cannot read: {e}")))?;
-    let fields: crate::report::proof::ProofReport = serde_json::from_str(&text)
-        .map_err(|e| Error::input(report, format!("not a stemforge render report: {e}")))?;
+    let fields: crate::report::proof::ProofReport =
+        serde_json::from_str(&text).map_err(|e| Error::input(report, format!("not a stemforge render report: {e}")))?;
     let page = crate::report::proof::page(&fields).map_err(|e| Error::input(report, e))?;
     if !force && std::fs::symlink_metadata(out).is_ok() {
         return Err(Error::output(out, "already exists; pass --force to overwrite it"));

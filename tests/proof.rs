@@ -23,6 +23,11 @@ const STEP: usize = 4800;
 /// An 8 s song: four stems (one mono), a realistic EQ on the vocals, a compressor on the drums,
 /// mastered loud enough (-9 LUFS) that the limiter works; an f32 master (what the meter reads).
 fn song(dir: &Path) -> PathBuf {
+    song_with(dir, "")
+}
+
+/// `song`, with `top` (session keys such as `reference_mix`) before the stems.
+fn song_with(dir: &Path, top: &str) -> PathBuf {
     let frames = 8 * FS as usize;
     for (i, (name, ch)) in [("drums", 2), ("bass", 1), ("music", 2), ("vocals", 2)].iter().enumerate() {
         let mut s = music(40 + i as u64, frames, *ch, -4.0 - i as f64);
@@ -31,6 +36,7 @@ fn song(dir: &Path) -> PathBuf {
     }
     let toml = r#"name = "proof-song"
 layout = "stereo"
+TOP
 [[stems]]
 name = "drums"
 path = "drums.wav"
@@ -67,7 +73,7 @@ kind = "stems"
 format = "pcm24"
 "#;
     let p = dir.join("session.toml");
-    std::fs::write(&p, toml).unwrap();
+    std::fs::write(&p, toml.replace("TOP", top)).unwrap();
     p
 }
 
@@ -143,9 +149,7 @@ fn console_messages(log: &str) -> Vec<&str> {
 /// `--disable-*` flags do not all stop). The page itself names no host at all (checked on its text).
 fn requests(log: &str) -> Vec<&str> {
     const BROWSER_OWN: [&str; 3] = [".google.com/", ".googleapis.com/", ".gvt1.com/"];
-    log.lines()
-        .filter(|l| l.contains("NotifyBeforeURLRequest") && !BROWSER_OWN.iter().any(|h| l.contains(h)))
-        .collect()
+    log.lines().filter(|l| l.contains("NotifyBeforeURLRequest") && !BROWSER_OWN.iter().any(|h| l.contains(h))).collect()
 }
 
 /// The page renders in Chromium: every section is in its DOM, the console is empty, no request
@@ -319,7 +323,10 @@ fn proof_command_refuses_bad_reports() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("garbage.json", "{ not json"),
-        ("no-proof.json", r#"{"session":"s","engine":{"engine":"cpu","device":"x"},"sample_rate":48000,"layout":"stereo","duration_s":1.0,"loudness_after":{"integrated_lufs":-14.0,"lra_lu":null,"max_momentary_lufs":null,"max_short_term_lufs":null,"true_peak_dbtp":-1.0},"target_lufs":-14.0,"ceiling_dbtp":-1.0,"gain_db":0.0,"gain_reduction":null,"spec_met":true,"outputs":[],"wall_time_s":1.0,"realtime_factor":1.0}"#),
+        (
+            "no-proof.json",
+            r#"{"session":"s","engine":{"engine":"cpu","device":"x"},"sample_rate":48000,"layout":"stereo","duration_s":1.0,"loudness_after":{"integrated_lufs":-14.0,"lra_lu":null,"max_momentary_lufs":null,"max_short_term_lufs":null,"true_peak_dbtp":-1.0},"target_lufs":-14.0,"ceiling_dbtp":-1.0,"gain_db":0.0,"gain_reduction":null,"spec_met":true,"outputs":[],"wall_time_s":1.0,"realtime_factor":1.0}"#,
+        ),
     ];
     for (name, body) in cases {
         let report = dir.path().join(name);
@@ -434,4 +441,57 @@ fn two_hour_5_1_page_is_under_2_mb() {
     for id in SECTIONS {
         assert!(html.contains(&format!("<section id=\"{id}\"")), "section {id}");
     }
+}
+
+/// The reference mix: read beside the stems, its loudness curves are the crate's readings of the
+/// mix file, and the null against the stems as delivered (mute and mono routing, not gain or EQ)
+/// is exact for the true mix and reads 20·log10(1 - a) for a mix at gain a; the page says which.
+#[test]
+fn reference_mix_is_metered_and_nulled() {
+    let dir = tempfile::tempdir().unwrap();
+    song(dir.path());
+    let frames = 8 * FS as usize;
+    let mut sum = vec![vec![0.0f64; frames]; 2];
+    for name in ["drums", "bass", "music", "vocals"] {
+        let (_, s) = read_audio(&dir.path().join(format!("{name}.wav")));
+        for (c, acc) in sum.iter_mut().enumerate() {
+            let (src, w) = if s.len() == 1 { (0, stemforge::pipeline::plan::MONO_TO_STEREO as f64) } else { (c, 1.0) };
+            for (a, &x) in acc.iter_mut().zip(&s[src]) {
+                *a += w * x as f64;
+            }
+        }
+    }
+    // An f32 mix of the sum (rounded once), and the same 1 dB down.
+    let a = 10f64.powf(-1.0 / 20.0);
+    let mix: Vec<Vec<f32>> = sum.iter().map(|c| c.iter().map(|&v| v as f32).collect()).collect();
+    let quiet: Vec<Vec<f32>> = sum.iter().map(|c| c.iter().map(|&v| (a * v) as f32).collect()).collect();
+    write_wav(&dir.path().join("mix.wav"), &mix, FS, 0);
+    write_wav(&dir.path().join("mix-1db.wav"), &quiet, FS, 0);
+
+    let session = song_with(dir.path(), "reference_mix = \"mix.wav\"");
+    let out = dir.path().join("out");
+    let report = render_proof(&session, &out, "cpu");
+    let r = &report["proof"]["reference"];
+    let (mom, short, _) = crate_curves(&mix);
+    assert_curve("mix momentary", &floats(&r["momentary_lufs"]), &mom, 1e-4);
+    assert_curve("mix short-term", &floats(&r["short_term_lufs"]), &short, 1e-4);
+    // The mix is the sum rounded to f32 once: the residual is that rounding, about -150 dB.
+    let rel = r["residual_db_rel_mix"].as_f64().unwrap_or(f64::NEG_INFINITY);
+    assert!(rel < -120.0, "exact mix: residual {rel:.1} dB relative to the mix");
+    assert_eq!(r["passed"], true);
+    let html = std::fs::read_to_string(out.join("proof.html")).unwrap();
+    assert!(html.contains("The master against the approved reference mix"));
+    assert_page_renders(&out.join("proof.html"), &artifacts().join("proof-reference.png"));
+
+    let session = song_with(dir.path(), "reference_mix = \"mix-1db.wav\"");
+    std::fs::remove_dir_all(&out).unwrap();
+    let report = render_proof(&session, &out, "cpu");
+    let r = &report["proof"]["reference"];
+    let rel = r["residual_db_rel_mix"].as_f64().unwrap();
+    // Σ (a·s - s)² / Σ (a·s)²: 20·log10((1 - a)/a), relative to the quieter mix.
+    let want_rel = 20.0 * ((1.0 - a) / a).log10();
+    assert!((rel - want_rel).abs() < 0.01, "mix 1 dB down: residual {rel:.3} dB, want {want_rel:.3} dB");
+    assert_eq!(r["passed"], false);
+    let html = std::fs::read_to_string(out.join("proof.html")).unwrap();
+    assert!(html.contains("The stems do not rebuild the approved mix"));
 }

@@ -230,9 +230,10 @@ impl LoudnessMeter {
             None => self.maxima.curves.take().unwrap_or_default(),
         };
         let steps = loudness.momentary.len();
-        let true_peak = self.peak_steps.take().map_or_else(Vec::new, |p| {
-            p.done.iter().take(steps).map(|&x| amplitude_db(x as f64) as f32).collect()
-        });
+        let true_peak = self
+            .peak_steps
+            .take()
+            .map_or_else(Vec::new, |p| p.done.iter().take(steps).map(|&x| amplitude_db(x as f64) as f32).collect());
         StepCurves { momentary: loudness.momentary, short_term: loudness.short_term, true_peak }
     }
 

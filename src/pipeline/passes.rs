@@ -11,7 +11,7 @@ use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::paths;
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
-use crate::pipeline::proof::StemMeasures;
+use crate::pipeline::proof::{MixProbe, StemMeasures, StemProbe};
 use crate::pipeline::sink::{MasterCurves, OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, Writers};
 use crate::pipeline::solve::{Solved, solve_gain};
 use crate::pipeline::source::FileStemSource;
@@ -35,6 +35,7 @@ pub(super) struct Runner<'a> {
     /// of a pass that reads them, the master's curves in every writing pass.
     proof: bool,
     measures: Option<StemMeasures>,
+    reference_note: Option<String>,
 }
 
 impl Runner<'_> {
@@ -74,7 +75,10 @@ impl Runner<'_> {
                 let raw = self.engine.takes_raw_pcm();
                 let readers = open_readers(self.session, plan)?;
                 let mut source = match self.proof {
-                    true => FileStemSource::start_probed(readers, plan.block, plan.frames, raw, step),
+                    true => {
+                        let probe = self.stem_probe(plan, step);
+                        FileStemSource::start_probed(readers, plan.block, plan.frames, raw, probe)
+                    }
                     false => FileStemSource::start(readers, plan.block, plan.frames, raw),
                 };
                 self.engine.run_pass(plan, &params, &mut source, &mut psink)?;
@@ -143,6 +147,21 @@ impl Runner<'_> {
             "event": "pass_done", "pass": pass, "what": kind, "gain_db": gain_db,
             "integrated_lufs": finite(lufs), "true_peak_dbtp": finite(dbtp), "aim_dbtp": aim_dbtp,
         }));
+    }
+
+    /// The proof page's probe of a pass's stems (`StemProbe`), with the reference mix beside
+    /// them when the session has one that can be nulled (else why not, in `reference_note`).
+    fn stem_probe(&mut self, plan: &RenderPlan, step: usize) -> StemProbe {
+        let channels: Vec<usize> = plan.stems.iter().map(|s| s.channels).collect();
+        let probe = StemProbe::new(&channels, step);
+        let Some(mix) = &self.session.reference_mix else { return probe };
+        match MixProbe::open(mix, plan.layout, plan.sample_rate, &channels, plan.block) {
+            Ok(m) => probe.with_mix(m),
+            Err(why) => {
+                self.reference_note = Some(why);
+                probe
+            }
+        }
     }
 
     /// A message for people on stderr (a JSON `note` event for farms).
@@ -398,6 +417,8 @@ pub(super) struct PassesOutcome {
     /// With `--proof`: the kept writing pass's master curves, and the stems' measures.
     pub(super) curves: Option<MasterCurves>,
     pub(super) measures: Option<StemMeasures>,
+    /// Why the reference mix was not nulled (its rate or channels), when it was not.
+    pub(super) reference_note: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -413,7 +434,8 @@ pub(super) fn run_passes(
     spill_mode: SpillMode,
     proof: bool,
 ) -> Result<(PassesOutcome, Vec<PassRecord>)> {
-    let mut runner = Runner { session, engine, progress, passes: Vec::new(), proof, measures: None };
+    let mut runner =
+        Runner { session, engine, progress, passes: Vec::new(), proof, measures: None, reference_note: None };
     let master = session.master.as_ref();
     let limit = master.is_some();
     let mut aim = Aim::new(session);
@@ -432,6 +454,7 @@ pub(super) fn run_passes(
             outputs,
             curves: result.curves,
             measures: None,
+            reference_note: None,
         })
     };
 
@@ -443,6 +466,7 @@ pub(super) fn run_passes(
         let mut outcome = outcome(None, 0.0, 1, Verdict::Reached, result, aim.as_ref().map(Aim::report))?;
         outcome.stages = runner.engine.stage_activity();
         outcome.measures = runner.measures.take();
+        outcome.reference_note = runner.reference_note.take();
         return Ok((outcome, runner.passes));
     };
 
@@ -537,6 +561,7 @@ pub(super) fn run_passes(
         outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, written, Some(limiter))?;
     outcome.stages = runner.engine.stage_activity();
     outcome.measures = runner.measures.take();
+    outcome.reference_note = runner.reference_note.take();
     Ok((outcome, runner.passes))
 }
 

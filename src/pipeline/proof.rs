@@ -7,12 +7,16 @@ use std::sync::Arc;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::analysis::check::{CLIP_LEVEL, CLIP_RUN, DC_OFFSET_DBFS, SILENCE_DBFS};
+use crate::analysis::read_full;
 use crate::dsp::eq_design::bands_magnitude;
 use crate::engine::RenderPlan;
+use crate::io::BlockReader;
 use crate::meter::amplitude_db;
-use crate::pipeline::sink::MasterCurves;
-use crate::report::proof::{EqCurve, MasterProof, ProofData, Spectrum, StemProof, curve};
+use crate::meter::{LoudnessMeter, MeterScope};
 use crate::model::Filter;
+use crate::pipeline::plan::routes;
+use crate::pipeline::sink::MasterCurves;
+use crate::report::proof::{EqCurve, MasterProof, NullProof, ProofData, Spectrum, StemProof, curve};
 use crate::session::Session;
 
 /// Frames per spectrum frame: 4096 at 48 kHz resolves 11.7 Hz, enough for the sixth-octave bands
@@ -50,6 +54,144 @@ pub struct StemProbe {
     fft: Arc<dyn RealToComplex<f32>>,
     input: Vec<f32>,
     output: Vec<realfft::num_complex::Complex<f32>>,
+    mix: Option<MixProbe>,
+}
+
+/// The reference mix, read beside the stems: metered, and nulled against the stems' sum as
+/// delivered (mute and mono routing; gain and EQ are mastering moves), as `check` nulls it.
+pub struct MixProbe {
+    path: std::path::PathBuf,
+    reader: Box<dyn BlockReader>,
+    meter: LoudnessMeter,
+    /// Per stem in plan order: (stem channel, bus channel, weight) at 0 dB.
+    routes: Vec<Vec<(usize, usize, f32)>>,
+    buf: Vec<Vec<f32>>,
+    scratch: Vec<Vec<f32>>,
+    sum: Vec<Vec<f64>>,
+    /// Σ residual² and Σ mix² over the programme, and the residual's peak.
+    res_energy: f64,
+    mix_energy: f64,
+    res_peak: f64,
+    /// The residual's mean square over the open step, and each step's, dBFS.
+    step_res: f64,
+    in_step: usize,
+    residual_steps: Vec<f32>,
+    /// Why the mix could not be read to the end (its reading stops; the null covers what was read).
+    failed: Option<String>,
+}
+
+impl MixProbe {
+    /// The reference mix at `path` for a bus of `layout` at `rate`, stems of `channels` each;
+    /// None with the reason when it cannot be nulled against them (its rate or channels differ).
+    pub fn open(
+        path: &std::path::Path,
+        layout: crate::model::Layout,
+        rate: u32,
+        channels: &[usize],
+        block: usize,
+    ) -> std::result::Result<MixProbe, String> {
+        let reader = crate::io::open(path).map_err(|e| e.to_string())?;
+        let info = reader.info().clone();
+        let bus = layout.channels();
+        if info.sample_rate != rate || info.channels != bus {
+            return Err(format!(
+                "{}: {} channels at {} Hz, the bus is {bus} at {rate} Hz: not nulled (`stemforge check` says more)",
+                path.display(),
+                info.channels,
+                info.sample_rate
+            ));
+        }
+        let mut meter =
+            LoudnessMeter::with_scope(bus, rate, Some(layout), MeterScope::Full).map_err(|e| e.to_string())?;
+        meter.record_curves();
+        Ok(MixProbe {
+            path: path.to_path_buf(),
+            reader,
+            meter,
+            routes: channels.iter().map(|&c| routes(layout, c, 0.0).unwrap_or_default()).collect(),
+            buf: vec![vec![0.0; block]; bus],
+            scratch: vec![vec![0.0; block]; bus],
+            sum: vec![vec![0.0; block]; bus],
+            res_energy: 0.0,
+            mix_energy: 0.0,
+            res_peak: 0.0,
+            step_res: 0.0,
+            in_step: 0,
+            residual_steps: Vec::new(),
+            failed: None,
+        })
+    }
+
+    fn add(&mut self, planar: &[Vec<Vec<f32>>], n: usize, step: usize) {
+        let got = match &self.failed {
+            Some(_) => 0,
+            None => match read_full(self.reader.as_mut(), &mut self.buf, &mut self.scratch, n) {
+                Ok(got) => got,
+                Err(e) => {
+                    self.failed = Some(e.to_string());
+                    0
+                }
+            },
+        };
+        for c in &mut self.buf {
+            c[got..n].fill(0.0);
+        }
+        for c in &mut self.sum {
+            c[..n].fill(0.0);
+        }
+        for (stem, routes) in planar.iter().zip(&self.routes) {
+            for &(src, dst, w) in routes {
+                for (acc, &x) in self.sum[dst][..n].iter_mut().zip(&stem[src][..n]) {
+                    *acc += w as f64 * x as f64;
+                }
+            }
+        }
+        let view: Vec<&[f32]> = self.buf.iter().map(|c| &c[..n]).collect();
+        self.meter.add_planar(&view);
+        let bus = self.buf.len();
+        for t in 0..n {
+            let mut sq = 0.0;
+            for c in 0..bus {
+                let m = self.buf[c][t] as f64;
+                let r = m - self.sum[c][t];
+                sq += r * r;
+                self.mix_energy += m * m;
+                self.res_peak = self.res_peak.max(r.abs());
+            }
+            self.res_energy += sq;
+            self.step_res += sq;
+            self.in_step += 1;
+            if self.in_step == step {
+                let ms = self.step_res / (step * bus) as f64;
+                self.residual_steps.push((10.0 * ms.log10()) as f32);
+                self.step_res = 0.0;
+                self.in_step = 0;
+            }
+        }
+    }
+
+    fn finish(mut self, threshold_db: f64) -> NullProof {
+        let curves = self.meter.take_curves();
+        let rel = if self.res_energy == 0.0 {
+            f64::NEG_INFINITY
+        } else if self.mix_energy == 0.0 {
+            f64::INFINITY
+        } else {
+            10.0 * (self.res_energy / self.mix_energy).log10()
+        };
+        NullProof {
+            path: self.path,
+            integrated_lufs: Some(self.meter.result().integrated_lufs).filter(|v| v.is_finite()),
+            momentary_lufs: curve(&curves.momentary),
+            short_term_lufs: curve(&curves.short_term),
+            residual_dbfs: curve(&self.residual_steps),
+            residual_db_rel_mix: Some(rel).filter(|v| v.is_finite()),
+            residual_peak_dbfs: Some(amplitude_db(self.res_peak)).filter(|v| v.is_finite()),
+            threshold_db,
+            passed: rel <= threshold_db,
+            note: self.failed.map(|e| format!("reading the reference mix stopped: {e}")),
+        }
+    }
 }
 
 /// What `StemProbe` measured, per stem in plan order.
@@ -58,6 +200,8 @@ pub struct StemMeasures {
     /// Mean power per FFT bin (Hann window, normalised so a full-scale sine's bin reads 0 dB).
     pub power: Vec<Vec<f64>>,
     pub findings: Vec<Vec<String>>,
+    /// The reference mix's measures and null test; its threshold is given at `finish`.
+    pub mix: Option<MixProbe>,
 }
 
 impl StemProbe {
@@ -91,12 +235,22 @@ impl StemProbe {
             output: fft.make_output_vec(),
             fft,
             window,
+            mix: None,
         }
+    }
+
+    /// Also meter the reference mix and null it against the stems (`MixProbe`).
+    pub fn with_mix(mut self, mix: MixProbe) -> Self {
+        self.mix = Some(mix);
+        self
     }
 
     /// The next `n` frames of every stem, `planar[stem][ch]`; frames past a stem's end are zeros
     /// (`real[stem]` frames of it are real: findings count only those).
     pub fn add(&mut self, planar: &[Vec<Vec<f32>>], n: usize, real: &[usize]) {
+        if let Some(m) = &mut self.mix {
+            m.add(planar, n, self.step);
+        }
         let mut t = 0;
         while t < n {
             let len = (self.step - self.in_step).min(n - t);
@@ -161,11 +315,11 @@ impl StemProbe {
         }
     }
 
-    /// The measurements; `names` for the findings' wording.
+    /// The measurements.
     pub fn finish(self) -> StemMeasures {
         // A full-scale sine through the Hann window: |X| = N/4 at its bin.
         let norm = (FFT_LEN as f64 / 4.0).powi(2);
-        let mut out = StemMeasures { level_dbfs: Vec::new(), power: Vec::new(), findings: Vec::new() };
+        let mut out = StemMeasures { level_dbfs: Vec::new(), power: Vec::new(), findings: Vec::new(), mix: self.mix };
         for st in self.stems {
             let frames = (st.spectrum_frames * st.channels as u64).max(1) as f64;
             out.power.push(st.power.iter().map(|p| p / frames / norm).collect());
@@ -220,6 +374,7 @@ pub fn proof_data(
     curves: Option<&MasterCurves>,
     stems: Option<StemMeasures>,
     tolerance_lu: f64,
+    reference_note: Option<String>,
 ) -> ProofData {
     let fs = plan.sample_rate as f64;
     let step = curves.map_or(((plan.sample_rate as usize + 5) / 10).max(1), |c| c.step);
@@ -245,7 +400,9 @@ pub fn proof_data(
         }
         lo = hi;
     }
-    let measures = stems.unwrap_or(StemMeasures { level_dbfs: Vec::new(), power: Vec::new(), findings: Vec::new() });
+    let mut measures =
+        stems.unwrap_or(StemMeasures { level_dbfs: Vec::new(), power: Vec::new(), findings: Vec::new(), mix: None });
+    let reference = measures.mix.take().map(|m| m.finish(session.check.null_threshold_db));
     let stems = plan
         .stems
         .iter()
@@ -255,8 +412,7 @@ pub fn proof_data(
             let taps = sp.fir.as_ref().map(|f| &f.taps[0]);
             let eq = taps.map(|h| {
                 let freq_hz = log_freqs(fs, EQ_POINTS);
-                let response_db =
-                    freq_hz.iter().map(|&f| (20.0 * fir_magnitude(h, fs, f).log10()) as f32).collect();
+                let response_db = freq_hz.iter().map(|&f| (20.0 * fir_magnitude(h, fs, f).log10()) as f32).collect();
                 let design_db = match &stem.filter {
                     Filter::Bands(bands) => {
                         Some(freq_hz.iter().map(|&f| (20.0 * bands_magnitude(bands, fs, f).log10()) as f32).collect())
@@ -300,6 +456,8 @@ pub fn proof_data(
         master,
         stems,
         muted: session.stems.iter().filter(|s| s.mute).map(|s| s.name.clone()).collect(),
+        reference,
+        reference_note,
         variants: Vec::new(),
         album: Vec::new(),
     }

@@ -206,8 +206,7 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
     }
 
     let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
-    let (mut result, passes) =
-        run_passes(
+    let (mut result, passes) = run_passes(
         &session,
         engine,
         &progress,
@@ -296,7 +295,8 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport>
         }
     }
     let proof = opts.proof.as_ref().map(|_| {
-        proof_data(&session, &bus_plan, result.curves.as_ref(), result.measures.take(), LOUDNESS_TOLERANCE_LU)
+        let note = result.reference_note.take();
+        proof_data(&session, &bus_plan, result.curves.as_ref(), result.measures.take(), LOUDNESS_TOLERANCE_LU, note)
     });
     let wall = t0.elapsed().as_secs_f64();
     let duration = out_plan.frames as f64 / fs as f64;

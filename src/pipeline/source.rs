@@ -99,11 +99,16 @@ impl FileStemSource {
         Ok(Self::spawn(readers, block, frames, raw, None))
     }
 
-    /// As `start`, measuring each stem for the proof page as it is read (`StemProbe`, 100 ms
-    /// steps of `step` frames); `measures` gives the result once every block was taken.
-    pub fn start_probed(readers: Vec<Box<dyn BlockReader>>, block: usize, frames: u64, raw: bool, step: usize) -> Self {
-        let channels: Vec<usize> = readers.iter().map(|r| r.info().channels).collect();
-        Self::spawn(readers, block, frames, raw, Some(StemProbe::new(&channels, step)))
+    /// As `start`, measuring each stem for the proof page as it is read (`StemProbe`, on the
+    /// reader thread); `measures` gives the result once every block was taken.
+    pub fn start_probed(
+        readers: Vec<Box<dyn BlockReader>>,
+        block: usize,
+        frames: u64,
+        raw: bool,
+        probe: StemProbe,
+    ) -> Self {
+        Self::spawn(readers, block, frames, raw, Some(probe))
     }
 
     /// The proof measurements, once the engine has taken every block (None when not probed).
@@ -168,7 +173,10 @@ impl FileStemSource {
                                 pcm_unpack::unpack(&blocks.raw[s], *e, ch[s], &mut probe_planar[s], got);
                                 probe_planar[s].iter_mut().for_each(|c| c[got..].fill(0.0));
                             }
-                            None => probe_planar[s].iter_mut().zip(&blocks.planar[s]).for_each(|(d, x)| d.copy_from_slice(x)),
+                            None => probe_planar[s]
+                                .iter_mut()
+                                .zip(&blocks.planar[s])
+                                .for_each(|(d, x)| d.copy_from_slice(x)),
                         }
                     }
                     p.add(&probe_planar, n, &real);
@@ -199,8 +207,7 @@ impl FileStemSource {
             Err(_) => {
                 self.done = true;
                 if let Some(t) = self.thread.take() {
-                    self.measures =
-                        t.join().map_err(|_| Error::Internal("stem reader thread panicked".into()))?;
+                    self.measures = t.join().map_err(|_| Error::Internal("stem reader thread panicked".into()))?;
                 }
                 Ok(None)
             }

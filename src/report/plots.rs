@@ -34,6 +34,7 @@ impl Axis {
     }
 }
 
+#[derive(Clone)]
 pub struct Series {
     name: String,
     color: RGBColor,
@@ -44,6 +45,9 @@ pub struct Series {
 impl Series {
     pub fn new(name: &str, color: RGBColor, points: Vec<(f64, f64)>) -> Series {
         Series { name: name.into(), color, points, dashed: false }
+    }
+    pub fn points(&self) -> &[(f64, f64)] {
+        &self.points
     }
     pub fn dashed(mut self) -> Series {
         self.dashed = true;
@@ -110,7 +114,8 @@ fn draw(
         .margin(8)
         .x_label_area_size(36)
         .y_label_area_size(52)
-        .build_cartesian_2d(x.lo..x.hi, y.lo..y.hi).map_err(|e| e.to_string())?;
+        .build_cartesian_2d(x.lo..x.hi, y.lo..y.hi)
+        .map_err(|e| e.to_string())?;
     let (log, span) = (x.log, x.hi - x.lo);
     let x_fmt = move |v: &f64| {
         if log {
@@ -135,7 +140,8 @@ fn draw(
         .y_desc(y.label.as_str())
         .x_label_formatter(&x_fmt)
         .light_line_style(RGBColor(235, 235, 235))
-        .draw().map_err(|e| e.to_string())?;
+        .draw()
+        .map_err(|e| e.to_string())?;
     // The plot area's width in pixels: one column per pixel.
     let columns = (WIDTH - 52 - 16) as usize;
     for s in series {
@@ -154,11 +160,17 @@ fn draw(
     for &(name, level) in lines {
         let v = level.clamp(y.lo, y.hi);
         chart
-            .draw_series(DashedLineSeries::new(vec![(x.lo, v), (x.hi, v)], 8, 5, BLACK.stroke_width(1))).map_err(|e| e.to_string())?
+            .draw_series(DashedLineSeries::new(vec![(x.lo, v), (x.hi, v)], 8, 5, BLACK.stroke_width(1)))
+            .map_err(|e| e.to_string())?
             .label(format!("{name} {level:.1}"))
             .legend(|(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 18, ly)], BLACK.stroke_width(1)));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(GREY).draw().map_err(|e| e.to_string())?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .draw()
+        .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())?;
     Ok(())
 }

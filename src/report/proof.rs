@@ -29,6 +29,12 @@ pub struct ProofData {
     /// Muted stems (not in the master; no measurements).
     #[serde(default)]
     pub muted: Vec<String>,
+    /// The reference mix (`reference_mix`): its loudness curves and the null test against the
+    /// stems as delivered; None without one, or when it could not be nulled (`reference_note`).
+    #[serde(default)]
+    pub reference: Option<NullProof>,
+    #[serde(default)]
+    pub reference_note: Option<String>,
     /// One row per variant and per album track; empty where the render had none.
     #[serde(default)]
     pub variants: Vec<serde_json::Value>,
@@ -47,6 +53,25 @@ pub struct MasterProof {
     pub true_peak_dbtp: Curve,
     /// Largest limiter gain reduction within each step, dB (empty without a limiter).
     pub gain_reduction_db: Curve,
+}
+
+/// The reference mix, read beside the stems in the pass that read them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NullProof {
+    pub path: PathBuf,
+    pub integrated_lufs: Option<f64>,
+    pub momentary_lufs: Curve,
+    pub short_term_lufs: Curve,
+    /// RMS of (mix - stem sum) over each step, all channels, dBFS.
+    pub residual_dbfs: Curve,
+    /// 10·log10(Σ residual² / Σ mix²) over the programme (`check`'s figure), dB; null for an
+    /// exact null.
+    pub residual_db_rel_mix: Option<f64>,
+    pub residual_peak_dbfs: Option<f64>,
+    /// `[check] null_threshold_db`.
+    pub threshold_db: f64,
+    pub passed: bool,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,12 +200,7 @@ pub fn page(report: &ProofReport) -> std::result::Result<String, String> {
     glance(&mut h, report, proof);
     master_sections(&mut h, report, proof);
     stems(&mut h, proof);
-    let _ = write!(
-        h,
-        "<section id=\"null-test\"><h2>Null test against the reference mix</h2>\
-         <p class=\"empty\">This render did not null the stems against a reference mix. \
-         <code>stemforge check</code> runs that test and names a stem that is late, inverted or at the wrong gain.</p></section>\n"
-    );
+    null_test(&mut h, proof);
     let _ = write!(h, "<section id=\"variants\"><h2>Variants and album</h2>");
     if proof.variants.is_empty() && proof.album.is_empty() {
         h.push_str("<p class=\"empty\">This delivery has one version: no variants and no album tracks.</p>");
@@ -216,7 +236,11 @@ fn glance(h: &mut String, r: &ProofReport, proof: &ProofData) {
         r.duration_s,
         esc(&r.layout),
         r.sample_rate,
-        if r.spec_met { "<span class=\"pass\">ready to deliver</span>" } else { "<span class=\"fail\">not ready: see below</span>" }
+        if r.spec_met {
+            "<span class=\"pass\">ready to deliver</span>"
+        } else {
+            "<span class=\"fail\">not ready: see below</span>"
+        }
     );
     match (r.target_lufs, l.integrated_lufs) {
         (Some(t), Some(m)) => {
@@ -247,7 +271,11 @@ fn glance(h: &mut String, r: &ProofReport, proof: &ProofData) {
             );
         }
         (None, tp) => {
-            let _ = write!(h, "<tr><th>True peak</th><td>{} (no ceiling was set)</td><td></td><td></td></tr>", db(tp, "dBTP"));
+            let _ = write!(
+                h,
+                "<tr><th>True peak</th><td>{} (no ceiling was set)</td><td></td><td></td></tr>",
+                db(tp, "dBTP")
+            );
         }
     }
     let _ = write!(
@@ -299,20 +327,37 @@ fn master_sections(h: &mut String, r: &ProofReport, proof: &ProofData) {
     if let Some(t) = r.target_lufs {
         lines.push(("target", t));
     }
-    let svg = plots::chart(
-        "Loudness of the master",
-        &time,
-        &Axis::linear("LUFS", floor, top.ceil()),
-        &[
-            Series::new("momentary (400 ms)", plots::LIGHT_BLUE, timed(&m.momentary_lufs, step, floor)),
-            Series::new("short-term (3 s)", plots::BLUE, timed(&m.short_term_lufs, step, floor)),
-        ],
-        &lines,
-    );
+    let mut series = vec![
+        Series::new("momentary (400 ms)", plots::LIGHT_BLUE, timed(&m.momentary_lufs, step, floor)),
+        Series::new("short-term (3 s)", plots::BLUE, timed(&m.short_term_lufs, step, floor)),
+    ];
+    let mut svg =
+        plots::chart("Loudness of the master", &time, &Axis::linear("LUFS", floor, top.ceil()), &series, &lines);
+    let about_mix = match (&proof.reference, &proof.reference_note) {
+        (Some(mix), _) => {
+            series.push(Series::new("mix momentary", plots::GREY, timed(&mix.momentary_lufs, step, floor)).dashed());
+            series.push(Series::new("mix short-term", plots::ORANGE, timed(&mix.short_term_lufs, step, floor)));
+            let mix_top = series.iter().flat_map(|s| s.points()).fold(top, |a, p| a.max(p.1 + 3.0));
+            svg += &plots::chart(
+                "The master against the approved reference mix",
+                &time,
+                &Axis::linear("LUFS", floor, mix_top.ceil()),
+                &series,
+                &lines,
+            );
+            format!(
+                "The second chart puts the approved reference mix ({}, {}) beside the master.",
+                esc(&mix.path.display().to_string()),
+                db(mix.integrated_lufs, "LUFS integrated")
+            )
+        }
+        (None, Some(note)) => esc(note),
+        (None, None) => "The session has no reference mix.".to_string(),
+    };
     let _ = write!(
         h,
         "<section id=\"loudness\"><h2>Loudness over time</h2><p class=\"note\">Measured every 100 ms as the master was written \
-         (BS.1770-4 / EBU R128). The session has no reference mix curve here: this render did not meter one.</p>{svg}</section>\n"
+         (BS.1770-4 / EBU R128). {about_mix}</p>{svg}</section>\n"
     );
     let _ = write!(h, "<section id=\"gain-reduction\"><h2>Limiter gain reduction over time</h2>");
     if m.gain_reduction_db.is_empty() {
@@ -346,6 +391,48 @@ fn master_sections(h: &mut String, r: &ProofReport, proof: &ProofData) {
     let _ = write!(h, "<section id=\"true-peak\"><h2>True peak over time</h2>{svg}</section>\n");
 }
 
+fn null_test(h: &mut String, proof: &ProofData) {
+    h.push_str("<section id=\"null-test\"><h2>Null test against the reference mix</h2>");
+    let Some(n) = &proof.reference else {
+        let why = proof.reference_note.as_deref().map_or("The session has no reference mix.".to_string(), esc);
+        let _ = write!(h, "<p class=\"empty\">{why}</p></section>\n");
+        return;
+    };
+    let _ = write!(
+        h,
+        "<p>The stems as delivered (mutes and mono routing, before gain and EQ) added up and subtracted from the \
+         approved mix <code>{}</code>: what is left is what the stems do not rebuild.</p><table>\
+         <tr><th>Left over</th><td>{} relative to the mix (peak {})</td><td>{}</td><td class=\"note\">the stems rebuild the mix \
+         when this is at or under {:.1} dB</td></tr></table>",
+        esc(&n.path.display().to_string()),
+        n.residual_db_rel_mix.map_or_else(|| "nothing (an exact null)".to_string(), |v| format!("{v:.1} dB")),
+        db(n.residual_peak_dbfs, "dBFS"),
+        verdict(n.passed),
+        n.threshold_db
+    );
+    if !n.passed {
+        h.push_str(
+            "<p class=\"fail\">The stems do not rebuild the approved mix. <code>stemforge check</code> names a stem \
+             that is late, inverted or at another gain.</p>",
+        );
+    }
+    if let Some(note) = &n.note {
+        let _ = write!(h, "<p class=\"note\">{}</p>", esc(note));
+    }
+    let step = proof.step_s;
+    let res = timed(&n.residual_dbfs, step, -140.0);
+    let t_end = (res.len().max(1) as f64) * step;
+    let top = res.iter().fold(-140.0f64, |a, p| a.max(p.1));
+    h.push_str(&plots::chart(
+        "What the stems leave of the mix (RMS per 100 ms)",
+        &Axis::linear("time (s)", 0.0, t_end),
+        &Axis::linear("dBFS", -140.0, (top + 6.0).clamp(-100.0, 6.0)),
+        &[Series::new("residual", plots::RED, res)],
+        &[],
+    ));
+    h.push_str("</section>\n");
+}
+
 fn stems(h: &mut String, proof: &ProofData) {
     h.push_str("<section id=\"stems\"><h2>Stems</h2>");
     if proof.stems.is_empty() {
@@ -361,11 +448,7 @@ fn stems(h: &mut String, proof: &ProofData) {
             "<article class=\"stem\"><h3>{}</h3><p>gain {:+.1} dB{}</p>",
             esc(&s.name),
             s.gain_db,
-            if s.process.is_empty() {
-                String::new()
-            } else {
-                format!("; then {}", esc(&s.process.join(", ")))
-            }
+            if s.process.is_empty() { String::new() } else { format!("; then {}", esc(&s.process.join(", "))) }
         );
         let lv = timed(&s.level_dbfs, step, -80.0);
         let top = lv.iter().fold(-80.0f64, |a, p| a.max(p.1));
@@ -400,7 +483,11 @@ fn stems(h: &mut String, proof: &ProofData) {
         }
         if let Some(sp) = &s.spectrum {
             let pts = |c: &Curve| {
-                sp.freq_hz.iter().zip(c).map(|(&f, v)| (f as f64, v.map_or(-140.0, |v| (v as f64).max(-140.0)))).collect()
+                sp.freq_hz
+                    .iter()
+                    .zip(c)
+                    .map(|(&f, v)| (f as f64, v.map_or(-140.0, |v| (v as f64).max(-140.0))))
+                    .collect()
             };
             let before: Vec<(f64, f64)> = pts(&sp.before_db);
             let after: Vec<(f64, f64)> = pts(&sp.after_db);
