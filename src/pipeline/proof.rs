@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::analysis::check::{CLIP_LEVEL, CLIP_RUN, DC_OFFSET_DBFS, SILENCE_DBFS};
-use crate::analysis::read_full;
 use crate::dsp::eq_design::bands_magnitude;
 use crate::engine::RenderPlan;
 use crate::io::BlockReader;
+use crate::io::read_full;
 use crate::meter::amplitude_db;
 use crate::meter::{LoudnessMeter, MeterScope};
 use crate::model::Filter;
+use crate::model::content::{CLIP_LEVEL, CLIP_RUN, DC_OFFSET_DBFS, SILENCE_DBFS};
 use crate::pipeline::plan::routes;
 use crate::pipeline::sink::MasterCurves;
 use crate::report::proof::{EqCurve, MasterProof, NullProof, ProofData, Spectrum, StemProof, curve};
