@@ -255,9 +255,8 @@ impl StemProbe {
         while t < n {
             let len = (self.step - self.in_step).min(n - t);
             for (s, st) in self.stems.iter_mut().enumerate() {
-                for c in 0..st.channels {
-                    let x = &planar[s][c][t..t + len];
-                    st.step_sq += x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
+                for ch in &planar[s][..st.channels] {
+                    st.step_sq += ch[t..t + len].iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
                 }
             }
             self.in_step += len;
@@ -273,19 +272,18 @@ impl StemProbe {
         }
         for (s, st) in self.stems.iter_mut().enumerate() {
             let real = real[s].min(n);
-            for c in 0..st.channels {
-                let x = &planar[s][c][..real];
-                for &v in x {
+            for ((ch, sum), run) in planar[s].iter().zip(st.sum.iter_mut()).zip(st.run.iter_mut()) {
+                for &v in &ch[..real] {
                     let a = v.abs();
                     st.peak = st.peak.max(a);
-                    st.sum[c] += v as f64;
+                    *sum += v as f64;
                     if a >= CLIP_LEVEL {
-                        st.run[c] += 1;
-                        if st.run[c] == CLIP_RUN {
+                        *run += 1;
+                        if *run == CLIP_RUN {
                             st.clip_runs += 1;
                         }
                     } else {
-                        st.run[c] = 0;
+                        *run = 0;
                     }
                 }
             }
@@ -294,20 +292,20 @@ impl StemProbe {
             let mut at = 0;
             while at < n {
                 let take = (FFT_LEN - st.pending[0].len()).min(n - at);
-                for c in 0..st.channels {
-                    st.pending[c].extend_from_slice(&planar[s][c][at..at + take]);
+                for (pending, ch) in st.pending.iter_mut().zip(&planar[s]) {
+                    pending.extend_from_slice(&ch[at..at + take]);
                 }
                 at += take;
                 if st.pending[0].len() == FFT_LEN {
-                    for c in 0..st.channels {
-                        for ((i, &x), w) in self.input.iter_mut().zip(&st.pending[c]).zip(&self.window) {
+                    for pending in st.pending.iter_mut() {
+                        for ((i, &x), w) in self.input.iter_mut().zip(pending.iter()).zip(&self.window) {
                             *i = x * w;
                         }
                         self.fft.process(&mut self.input, &mut self.output).expect("FFT of the planned length");
                         for (p, z) in st.power.iter_mut().zip(&self.output) {
                             *p += z.norm_sqr() as f64;
                         }
-                        st.pending[c].drain(..FFT_LEN / 2);
+                        pending.drain(..FFT_LEN / 2);
                     }
                     st.spectrum_frames += 1;
                 }

@@ -354,10 +354,10 @@ fn master_sections(h: &mut String, r: &ProofReport, proof: &ProofData) {
         (None, Some(note)) => esc(note),
         (None, None) => "The session has no reference mix.".to_string(),
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<section id=\"loudness\"><h2>Loudness over time</h2><p class=\"note\">Measured every 100 ms as the master was written \
-         (BS.1770-4 / EBU R128). {about_mix}</p>{svg}</section>\n"
+         (BS.1770-4 / EBU R128). {about_mix}</p>{svg}</section>"
     );
     let _ = write!(h, "<section id=\"gain-reduction\"><h2>Limiter gain reduction over time</h2>");
     if m.gain_reduction_db.is_empty() {
@@ -388,14 +388,14 @@ fn master_sections(h: &mut String, r: &ProofReport, proof: &ProofData) {
         &[Series::new("true peak", plots::GREEN, tp)],
         &lines,
     );
-    let _ = write!(h, "<section id=\"true-peak\"><h2>True peak over time</h2>{svg}</section>\n");
+    let _ = writeln!(h, "<section id=\"true-peak\"><h2>True peak over time</h2>{svg}</section>");
 }
 
 fn null_test(h: &mut String, proof: &ProofData) {
     h.push_str("<section id=\"null-test\"><h2>Null test against the reference mix</h2>");
     let Some(n) = &proof.reference else {
         let why = proof.reference_note.as_deref().map_or("The session has no reference mix.".to_string(), esc);
-        let _ = write!(h, "<p class=\"empty\">{why}</p></section>\n");
+        let _ = writeln!(h, "<p class=\"empty\">{why}</p></section>");
         return;
     };
     let _ = write!(
@@ -456,7 +456,7 @@ fn stems(h: &mut String, proof: &ProofData) {
         h.push_str(&plots::chart(
             &format!("{}: level of the stem file (RMS per 100 ms)", s.name),
             &Axis::linear("time (s)", 0.0, t_end),
-            &Axis::linear("dBFS", -80.0, (top + 3.0).min(3.0).max(-60.0)),
+            &Axis::linear("dBFS", -80.0, (top + 3.0).clamp(-60.0, 3.0)),
             &[Series::new("level", plots::BLUE, lv)],
             &[],
         ));
