@@ -76,6 +76,21 @@ pub enum Command {
         /// 3 must be given the same).
         #[arg(long, requires = "segments")]
         warmup_s: Option<f64>,
+        /// Write the proof page (one self-contained HTML file) here; its data also goes into
+        /// the `--report` JSON, for `stemforge proof`.
+        #[arg(long, conflicts_with = "state_dir")]
+        proof: Option<PathBuf>,
+    },
+    /// Build the proof page from a saved render report (a render made with --proof).
+    Proof {
+        /// The render's `--report` JSON.
+        report: PathBuf,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing page.
+        #[arg(long)]
+        force: bool,
     },
     /// Validate the stems and null their sum against the reference mix.
     Check {

@@ -32,6 +32,7 @@ pub fn run(command: Command) -> Result<u8> {
             write,
             join,
             warmup_s,
+            proof,
         } => {
             if let Some(state_dir) = state_dir {
                 use crate::pipeline::segments::{Phase, SegmentOptions};
@@ -80,11 +81,17 @@ pub fn run(command: Command) -> Result<u8> {
                 spill,
                 hold_before_publish,
                 fingerprint: None,
+                proof,
             };
             let json = opts.progress == ProgressMode::Json;
             let r = render(&session, &opts)?;
             crate::report::render::print(&r, json);
             Ok(if r.spec_met { 0 } else { 1 })
+        }
+        Command::Proof { report, out, force } => {
+            proof_from_report(&report, &out, force)?;
+            eprintln!("stemforge: wrote {}", out.display());
+            Ok(0)
         }
         Command::Measure { files, json, dialogue: Some(stem) } => {
             let [programme] = &files[..] else {
@@ -253,4 +260,29 @@ fn segment_jobs(
     std::fs::create_dir_all(&state).map_err(|e| Error::output_from(&state, "cannot create the state folder", e))?;
     let state = std::fs::canonicalize(&state).map_err(|e| Error::output_from(&state, "cannot resolve", e))?;
     Ok((s, crate::farm::slurm::SegmentJobs { segments, state_dir: state, out_dir, partition, engine }))
+}
+
+/// `stemforge proof REPORT.json --out FILE.html`: the page from a saved render report, written
+/// atomically; the report is only read.
+fn proof_from_report(report: &std::path::Path, out: &std::path::Path, force: bool) -> Result<()> {
+    let same = std::fs::canonicalize(report).ok().zip(out.parent().and_then(|d| {
+        let d = if d.as_os_str().is_empty() { std::path::Path::new(".") } else { d };
+        std::fs::canonicalize(d).ok().map(|d| d.join(out.file_name().unwrap_or_default()))
+    }));
+    if same.is_some_and(|(a, b)| a == b) {
+        return Err(Error::input(out, "--out is the report itself: the report is an input and is never overwritten"));
+    }
+    let text = std::fs::read_to_string(report).map_err(|e| Error::input(report, format!("cannot read: {e}")))?;
+    let fields: crate::report::proof::ProofReport =
+        serde_json::from_str(&text).map_err(|e| Error::input(report, format!("not a stemforge render report: {e}")))?;
+    let page = crate::report::proof::page(&fields).map_err(|e| Error::input(report, e))?;
+    if !force && std::fs::symlink_metadata(out).is_ok() {
+        return Err(Error::output(out, "already exists; pass --force to overwrite it"));
+    }
+    let file = ReportFile::create(out)?;
+    file.write_text(&page)?;
+    let mut publication = Publication::new(force);
+    file.publish(&mut publication)?;
+    publication.keep();
+    Ok(())
 }

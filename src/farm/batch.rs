@@ -275,6 +275,7 @@ fn attempt(batch: &Batch, index: usize, names: &[Option<String>], opts: &BatchOp
         spill: SpillMode::All,
         hold_before_publish: None,
         fingerprint: fp,
+        proof: None,
     };
     let report = catch_unwind(AssertUnwindSafe(|| render(&entry.path, &opts))).map_err(|p| {
         let why = p

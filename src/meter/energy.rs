@@ -89,6 +89,16 @@ impl EnergyMeter {
         self.all_blocks.as_deref()
     }
 
+    /// Keep the momentary and short-term loudness of every step (`take_curves`).
+    pub fn record_curves(&mut self) {
+        self.maxima.record();
+    }
+
+    /// The curves recorded since `record_curves` (empty when not recording).
+    pub fn take_curves(&mut self) -> super::LoudnessCurves {
+        self.maxima.curves.take().unwrap_or_default()
+    }
+
     /// Frames per 100 ms step.
     pub fn step(&self) -> usize {
         self.step

@@ -56,6 +56,17 @@ pub struct StepMaxima {
     steps: usize,
     pub max_momentary: f64,
     pub max_short_term: f64,
+    /// When recording (`StepMaxima::record`): the momentary and short-term loudness at every step,
+    /// LUFS (the proof page's loudness curves, design/proof.md).
+    pub curves: Option<LoudnessCurves>,
+}
+
+/// The momentary (400 ms) and short-term (3 s) loudness read at every 100 ms step, LUFS; -inf
+/// where the window holds silence. Step k is read at the end of program frames [k·step, (k+1)·step).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoudnessCurves {
+    pub momentary: Vec<f32>,
+    pub short_term: Vec<f32>,
 }
 
 impl Default for StepMaxima {
@@ -71,6 +82,22 @@ impl StepMaxima {
             steps: 0,
             max_momentary: f64::NEG_INFINITY,
             max_short_term: f64::NEG_INFINITY,
+            curves: None,
+        }
+    }
+
+    /// Keep every step's readings too (`curves`).
+    pub fn record(&mut self) {
+        self.curves.get_or_insert_with(LoudnessCurves::default);
+    }
+
+    /// One step's readings, LUFS, from wherever they were read.
+    pub fn read(&mut self, momentary: f64, short_term: f64) {
+        self.max_momentary = self.max_momentary.max(momentary);
+        self.max_short_term = self.max_short_term.max(short_term);
+        if let Some(c) = &mut self.curves {
+            c.momentary.push(momentary as f32);
+            c.short_term.push(short_term as f32);
         }
     }
 
@@ -84,8 +111,10 @@ impl StepMaxima {
         let momentary: f64 =
             (1..=MOMENTARY_STEPS).map(|k| self.energies[(self.steps + SHORT_TERM_STEPS - k) % SHORT_TERM_STEPS]).sum();
         // The crate's own conversion; a zero energy reads -inf, as the crate's readings do.
-        self.max_momentary = self.max_momentary.max(energy_to_loudness(momentary / MOMENTARY_STEPS as f64));
-        self.max_short_term = self.max_short_term.max(energy_to_loudness(short / SHORT_TERM_STEPS as f64));
+        self.read(
+            energy_to_loudness(momentary / MOMENTARY_STEPS as f64),
+            energy_to_loudness(short / SHORT_TERM_STEPS as f64),
+        );
     }
 }
 

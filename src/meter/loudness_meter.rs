@@ -35,6 +35,18 @@ pub struct LoudnessMeter {
     /// there the crate gates in its own modes and the meter reads its momentary and short-term
     /// loudness at every step instead (slower, same figures).
     steps: Option<EnergyMeter>,
+    /// When recording curves (`record_curves`): the true peak of each 100 ms step.
+    peak_steps: Option<PeakSteps>,
+}
+
+/// The highest true peak over the channels in each 100 ms step, as the step-aligned pieces of
+/// each block come out of the per-channel peak instances (`EbuR128::prev_true_peak`).
+#[derive(Debug, Default)]
+struct PeakSteps {
+    /// Linear true peak of each complete step.
+    done: Vec<f32>,
+    /// The step still open at the end of the last block.
+    open: f64,
 }
 
 impl LoudnessMeter {
@@ -101,6 +113,7 @@ impl LoudnessMeter {
             in_step: 0,
             maxima: StepMaxima::new(),
             steps: step_energies.then(|| EnergyMeter::with_weights(scope, step, weights)),
+            peak_steps: None,
         })
     }
 
@@ -142,15 +155,39 @@ impl LoudnessMeter {
         // The peak instances take the whole block at once (they need no 100 ms steps), beside the
         // loudness instance: the meter's two halves cost about the same.
         let mut peak_meters = std::mem::take(&mut self.peaks);
+        // Where the block's first step ends: pieces of the block cut at step boundaries.
+        let (step, first) = (self.step, self.step - self.in_step);
+        let mut peak_steps = self.peak_steps.take();
+        let recording = peak_steps.is_some();
         rayon::join(
             || self.add_loudness(planar),
             || {
-                peak_meters.par_iter_mut().zip(planar.par_iter()).for_each(|(m, c)| {
-                    m.add_frames_planar_f32(&[c]).expect("ebur128 accepts a one-channel block");
-                })
+                let per_channel: Vec<Vec<f64>> = peak_meters
+                    .par_iter_mut()
+                    .zip(planar.par_iter())
+                    .map(|(m, c)| {
+                        if !recording {
+                            m.add_frames_planar_f32(&[c]).expect("ebur128 accepts a one-channel block");
+                            return Vec::new();
+                        }
+                        let mut pieces = Vec::with_capacity(c.len() / step + 2);
+                        let mut at = 0;
+                        while at < c.len() {
+                            let end = if at == 0 { first.min(c.len()) } else { (at + step).min(c.len()) };
+                            m.add_frames_planar_f32(&[&c[at..end]]).expect("ebur128 accepts a one-channel block");
+                            pieces.push(m.prev_true_peak(0).unwrap_or(0.0));
+                            at = end;
+                        }
+                        pieces
+                    })
+                    .collect();
+                if let Some(p) = &mut peak_steps {
+                    p.add(&per_channel, first, len, step);
+                }
             },
         );
         self.peaks = peak_meters;
+        self.peak_steps = peak_steps;
     }
 
     /// Feed the loudness instance in 100 ms steps, reading at each step boundary.
@@ -183,17 +220,47 @@ impl LoudnessMeter {
     /// the early steps can only under-read (as in ffmpeg's filter).
     fn read_step(&mut self) {
         let Some(steps) = &mut self.steps else {
-            if let Ok(m) = self.meter.loudness_momentary() {
-                self.maxima.max_momentary = self.maxima.max_momentary.max(m);
-            }
-            if let Ok(s) = self.meter.loudness_shortterm() {
-                self.maxima.max_short_term = self.maxima.max_short_term.max(s);
-            }
+            let m = self.meter.loudness_momentary().unwrap_or(f64::NEG_INFINITY);
+            let s = self.meter.loudness_shortterm().unwrap_or(f64::NEG_INFINITY);
+            self.maxima.read(m, s);
             return;
         };
         // The crate reports a window's energy z as 10·log10(z) - 0.691 (-inf for z = 0); undo it.
         let last = self.meter.loudness_window(100).expect("a 100 ms window fits the crate's 400 ms buffer");
         steps.add_step(10f64.powf((last + 0.691) / 10.0));
+    }
+
+    /// Keep every 100 ms step's momentary and short-term loudness and (`MeterScope::Full`) true
+    /// peak, for `take_curves`: the proof page's curves (design/proof.md), gathered as the
+    /// programme streams.
+    pub fn record_curves(&mut self) {
+        match &mut self.steps {
+            Some(s) => s.record_curves(),
+            None => self.maxima.record(),
+        }
+        if self.scope == MeterScope::Full {
+            self.peak_steps = Some(PeakSteps::default());
+        }
+    }
+
+    /// The curves recorded so far: one value per complete 100 ms step (a trailing partial step
+    /// is not a step, as for the maxima); `true_peak` in dBTP, empty without `MeterScope::Full`.
+    pub fn take_curves(&mut self) -> StepCurves {
+        let loudness = match &mut self.steps {
+            Some(s) => s.take_curves(),
+            None => self.maxima.curves.take().unwrap_or_default(),
+        };
+        let steps = loudness.momentary.len();
+        let true_peak = self
+            .peak_steps
+            .take()
+            .map_or_else(Vec::new, |p| p.done.iter().take(steps).map(|&x| amplitude_db(x as f64) as f32).collect());
+        StepCurves { momentary: loudness.momentary, short_term: loudness.short_term, true_peak }
+    }
+
+    /// Frames per 100 ms step, as the crate rounds it.
+    pub fn step_frames(&self) -> usize {
+        self.step
     }
 
     /// What this meter measures.
@@ -249,6 +316,30 @@ impl LoudnessMeter {
             max_short_term_lufs: maxima.1,
             sample_peak_dbfs: amplitude_db(sample_peak),
             true_peak_dbtp: amplitude_db(true_peak),
+        }
+    }
+}
+
+/// A meter's per-step curves (`LoudnessMeter::take_curves`): LUFS, LUFS and dBTP, -inf for silence.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepCurves {
+    pub momentary: Vec<f32>,
+    pub short_term: Vec<f32>,
+    pub true_peak: Vec<f32>,
+}
+
+impl PeakSteps {
+    /// One block's pieces per channel: the first piece ends `first` frames in (the open step's
+    /// end), each later one a step on; the last may end the block inside a step.
+    fn add(&mut self, per_channel: &[Vec<f64>], first: usize, len: usize, step: usize) {
+        let pieces = per_channel.first().map_or(0, Vec::len);
+        for i in 0..pieces {
+            let peak = per_channel.iter().map(|c| c[i]).fold(0.0f64, f64::max);
+            self.open = self.open.max(peak);
+            // Piece i ends at frame first + i·step of the block, or at its end inside a step.
+            if first + i * step <= len {
+                self.done.push(std::mem::take(&mut self.open) as f32);
+            }
         }
     }
 }

@@ -28,8 +28,8 @@ mod true_peak;
 pub use dialogue::{DialogueLoudness, dialogue_gated};
 pub use energy::EnergyMeter;
 pub use file::{METER_BLOCK, measure_file, meter_reader, meter_reader_blocks};
-pub use gating::{StepMaxima, channel_map, channel_weight, gated_loudness, loudness_range};
-pub use loudness_meter::LoudnessMeter;
+pub use gating::{LoudnessCurves, StepMaxima, channel_map, channel_weight, gated_loudness, loudness_range};
+pub use loudness_meter::{LoudnessMeter, StepCurves};
 pub use true_peak::TruePeakMeter;
 
 use serde::{Serialize, Serializer};

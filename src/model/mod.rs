@@ -1,6 +1,7 @@
 //! Domain types every room shares: the bus layout, sample formats and encodings, EQ bands and
 //! filters, the stages of a `process` chain. They are what the session file says, but the engines, I/O and reports depend on them,
 //! not on the parser (`session`), which builds them.
+pub mod content;
 mod delivery;
 mod eq;
 mod format;

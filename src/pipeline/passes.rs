@@ -12,7 +12,10 @@ use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::model::OutputKind;
 use crate::paths;
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
-use crate::pipeline::sink::{OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, VariantPass, Writers};
+use crate::pipeline::proof::{MixProbe, StemMeasures, StemProbe};
+use crate::pipeline::sink::{
+    MasterCurves, OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, VariantPass, Writers,
+};
 use crate::pipeline::solve::{Solved, solve_gain};
 use crate::pipeline::source::FileStemSource;
 use crate::pipeline::spill::{Spill, SpillMode, SpillSource, SpillTee, SpillWriter, Spills, mix_spill, spill_bytes};
@@ -31,6 +34,11 @@ pub(super) struct Runner<'a> {
     engine: Box<dyn Engine>,
     progress: &'a Progress,
     passes: Vec<PassRecord>,
+    /// Gather the proof page's data (design/proof.md): the stems' measures on the reader thread
+    /// of a pass that reads them, the master's curves in every writing pass.
+    proof: bool,
+    measures: Option<StemMeasures>,
+    reference_note: Option<String>,
 }
 
 impl Runner<'_> {
@@ -50,6 +58,7 @@ impl Runner<'_> {
         let pass_no = self.passes.len() as u32 + 1;
         self.progress.start_pass(pass_no, kind, plan.frames);
         let meter = LoudnessMeter::with_scope(plan.bus_channels(), plan.sample_rate, Some(plan.layout), scope)?;
+        let step = meter.step_frames();
         // A bus stage that cannot be shared out among the stems (allowed by `allow_residual`):
         // the writing pass measures what the stems miss.
         let residual = params.stems && writers.has_stems() && plan.bus_process.iter().any(|p| !p.shares_with_stems());
@@ -57,7 +66,8 @@ impl Runner<'_> {
             .programme_frames(plan.frames)
             .limited_master(params.limit)
             .device_meter(self.engine.meter_on_device(plan))
-            .stem_residual(residual);
+            .stem_residual(residual)
+            .proof_curves(self.proof && scope == MeterScope::Full);
         let sink = ThreadedSink::start(SpillTee { inner: sink, spills });
         let mut psink = ProgressSink { inner: sink, progress: self.progress, frames_done: 0 };
         let input = match replay {
@@ -70,9 +80,18 @@ impl Runner<'_> {
             None => {
                 let raw = self.engine.takes_raw_pcm();
                 let plan = weighed(plan.clone(), weights);
-                let mut source =
-                    FileStemSource::start(open_readers(self.session, &plan)?, plan.block, plan.frames, raw);
+                let readers = open_readers(self.session, &plan)?;
+                let mut source = match self.proof {
+                    true => {
+                        let probe = self.stem_probe(&plan, step);
+                        FileStemSource::start_probed(readers, plan.block, plan.frames, raw, probe)
+                    }
+                    false => FileStemSource::start(readers, plan.block, plan.frames, raw),
+                };
                 self.engine.run_pass(&plan, &params, &mut source, &mut psink)?;
+                if let Some(m) = source.measures()? {
+                    self.measures = Some(m);
+                }
                 "stems"
             }
         };
@@ -146,6 +165,21 @@ impl Runner<'_> {
             "event": "pass_done", "pass": pass, "what": kind, "gain_db": gain_db,
             "integrated_lufs": finite(lufs), "true_peak_dbtp": finite(dbtp), "aim_dbtp": aim_dbtp,
         }));
+    }
+
+    /// The proof page's probe of a pass's stems (`StemProbe`), with the reference mix beside
+    /// them when the session has one that can be nulled (else why not, in `reference_note`).
+    fn stem_probe(&mut self, plan: &RenderPlan, step: usize) -> StemProbe {
+        let channels: Vec<usize> = plan.stems.iter().map(|s| s.channels).collect();
+        let probe = StemProbe::new(&channels, step);
+        let Some(mix) = &self.session.reference_mix else { return probe };
+        match MixProbe::open(mix, plan.layout, plan.sample_rate, &channels, plan.block) {
+            Ok(m) => probe.with_mix(m),
+            Err(why) => {
+                self.reference_note = Some(why);
+                probe
+            }
+        }
     }
 
     /// A message for people on stderr (a JSON `note` event for farms).
@@ -456,6 +490,11 @@ pub(super) struct PassesOutcome {
     pub(super) outputs: SealedOutputs,
     /// Each variant, in session order.
     pub(super) variants: Vec<VariantOutcome>,
+    /// With `--proof`: the kept writing pass's master curves, and the stems' measures.
+    pub(super) curves: Option<MasterCurves>,
+    pub(super) measures: Option<StemMeasures>,
+    /// Why the reference mix was not nulled (its rate or channels), when it was not.
+    pub(super) reference_note: Option<String>,
 }
 
 /// What a render made of one variant (design/deliverables.md "Variants").
@@ -513,8 +552,10 @@ pub(super) fn run_passes(
     stems_wanted: bool,
     spill_dir: &Path,
     spill_mode: SpillMode,
+    proof: bool,
 ) -> Result<(PassesOutcome, Vec<PassRecord>)> {
-    let mut runner = Runner { session, engine, progress, passes: Vec::new() };
+    let mut runner =
+        Runner { session, engine, progress, passes: Vec::new(), proof, measures: None, reference_note: None };
     let master = session.master.as_ref();
     let limit = master.is_some();
     let mut aim = Aim::new(session);
@@ -540,6 +581,9 @@ pub(super) fn run_passes(
             limiter,
             outputs,
             variants,
+            curves: result.curves,
+            measures: None,
+            reference_note: None,
         })
     };
 
@@ -550,6 +594,8 @@ pub(super) fn run_passes(
         let result = write_pass(&mut runner, out_plan, aim.as_mut(), params, kind, files, variant_files, None, None)?;
         let mut outcome = outcome(None, 0.0, 1, Verdict::Reached, result, aim.as_ref().map(Aim::report))?;
         outcome.stages = runner.engine.stage_activity();
+        outcome.measures = runner.measures.take();
+        outcome.reference_note = runner.reference_note.take();
         let main = MainResult { gain_db: 0.0, margin_db: aim.as_ref().map(Aim::margin_db), stem_spill: None };
         remaster_variants(&mut runner, out_plan, variant_files, &main, &mut outcome, spill_dir)?;
         return Ok((outcome, runner.passes));
@@ -654,6 +700,8 @@ pub(super) fn run_passes(
     let mut outcome =
         outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, written, Some(limiter))?;
     outcome.stages = runner.engine.stage_activity();
+    outcome.measures = runner.measures.take();
+    outcome.reference_note = runner.reference_note.take();
     let main = MainResult {
         gain_db: reached.gain_db,
         margin_db: Some(limiter.margin_db),
@@ -683,6 +731,10 @@ fn remaster_variants(
         engine: Box::new(crate::cpu::engine::CpuEngine::new()),
         progress: runner.progress,
         passes: Vec::new(),
+        // The proof page shows the main: a variant's passes gather no curves.
+        proof: false,
+        measures: None,
+        reference_note: None,
     };
     for vf in variant_files {
         let variant = &session.variants[vf.variant];

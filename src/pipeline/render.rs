@@ -16,6 +16,7 @@ use crate::io::{self, AudioInfo};
 use crate::model::OutputKind;
 use crate::paths;
 use crate::pipeline::plan::{PlanKind, build_plan};
+use crate::pipeline::proof::proof_data;
 use crate::pipeline::target::{LOUDNESS_TOLERANCE_LU, MAX_PUSH_DB, Verdict};
 use crate::progress::{Progress, ProgressMode};
 use crate::publish::Publication;
@@ -52,6 +53,9 @@ pub struct RenderOptions {
     /// What `batch` recorded about the inputs and flags (`farm::fingerprint`), carried into the
     /// report so that it is published atomically with the outputs it describes.
     pub fingerprint: Option<serde_json::Value>,
+    /// `--proof FILE.html`: the proof page (design/proof.md), from data gathered as the render
+    /// streams; written atomically with the report.
+    pub proof: Option<PathBuf>,
 }
 
 impl Default for RenderOptions {
@@ -68,6 +72,7 @@ impl Default for RenderOptions {
             spill: SpillMode::All,
             hold_before_publish: None,
             fingerprint: None,
+            proof: None,
         }
     }
 }
@@ -140,7 +145,14 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     let t0 = Instant::now();
     let out_dir = opts.out_dir.clone().unwrap_or_else(|| session.dir.clone());
     // Inputs are never modified, whatever the flags: checked before a stem is opened.
-    check_writes(&session, paths::render_writes(&session, &out_dir), opts.report.as_deref(), opts.force)?;
+    let mut writes = paths::render_writes(&session, &out_dir);
+    if let Some(p) = &opts.proof {
+        writes.push(paths::Role::new(p, "--proof"));
+        if !opts.force && std::fs::symlink_metadata(p).is_ok() {
+            return Err(Error::output(p, "already exists; pass --force to overwrite it"));
+        }
+    }
+    check_writes(&session, writes, opts.report.as_deref(), opts.force)?;
     let (infos, mask_warnings) = open_stems(&session)?;
     let fs = infos[0].sample_rate;
     session.validate_sample_rate(fs)?;
@@ -160,6 +172,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     let all_files = || files.iter().chain(variant_files.iter().flat_map(|v| &v.files));
     let mut finals: Vec<&Path> = all_files().map(|f| f.final_path.as_path()).collect();
     finals.extend(opts.report.as_deref());
+    finals.extend(opts.proof.as_deref());
     sweep(&finals, &progress);
     // From here on, whatever fails or is interrupted takes back what this render put on disk.
     let mut publication = Publication::new(opts.force);
@@ -170,6 +183,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     // before any work, with nothing written (the folders just made go again). Its folder may be
     // one the outputs needed.
     let report_file = opts.report.as_deref().map(ReportFile::create).transpose()?;
+    let proof_file = opts.proof.as_deref().map(ReportFile::create).transpose()?;
     let (engine, fallback) = make_engine(opts.engine, opts.adapter.as_deref())?;
     // Stem outputs need the linked plan (each stem leaves the chain bus-EQ'd). The CPU engine
     // takes it for a master-only render too: it sums linked stems in the frequency domain, one
@@ -200,7 +214,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     }
 
     let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
-    let (result, passes) = run_passes(
+    let (mut result, passes) = run_passes(
         &session,
         engine,
         &progress,
@@ -211,6 +225,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         stems_wanted,
         spill_dir,
         opts.spill,
+        opts.proof.is_some(),
     )?;
 
     let master = session.master.as_ref();
@@ -360,6 +375,10 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
             });
         }
     }
+    let proof = opts.proof.as_ref().map(|_| {
+        let note = result.reference_note.take();
+        proof_data(&session, &bus_plan, result.curves.as_ref(), result.measures.take(), LOUDNESS_TOLERANCE_LU, note)
+    });
     let wall = t0.elapsed().as_secs_f64();
     let duration = out_plan.frames as f64 / fs as f64;
     let report = RenderReport {
@@ -390,9 +409,13 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         wall_time_s: wall,
         realtime_factor: duration / wall,
         fingerprint: opts.fingerprint.clone(),
+        proof,
     };
     if let Some(f) = &report_file {
         f.write(&report)?;
+    }
+    if let Some(f) = &proof_file {
+        f.write_text(&proof_page(&report)?)?;
     }
     if !published {
         // A render that misses its spec publishes no output (README "Outputs"): dropping the
@@ -400,6 +423,9 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         // the diagnosis, is published; folders made for the outputs go again where empty.
         drop(result.outputs);
         drop(result.variants);
+        if let Some(f) = proof_file {
+            f.publish(&mut publication)?;
+        }
         if let Some(f) = report_file {
             f.publish(&mut publication)?;
         }
@@ -418,6 +444,9 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     result.outputs.publish(&mut publication)?;
     for v in result.variants {
         v.outputs.publish(&mut publication)?;
+    }
+    if let Some(f) = proof_file {
+        f.publish(&mut publication)?;
     }
     if let Some(f) = report_file {
         f.publish(&mut publication)?;
@@ -520,4 +549,12 @@ fn too_short_to_meter(session: &Session, infos: &[AudioInfo], plan: &RenderPlan)
             stem.name
         ),
     ))
+}
+
+/// The proof page of a render report (through its JSON, as `stemforge proof` reads a saved one).
+pub fn proof_page(report: &RenderReport) -> Result<String> {
+    let value = serde_json::to_value(report).map_err(|e| Error::Internal(format!("render report as JSON: {e}")))?;
+    let fields: crate::report::proof::ProofReport =
+        serde_json::from_value(value).map_err(|e| Error::Internal(format!("render report for the proof page: {e}")))?;
+    crate::report::proof::page(&fields).map_err(Error::Internal)
 }

@@ -56,6 +56,42 @@ pub struct OutputSink {
     programme_frames: Option<u64>,
     /// The `mode = "stems"` variants this pass makes from its stems.
     variants: Vec<StemsVariant>,
+    /// For the proof page (design/proof.md): the limiter's largest gain reduction in each 100 ms
+    /// step, gathered from the per-frame gain as the blocks stream.
+    reduction_steps: Option<ReductionSteps>,
+}
+
+/// The largest limiter gain reduction (dB) of each 100 ms step of the master.
+#[derive(Debug, Default)]
+struct ReductionSteps {
+    step: usize,
+    done: Vec<f32>,
+    open: f64,
+    in_step: usize,
+}
+
+impl ReductionSteps {
+    fn add(&mut self, gain: &[f32]) {
+        for &g in gain {
+            // -20·log10 of the gain, as the report's maximum (`GainStats::least`) is taken.
+            self.open = self.open.max(-20.0 * (g as f64).log10());
+            self.in_step += 1;
+            if self.in_step == self.step {
+                self.done.push(std::mem::take(&mut self.open) as f32);
+                self.in_step = 0;
+            }
+        }
+    }
+}
+
+/// The master's curves a writing pass gathered for the proof page, one value per 100 ms step.
+#[derive(Debug, Clone, Default)]
+pub struct MasterCurves {
+    /// Frames per step.
+    pub step: usize,
+    pub loudness: crate::meter::StepCurves,
+    /// Largest limiter gain reduction per step, dB (empty without a limiter).
+    pub gain_reduction: Vec<f32>,
 }
 
 /// An output delivered at another rate than the stems': its resampler and, for a master, the meter
@@ -138,6 +174,8 @@ pub struct PassResult {
     /// Per master writer delivered at another rate than the stems': the loudness and true peak of
     /// the file as delivered, at its own rate and bit depth (None for one at the stems' rate).
     pub delivered: Vec<Option<LoudnessStats>>,
+    /// When asked for (`OutputSink::proof_curves`): the master's curves for the proof page.
+    pub curves: Option<MasterCurves>,
     pub writers: Writers,
     /// The `mode = "stems"` variants made in this pass.
     pub variants: Vec<VariantPass>,
@@ -370,6 +408,7 @@ impl OutputSink {
             unpacked: Vec::new(),
             residual: None,
             variants,
+            reduction_steps: None,
         })
     }
 
@@ -377,6 +416,19 @@ impl OutputSink {
     /// tails (`Resampler::finish`). Needed when any output is resampled.
     pub fn programme_frames(mut self, frames: u64) -> Self {
         self.programme_frames = Some(frames);
+        self
+    }
+
+    /// Gather the proof page's curves (`PassResult::curves`): the meter's momentary, short-term
+    /// and true peak per 100 ms step and the limiter's gain reduction per step. The master is
+    /// then metered on the host (never `device_meter`), from the samples the engine reads back,
+    /// and the gain comes per frame (`Delivery::gain`), so both engines supply the same curves.
+    pub fn proof_curves(mut self, on: bool) -> Self {
+        if on {
+            self.meter.record_curves();
+            self.reduction_steps = Some(ReductionSteps { step: self.meter.step_frames(), ..Default::default() });
+            self.device_meter = false;
+        }
         self
     }
 
@@ -395,7 +447,7 @@ impl OutputSink {
     /// Whether the engine meters the master on its device (`Engine::meter_on_device`): then the
     /// sink asks for its readings (`Delivery::device_meter`) and no f32 master for the meter.
     pub fn device_meter(mut self, on: bool) -> Self {
-        self.device_meter = on;
+        self.device_meter = on && self.reduction_steps.is_none();
         self
     }
 
@@ -407,7 +459,12 @@ impl OutputSink {
     }
 
     /// The measurements, and the writers left open for the caller to commit or drop.
-    pub fn finish(self) -> PassResult {
+    pub fn finish(mut self) -> PassResult {
+        let curves = self.reduction_steps.take().map(|r| MasterCurves {
+            step: r.step,
+            loudness: self.meter.take_curves(),
+            gain_reduction: r.done,
+        });
         let mean = if self.frames > 0 { self.sum_reduction_db / self.frames as f64 } else { 0.0 };
         PassResult {
             meter: if self.energy.is_some() { "device" } else { "cpu" },
@@ -425,6 +482,7 @@ impl OutputSink {
                 peak_dbfs: 20.0 * r.peak.log10(),
                 rms_dbfs: 10.0 * (r.sum_sq / r.samples.max(1) as f64).log10(),
             }),
+            curves,
             writers: Writers { masters: self.masters, stems: self.stems, stem_of: self.stem_of, variants: Vec::new() },
             variants: self
                 .variants
@@ -454,8 +512,9 @@ impl PassSink for OutputSink {
                 || self.residual.is_some()
                 || !self.variants.is_empty(),
             device_meter: self.device_meter,
-            // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`).
-            gain: false,
+            // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`);
+            // the proof page's gain-reduction curve needs the gain per frame.
+            gain: self.reduction_steps.is_some(),
         }
     }
 
@@ -512,6 +571,9 @@ impl PassSink for OutputSink {
             (None, Some(g)) => Some(gain_stats(&g[..n])),
             (None, None) => None,
         };
+        if let (Some(r), Some(g)) = (&mut self.reduction_steps, block.gain) {
+            r.add(&g[..n]);
+        }
         if let Some(GainStats { least, sum_log10, frames }) = stats {
             if frames != n {
                 return Err(Error::Internal(format!("block {}: gain stats of {frames} frames, not {n}", block.index)));

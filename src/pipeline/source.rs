@@ -12,6 +12,7 @@ use crate::engine::StemSource;
 use crate::error::{Error, Result};
 use crate::io::BlockReader;
 use crate::model::SourceEncoding;
+use crate::pipeline::proof::{StemMeasures, StemProbe};
 
 /// Blocks read ahead of the engine.
 const READ_AHEAD: usize = 3;
@@ -25,11 +26,13 @@ struct Blocks {
 pub struct FileStemSource {
     rx: Receiver<Result<(usize, Blocks)>>,
     recycle: SyncSender<Blocks>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Option<StemMeasures>>>,
     done: bool,
     /// Per stem: the raw encoding its blocks come in, None when decoded to f32.
     raw: Vec<Option<SourceEncoding>>,
     channels: Vec<usize>,
+    /// The proof page's stem measurements (`StemProbe`), returned by the reader thread.
+    measures: Option<StemMeasures>,
 }
 
 fn fill_block(reader: &mut dyn BlockReader, scratch: &mut [Vec<f32>], out: &mut [Vec<f32>]) -> Result<usize> {
@@ -93,17 +96,41 @@ impl FileStemSource {
                 r.seek_frame(first)?;
             }
         }
-        Ok(Self::spawn(readers, block, frames, raw))
+        Ok(Self::spawn(readers, block, frames, raw, None))
     }
 
-    fn spawn(mut readers: Vec<Box<dyn BlockReader>>, block: usize, frames: u64, raw: bool) -> Self {
+    /// As `start`, measuring each stem for the proof page as it is read (`StemProbe`, on the
+    /// reader thread); `measures` gives the result once every block was taken.
+    pub fn start_probed(
+        readers: Vec<Box<dyn BlockReader>>,
+        block: usize,
+        frames: u64,
+        raw: bool,
+        probe: StemProbe,
+    ) -> Self {
+        Self::spawn(readers, block, frames, raw, Some(probe))
+    }
+
+    /// The proof measurements, once the engine has taken every block (None when not probed).
+    pub fn measures(&mut self) -> Result<Option<StemMeasures>> {
+        while self.receive()?.is_some() {}
+        Ok(self.measures.take())
+    }
+
+    fn spawn(
+        mut readers: Vec<Box<dyn BlockReader>>,
+        block: usize,
+        frames: u64,
+        raw: bool,
+        mut probe: Option<StemProbe>,
+    ) -> Self {
         let (tx, rx) = sync_channel::<Result<(usize, Blocks)>>(READ_AHEAD);
         let (recycle, recycled) = sync_channel::<Blocks>(READ_AHEAD + 2);
         let channels: Vec<usize> = readers.iter().map(|r| r.info().channels).collect();
         let encodings: Vec<Option<SourceEncoding>> =
             readers.iter().map(|r| if raw { read_raw(r.as_ref()) } else { None }).collect();
         let (ch, enc) = (channels.clone(), encodings.clone());
-        let thread = std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || -> Option<StemMeasures> {
             let fresh = || Blocks {
                 planar: ch
                     .iter()
@@ -114,6 +141,12 @@ impl FileStemSource {
             };
             let mut scratch = fresh().planar;
             let mut more = Vec::new();
+            // Raw stems, unpacked for the probe only.
+            let mut probe_planar: Vec<Vec<Vec<f32>>> = match probe {
+                Some(_) => ch.iter().map(|&c| vec![vec![0.0; block]; c]).collect(),
+                None => Vec::new(),
+            };
+            let mut real = vec![0usize; ch.len()];
             let mut done: u64 = 0;
             while done < frames {
                 let mut blocks = recycled.try_recv().unwrap_or_else(|_| fresh());
@@ -123,21 +156,41 @@ impl FileStemSource {
                         Some(_) => fill_raw(reader.as_mut(), &mut blocks.raw[s], &mut more, block),
                         None => fill_block(reader.as_mut(), &mut scratch[s], &mut blocks.planar[s]),
                     };
-                    if let Err(e) = r {
-                        result = Err(e);
-                        break;
+                    match r {
+                        Ok(got) => real[s] = got,
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
                     }
                 }
                 let n = (frames - done).min(block as u64) as usize;
+                if let (Some(p), Ok(())) = (&mut probe, &result) {
+                    for (s, e) in enc.iter().enumerate() {
+                        match e {
+                            Some(e) => {
+                                let got = real[s];
+                                pcm_unpack::unpack(&blocks.raw[s], *e, ch[s], &mut probe_planar[s], got);
+                                probe_planar[s].iter_mut().for_each(|c| c[got..].fill(0.0));
+                            }
+                            None => probe_planar[s]
+                                .iter_mut()
+                                .zip(&blocks.planar[s])
+                                .for_each(|(d, x)| d.copy_from_slice(x)),
+                        }
+                    }
+                    p.add(&probe_planar, n, &real);
+                }
                 done += n as u64;
                 let msg = result.map(|_| (n, blocks));
                 let failed = msg.is_err();
                 if tx.send(msg).is_err() || failed {
-                    return;
+                    return None;
                 }
             }
+            probe.map(StemProbe::finish)
         });
-        FileStemSource { rx, recycle, thread: Some(thread), done: false, raw: encodings, channels }
+        FileStemSource { rx, recycle, thread: Some(thread), done: false, raw: encodings, channels, measures: None }
     }
 
     /// The next block from the reader thread; None after the end.
@@ -153,10 +206,8 @@ impl FileStemSource {
             }
             Err(_) => {
                 self.done = true;
-                if let Some(t) = self.thread.take()
-                    && t.join().is_err()
-                {
-                    return Err(Error::Internal("stem reader thread panicked".into()));
+                if let Some(t) = self.thread.take() {
+                    self.measures = t.join().map_err(|_| Error::Internal("stem reader thread panicked".into()))?;
                 }
                 Ok(None)
             }

@@ -1,7 +1,8 @@
 //! Every command's report, text and JSON, in one room: the commands hand over data, this module
 //! formats it (after hyperfine's `export/`).
 //!
-//! One file per command: `render`, `check`, `compare`, `measure`, `devices`. Here: what they share,
+//! One file per command: `render`, `check`, `compare`, `measure`, `devices`, and the proof page
+//! (`proof`, its charts in `plots`). Here: what they share,
 //! the path serializer, the seconds a message shows, and `ReportFile`, the one way a JSON report
 //! reaches disk (render's `--report` and check's), made up front and published with the outputs.
 //!
@@ -13,6 +14,8 @@ pub mod check;
 pub mod compare;
 pub mod devices;
 pub mod measure;
+pub mod plots;
+pub mod proof;
 pub mod render;
 
 use std::path::Path;
@@ -60,6 +63,16 @@ impl ReportFile {
         out.flush().map_err(|e| err(e.to_string()))?;
         drop(out);
         self.temp.file().sync_all().map_err(|e| err(e.to_string()))
+    }
+
+    /// Write a text file (the proof page) and make it durable, still under its temporary name.
+    pub fn write_text(&self, text: &str) -> Result<()> {
+        use std::io::Write;
+        let path = self.temp.final_path();
+        let err = |e: std::io::Error| Error::output(path, format!("cannot write: {e}"));
+        let mut file = self.temp.file();
+        file.write_all(text.as_bytes()).map_err(err)?;
+        file.sync_all().map_err(err)
     }
 
     /// Rename it into place as `publication` allows (`Publication::publish`).

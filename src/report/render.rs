@@ -170,6 +170,9 @@ pub struct RenderReport {
     /// resumed batch skips the session while they still match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<serde_json::Value>,
+    /// `--proof`: the proof page's data, gathered while the render streamed (design/proof.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<super::proof::ProofData>,
 }
 
 /// The end of a render on stderr: a summary, each output, each warning, each spec problem; with
