@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 
+use common::gpu_parity::assert_engines_agree;
 use common::*;
 
 const FS: u32 = 48_000;
@@ -221,16 +222,6 @@ fn assert_stems_sum_to_master(engine: &str, stems: &[std::path::PathBuf], master
     let (peak, rms) = residual(&sum_of(stems), master);
     println!("{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
     assert!(peak <= -110.0, "{engine}: stems vs master residual {peak:.1} dBFS peak, {rms:.1} rms");
-}
-
-/// The CPU and GPU renders of one signal agree within the whole-render contract (DESIGN.md).
-fn assert_engines_agree(what: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>]) {
-    let (peak, rms) = residual(cpu, gpu);
-    println!("cpu vs gpu {what}: {peak:.1} dBFS peak, {rms:.1} rms");
-    assert!(
-        peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
-        "cpu vs gpu {what}: {peak:.1} dBFS peak, {rms:.1} rms"
-    );
 }
 
 /// Issue 3: stem outputs carry the master's gain and limiter envelope and sum to it.

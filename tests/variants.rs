@@ -5,6 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::gpu_parity::assert_engines_agree;
 use common::*;
 
 const FS: u32 = 48_000;
@@ -67,15 +68,6 @@ fn reference_meter(path: &Path) -> (f64, f64) {
     m.add_frames_planar_f32(&[&x[0], &x[1]]).unwrap();
     let tp = (0..2).map(|c| m.true_peak(c).unwrap()).fold(0.0f64, f64::max);
     (m.loudness_global().unwrap(), 20.0 * tp.log10())
-}
-
-fn assert_engines_agree(what: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>]) {
-    let (peak, rms) = residual(cpu, gpu);
-    println!("cpu vs gpu {what}: {peak:.1} dBFS peak, {rms:.1} rms");
-    assert!(
-        peak <= gpu_parity::RENDER_PEAK_DBFS && rms <= gpu_parity::RENDER_RMS_DBFS,
-        "cpu vs gpu {what}: {peak:.1} dBFS peak, {rms:.1} rms"
-    );
 }
 
 /// An instrumental (vocals muted) and an a cappella (every other stem muted, by role), both
@@ -310,5 +302,84 @@ fn bad_variants_and_templates_exit_2() {
             assert!(err.contains(w), "case {i}: {w:?} not in: {err}");
         }
         assert!(files_under(&out).is_empty(), "case {i}: nothing written");
+    }
+}
+
+/// The M&E of a 5.1 DME session (design/deliverables.md "M&E and stems to spec", issue 13 item 6):
+/// a `mute = ["role:dialogue"]` stems variant. Its music and effects files are the printmaster's
+/// stem outputs to the sample, the M&E plus the dialogue stem output is the printmaster within the
+/// stem-sum tolerance, and its true peak is verified under the ceiling; on every engine.
+#[test]
+fn m_and_e_plus_dialogue_is_the_printmaster() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 6 * FS as usize;
+    for (name, ch, level, seed) in [("dx", 1, -8.0, 71), ("mx", 6, -14.0, 72), ("fx", 6, -16.0, 73)] {
+        let mut s = music(seed, frames, ch, level);
+        quantise(&mut s, 24);
+        write_wav(&dir.path().join(format!("{name}.wav")), &s, FS, 24);
+    }
+    let session = session_file(
+        dir.path(),
+        r#"name = "reel1"
+layout = "5.1"
+[[stems]]
+name = "dx"
+path = "dx.wav"
+role = "dialogue"
+[[stems]]
+name = "mx"
+path = "mx.wav"
+role = "music"
+[[stems]]
+name = "fx"
+path = "fx.wav"
+role = "effects"
+[master]
+target_lufs = -24.0
+ceiling_dbtp = -2.0
+[[outputs]]
+path = "{name}_printmaster.wav"
+kind = "master"
+format = "f32"
+[[outputs]]
+path = "stems"
+kind = "stems"
+format = "f32"
+[[variants]]
+name = "me"
+mute = ["role:dialogue"]
+mode = "stems"
+outputs = [
+  { path = "{name}_{variant}.wav", kind = "master", format = "f32" },
+  { path = "{variant}/{stem}.wav", kind = "stems", format = "f32" },
+]
+"#,
+    );
+    let mut mes = Vec::new();
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        let rep = dir.path().join(format!("{engine}.json"));
+        render(&session, &out, engine, &["--report", rep.to_str().unwrap()], 0);
+        let (_, pm) = read_audio(&out.join("reel1_printmaster.wav"));
+        let (_, me) = read_audio(&out.join("reel1_me.wav"));
+        let (_, dx) = read_audio(&out.join("stems/dx.wav"));
+        let (peak, rms) = residual(&add(&me, &dx), &pm);
+        println!("{engine}: M&E + dialogue against the printmaster: {peak:.1} dBFS peak, {rms:.1} rms");
+        assert!(peak <= -110.0, "{engine}: M&E + dialogue against the printmaster {peak:.1} dBFS");
+        for s in ["mx", "fx"] {
+            let (_, a) = read_audio(&out.join(format!("me/{s}.wav")));
+            let (_, b) = read_audio(&out.join(format!("stems/{s}.wav")));
+            assert_eq!(a, b, "{engine}: the M&E's {s} is the printmaster's, to the sample");
+        }
+        assert!(!out.join("me/dx.wav").exists());
+        let r = report(&rep);
+        let v = variant(&r, "me");
+        assert_eq!(v["gain_db"], r["gain_db"], "{engine}: the M&E carries the printmaster's G");
+        let tp = stemforge::meter::measure_file(&out.join("reel1_me.wav")).unwrap().true_peak_dbtp;
+        assert!(tp <= -2.0, "{engine}: the M&E's true peak {tp} dBTP");
+        mes.push(me);
+    }
+    if let [cpu, gpu] = mes.as_slice() {
+        assert_engines_agree("M&E", cpu, gpu);
     }
 }

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::outputs::{check_writes, folder_of, plan_all_outputs, sweep};
+use super::outputs::{PlannedFile, check_writes, folder_of, plan_all_outputs, sweep};
 use super::passes::{VariantOutcome, run_passes};
+use super::sink::SealedOutputs;
 use super::spill::SpillMode;
 use crate::channel_mask::MaskVerdict;
 use crate::cpu::engine::CpuEngine;
@@ -13,6 +14,7 @@ use crate::engine::{Engine, RenderPlan};
 use crate::error::{Error, Result};
 use crate::io::wav_writer::WrittenFile;
 use crate::io::{self, AudioInfo};
+use crate::meter::LoudnessStats;
 use crate::model::OutputKind;
 use crate::paths;
 use crate::pipeline::plan::{PlanKind, build_plan};
@@ -309,61 +311,18 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
             info.engine, info.device
         ));
     }
-    let (masters, stems) = result.outputs.written();
-    let mut masters = masters.iter();
-    let mut stems = stems.iter().flatten();
-    let mut delivered = result.delivered.iter();
-    for f in &files {
-        let w: &WrittenFile = match f.kind {
-            OutputKind::Master => masters.next(),
-            OutputKind::Stems => stems.next(),
-        }
-        .ok_or_else(|| Error::Internal("output count mismatch".into()))?;
-        outputs.push(OutputRecord {
-            path: w.path.clone(),
-            kind: f.kind,
-            stem: f.stem.clone(),
-            variant: None,
-            format: f.spec.format,
-            frames: w.frames,
-            bytes: w.bytes,
-            sha256: w.sha256.clone(),
-            over_full_scale: w.over_full_scale,
-            published,
-            sample_rate: f.spec.sample_rate,
-            delivered: match f.kind {
-                OutputKind::Master => delivered.next().copied().flatten(),
-                OutputKind::Stems => None,
-            },
-        });
-        if w.over_full_scale > 0 {
-            warnings.push(match f.spec.format.int_bits() {
-                Some(_) => format!(
-                    "{}: {} samples beyond full scale were clamped (a stem can peak above the limited master it sums to; \
-                     deliver stems as f32, or lower the ceiling)",
-                    w.path.display(),
-                    w.over_full_scale
-                ),
-                None => format!("{}: {} samples over 0 dBFS (kept: f32)", w.path.display(), w.over_full_scale),
-            });
-        }
-    }
+    let no_delivered = Vec::new();
+    let mut sets = vec![(&files[..], &result.outputs, None, &result.delivered)];
     for (v, vf) in result.variants.iter().zip(&variant_files) {
-        let name = &session.variants[v.variant].name;
-        let (masters, stems) = v.outputs.written();
-        let mut masters = masters.iter();
-        let mut stems = stems.iter().flatten();
-        for f in &vf.files {
-            let w: &WrittenFile = match f.kind {
-                OutputKind::Master => masters.next(),
-                OutputKind::Stems => stems.next(),
-            }
-            .ok_or_else(|| Error::Internal("variant output count mismatch".into()))?;
+        sets.push((&vf.files[..], &v.outputs, Some(session.variants[v.variant].name.clone()), &no_delivered));
+    }
+    for (files, sealed, variant, delivered) in sets {
+        for (f, w, delivered) in written_files(files, sealed, delivered)? {
             outputs.push(OutputRecord {
                 path: w.path.clone(),
                 kind: f.kind,
                 stem: f.stem.clone(),
-                variant: Some(name.clone()),
+                variant: variant.clone(),
                 format: f.spec.format,
                 frames: w.frames,
                 bytes: w.bytes,
@@ -371,8 +330,19 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
                 over_full_scale: w.over_full_scale,
                 published,
                 sample_rate: f.spec.sample_rate,
-                delivered: None,
+                delivered,
             });
+            if w.over_full_scale > 0 {
+                warnings.push(match f.spec.format.int_bits() {
+                    Some(_) => format!(
+                        "{}: {} samples beyond full scale were clamped (a stem can peak above the limited master it sums \
+                         to; deliver stems as f32, or lower the ceiling)",
+                        w.path.display(),
+                        w.over_full_scale
+                    ),
+                    None => format!("{}: {} samples over 0 dBFS (kept: f32)", w.path.display(), w.over_full_scale),
+                });
+            }
         }
     }
     let proof = opts.proof.as_ref().map(|_| {
@@ -453,6 +423,29 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     }
     publication.keep();
     Ok(report)
+}
+
+/// Each planned file with what was written for it (masters and stem files are sealed apart, in
+/// plan order) and, for a master, its readings as delivered at another rate (`delivered`, one per
+/// master, None at the stems' rate).
+fn written_files<'a>(
+    files: &'a [PlannedFile],
+    sealed: &SealedOutputs,
+    delivered: &'a [Option<LoudnessStats>],
+) -> Result<Vec<(&'a PlannedFile, WrittenFile, Option<LoudnessStats>)>> {
+    let (masters, stems) = sealed.written();
+    let (mut masters, mut stems) = (masters.into_iter(), stems.into_iter().flatten());
+    let mut delivered = delivered.iter();
+    files
+        .iter()
+        .map(|f| {
+            let (w, d) = match f.kind {
+                OutputKind::Master => (masters.next(), delivered.next().copied().flatten()),
+                OutputKind::Stems => (stems.next(), None),
+            };
+            Ok((f, w.ok_or_else(|| Error::Internal("output count mismatch".into()))?, d))
+        })
+        .collect()
 }
 
 /// How far a resampled master's integrated loudness may read from the target (LU): the design's

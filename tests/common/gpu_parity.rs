@@ -117,3 +117,10 @@ pub fn sum_log10_bound(gains: &[f32], want: f64) -> f64 {
         .sum();
     std::f64::consts::LOG10_2 * log2_err + 24.0 * 2f64.powi(-24) * want.abs()
 }
+
+/// The CPU and GPU renders of one signal agree within the whole-render contract (DESIGN.md).
+pub fn assert_engines_agree(what: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>]) {
+    let (peak, rms) = super::wav::residual(cpu, gpu);
+    println!("cpu vs gpu {what}: {peak:.1} dBFS peak, {rms:.1} rms");
+    assert!(peak <= RENDER_PEAK_DBFS && rms <= RENDER_RMS_DBFS, "cpu vs gpu {what}: {peak:.1} dBFS peak, {rms:.1} rms");
+}
