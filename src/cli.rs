@@ -180,6 +180,22 @@ pub enum Command {
     },
 }
 
+/// `farm slurm|openjd FILE --segments N`: treat the file as one session split into N segments
+/// across nodes, its four phases as dependent jobs (phases 1 and 3 one task per segment).
+#[derive(Debug, clap::Args)]
+pub struct SegmentSplit {
+    /// Treat the file as one session and split it into N segments across nodes.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub segments: Option<u32>,
+    /// With --segments: the shared state folder (default: .stemforge-segments/<name> beside the
+    /// session file).
+    #[arg(long, requires = "segments")]
+    pub state_dir: Option<PathBuf>,
+    /// With --segments: the output folder (default: the session file's folder).
+    #[arg(long, requires = "segments")]
+    pub out_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum FarmCommand {
     /// An sbatch script: a job array (one task per session) and a summary job after it.
@@ -198,17 +214,8 @@ pub enum FarmCommand {
         /// The stemforge the nodes run (default: this executable).
         #[arg(long)]
         stemforge: Option<PathBuf>,
-        /// Treat the file as one session and split it into N segments across nodes: a script
-        /// that submits the four phases as dependent jobs (arrays for phases 1 and 3).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        segments: Option<u32>,
-        /// With --segments: the shared state folder (default: .stemforge-segments/<name> beside
-        /// the session file).
-        #[arg(long, requires = "segments")]
-        state_dir: Option<PathBuf>,
-        /// With --segments: the output folder (default: the session file's folder).
-        #[arg(long, requires = "segments")]
-        out_dir: Option<PathBuf>,
+        #[command(flatten)]
+        split: SegmentSplit,
     },
     /// An Open Job Description template (jobtemplate-2023-09, JSON).
     Openjd {
@@ -219,17 +226,8 @@ pub enum FarmCommand {
         /// The stemforge the workers run (default: this executable).
         #[arg(long)]
         stemforge: Option<PathBuf>,
-        /// Treat the file as one session and split it into N segments across workers: a template
-        /// whose four steps are the four phases (phases 1 and 3 one task per segment).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        segments: Option<u32>,
-        /// With --segments: the shared state folder (default: .stemforge-segments/<name> beside
-        /// the session file).
-        #[arg(long, requires = "segments")]
-        state_dir: Option<PathBuf>,
-        /// With --segments: the output folder (default: the session file's folder).
-        #[arg(long, requires = "segments")]
-        out_dir: Option<PathBuf>,
+        #[command(flatten)]
+        split: SegmentSplit,
     },
 }
 

@@ -1,7 +1,7 @@
 //! One function per command: run it through the library, print for people or machines, and
 //! return the exit code for a completed run (0 pass, 1 quality failure). Errors go back to main.
 use crate::analysis::{check, compare, measure};
-use crate::cli::{Command, FarmCommand};
+use crate::cli::{Command, FarmCommand, SegmentSplit};
 use crate::error::{Error, Result};
 use crate::farm::Batch;
 use crate::farm::batch::{BatchOptions, check_unique_names, run_all, run_task, summarize, write_json};
@@ -202,15 +202,18 @@ pub fn run(command: Command) -> Result<u8> {
                     partition,
                     engine,
                     stemforge,
-                    segments: Some(n),
-                    state_dir,
-                    out_dir,
+                    split: SegmentSplit { segments: Some(n), state_dir, out_dir },
                     ..
                 } => {
                     let (s, opts) = segment_jobs(&session, n, state_dir, out_dir, partition, engine)?;
                     print!("{}", crate::farm::slurm::segment_script(&s, &exe(stemforge)?, &opts));
                 }
-                FarmCommand::Openjd { batch: session, engine, stemforge, segments: Some(n), state_dir, out_dir } => {
+                FarmCommand::Openjd {
+                    batch: session,
+                    engine,
+                    stemforge,
+                    split: SegmentSplit { segments: Some(n), state_dir, out_dir },
+                } => {
                     let (s, opts) = segment_jobs(&session, n, state_dir, out_dir, None, engine)?;
                     let t = crate::farm::openjd::segment_template(&s, &exe(stemforge)?, &opts);
                     println!("{}", serde_json::to_string_pretty(&t).expect("json"));
