@@ -66,6 +66,8 @@ struct AlbumOutput {
 
 struct Track {
     session: Session,
+    /// Its stems' sample rate (read once, at `load`).
+    rate: u32,
     gap_s: f64,
     /// The loudness the track keeps relative to the others: its session's target, else its bus
     /// loudness (measured).
@@ -81,11 +83,9 @@ pub struct AlbumOptions {
 /// `session`, delivered in `format` at `rate_hz`: `{index}`/`{index:0N}`, `{name}`, `{layout}`,
 /// `{rate}`, `{bits}`; `{variant}` reads "main". An unknown placeholder (or `{stem}`) is exit 2
 /// naming the output and the placeholder.
-fn expand(template: &str, index: usize, session: &Session, o: &AlbumOutput, at: &str, album: &Path) -> Result<String> {
-    let rate_hz = match o.sample_rate {
-        Some(r) => r,
-        None => open_stems(session)?.0[0].sample_rate,
-    };
+fn expand(template: &str, index: usize, track: &Track, o: &AlbumOutput, at: &str, album: &Path) -> Result<String> {
+    let session = &track.session;
+    let rate_hz = o.sample_rate.unwrap_or(track.rate);
     let vars = Vars {
         name: &session.name,
         variant: "main",
@@ -215,7 +215,7 @@ fn load(album_path: &Path) -> Result<Loaded> {
             _ => {}
         }
         let relative_lufs = session.master.as_ref().and_then(|m| m.target_lufs);
-        tracks.push(Track { session, gap_s, relative_lufs });
+        tracks.push(Track { session, rate: fs, gap_s, relative_lufs });
     }
     Ok(Loaded { raw, normalization, ceiling, outputs, tracks })
 }
@@ -247,7 +247,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
     let mut finals: Vec<PathBuf> = Vec::new();
     for (i, t) in tracks.iter().enumerate() {
         for (j, o) in outputs.iter().enumerate().filter(|(_, o)| !o.sequence) {
-            finals.push(out_dir.join(expand(&o.path, i + 1, &t.session, o, &format!("outputs[{j}]"), album_path)?));
+            finals.push(out_dir.join(expand(&o.path, i + 1, t, o, &format!("outputs[{j}]"), album_path)?));
         }
     }
     for o in outputs.iter().filter(|o| o.sequence) {
@@ -283,7 +283,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
         .map_err(|e| Error::output_from(&out_dir, "cannot create the album's staging folder", e))?;
     // The rate of the sequence (of the per-track files where there is no sequence): what the
     // gaps, start frames and CUE sheet count in.
-    let session_rate = tracks[0].session_rate()?;
+    let session_rate = tracks[0].rate;
     let album_rate =
         outputs.iter().find(|o| o.sequence).or(outputs.first()).and_then(|o| o.sample_rate).unwrap_or(session_rate);
     let mut records = Vec::new();
@@ -323,7 +323,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
         let mut planned: Vec<(usize, PathBuf)> = Vec::new();
         for (j, o) in outputs.iter().enumerate() {
             if !o.sequence {
-                let path = expand(&o.path, index, &t.session, o, &format!("outputs[{j}]"), album_path)?;
+                let path = expand(&o.path, index, t, o, &format!("outputs[{j}]"), album_path)?;
                 planned.push((j, PathBuf::from(path)));
             } else if part_of[j].is_none() {
                 planned.push((j, PathBuf::from(format!("sequence-{j}/track-{index}.wav"))));
@@ -553,10 +553,4 @@ fn cue_sheet(album: &str, file: &Path, report: &AlbumReport) -> String {
         at = t.start_frame + t.frames;
     }
     s
-}
-
-impl Track {
-    fn session_rate(&self) -> Result<u32> {
-        Ok(open_stems(&self.session)?.0[0].sample_rate)
-    }
 }
