@@ -1,22 +1,23 @@
 //! Where a pass's aligned blocks go: the loudness meter, the output writers, the progress
 //! display, and a thread that runs them beside the engine.
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::thread::JoinHandle;
+mod threaded;
+mod writers;
+
+pub use threaded::{ProgressSink, ThreadedSink};
+use writers::StemsVariant;
+pub use writers::{SealedOutputs, VariantPass, VariantWriters, Writers};
 
 use rayon::prelude::*;
 
 use crate::cpu::limiter_apply::gain_stats;
 use crate::cpu::pcm_unpack;
 use crate::dsp::resample::Resampler;
-use crate::engine::{Delivery, GainStats, MeterReadings, PackRequest, PassBlock, PassSink, Signal};
+use crate::engine::{Delivery, GainStats, PackRequest, PassBlock, PassSink, Signal};
 use crate::error::{Error, Result};
-use crate::io::wav_writer::{SealedFile, WavWriter, WrittenFile, sync_folder};
+use crate::io::wav_writer::WavWriter;
 use crate::meter::{EnergyMeter, LoudnessMeter, LoudnessStats};
 use crate::model::SampleFormat;
 use crate::model::SourceEncoding;
-use crate::progress::Progress;
-use crate::publish::Publication;
 use crate::report::render::{GainReduction, StemResidual};
 
 /// Meters the master; writes it and the stems when writers are given.
@@ -186,157 +187,6 @@ impl PassResult {
     /// master file (dBTP).
     pub fn delivered_true_peak_dbtp(&self) -> f64 {
         self.delivered.iter().flatten().map(|l| l.true_peak_dbtp).fold(self.loudness.true_peak_dbtp, f64::max)
-    }
-}
-
-/// Open output writers of a pass: masters, and `stems[output][file]`, one file per stem in plan
-/// order, or with `split_channels` one per stem and channel; `stem_of[output][file]` is the
-/// stem a file carries; and the `mode = "stems"` variants the pass makes beside the main.
-pub struct Writers {
-    pub masters: Vec<WavWriter>,
-    pub stems: Vec<Vec<WavWriter>>,
-    pub stem_of: Vec<Vec<usize>>,
-    pub variants: Vec<VariantWriters>,
-}
-
-/// A `mode = "stems"` variant's writers: its master is the sum of the plan stems `keep` of the
-/// pass (the main's linked stem outputs), its stem files are those stems.
-pub struct VariantWriters {
-    /// Index into `Session::variants`.
-    pub variant: usize,
-    pub keep: Vec<usize>,
-    pub writers: Writers,
-    /// Its master's meter (`MeterScope::Full`: checked like the main's).
-    pub meter: LoudnessMeter,
-}
-
-/// What a pass made of a `mode = "stems"` variant: its master's loudness, and its files (open).
-pub struct VariantPass {
-    pub variant: usize,
-    pub loudness: LoudnessStats,
-    pub writers: Writers,
-}
-
-/// A `mode = "stems"` variant while a pass runs: its writers, its meter, its master's buffer.
-struct StemsVariant {
-    variant: usize,
-    keep: Vec<usize>,
-    writers: Writers,
-    meter: LoudnessMeter,
-    sum: Vec<Vec<f32>>,
-}
-
-impl StemsVariant {
-    /// Sum the kept stems of `block` (in plan order, as the engines sum the master), meter the
-    /// sum and write it and the kept stems.
-    fn block(&mut self, stems: &[Vec<Vec<f32>>], n: usize) -> Result<()> {
-        if stems.is_empty() {
-            return Err(Error::Internal("a stems variant without the pass's stems".into()));
-        }
-        let channels = stems[0].len();
-        self.sum.resize_with(channels, Vec::new);
-        for (c, out) in self.sum.iter_mut().enumerate() {
-            out.clear();
-            out.resize(n, 0.0);
-            for &i in &self.keep {
-                for (o, &x) in out.iter_mut().zip(&stems[i][c][..n]) {
-                    *o += x;
-                }
-            }
-        }
-        let master: Vec<&[f32]> = self.sum.iter().map(|c| &c[..n]).collect();
-        self.meter.add_planar(&master);
-        for w in &mut self.writers.masters {
-            w.write_planar(&master, n)?;
-        }
-        for (ws, of) in self.writers.stems.iter_mut().zip(&self.writers.stem_of) {
-            for (w, &i) in ws.iter_mut().zip(of) {
-                let planes: Vec<&[f32]> = stems[i].iter().map(|c| &c[..n]).collect();
-                w.write_planar(&planes, n)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Writers {
-    /// Whether any stem output is open.
-    pub fn has_stems(&self) -> bool {
-        self.stems.iter().any(|s| !s.is_empty())
-    }
-
-    pub fn none() -> Self {
-        Writers { masters: Vec::new(), stems: Vec::new(), stem_of: Vec::new(), variants: Vec::new() }
-    }
-    /// Finish every file and rename it into place (replacing what is there). Until this,
-    /// nothing is under a final name. A render publishes through `seal` and
-    /// `SealedOutputs::publish` instead, which can refuse to replace.
-    pub fn commit(self) -> Result<(Vec<WrittenFile>, Vec<Vec<WrittenFile>>)> {
-        let sealed = self.seal()?;
-        let mut publication = Publication::new(true);
-        let written = sealed.publish(&mut publication)?;
-        publication.keep();
-        Ok(written)
-    }
-
-    /// Finish every file under its temporary name: flushed, fsynced, hashed.
-    ///
-    /// The files are sealed side by side, one thread each: the fsyncs wait on the disk, not on a
-    /// core, so rayon's pool is not the place for them. Only when every file is sealed can they
-    /// be renamed (`SealedOutputs::publish`), so a failure leaves none of this render's outputs
-    /// under a final name.
-    pub fn seal(self) -> Result<SealedOutputs> {
-        let n_masters = self.masters.len();
-        let shape: Vec<usize> = self.stems.iter().map(Vec::len).collect();
-        let writers: Vec<WavWriter> = self.masters.into_iter().chain(self.stems.into_iter().flatten()).collect();
-        let sealed = std::thread::scope(|scope| {
-            let jobs: Vec<_> = writers.into_iter().map(|w| scope.spawn(move || w.seal())).collect();
-            jobs.into_iter()
-                .map(|j| {
-                    j.join().unwrap_or_else(|_| Err(Error::Internal("a thread sealing an output panicked".into())))
-                })
-                .collect::<Vec<_>>()
-        });
-        // Sealed files of a failed seal are dropped here, which deletes them.
-        let files = sealed.into_iter().collect::<Result<Vec<SealedFile>>>()?;
-        Ok(SealedOutputs { files, n_masters, shape })
-    }
-}
-
-/// A pass's output files, finished under their temporary names (`Writers::seal`); dropping them
-/// deletes them.
-pub struct SealedOutputs {
-    /// Masters, then each stem output's files in plan order.
-    files: Vec<SealedFile>,
-    n_masters: usize,
-    /// Files per stem output.
-    shape: Vec<usize>,
-}
-
-impl SealedOutputs {
-    /// What the files will be once published: masters, and `stems[output][stem]`.
-    pub fn written(&self) -> (Vec<WrittenFile>, Vec<Vec<WrittenFile>>) {
-        let mut all = self.files.iter().map(|f| f.written().clone());
-        let masters: Vec<WrittenFile> = all.by_ref().take(self.n_masters).collect();
-        let stems = self.shape.iter().map(|&n| all.by_ref().take(n).collect()).collect();
-        (masters, stems)
-    }
-
-    /// Rename every file into place through `publication` (which may refuse an existing name:
-    /// then the error names it, and dropping the publication takes back the files already
-    /// renamed); then sync each folder once to make the renames durable.
-    pub fn publish(self, publication: &mut Publication) -> Result<(Vec<WrittenFile>, Vec<Vec<WrittenFile>>)> {
-        let written = self.written();
-        let mut folders: Vec<PathBuf> = self.files.iter().map(SealedFile::folder).collect();
-        folders.sort();
-        folders.dedup();
-        for f in self.files {
-            f.publish(publication)?;
-        }
-        for dir in &folders {
-            sync_folder(dir);
-        }
-        Ok(written)
     }
 }
 
@@ -653,171 +503,5 @@ impl PassSink for OutputSink {
         );
         a?;
         b
-    }
-}
-
-/// Owned copy of a `PassBlock`, to cross to the sink thread.
-struct OwnedBlock {
-    index: u64,
-    len: usize,
-    master: Vec<Vec<f32>>,
-    stems: Vec<Vec<Vec<f32>>>,
-    gain: Option<Vec<f32>>,
-    gain_stats: Option<GainStats>,
-    packed: Vec<Vec<u8>>,
-    over_full_scale: Vec<u64>,
-    meter: Option<MeterReadings>,
-}
-
-fn copy_into(dst: &mut Vec<f32>, src: &[f32]) {
-    dst.clear();
-    dst.extend_from_slice(src);
-}
-
-/// Runs a sink on its own thread so metering, quantising and writing overlap the engine.
-pub struct ThreadedSink<S: PassSink + Send + 'static> {
-    tx: Option<SyncSender<OwnedBlock>>,
-    recycled: Receiver<OwnedBlock>,
-    thread: Option<JoinHandle<(S, Result<()>)>>,
-    /// The inner sink's, asked before it moved to its thread.
-    delivery: Delivery,
-}
-
-impl<S: PassSink + Send + 'static> ThreadedSink<S> {
-    pub fn start(mut inner: S) -> Self {
-        let delivery = inner.delivery();
-        let (tx, rx) = sync_channel::<OwnedBlock>(2);
-        let (back, recycled) = sync_channel::<OwnedBlock>(4);
-        let thread = std::thread::spawn(move || {
-            let mut result = Ok(());
-            for b in rx {
-                result = inner.block(PassBlock {
-                    index: b.index,
-                    len: b.len,
-                    master: &b.master,
-                    stems: &b.stems,
-                    gain: b.gain.as_deref(),
-                    gain_stats: b.gain_stats,
-                    packed: &b.packed,
-                    over_full_scale: &b.over_full_scale,
-                    meter: b.meter.as_ref(),
-                });
-                if result.is_err() {
-                    // Dropping the receiver makes the engine's next send fail, so it stops early.
-                    break;
-                }
-                let _ = back.try_send(b);
-            }
-            (inner, result)
-        });
-        ThreadedSink { tx: Some(tx), recycled, thread: Some(thread), delivery }
-    }
-
-    /// Wait for every block to be processed; return the inner sink.
-    pub fn finish(mut self) -> Result<S> {
-        drop(self.tx.take());
-        let (inner, result) = self
-            .thread
-            .take()
-            .expect("sink thread")
-            .join()
-            .map_err(|_| Error::Internal("output thread panicked".into()))?;
-        result.map(|_| inner)
-    }
-}
-
-/// An unfinished sink (the engine failed) still waits for its thread: the thread owns the output
-/// writers, whose drop deletes the temporary files, and a caller returning the error must not get
-/// ahead of that (`main` would exit with the files still there).
-impl<S: PassSink + Send + 'static> Drop for ThreadedSink<S> {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl<S: PassSink + Send + 'static> PassSink for ThreadedSink<S> {
-    fn delivery(&self) -> Delivery {
-        self.delivery.clone()
-    }
-
-    fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
-        let mut owned = self.recycled.try_recv().unwrap_or(OwnedBlock {
-            index: 0,
-            len: 0,
-            master: Vec::new(),
-            stems: Vec::new(),
-            gain: None,
-            gain_stats: None,
-            packed: Vec::new(),
-            over_full_scale: Vec::new(),
-            meter: None,
-        });
-        owned.index = block.index;
-        owned.len = block.len;
-        owned.master.resize_with(block.master.len(), Vec::new);
-        for (d, s) in owned.master.iter_mut().zip(block.master) {
-            copy_into(d, &s[..block.len]);
-        }
-        owned.stems.resize_with(block.stems.len(), Vec::new);
-        for (d, s) in owned.stems.iter_mut().zip(block.stems) {
-            d.resize_with(s.len(), Vec::new);
-            for (dc, sc) in d.iter_mut().zip(s) {
-                copy_into(dc, &sc[..block.len]);
-            }
-        }
-        match (block.gain, &mut owned.gain) {
-            (Some(g), Some(d)) => copy_into(d, &g[..block.len]),
-            (Some(g), slot) => *slot = Some(g[..block.len].to_vec()),
-            (None, slot) => *slot = None,
-        }
-        owned.gain_stats = block.gain_stats;
-        owned.packed.resize_with(block.packed.len(), Vec::new);
-        for (d, s) in owned.packed.iter_mut().zip(block.packed) {
-            d.clear();
-            d.extend_from_slice(s);
-        }
-        owned.over_full_scale.clear();
-        owned.over_full_scale.extend_from_slice(block.over_full_scale);
-        match (block.meter, &mut owned.meter) {
-            (Some(r), Some(d)) => d.clone_from(r),
-            (Some(r), slot) => *slot = Some(r.clone()),
-            (None, slot) => *slot = None,
-        }
-        let tx = self.tx.as_ref().expect("sink open");
-        if tx.send(owned).is_err() {
-            // The thread stopped on an error: report it now.
-            let (_, result) = self
-                .thread
-                .take()
-                .expect("sink thread")
-                .join()
-                .map_err(|_| Error::Internal("output thread panicked".into()))?;
-            result?;
-            return Err(Error::Internal("output thread stopped".into()));
-        }
-        Ok(())
-    }
-}
-
-/// Reports progress as blocks reach the sink.
-pub struct ProgressSink<'a, S: PassSink> {
-    pub inner: S,
-    pub progress: &'a Progress,
-    pub frames_done: u64,
-}
-
-impl<S: PassSink> PassSink for ProgressSink<'_, S> {
-    fn delivery(&self) -> Delivery {
-        self.inner.delivery()
-    }
-
-    fn block(&mut self, block: PassBlock<'_>) -> Result<()> {
-        self.frames_done += block.len as u64;
-        self.inner.block(block)?;
-        self.progress.advance(self.frames_done);
-        Ok(())
     }
 }

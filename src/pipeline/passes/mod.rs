@@ -1,5 +1,13 @@
 //! The render's passes: the analysis pass (metered, spilled), G solved on the spill and searched
 //! for (`target`), the writing pass, each recorded for the report.
+mod aim;
+mod variants;
+
+pub(super) use aim::Aim;
+use aim::MAX_AIM_WRITES;
+pub(super) use variants::VariantOutcome;
+use variants::{MainResult, remaster_variants};
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -188,145 +196,6 @@ impl Runner<'_> {
     }
 }
 
-/// Bound on the solves that move the limiter's aim at one G (`next_margin_db` usually lands in
-/// one: the reference meter's reading follows the aim dB for dB where the limiter works).
-const MAX_AIM_SOLVES: u32 = 3;
-
-/// Bound on the writing passes repeated to move the aim: one when the solve predicted the peak
-/// (the usual case needs none), a second where there is no spill to predict it (the first aim
-/// is a measured default) or the writing pass reads otherwise.
-const MAX_AIM_WRITES: u32 = 2;
-
-/// How much lower than the limiter-level guarantee the aim may go when a master is resampled:
-/// the overshoot resampling after a limiter can add (design/deliverables.md, up to a dB).
-const RESAMPLED_AIM_ALLOWANCE_DB: f64 = 1.0;
-
-/// The limiter's aim (design/mastering.md "The limiter uses its ceiling"): `margin_db` under the
-/// ceiling, moved from the reference meter's true-peak readings, by solves where there is a spill,
-/// else by repeating the writing pass, within the oversampling's `AimBounds`.
-pub(super) struct Aim {
-    ceiling_dbtp: f64,
-    bounds: Option<AimBounds>,
-    margin_db: f64,
-    /// Each solve that `reach_target` read: a writing pass at a solved G aims as that solve did.
-    solved_at: Vec<SolvedAt>,
-    /// Solves and writing passes run only to move the aim (the cost of the measured margin).
-    moves: u32,
-}
-
-/// A solve `reach_target` read: its G, the aim's margin, and what it predicted of the peak.
-#[derive(Debug, Clone, Copy)]
-struct SolvedAt {
-    gain_db: f64,
-    margin_db: f64,
-    true_peak_dbtp: f64,
-    limited: bool,
-}
-
-impl Aim {
-    pub(super) fn new(session: &Session) -> Option<Aim> {
-        let m = session.master.as_ref()?;
-        let mut bounds = aim_bounds(m.oversampling as usize);
-        // A master delivered at another rate can peak over the limited master it is resampled from
-        // (design/deliverables.md "Output formats": up to a dB): the aim may go that much lower.
-        if session.outputs.iter().any(|o| o.kind == OutputKind::Master && o.sample_rate.is_some())
-            && let Some(b) = bounds.as_mut()
-        {
-            b.most_db += RESAMPLED_AIM_ALLOWANCE_DB;
-        }
-        Some(Aim {
-            ceiling_dbtp: m.ceiling_dbtp,
-            bounds,
-            margin_db: bounds.map_or(0.0, |b| b.first_db),
-            solved_at: Vec::new(),
-            moves: 0,
-        })
-    }
-
-    /// The aim `margin_db` under the session's ceiling (a segmented render's phases 3 and 4 take
-    /// phase 2's).
-    pub(super) fn at_margin(session: &Session, margin_db: f64) -> Option<Aim> {
-        Aim::new(session).map(|a| Aim { margin_db, ..a })
-    }
-
-    /// The margin under the ceiling now (dB).
-    pub(super) fn margin_db(&self) -> f64 {
-        self.margin_db
-    }
-
-    /// The aim now (dBTP): the plan's limiter ceiling (`plan::with_aim`).
-    pub(super) fn aim(&self) -> f32 {
-        aim_db(self.ceiling_dbtp, self.margin_db)
-    }
-
-    /// The loudness at `gain_db`, by `solve` (one solve at an aim); where it lands on `target`,
-    /// the aim is solved there too: while the predicted true peak is outside the accepted band, the
-    /// aim moves and G is solved again (at most MAX_AIM_SOLVES). The render's search and the
-    /// segmented solve (`segments::analyse`) both find the aim this way.
-    pub(super) fn solve_at(
-        &mut self,
-        gain_db: f64,
-        target: f64,
-        mut solve: impl FnMut(f32) -> Result<Solved>,
-    ) -> Result<f64> {
-        let mut moves = 0;
-        loop {
-            let s = solve(self.aim())?;
-            let landed = (s.lufs - target).abs() <= LOUDNESS_TOLERANCE_LU;
-            if landed && moves < MAX_AIM_SOLVES && self.moved(s.true_peak_dbtp, s.limited) {
-                moves += 1;
-                continue;
-            }
-            let margin_db = self.margin_db;
-            let (true_peak_dbtp, limited) = (s.true_peak_dbtp, s.limited);
-            self.solved_at.push(SolvedAt { gain_db, margin_db, true_peak_dbtp, limited });
-            return Ok(s.lufs);
-        }
-    }
-
-    /// Before writing at `gain_db`: a G a solve read is written at the aim it was read at, and
-    /// where that reading was outside the band (the search stopped out of reach, or short, where
-    /// `solve_at` does not move the aim), the aim is solved at this G first, by `solve` when there
-    /// is one (else the writing pass verifies it).
-    pub(super) fn settle(&mut self, gain_db: f64, solve: Option<&mut dyn FnMut(f32) -> Result<Solved>>) {
-        let Some(at) = self.solved_at.iter().rev().find(|s| s.gain_db == gain_db).copied() else { return };
-        self.margin_db = at.margin_db;
-        let Some(solve) = solve else { return };
-        let (mut true_peak_dbtp, mut limited) = (at.true_peak_dbtp, at.limited);
-        let mut moves = 0;
-        while moves < MAX_AIM_SOLVES && self.moved(true_peak_dbtp, limited) {
-            moves += 1;
-            match solve(self.aim()) {
-                Ok(s) => (true_peak_dbtp, limited) = (s.true_peak_dbtp, s.limited),
-                // The writing pass verifies the aim without the solve.
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Whether a writing pass that read `true_peak_dbtp` would move the aim (and be repeated).
-    pub(super) fn would_move(&self, true_peak_dbtp: f64, limited: bool) -> bool {
-        self.bounds
-            .is_some_and(|b| next_margin_db(&b, self.ceiling_dbtp, self.margin_db, true_peak_dbtp, limited).is_some())
-    }
-
-    /// Move the aim after a pass read `true_peak_dbtp`: whether it moved.
-    fn moved(&mut self, true_peak_dbtp: f64, limited: bool) -> bool {
-        let next =
-            self.bounds.and_then(|b| next_margin_db(&b, self.ceiling_dbtp, self.margin_db, true_peak_dbtp, limited));
-        if let Some(m) = next {
-            self.margin_db = m;
-            self.moves += 1;
-        }
-        next.is_some()
-    }
-
-    pub(super) fn report(&self) -> LimiterAim {
-        let aim = self.aim() as f64;
-        LimiterAim { aim_dbtp: aim, margin_db: self.ceiling_dbtp - aim, aim_moves: self.moves }
-    }
-}
-
 /// A spill a writing pass replays: the bus, or the stems' contributions (stem-major), which the
 /// pass sums whether or not it delivers the stems.
 #[derive(Clone, Copy)]
@@ -495,49 +364,6 @@ pub(super) struct PassesOutcome {
     pub(super) measures: Option<StemMeasures>,
     /// Why the reference mix was not nulled (its rate or channels), when it was not.
     pub(super) reference_note: Option<String>,
-}
-
-/// What a render made of one variant (design/deliverables.md "Variants").
-pub(super) struct VariantOutcome {
-    /// Index into `Session::variants`.
-    pub(super) variant: usize,
-    /// Its G: the main's, or its own (`loudness = "own"`).
-    pub(super) gain_db: f64,
-    /// G values tried for it (0: it took the main's).
-    pub(super) iterations: u32,
-    /// Its master as written.
-    pub(super) loudness: LoudnessStats,
-    /// Its own limiter's gain reduction (remaster; a stems variant carries the main's envelope).
-    pub(super) reduction: Option<GainReduction>,
-    pub(super) limiter: Option<LimiterAim>,
-    /// Its own passes (remaster: solves and writing passes; a stems variant is made in the main's).
-    pub(super) passes: Vec<PassRecord>,
-    pub(super) outputs: SealedOutputs,
-}
-
-impl VariantOutcome {
-    /// A `mode = "stems"` variant, made in the main's writing pass.
-    fn of_stems(v: VariantPass, gain_db: f64) -> Result<VariantOutcome> {
-        Ok(VariantOutcome {
-            variant: v.variant,
-            gain_db,
-            iterations: 0,
-            loudness: v.loudness,
-            reduction: None,
-            limiter: None,
-            passes: Vec::new(),
-            outputs: v.writers.seal()?,
-        })
-    }
-}
-
-/// What the main's passes leave for the remaster variants.
-struct MainResult<'a> {
-    gain_db: f64,
-    /// The main's limiter margin under the ceiling at its last writing pass.
-    margin_db: Option<f64>,
-    /// The analysis pass's linked stem contributions, where they were spilled.
-    stem_spill: Option<&'a Spill>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -709,135 +535,6 @@ pub(super) fn run_passes(
     };
     remaster_variants(&mut runner, out_plan, variant_files, &main, &mut outcome, spill_dir)?;
     Ok((outcome, runner.passes))
-}
-
-/// The `mode = "remaster"` variants, each with its own limiter (and its own G for
-/// `loudness = "own"`), added to `outcome.variants` in session order. Where the analysis pass
-/// spilled the stems' contributions, they are replayed on the host (the CPU engine: decoding, EQ and
-/// process chains ran once, on the render's engine, for the main and every variant); without that
-/// spill (no loudness target, `--spill bus|none`, no room), each remaster decodes and filters the
-/// stems again on the render's engine.
-fn remaster_variants(
-    runner: &mut Runner<'_>,
-    out_plan: &RenderPlan,
-    variant_files: &[VariantFiles],
-    main: &MainResult<'_>,
-    outcome: &mut PassesOutcome,
-    spill_dir: &Path,
-) -> Result<()> {
-    let session = runner.session;
-    let mut host = Runner {
-        session,
-        engine: Box::new(crate::cpu::engine::CpuEngine::new()),
-        progress: runner.progress,
-        passes: Vec::new(),
-        // The proof page shows the main: a variant's passes gather no curves.
-        proof: false,
-        measures: None,
-        reference_note: None,
-    };
-    for vf in variant_files {
-        let variant = &session.variants[vf.variant];
-        if variant.mode != VariantMode::Remaster {
-            continue;
-        }
-        runner.note(&format!("stemforge: variant `{}` (remaster)", variant.name));
-        let weights: Vec<f32> = out_plan.stems.iter().map(|sp| variant.weight(sp.index)).collect();
-        let r: &mut Runner<'_> = if main.stem_spill.is_some() { &mut host } else { runner };
-        let first_pass = r.passes.len();
-        let made = remaster(r, out_plan, vf, &weights, main, spill_dir)?;
-        let passes = r.passes.split_off(first_pass);
-        outcome.variants.push(VariantOutcome { passes, ..made });
-    }
-    outcome.variants.sort_by_key(|v| v.variant);
-    Ok(())
-}
-
-/// One remaster variant (`remaster_variants`).
-fn remaster(
-    runner: &mut Runner<'_>,
-    out_plan: &RenderPlan,
-    vf: &VariantFiles,
-    weights: &[f32],
-    main: &MainResult<'_>,
-    spill_dir: &Path,
-) -> Result<VariantOutcome> {
-    let session = runner.session;
-    let variant = &session.variants[vf.variant];
-    let master = session.master.as_ref();
-    let replay = main.stem_spill;
-    // The stems are delivered only for its stem files: a master-only remaster replays the stems'
-    // contributions (level-matched) or its own bus spill (`own`) and delivers the master alone.
-    let stems = vf.files.iter().any(|f| f.stem_index.is_some());
-    let made = |result: PassResult, gain_db, iterations, limiter| {
-        Ok::<_, Error>(VariantOutcome {
-            variant: vf.variant,
-            gain_db,
-            iterations,
-            loudness: result.loudness,
-            reduction: master.map(|_| result.reduction),
-            limiter,
-            passes: Vec::new(),
-            outputs: result.writers.seal()?,
-        })
-    };
-    let target = master.and_then(|m| m.target_lufs).filter(|_| variant.loudness == VariantLoudness::Own);
-    let Some(target) = target else {
-        // Level-matched: the main's G, the limiter starting from the main's aim.
-        let mut aim = main.margin_db.and_then(|m| Aim::at_margin(session, m));
-        let params = PassParams { gain_db: main.gain_db, limit: master.is_some(), stems };
-        let kind = if master.is_some() { "limiter" } else { "sum" };
-        let replay = replay.map(|spill| Replay { spill, stems: true });
-        let result = write_pass(runner, out_plan, aim.as_mut(), params, kind, &vf.files, &[], replay, Some(weights))?;
-        let limiter = aim.as_ref().map(Aim::report);
-        return made(result, main.gain_db, 0, limiter);
-    };
-    // Its own G: the variant's bus (the spilled contributions, weighed and summed) metered and
-    // spilled for the solves, then the same search as the main's.
-    let mut first = main.gain_db;
-    let bus = match replay {
-        Some(stems) => {
-            let mut meter = LoudnessMeter::with_scope(
-                out_plan.bus_channels(),
-                out_plan.sample_rate,
-                Some(out_plan.layout),
-                MeterScope::Integrated,
-            )?;
-            match mix_spill(stems, weights, out_plan.bus_channels(), spill_dir, &mut meter) {
-                Ok(bus) => {
-                    let l = meter.result().integrated_lufs;
-                    unmeasurable_bus(session, out_plan, l, target)?;
-                    first = target - l;
-                    Some(bus)
-                }
-                Err(e) => {
-                    runner.note(&format!(
-                        "stemforge: note: cannot spill variant `{}`'s bus ({e}); its G is found by repeating its writing pass",
-                        variant.name
-                    ));
-                    None
-                }
-            }
-        }
-        None => None,
-    };
-    let mut aim = Aim::new(session).ok_or_else(|| Error::Internal("a loudness target without a master".into()))?;
-    let mut search = Search {
-        runner,
-        spill: bus,
-        stem_spill: replay,
-        replay: replay.is_some(),
-        plan: out_plan,
-        files: &vf.files,
-        variants: &[],
-        weights: Some(weights),
-        stems,
-        aim: &mut aim,
-        target,
-    };
-    let reached = reach_target(&mut search, target, first)?;
-    let (written, limiter) = reached.written;
-    made(written, reached.gain_db, reached.iterations, Some(limiter))
 }
 
 /// Refuse a bus whose integrated loudness `l` gives no sane G for `target`: a silent one (under
