@@ -95,31 +95,39 @@ fn ebu_r128_s1_fails_on_its_short_term_limit_and_ebu_r128_passes() {
 #[test]
 fn each_programme_profile_sets_its_target_and_ceiling() {
     let d = tempfile::tempdir().unwrap();
-    for (profile, target, ceiling, tolerance) in
-        [("arib-tr-b32", -24.0, -1.0, 1.0), ("streaming", -14.0, -1.0, 1.0), ("apple-music", -16.0, -1.0, 1.0)]
+    let mut hashes = Vec::new();
+    let profiles = [
+        ("arib-tr-b32", -24.0, -1.0, 1.0),
+        ("streaming", -14.0, -1.0, 1.0),
+        ("apple-music", -16.0, -1.0, 1.0),
+        // Without a dialogue stem ATSC A/85 normalises the programme.
+        ("atsc-a85", -24.0, -2.0, 2.0),
+    ];
+    for ((profile, target, ceiling, tolerance), engine) in
+        profiles.into_iter().flat_map(|p| engines().into_iter().map(move |e| (p, e)))
     {
-        let dir = d.path().join(profile);
+        let dir = d.path().join(format!("{profile}-{engine}"));
         let s = session(&dir, profile);
         let rep = dir.join("report.json");
-        render(&s, &dir.join("out"), "cpu", &["--report", rep.to_str().unwrap()], 0);
+        render(&s, &dir.join("out"), engine, &["--report", rep.to_str().unwrap()], 0);
         let r = report(&rep);
         assert_eq!(r["profile"]["target_lufs"], target, "{profile}");
         assert_eq!(r["profile"]["ceiling_dbtp"], ceiling, "{profile}");
         assert_eq!(r["profile"]["tolerance_lu"], tolerance, "{profile}");
+        assert_eq!(r["normalisation"]["rule"], "programme");
         let (l, tp, _) = ffmpeg_loudness(&dir.join("out/master.wav"));
-        assert!((l - target).abs() <= 0.1 && tp <= ceiling, "{profile}: ffmpeg reads {l} LUFS, {tp} dBTP");
+        assert!((l - target).abs() <= 0.1 && tp <= ceiling, "{profile} {engine}: ffmpeg reads {l} LUFS, {tp} dBTP");
+        hashes.push(((profile, engine), r["outputs"][0]["sha256"].clone()));
+    }
+    // Both engines deliver the same file for each profile.
+    for pair in hashes.chunks(2).filter(|c| c.len() == 2) {
+        assert_eq!(pair[0].1, pair[1].1, "{pair:?}");
     }
 }
 
 #[test]
-fn a_dialogue_profile_is_refused_until_render_gates_on_dialogue() {
+fn an_unknown_profile_is_exit_2_naming_the_profiles() {
     let d = tempfile::tempdir().unwrap();
-    let s = session(d.path(), "netflix");
-    let err = render(&s, &d.path().join("out"), "cpu", &[], 2);
-    assert!(
-        err.contains("master.profile") && err.contains("dialogue-gated") && err.contains("measure --dialogue"),
-        "{err}"
-    );
     let s = session(&d.path().join("bad"), "bbc");
     let err = render(&s, &d.path().join("bad/out"), "cpu", &[], 2);
     assert!(err.contains("\"bbc\"") && err.contains("ebu-r128-s1"), "{err}");

@@ -315,8 +315,10 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
             release_ms: 60.0,
             oversampling: 4,
             profile: None,
+            dialogue: false,
         });
-        (m.target_lufs, m.ceiling_dbtp, m.profile) = (Some(target), ceiling, None);
+        // An album normalises each track's programme loudness (design/deliverables.md "Albums").
+        (m.target_lufs, m.ceiling_dbtp, m.profile, m.dialogue) = (Some(target), ceiling, None, false);
         // A sequence takes its parts from a per-track output of its format and dither when there
         // is one (the sequence then equals those files and the gaps, sample for sample; a second
         // output of the same format would have its own dither), else from an output of its own.

@@ -126,6 +126,11 @@ impl SymphoniaReader {
             return Err(Error::input(path, format!("{container} file has 0 channels")).into());
         }
         let channel_mask = match channels_desc {
+            // FLAC states no mask: its channel order is implied by the count (RFC 9639 9.1.3), and
+            // its six channels are L R C LFE and the surround pair, which symphonia labels as the
+            // back pair and ffmpeg as the side pair. The order is what routing needs; a label
+            // read from the count would only warn about a difference the file does not state.
+            _ if container == "flac" => None,
             // symphonia's first 18 positions are WAVEFORMATEXTENSIBLE's dwChannelMask bits.
             Channels::Positioned(p) if p.bits() < (1 << 18) => Some(p.bits() as u32),
             _ => None,

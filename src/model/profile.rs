@@ -12,6 +12,15 @@ pub enum Normalised {
     Dialogue,
 }
 
+/// Where dialogue is too sparse to normalise on: Netflix's rule that a programme with dialogue in
+/// under `below_percent` of it is normalised on its programme loudness instead.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ProgrammeFallback {
+    pub below_percent: f64,
+    pub target_lufs: f64,
+    pub tolerance_lu: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
     pub name: &'static str,
@@ -22,6 +31,11 @@ pub struct Profile {
     pub ceiling_dbtp: f64,
     /// EBU R128 s1: no 3 s short-term reading above this, LUFS.
     pub max_short_term_lufs: Option<f64>,
+    /// `Dialogue` profiles: whether a session needs a stem with role "dialogue" (Netflix), or
+    /// normalises its programme without one (ATSC A/85: "the anchor element" where there is one).
+    pub needs_dialogue_stem: bool,
+    /// Netflix: the programme rule where dialogue is under 15 % of the programme.
+    pub fallback: Option<ProgrammeFallback>,
 }
 
 /// Every profile of the table, in its order.
@@ -38,14 +52,20 @@ impl Profile {
             tolerance_lu,
             ceiling_dbtp,
             max_short_term_lufs,
+            needs_dialogue_stem: false,
+            fallback: None,
         };
         use Normalised::*;
         Some(match name {
             "ebu-r128" => p("ebu-r128", Programme, -23.0, 0.5, -1.0, None),
             "ebu-r128-s1" => p("ebu-r128-s1", Programme, -23.0, 0.5, -1.0, Some(-18.0)),
-            "atsc-a85" => p("atsc-a85", Programme, -24.0, 2.0, -2.0, None),
+            "atsc-a85" => p("atsc-a85", Dialogue, -24.0, 2.0, -2.0, None),
             "arib-tr-b32" => p("arib-tr-b32", Programme, -24.0, 1.0, -1.0, None),
-            "netflix" => p("netflix", Dialogue, -27.0, 2.0, -2.0, None),
+            "netflix" => Profile {
+                needs_dialogue_stem: true,
+                fallback: Some(ProgrammeFallback { below_percent: 15.0, target_lufs: -24.0, tolerance_lu: 2.0 }),
+                ..p("netflix", Dialogue, -27.0, 2.0, -2.0, None)
+            },
             "streaming" => p("streaming", Programme, -14.0, 1.0, -1.0, None),
             "apple-music" => p("apple-music", Programme, -16.0, 1.0, -1.0, None),
             _ => return None,
@@ -54,15 +74,21 @@ impl Profile {
 
     /// The profile's checks on the master as delivered: loudness within the QC tolerance, true
     /// peak under the ceiling, and the profile's own (EBU R128 s1's max short-term).
-    /// `loudness` is what the profile normalises (`normalised`), read on the master as delivered.
-    pub fn checks(&self, loudness: f64, true_peak_dbtp: f64, max_short_term_lufs: f64) -> Vec<ProfileCheck> {
+    /// `loudness` is what the render normalised (`normalised`, or the programme under the
+    /// fallback rule: `fallback` says so), read on the master as delivered.
+    pub fn checks(
+        &self,
+        loudness: f64,
+        fallback: bool,
+        true_peak_dbtp: f64,
+        max_short_term_lufs: f64,
+    ) -> Vec<ProfileCheck> {
+        let (target, tolerance) = match self.fallback.filter(|_| fallback) {
+            Some(f) => (f.target_lufs, f.tolerance_lu),
+            None => (self.target_lufs, self.tolerance_lu),
+        };
         let mut out = vec![
-            ProfileCheck::at_most(
-                "loudness (distance from the target)",
-                (loudness - self.target_lufs).abs(),
-                self.tolerance_lu,
-                "LU",
-            ),
+            ProfileCheck::at_most("loudness (distance from the target)", (loudness - target).abs(), tolerance, "LU"),
             ProfileCheck::at_most("true peak", true_peak_dbtp, self.ceiling_dbtp, "dBTP"),
         ];
         if let Some(limit) = self.max_short_term_lufs {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::normalise::Rule;
 use super::outputs::{PlannedFile, check_writes, folder_of, plan_all_outputs, sweep};
 use super::passes::{VariantOutcome, run_passes};
 use super::sink::SealedOutputs;
@@ -233,8 +234,19 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     let master = session.master.as_ref();
     let mut problems = Vec::new();
     let after = result.loudness;
-    if let Some(target) = master.and_then(|m| m.target_lufs)
-        && (after.integrated_lufs - target).abs() > LOUDNESS_TOLERANCE_LU
+    // What the render normalised, as the master was written: its integrated loudness, or its
+    // dialogue-gated loudness (`pipeline::normalise`), to the rule's target.
+    let normalised = result.normalisation.as_ref();
+    let (target_lufs, reading) = match normalised {
+        Some(n) => (Some(n.target_lufs), n.reading_lufs),
+        None => (master.and_then(|m| m.target_lufs), after.integrated_lufs),
+    };
+    let what = match normalised.map(|n| n.rule) {
+        Some(Rule::Dialogue) => "dialogue-gated loudness",
+        _ => "integrated loudness",
+    };
+    if let Some(target) = target_lufs
+        && (reading - target).abs() > LOUDNESS_TOLERANCE_LU
     {
         let ceiling = master.map_or(f64::NAN, |m| m.ceiling_dbtp);
         problems.push(match result.verdict {
@@ -242,16 +254,16 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
                 "target {target:.2} LUFS is out of reach at ceiling {ceiling:.2} dBTP: the loudest reachable is {:.2} LUFS \
                  at G = {:+.2} dB ({MAX_PUSH_DB:.0} dB past the unlimited gain, where more G only distorts; lower the \
                  target or raise the ceiling)",
-                after.integrated_lufs, result.gain_db
+                reading, result.gain_db
             ),
             Verdict::OutOfReach { too_loud: true } => format!(
                 "target {target:.2} LUFS is out of reach: the quietest reachable is {:.2} LUFS at G = {:+.2} dB",
-                after.integrated_lufs, result.gain_db
+                reading, result.gain_db
             ),
             _ => format!(
-                "integrated loudness {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU \
+                "{what} {:.2} LUFS misses the target {:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} LU \
                  after {} values of G (the closest reading was at G = {:+.2} dB)",
-                after.integrated_lufs, target, result.iterations, result.gain_db
+                reading, target, result.iterations, result.gain_db
             ),
         });
     }
@@ -264,7 +276,8 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     // The profile's own checks (its QC tolerance, EBU R128 s1's short-term limit) on the master
     // as written; the target and the ceiling above are the profile's.
     let profile = master.and_then(|m| m.profile.as_deref()).and_then(crate::model::Profile::named).map(|p| {
-        let checks = p.checks(after.integrated_lufs, after.true_peak_dbtp, after.max_short_term_lufs);
+        let fallback = normalised.is_some_and(|n| n.rule == Rule::ProgrammeSparseDialogue);
+        let checks = p.checks(reading, fallback, after.true_peak_dbtp, after.max_short_term_lufs);
         crate::report::render::ProfileReport { profile: p, checks }
     });
     for c in profile.iter().flat_map(|p| &p.checks).filter(|c| !c.passed) {
@@ -361,7 +374,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         duration_s: duration,
         loudness_before: result.before,
         loudness_after: after,
-        target_lufs: master.and_then(|m| m.target_lufs),
+        target_lufs,
         ceiling_dbtp: master.map(|m| m.ceiling_dbtp),
         gain_db: result.gain_db,
         gain_reduction: master.map(|_| result.reduction),
@@ -371,6 +384,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         iterations: result.iterations,
         passes,
         profile,
+        normalisation: result.normalisation.clone(),
         variants,
         spec_met: problems.is_empty(),
         spec_problems: problems,

@@ -20,6 +20,7 @@
 //! brackets writing passes when it misses.
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
+use super::normalise::DialogueGate;
 use super::spill::{Spill, SpillSource};
 use crate::cpu::limiter::LimiterFifo;
 use crate::cpu::limiter_apply;
@@ -35,7 +36,8 @@ const AHEAD: usize = 3;
 /// What the chain would deliver at one G and one aim (`LimiterPlan::ceiling_db`).
 #[derive(Debug, Clone, Copy)]
 pub struct Solved {
-    /// Integrated loudness of the limited bus, LUFS.
+    /// Integrated loudness of the limited bus, LUFS; its dialogue-gated loudness when the solve
+    /// gates on dialogue (`pipeline::normalise`).
     pub lufs: f64,
     /// Its true peak by the reference meter, dBTP, the highest of the bus at its own rate and of
     /// it resampled to every rate a master is delivered at: the limiter's aim is solved from it.
@@ -50,6 +52,7 @@ pub struct Solved {
 /// true peaks). `progress` gets the frames metered. `delivered_rates`: the other rates masters are
 /// delivered at; the limited bus is resampled to each (`dsp::resample`, as the writing sink does)
 /// and its true peak metered there too, since resampling after the limiter can pass the ceiling.
+/// `dialogue`: read the limited bus's loudness gated on the dialogue instead.
 #[allow(clippy::too_many_arguments)]
 pub fn solve_gain(
     spill: &Spill,
@@ -58,11 +61,15 @@ pub fn solve_gain(
     sample_rate: u32,
     delivered_rates: &[u32],
     gain_db: f64,
+    dialogue: Option<&DialogueGate>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Solved> {
     let (ch, b) = (spill.channels, spill.block);
     let total = spill.blocks();
     let mut meter = LoudnessMeter::with_scope(ch, sample_rate, Some(layout), MeterScope::Integrated)?;
+    if dialogue.is_some() {
+        meter.keep_blocks()?;
+    }
     let mut peaks = TruePeakMeter::new(ch, sample_rate)?;
     let mut resampled = delivered_rates
         .iter()
@@ -112,7 +119,13 @@ pub fn solve_gain(
                 p.add_planar(&out.iter().map(|c| &c[..n]).collect::<Vec<_>>());
                 true_peak = true_peak.max(p.true_peak_dbtp());
             }
-            (meter.result().integrated_lufs, true_peak)
+            let lufs = match (dialogue, meter.block_energies()) {
+                (Some(gate), Some(blocks)) => {
+                    gate.read(blocks, gain_db).dialogue_gated_lufs.unwrap_or(f64::NEG_INFINITY)
+                }
+                _ => meter.result().integrated_lufs,
+            };
+            (lufs, true_peak)
         });
 
         let limited = limit_blocks(limiter, ch, b, total, gain_db, read_rx, read_back, |k, y| {

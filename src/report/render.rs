@@ -93,6 +93,33 @@ pub struct ProfileReport {
     pub checks: Vec<crate::model::ProfileCheck>,
 }
 
+/// What the render normalised (design/deliverables.md "Delivery profiles" and "Dialogue-gated
+/// loudness"), read on the master as delivered.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NormalisationReport {
+    /// "programme", "dialogue", or "programme_sparse_dialogue" (Netflix's rule for a programme
+    /// with dialogue in under 15 % of it).
+    pub rule: crate::pipeline::normalise::Rule,
+    pub target_lufs: f64,
+    /// What the rule reads of the master as delivered: its dialogue-gated loudness under the
+    /// dialogue rule, else its integrated loudness.
+    #[serde(serialize_with = "crate::meter::finite_or_null")]
+    pub reading_lufs: f64,
+    /// The master's programme loudness (BS.1770-4, gated), whatever the rule.
+    #[serde(serialize_with = "crate::meter::finite_or_null")]
+    pub programme_lufs: f64,
+    /// On a session that gates on dialogue: the master's dialogue-gated loudness (BS.1770-1
+    /// style, no relative gate), the dialogue percentage and the blocks counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialogue: Option<crate::meter::DialogueLoudness>,
+    /// The stems it gates on (role "dialogue").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dialogue_stems: Vec<String>,
+    /// How dialogue is found: on the dialogue stems, not by a speech classifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+}
+
 /// One variant as rendered.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VariantRecord {
@@ -155,6 +182,9 @@ pub struct RenderReport {
     /// (design/deliverables.md "Delivery profiles").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileReport>,
+    /// With a loudness target: what was normalised and its readings on the master as delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<NormalisationReport>,
     /// Each `[[variants]]` entry, checked like the main (design/deliverables.md "Variants").
     pub variants: Vec<VariantRecord>,
     /// Whether the loudness target and the true-peak ceiling were met (the main's and every
@@ -222,6 +252,25 @@ pub fn print(r: &RenderReport, json: bool) {
         r.iterations,
         writing
     );
+    if let Some(n) = &r.normalisation
+        && let Some(d) = &n.dialogue
+    {
+        let rule = match n.rule {
+            crate::pipeline::normalise::Rule::Dialogue => "normalised on dialogue".to_string(),
+            crate::pipeline::normalise::Rule::ProgrammeSparseDialogue => {
+                format!("dialogue in under 15 % of the programme: normalised on the programme to {:.1}", n.target_lufs)
+            }
+            crate::pipeline::normalise::Rule::Programme => "normalised on the programme".to_string(),
+        };
+        eprintln!(
+            "  dialogue-gated {} LUFS (stems {}; stem gating, not a speech classifier), programme {} LUFS, \
+             dialogue {:.1} % of the programme: {rule}",
+            d.dialogue_gated_lufs.map_or("-".to_string(), |v| crate::report::fmt_db(v, 2)),
+            n.dialogue_stems.join(", "),
+            crate::report::fmt_db(n.programme_lufs, 2),
+            d.dialogue_percent,
+        );
+    }
     for st in &r.process_stages {
         if let Some(gr) = st.gain_reduction {
             let on = st.stem.as_ref().map_or("the bus".to_string(), |s| format!("stem `{s}`"));

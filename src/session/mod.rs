@@ -89,7 +89,14 @@ pub struct Master {
     pub oversampling: u32,
     /// The profile name when one set the target and ceiling.
     pub profile: Option<String>,
+    /// The target is for the programme's loudness gated on its dialogue stems (the stems with
+    /// role "dialogue", design/deliverables.md "Dialogue-gated loudness"), not its integrated
+    /// loudness: a `Dialogue` profile, on a session with a dialogue stem.
+    pub dialogue: bool,
 }
+
+/// The role of the stems dialogue gating listens to.
+pub const DIALOGUE_ROLE: &str = "dialogue";
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Output {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod exact_fir;
 pub mod gpu_harness;
 pub mod gpu_parity;
+pub mod loudness_ref;
 pub mod rng;
 pub mod signals;
 pub mod slurm;

@@ -19,6 +19,7 @@ use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::model::OutputKind;
 use crate::paths;
+use crate::pipeline::normalise::{self, Normalise, Rule, dialogue_stems};
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
 use crate::pipeline::proof::{MixProbe, StemMeasures, StemProbe};
 use crate::pipeline::sink::{
@@ -30,7 +31,7 @@ use crate::pipeline::spill::{Spill, SpillMode, SpillSource, SpillTee, SpillWrite
 use crate::pipeline::target::{GainSearch, LOUDNESS_TOLERANCE_LU, MAX_GAIN_DB, Verdict, reach_target};
 use crate::progress::Progress;
 use crate::report::render::GainReduction;
-use crate::report::render::{LimiterAim, PassRecord, StemResidual};
+use crate::report::render::{LimiterAim, NormalisationReport, PassRecord, StemResidual};
 use crate::session::{Session, VariantLoudness, VariantMode};
 
 pub(super) fn open_readers(session: &Session, plan: &RenderPlan) -> Result<Vec<Box<dyn io::BlockReader>>> {
@@ -47,6 +48,12 @@ pub(super) struct Runner<'a> {
     proof: bool,
     measures: Option<StemMeasures>,
     reference_note: Option<String>,
+    /// What the render normalises, once the analysis pass has decided (`Normalise::decide`):
+    /// every later pass keeps the master's block energies when it gates on dialogue.
+    normalise: Option<Normalise>,
+    /// The dialogue stems (plan order) the next pass meters (the analysis pass's, on a session
+    /// that gates on dialogue).
+    dialogue_tap: Option<Vec<usize>>,
 }
 
 impl Runner<'_> {
@@ -70,7 +77,11 @@ impl Runner<'_> {
         // A bus stage that cannot be shared out among the stems (allowed by `allow_residual`):
         // the writing pass measures what the stems miss.
         let residual = params.stems && writers.has_stems() && plan.bus_process.iter().any(|p| !p.shares_with_stems());
+        let tap = self.dialogue_tap.take();
+        let keep_blocks = tap.is_some() || self.normalise.as_ref().is_some_and(Normalise::needs_blocks);
         let sink = OutputSink::new(meter, writers)?
+            .keep_blocks(keep_blocks)?
+            .dialogue_tap(tap, plan.layout)?
             .programme_frames(plan.frames)
             .limited_master(params.limit)
             .device_meter(self.engine.meter_on_device(plan))
@@ -135,7 +146,8 @@ impl Runner<'_> {
             .collect();
         rates.sort_unstable();
         rates.dedup();
-        let solved = solve_gain(spill, limiter, plan.layout, fs, &rates, gain_db, &|done| progress.advance(done));
+        let gate = self.normalise.as_ref().filter(|n| n.rule == Rule::Dialogue).and_then(|n| n.gate.as_ref());
+        let solved = solve_gain(spill, limiter, plan.layout, fs, &rates, gain_db, gate, &|done| progress.advance(done));
         self.progress.finish_pass();
         let s = solved?;
         let aim = Some(limiter.ceiling_db as f64);
@@ -321,7 +333,11 @@ impl GainSearch for Search<'_, '_> {
             replay,
             self.weights,
         )?;
-        Ok((result.loudness.integrated_lufs, (result, self.aim.report())))
+        let lufs = match &self.runner.normalise {
+            Some(n) => n.read(&result.loudness, result.blocks.as_deref(), gain_db)?,
+            None => result.loudness.integrated_lufs,
+        };
+        Ok((lufs, (result, self.aim.report())))
     }
 }
 
@@ -364,6 +380,8 @@ pub(super) struct PassesOutcome {
     pub(super) measures: Option<StemMeasures>,
     /// Why the reference mix was not nulled (its rate or channels), when it was not.
     pub(super) reference_note: Option<String>,
+    /// With a loudness target: what was normalised, read on the master written.
+    pub(super) normalisation: Option<NormalisationReport>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -380,8 +398,17 @@ pub(super) fn run_passes(
     spill_mode: SpillMode,
     proof: bool,
 ) -> Result<(PassesOutcome, Vec<PassRecord>)> {
-    let mut runner =
-        Runner { session, engine, progress, passes: Vec::new(), proof, measures: None, reference_note: None };
+    let mut runner = Runner {
+        session,
+        engine,
+        progress,
+        passes: Vec::new(),
+        proof,
+        measures: None,
+        reference_note: None,
+        normalise: None,
+        dialogue_tap: None,
+    };
     let master = session.master.as_ref();
     let limit = master.is_some();
     let mut aim = Aim::new(session);
@@ -410,6 +437,7 @@ pub(super) fn run_passes(
             curves: result.curves,
             measures: None,
             reference_note: None,
+            normalisation: None,
         })
     };
 
@@ -483,9 +511,15 @@ pub(super) fn run_passes(
     }
     let params = PassParams { gain_db: 0.0, limit: false, stems: stem_channels > 0 || (replays && deliver_stems) };
     let params = PassParams { stems: params.stems && linked_analysis, ..params };
-    let (analysis, spills) =
+    // Dialogue gating meters the dialogue stems' contributions beside the bus.
+    runner.dialogue_tap = dialogue_stems(session, analysis_plan.stems.iter().map(|s| s.index));
+    let params = PassParams { stems: params.stems || runner.dialogue_tap.is_some(), ..params };
+    let (mut analysis, spills) =
         runner.run(analysis_plan, params, "analysis", MeterScope::Integrated, Writers::none(), spills, None, None)?;
-    let l = analysis.loudness.integrated_lufs;
+    let normalise = Normalise::decide(session, target, analysis.blocks.as_deref(), analysis.dialogue.take())?;
+    let target = normalise.target_lufs;
+    let l = normalise.read(&analysis.loudness, analysis.blocks.as_deref(), 0.0)?;
+    runner.normalise = Some(normalise);
     unmeasurable_bus(session, analysis_plan, l, target)?;
     let finish = |w: Option<SpillWriter>, what: &str, channels: usize, instead: &str| {
         w.and_then(|w| match w.finish(frames, bus_plan.block) {
@@ -523,11 +557,16 @@ pub(super) fn run_passes(
     };
     let reached = reach_target(&mut search, target, target - l)?;
     let (written, limiter) = reached.written;
+    let normalisation = match &runner.normalise {
+        Some(n) => Some(normalise::report(session, n, &written.loudness, written.blocks.as_deref(), reached.gain_db)?),
+        None => None,
+    };
     let mut outcome =
         outcome(Some(analysis.loudness), reached.gain_db, reached.iterations, reached.verdict, written, Some(limiter))?;
     outcome.stages = runner.engine.stage_activity();
     outcome.measures = runner.measures.take();
     outcome.reference_note = runner.reference_note.take();
+    outcome.normalisation = normalisation;
     let main = MainResult {
         gain_db: reached.gain_db,
         margin_db: Some(limiter.margin_db),

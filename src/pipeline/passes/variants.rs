@@ -69,6 +69,9 @@ pub(super) fn remaster_variants(
         proof: false,
         measures: None,
         reference_note: None,
+        // A remaster's G is the main's under dialogue gating (`loudness = "own"` is refused there).
+        normalise: None,
+        dialogue_tap: None,
     };
     for vf in variant_files {
         let variant = &session.variants[vf.variant];

@@ -121,7 +121,7 @@ struct SolveOnly<'a> {
 fn solve_once(spill: &Spill, plan: &RenderPlan, gain_db: f64, aim: f32) -> Result<Solved> {
     let plan = with_aim(plan, aim);
     let limiter = plan.limiter.as_ref().ok_or_else(|| Error::Internal("solve without a limiter plan".into()))?;
-    solve_gain(spill, limiter, plan.layout, plan.sample_rate, &[], gain_db, &|_| {})
+    solve_gain(spill, limiter, plan.layout, plan.sample_rate, &[], gain_db, None, &|_| {})
 }
 
 impl GainSearch for SolveOnly<'_> {

@@ -275,6 +275,15 @@ impl Setup {
                 "[[variants]]: a segmented render does not render variants yet (render the session on one machine)",
             ));
         }
+        if let Some(p) = session.master.as_ref().filter(|m| m.dialogue).and_then(|m| m.profile.as_deref()) {
+            return Err(Error::input(
+                &session.file,
+                format!(
+                    "master.profile = {p:?} normalises dialogue-gated loudness: a segmented render does not carry the \
+                     dialogue gate across segments yet (render the session on one machine)"
+                ),
+            ));
+        }
         if let Some(i) = session.outputs.iter().position(|o| o.delivered_rate(fs) != fs) {
             return Err(Error::input(
                 &session.file,

@@ -60,6 +60,37 @@ pub struct OutputSink {
     /// For the proof page (design/proof.md): the limiter's largest gain reduction in each 100 ms
     /// step, gathered from the per-frame gain as the blocks stream.
     reduction_steps: Option<ReductionSteps>,
+    /// Keep the master's 400 ms block energies (`keep_blocks`), for dialogue gating.
+    keep_blocks: bool,
+    /// The dialogue stems' sum, metered for dialogue gating (`dialogue_tap`).
+    dialogue: Option<DialogueTap>,
+}
+
+/// The dialogue stems' contribution to the bus, summed and metered block by block (its 400 ms
+/// block energies line up with the master's: both meters start at program frame 0).
+struct DialogueTap {
+    /// Plan-order indices of the dialogue stems.
+    stems: Vec<usize>,
+    meter: LoudnessMeter,
+    sum: Vec<Vec<f32>>,
+}
+
+impl DialogueTap {
+    fn block(&mut self, stems: &[Vec<Vec<f32>>], n: usize) -> Result<()> {
+        if stems.is_empty() {
+            return Err(Error::Internal("dialogue gating without the pass's stems".into()));
+        }
+        self.sum.resize_with(stems[0].len(), Vec::new);
+        for (c, out) in self.sum.iter_mut().enumerate() {
+            out.clear();
+            out.resize(n, 0.0);
+            for &i in &self.stems {
+                out.iter_mut().zip(&stems[i][c][..n]).for_each(|(o, &x)| *o += x);
+            }
+        }
+        self.meter.add_planar(&self.sum.iter().map(|c| &c[..n]).collect::<Vec<_>>());
+        Ok(())
+    }
 }
 
 /// The largest limiter gain reduction (dB) of each 100 ms step of the master.
@@ -177,6 +208,10 @@ pub struct PassResult {
     pub delivered: Vec<Option<LoudnessStats>>,
     /// When asked for (`OutputSink::proof_curves`): the master's curves for the proof page.
     pub curves: Option<MasterCurves>,
+    /// When asked for (`OutputSink::keep_blocks`): the master's every 400 ms block energy.
+    pub blocks: Option<Vec<f64>>,
+    /// When asked for (`OutputSink::dialogue_tap`): the dialogue stems' 400 ms block energies.
+    pub dialogue: Option<Vec<f64>>,
     pub writers: Writers,
     /// The `mode = "stems"` variants made in this pass.
     pub variants: Vec<VariantPass>,
@@ -259,7 +294,35 @@ impl OutputSink {
             residual: None,
             variants,
             reduction_steps: None,
+            keep_blocks: false,
+            dialogue: None,
         })
+    }
+
+    /// Keep the master's 400 ms block energies (`PassResult::blocks`), for dialogue gating.
+    pub fn keep_blocks(mut self, on: bool) -> Result<Self> {
+        if on {
+            self.meter.keep_blocks()?;
+            self.keep_blocks = true;
+        }
+        Ok(self)
+    }
+
+    /// Sum the stems `stems` (plan order: the dialogue stems) of every block and meter them
+    /// (`PassResult::dialogue`); the engine then delivers the f32 stems.
+    pub fn dialogue_tap(mut self, stems: Option<Vec<usize>>, layout: crate::model::Layout) -> Result<Self> {
+        if let Some(stems) = stems {
+            let m = &self.meter;
+            let mut meter = LoudnessMeter::with_scope(
+                m.channels(),
+                m.sample_rate(),
+                Some(layout),
+                crate::meter::MeterScope::Integrated,
+            )?;
+            meter.keep_blocks()?;
+            self.dialogue = Some(DialogueTap { stems, meter, sum: Vec::new() });
+        }
+        Ok(self)
     }
 
     /// The programme's length in frames: once that many are in, resampled outputs get their
@@ -316,7 +379,13 @@ impl OutputSink {
             gain_reduction: r.done,
         });
         let mean = if self.frames > 0 { self.sum_reduction_db / self.frames as f64 } else { 0.0 };
+        let blocks = match &self.energy {
+            Some(e) => e.blocks(),
+            None => self.meter.block_energies(),
+        };
         PassResult {
+            blocks: blocks.filter(|_| self.keep_blocks).map(<[f64]>::to_vec),
+            dialogue: self.dialogue.as_ref().and_then(|d| d.meter.block_energies()).map(<[f64]>::to_vec),
             meter: if self.energy.is_some() { "device" } else { "cpu" },
             loudness: match &self.energy {
                 Some(e) => e.result(),
@@ -360,7 +429,8 @@ impl PassSink for OutputSink {
             stems: self.stems.iter().flatten().any(|w| w.spec().format == SampleFormat::F32)
                 || resampled_stem
                 || self.residual.is_some()
-                || !self.variants.is_empty(),
+                || !self.variants.is_empty()
+                || self.dialogue.is_some(),
             device_meter: self.device_meter,
             // The report needs only each block's least gain and Σ log10 (`PassBlock::gain_stats`);
             // the proof page's gain-reduction curve needs the gain per frame.
@@ -381,14 +451,16 @@ impl PassSink for OutputSink {
         if let Some(r) = block.meter {
             // Metered on the device: gate its readings (cheap; no samples needed).
             let first = self.frames;
-            let meter = &self.meter;
-            self.energy.get_or_insert_with(|| EnergyMeter::like_meter(meter)).add_block(
-                first,
-                n,
-                r.steps,
-                &r.energies,
-                &r.peaks,
-            );
+            let (meter, keep) = (&self.meter, self.keep_blocks);
+            self.energy
+                .get_or_insert_with(|| {
+                    let mut e = EnergyMeter::like_meter(meter);
+                    if keep {
+                        e.keep_blocks();
+                    }
+                    e
+                })
+                .add_block(first, n, r.steps, &r.energies, &r.peaks);
         } else if self.energy.is_some() {
             return Err(Error::Internal(format!(
                 "block {}: no device meter readings after earlier blocks had them",
@@ -452,6 +524,9 @@ impl PassSink for OutputSink {
         let masters = &mut self.masters;
         let stems = &mut self.stems;
         let variants = &mut self.variants;
+        if let Some(d) = &mut self.dialogue {
+            d.block(block.stems, n)?;
+        }
         let (master_packed, stem_packed, stem_of) = (&self.master_packed, &self.stem_packed, &self.stem_of);
         let (master_rates, stem_rates) = (&mut self.master_rates, &mut self.stem_rates);
         // A resampled writer: this block through its resampler, and on the last one, its tail.

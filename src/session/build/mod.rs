@@ -89,7 +89,7 @@ impl Builder<'_> {
             None => (Filter::None, Vec::new()),
         };
         let master = match raw.master {
-            Some(m) => Some(self.master(m)?),
+            Some(m) => Some(self.master(m, &stems)?),
             None => None,
         };
 
@@ -144,6 +144,7 @@ impl Builder<'_> {
         };
         self.check_output_collisions(&session)?;
         self.check_bus_residual(&session)?;
+        self.check_dialogue_normalisation(&session)?;
         Ok(session)
     }
 
@@ -283,8 +284,10 @@ impl Builder<'_> {
         Ok(EqDesign { phase, taps: taps as usize })
     }
 
-    fn master(&self, m: raw::Master) -> Result<Master> {
+    fn master(&self, m: raw::Master, stems: &[Stem]) -> Result<Master> {
         let loc = self.loc;
+        let has_dialogue = stems.iter().any(|s| s.role.as_deref() == Some(DIALOGUE_ROLE));
+        let mut dialogue = false;
         let (target_lufs, ceiling_dbtp, profile) = match m.profile {
             Some(p) => {
                 let Some(profile) = Profile::named(&p) else {
@@ -294,13 +297,16 @@ impl Builder<'_> {
                     );
                 };
                 if profile.normalised == Normalised::Dialogue {
-                    return Err(loc.err(
-                        "master.profile",
-                        format!(
-                            "profile = {p:?} normalises dialogue-gated loudness, which `render` does not do yet: \
-                             `stemforge measure --dialogue STEM PROGRAMME` reads it (README)"
-                        ),
-                    ));
+                    if profile.needs_dialogue_stem && !has_dialogue {
+                        return Err(loc.err(
+                            "master.profile",
+                            format!(
+                                "profile = {p:?} normalises loudness gated on the dialogue stem, and no stem has \
+                                 role = \"{DIALOGUE_ROLE}\": give the dialogue stem that role"
+                            ),
+                        ));
+                    }
+                    dialogue = has_dialogue;
                 }
                 let (target, ceiling) = (profile.target_lufs, profile.ceiling_dbtp);
                 // A profile fixes both values; an explicit one beside it leaves the spec ambiguous.
@@ -341,7 +347,15 @@ impl Builder<'_> {
         if ![1, 2, 4, 8].contains(&oversampling) {
             return Err(loc.err("master.oversampling", format!("oversampling = {oversampling} must be 1, 2, 4 or 8")));
         }
-        Ok(Master { target_lufs, ceiling_dbtp, lookahead_ms, release_ms, oversampling: oversampling as u32, profile })
+        Ok(Master {
+            target_lufs,
+            ceiling_dbtp,
+            lookahead_ms,
+            release_ms,
+            oversampling: oversampling as u32,
+            profile,
+            dialogue,
+        })
     }
 
     /// An output's `format`.
@@ -385,6 +399,38 @@ impl Builder<'_> {
             })?;
         }
         Ok(chain)
+    }
+
+    /// What dialogue-gated normalisation does not cover yet, refused rather than normalised on
+    /// the programme unseen: a master delivered at another rate (its dialogue blocks would be
+    /// read at that rate), and a remaster variant with its own loudness (its G would be solved
+    /// on its programme).
+    fn check_dialogue_normalisation(&self, s: &Session) -> Result<()> {
+        let Some(m) = s.master.as_ref().filter(|m| m.dialogue) else { return Ok(()) };
+        let profile = m.profile.as_deref().unwrap_or("?");
+        for (i, o) in s.outputs.iter().enumerate() {
+            if o.kind == OutputKind::Master && o.sample_rate.is_some() {
+                return Err(self.loc.err(
+                    &format!("outputs[{i}].sample_rate"),
+                    format!(
+                        "profile = {profile:?} normalises dialogue-gated loudness, which is read at the stems' rate: \
+                         a master at another rate is not supported under it; resample the delivered file separately"
+                    ),
+                ));
+            }
+        }
+        for (j, v) in s.variants.iter().enumerate() {
+            if v.mode == VariantMode::Remaster && v.loudness == VariantLoudness::Own {
+                return Err(self.loc.err(
+                    &format!("variants[{j}].loudness"),
+                    format!(
+                        "profile = {profile:?} normalises dialogue-gated loudness; a remaster variant with \
+                         loudness = \"own\" is not supported under it: use loudness = \"main\" (the main's G)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A bus stage that is not a gain envelope or linear (`Process::shares_with_stems`) cannot be
