@@ -315,6 +315,67 @@ layout = "2.0"
     }
 }
 
+/// The fold-down is checked against the profile as a deliverable of its own: steady surrounds with a
+/// 3 s burst in L/R, which BS.775 brings forward against the surrounds (Ls reaches Lo at 0.7071,
+/// weighed 1.41 in the 5.1's loudness), pass EBU R128 s1's max short-term −18 LUFS in the 5.1
+/// master (measured −19.3 LUFS) and fail it in the 2.0 (−17.4 LUFS, 0.6 LU over the limit): exit 1,
+/// saying so, nothing published.
+#[test]
+fn a_fold_down_that_fails_its_profile_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 20 * FS as usize;
+    let burst = 8 * FS as usize..11 * FS as usize;
+    let mut bed: Vec<Vec<f32>> = (0..6).map(|c| white(200 + c as u64, frames)).collect();
+    for (c, ch) in bed.iter_mut().enumerate() {
+        for (n, v) in ch.iter_mut().enumerate() {
+            // Surrounds steady at -30 dB, L/R only in the burst, 3x their power (+4.8 dB).
+            *v *= match c {
+                4 | 5 => 0.0316,
+                0 | 1 if burst.contains(&n) => 0.0316 * 3f32.sqrt(),
+                _ => 0.0,
+            };
+        }
+    }
+    quantise(&mut bed, 24);
+    write_wav(&dir.path().join("bed.wav"), &bed, FS, 24);
+    let session = session_file(
+        dir.path(),
+        r#"name = "s1"
+layout = "5.1"
+[[stems]]
+name = "bed"
+path = "bed.wav"
+[master]
+profile = "ebu-r128-s1"
+[[outputs]]
+path = "pm.wav"
+kind = "master"
+format = "pcm24"
+[[outputs]]
+path = "pm_{layout}.wav"
+kind = "master"
+format = "pcm24"
+layout = "2.0"
+"#,
+    );
+    for engine in engines() {
+        let out = dir.path().join(engine);
+        let rep = dir.path().join(format!("{engine}.json"));
+        let err = render(&session, &out, engine, &["--report", rep.to_str().unwrap()], 1);
+        let r = report(&rep);
+        let st = |v: &serde_json::Value| v["max_short_term_lufs"].as_f64().unwrap();
+        println!(
+            "{engine}: max short-term: 5.1 {:.2} LUFS, 2.0 {:.2} LUFS (limit -18)",
+            st(&r["loudness_after"]),
+            st(&r["fold_down"]["loudness_after"])
+        );
+        assert!(r["profile"]["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true), "{engine}: 5.1");
+        assert_eq!(r["fold_down"]["spec_met"], false);
+        assert!(err.contains("2.0 fold-down: profile ebu-r128-s1") && err.contains("short-term"), "{engine}: {err}");
+        assert!(!out.join("pm.wav").exists() && !out.join("pm_2.0.wav").exists(), "{engine}: nothing published");
+    }
+}
+
 /// Bad input is exit 2 naming the session file and the output, with nothing written: `layout =
 /// "2.0"` on a stereo session, an unknown layout, the session's own layout, and the combinations
 /// not supported yet (kind = "stems", split_channels, sample_rate, a variant's output, `--spill
