@@ -171,34 +171,7 @@ fn compare_tolerances_must_be_finite() {
 
 /// A 24-bit WAVE_FORMAT_EXTENSIBLE file with the given channel mask.
 fn extensible_wav(path: &Path, chans: &[Vec<f32>], mask: u32) {
-    let ch = chans.len() as u16;
-    let frames = chans[0].len() as u32;
-    let align = 3 * ch;
-    let data = frames * align as u32;
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(4 + 8 + 40 + 8 + data).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&40u32.to_le_bytes());
-    b.extend_from_slice(&0xFFFEu16.to_le_bytes());
-    b.extend_from_slice(&ch.to_le_bytes());
-    b.extend_from_slice(&FS.to_le_bytes());
-    b.extend_from_slice(&(FS * align as u32).to_le_bytes());
-    b.extend_from_slice(&align.to_le_bytes());
-    b.extend_from_slice(&24u16.to_le_bytes());
-    b.extend_from_slice(&22u16.to_le_bytes());
-    b.extend_from_slice(&24u16.to_le_bytes());
-    b.extend_from_slice(&mask.to_le_bytes());
-    b.extend_from_slice(&[1, 0, 0, 0, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71]);
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data.to_le_bytes());
-    for n in 0..frames as usize {
-        for c in chans {
-            let q = (c[n] as f64 * 8_388_608.0).round().clamp(-8_388_608.0, 8_388_607.0) as i32;
-            b.extend_from_slice(&q.to_le_bytes()[..3]);
-        }
-    }
-    std::fs::write(path, b).unwrap();
+    write_wav_mask(path, chans, FS, mask);
 }
 
 /// Item 12: a 5.1 stem whose mask labels the surrounds "back" instead of "side" renders with a

@@ -341,6 +341,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
                 allow_residual: false,
                 sample_rate: outputs[*j].sample_rate,
                 split_channels: false,
+                layout: None,
             })
             .collect();
         let mut ro = opts.render.clone();

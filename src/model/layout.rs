@@ -1,4 +1,5 @@
-//! The bus layout (mono, stereo, 5.1, 7.1): channel order, WAV channel mask, the LFE channel.
+//! The bus layout (mono, stereo, 5.1, 7.1): channel order, WAV channel mask, the LFE channel, the
+//! BS.775 fold-down to 2.0.
 
 /// Bus layout, in WAV channel order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -57,6 +58,24 @@ impl Layout {
             Layout::Surround71 => &["L", "R", "C", "LFE", "Lsr", "Rsr", "Lss", "Rss"],
         }
     }
+    /// The ITU-R BS.775 fold-down of this layout to 2.0 (design/deliverables.md "Output formats")
+    /// as routes (bus channel, Lo/Ro channel, weight), in bus channel order: Lo = L + k·C + k·Ls,
+    /// Ro = R + k·C + k·Rs, LFE dropped, k = 1/√2 (−3 dB; BS.775 writes it 0.7071). A 7.1 bus
+    /// folds its back surrounds into the sides at k first (Ls = Lss + k·Lsr), so a back surround
+    /// reaches Lo at k·k, computed in f64 (0.5). None for a layout with no fold-down (mono, stereo).
+    pub fn fold_down_routes(self) -> Option<Vec<(usize, usize, f32)>> {
+        let k = std::f64::consts::FRAC_1_SQRT_2;
+        let (l, r, c) = ((0, 0, 1.0), (1, 1, 1.0), [(2, 0, k), (2, 1, k)]);
+        let routes: Vec<(usize, usize, f64)> = match self {
+            Layout::Surround51 => [l, r].into_iter().chain(c).chain([(4, 0, k), (5, 1, k)]).collect(),
+            Layout::Surround71 => {
+                [l, r].into_iter().chain(c).chain([(4, 0, k * k), (5, 1, k * k), (6, 0, k), (7, 1, k)]).collect()
+            }
+            Layout::Mono | Layout::Stereo => return None,
+        };
+        Some(routes.into_iter().map(|(from, to, w)| (from, to, w as f32)).collect())
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Layout::Mono => "mono",

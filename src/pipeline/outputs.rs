@@ -108,15 +108,20 @@ fn bext_for(
         (OutputKind::Stems, Some(s)) => format!("stem {s:?}"),
         _ => "master".to_string(),
     };
-    let label = channel.map_or(String::new(), |c| format!(", channel {}", plan.layout.channel_labels()[c]));
+    // A fold-down's file is in its own layout (2.0), and says what it was folded from.
+    let layout = out.layout.unwrap_or(plan.layout);
+    let label = channel.map_or(String::new(), |c| format!(", channel {}", layout.channel_labels()[c]));
+    let layout_name = match out.layout {
+        Some(l) => format!("{} fold-down of {}", crate::session::template::layout_label(l), plan.layout.name()),
+        None => plan.layout.name().to_string(),
+    };
     let (bits, float) = match out.format {
         SampleFormat::F32 => (32, true),
         f => (f.int_bits().unwrap_or(32), false),
     };
     let description = format!(
-        "{title}: {kind} of session {:?}, output {o} ({} {}{label}), file {}",
+        "{title}: {kind} of session {:?}, output {o} ({layout_name} {}{label}), file {}",
         session.name,
-        plan.layout.name(),
         if float { "f32".to_string() } else { format!("pcm{bits}") },
         rel.display()
     );
@@ -124,7 +129,7 @@ fn bext_for(
     // for every render of the file, different for every file of the programme.
     let id: String = Sha256::digest(rel.to_string_lossy().as_bytes())[..4].iter().map(|b| format!("{b:02x}")).collect();
     let programme: String = title.chars().filter(|c| c.is_ascii_graphic()).take(23).collect();
-    let mode = match (channel, plan.layout.channels()) {
+    let mode = match (channel, layout.channels()) {
         (Some(_), _) | (None, 1) => "mono",
         (None, 2) => "stereo",
         _ => "multitrack",
@@ -132,9 +137,8 @@ fn bext_for(
     // The file's own rate: an output delivered at another rate counts its samples at that rate.
     let rate = out.delivered_rate(plan.sample_rate);
     let coding_history = format!(
-        "A=PCM,F={rate},W={bits},M={mode},T=stemforge {}; {} {}{label}\r\n",
+        "A=PCM,F={rate},W={bits},M={mode},T=stemforge {}; {layout_name} {}{label}\r\n",
         env!("CARGO_PKG_VERSION"),
-        plan.layout.name(),
         if float { "IEEE float" } else { "integer" },
     );
     Bext {
@@ -163,28 +167,35 @@ pub(super) fn dither_seed(output: usize, stem: Option<usize>) -> u32 {
     (output as u32 + 1).wrapping_mul(0x9E37_79B9) ^ s.wrapping_mul(0x85EB_CA6B)
 }
 
+/// The session's own files (a segmented render refuses fold-downs before it plans).
 pub(super) fn plan_outputs(
     session: &Session,
     plan: &RenderPlan,
     out_dir: &Path,
     force: bool,
 ) -> Result<Vec<PlannedFile>> {
-    let (files, _) = plan_all_outputs(session, plan, out_dir, force)?;
-    Ok(files)
+    let all = plan_all_outputs(session, plan, out_dir, force)?;
+    Ok(all.files)
 }
 
-/// The session's own files, and each variant's: every file checked against every other and, without
-/// `force`, against what exists.
-pub(super) fn plan_all_outputs(
-    session: &Session,
-    plan: &RenderPlan,
-    out_dir: &Path,
-    force: bool,
-) -> Result<(Vec<PlannedFile>, Vec<VariantFiles>)> {
+/// Every file a render writes, planned (`plan_all_outputs`).
+pub(super) struct AllFiles {
+    /// The main's files: its masters and stems in the session's layout.
+    pub(super) files: Vec<PlannedFile>,
+    pub(super) variants: Vec<VariantFiles>,
+    /// The `layout = "2.0"` outputs' files: the fold-down, a deliverable of its own (`passes::fold`).
+    pub(super) fold: Vec<PlannedFile>,
+}
+
+/// The session's own files, the fold-down's and each variant's: every file checked against every
+/// other and, without `force`, against what exists.
+pub(super) fn plan_all_outputs(session: &Session, plan: &RenderPlan, out_dir: &Path, force: bool) -> Result<AllFiles> {
     let all_stems: Vec<usize> = (0..plan.stems.len()).collect();
     let mut seed_base = 0;
     let date = origination(session)?;
-    let files = plan_files(session, plan, out_dir, &session.outputs, &all_stems, &mut seed_base, &date);
+    let all = plan_files(session, plan, out_dir, &session.outputs, &all_stems, &mut seed_base, &date);
+    let (fold, files): (Vec<PlannedFile>, Vec<PlannedFile>) =
+        all.into_iter().partition(|f| session.outputs[f.output].layout.is_some());
     let mut variants = Vec::new();
     for (v, variant) in session.variants.iter().enumerate() {
         let keep: Vec<usize> =
@@ -193,7 +204,7 @@ pub(super) fn plan_all_outputs(
         variants.push(VariantFiles { variant: v, keep, files });
     }
     let mut seen = HashSet::new();
-    for f in files.iter().chain(variants.iter().flat_map(|v| &v.files)) {
+    for f in files.iter().chain(&fold).chain(variants.iter().flat_map(|v| &v.files)) {
         if !seen.insert(f.final_path.clone()) {
             return Err(Error::input(
                 &session.file,
@@ -207,7 +218,7 @@ pub(super) fn plan_all_outputs(
             return Err(Error::output(&f.final_path, "is a folder"));
         }
     }
-    Ok((files, variants))
+    Ok(AllFiles { files, variants, fold })
 }
 
 /// The files of `outputs`, stem files for the plan stems `keep`; `seed_base` numbers the outputs
@@ -227,13 +238,18 @@ fn plan_files(
         // the first of them (the same signal quantised alike is the same file), and a split
         // channel's file is dithered as its channel of the whole signal
         // (`WavWriter::pick_channel`), so it holds that channel of the interleaved file exactly.
-        let seed_output =
-            *seed_base + outputs.iter().position(|x| x.kind == out.kind && x.format == out.format).unwrap_or(o);
+        // A fold-down is another signal than the master in its format.
+        let seed_output = *seed_base
+            + outputs
+                .iter()
+                .position(|x| x.kind == out.kind && x.format == out.format && x.layout == out.layout)
+                .unwrap_or(o);
+        let layout = out.layout.unwrap_or(plan.layout);
         let spec = |stem: Option<usize>, channel: Option<usize>| WriterSpec {
             sample_rate: out.delivered_rate(plan.sample_rate),
-            channels: if channel.is_some() { 1 } else { plan.bus_channels() },
+            channels: if channel.is_some() { 1 } else { layout.channels() },
             // One channel of a layout has no speaker mask of its own here: none (0) is written.
-            layout: if channel.is_some() { None } else { Some(plan.layout) },
+            layout: if channel.is_some() { None } else { Some(layout) },
             format: out.format,
             dither_seed: (out.dither == Dither::Tpdf).then(|| dither_seed(seed_output, stem)),
         };
@@ -258,7 +274,7 @@ fn plan_files(
                     stem_index,
                     spec: spec(stem_index, channel),
                     channel,
-                    signal_channels: plan.bus_channels(),
+                    signal_channels: layout.channels(),
                 });
             }
         }

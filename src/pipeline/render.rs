@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::normalise::Rule;
-use super::outputs::{PlannedFile, check_writes, folder_of, plan_all_outputs, sweep};
-use super::passes::{VariantOutcome, run_passes};
+use super::outputs::{AllFiles, PlannedFile, check_writes, folder_of, plan_all_outputs, sweep};
+use super::passes::{FoldOutcome, VariantOutcome, run_passes};
 use super::sink::SealedOutputs;
 use super::spill::SpillMode;
 use crate::channel_mask::MaskVerdict;
@@ -24,7 +24,8 @@ use crate::pipeline::target::{LOUDNESS_TOLERANCE_LU, MAX_PUSH_DB, Verdict};
 use crate::progress::{Progress, ProgressMode};
 use crate::publish::Publication;
 use crate::report::ReportFile;
-use crate::report::render::{OutputRecord, RenderReport, VariantRecord};
+use crate::report::render::{FoldRecord, OutputRecord, ProfileReport, RenderReport, VariantRecord};
+use crate::session::template::layout_label;
 use crate::session::{Session, VariantLoudness, VariantMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -168,11 +169,20 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         too_short_to_meter(&session, &infos, &bus_plan)?;
     }
     let linked_plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
-    let (files, variant_files) = plan_all_outputs(&session, &linked_plan, &out_dir, opts.force)?;
+    let AllFiles { files, variants: variant_files, fold: fold_files } =
+        plan_all_outputs(&session, &linked_plan, &out_dir, opts.force)?;
+    if let (Some(f), SpillMode::None) = (fold_files.first(), opts.spill) {
+        return Err(Error::Usage(format!(
+            "--spill none with {} (outputs[{}], layout = \"2.0\"): the fold-down is made from the bus spilled to \
+             disk (its own G and limiter replay it); use --spill bus or all",
+            f.final_path.display(),
+            f.output
+        )));
+    }
 
     let progress = Progress::new(opts.progress);
     // Killed renders of these very files may have left their temporary files.
-    let all_files = || files.iter().chain(variant_files.iter().flat_map(|v| &v.files));
+    let all_files = || files.iter().chain(&fold_files).chain(variant_files.iter().flat_map(|v| &v.files));
     let mut finals: Vec<&Path> = all_files().map(|f| f.final_path.as_path()).collect();
     finals.extend(opts.report.as_deref());
     finals.extend(opts.proof.as_deref());
@@ -225,6 +235,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         &out_plan,
         &files,
         &variant_files,
+        &fold_files,
         stems_wanted,
         spill_dir,
         opts.spill,
@@ -312,6 +323,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         }
     }
     let variants = check_variants(&session, &result.variants, &mut problems);
+    let fold_down = result.fold.as_ref().map(|f| check_fold(&session, f, &mut problems));
     // A render that misses its spec publishes no output (below): the report still says what each
     // file would have been.
     let published = problems.is_empty();
@@ -329,6 +341,9 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     for (v, vf) in result.variants.iter().zip(&variant_files) {
         sets.push((&vf.files[..], &v.outputs, Some(session.variants[v.variant].name.clone()), &no_delivered));
     }
+    if let Some(f) = &result.fold {
+        sets.push((&fold_files[..], &f.outputs, None, &no_delivered));
+    }
     for (files, sealed, variant, delivered) in sets {
         for (f, w, delivered) in written_files(files, sealed, delivered)? {
             outputs.push(OutputRecord {
@@ -344,6 +359,12 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
                 published,
                 sample_rate: f.spec.sample_rate,
                 delivered,
+                layout: session
+                    .outputs
+                    .get(f.output)
+                    .filter(|_| variant.is_none())
+                    .and_then(|o| o.layout)
+                    .map(layout_label),
             });
             if w.over_full_scale > 0 {
                 warnings.push(match f.spec.format.int_bits() {
@@ -386,6 +407,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         profile,
         normalisation: result.normalisation.clone(),
         variants,
+        fold_down,
         spec_met: problems.is_empty(),
         spec_problems: problems,
         warnings,
@@ -407,6 +429,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         // the diagnosis, is published; folders made for the outputs go again where empty.
         drop(result.outputs);
         drop(result.variants);
+        drop(result.fold);
         if let Some(f) = proof_file {
             f.publish(&mut publication)?;
         }
@@ -428,6 +451,9 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     result.outputs.publish(&mut publication)?;
     for v in result.variants {
         v.outputs.publish(&mut publication)?;
+    }
+    if let Some(f) = result.fold {
+        f.outputs.publish(&mut publication)?;
     }
     if let Some(f) = proof_file {
         f.publish(&mut publication)?;
@@ -535,6 +561,76 @@ fn check_variants(session: &Session, made: &[VariantOutcome], problems: &mut Vec
             }
         })
         .collect()
+}
+
+/// The fold-down checked like a deliverable of its own (design/deliverables.md "Output formats"):
+/// its loudness against the target, its true peak against the ceiling, the profile's checks on it
+/// as written; each problem is pushed on `problems`. Returns the report's record.
+fn check_fold(session: &Session, f: &FoldOutcome, problems: &mut Vec<String>) -> FoldRecord {
+    let master = session.master.as_ref();
+    let after = f.loudness;
+    let what = format!("the {} fold-down", layout_label(f.layout));
+    let mut own = Vec::new();
+    // What the main's rule reads of it (`pipeline::normalise`), to the rule's target.
+    let normalised = f.normalisation.as_ref();
+    let (target_lufs, reading) = match normalised {
+        Some(n) => (Some(n.target_lufs), n.reading_lufs),
+        None => (master.and_then(|m| m.target_lufs), after.integrated_lufs),
+    };
+    let reads = match normalised.map(|n| n.rule) {
+        Some(Rule::Dialogue) => "dialogue-gated loudness",
+        _ => "integrated loudness",
+    };
+    if let Some(t) = target_lufs
+        && (reading - t).abs() > LOUDNESS_TOLERANCE_LU
+    {
+        let why = match f.verdict {
+            Verdict::OutOfReach { too_loud: false } => " (out of reach at the ceiling: lower the target or raise it)",
+            Verdict::OutOfReach { too_loud: true } => " (out of reach: too loud at the quietest G)",
+            _ => "",
+        };
+        own.push(format!(
+            "{what}: {reads} {:.2} LUFS misses the target {t:.2} LUFS by more than {LOUDNESS_TOLERANCE_LU} \
+             LU (G = {:+.2} dB after {} value(s)){why}",
+            reading, f.gain_db, f.iterations
+        ));
+    }
+    if let Some(m) = master
+        && after.true_peak_dbtp > m.ceiling_dbtp
+    {
+        own.push(format!(
+            "{what}: true peak {:.2} dBTP is over the ceiling {:.2} dBTP",
+            after.true_peak_dbtp, m.ceiling_dbtp
+        ));
+    }
+    let profile = master.and_then(|m| m.profile.as_deref()).and_then(crate::model::Profile::named).map(|p| {
+        let fallback = normalised.is_some_and(|n| n.rule == Rule::ProgrammeSparseDialogue);
+        let checks = p.checks(reading, fallback, after.true_peak_dbtp, after.max_short_term_lufs);
+        ProfileReport { profile: p, checks }
+    });
+    for c in profile.iter().flat_map(|p| &p.checks).filter(|c| !c.passed) {
+        let p = &profile.as_ref().expect("checked").profile;
+        if !(c.check == "true peak" && own.iter().any(|q| q.contains("true peak"))) {
+            own.push(format!("{what}: profile {}: {}", p.name, c.failure()));
+        }
+    }
+    problems.extend(own.iter().cloned());
+    FoldRecord {
+        layout: layout_label(f.layout),
+        from: f.from.name(),
+        matrix: "ITU-R BS.775",
+        loudness_before: f.before,
+        gain_db: f.gain_db,
+        iterations: f.iterations,
+        loudness_after: after,
+        gain_reduction: f.reduction,
+        limiter: f.limiter,
+        passes: f.passes.clone(),
+        profile,
+        normalisation: f.normalisation.clone(),
+        spec_met: own.is_empty(),
+        spec_problems: own,
+    }
 }
 
 /// A loudness target needs at least one 400 ms gating block (BS.1770-4): a shorter programme has

@@ -228,35 +228,35 @@ impl StemSource for SpillSource<'_> {
     }
 }
 
-/// A remaster variant's bus (design/deliverables.md "Variants"): the stems' spilled contributions
-/// (`stems`, stem-major groups of `channels`), each times its weight, summed in stem order and
-/// spilled for the variant's solves; `meter` reads the sum as it goes.
+/// A bus made of a spill's channels (a remaster variant's: the stems' spilled contributions, each
+/// times its weight, design/deliverables.md "Variants"; a fold-down's: the main's bus through the
+/// BS.775 matrix, "Output formats"), spilled for its own solves; `meter` reads it as it goes.
+/// `routes` are (spill channel, bus channel, weight) of a bus of `channels`: each bus channel is
+/// the sum, in route order, of its routes' channels times their weights (a weight of 0 adds
+/// nothing).
 pub fn mix_spill(
-    stems: &Spill,
-    weights: &[f32],
+    input: &Spill,
+    routes: &[(usize, usize, f32)],
     channels: usize,
     dir: &Path,
     meter: &mut LoudnessMeter,
 ) -> std::result::Result<Spill, String> {
-    if weights.len() * channels != stems.channels {
-        return Err(format!("{} weights of {channels} channels for a spill of {}", weights.len(), stems.channels));
+    if let Some(r) = routes.iter().find(|r| r.0 >= input.channels || r.1 >= channels) {
+        return Err(format!("route {r:?} outside a spill of {} channels and a bus of {channels}", input.channels));
     }
-    let mut source = SpillSource::new(stems).map_err(|e| e.to_string())?;
-    let mut out = SpillWriter::create(dir, channels, stems.frames, 0).map_err(|e| e.to_string())?;
-    let mut groups = vec![vec![vec![0.0f32; stems.block]; channels]; weights.len()];
-    let mut bus = vec![vec![0.0f32; stems.block]; channels];
+    let mut source = SpillSource::new(input).map_err(|e| e.to_string())?;
+    let mut out = SpillWriter::create(dir, channels, input.frames, 0).map_err(|e| e.to_string())?;
+    let mut read = vec![vec![vec![0.0f32; input.block]; input.channels]];
+    let mut bus = vec![vec![0.0f32; input.block]; channels];
     loop {
-        let len = source.next_block(&mut groups).map_err(|e| e.to_string())?;
+        let len = source.next_block(&mut read).map_err(|e| e.to_string())?;
         if len == 0 {
             break;
         }
         for (c, b) in bus.iter_mut().enumerate() {
             b[..len].fill(0.0);
-            for (group, &w) in groups.iter().zip(weights) {
-                if w == 0.0 {
-                    continue;
-                }
-                for (o, &x) in b[..len].iter_mut().zip(&group[c][..len]) {
+            for &(from, _, w) in routes.iter().filter(|r| r.1 == c && r.2 != 0.0) {
+                for (o, &x) in b[..len].iter_mut().zip(&read[0][from][..len]) {
                     *o += w * x;
                 }
             }
@@ -265,7 +265,7 @@ pub fn mix_spill(
         meter.add_planar(&planes);
         out.write(bus.iter(), len);
     }
-    out.finish(stems.frames, stems.block)
+    out.finish(input.frames, input.block)
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ pub struct OutputRecord {
     /// as delivered (after resampling, dither and quantisation), which the spec is checked on too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered: Option<LoudnessStats>,
+    /// A fold-down's file (`layout = "2.0"`): its layout; absent for the session's layout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -146,6 +149,41 @@ pub struct VariantRecord {
     pub spec_problems: Vec<String>,
 }
 
+/// The `layout = "2.0"` fold-down as rendered: a deliverable of its own, checked like the main
+/// (design/deliverables.md "Output formats").
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FoldRecord {
+    /// "2.0".
+    pub layout: &'static str,
+    /// The session's layout it is folded from ("5.1", "7.1").
+    pub from: &'static str,
+    /// The fold-down's coefficients: Lo = L + 0.7071·C + 0.7071·Ls, Ro likewise, LFE dropped (7.1:
+    /// the back surrounds into the sides at 0.7071 first).
+    pub matrix: &'static str,
+    /// The folded bus before its G (integrated loudness; the meter reads nothing else there).
+    pub loudness_before: LoudnessStats,
+    /// Its own G.
+    pub gain_db: f64,
+    /// G values tried for it.
+    pub iterations: u32,
+    /// Its master as written, by the reference meter.
+    pub loudness_after: LoudnessStats,
+    /// Its own limiter's.
+    pub gain_reduction: Option<GainReduction>,
+    pub limiter: Option<LimiterAim>,
+    /// Its own passes: where the main spilled no bus, an analysis pass on the render's engine; then
+    /// its solves and writing passes on the host.
+    pub passes: Vec<PassRecord>,
+    /// `[master] profile`'s checks on it as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileReport>,
+    /// With a loudness target: the main's rule read on the 2.0 as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<NormalisationReport>,
+    pub spec_met: bool,
+    pub spec_problems: Vec<String>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RenderReport {
     pub session: String,
@@ -187,6 +225,9 @@ pub struct RenderReport {
     pub normalisation: Option<NormalisationReport>,
     /// Each `[[variants]]` entry, checked like the main (design/deliverables.md "Variants").
     pub variants: Vec<VariantRecord>,
+    /// The `layout = "2.0"` fold-down, when the session asks for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fold_down: Option<FoldRecord>,
     /// Whether the loudness target and the true-peak ceiling were met (the main's and every
     /// variant's), and the profile's checks.
     pub spec_met: bool,
@@ -226,6 +267,14 @@ pub fn print(r: &RenderReport, json: bool) {
                 "integrated_lufs": finite(v.loudness_after.integrated_lufs),
                 "true_peak_dbtp": finite(v.loudness_after.true_peak_dbtp), "gain_db": v.gain_db,
                 "spec_met": v.spec_met,
+            }));
+        }
+        if let Some(f) = &r.fold_down {
+            line(serde_json::json!({
+                "event": "fold_down", "layout": f.layout, "from": f.from,
+                "integrated_lufs": finite(f.loudness_after.integrated_lufs),
+                "true_peak_dbtp": finite(f.loudness_after.true_peak_dbtp), "gain_db": f.gain_db,
+                "spec_met": f.spec_met,
             }));
         }
         for o in &r.outputs {
@@ -293,6 +342,19 @@ pub fn print(r: &RenderReport, json: bool) {
             v.loudness_after.true_peak_dbtp,
             v.gain_db,
             if v.spec_met { "" } else { " (spec not met)" }
+        );
+    }
+    if let Some(f) = &r.fold_down {
+        let gr = f.gain_reduction.map_or(String::new(), |g| format!(", limiter {:.2} dB max", g.max_db));
+        eprintln!(
+            "  {} fold-down of {} ({}, own G): {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB{gr}{}",
+            f.layout,
+            f.from,
+            f.matrix,
+            f.loudness_after.integrated_lufs,
+            f.loudness_after.true_peak_dbtp,
+            f.gain_db,
+            if f.spec_met { "" } else { " (spec not met)" }
         );
     }
     if let Some(res) = r.stem_residual {

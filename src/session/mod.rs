@@ -114,6 +114,10 @@ pub struct Output {
     pub sample_rate: Option<u32>,
     /// One mono file per channel, `<path stem>.<label>.wav` (design/deliverables.md).
     pub split_channels: bool,
+    /// `layout = "2.0"` on a 5.1 or 7.1 session: the output is the ITU-R BS.775 fold-down of the
+    /// bus, normalised and limited as a deliverable of its own (design/deliverables.md "Output
+    /// formats"). None: the session's layout (`layout` left out, or naming the session's own).
+    pub layout: Option<Layout>,
 }
 
 impl Output {
@@ -255,9 +259,10 @@ impl Session {
         output.delivered_rate(stems_rate)
     }
 
-    /// The speaker layout an output is written in (`{layout}` in its path): the session's today.
-    pub fn output_layout(&self) -> Layout {
-        self.layout
+    /// The speaker layout an output is written in (`{layout}` in its path): its fold-down's, else
+    /// the session's.
+    pub fn output_layout(&self, output: &Output) -> Layout {
+        output.layout.unwrap_or(self.layout)
     }
 
     /// The stems a variant sums (not muted in the session nor in the variant).

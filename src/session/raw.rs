@@ -93,6 +93,7 @@ pub struct Output {
     pub allow_residual: Option<bool>,
     pub sample_rate: Option<i64>,
     pub split_channels: Option<bool>,
+    pub layout: Option<String>,
 }
 
 #[derive(Deserialize)]

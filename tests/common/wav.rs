@@ -44,6 +44,39 @@ pub fn write_wav(path: &Path, chans: &[Vec<f32>], fs: u32, bits: u16) {
     w.finalize().expect("finalize test WAV");
 }
 
+/// A 24-bit WAVE_FORMAT_EXTENSIBLE file with the channel mask `mask` (hound writes its own mask
+/// for more than two channels, which for eight is not 7.1's).
+pub fn write_wav_mask(path: &Path, chans: &[Vec<f32>], fs: u32, mask: u32) {
+    let ch = chans.len() as u16;
+    let frames = chans[0].len() as u32;
+    let align = 3 * ch;
+    let data = frames * align as u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(4 + 8 + 40 + 8 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&40u32.to_le_bytes());
+    b.extend_from_slice(&0xFFFEu16.to_le_bytes());
+    b.extend_from_slice(&ch.to_le_bytes());
+    b.extend_from_slice(&fs.to_le_bytes());
+    b.extend_from_slice(&(fs * align as u32).to_le_bytes());
+    b.extend_from_slice(&align.to_le_bytes());
+    b.extend_from_slice(&24u16.to_le_bytes());
+    b.extend_from_slice(&22u16.to_le_bytes());
+    b.extend_from_slice(&24u16.to_le_bytes());
+    b.extend_from_slice(&mask.to_le_bytes());
+    b.extend_from_slice(&[1, 0, 0, 0, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71]);
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    for n in 0..frames as usize {
+        for c in chans {
+            let q = (c[n] as f64 * 8_388_608.0).round().clamp(-8_388_608.0, 8_388_607.0) as i32;
+            b.extend_from_slice(&q.to_le_bytes()[..3]);
+        }
+    }
+    std::fs::write(path, b).unwrap();
+}
+
 /// Read any file through stemforge's own reader.
 pub fn read_audio(path: &Path) -> (u32, Vec<Vec<f32>>) {
     let mut r = stemforge::io::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

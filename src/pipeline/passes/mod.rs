@@ -1,10 +1,12 @@
 //! The render's passes: the analysis pass (metered, spilled), G solved on the spill and searched
 //! for (`target`), the writing pass, each recorded for the report.
 mod aim;
+mod fold;
 mod variants;
 
 pub(super) use aim::Aim;
 use aim::MAX_AIM_WRITES;
+pub(super) use fold::FoldOutcome;
 pub(super) use variants::VariantOutcome;
 use variants::{MainResult, remaster_variants};
 
@@ -140,7 +142,7 @@ impl Runner<'_> {
             .session
             .outputs
             .iter()
-            .filter(|o| o.kind == OutputKind::Master)
+            .filter(|o| o.kind == OutputKind::Master && o.layout.unwrap_or(self.session.layout) == plan.layout)
             .map(|o| o.delivered_rate(fs))
             .filter(|&r| r != fs)
             .collect();
@@ -375,6 +377,8 @@ pub(super) struct PassesOutcome {
     pub(super) outputs: SealedOutputs,
     /// Each variant, in session order.
     pub(super) variants: Vec<VariantOutcome>,
+    /// The `layout = "2.0"` fold-down, when the session asks for one.
+    pub(super) fold: Option<FoldOutcome>,
     /// With `--proof`: the kept writing pass's master curves, and the stems' measures.
     pub(super) curves: Option<MasterCurves>,
     pub(super) measures: Option<StemMeasures>,
@@ -393,6 +397,7 @@ pub(super) fn run_passes(
     out_plan: &RenderPlan,
     files: &[PlannedFile],
     variant_files: &[VariantFiles],
+    fold_files: &[PlannedFile],
     stems_wanted: bool,
     spill_dir: &Path,
     spill_mode: SpillMode,
@@ -434,6 +439,7 @@ pub(super) fn run_passes(
             limiter,
             outputs,
             variants,
+            fold: None,
             curves: result.curves,
             measures: None,
             reference_note: None,
@@ -452,6 +458,7 @@ pub(super) fn run_passes(
         outcome.reference_note = runner.reference_note.take();
         let main = MainResult { gain_db: 0.0, margin_db: aim.as_ref().map(Aim::margin_db), stem_spill: None };
         remaster_variants(&mut runner, out_plan, variant_files, &main, &mut outcome, spill_dir)?;
+        outcome.fold = fold::fold_down(&mut runner, out_plan, fold_files, None, spill_dir)?;
         return Ok((outcome, runner.passes));
     };
 
@@ -536,6 +543,9 @@ pub(super) fn run_passes(
     };
     let spill = finish(spills.bus, "bus", ch, "G is found by repeating the writing pass instead");
     let stem_spill = finish(spills.stems, "stems", stem_channels, "the writing pass filters them again instead");
+    // The fold-down's bus, from the bus spill before the main's search frees it.
+    let keep_blocks = runner.normalise.as_ref().is_some_and(Normalise::needs_blocks);
+    let folded = fold::fold_bus(analysis_plan, fold_files, spill.as_ref(), spill_dir, keep_blocks)?;
     // A writing pass replays the bus spill only for a master-only render; with stems it needs
     // the stem spill.
     let replay = replay && spill.is_some() && (!deliver_stems || stem_spill.is_some());
@@ -573,6 +583,7 @@ pub(super) fn run_passes(
         stem_spill: stem_spill.as_ref().filter(|_| spill_for_remasters || replays),
     };
     remaster_variants(&mut runner, out_plan, variant_files, &main, &mut outcome, spill_dir)?;
+    outcome.fold = fold::fold_down(&mut runner, out_plan, fold_files, folded, spill_dir)?;
     Ok((outcome, runner.passes))
 }
 

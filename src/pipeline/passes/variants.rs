@@ -140,7 +140,11 @@ fn remaster(
                 Some(out_plan.layout),
                 MeterScope::Integrated,
             )?;
-            match mix_spill(stems, weights, out_plan.bus_channels(), spill_dir, &mut meter) {
+            // Stem-major, as the spill holds them: each bus channel sums the stems in plan order.
+            let ch = out_plan.bus_channels();
+            let routes: Vec<(usize, usize, f32)> =
+                weights.iter().enumerate().flat_map(|(s, &w)| (0..ch).map(move |c| (s * ch + c, c, w))).collect();
+            match mix_spill(stems, &routes, ch, spill_dir, &mut meter) {
                 Ok(bus) => {
                     let l = meter.result().integrated_lufs;
                     unmeasurable_bus(session, out_plan, l, target)?;

@@ -284,6 +284,15 @@ impl Setup {
                 ),
             ));
         }
+        if let Some(i) = session.outputs.iter().position(|o| o.layout.is_some()) {
+            return Err(Error::input(
+                &session.file,
+                format!(
+                    "outputs[{i}].layout: a segmented render does not make fold-downs yet (render the session on one \
+                     machine)"
+                ),
+            ));
+        }
         if let Some(i) = session.outputs.iter().position(|o| o.delivered_rate(fs) != fs) {
             return Err(Error::input(
                 &session.file,

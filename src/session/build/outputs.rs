@@ -29,6 +29,8 @@ impl Builder<'_> {
                 ));
             }
         };
+        // The layout too: `{layout}` in the path reads it.
+        let layout = self.output_layout(at, o.layout.as_deref(), kind, ctx.layout)?;
         let mut output = Output {
             path: PathBuf::new(),
             kind,
@@ -37,6 +39,7 @@ impl Builder<'_> {
             allow_residual: false,
             sample_rate,
             split_channels: false,
+            layout,
         };
         let path = self.expand(at, &template, &output, ctx)?;
         let path =
@@ -87,6 +90,26 @@ impl Builder<'_> {
             ));
         }
         output.split_channels = o.split_channels.unwrap_or(false);
+        if let Some(l) = layout {
+            // A fold-down is one interleaved master at the stems' rate for now.
+            let refused = if output.split_channels {
+                Some("split_channels")
+            } else if sample_rate.is_some() {
+                Some("sample_rate")
+            } else {
+                None
+            };
+            if let Some(key) = refused {
+                return Err(loc.err(
+                    &format!("{at}.{key}"),
+                    format!(
+                        "{key} with layout = {:?} (a fold-down) is not supported yet: deliver the fold-down \
+                         interleaved at the stems' rate",
+                        template::layout_label(l)
+                    ),
+                ));
+            }
+        }
         if output.split_channels && sample_rate.is_some() {
             return Err(loc.err(
                 &format!("{at}.split_channels"),
@@ -95,6 +118,63 @@ impl Builder<'_> {
             ));
         }
         Ok(output)
+    }
+
+    /// An output's `layout`: "2.0" on a 5.1 or 7.1 session asks for the BS.775 fold-down of the
+    /// bus (Some(Stereo)); left out, the output is in the session's layout (None). Anything else
+    /// is exit 2 naming the output and why: only a fold-down to 2.0 is a layout an output can ask
+    /// for, and only of a master.
+    fn output_layout(
+        &self,
+        at: &str,
+        layout: Option<&str>,
+        kind: OutputKind,
+        session: Layout,
+    ) -> Result<Option<Layout>> {
+        let Some(given) = layout else { return Ok(None) };
+        let key = format!("{at}.layout");
+        let err = |why: String| Err(self.loc.err(&key, format!("layout = {given:?}: {why}")));
+        let asked = match given {
+            "2.0" => Layout::Stereo,
+            "1.0" | "mono" | "stereo" | "5.1" | "7.1" => {
+                let named = match given {
+                    "stereo" => "2.0",
+                    "mono" => "1.0",
+                    g => g,
+                };
+                return err(format!(
+                    "an output's layout asks for a fold-down, and the one stemforge makes is \"2.0\" (ITU-R BS.775, \
+                     of a 5.1 or 7.1 session){}",
+                    if named == template::layout_label(session) {
+                        format!("; this is the session's own layout ({}): leave layout out", session.name())
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            _ => {
+                return err(
+                    "is not a layout stemforge delivers: the one an output can ask for is \"2.0\" (the ITU-R BS.775 \
+                     fold-down of a 5.1 or 7.1 session)"
+                        .to_string(),
+                );
+            }
+        };
+        if !matches!(session, Layout::Surround51 | Layout::Surround71) {
+            return err(format!(
+                "a fold-down to 2.0 is made of a 5.1 or 7.1 bus, and this session's layout is {:?}{}",
+                session.name(),
+                if session == Layout::Stereo { " (already 2.0: leave layout out)" } else { "" }
+            ));
+        }
+        if kind == OutputKind::Stems {
+            return err(
+                "a fold-down of kind = \"stems\" is not supported yet: the 2.0 fold-down is a master with its own G \
+                 and limiter (kind = \"master\")"
+                    .to_string(),
+            );
+        }
+        Ok(Some(asked))
     }
 
     /// `[delivery]`: each value checked, the key named when it breaks its rule.
@@ -150,7 +230,7 @@ impl Builder<'_> {
             variant: ctx.variant,
             stem: None,
             stem_allowed: output.kind == OutputKind::Stems,
-            layout: ctx.layout,
+            layout: output.layout.unwrap_or(ctx.layout),
             rate_hz,
             format: output.format,
             index: None,
@@ -361,6 +441,15 @@ impl Builder<'_> {
                 return Err(loc.err(
                     &format!("{at}.outputs[{k}].sample_rate"),
                     "a variant delivers at the stems' rate for now: give sample_rate on the session's own outputs",
+                ));
+            }
+            if o.layout.is_some() {
+                return Err(loc.err(
+                    &format!("{at}.outputs[{k}].layout"),
+                    format!(
+                        "variant {name:?}: a variant's fold-down is not supported yet: give layout = \"2.0\" on the \
+                         session's own outputs (the fold-down of the main)"
+                    ),
                 ));
             }
             if o.allow_residual {
