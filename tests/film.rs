@@ -1,7 +1,7 @@
 //! Film and TV delivery to a dialogue-gated spec (design/deliverables.md "Delivery profiles" and
 //! "Dialogue-gated loudness", issue 13): the bundled film (reference-renders/film) to Netflix's
-//! −27 LKFS dialogue-gated and −2 dBTP, read by the tests' own BS.1770 reference on the delivered
-//! files and by ffmpeg; Netflix's programme rule where dialogue is sparse; ATSC A/85 on its anchor
+//! −27 LKFS dialogue-gated and −2 dBTP, its 5.1 printmaster and its 2.0 fold-down, read by the
+//! tests' own BS.1770 reference on the delivered files and by ffmpeg; Netflix's programme rule where dialogue is sparse; ATSC A/85 on its anchor
 //! element or its programme; and what is refused. Every render on both engines, with parity.
 mod common;
 
@@ -110,6 +110,25 @@ fn the_bundled_film_delivers_to_netflix_dialogue_gated() {
         assert!(ff_tp <= -2.0, "{engine}: ffmpeg reads {ff_tp} dBTP");
         let tp = r["loudness_after"]["true_peak_dbtp"].as_f64().unwrap();
         assert!(tp <= -2.0, "{engine}: the reference meter reads {tp} dBTP");
+        // The 2.0 fold-down, a deliverable of its own to the same spec: its own blocks, gated by
+        // the dialogue stem's.
+        let fold = &r["fold_down"];
+        assert_eq!(fold["normalisation"]["rule"], "dialogue", "{fold}");
+        let fold_gated = fold["normalisation"]["reading_lufs"].as_f64().unwrap();
+        let stereo = out.join("out/ep101_sc12_printmaster_2.0_24b.wav");
+        let (_, lo_ro) = read_audio(&stereo);
+        assert_eq!(lo_ro.len(), 2);
+        let (own_2, _, _) = dialogue_gated(&block_energies(&dx, &WEIGHTS_51), &block_energies(&lo_ro, &[1.0, 1.0]));
+        assert!((fold_gated + 27.0).abs() <= 0.1, "{engine}: 2.0 dialogue-gated {fold_gated}");
+        assert!((own_2 - fold_gated).abs() <= 0.02, "{engine}: 2.0 report {fold_gated}, the test's own {own_2}");
+        let (ff_i2, ff_tp2, _) = ffmpeg_loudness(&stereo);
+        assert!(ff_tp2 <= -2.0, "{engine}: ffmpeg reads the 2.0 at {ff_tp2} dBTP");
+        assert_eq!(fold["spec_met"], true, "{fold}");
+        println!(
+            "{engine}: 2.0 fold-down dialogue-gated {fold_gated:.3} LUFS (tests' own {own_2:.3}), programme {ff_i2:.2} by \
+             ffmpeg, {ff_tp2:.2} dBTP, its own G {:+.2} dB",
+            fold["gain_db"].as_f64().unwrap()
+        );
         println!(
             "{engine}: dialogue-gated {gated:.3} LUFS (tests' own {own:.3}), programme {programme:.3} (ffmpeg {ff_i:.1}), \
              dialogue {percent:.1} % ({tool_blocks} blocks; own {blocks}), true peak {tp:.2} dBTP (ffmpeg {ff_tp:.1})"
