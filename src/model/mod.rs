@@ -14,4 +14,4 @@ pub use eq::{EqBand, EqDesign, Filter, Phase};
 pub use format::{Dither, OutputKind, SampleFormat, SourceEncoding};
 pub use layout::Layout;
 pub use process::{Compressor, Detector, Process, Saturation, Share, StageKeys, Transient, Width};
-pub use profile::{Normalised, PROFILE_NAMES, Profile, ProfileCheck, ProgrammeFallback};
+pub use profile::{LoudnessRule, Normalised, PROFILE_NAMES, Profile, ProfileCheck, ProgrammeFallback};

@@ -12,6 +12,21 @@ pub enum Normalised {
     Dialogue,
 }
 
+/// Which rule a render normalised by (the report's `normalisation.rule`), decided from its
+/// profile and its analysis pass (`pipeline::normalise`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoudnessRule {
+    /// Integrated loudness (BS.1770-4, gated): every profile but the dialogue ones, and a
+    /// dialogue profile on a session without a dialogue stem (ATSC A/85).
+    Programme,
+    /// Dialogue-gated loudness.
+    Dialogue,
+    /// Netflix: dialogue in under 15 % of the programme, so its programme loudness is normalised
+    /// to the profile's programme target.
+    ProgrammeSparseDialogue,
+}
+
 /// Where dialogue is too sparse to normalise on: Netflix's rule that a programme with dialogue in
 /// under `below_percent` of it is normalised on its programme loudness instead.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

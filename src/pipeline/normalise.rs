@@ -7,10 +7,10 @@
 //! relative gate (I_d − 15 LU) does not move with G, the absolute one (−70 LUFS) does, and gating
 //! before the limiter keeps the same blocks for every pass that tries a G. The programme's blocks
 //! are read on what each pass delivers (the limited master), so the reading is the file's.
-use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::meter::{DialogueLoudness, LoudnessStats, dialogue_gated};
+pub use crate::model::LoudnessRule as Rule;
 use crate::model::{Profile, ProgrammeFallback};
 use crate::report::render::NormalisationReport;
 use crate::session::{DIALOGUE_ROLE, Session};
@@ -33,20 +33,6 @@ impl DialogueGate {
         let scaled: Vec<f64> = self.energies.iter().map(|e| e * g * g).collect();
         dialogue_gated(&scaled, programme)
     }
-}
-
-/// Which rule a render normalised by (the report's `normalisation.rule`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// Integrated loudness (BS.1770-4, gated): every profile but the dialogue ones, and a
-    /// dialogue profile on a session without a dialogue stem (ATSC A/85).
-    Programme,
-    /// Dialogue-gated loudness.
-    Dialogue,
-    /// Netflix: dialogue in under 15 % of the programme, so its programme loudness is normalised
-    /// to the profile's programme target.
-    ProgrammeSparseDialogue,
 }
 
 /// The render's normalisation: its rule, its target, and how passes read it.

@@ -24,7 +24,7 @@ use crate::pipeline::target::{LOUDNESS_TOLERANCE_LU, MAX_PUSH_DB, Verdict};
 use crate::progress::{Progress, ProgressMode};
 use crate::publish::Publication;
 use crate::report::ReportFile;
-use crate::report::render::{FoldRecord, OutputRecord, ProfileReport, RenderReport, VariantRecord};
+use crate::report::render::{FoldRecord, OutputRecord, OwnMaster, ProfileReport, RenderReport, VariantRecord};
 use crate::session::template::layout_label;
 use crate::session::{Session, VariantLoudness, VariantMode};
 
@@ -245,17 +245,8 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     let master = session.master.as_ref();
     let mut problems = Vec::new();
     let after = result.loudness;
-    // What the render normalised, as the master was written: its integrated loudness, or its
-    // dialogue-gated loudness (`pipeline::normalise`), to the rule's target.
-    let normalised = result.normalisation.as_ref();
-    let (target_lufs, reading) = match normalised {
-        Some(n) => (Some(n.target_lufs), n.reading_lufs),
-        None => (master.and_then(|m| m.target_lufs), after.integrated_lufs),
-    };
-    let what = match normalised.map(|n| n.rule) {
-        Some(Rule::Dialogue) => "dialogue-gated loudness",
-        _ => "integrated loudness",
-    };
+    let Normalised { target_lufs, reading, reads: what, profile } =
+        normalised(master, result.normalisation.as_ref(), &after);
     if let Some(target) = target_lufs
         && (reading - target).abs() > LOUDNESS_TOLERANCE_LU
     {
@@ -286,11 +277,6 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     }
     // The profile's own checks (its QC tolerance, EBU R128 s1's short-term limit) on the master
     // as written; the target and the ceiling above are the profile's.
-    let profile = master.and_then(|m| m.profile.as_deref()).and_then(crate::model::Profile::named).map(|p| {
-        let fallback = normalised.is_some_and(|n| n.rule == Rule::ProgrammeSparseDialogue);
-        let checks = p.checks(reading, fallback, after.true_peak_dbtp, after.max_short_term_lufs);
-        crate::report::render::ProfileReport { profile: p, checks }
-    });
     for c in profile.iter().flat_map(|p| &p.checks).filter(|c| !c.passed) {
         let p = &profile.as_ref().expect("checked").profile;
         let failure = format!("profile {}: {}", p.name, c.failure());
@@ -550,17 +536,52 @@ fn check_variants(session: &Session, made: &[VariantOutcome], problems: &mut Vec
                     .filter(|(i, _)| variant.gain_db[*i] != 0.0)
                     .map(|(i, s)| (s.name.clone(), variant.gain_db[i]))
                     .collect(),
-                gain_db: v.gain_db,
-                iterations: v.iterations,
-                loudness_after: after,
-                gain_reduction: v.reduction,
-                limiter: v.limiter,
-                passes: v.passes.clone(),
-                spec_met: own.is_empty(),
-                spec_problems: own,
+                master: OwnMaster {
+                    gain_db: v.gain_db,
+                    iterations: v.iterations,
+                    loudness_after: after,
+                    gain_reduction: v.reduction,
+                    limiter: v.limiter,
+                    passes: v.passes.clone(),
+                    spec_met: own.is_empty(),
+                    spec_problems: own,
+                },
             }
         })
         .collect()
+}
+
+/// What a master's rule reads of it as written, to what target, and its profile's checks.
+struct Normalised {
+    target_lufs: Option<f64>,
+    /// Its integrated loudness, or its dialogue-gated loudness (`pipeline::normalise`).
+    reading: f64,
+    /// Which of the two, for messages.
+    reads: &'static str,
+    profile: Option<ProfileReport>,
+}
+
+/// `after` (a master as written) read by the render's rule `n` (None without a target: the
+/// session's target, on its integrated loudness), and checked against the profile's QC.
+fn normalised(
+    master: Option<&crate::session::Master>,
+    n: Option<&crate::report::render::NormalisationReport>,
+    after: &LoudnessStats,
+) -> Normalised {
+    let (target_lufs, reading) = match n {
+        Some(n) => (Some(n.target_lufs), n.reading_lufs),
+        None => (master.and_then(|m| m.target_lufs), after.integrated_lufs),
+    };
+    let reads = match n.map(|n| n.rule) {
+        Some(Rule::Dialogue) => "dialogue-gated loudness",
+        _ => "integrated loudness",
+    };
+    let profile = master.and_then(|m| m.profile.as_deref()).and_then(crate::model::Profile::named).map(|p| {
+        let fallback = n.is_some_and(|n| n.rule == Rule::ProgrammeSparseDialogue);
+        let checks = p.checks(reading, fallback, after.true_peak_dbtp, after.max_short_term_lufs);
+        ProfileReport { profile: p, checks }
+    });
+    Normalised { target_lufs, reading, reads, profile }
 }
 
 /// The fold-down checked like a deliverable of its own (design/deliverables.md "Output formats"):
@@ -571,16 +592,8 @@ fn check_fold(session: &Session, f: &FoldOutcome, problems: &mut Vec<String>) ->
     let after = f.loudness;
     let what = format!("the {} fold-down", layout_label(f.layout));
     let mut own = Vec::new();
-    // What the main's rule reads of it (`pipeline::normalise`), to the rule's target.
-    let normalised = f.normalisation.as_ref();
-    let (target_lufs, reading) = match normalised {
-        Some(n) => (Some(n.target_lufs), n.reading_lufs),
-        None => (master.and_then(|m| m.target_lufs), after.integrated_lufs),
-    };
-    let reads = match normalised.map(|n| n.rule) {
-        Some(Rule::Dialogue) => "dialogue-gated loudness",
-        _ => "integrated loudness",
-    };
+    // The main's rule, read on the 2.0 as written.
+    let Normalised { target_lufs, reading, reads, profile } = normalised(master, f.normalisation.as_ref(), &after);
     if let Some(t) = target_lufs
         && (reading - t).abs() > LOUDNESS_TOLERANCE_LU
     {
@@ -603,11 +616,6 @@ fn check_fold(session: &Session, f: &FoldOutcome, problems: &mut Vec<String>) ->
             after.true_peak_dbtp, m.ceiling_dbtp
         ));
     }
-    let profile = master.and_then(|m| m.profile.as_deref()).and_then(crate::model::Profile::named).map(|p| {
-        let fallback = normalised.is_some_and(|n| n.rule == Rule::ProgrammeSparseDialogue);
-        let checks = p.checks(reading, fallback, after.true_peak_dbtp, after.max_short_term_lufs);
-        ProfileReport { profile: p, checks }
-    });
     for c in profile.iter().flat_map(|p| &p.checks).filter(|c| !c.passed) {
         let p = &profile.as_ref().expect("checked").profile;
         if !(c.check == "true peak" && own.iter().any(|q| q.contains("true peak"))) {
@@ -620,16 +628,18 @@ fn check_fold(session: &Session, f: &FoldOutcome, problems: &mut Vec<String>) ->
         from: f.from.name(),
         matrix: "ITU-R BS.775",
         loudness_before: f.before,
-        gain_db: f.gain_db,
-        iterations: f.iterations,
-        loudness_after: after,
-        gain_reduction: f.reduction,
-        limiter: f.limiter,
-        passes: f.passes.clone(),
+        master: OwnMaster {
+            gain_db: f.gain_db,
+            iterations: f.iterations,
+            loudness_after: after,
+            gain_reduction: f.reduction,
+            limiter: f.limiter,
+            passes: f.passes.clone(),
+            spec_met: own.is_empty(),
+            spec_problems: own,
+        },
         profile,
         normalisation: f.normalisation.clone(),
-        spec_met: own.is_empty(),
-        spec_problems: own,
     }
 }
 

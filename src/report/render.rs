@@ -102,7 +102,7 @@ pub struct ProfileReport {
 pub struct NormalisationReport {
     /// "programme", "dialogue", or "programme_sparse_dialogue" (Netflix's rule for a programme
     /// with dialogue in under 15 % of it).
-    pub rule: crate::pipeline::normalise::Rule,
+    pub rule: crate::model::LoudnessRule,
     pub target_lufs: f64,
     /// What the rule reads of the master as delivered: its dialogue-gated loudness under the
     /// dialogue rule, else its integrated loudness.
@@ -134,16 +134,24 @@ pub struct VariantRecord {
     pub muted: Vec<String>,
     /// Its gain offsets, dB, per stem.
     pub gain_offsets_db: Vec<(String, f64)>,
-    /// Its G: the main's for a stems variant and a level-matched remaster.
+    /// Its G (the main's for a stems variant and a level-matched remaster), its master, its
+    /// limiter (a stems variant carries the main's envelope) and its own passes (remaster).
+    #[serde(flatten)]
+    pub master: OwnMaster,
+}
+
+/// What a deliverable with a master of its own (a variant, the fold-down) made of it: its G, its
+/// master as written, its limiter, its passes, and whether it met the spec.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OwnMaster {
     pub gain_db: f64,
     /// G values tried for its own G (0 where it took the main's).
     pub iterations: u32,
     /// Its master as written, by the reference meter.
     pub loudness_after: LoudnessStats,
-    /// Its own limiter's (remaster); a stems variant carries the main's envelope.
     pub gain_reduction: Option<GainReduction>,
     pub limiter: Option<LimiterAim>,
-    /// Its own passes (remaster), numbered as the main's.
+    /// Its own passes, numbered as the main's.
     pub passes: Vec<PassRecord>,
     pub spec_met: bool,
     pub spec_problems: Vec<String>,
@@ -162,26 +170,16 @@ pub struct FoldRecord {
     pub matrix: &'static str,
     /// The folded bus before its G (integrated loudness; the meter reads nothing else there).
     pub loudness_before: LoudnessStats,
-    /// Its own G.
-    pub gain_db: f64,
-    /// G values tried for it.
-    pub iterations: u32,
-    /// Its master as written, by the reference meter.
-    pub loudness_after: LoudnessStats,
-    /// Its own limiter's.
-    pub gain_reduction: Option<GainReduction>,
-    pub limiter: Option<LimiterAim>,
-    /// Its own passes: where the main spilled no bus, an analysis pass on the render's engine; then
-    /// its solves and writing passes on the host.
-    pub passes: Vec<PassRecord>,
+    /// Its own G, master, limiter and passes (where the main spilled no bus, an analysis pass on
+    /// the render's engine; then its solves and writing passes on the host).
+    #[serde(flatten)]
+    pub master: OwnMaster,
     /// `[master] profile`'s checks on it as written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileReport>,
     /// With a loudness target: the main's rule read on the 2.0 as written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalisation: Option<NormalisationReport>,
-    pub spec_met: bool,
-    pub spec_problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -264,17 +262,17 @@ pub fn print(r: &RenderReport, json: bool) {
         for v in &r.variants {
             line(serde_json::json!({
                 "event": "variant", "name": v.name, "mode": v.mode, "loudness": v.loudness,
-                "integrated_lufs": finite(v.loudness_after.integrated_lufs),
-                "true_peak_dbtp": finite(v.loudness_after.true_peak_dbtp), "gain_db": v.gain_db,
-                "spec_met": v.spec_met,
+                "integrated_lufs": finite(v.master.loudness_after.integrated_lufs),
+                "true_peak_dbtp": finite(v.master.loudness_after.true_peak_dbtp), "gain_db": v.master.gain_db,
+                "spec_met": v.master.spec_met,
             }));
         }
         if let Some(f) = &r.fold_down {
             line(serde_json::json!({
                 "event": "fold_down", "layout": f.layout, "from": f.from,
-                "integrated_lufs": finite(f.loudness_after.integrated_lufs),
-                "true_peak_dbtp": finite(f.loudness_after.true_peak_dbtp), "gain_db": f.gain_db,
-                "spec_met": f.spec_met,
+                "integrated_lufs": finite(f.master.loudness_after.integrated_lufs),
+                "true_peak_dbtp": finite(f.master.loudness_after.true_peak_dbtp), "gain_db": f.master.gain_db,
+                "spec_met": f.master.spec_met,
             }));
         }
         for o in &r.outputs {
@@ -305,11 +303,11 @@ pub fn print(r: &RenderReport, json: bool) {
         && let Some(d) = &n.dialogue
     {
         let rule = match n.rule {
-            crate::pipeline::normalise::Rule::Dialogue => "normalised on dialogue".to_string(),
-            crate::pipeline::normalise::Rule::ProgrammeSparseDialogue => {
+            crate::model::LoudnessRule::Dialogue => "normalised on dialogue".to_string(),
+            crate::model::LoudnessRule::ProgrammeSparseDialogue => {
                 format!("dialogue in under 15 % of the programme: normalised on the programme to {:.1}", n.target_lufs)
             }
-            crate::pipeline::normalise::Rule::Programme => "normalised on the programme".to_string(),
+            crate::model::LoudnessRule::Programme => "normalised on the programme".to_string(),
         };
         eprintln!(
             "  dialogue-gated {} LUFS (stems {}; stem gating, not a speech classifier), programme {} LUFS, \
@@ -338,23 +336,23 @@ pub fn print(r: &RenderReport, json: bool) {
         eprintln!(
             "  variant `{}` ({how}): {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB{}",
             v.name,
-            v.loudness_after.integrated_lufs,
-            v.loudness_after.true_peak_dbtp,
-            v.gain_db,
-            if v.spec_met { "" } else { " (spec not met)" }
+            v.master.loudness_after.integrated_lufs,
+            v.master.loudness_after.true_peak_dbtp,
+            v.master.gain_db,
+            if v.master.spec_met { "" } else { " (spec not met)" }
         );
     }
     if let Some(f) = &r.fold_down {
-        let gr = f.gain_reduction.map_or(String::new(), |g| format!(", limiter {:.2} dB max", g.max_db));
+        let gr = f.master.gain_reduction.map_or(String::new(), |g| format!(", limiter {:.2} dB max", g.max_db));
         eprintln!(
             "  {} fold-down of {} ({}, own G): {:.2} LUFS, {:.2} dBTP, gain {:+.2} dB{gr}{}",
             f.layout,
             f.from,
             f.matrix,
-            f.loudness_after.integrated_lufs,
-            f.loudness_after.true_peak_dbtp,
-            f.gain_db,
-            if f.spec_met { "" } else { " (spec not met)" }
+            f.master.loudness_after.integrated_lufs,
+            f.master.loudness_after.true_peak_dbtp,
+            f.master.gain_db,
+            if f.master.spec_met { "" } else { " (spec not met)" }
         );
     }
     if let Some(res) = r.stem_residual {
