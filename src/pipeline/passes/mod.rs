@@ -19,6 +19,7 @@ use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::model::OutputKind;
 use crate::paths;
+use crate::pipeline::cache::CachedStems;
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
 use crate::pipeline::proof::{MixProbe, StemMeasures, StemProbe};
 use crate::pipeline::sink::{
@@ -47,6 +48,9 @@ pub(super) struct Runner<'a> {
     proof: bool,
     measures: Option<StemMeasures>,
     reference_note: Option<String>,
+    /// `--cache`: the stems as verified cache entries, replayed in place of the stem files
+    /// (the plan's stems are then `StemPlan::replayed_latency`).
+    cached: Option<&'a CachedStems>,
 }
 
 impl Runner<'_> {
@@ -84,6 +88,12 @@ impl Runner<'_> {
                 let plan = if stems { weighed(replay_plan(plan, true), weights) } else { replay_plan(plan, false) };
                 self.engine.run_pass(&plan, &params, &mut SpillSource::new(spill)?, &mut psink)?;
                 "spill"
+            }
+            None if self.cached.is_some() => {
+                let cached = self.cached.expect("checked");
+                let plan = weighed(plan.clone(), weights);
+                self.engine.run_pass(&plan, &params, &mut cached.source()?, &mut psink)?;
+                "cache"
             }
             None => {
                 let raw = self.engine.takes_raw_pcm();
@@ -367,10 +377,11 @@ pub(super) struct PassesOutcome {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn run_passes(
-    session: &Session,
+pub(super) fn run_passes<'a>(
+    session: &'a Session,
     engine: Box<dyn Engine>,
-    progress: &Progress,
+    progress: &'a Progress,
+    cached: Option<&'a CachedStems>,
     bus_plan: &RenderPlan,
     out_plan: &RenderPlan,
     files: &[PlannedFile],
@@ -381,7 +392,7 @@ pub(super) fn run_passes(
     proof: bool,
 ) -> Result<(PassesOutcome, Vec<PassRecord>)> {
     let mut runner =
-        Runner { session, engine, progress, passes: Vec::new(), proof, measures: None, reference_note: None };
+        Runner { session, engine, progress, passes: Vec::new(), proof, measures: None, reference_note: None, cached };
     let master = session.master.as_ref();
     let limit = master.is_some();
     let mut aim = Aim::new(session);

@@ -69,6 +69,7 @@ pub(super) fn remaster_variants(
         proof: false,
         measures: None,
         reference_note: None,
+        cached: runner.cached,
     };
     for vf in variant_files {
         let variant = &session.variants[vf.variant];
