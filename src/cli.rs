@@ -88,7 +88,7 @@ pub enum Command {
         cache: Option<PathBuf>,
         /// The --cache folder's limit in GB (10^9 bytes); least recently used entries are deleted
         /// to stay under it, and a stem bigger than it is not kept.
-        #[arg(long, requires = "cache", default_value_t = crate::pipeline::cache::DEFAULT_MAX_GB, value_parser = parse_cache_gb)]
+        #[arg(long, requires = "cache", allow_negative_numbers = true, default_value_t = crate::pipeline::cache::DEFAULT_MAX_GB, value_parser = parse_cache_gb)]
         cache_max_gb: f64,
     },
     /// Build the proof page from a saved render report (a render made with --proof).

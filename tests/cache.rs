@@ -148,3 +148,203 @@ fn a_gain_revision_reuses_every_stem_and_matches_an_uncached_render() {
         assert_eq!(outputs(&warm, &dir.path().join("warm")), outputs(&plain, &dir.path().join("plain")), "{engine}");
     }
 }
+
+/// The entry of `stem` named in a cached render's report.
+fn entry_of(r: &serde_json::Value, cache: &Path, stem: &str) -> PathBuf {
+    let s = r["cache"]["stems"].as_array().unwrap().iter().find(|s| s["stem"] == stem).unwrap();
+    cache.join(format!("{}.sfstem", s["key"].as_str().unwrap()))
+}
+
+/// A changed stem file (same length, other samples) and a changed EQ are new keys: recomputed, the
+/// report saying what changed (the music stem, keyed by the vocals, too), and the outputs those of
+/// an uncached render.
+#[test]
+fn a_changed_stem_file_or_eq_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let session = song(dir.path(), 0.0, 2.0);
+    cached(&session, &dir.path().join("first"), "cpu", &cache, &[]);
+
+    let mut s = music(99, 2 * FS as usize, 2, -11.0);
+    quantise(&mut s, 24);
+    let before = std::fs::metadata(dir.path().join("vocals.wav")).unwrap().len();
+    write_wav(&dir.path().join("vocals.wav"), &s, FS, 24);
+    assert_eq!(std::fs::metadata(dir.path().join("vocals.wav")).unwrap().len(), before, "same size");
+    let r = cached(&session, &dir.path().join("new-file"), "cpu", &cache, &[]);
+    let a = actions(&r);
+    assert_eq!(a["vocals"].0, "recomputed", "{a:?}");
+    assert!(a["vocals"].1.contains("the stem file changed"), "{a:?}");
+    assert_eq!(a["music"].0, "recomputed", "{a:?}");
+    assert!(a["music"].1.contains("keying its compressor"), "{a:?}");
+    assert_eq!((a["drums"].0.as_str(), a["bass"].0.as_str()), ("reused", "reused"), "{a:?}");
+    let plain = run(&session, &dir.path().join("plain"), "cpu", &[]);
+    assert_eq!(outputs(&r, &dir.path().join("new-file")), outputs(&plain, &dir.path().join("plain")));
+
+    let session = song(dir.path(), 0.0, 3.0);
+    let r = cached(&session, &dir.path().join("new-eq"), "cpu", &cache, &[]);
+    let a = actions(&r);
+    assert_eq!(a["vocals"].0, "recomputed", "{a:?}");
+    assert!(a["vocals"].1.contains("its EQ changed"), "{a:?}");
+    assert!(!a["vocals"].1.contains("stem file"), "{a:?}");
+    let plain = run(&session, &dir.path().join("plain"), "cpu", &[]);
+    assert_eq!(outputs(&r, &dir.path().join("new-eq")), outputs(&plain, &dir.path().join("plain")));
+}
+
+/// A truncated entry and an entry with one flipped byte are found before use, recomputed and
+/// replaced; the outputs are those of an uncached render.
+#[test]
+fn a_truncated_or_corrupt_entry_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let session = song(dir.path(), 0.0, 2.0);
+    let first = cached(&session, &dir.path().join("first"), "cpu", &cache, &[]);
+    let plain = run(&session, &dir.path().join("plain"), "cpu", &[]);
+    let want = outputs(&plain, &dir.path().join("plain"));
+
+    let drums = entry_of(&first, &cache, "drums");
+    let len = std::fs::metadata(&drums).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&drums).unwrap().set_len(len - 1000).unwrap();
+    let bass = entry_of(&first, &cache, "bass");
+    let mut bytes = std::fs::read(&bass).unwrap();
+    let at = bytes.len() / 2 + 3;
+    bytes[at] ^= 0x10;
+    std::fs::write(&bass, &bytes).unwrap();
+
+    let r = cached(&session, &dir.path().join("again"), "cpu", &cache, &[]);
+    let a = actions(&r);
+    assert_eq!(a["drums"].0, "recomputed", "{a:?}");
+    assert!(a["drums"].1.contains("truncated"), "{a:?}");
+    assert_eq!(a["bass"].0, "recomputed", "{a:?}");
+    assert!(a["bass"].1.contains("corrupt"), "{a:?}");
+    assert_eq!((a["music"].0.as_str(), a["vocals"].0.as_str()), ("reused", "reused"), "{a:?}");
+    assert_eq!(outputs(&r, &dir.path().join("again")), want);
+    assert_eq!(std::fs::metadata(&drums).unwrap().len(), len, "replaced whole");
+
+    // Replaced: the next render reuses all four.
+    let r = cached(&session, &dir.path().join("third"), "cpu", &cache, &[]);
+    assert!(actions(&r).values().all(|(a, _)| a == "reused"), "{:?}", actions(&r));
+    assert_eq!(outputs(&r, &dir.path().join("third")), want);
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    files_under(dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum()
+}
+
+/// Short mono stems at 1024-frame blocks, entries of about 37 kB: a 0.0001 GB (100 kB) cache holds
+/// two. Renders of `a` and `b`, then `b` alone (a muted: b used last), then `c`: the cache makes
+/// room by deleting a's entry, the least recently used, and keeps b's; after every render the
+/// folder is under its limit. A stereo stem of 5 s (about 2 MB) is never stored, and its render is
+/// still right.
+#[test]
+fn the_cache_stays_under_its_limit_least_recently_used_out_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let limit = 0.0001f64;
+    let frames = FS as usize / 10;
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        let mut s = music(120 + i as u64, frames, 1, -10.0);
+        quantise(&mut s, 24);
+        write_wav(&dir.path().join(format!("{n}.wav")), &s, FS, 24);
+    }
+    let session = |name: &str, stems: &[(&str, bool)]| {
+        let mut t = format!("name = \"{name}\"\nlayout = \"mono\"\n");
+        for (n, mute) in stems {
+            t += &format!("[[stems]]\nname = \"{n}\"\npath = \"{n}.wav\"\nmute = {mute}\n");
+            t += "eq = [ { type = \"peak\", freq_hz = 1000.0, gain_db = 1.0, q = 1.0 } ]\n";
+        }
+        t += "[eq_design]\ntaps = 255\n[master]\nceiling_dbtp = -1.0\n";
+        t += "[[outputs]]\npath = \"master.wav\"\nkind = \"master\"\nformat = \"f32\"\n";
+        let p = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&p, t).unwrap();
+        p
+    };
+    let flags = ["--block", "1024", "--cache-max-gb", "0.0001"];
+    let under = |what: &str| {
+        let bytes = folder_bytes(&cache);
+        assert!(bytes as f64 <= limit * 1e9, "after {what}: the cache holds {bytes} bytes");
+    };
+    let ab = cached(&session("ab", &[("a", false), ("b", false)]), &dir.path().join("o1"), "cpu", &cache, &flags);
+    let (ea, eb) = (entry_of(&ab, &cache, "a"), entry_of(&ab, &cache, "b"));
+    let size = std::fs::metadata(&ea).unwrap().len();
+    assert!(size as f64 * 2.0 < limit * 1e9 && size as f64 * 3.0 > limit * 1e9, "entries of {size} bytes");
+    under("a and b");
+    // Modification times order the entries; make sure they differ on a coarse clock.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let b = cached(&session("ab", &[("a", true), ("b", false)]), &dir.path().join("o2"), "cpu", &cache, &flags);
+    assert_eq!(actions(&b)["b"].0, "reused");
+    assert!(!actions(&b).contains_key("a"), "a muted stem is not needed");
+    under("b alone");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let c = cached(&session("c", &[("c", false)]), &dir.path().join("o3"), "cpu", &cache, &flags);
+    assert_eq!(actions(&c)["c"].0, "stored");
+    let evicted: Vec<&str> = c["cache"]["evicted"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(evicted.contains(&name(&ea).as_str()), "a's entry went first: {evicted:?}");
+    assert!(!ea.exists() && eb.exists() && entry_of(&c, &cache, "c").exists());
+    under("c");
+
+    // Bigger than the whole cache: computed, used, not kept.
+    let mut s = music(130, 5 * FS as usize, 2, -10.0);
+    quantise(&mut s, 24);
+    write_wav(&dir.path().join("big.wav"), &s, FS, 24);
+    let t = "name = \"big\"\nlayout = \"stereo\"\n[[stems]]\nname = \"big\"\npath = \"big.wav\"\n\
+             [master]\nceiling_dbtp = -1.0\n[[outputs]]\npath = \"master.wav\"\nkind = \"master\"\nformat = \"f32\"\n";
+    std::fs::write(dir.path().join("big.toml"), t).unwrap();
+    let big = cached(&dir.path().join("big.toml"), &dir.path().join("o4"), "cpu", &cache, &flags);
+    let a = actions(&big);
+    assert_eq!(a["big"].0, "uncached", "{a:?}");
+    assert!(a["big"].1.contains("larger than --cache-max-gb"), "{a:?}");
+    under("a stem bigger than the cache");
+    let plain = run(&dir.path().join("big.toml"), &dir.path().join("o5"), "cpu", &["--block", "1024"]);
+    let got = cached(&dir.path().join("big.toml"), &dir.path().join("o4"), "cpu", &cache, &flags);
+    assert_eq!(outputs(&got, &dir.path().join("o4")), outputs(&plain, &dir.path().join("o5")));
+}
+
+/// An entry stored by one engine is read by the other, and the outputs are an uncached CPU
+/// render's to the bit (the engines are bit-identical: the parity contract at its tightest).
+#[test]
+fn entries_cross_between_the_engines() {
+    if !engines().contains(&"gpu") {
+        return; // engines() has said that the GPU engine is skipped, and why
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let session = song(dir.path(), 0.0, 2.0);
+    let plain = run(&session, &dir.path().join("plain"), "cpu", &[]);
+    let want = outputs(&plain, &dir.path().join("plain"));
+    for (first, second) in [("gpu", "cpu"), ("cpu", "gpu")] {
+        let cache = dir.path().join(format!("cache-{first}"));
+        let out = dir.path().join(format!("{first}-stores"));
+        let r = cached(&session, &out, first, &cache, &[]);
+        assert_eq!(r["cache"]["stems_engine"], first);
+        assert_eq!(r["engine"]["engine"], first);
+        assert_eq!(outputs(&r, &out), want, "stored on {first}");
+        let out = dir.path().join(format!("{second}-reads"));
+        let r = cached(&session, &out, second, &cache, &[]);
+        assert!(actions(&r).values().all(|(a, _)| a == "reused"), "{second} reads {first}'s: {:?}", actions(&r));
+        assert_eq!(outputs(&r, &out), want, "{first}'s entries read on {second}");
+    }
+}
+
+/// Bad values and combinations exit 2 with a message naming the flag, and write nothing.
+#[test]
+fn bad_cache_flags_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = song(dir.path(), 0.0, 2.0);
+    let cache = dir.path().join("cache");
+    let c = cache.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--cache", c, "--cache-max-gb", "0"], "positive number of GB"),
+        (vec!["--cache", c, "--cache-max-gb", "-1"], "--cache-max-gb"),
+        (vec!["--cache", c, "--cache-max-gb", "lots"], "not a number"),
+        (vec!["--cache", c, "--cache-max-gb", "inf"], "positive number of GB"),
+        (vec!["--cache-max-gb", "1"], "--cache"),
+        (vec!["--cache", c, "--state-dir", "st", "--segments", "2", "--segment", "0"], "--state-dir"),
+        (vec!["--cache", c, "--proof", "p.html"], "--proof"),
+    ] {
+        let out = dir.path().join("out");
+        let err = render(&session, &out, "cpu", &args, 2);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(files_under(&out).is_empty(), "{args:?} wrote {:?}", files_under(&out));
+        assert!(files_under(&cache).is_empty(), "{args:?} wrote to the cache");
+    }
+}
