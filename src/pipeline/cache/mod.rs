@@ -109,10 +109,20 @@ pub fn prepare(
 
     let mut found: Vec<Option<Verified>> = Vec::new();
     let mut records = Vec::new();
-    for (i, s) in plan.stems.iter().enumerate() {
+    // Every entry read in full and hashed, the stems in parallel (the verification is most of a
+    // warm render's reading).
+    let checked: Vec<_> = plan
+        .stems
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let want = Expect { key: keys[i], channels: s.channels, block: b, blocks: needed };
+            entry::open_verified(&entry::entry_path(&opts.dir, &keys[i]), &want)
+        })
+        .collect();
+    for ((i, s), checked) in plan.stems.iter().enumerate().zip(checked) {
         let path = entry::entry_path(&opts.dir, &keys[i]);
-        let want = Expect { key: keys[i], channels: s.channels, block: b, blocks: needed };
-        let (hit, action, reason) = match entry::open_verified(&path, &want) {
+        let (hit, action, reason) = match checked {
             Ok(Some(v)) => (Some(v), "reused", None),
             // No entry: this stem's slot says whether it had one under another key, and why not now.
             Ok(None) => match Slot::read(&opts.dir, session, &s.name).filter(|old| old.key != entry::hex(&keys[i])) {
