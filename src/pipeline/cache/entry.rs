@@ -88,7 +88,7 @@ pub struct Verified {
 
 /// The entry at `path` checked against `want` in full (header, length, payload checksum) before
 /// any use; Ok(None) when there is no entry. A used entry's modification time is set to now: that
-/// is its last use for the least-recently-used eviction (`super::evict`).
+/// is its last use for the least-recently-used eviction (the cache's `evict`).
 pub fn open_verified(path: &Path, want: &Expect) -> std::result::Result<Option<Verified>, Unusable> {
     let mut file = match File::open(path) {
         Ok(f) => f,
@@ -151,7 +151,7 @@ enum Target {
     Unlinked(File),
 }
 
-/// Writes one entry while the capture pass streams (`super::capture`), hashing as it goes; the
+/// Writes one entry while the capture pass streams, hashing as it goes; the
 /// header is written last, so a killed render leaves only a temporary file that eviction sweeps.
 pub struct EntryWriter {
     target: Target,
