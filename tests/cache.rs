@@ -348,3 +348,68 @@ fn bad_cache_flags_exit_2() {
         assert!(files_under(&cache).is_empty(), "{args:?} wrote to the cache");
     }
 }
+
+/// Variants (a remaster on its own G, a stems variant) give an uncached render's outputs to the bit,
+/// cold and warm; so does a render without spills (`--spill none`: every writing pass and the
+/// remaster read the stems again, here from the cache), but for the one exception README
+/// "Revisions" names (a master-only pass sums in the frequency domain without the cache).
+#[test]
+fn variants_and_renders_without_spills_read_the_cache_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 2 * FS as usize;
+    let mut toml = String::from("name = \"v\"\nlayout = \"stereo\"\n");
+    for (i, n) in ["drums", "keys", "vocals"].iter().enumerate() {
+        let mut s = music(150 + i as u64, frames, 2, -8.0 - i as f64);
+        quantise(&mut s, 24);
+        write_wav(&dir.path().join(format!("{n}.wav")), &s, FS, 24);
+        toml += &format!("[[stems]]\nname = \"{n}\"\npath = \"{n}.wav\"\n");
+        toml += &format!("eq = [ {{ type = \"peak\", freq_hz = {}.0, gain_db = 1.5, q = 1.0 }} ]\n", 500 * (i + 1));
+    }
+    toml += "[bus]\neq = [ { type = \"high_shelf\", freq_hz = 9000.0, gain_db = 1.0, q = 0.707 } ]\n";
+    toml += "[eq_design]\ntaps = 511\n[master]\ntarget_lufs = -12.0\nceiling_dbtp = -1.0\n";
+    toml += "[[outputs]]\npath = \"{name}_{variant}.wav\"\nkind = \"master\"\nformat = \"pcm24\"\n";
+    toml += "[[outputs]]\npath = \"stems\"\nkind = \"stems\"\nformat = \"f32\"\n";
+    let outs = "outputs = [ { path = \"{name}_{variant}.wav\", kind = \"master\", format = \"pcm24\" } ]\n";
+    toml += &format!("[[variants]]\nname = \"vocal-up\"\ngain_db = {{ vocals = 2.0 }}\nloudness = \"own\"\n{outs}");
+    toml += &format!("[[variants]]\nname = \"instrumental\"\nmute = [\"vocals\"]\nmode = \"stems\"\n{outs}");
+    let session = dir.path().join("v.toml");
+    std::fs::write(&session, toml).unwrap();
+    for spill in ["all", "none"] {
+        let cache = dir.path().join(format!("cache-{spill}"));
+        let plain = run(&session, &dir.path().join("plain"), "cpu", &["--spill", spill]);
+        let want = outputs(&plain, &dir.path().join("plain"));
+        for round in ["cold", "warm"] {
+            let out = dir.path().join(round);
+            let r = cached(&session, &out, "cpu", &cache, &["--spill", spill]);
+            let want_action = if round == "cold" { "stored" } else { "reused" };
+            assert!(actions(&r).values().all(|(a, _)| a == want_action), "{spill} {round}: {:?}", actions(&r));
+            let got = outputs(&r, &out);
+            if spill == "all" {
+                assert_eq!(got, want, "--spill {spill}, {round} cache");
+                continue;
+            }
+            // Without spills an uncached CPU render makes the master-only remaster by summing the
+            // stems in the frequency domain (`cpu::engine`'s spectral bus), which a cached render,
+            // holding each stem's signal, sums in time: that one file may differ by rounding, within
+            // the parity contract's 1 LSB; every other file is identical.
+            for (name, sha) in &want {
+                if name.contains("vocal-up") {
+                    let (_, a) = read_audio(&out.join(name));
+                    let (_, b) = read_audio(&dir.path().join("plain").join(name));
+                    let lsb = 1.0 / (1u32 << 23) as f32;
+                    let worst = a
+                        .iter()
+                        .zip(&b)
+                        .flat_map(|(x, y)| x.iter().zip(y))
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0, f32::max);
+                    assert!(worst <= lsb * 1.01, "{name}: {} LSB apart", worst / lsb);
+                } else {
+                    assert_eq!(got.get(name), Some(sha), "{name}, --spill none, {round} cache");
+                }
+            }
+            // The report's outputs are the main's and every variant's.
+            assert!(want.keys().any(|k| k.contains("vocal-up")) && want.keys().any(|k| k.contains("instrumental")));
+        }
+    }
+}
