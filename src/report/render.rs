@@ -233,6 +233,14 @@ pub fn print(r: &RenderReport, json: bool) {
             "true_peak_dbtp": finite(r.loudness_after.true_peak_dbtp), "gain_db": r.gain_db,
             "iterations": r.iterations, "writing_passes": writing, "spec_met": r.spec_met,
         }));
+        if let Some(c) = &r.cache {
+            let count = |a: &str| c.stems.iter().filter(|s| s.action == a).count();
+            line(serde_json::json!({
+                "event": "cache", "dir": c.dir, "reused": count("reused"), "stored": count("stored"),
+                "recomputed": count("recomputed"), "uncached": count("uncached"), "bytes_read": c.bytes_read,
+                "bytes_written": c.bytes_written, "stems_engine": c.stems_engine, "mix_engine": c.mix_engine,
+            }));
+        }
         for v in &r.variants {
             line(serde_json::json!({
                 "event": "variant", "name": v.name, "mode": v.mode, "loudness": v.loudness,
