@@ -80,6 +80,16 @@ pub enum Command {
         /// the `--report` JSON, for `stemforge proof`.
         #[arg(long, conflicts_with = "state_dir")]
         proof: Option<PathBuf>,
+        /// Keep each stem's processed signal (after its EQ and process chain) in this folder, and
+        /// read it back when nothing that shapes it changed: a revision of gains, mutes, the bus
+        /// chain or the master only sums, limits and writes (README "Revisions"). Not with a
+        /// segmented render (--state-dir): its phases run on other nodes, each on a part.
+        #[arg(long, conflicts_with_all = ["state_dir", "proof"])]
+        cache: Option<PathBuf>,
+        /// The --cache folder's limit in GB (10^9 bytes); least recently used entries are deleted
+        /// to stay under it, and a stem bigger than it is not kept.
+        #[arg(long, requires = "cache", allow_negative_numbers = true, default_value_t = crate::pipeline::cache::DEFAULT_MAX_GB, value_parser = parse_cache_gb)]
+        cache_max_gb: f64,
     },
     /// Build the proof page from a saved render report (a render made with --proof).
     Proof {
@@ -243,6 +253,18 @@ impl Command {
 /// json` or `--progress=json` anywhere.
 pub fn args_ask_for_json(args: &[std::ffi::OsString]) -> bool {
     args.iter().any(|a| a == "--progress=json") || args.windows(2).any(|w| w[0] == "--progress" && w[1] == "json")
+}
+
+/// `--cache-max-gb`: a finite number of GB above 0.
+fn parse_cache_gb(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of GB"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("{s} GB: the cache's limit must be a positive number of GB"));
+    }
+    if v * 1e9 < crate::pipeline::cache::entry::HEADER_BYTES as f64 {
+        return Err(format!("{s} GB is less than one entry's header: give at least 1e-6"));
+    }
+    Ok(v)
 }
 
 fn parse_block(s: &str) -> Result<usize, String> {

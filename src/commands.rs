@@ -33,6 +33,8 @@ pub fn run(command: Command) -> Result<u8> {
             join,
             warmup_s,
             proof,
+            cache,
+            cache_max_gb,
         } => {
             if let Some(state_dir) = state_dir {
                 use crate::pipeline::segments::{Phase, SegmentOptions};
@@ -82,6 +84,8 @@ pub fn run(command: Command) -> Result<u8> {
                 hold_before_publish,
                 fingerprint: None,
                 proof,
+                cache: cache
+                    .map(|dir| crate::pipeline::cache::CacheOptions { dir, max_bytes: gb_to_bytes(cache_max_gb) }),
             };
             let json = opts.progress == ProgressMode::Json;
             let r = render(&session, &opts)?;
@@ -288,4 +292,9 @@ fn proof_from_report(report: &std::path::Path, out: &std::path::Path, force: boo
     file.publish(&mut publication)?;
     publication.keep();
     Ok(())
+}
+
+/// `--cache-max-gb` (validated by the CLI: finite, above 0) in bytes.
+fn gb_to_bytes(gb: f64) -> u64 {
+    (gb * 1e9).floor() as u64
 }

@@ -34,11 +34,21 @@ pub struct StemPlan {
     /// when every stem of the plan is linear. Gain, routing and an EQ or FIR are; a `process`
     /// chain clears it.
     pub linear: bool,
+    /// Some(l) for a stem whose signal already went through its path: a stem cache entry
+    /// (`pipeline::cache`) replayed from its first stored block, which is the path's output at the
+    /// first block of the render that stored it. The engines align it as a stem of latency l whose
+    /// path is the identity: l is that render's stems' lag in frames (`Lag::blocks` · B), so it
+    /// takes no pre-delay and joins the other stems' lag unchanged. None for a stem read from its
+    /// file.
+    pub replayed_latency: Option<usize>,
 }
 
 impl StemPlan {
     /// Frames by which the stem's path (EQ, then its process chain) delays it at `sample_rate`.
     pub fn latency(&self, sample_rate: u32) -> usize {
+        if let Some(l) = self.replayed_latency {
+            return l;
+        }
         self.fir.as_ref().map_or(0, |f| f.latency)
             + self.process.iter().map(|p| crate::dsp::process_latency(p, sample_rate)).sum::<usize>()
     }
@@ -475,6 +485,7 @@ mod tests {
             process: keys.iter().map(|k| comp(k)).collect(),
             routes: Vec::new(),
             linear: false,
+            replayed_latency: None,
         }
     }
 

@@ -269,6 +269,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             process: Vec::new(),
             routes: vec![(0, 0, g(1.5)), (1, 1, g(1.5))],
             linear: true,
+            replayed_latency: None,
         },
         StemPlan {
             index: 1,
@@ -278,6 +279,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             process: Vec::new(),
             routes: vec![(0, 0, m * g(-1.0)), (0, 1, m * g(-1.0))],
             linear: true,
+            replayed_latency: None,
         },
         StemPlan {
             index: 3,
@@ -287,6 +289,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             process: Vec::new(),
             routes: vec![(0, 0, g(-2.0)), (1, 1, g(-2.0))],
             linear: true,
+            replayed_latency: None,
         },
     ];
     let plan = RenderPlan {

@@ -2,6 +2,8 @@
 //! the cached bench-data folder, child processes timed with their peak RSS (wait4), and tables.
 #![allow(dead_code)]
 
+pub mod five_stems;
+
 use std::f64::consts::PI;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -143,7 +143,16 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
         }
         let linear = stem_path_is_linear(stem);
         let process = stem.process.clone();
-        stems.push(StemPlan { index, name: stem.name.clone(), channels: info.channels, fir, process, routes, linear });
+        stems.push(StemPlan {
+            index,
+            name: stem.name.clone(),
+            channels: info.channels,
+            fir,
+            process,
+            routes,
+            linear,
+            replayed_latency: None,
+        });
     }
     if link {
         bus_fir = None;
@@ -204,6 +213,7 @@ pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
         routes: identity.clone(),
         // A spilled signal is replayed as it was recorded: a copy, whatever made it.
         linear: true,
+        replayed_latency: None,
     };
     let spilled = if stems {
         plan.stems.iter().map(|s| replayed(s.index, &s.name)).collect()

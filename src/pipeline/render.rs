@@ -18,6 +18,7 @@ use crate::io::{self, AudioInfo};
 use crate::meter::LoudnessStats;
 use crate::model::OutputKind;
 use crate::paths;
+use crate::pipeline::cache::CacheOptions;
 use crate::pipeline::plan::{PlanKind, build_plan};
 use crate::pipeline::proof::proof_data;
 use crate::pipeline::target::{LOUDNESS_TOLERANCE_LU, MAX_PUSH_DB, Verdict};
@@ -60,6 +61,8 @@ pub struct RenderOptions {
     /// `--proof FILE.html`: the proof page (design/proof.md), from data gathered as the render
     /// streams; written atomically with the report.
     pub proof: Option<PathBuf>,
+    /// `--cache DIR`: the stem cache (`pipeline::cache`).
+    pub cache: Option<CacheOptions>,
 }
 
 impl Default for RenderOptions {
@@ -77,6 +80,7 @@ impl Default for RenderOptions {
             hold_before_publish: None,
             fingerprint: None,
             proof: None,
+            cache: None,
         }
     }
 }
@@ -202,7 +206,8 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     // takes it for a master-only render too: it sums linked stems in the frequency domain, one
     // inverse FFT per bus channel and no separate bus EQ.
     // Variants are made of the stems' linked contributions too (design/deliverables.md "Variants").
-    let linked = stems_wanted || !session.variants.is_empty() || engine.replays_spill();
+    // With --cache the passes run on the CPU engine from the cached stems: its plan.
+    let linked = stems_wanted || !session.variants.is_empty() || engine.replays_spill() || opts.cache.is_some();
     let out_plan = if linked { linked_plan } else { bus_plan.clone() };
     let info = engine.info();
     match &fallback {
@@ -227,10 +232,31 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     }
 
     let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
-    let (mut result, passes) = run_passes(
+    // --cache: the stems from the cache (those it lacks computed on the render's engine and
+    // stored), then every pass on the host CPU engine from them (`pipeline::cache`).
+    let (engine, prepared) = match &opts.cache {
+        Some(c) => {
+            if opts.proof.is_some() {
+                return Err(Error::Usage(
+                    "--cache with --proof: the proof page measures the stem files as they are read, which a cached                      render does not read; render the proof page without --cache"
+                        .into(),
+                ));
+            }
+            let mut engine = engine;
+            let p = crate::pipeline::cache::prepare(&session, &out_plan, engine.as_mut(), c, spill_dir, &progress)?;
+            (Box::new(CpuEngine::new()) as Box<dyn Engine>, Some(p))
+        }
+        None => (engine, None),
+    };
+    let (bus_plan, out_plan) = match &prepared {
+        Some(p) => (p.plan.clone(), p.plan.clone()),
+        None => (bus_plan, out_plan),
+    };
+    let (mut result, mut passes) = run_passes(
         &session,
         engine,
         &progress,
+        prepared.as_ref().map(|p| &p.stems),
         &bus_plan,
         &out_plan,
         &files,
@@ -242,6 +268,12 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         opts.proof.is_some(),
     )?;
 
+    if let Some(capture) = prepared.as_ref().and_then(|p| p.capture.clone()) {
+        passes.insert(0, capture);
+        for (n, p) in passes.iter_mut().enumerate() {
+            p.pass = n as u32 + 1;
+        }
+    }
     let master = session.master.as_ref();
     let mut problems = Vec::new();
     let after = result.loudness;
@@ -401,6 +433,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         wall_time_s: wall,
         realtime_factor: duration / wall,
         fingerprint: opts.fingerprint.clone(),
+        cache: prepared.map(|p| p.report),
         proof,
     };
     if let Some(f) = &report_file {

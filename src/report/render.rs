@@ -67,6 +67,7 @@ pub struct OutputRecord {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PassRecord {
     pub pass: u32,
+    /// "stems" (`--cache`: the capture pass, the stems the cache lacked computed and stored),
     /// "analysis" (the bus, metered and spilled), "solve" (one G tried on the spill: no stems read,
     /// nothing written), "limiter" (a writing pass), or "sum" (a writing pass without a master).
     pub kind: &'static str,
@@ -77,15 +78,54 @@ pub struct PassRecord {
     /// The limiter's aim in this pass (solves and limiter passes), dBTP.
     pub aim_dbtp: Option<f64>,
     pub seconds: f64,
-    /// What the pass read: "stems" (the stem files, decoded and filtered) or "spill" (the
+    /// What the pass read: "stems" (the stem files, decoded and filtered), "cache" (`--cache`: the
+    /// stems' entries, already filtered) or "spill" (the
     /// analysis pass's spilled output: a solve, or a writing pass that replays it).
     pub input: &'static str,
     /// GPU engine: bytes moved between host and device in this pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bus_bytes: Option<BusBytes>,
     /// Which meter read this pass: "cpu" (the `ebur128` crate on the host; always for "solve") or
-    /// "device" (the GPU engine's `gpu::meter`, `EngineInfo::meter`).
+    /// "device" (the GPU engine's `gpu::meter`, `EngineInfo::meter`); "none" for the capture pass,
+    /// which meters nothing.
     pub meter: &'static str,
+}
+
+/// `render --cache`: what each stem made of the cache (`pipeline::cache`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CacheReport {
+    pub dir: PathBuf,
+    /// `--cache-max-gb` in bytes.
+    pub max_bytes: u64,
+    /// The engine that computed the stems not reused (the capture pass); None when all were.
+    pub stems_engine: Option<String>,
+    /// The engine that summed, solved, limited and wrote from the cached stems: always the host
+    /// CPU engine (the engines are bit-identical; replaying f32 up to a device would cost more
+    /// than the sum).
+    pub mix_engine: &'static str,
+    /// Bytes of the entries reused (each read in full to verify it, then replayed).
+    pub bytes_read: u64,
+    /// Bytes of the entries stored.
+    pub bytes_written: u64,
+    /// Entries deleted to keep the folder under its limit, least recently used first.
+    pub evicted: Vec<String>,
+    pub stems: Vec<CacheStem>,
+}
+
+/// One stem's use of the cache.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CacheStem {
+    pub stem: String,
+    /// Its key, the entry's file name without `.sfstem`.
+    pub key: String,
+    /// "reused" (a verified entry), "stored" (none: computed and stored), "recomputed" (an entry
+    /// that could not be used, `reason`: computed and stored), "uncached" (computed, larger than
+    /// the cache: used for this render only).
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The entry's size.
+    pub bytes: u64,
 }
 
 /// A profile and its checks, as the render report gives them.
@@ -239,6 +279,9 @@ pub struct RenderReport {
     /// resumed batch skips the session while they still match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<serde_json::Value>,
+    /// `--cache`: each stem reused, stored or recomputed, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheReport>,
     /// `--proof`: the proof page's data, gathered while the render streamed (design/proof.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proof: Option<super::proof::ProofData>,
@@ -259,6 +302,14 @@ pub fn print(r: &RenderReport, json: bool) {
             "true_peak_dbtp": finite(r.loudness_after.true_peak_dbtp), "gain_db": r.gain_db,
             "iterations": r.iterations, "writing_passes": writing, "spec_met": r.spec_met,
         }));
+        if let Some(c) = &r.cache {
+            let count = |a: &str| c.stems.iter().filter(|s| s.action == a).count();
+            line(serde_json::json!({
+                "event": "cache", "dir": c.dir, "reused": count("reused"), "stored": count("stored"),
+                "recomputed": count("recomputed"), "uncached": count("uncached"), "bytes_read": c.bytes_read,
+                "bytes_written": c.bytes_written, "stems_engine": c.stems_engine, "mix_engine": c.mix_engine,
+            }));
+        }
         for v in &r.variants {
             line(serde_json::json!({
                 "event": "variant", "name": v.name, "mode": v.mode, "loudness": v.loudness,
@@ -316,6 +367,25 @@ pub fn print(r: &RenderReport, json: bool) {
             n.dialogue_stems.join(", "),
             crate::report::fmt_db(n.programme_lufs, 2),
             d.dialogue_percent,
+        );
+    }
+    if let Some(c) = &r.cache {
+        let count = |a: &str| c.stems.iter().filter(|s| s.action == a).count();
+        let why: Vec<String> =
+            c.stems.iter().filter_map(|s| s.reason.as_ref().map(|r| format!("{}: {r}", s.stem))).collect();
+        eprintln!(
+            "  cache {}: {} stem(s) reused, {} stored, {} recomputed{}, {} uncached; {:.3} GB read, {:.3} GB written, {} evicted; stems on {}, mix on {}",
+            c.dir.display(),
+            count("reused"),
+            count("stored"),
+            count("recomputed"),
+            if why.is_empty() { String::new() } else { format!(" ({})", why.join("; ")) },
+            count("uncached"),
+            c.bytes_read as f64 / 1e9,
+            c.bytes_written as f64 / 1e9,
+            c.evicted.len(),
+            c.stems_engine.as_deref().unwrap_or("none (all reused)"),
+            c.mix_engine
         );
     }
     for st in &r.process_stages {

@@ -142,6 +142,8 @@ pub(super) fn fold_down(
         // The main's rule: on dialogue, the dialogue stems' blocks gate the 2.0's own.
         normalise: runner.normalise.clone(),
         dialogue_tap: None,
+        // The fold-down replays the folded bus: no stems are read.
+        cached: None,
     };
     let plan = fold_plan(out_plan);
     let master = session.master.as_ref();

@@ -21,6 +21,7 @@ use crate::io;
 use crate::meter::{LoudnessMeter, LoudnessStats, MeterScope};
 use crate::model::OutputKind;
 use crate::paths;
+use crate::pipeline::cache::CachedStems;
 use crate::pipeline::normalise::{self, Normalise, Rule, dialogue_stems};
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
 use crate::pipeline::proof::{MixProbe, StemMeasures, StemProbe};
@@ -56,6 +57,9 @@ pub(super) struct Runner<'a> {
     /// The dialogue stems (plan order) the next pass meters (the analysis pass's, on a session
     /// that gates on dialogue).
     dialogue_tap: Option<Vec<usize>>,
+    /// `--cache`: the stems as verified cache entries, replayed in place of the stem files
+    /// (the plan's stems are then `StemPlan::replayed_latency`).
+    cached: Option<&'a CachedStems>,
 }
 
 impl Runner<'_> {
@@ -97,6 +101,12 @@ impl Runner<'_> {
                 let plan = if stems { weighed(replay_plan(plan, true), weights) } else { replay_plan(plan, false) };
                 self.engine.run_pass(&plan, &params, &mut SpillSource::new(spill)?, &mut psink)?;
                 "spill"
+            }
+            None if self.cached.is_some() => {
+                let cached = self.cached.expect("checked");
+                let plan = weighed(plan.clone(), weights);
+                self.engine.run_pass(&plan, &params, &mut cached.source()?, &mut psink)?;
+                "cache"
             }
             None => {
                 let raw = self.engine.takes_raw_pcm();
@@ -389,10 +399,11 @@ pub(super) struct PassesOutcome {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn run_passes(
-    session: &Session,
+pub(super) fn run_passes<'a>(
+    session: &'a Session,
     engine: Box<dyn Engine>,
-    progress: &Progress,
+    progress: &'a Progress,
+    cached: Option<&'a CachedStems>,
     bus_plan: &RenderPlan,
     out_plan: &RenderPlan,
     files: &[PlannedFile],
@@ -413,6 +424,7 @@ pub(super) fn run_passes(
         reference_note: None,
         normalise: None,
         dialogue_tap: None,
+        cached,
     };
     let master = session.master.as_ref();
     let limit = master.is_some();

@@ -72,6 +72,7 @@ pub(super) fn remaster_variants(
         // A remaster's G is the main's under dialogue gating (`loudness = "own"` is refused there).
         normalise: None,
         dialogue_tap: None,
+        cached: runner.cached,
     };
     for vf in variant_files {
         let variant = &session.variants[vf.variant];
