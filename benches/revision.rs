@@ -106,28 +106,18 @@ fn main() {
         revision.push(m);
     }
     let program_s = minutes * 60.0;
-    let wall = |v: &[Measured]| median(v.iter().map(|m| m.wall.as_secs_f64()).collect());
-    let cpu = |v: &[Measured]| median(v.iter().map(|m| m.user_s + m.sys_s).collect());
-    let rows: Vec<Vec<String>> = [
-        ("uncached render", &uncached),
-        ("first render, --cache (empty)", &first),
-        ("revision vocals +1 dB, --cache (warm)", &revision),
-    ]
-    .iter()
-    .map(|(label, v)| {
-        vec![
-            label.to_string(),
-            format!("{:.2}", wall(v)),
-            format!("{:.1}", program_s / wall(v)),
-            format!("{:.2}", cpu(v)),
-            format!("{:.2}", cpu(v) / wall(v)),
-            peak_rss(v),
-        ]
-    })
-    .collect();
+    let (wall, cpu) = (median_wall, median_cpu);
     print!(
         "{}",
-        table(&["render", "wall s (median)", "realtime x", "CPU s (median)", "cores busy", "peak RSS"], &rows)
+        medians_table(
+            "render",
+            program_s,
+            &[
+                ("uncached render", &uncached),
+                ("first render, --cache (empty)", &first),
+                ("revision vocals +1 dB, --cache (warm)", &revision),
+            ],
+        )
     );
     println!(
         "revision / first render: {:.2}x wall, {:.2}x CPU; revision / uncached: {:.2}x wall, {:.2}x CPU (load average after: {})",

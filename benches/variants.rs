@@ -89,25 +89,8 @@ fn main() {
         var_runs.push(render(&with_variants, &dir.join("report-variants.json"), &log).0);
     }
     let program_s = minutes * 60.0;
-    let wall = |v: &[Measured]| median(v.iter().map(|m| m.wall.as_secs_f64()).collect());
-    let cpu = |v: &[Measured]| median(v.iter().map(|m| m.user_s + m.sys_s).collect());
-    let rows: Vec<Vec<String>> = [("main alone", &main_runs), ("main + 4 variants", &var_runs)]
-        .iter()
-        .map(|(label, v)| {
-            vec![
-                label.to_string(),
-                format!("{:.2}", wall(v)),
-                format!("{:.1}", program_s / wall(v)),
-                format!("{:.2}", cpu(v)),
-                format!("{:.2}", cpu(v) / wall(v)),
-                peak_rss(v),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table(&["session", "wall s (median)", "realtime x", "CPU s (median)", "cores busy", "peak RSS"], &rows)
-    );
+    let (wall, cpu) = (median_wall, median_cpu);
+    print!("{}", medians_table("session", program_s, &[("main alone", &main_runs), ("main + 4 variants", &var_runs)]));
     println!(
         "main + 4 variants / main alone: {:.2}x wall, {:.2}x CPU (load average after: {})",
         wall(&var_runs) / wall(&main_runs),

@@ -664,3 +664,33 @@ pub fn mib(kib: i64) -> String {
 pub fn peak_rss(runs: &[Measured]) -> String {
     mib(runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0))
 }
+
+/// Median wall time of `runs`, seconds.
+pub fn median_wall(runs: &[Measured]) -> f64 {
+    median(runs.iter().map(|m| m.wall.as_secs_f64()).collect())
+}
+
+/// Median CPU time (user + system) of `runs`, seconds.
+pub fn median_cpu(runs: &[Measured]) -> f64 {
+    median(runs.iter().map(|m| m.user_s + m.sys_s).collect())
+}
+
+/// The medians table of timed renders of a `program_s`-second programme, one row per labelled set
+/// of runs: wall, realtime factor, CPU, cores busy, peak RSS. `first` heads the label column.
+pub fn medians_table(first: &str, program_s: f64, sets: &[(&str, &[Measured])]) -> String {
+    let rows: Vec<Vec<String>> = sets
+        .iter()
+        .map(|(label, v)| {
+            let (wall, cpu) = (median_wall(v), median_cpu(v));
+            vec![
+                label.to_string(),
+                format!("{wall:.2}"),
+                format!("{:.1}", program_s / wall),
+                format!("{cpu:.2}"),
+                format!("{:.2}", cpu / wall),
+                peak_rss(v),
+            ]
+        })
+        .collect();
+    table(&[first, "wall s (median)", "realtime x", "CPU s (median)", "cores busy", "peak RSS"], &rows)
+}
