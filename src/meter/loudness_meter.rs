@@ -1,20 +1,22 @@
-//! `LoudnessMeter`: the `ebur128` crate fed block by block, read at 100 ms steps (see `meter`).
+//! `LoudnessMeter`: the `ebur128` crate's readings, fed block by block, read at 100 ms steps (see `meter`).
 use ebur128::{Channel, EbuR128, Mode};
 use rayon::prelude::*;
 
 use super::{
-    EnergyMeter, LoudnessStats, MAX_CHANNELS, MAX_RATE, MIN_RATE, MeterScope, StepMaxima, amplitude_db, channel_map,
-    channel_weight,
+    EnergyMeter, KWeighting, LoudnessStats, MAX_CHANNELS, MAX_RATE, MIN_RATE, MeterScope, PeakScan, StepMaxima,
+    amplitude_db, channel_map, channel_weight,
 };
 use crate::error::{Error, Result};
 use crate::model::Layout;
 
 /// A streaming loudness meter for one program.
 pub struct LoudnessMeter {
-    /// Integrated loudness, LRA and the K-weighted buffer the momentary/short-term readings use.
-    meter: EbuR128,
-    /// `MeterScope::Full`: one sample- and true-peak-only instance per channel.
-    peaks: Vec<EbuR128>,
+    /// The K-weighting and what it is read through.
+    weighting: Weighting,
+    sample_rate: u32,
+    map: Vec<Channel>,
+    /// `MeterScope::Full`: the crate's sample and true peak of each channel (`PeakScan`).
+    peaks: Vec<PeakScan>,
     scope: MeterScope,
     channels: usize,
     /// Frames per 100 ms step (EBU Tech 3341: momentary/short-term are read every 100 ms).
@@ -24,11 +26,12 @@ pub struct LoudnessMeter {
     /// Max momentary/short-term read from the crate at every step, where `steps` is None.
     maxima: StepMaxima,
     /// Where `loudness_window(100)` covers exactly one step: the gating, LRA and max
-    /// momentary/short-term, computed from the crate's 100 ms window energies, as the device meter's host half computes them from its own
-    /// (`EnergyMeter`, the crate's gating step for step). The crate then only K-weights and keeps
-    /// its 400 ms buffer (`Mode::M`): its own integrated and LRA modes re-sum the K-weighted
-    /// buffer over 400 ms at every step and over 3 s every second, 7 passes over the signal where
-    /// the steps take one (about a sixth of a solve's CPU time, BENCHMARKS.md).
+    /// momentary/short-term, computed from the crate's 100 ms window energies, as the device
+    /// meter's host half computes them from its own (`EnergyMeter`, the crate's gating step for
+    /// step). The crate's own integrated and LRA modes re-sum the K-weighted buffer over 400 ms at
+    /// every step and over 3 s every second, 7 passes over the signal where the steps take one
+    /// (about a sixth of a solve's CPU time, BENCHMARKS.md); and the window energies themselves
+    /// come from `KWeighting`, the crate's K-weighting and window sum to the bit, all channels at once.
     ///
     /// None where the crate rounds its 100 ms step to the nearest frame but truncates a window's
     /// length, which differ at rates whose tenth is not a whole number of frames (11025 Hz):
@@ -39,8 +42,16 @@ pub struct LoudnessMeter {
     peak_steps: Option<PeakSteps>,
 }
 
+/// How a `LoudnessMeter` K-weights.
+enum Weighting {
+    /// Step mode: the 100 ms window energies, read at every step.
+    Steps(KWeighting),
+    /// Rates whose tenth is not a whole number of frames: the crate in its own modes.
+    Crate(Box<EbuR128>),
+}
+
 /// The highest true peak over the channels in each 100 ms step, as the step-aligned pieces of
-/// each block come out of the per-channel peak instances (`EbuR128::prev_true_peak`).
+/// each block come out of the per-channel peak scans (`PeakScan::prev_true_peak`).
 #[derive(Debug, Default)]
 struct PeakSteps {
     /// Linear true peak of each complete step.
@@ -93,19 +104,24 @@ impl LoudnessMeter {
         let (mode, peaks) = match scope {
             MeterScope::Integrated if step_energies => (Mode::M, Vec::new()),
             MeterScope::Integrated => (Mode::I, Vec::new()),
-            // `Mode::TRUE_PEAK` includes the sample peak; without a loudness mode the peak
-            // instances run no K-weighting filter and keep no buffer.
             MeterScope::Full => (
                 if step_energies { Mode::M } else { Mode::I | Mode::LRA | Mode::M | Mode::S },
-                (0..channels).map(|_| crate_meter(1, Mode::TRUE_PEAK)).collect::<Result<Vec<_>>>()?,
+                vec![PeakScan::new(sample_rate); channels],
             ),
         };
         let map = channel_map(channels, layout);
-        let mut meter = crate_meter(channels, mode)?;
-        meter.set_channel_map(&map).map_err(|e| Error::Internal(format!("loudness meter channel map: {e}")))?;
+        let weighting = if step_energies {
+            Weighting::Steps(KWeighting::new(sample_rate, &map))
+        } else {
+            let mut meter = crate_meter(channels, mode)?;
+            meter.set_channel_map(&map).map_err(|e| Error::Internal(format!("loudness meter channel map: {e}")))?;
+            Weighting::Crate(Box::new(meter))
+        };
         let weights = map.iter().map(|&c| channel_weight(c)).collect();
         Ok(LoudnessMeter {
-            meter,
+            weighting,
+            sample_rate,
+            map,
             peaks,
             scope,
             channels,
@@ -132,7 +148,7 @@ impl LoudnessMeter {
             }
             None => Err(Error::Usage(format!(
                 "dialogue gating needs a sample rate whose 100 ms step is a whole number of frames, not {} frames",
-                self.meter.rate() as f64 / 10.0
+                self.sample_rate as f64 / 10.0
             ))),
         }
     }
@@ -167,15 +183,15 @@ impl LoudnessMeter {
                     .zip(planar.par_iter())
                     .map(|(m, c)| {
                         if !recording {
-                            m.add_frames_planar_f32(&[c]).expect("ebur128 accepts a one-channel block");
+                            m.add(c);
                             return Vec::new();
                         }
                         let mut pieces = Vec::with_capacity(c.len() / step + 2);
                         let mut at = 0;
                         while at < c.len() {
                             let end = if at == 0 { first.min(c.len()) } else { (at + step).min(c.len()) };
-                            m.add_frames_planar_f32(&[&c[at..end]]).expect("ebur128 accepts a one-channel block");
-                            pieces.push(m.prev_true_peak(0).unwrap_or(0.0));
+                            m.add(&c[at..end]);
+                            pieces.push(m.prev_true_peak());
                             at = end;
                         }
                         pieces
@@ -201,9 +217,13 @@ impl LoudnessMeter {
             for (p, c) in part.iter_mut().zip(planar) {
                 *p = &c[at..at + n];
             }
-            self.meter
-                .add_frames_planar_f32(&part[..self.channels])
-                .expect("ebur128 accepts a block with the meter's channel count");
+            match &mut self.weighting {
+                Weighting::Steps(k) => k.add(&part[..self.channels]),
+                Weighting::Crate(m) => {
+                    m.add_frames_planar_f32(&part[..self.channels])
+                        .expect("ebur128 accepts a block with the meter's channel count");
+                }
+            }
             at += n;
             self.in_step += n;
             if self.in_step == self.step {
@@ -219,14 +239,15 @@ impl LoudnessMeter {
     /// Before 400 ms (3 s) of audio the window holds leading zeros and reads low, never high, so
     /// the early steps can only under-read (as in ffmpeg's filter).
     fn read_step(&mut self) {
-        let Some(steps) = &mut self.steps else {
-            let m = self.meter.loudness_momentary().unwrap_or(f64::NEG_INFINITY);
-            let s = self.meter.loudness_shortterm().unwrap_or(f64::NEG_INFINITY);
+        let (Some(steps), Weighting::Steps(k)) = (&mut self.steps, &mut self.weighting) else {
+            let Weighting::Crate(meter) = &self.weighting else { unreachable!("step mode has its steps") };
+            let m = meter.loudness_momentary().unwrap_or(f64::NEG_INFINITY);
+            let s = meter.loudness_shortterm().unwrap_or(f64::NEG_INFINITY);
             self.maxima.read(m, s);
             return;
         };
         // The crate reports a window's energy z as 10·log10(z) - 0.691 (-inf for z = 0); undo it.
-        let last = self.meter.loudness_window(100).expect("a 100 ms window fits the crate's 400 ms buffer");
+        let last = k.step_loudness();
         steps.add_step(10f64.powf((last + 0.691) / 10.0));
     }
 
@@ -268,6 +289,14 @@ impl LoudnessMeter {
         self.scope
     }
 
+    /// The crate's instance, outside step mode (where `steps` is None).
+    fn crate_meter(&self) -> &EbuR128 {
+        match &self.weighting {
+            Weighting::Crate(m) => m,
+            Weighting::Steps(_) => unreachable!("a meter in step mode reads its steps"),
+        }
+    }
+
     /// The sample rate the meter was made for.
     /// Frames per 100 ms step, rounded as the crate rounds it.
     pub(super) fn step(&self) -> usize {
@@ -275,12 +304,12 @@ impl LoudnessMeter {
     }
 
     pub fn sample_rate(&self) -> u32 {
-        self.meter.rate()
+        self.sample_rate
     }
 
     /// The weighting map the meter was made with.
     pub fn channel_map(&self) -> &[Channel] {
-        self.meter.channel_map()
+        &self.map
     }
 
     /// The readings so far. Can be called at any time; a trailing partial 100 ms step is not a
@@ -290,11 +319,11 @@ impl LoudnessMeter {
         let from_steps = self.steps.as_ref().map(|s| s.result());
         let integrated = match &from_steps {
             Some(r) => r.integrated_lufs,
-            None => self.meter.loudness_global().unwrap_or(f64::NEG_INFINITY),
+            None => self.crate_meter().loudness_global().unwrap_or(f64::NEG_INFINITY),
         };
         let lra = match &from_steps {
             Some(r) => r.lra_lu,
-            None => self.meter.loudness_range().unwrap_or(f64::NAN),
+            None => self.crate_meter().loudness_range().unwrap_or(f64::NAN),
         };
         let maxima = match &from_steps {
             Some(r) => (r.max_momentary_lufs, r.max_short_term_lufs),
@@ -305,8 +334,8 @@ impl LoudnessMeter {
             MeterScope::Full => (0.0f64, 0.0f64),
         };
         for m in &self.peaks {
-            sample_peak = sample_peak.max(m.sample_peak(0).unwrap_or(0.0));
-            true_peak = true_peak.max(m.true_peak(0).unwrap_or(0.0));
+            sample_peak = sample_peak.max(m.sample_peak());
+            true_peak = true_peak.max(m.true_peak());
         }
         LoudnessStats {
             integrated_lufs: integrated,

@@ -15,21 +15,26 @@
 //! `loudness_window(100)` sums only the last 100 ms of its own K-weighted buffer: one pass. The
 //! momentary and short-term energies are then the means of the last 4 and 30 of those 100 ms
 //! energies, which is the crate's own window sum regrouped (f64 rounding apart). The true peak,
-//! the crate's most expensive reading, comes from one crate instance per channel (its 4x
-//! interpolator runs each channel on its own, so a one-channel instance reads exactly what the
-//! multichannel one does), fed in parallel beside the loudness instance.
+//! the crate's most expensive reading, comes from `PeakScan`, one per channel: the crate's own 4x
+//! interpolator, reproduced to the bit but run several output frames at a time (the crate's runs
+//! each channel on its own, so a one-channel reading is exactly what the multichannel one reads),
+//! fed in parallel beside the loudness instance.
 mod dialogue;
 mod energy;
 mod file;
 mod gating;
+mod k_weighting;
 mod loudness_meter;
+mod peak_scan;
 mod true_peak;
 
 pub use dialogue::{DialogueLoudness, dialogue_gated};
 pub use energy::EnergyMeter;
 pub use file::{METER_BLOCK, measure_file, meter_reader, meter_reader_blocks};
 pub use gating::{LoudnessCurves, StepMaxima, channel_map, channel_weight, gated_loudness, loudness_range};
+pub use k_weighting::KWeighting;
 pub use loudness_meter::{LoudnessMeter, StepCurves};
+pub use peak_scan::PeakScan;
 pub use true_peak::TruePeakMeter;
 
 use serde::{Serialize, Serializer};

@@ -86,11 +86,51 @@ pub enum PlanKind {
 
 /// Build the plan. `infos[i]` describes `session.stems[i]` (already opened and validated).
 pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block: usize) -> Result<RenderPlan> {
+    let [plan] = build_plans(session, infos, [kind], block)?;
+    Ok(plan)
+}
+
+/// The plans of several kinds for one session, its FIRs designed once, in parallel (each design
+/// is a dense-grid response and an FFT of thousands of taps: a render builds two plans).
+pub fn build_plans<const N: usize>(
+    session: &Session,
+    infos: &[AudioInfo],
+    kinds: [PlanKind; N],
+    block: usize,
+) -> Result<[RenderPlan; N]> {
+    use rayon::prelude::*;
     let fs = infos.first().map(|i| i.sample_rate).ok_or_else(|| Error::input(&session.file, "no stems"))?;
+    // The bus filter first, then each stem's (a muted stem's is not designed).
+    let mut filters: Vec<(&Filter, usize)> = vec![(&session.bus_filter, session.layout.channels())];
+    filters.extend(
+        session
+            .stems
+            .iter()
+            .zip(infos)
+            .map(|(stem, info)| (if stem.mute { &Filter::None } else { &stem.filter }, info.channels)),
+    );
+    let designs: Vec<Option<FirPlan>> =
+        filters.par_iter().map(|&(f, channels)| filter_plan(f, session, channels, fs)).collect::<Result<_>>()?;
+    let mut plans = Vec::with_capacity(N);
+    for kind in kinds {
+        plans.push(plan_of_kind(session, infos, kind, block, &designs)?);
+    }
+    Ok(plans.try_into().unwrap_or_else(|_| unreachable!("one plan per kind")))
+}
+
+/// `build_plan` of `kind`, with `designs` = the bus FIR, then each stem's.
+fn plan_of_kind(
+    session: &Session,
+    infos: &[AudioInfo],
+    kind: PlanKind,
+    block: usize,
+    designs: &[Option<FirPlan>],
+) -> Result<RenderPlan> {
+    let fs = infos[0].sample_rate;
     let frames = infos.iter().map(|i| i.frames).max().unwrap_or(0);
     let layout = session.layout;
     let bus_channels = layout.channels();
-    let mut bus_fir = filter_plan(&session.bus_filter, session, bus_channels, fs)?;
+    let mut bus_fir = designs[0].clone();
     // The bus EQ folds into the stems' FIRs only where filtering commutes with summing.
     let link = kind == PlanKind::StemsLinked && session.stems.iter().filter(|s| !s.mute).all(stem_path_is_linear);
 
@@ -110,7 +150,7 @@ pub fn build_plan(session: &Session, infos: &[AudioInfo], kind: PlanKind, block:
                 ),
             )
         })?;
-        let mut fir = filter_plan(&stem.filter, session, info.channels, fs)?;
+        let mut fir = designs[1 + index].clone();
         if link && let Some(bus) = &bus_fir {
             fir = Some(link_bus_fir(stem_fir_or_unit(fir, info.channels), bus, &routes, &stem.path)?);
         }

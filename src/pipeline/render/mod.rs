@@ -22,7 +22,7 @@ use crate::meter::LoudnessStats;
 use crate::model::OutputKind;
 use crate::paths;
 use crate::pipeline::cache::CacheOptions;
-use crate::pipeline::plan::{PlanKind, build_plan};
+use crate::pipeline::plan::{PlanKind, build_plans};
 use crate::pipeline::proof::proof_data;
 use crate::pipeline::target::{LOUDNESS_TOLERANCE_LU, MAX_PUSH_DB, Verdict};
 use crate::progress::{Progress, ProgressMode};
@@ -168,14 +168,13 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     let fs = infos[0].sample_rate;
     session.validate_sample_rate(fs)?;
     let stems_wanted = session.outputs.iter().any(|o| o.kind == OutputKind::Stems);
-    let bus_plan = build_plan(&session, &infos, PlanKind::Bus, opts.block)?;
+    let [bus_plan, linked_plan] = build_plans(&session, &infos, [PlanKind::Bus, PlanKind::StemsLinked], opts.block)?;
     if bus_plan.stems.is_empty() {
         return Err(Error::input(&session.file, "every stem is muted: nothing to render"));
     }
     if session.master.as_ref().is_some_and(|m| m.target_lufs.is_some()) {
         too_short_to_meter(&session, &infos, &bus_plan)?;
     }
-    let linked_plan = build_plan(&session, &infos, PlanKind::StemsLinked, opts.block)?;
     let AllFiles { files, variants: variant_files, fold: fold_files } =
         plan_all_outputs(&session, &linked_plan, &out_dir, opts.force)?;
     if let (Some(f), SpillMode::None) = (fold_files.first(), opts.spill) {

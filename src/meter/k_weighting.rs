@@ -1,0 +1,313 @@
+//! `KWeighting`: the reference meter's K-weighted 100 ms window loudness, the same bits as the
+//! `ebur128` crate's `loudness_window(100)` read at every 100 ms step, all channels at once.
+//!
+//! Why not the crate itself: its K-weighting filter runs one channel after another, each sample
+//! waiting on the last (a chain of five dependent f64 operations), and it was the largest cost of
+//! metering once the true peak was fast (BENCHMARKS.md, "Revisions"). Here the channels are the
+//! lanes of one vector, so the chain is paid once per frame, not once per channel; every lane
+//! performs the crate's operations in the crate's order, so the bits are the crate's (`tests`
+//! below compare every step of random programmes, a decay into digital silence included):
+//! - the coefficients: the crate's `filter_coefficients`, the same f64 expressions;
+//! - each frame, under flush-to-zero as the crate's filter runs: `s0 = x − a1·s1 − a2·s2 − a3·s3 −
+//!   a4·s4` and `y = b0·s0 + b1·s1 + b2·s2 + b3·s3 + b4·s4`, left to right, no FMA;
+//! - each step, without flush-to-zero as the crate sums: per channel 0.0 then `+= y·y` in frame
+//!   order, times 1.41 for the surround channels (2.0 dual mono), summed over channels in order
+//!   from 0.0, divided by the step's frames; then `10·log10(e) − 0.691` (−inf for e ≤ 0).
+use ebur128::Channel;
+
+/// Channels per vector: eight f64 lanes (one AVX-512 register); fewer channels leave lanes idle,
+/// more take several groups.
+const LANES: usize = 8;
+
+/// One programme's K-weighting, read in whole 100 ms steps.
+#[derive(Debug, Clone)]
+pub struct KWeighting {
+    b: [f64; 5],
+    a: [f64; 5],
+    /// Per group of `LANES` channels, the filter state `[s1, s2, s3, s4]` lane by lane.
+    state: Vec<[[f64; LANES]; 4]>,
+    map: Vec<Channel>,
+    /// Frames per step (the crate's 100 ms window: rate / 10, a whole number here).
+    step: usize,
+    /// Per channel, the step's sum of squares so far.
+    sums: Vec<f64>,
+    /// This part's filtered frames of one group, lane by lane.
+    y: Vec<[f64; LANES]>,
+}
+
+impl KWeighting {
+    /// For `map` (the crate's channel map) at `sample_rate`, where the crate's 100 ms block
+    /// (rate / 10 rounded) and window (rate / 10 truncated) are the same frames: the meter's step mode.
+    pub fn new(sample_rate: u32, map: &[Channel]) -> KWeighting {
+        assert_eq!(sample_rate / 10, (sample_rate + 5) / 10, "KWeighting: {sample_rate} Hz has no whole 100 ms step");
+        let (b, a) = filter_coefficients(sample_rate as f64);
+        KWeighting {
+            b,
+            a,
+            state: vec![[[0.0; LANES]; 4]; map.len().div_ceil(LANES)],
+            map: map.to_vec(),
+            step: sample_rate as usize / 10,
+            sums: vec![0.0; map.len()],
+            y: Vec::new(),
+        }
+    }
+
+    /// Filter `part` (`part[ch][frame]`, no longer than what is left of the current step) and add
+    /// it to the step's sums.
+    pub fn add(&mut self, part: &[&[f32]]) {
+        assert_eq!(part.len(), self.map.len(), "KWeighting::add: wrong channel count");
+        let len = part.first().map_or(0, |c| c.len());
+        if len == 0 {
+            return;
+        }
+        for (g, state) in self.state.iter_mut().enumerate() {
+            let first = g * LANES;
+            let group = &part[first..(first + LANES).min(part.len())];
+            let map = &self.map[first..first + group.len()];
+            self.y.resize(len, [0.0; LANES]);
+            with_ftz(|| filter_dispatch(&self.b, &self.a, state, group, map, &mut self.y[..len]));
+            #[cfg(not(target_arch = "x86_64"))]
+            flush_subnormal_state(state);
+            for (c, sum) in self.sums[first..first + group.len()].iter_mut().enumerate() {
+                if map[c] == Channel::Unused {
+                    continue;
+                }
+                let mut s = *sum;
+                for y in &self.y[..len] {
+                    s += y[c] * y[c];
+                }
+                *sum = s;
+            }
+        }
+    }
+
+    /// The step just completed, as the crate's `loudness_window(100)` reads it (LUFS, −inf for
+    /// silence); the sums start again.
+    pub fn step_loudness(&mut self) -> f64 {
+        let mut sum = 0.0;
+        for (channel, s) in self.map.iter().zip(&mut self.sums) {
+            let mut channel_sum = std::mem::take(s);
+            if *channel == Channel::Unused {
+                continue;
+            }
+            match channel {
+                Channel::LeftSurround
+                | Channel::RightSurround
+                | Channel::Mp060
+                | Channel::Mm060
+                | Channel::Mp090
+                | Channel::Mm090 => channel_sum *= 1.41,
+                Channel::DualMono => channel_sum *= 2.0,
+                _ => {}
+            }
+            sum += channel_sum;
+        }
+        let energy = sum / self.step as f64;
+        if energy <= 0.0 { f64::NEG_INFINITY } else { 10.0 * f64::log10(energy) - 0.691 }
+    }
+}
+
+type Group<'a> = (&'a [f64; 5], &'a [f64; 5], &'a mut [[f64; LANES]; 4], &'a [&'a [f32]], &'a [Channel]);
+
+/// `filter` in the widest vectors the CPU has (the lanes do the same operations either way).
+fn filter_dispatch(
+    b: &[f64; 5],
+    a: &[f64; 5],
+    state: &mut [[f64; LANES]; 4],
+    group: &[&[f32]],
+    map: &[Channel],
+    y: &mut [[f64; LANES]],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { filter_avx512((b, a, state, group, map), y) };
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU has AVX (checked just above).
+            return unsafe { filter_avx((b, a, state, group, map), y) };
+        }
+    }
+    filter(b, a, state, group, map, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn filter_avx512((b, a, state, group, map): Group, y: &mut [[f64; LANES]]) {
+    filter(b, a, state, group, map, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn filter_avx((b, a, state, group, map): Group, y: &mut [[f64; LANES]]) {
+    filter(b, a, state, group, map, y)
+}
+
+/// The filter over one group of channels, lane c = `group[c]`; idle lanes (and unused channels,
+/// which the crate does not filter) compute on zeros, never read.
+#[inline(always)]
+fn filter(
+    b: &[f64; 5],
+    a: &[f64; 5],
+    state: &mut [[f64; LANES]; 4],
+    group: &[&[f32]],
+    map: &[Channel],
+    y: &mut [[f64; LANES]],
+) {
+    let live: [bool; LANES] = std::array::from_fn(|c| c < group.len() && map[c] != Channel::Unused);
+    let [mut s1, mut s2, mut s3, mut s4] = *state;
+    for (n, out) in y.iter_mut().enumerate() {
+        let x: [f64; LANES] = std::array::from_fn(|c| if live[c] { group[c][n] as f64 } else { 0.0 });
+        let mut s0 = [0.0; LANES];
+        for c in 0..LANES {
+            s0[c] = x[c] - a[1] * s1[c] - a[2] * s2[c] - a[3] * s3[c] - a[4] * s4[c];
+            out[c] = b[0] * s0[c] + b[1] * s1[c] + b[2] * s2[c] + b[3] * s3[c] + b[4] * s4[c];
+        }
+        s4 = s3;
+        s3 = s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    *state = [s1, s2, s3, s4];
+}
+
+/// Where the crate runs without flush-to-zero (not x86), it zeroes subnormal state at the end of
+/// each part instead.
+#[cfg(not(target_arch = "x86_64"))]
+fn flush_subnormal_state(state: &mut [[f64; LANES]; 4]) {
+    for v in state.iter_mut().flatten() {
+        if v.abs() < f64::MIN_POSITIVE {
+            *v = 0.0;
+        }
+    }
+}
+
+/// The crate's `filter_coefficients`: BS.1770's pre-filter (high shelf) and RLB high-pass at
+/// `rate`, multiplied into one 4th-order section, by the crate's expressions.
+#[allow(non_snake_case)]
+fn filter_coefficients(rate: f64) -> ([f64; 5], [f64; 5]) {
+    let f0 = 1681.974450955533;
+    let G = 3.999843853973347;
+    let Q = 0.7071752369554196;
+    let K = f64::tan(std::f64::consts::PI * f0 / rate);
+    let Vh = f64::powf(10.0, G / 20.0);
+    let Vb = f64::powf(Vh, 0.4996667741545416);
+    let mut pb = [0.0, 0.0, 0.0];
+    let mut pa = [1.0, 0.0, 0.0];
+    let rb = [1.0, -2.0, 1.0];
+    let mut ra = [1.0, 0.0, 0.0];
+    let a0 = 1.0 + K / Q + K * K;
+    pb[0] = (Vh + Vb * K / Q + K * K) / a0;
+    pb[1] = 2.0 * (K * K - Vh) / a0;
+    pb[2] = (Vh - Vb * K / Q + K * K) / a0;
+    pa[1] = 2.0 * (K * K - 1.0) / a0;
+    pa[2] = (1.0 - K / Q + K * K) / a0;
+    let f0 = 38.13547087602444;
+    let Q = 0.5003270373238773;
+    let K = f64::tan(std::f64::consts::PI * f0 / rate);
+    ra[1] = 2.0 * (K * K - 1.0) / (1.0 + K / Q + K * K);
+    ra[2] = (1.0 - K / Q + K * K) / (1.0 + K / Q + K * K);
+    (
+        [
+            pb[0] * rb[0],
+            pb[0] * rb[1] + pb[1] * rb[0],
+            pb[0] * rb[2] + pb[1] * rb[1] + pb[2] * rb[0],
+            pb[1] * rb[2] + pb[2] * rb[1],
+            pb[2] * rb[2],
+        ],
+        [
+            pa[0] * ra[0],
+            pa[0] * ra[1] + pa[1] * ra[0],
+            pa[0] * ra[2] + pa[1] * ra[1] + pa[2] * ra[0],
+            pa[1] * ra[2] + pa[2] * ra[1],
+            pa[2] * ra[2],
+        ],
+    )
+}
+
+/// Run `f` with the x86 flush-to-zero bit set, as the crate's filter runs (`ebur128::filter::ftz`).
+#[cfg(target_arch = "x86_64")]
+fn with_ftz<T>(f: impl FnOnce() -> T) -> T {
+    super::peak_scan::with_ftz(f)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn with_ftz<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ebur128::{EbuR128, Mode};
+
+    /// A test programme per channel: tones and noise at different levels, then a decay into the
+    /// subnormal range and digital silence (the filter's state decays through subnormals there).
+    fn programme(channels: usize, frames: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        };
+        (0..channels)
+            .map(|c| {
+                (0..frames)
+                    .map(|n| {
+                        let t = n as f32 / frames as f32;
+                        let x = 0.5 * (n as f32 * 0.01 * (c + 1) as f32).sin() + 0.2 * noise();
+                        if t < 0.5 {
+                            x * (0.1 + t)
+                        } else if t < 0.7 {
+                            x * 1e-36
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn compare(rate: u32, map: &[Channel], seed: u64) {
+        let channels = map.len();
+        let x = programme(channels, rate as usize * 3, seed);
+        let mut ours = KWeighting::new(rate, map);
+        let mut theirs = EbuR128::new(channels as u32, rate, Mode::M).expect("crate meter");
+        theirs.set_channel_map(map).expect("map");
+        let step = rate as usize / 10;
+        let (mut at, mut in_step, mut steps) = (0, 0, 0);
+        let mut sizes = [100usize, 1, 4096, 37, 2000].iter().cycle();
+        let mut audible = 0;
+        while at < x[0].len() {
+            let n = (*sizes.next().expect("cycle")).min(step - in_step).min(x[0].len() - at);
+            let part: Vec<&[f32]> = x.iter().map(|c| &c[at..at + n]).collect();
+            ours.add(&part);
+            theirs.add_frames_planar_f32(&part).expect("crate add");
+            at += n;
+            in_step += n;
+            if in_step == step {
+                in_step = 0;
+                let (o, t) = (ours.step_loudness(), theirs.loudness_window(100).expect("window"));
+                assert_eq!(o.to_bits(), t.to_bits(), "{rate} Hz, {channels} ch, step {steps}: {o} vs {t}");
+                steps += 1;
+                audible += (o > -70.0) as usize;
+            }
+        }
+        assert_eq!(steps, 30);
+        assert!(audible >= 14, "{audible} audible steps");
+    }
+
+    #[test]
+    fn the_same_bits_as_the_crate_at_every_step() {
+        use Channel::*;
+        compare(48_000, &[Left, Right], 1);
+        compare(44_100, &[Center], 2);
+        compare(48_000, &[Left, Right, Center, Unused, LeftSurround, RightSurround], 3);
+        compare(96_000, &[Left, Right, Center, Unused, LeftSurround, RightSurround, Mp090, Mm090], 4);
+        compare(48_000, &[Left, Right, Center, Unused, LeftSurround, RightSurround, Mp090, Mm090, Mp060, Left], 5);
+        compare(48_000, &[DualMono], 6);
+    }
+}
