@@ -190,6 +190,46 @@ fn a_changed_stem_file_or_eq_is_recomputed() {
     assert_eq!(outputs(&r, &dir.path().join("new-eq")), outputs(&plain, &dir.path().join("plain")));
 }
 
+/// A settled stem file's hash is kept beside the entries (`<path hash>.stat`) and trusted only
+/// while the file's size, times, inode and device are unchanged: a rewrite at the same size with
+/// its modification time set back is still seen (its ctime moved), recomputed, and the outputs are
+/// an uncached render's.
+#[test]
+fn a_stem_rewritten_with_its_old_mtime_is_still_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let session = song(dir.path(), 0.0, 2.0);
+    // Past the 2 s a file must have settled for its hash to be recorded.
+    std::thread::sleep(std::time::Duration::from_millis(2300));
+    cached(&session, &dir.path().join("first"), "cpu", &cache, &[]);
+    let stats = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".stat"))
+        .count();
+    assert_eq!(stats, 4, "one record per stem file");
+    let again = cached(&session, &dir.path().join("again"), "cpu", &cache, &[]);
+    assert!(actions(&again).values().all(|(a, _)| a == "reused"), "{:?}", actions(&again));
+
+    let path = dir.path().join("vocals.wav");
+    let before = std::fs::metadata(&path).unwrap();
+    let mut s = music(99, 2 * FS as usize, 2, -11.0);
+    quantise(&mut s, 24);
+    write_wav(&path, &s, FS, 24);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(before.modified().unwrap()).unwrap();
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (before.len(), before.modified().unwrap()),
+        "same size and mtime"
+    );
+    let r = cached(&session, &dir.path().join("rewritten"), "cpu", &cache, &[]);
+    let a = actions(&r);
+    assert_eq!(a["vocals"].0, "recomputed", "{a:?}");
+    assert!(a["vocals"].1.contains("the stem file changed"), "{a:?}");
+    let plain = run(&session, &dir.path().join("plain"), "cpu", &[]);
+    assert_eq!(outputs(&r, &dir.path().join("rewritten")), outputs(&plain, &dir.path().join("plain")));
+}
+
 /// A truncated entry and an entry with one flipped byte are found before use, recomputed and
 /// replaced; the outputs are those of an uncached render.
 #[test]

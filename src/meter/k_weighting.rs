@@ -68,16 +68,11 @@ impl KWeighting {
             with_ftz(|| filter_dispatch(&self.b, &self.a, state, group, map, &mut self.y[..len]));
             #[cfg(not(target_arch = "x86_64"))]
             flush_subnormal_state(state);
-            for (c, sum) in self.sums[first..first + group.len()].iter_mut().enumerate() {
-                if map[c] == Channel::Unused {
-                    continue;
-                }
-                let mut s = *sum;
-                for y in &self.y[..len] {
-                    s += y[c] * y[c];
-                }
-                *sum = s;
-            }
+            // Every lane at once, each in frame order (an unused channel's lane sums zeros).
+            let sums = &mut self.sums[first..first + group.len()];
+            let mut s: [f64; LANES] = std::array::from_fn(|c| sums.get(c).copied().unwrap_or(0.0));
+            sum_squares(&mut s, &self.y[..len]);
+            sums.copy_from_slice(&s[..sums.len()]);
         }
     }
 
@@ -170,6 +165,31 @@ fn filter(
         s1 = s0;
     }
     *state = [s1, s2, s3, s4];
+}
+
+/// `s[c] += y·y` for each frame's lane c, in frame order (outside flush-to-zero, as the crate
+/// sums), in the widest vectors the CPU has.
+fn sum_squares(s: &mut [f64; LANES], y: &[[f64; LANES]]) {
+    #[inline(always)]
+    fn lanes(s: &mut [f64; LANES], y: &[[f64; LANES]]) {
+        for f in y {
+            for c in 0..LANES {
+                s[c] += f[c] * f[c];
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512(s: &mut [f64; LANES], y: &[[f64; LANES]]) {
+            lanes(s, y)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { avx512(s, y) };
+        }
+    }
+    lanes(s, y)
 }
 
 /// Where the crate runs without flush-to-zero (not x86), it zeroes subnormal state at the end of

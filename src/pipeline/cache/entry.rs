@@ -1,11 +1,11 @@
 //! One stem cache entry on disk: a 128-byte header (magic, format version, channels, block,
-//! blocks, key, payload SHA-256) then the stem's processed stream as f32 blocks; written under a
+//! blocks, key, payload XXH3-128 checksum) then the stem's processed stream as f32 blocks; written under a
 //! temporary name and renamed, verified in full before any use, replayed block by block.
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::engine::StemSource;
 use crate::error::{Error, Result};
@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 const MAGIC: &[u8; 8] = b"SFSTEMC\0";
 /// Bumped whenever the header, the payload layout or what a stream holds changes: an entry of
 /// another version is recomputed (it is also part of every key, `key::FORMAT_VERSION`).
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the payload checksum is XXH3-128 (was SHA-256): a checksum against damage, read at memory
+/// speed; what an entry stands for is its key, which stays SHA-256.
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_BYTES: u64 = 128;
 /// The file name of an entry: its key in hex and this extension (eviction counts only these and
 /// the temporary names below).
@@ -126,7 +128,7 @@ pub fn open_verified(path: &Path, want: &Expect) -> std::result::Result<Option<V
     if blocks < want.blocks {
         return Err(Unusable::Short { have: blocks, want: want.blocks });
     }
-    let mut hasher = Sha256::new();
+    let mut hasher = Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf).map_err(|e| Unusable::Unreadable(e.to_string()))?;
@@ -135,12 +137,19 @@ pub fn open_verified(path: &Path, want: &Expect) -> std::result::Result<Option<V
         }
         hasher.update(&buf[..n]);
     }
-    if hasher.finalize().as_slice() != &header[64..96] {
+    if checksum_field(&hasher) != header[64..96] {
         return Err(Unusable::Corrupt);
     }
     // Best effort: an entry on a read-only cache is still used, only its age is not refreshed.
     let _ = file.set_modified(std::time::SystemTime::now());
     Ok(Some(Verified { file, channels, block, bytes: len }))
+}
+
+/// The header's 32-byte checksum field: the payload's XXH3-128, little-endian, then zeros.
+fn checksum_field(hasher: &Xxh3) -> [u8; 32] {
+    let mut field = [0u8; 32];
+    field[..16].copy_from_slice(&hasher.digest128().to_le_bytes());
+    field
 }
 
 /// Where a new entry goes: a temporary name in the cache folder, renamed to its final name when
@@ -159,7 +168,7 @@ pub struct EntryWriter {
     channels: usize,
     block: usize,
     blocks: u64,
-    hasher: Sha256,
+    hasher: Xxh3,
     error: Option<String>,
 }
 
@@ -180,7 +189,7 @@ impl EntryWriter {
             Target::Unlinked(tempfile::tempfile_in(scratch)?)
         };
         target.file().write_all(&[0u8; HEADER_BYTES as usize])?;
-        Ok(EntryWriter { target, key, channels, block, blocks: 0, hasher: Sha256::new(), error: None })
+        Ok(EntryWriter { target, key, channels, block, blocks: 0, hasher: Xxh3::new(), error: None })
     }
 
     /// Appends one block: `planes[..channels]`, each `block` long.
@@ -212,7 +221,7 @@ impl EntryWriter {
         header[16..20].copy_from_slice(&(self.block as u32).to_le_bytes());
         header[24..32].copy_from_slice(&self.blocks.to_le_bytes());
         header[32..64].copy_from_slice(&self.key);
-        header[64..96].copy_from_slice(self.hasher.clone().finalize().as_slice());
+        header[64..96].copy_from_slice(&checksum_field(&self.hasher));
         let bytes = entry_bytes(self.channels, self.block, self.blocks);
         let io = |e: std::io::Error| e.to_string();
         let f = self.target.file();

@@ -8,7 +8,102 @@ use sha2::{Digest, Sha256};
 use crate::engine::{RenderPlan, StemPlan};
 use crate::error::{Error, Result};
 
-/// SHA-256 of a stem file's bytes: a changed file (even at the same size and time) is a new key.
+/// SHA-256 of a stem file's bytes, through the cache folder's record of it (`StatRecord`): a
+/// file whose size, times, inode and device are those recorded when it was last hashed is not
+/// read again (as git trusts its index); any other is hashed, and recorded when that is safe.
+pub fn stem_file_sha256(dir: &Path, path: &Path) -> Result<[u8; 32]> {
+    let Some(now) = StatRecord::of(path) else { return file_sha256(path) };
+    let record = StatRecord::path(dir, path);
+    if let Some(old) = std::fs::read(&record).ok().and_then(|b| serde_json::from_slice::<StatRecord>(&b).ok())
+        && old.same_file(&now)
+        && let Some(sha) = old.sha256()
+    {
+        return Ok(sha);
+    }
+    let sha = file_sha256(path)?;
+    // Recorded only when the file did not change while it was read and its last change is old
+    // enough that a write landing in the same timestamp tick after this read is ruled out.
+    if StatRecord::of(path).is_some_and(|after| after.same_file(&now) && after.settled()) {
+        let done = StatRecord { sha256: super::entry::hex(&sha), ..now };
+        if let (Ok(json), Ok(mut tmp)) =
+            (serde_json::to_vec(&done), tempfile::Builder::new().prefix(super::entry::TEMP_PREFIX).tempfile_in(dir))
+        {
+            use std::io::Write;
+            if tmp.write_all(&json).is_ok() {
+                let _ = tmp.persist(&record);
+            }
+        }
+    }
+    Ok(sha)
+}
+
+/// What a stem file was when it was hashed (`<SHA-256 of its canonical path>.stat` in the cache
+/// folder, a few hundred bytes, evicted like an entry). A write to the file changes its ctime,
+/// which no user tool sets back; the record is only kept for files last changed `SETTLED` before
+/// it was made, so a change within one timestamp tick of the hashing cannot go unseen.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct StatRecord {
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    inode: u64,
+    device: u64,
+    sha256: String,
+}
+
+/// How long ago a file's last change must be for its record to be kept.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+pub const STAT_EXTENSION: &str = "stat";
+
+impl StatRecord {
+    #[cfg(unix)]
+    fn of(path: &Path) -> Option<StatRecord> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Some(StatRecord {
+            len: m.len(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+            inode: m.ino(),
+            device: m.dev(),
+            sha256: String::new(),
+        })
+    }
+
+    /// Elsewhere every stem file is hashed in full each time.
+    #[cfg(not(unix))]
+    fn of(_: &Path) -> Option<StatRecord> {
+        None
+    }
+
+    fn path(dir: &Path, file: &Path) -> std::path::PathBuf {
+        let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        let name: [u8; 32] = Sha256::digest(file.to_string_lossy().as_bytes()).into();
+        dir.join(format!("{}.{STAT_EXTENSION}", super::entry::hex(&name)))
+    }
+
+    fn same_file(&self, other: &StatRecord) -> bool {
+        (self.len, self.mtime_ns, self.ctime_ns, self.inode, self.device)
+            == (other.len, other.mtime_ns, other.ctime_ns, other.inode, other.device)
+    }
+
+    fn settled(&self) -> bool {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+        now - self.mtime_ns.max(self.ctime_ns) > SETTLED.as_nanos() as i128
+    }
+
+    fn sha256(&self) -> Option<[u8; 32]> {
+        let bytes: Vec<u8> = (0..self.sha256.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(self.sha256.get(i..i + 2)?, 16).ok())
+            .collect::<Option<_>>()?;
+        bytes.try_into().ok()
+    }
+}
+
+/// SHA-256 of a file's bytes: a changed file (even at the same size and time) is a new key.
 pub fn file_sha256(path: &Path) -> Result<[u8; 32]> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     let mut hasher = Sha256::new();

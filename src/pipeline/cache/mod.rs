@@ -15,6 +15,9 @@
 //! The folder: entries `<key>.sfstem`, written under a temporary name and renamed, so renders
 //! sharing the folder see an entry whole or not at all (two storing the same key write the same
 //! bytes). Least recently used goes first (`evict`): a use sets an entry's modification time.
+//! Beside the entries: each stem's last key (`Slot`, `.slot`), which says what changed on a
+//! recompute, and each stem file's hash with what the file was when hashed (`key::stem_file_sha256`,
+//! `.stat`), so that a warm revision does not read every stem file again.
 mod capture;
 pub mod entry;
 mod key;
@@ -93,8 +96,11 @@ pub fn prepare(
     let needed = plan.blocks() + align.total() as u64;
     let stored_blocks = needed + SPARE_BLOCKS;
     let precision = engine.info().fir_precision;
-    let files: Vec<[u8; 32]> =
-        plan.stems.par_iter().map(|s| key::file_sha256(&session.stems[s.index].path)).collect::<Result<Vec<_>>>()?;
+    let files: Vec<[u8; 32]> = plan
+        .stems
+        .par_iter()
+        .map(|s| key::stem_file_sha256(&opts.dir, &session.stems[s.index].path))
+        .collect::<Result<Vec<_>>>()?;
     // Key stems first, so a keyed compressor's key covers its key stem's.
     let levels = chain_levels(&plan.stems).ok_or_else(|| Error::Internal("compressor keys make a cycle".into()))?;
     let mut keys: Vec<Option<[u8; 32]>> = vec![None; plan.stems.len()];
@@ -332,7 +338,10 @@ pub fn evict(dir: &Path, limit: u64) -> Result<Vec<String>> {
             } else {
                 total += meta.len();
             }
-        } else if name.ends_with(&format!(".{}", entry::EXTENSION)) || name.ends_with(&format!(".{SLOT_EXTENSION}")) {
+        } else if [entry::EXTENSION, SLOT_EXTENSION, key::STAT_EXTENSION]
+            .iter()
+            .any(|x| name.ends_with(&format!(".{x}")))
+        {
             total += meta.len();
             entries.push((modified, meta.len(), item.path()));
         }
