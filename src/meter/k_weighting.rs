@@ -7,13 +7,15 @@
 //! lanes of one vector, so the chain is paid once per frame, not once per channel; every lane
 //! performs the crate's operations in the crate's order, so the bits are the crate's (`tests`
 //! below compare every step of random programmes, a decay into digital silence included):
-//! - the coefficients: the crate's `filter_coefficients`, the same f64 expressions;
+//! - the coefficients: the crate's `filter_coefficients` (`dsp::kweighting`, as the device meter);
 //! - each frame, under flush-to-zero as the crate's filter runs: `s0 = x − a1·s1 − a2·s2 − a3·s3 −
 //!   a4·s4` and `y = b0·s0 + b1·s1 + b2·s2 + b3·s3 + b4·s4`, left to right, no FMA;
 //! - each step, without flush-to-zero as the crate sums: per channel 0.0 then `+= y·y` in frame
 //!   order, times 1.41 for the surround channels (2.0 dual mono), summed over channels in order
 //!   from 0.0, divided by the step's frames; then `10·log10(e) − 0.691` (−inf for e ≤ 0).
 use ebur128::Channel;
+
+use crate::dsp::kweighting::k_weighting;
 
 /// Channels per vector: eight f64 lanes (one AVX-512 register); fewer channels leave lanes idle,
 /// more take several groups.
@@ -40,7 +42,7 @@ impl KWeighting {
     /// (rate / 10 rounded) and window (rate / 10 truncated) are the same frames: the meter's step mode.
     pub fn new(sample_rate: u32, map: &[Channel]) -> KWeighting {
         assert_eq!(sample_rate / 10, (sample_rate + 5) / 10, "KWeighting: {sample_rate} Hz has no whole 100 ms step");
-        let (b, a) = filter_coefficients(sample_rate as f64);
+        let (b, a) = k_weighting(sample_rate as f64);
         KWeighting {
             b,
             a,
@@ -65,7 +67,7 @@ impl KWeighting {
             let group = &part[first..(first + LANES).min(part.len())];
             let map = &self.map[first..first + group.len()];
             self.y.resize(len, [0.0; LANES]);
-            with_ftz(|| filter_dispatch(&self.b, &self.a, state, group, map, &mut self.y[..len]));
+            with_ftz(|| filter_dispatch((&self.b, &self.a, state, group, map), &mut self.y[..len]));
             #[cfg(not(target_arch = "x86_64"))]
             flush_subnormal_state(state);
             // Every lane at once, each in frame order (an unused channel's lane sums zeros).
@@ -102,54 +104,41 @@ impl KWeighting {
     }
 }
 
+/// One group's filter: coefficients b and a, its state, its channels' samples and map.
 type Group<'a> = (&'a [f64; 5], &'a [f64; 5], &'a mut [[f64; LANES]; 4], &'a [&'a [f32]], &'a [Channel]);
 
 /// `filter` in the widest vectors the CPU has (the lanes do the same operations either way).
-fn filter_dispatch(
-    b: &[f64; 5],
-    a: &[f64; 5],
-    state: &mut [[f64; LANES]; 4],
-    group: &[&[f32]],
-    map: &[Channel],
-    y: &mut [[f64; LANES]],
-) {
+fn filter_dispatch(g: Group, y: &mut [[f64; LANES]]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { filter_avx512((b, a, state, group, map), y) };
+            return unsafe { filter_avx512(g, y) };
         }
         if std::arch::is_x86_feature_detected!("avx") {
             // SAFETY: the CPU has AVX (checked just above).
-            return unsafe { filter_avx((b, a, state, group, map), y) };
+            return unsafe { filter_avx(g, y) };
         }
     }
-    filter(b, a, state, group, map, y)
+    filter(g, y)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn filter_avx512((b, a, state, group, map): Group, y: &mut [[f64; LANES]]) {
-    filter(b, a, state, group, map, y)
+unsafe fn filter_avx512(g: Group, y: &mut [[f64; LANES]]) {
+    filter(g, y)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn filter_avx((b, a, state, group, map): Group, y: &mut [[f64; LANES]]) {
-    filter(b, a, state, group, map, y)
+unsafe fn filter_avx(g: Group, y: &mut [[f64; LANES]]) {
+    filter(g, y)
 }
 
 /// The filter over one group of channels, lane c = `group[c]`; idle lanes (and unused channels,
 /// which the crate does not filter) compute on zeros, never read.
 #[inline(always)]
-fn filter(
-    b: &[f64; 5],
-    a: &[f64; 5],
-    state: &mut [[f64; LANES]; 4],
-    group: &[&[f32]],
-    map: &[Channel],
-    y: &mut [[f64; LANES]],
-) {
+fn filter((b, a, state, group, map): Group, y: &mut [[f64; LANES]]) {
     let live: [bool; LANES] = std::array::from_fn(|c| c < group.len() && map[c] != Channel::Unused);
     let [mut s1, mut s2, mut s3, mut s4] = *state;
     for (n, out) in y.iter_mut().enumerate() {
@@ -201,49 +190,6 @@ fn flush_subnormal_state(state: &mut [[f64; LANES]; 4]) {
             *v = 0.0;
         }
     }
-}
-
-/// The crate's `filter_coefficients`: BS.1770's pre-filter (high shelf) and RLB high-pass at
-/// `rate`, multiplied into one 4th-order section, by the crate's expressions.
-#[allow(non_snake_case)]
-fn filter_coefficients(rate: f64) -> ([f64; 5], [f64; 5]) {
-    let f0 = 1681.974450955533;
-    let G = 3.999843853973347;
-    let Q = 0.7071752369554196;
-    let K = f64::tan(std::f64::consts::PI * f0 / rate);
-    let Vh = f64::powf(10.0, G / 20.0);
-    let Vb = f64::powf(Vh, 0.4996667741545416);
-    let mut pb = [0.0, 0.0, 0.0];
-    let mut pa = [1.0, 0.0, 0.0];
-    let rb = [1.0, -2.0, 1.0];
-    let mut ra = [1.0, 0.0, 0.0];
-    let a0 = 1.0 + K / Q + K * K;
-    pb[0] = (Vh + Vb * K / Q + K * K) / a0;
-    pb[1] = 2.0 * (K * K - Vh) / a0;
-    pb[2] = (Vh - Vb * K / Q + K * K) / a0;
-    pa[1] = 2.0 * (K * K - 1.0) / a0;
-    pa[2] = (1.0 - K / Q + K * K) / a0;
-    let f0 = 38.13547087602444;
-    let Q = 0.5003270373238773;
-    let K = f64::tan(std::f64::consts::PI * f0 / rate);
-    ra[1] = 2.0 * (K * K - 1.0) / (1.0 + K / Q + K * K);
-    ra[2] = (1.0 - K / Q + K * K) / (1.0 + K / Q + K * K);
-    (
-        [
-            pb[0] * rb[0],
-            pb[0] * rb[1] + pb[1] * rb[0],
-            pb[0] * rb[2] + pb[1] * rb[1] + pb[2] * rb[0],
-            pb[1] * rb[2] + pb[2] * rb[1],
-            pb[2] * rb[2],
-        ],
-        [
-            pa[0] * ra[0],
-            pa[0] * ra[1] + pa[1] * ra[0],
-            pa[0] * ra[2] + pa[1] * ra[1] + pa[2] * ra[0],
-            pa[1] * ra[2] + pa[2] * ra[1],
-            pa[2] * ra[2],
-        ],
-    )
 }
 
 /// Run `f` with the x86 flush-to-zero bit set, as the crate's filter runs (`ebur128::filter::ftz`).

@@ -6,9 +6,9 @@
 //! (BENCHMARKS.md, "Revisions"): every delivered file's `bext` reads it. The crate's arithmetic is
 //! reproduced exactly, so every reading stays the crate's, to the bit (`tests` below compare them
 //! on every block of random programmes, denormals included):
-//! - the table: its 48-tap Hann-windowed sinc, computed in f64 by the same expressions and rounded
-//!   to f32, phase `p` of tap `j` at `j·factor + p`; factor 4 below 96 kHz, 2 below 192 kHz, no
-//!   true peak above (the crate then reads the sample peak);
+//! - the table: its 48-tap Hann-windowed sinc (`dsp::kweighting::true_peak_interpolator`, as the
+//!   device meter has it), phase `p` of tap `j` at `j·factor + p`; factor 4 below 96 kHz, 2 below
+//!   192 kHz, no true peak above (the crate then reads the sample peak);
 //! - each upsampled sample: 0.0, then `+= x[n−j]·h[j·factor+p]` for j = 0, 1, …, as separate f32
 //!   multiplies and adds (no FMA), under the crate's flush-to-zero;
 //! - the peaks: max |x| as f64, max |y| in f32, each per call (`prev`) and overall; the true peak
@@ -16,12 +16,10 @@
 //!
 //! Lanes are output frames, not channels: each lane performs one frame's operations in the crate's
 //! order, so the vector width changes nothing but the speed.
-use std::f64::consts::PI;
+use crate::dsp::kweighting::true_peak_interpolator;
 
 /// The crate's interpolation filter length (`ebur128::interp::TAPS`).
 const TAPS: usize = 48;
-/// The crate's `ALMOST_ZERO`: the sinc's centre tap.
-const ALMOST_ZERO: f64 = 0.000001;
 
 /// One channel's sample and true peak, streamed block by block.
 #[derive(Debug, Clone)]
@@ -41,19 +39,11 @@ pub struct PeakScan {
 
 impl PeakScan {
     pub fn new(sample_rate: u32) -> PeakScan {
-        let factor = if sample_rate < 96_000 {
-            4
-        } else if sample_rate < 192_000 {
-            2
-        } else {
-            0
-        };
-        let table = if factor == 0 { Vec::new() } else { table(factor) };
-        let history = TAPS.checked_div(factor).map_or(0, |n| n - 1);
+        let (factor, taps, table) = true_peak_interpolator(sample_rate).unwrap_or((0, 1, Vec::new()));
         PeakScan {
             factor,
             table,
-            input: vec![0.0; history],
+            input: vec![0.0; taps - 1],
             sample_peak: 0.0,
             true_peak: 0.0,
             prev_sample_peak: 0.0,
@@ -115,20 +105,6 @@ fn sample_peak(x: &[f32]) -> f32 {
         }
     }
     tail.iter().fold(lanes.iter().fold(0.0, |m, &v| keep(m, v)), |m, &v| keep(m, v))
-}
-
-/// The crate's `InterpF::new` table, flattened tap-major.
-fn table(factor: usize) -> Vec<f32> {
-    (0..TAPS)
-        .map(|j| {
-            let j = j as f64;
-            let window = TAPS as f64;
-            let w = 0.5 * (1.0 - f64::cos(2.0 * PI * j / window));
-            let m = j - window / 2.0;
-            (if m.abs() > ALMOST_ZERO { w * f64::sin(m * PI / factor as f64) / (m * PI / factor as f64) } else { w })
-                as f32
-        })
-        .collect()
 }
 
 /// The highest |upsampled sample| of the last `frames` frames of `input` (the taps' history
@@ -306,7 +282,7 @@ mod tests {
         let x = programme(20_000, 9);
         let mut input = vec![0.0f32; 11];
         input.extend_from_slice(&x);
-        let table = table(4);
+        let table = true_peak_interpolator(48_000).expect("4x at 48 kHz").2;
         let widths = with_ftz(|| {
             [
                 scan_lanes::<1>(4, &table, &input, x.len()),
