@@ -487,7 +487,13 @@ pub(super) fn run_passes<'a>(
     // With stems the replay rebuilds the master as their sum, which is the writing pass's master
     // only without a bus chain (after one, the master is G times the chain's bus, equal to the
     // stems' sum only to rounding; after a residual stage, not at all).
-    let replay = spill_mode == SpillMode::All && replays && (!deliver_stems || out_plan.bus_process.is_empty());
+    // Stems read from the cache (`--cache`) are already on disk, one entry per stem: spilling their
+    // contributions again would write and read back as much as the entries hold, so their writing
+    // pass reads the entries (the bus is still spilled for the solve; the outputs are the same
+    // bits either way, `tests/cache.rs`).
+    let cached_stems = runner.cached.is_some() && deliver_stems;
+    let replay =
+        spill_mode == SpillMode::All && replays && (!deliver_stems || out_plan.bus_process.is_empty()) && !cached_stems;
     // A remaster variant replays the stems' contributions whatever the engine (the session refuses
     // a remaster beside a bus chain).
     let spill_for_remasters = spill_mode == SpillMode::All && remasters && out_plan.bus_process.is_empty();
