@@ -140,6 +140,14 @@ pub enum Command {
         /// Replace existing outputs.
         #[arg(long)]
         force: bool,
+        /// The stem cache, as `render --cache` (README "Revisions"): every track's stems kept in
+        /// this folder and read back when nothing that shapes them changed, so that revising one
+        /// track's gains or the album's target only sums, limits and writes.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// The --cache folder's limit in GB (10^9 bytes), as `render --cache-max-gb`.
+        #[arg(long, requires = "cache", allow_negative_numbers = true, default_value_t = crate::pipeline::cache::DEFAULT_MAX_GB, value_parser = parse_cache_gb)]
+        cache_max_gb: f64,
     },
     /// Null residual of two files; exit 1 when over tolerance.
     Compare {

@@ -121,10 +121,12 @@ pub fn run(command: Command) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Album { album, engine, adapter, out_dir, report, force } => {
+        Command::Album { album, engine, adapter, out_dir, report, force, cache, cache_max_gb } => {
             // The report's folder is checked by making its temporary file, before any work.
             let report_file = report.as_deref().map(ReportFile::create).transpose()?;
-            let render = RenderOptions { engine, adapter, out_dir, force, ..RenderOptions::default() };
+            let cache =
+                cache.map(|dir| crate::pipeline::cache::CacheOptions { dir, max_bytes: gb_to_bytes(cache_max_gb) });
+            let render = RenderOptions { engine, adapter, out_dir, force, cache, ..RenderOptions::default() };
             let (r, code) = crate::album::run(&album, &crate::album::AlbumOptions { render })?;
             eprint!("{}", r.to_text());
             match report_file {

@@ -164,6 +164,82 @@ fn album_normalisation_keeps_relative_levels_and_the_sequence_is_the_tracks_and_
     assert_eq!(left, vec![std::ffi::OsString::from("album")], "{left:?}");
 }
 
+/// `album --cache` (README "Revisions"): the EP's first render stores every track's stems; the
+/// revision "the ballad's keys up 1 dB" reads every one back (each track's report says `reused`,
+/// nothing new is stored) and delivers what an uncached album render of the revised EP does:
+/// every file the same length and within 1 LSB of its pcm16 (album tracks are master-only renders,
+/// which sum cached stems in time where an uncached one sums them in the frequency domain).
+#[test]
+fn an_ep_revision_reads_every_stem_from_the_cache() {
+    let d = tempfile::tempdir().unwrap();
+    let album = ep(d.path(), "album");
+    let cache = d.path().join("cache");
+    let with_cache = |out: &Path| {
+        let o = stemforge()
+            .arg("album")
+            .arg(&album)
+            .args(["--engine", "cpu", "--out-dir"])
+            .arg(out)
+            .arg("--cache")
+            .arg(&cache)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let entries = || {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sfstem"))
+            .count()
+    };
+    let actions = |r: &serde_json::Value| -> Vec<String> {
+        r["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["cache"]["stems"].as_array().unwrap().clone())
+            .map(|s| s["action"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = with_cache(&d.path().join("first"));
+    // The interlude (no target) has its bus loudness measured first, by a render of the same
+    // stems and alignment: its track render already reads them back.
+    assert_eq!(actions(&first), ["stored", "stored", "stored", "stored", "reused", "reused"]);
+    let stored = entries();
+    assert_eq!(stored, 6, "two stems a track");
+
+    let ballad = d.path().join("ballad/session.toml");
+    let text = std::fs::read_to_string(&ballad).unwrap();
+    std::fs::write(&ballad, text.replace("name = \"keys\"\n", "name = \"keys\"\ngain_db = 1.0\n")).unwrap();
+    let revised = with_cache(&d.path().join("revised"));
+    assert_eq!(actions(&revised).len(), 6, "{:?}", actions(&revised));
+    assert!(actions(&revised).iter().all(|a| a == "reused"), "{:?}", actions(&revised));
+    assert_eq!(entries(), stored, "the revision stored nothing");
+
+    let plain = d.path().join("plain");
+    let (plain_report, _) = run_album(&album, &plain, 0);
+    for (a, b) in revised["tracks"].as_array().unwrap().iter().zip(plain_report["tracks"].as_array().unwrap()) {
+        let (ga, gb) = (a["gain_db"].as_f64().unwrap(), b["gain_db"].as_f64().unwrap());
+        assert!((ga - gb).abs() < 1e-6, "{}: G {ga} dB cached, {gb} dB uncached", a["name"]);
+    }
+    // The EP's outputs are pcm16.
+    let lsb = 1.0 / (1u32 << 15) as f32;
+    for name in ["01-single", "02-ballad", "03-interlude", "ep-one"] {
+        let (_, a) = read_audio(&d.path().join("revised/album").join(format!("{name}.wav")));
+        let (_, b) = read_audio(&plain.join("album").join(format!("{name}.wav")));
+        assert_eq!(a[0].len(), b[0].len(), "{name}");
+        let worst = a.iter().zip(&b).flat_map(|(x, y)| x.iter().zip(y)).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(worst <= lsb * 1.01, "{name}: {} LSB from an uncached render", worst / lsb);
+    }
+    // Only the ballad changed: the other tracks are the first render's to the bit.
+    let bytes =
+        |dir: &str, name: &str| std::fs::read(d.path().join(dir).join("album").join(format!("{name}.wav"))).unwrap();
+    assert_eq!(bytes("first", "01-single"), bytes("revised", "01-single"));
+    assert_eq!(bytes("first", "03-interlude"), bytes("revised", "03-interlude"));
+    assert_ne!(bytes("first", "02-ballad"), bytes("revised", "02-ballad"));
+}
+
 #[test]
 fn track_normalisation_puts_every_track_on_target() {
     let d = tempfile::tempdir().unwrap();

@@ -363,6 +363,8 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
             session: t.session.file.clone(),
             relative_lufs: t.relative_lufs.expect("set"),
             target_lufs: target,
+            gain_db: r.gain_db,
+            aim_dbtp: r.passes.last().and_then(|p| p.aim_dbtp),
             integrated_lufs: r.loudness_after.integrated_lufs,
             true_peak_dbtp: r.loudness_after.true_peak_dbtp,
             // At the album's rate: a resampler delivers round(N·rate/fs) frames.
@@ -379,6 +381,7 @@ pub fn run(album_path: &Path, opts: &AlbumOptions) -> Result<(AlbumReport, u8)> 
                 .filter(|(_, (j, _))| !outputs[*j].sequence)
                 .map(|(w, (_, path))| (out_dir.join(path), w.sha256.clone()))
                 .collect(),
+            cache: r.cache.clone(),
         });
     }
 

@@ -28,6 +28,11 @@ pub struct TrackRecord {
     pub relative_lufs: f64,
     /// What the album asked this track's render for.
     pub target_lufs: f64,
+    /// The gain G its render applied before the limiter (dB), and the limiter's aim (dBTP) where
+    /// the render moved it from measurement.
+    pub gain_db: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aim_dbtp: Option<f64>,
     /// Measured on the track as rendered.
     pub integrated_lufs: f64,
     pub true_peak_dbtp: f64,
@@ -41,6 +46,9 @@ pub struct TrackRecord {
     pub spec_problems: Vec<String>,
     /// The per-track files: (path, SHA-256).
     pub outputs: Vec<(PathBuf, String)>,
+    /// With `--cache`: what the track's render made of the stem cache, as a render's report has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<super::render::CacheReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
