@@ -15,6 +15,7 @@
 //!   from 0.0, divided by the step's frames; then `10·log10(e) − 0.691` (−inf for e ≤ 0).
 use ebur128::Channel;
 
+use super::with_ftz;
 use crate::dsp::kweighting::k_weighting;
 
 /// Channels per vector: eight f64 lanes (one AVX-512 register); fewer channels leave lanes idle,
@@ -190,17 +191,6 @@ fn flush_subnormal_state(state: &mut [[f64; LANES]; 4]) {
             *v = 0.0;
         }
     }
-}
-
-/// Run `f` with the x86 flush-to-zero bit set, as the crate's filter runs (`ebur128::filter::ftz`).
-#[cfg(target_arch = "x86_64")]
-fn with_ftz<T>(f: impl FnOnce() -> T) -> T {
-    super::peak_scan::with_ftz(f)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn with_ftz<T>(f: impl FnOnce() -> T) -> T {
-    f()
 }
 
 #[cfg(test)]

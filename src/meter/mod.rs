@@ -103,3 +103,24 @@ pub enum MeterScope {
 pub(crate) const SHORT_TERM_STEPS: usize = 30;
 /// 100 ms sub-blocks in a momentary (400 ms) window.
 pub(crate) const MOMENTARY_STEPS: usize = 4;
+
+/// Run `f` with the x86 flush-to-zero bit set, as the crate's filter runs its K-weighting and
+/// interpolator (`ebur128::filter::ftz`): a result that would be subnormal is 0.0 in both
+/// (`PeakScan`, `KWeighting`). Elsewhere the crate sets nothing, and neither does this.
+#[cfg(target_arch = "x86_64")]
+#[allow(deprecated)]
+fn with_ftz<T>(f: impl FnOnce() -> T) -> T {
+    use std::arch::x86_64::{_MM_FLUSH_ZERO_ON, _mm_getcsr, _mm_setcsr};
+    // SAFETY: only the flush-to-zero bit changes, and the saved register is restored below before
+    // anything else runs on this thread.
+    let csr = unsafe { _mm_getcsr() };
+    unsafe { _mm_setcsr(csr | _MM_FLUSH_ZERO_ON) };
+    let r = f();
+    unsafe { _mm_setcsr(csr) };
+    r
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn with_ftz<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}

@@ -16,6 +16,7 @@
 //!
 //! Lanes are output frames, not channels: each lane performs one frame's operations in the crate's
 //! order, so the vector width changes nothing but the speed.
+use super::with_ftz;
 use crate::dsp::kweighting::true_peak_interpolator;
 
 /// The crate's interpolation filter length (`ebur128::interp::TAPS`).
@@ -187,26 +188,6 @@ fn scan_factor<const L: usize, const F: usize, const N: usize>(table: &[f32], in
         }
     }
     max
-}
-
-/// Run `f` with the x86 flush-to-zero bit set, as the crate's filter runs its interpolator
-/// (`ebur128::filter::ftz`): an upsampled sample that would be subnormal is 0.0 in both.
-#[cfg(target_arch = "x86_64")]
-#[allow(deprecated)]
-pub(super) fn with_ftz<T>(f: impl FnOnce() -> T) -> T {
-    use std::arch::x86_64::{_MM_FLUSH_ZERO_ON, _mm_getcsr, _mm_setcsr};
-    // SAFETY: only the flush-to-zero bit changes, and the saved register is restored below before
-    // anything else runs on this thread.
-    let csr = unsafe { _mm_getcsr() };
-    unsafe { _mm_setcsr(csr | _MM_FLUSH_ZERO_ON) };
-    let r = f();
-    unsafe { _mm_setcsr(csr) };
-    r
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn with_ftz<T>(f: impl FnOnce() -> T) -> T {
-    f()
 }
 
 #[cfg(test)]

@@ -24,15 +24,7 @@ pub fn stem_file_sha256(dir: &Path, path: &Path) -> Result<[u8; 32]> {
     // Recorded only when the file did not change while it was read and its last change is old
     // enough that a write landing in the same timestamp tick after this read is ruled out.
     if StatRecord::of(path).is_some_and(|after| after.same_file(&now) && after.settled()) {
-        let done = StatRecord { sha256: super::entry::hex(&sha), ..now };
-        if let (Ok(json), Ok(mut tmp)) =
-            (serde_json::to_vec(&done), tempfile::Builder::new().prefix(super::entry::TEMP_PREFIX).tempfile_in(dir))
-        {
-            use std::io::Write;
-            if tmp.write_all(&json).is_ok() {
-                let _ = tmp.persist(&record);
-            }
-        }
+        super::write_record(dir, &record, &StatRecord { sha256: super::entry::hex(&sha), ..now });
     }
     Ok(sha)
 }

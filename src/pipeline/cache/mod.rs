@@ -279,12 +279,19 @@ impl Slot {
 
     /// Best effort (the slot only explains; a render does not fail for it), atomically.
     fn write(&self, dir: &Path, session: &Session) {
-        let Ok(json) = serde_json::to_vec(self) else { return };
-        if let Ok(mut tmp) = tempfile::Builder::new().prefix(entry::TEMP_PREFIX).tempfile_in(dir) {
-            use std::io::Write;
-            if tmp.write_all(&json).is_ok() {
-                let _ = tmp.persist(Slot::path(dir, session, &self.stem));
-            }
+        write_record(dir, &Slot::path(dir, session, &self.stem), self);
+    }
+}
+
+/// Best effort, atomically: a small JSON record beside the entries (a slot, a stem file's stat
+/// record), under a temporary name in `dir` and renamed to `path`. A record only saves work or
+/// explains; a render does not fail for it.
+fn write_record(dir: &Path, path: &Path, record: &impl serde::Serialize) {
+    let Ok(json) = serde_json::to_vec(record) else { return };
+    if let Ok(mut tmp) = tempfile::Builder::new().prefix(entry::TEMP_PREFIX).tempfile_in(dir) {
+        use std::io::Write;
+        if tmp.write_all(&json).is_ok() {
+            let _ = tmp.persist(path);
         }
     }
 }
