@@ -82,9 +82,10 @@ pub enum Command {
         proof: Option<PathBuf>,
         /// Keep each stem's processed signal (after its EQ and process chain) in this folder, and
         /// read it back when nothing that shapes it changed: a revision of gains, mutes, the bus
-        /// chain or the master only sums, limits and writes (README "Revisions"). Not with a
-        /// segmented render (--state-dir): its phases run on other nodes, each on a part.
-        #[arg(long, conflicts_with_all = ["state_dir", "proof"])]
+        /// chain or the master only sums, limits and writes (README "Revisions"); with --proof,
+        /// the proof page's measures of the stem files are kept too. Not with a segmented render
+        /// (--state-dir): its phases run on other nodes, each on a part.
+        #[arg(long, conflicts_with = "state_dir")]
         cache: Option<PathBuf>,
         /// The --cache folder's limit in GB (10^9 bytes); least recently used entries are deleted
         /// to stay under it, and a stem bigger than it is not kept.

@@ -2,7 +2,8 @@
 //! and its outputs are those of an uncached render to the bit (SHA-256); a changed stem file, a
 //! changed EQ, a truncated entry and a flipped byte are each recomputed, said so in the report and
 //! never give a wrong output; the folder stays under --cache-max-gb, least recently used out first;
-//! entries written by one engine are read by the other; bad flags exit 2.
+//! entries written by one engine are read by the other; with --proof, the proof page's measures of
+//! the stem files are kept and read back too; bad flags exit 2.
 mod common;
 
 use std::collections::BTreeMap;
@@ -379,7 +380,6 @@ fn bad_cache_flags_exit_2() {
         (vec!["--cache", c, "--cache-max-gb", "inf"], "positive number of GB"),
         (vec!["--cache-max-gb", "1"], "--cache"),
         (vec!["--cache", c, "--state-dir", "st", "--segments", "2", "--segment", "0"], "--state-dir"),
-        (vec!["--cache", c, "--proof", "p.html"], "--proof"),
     ] {
         let out = dir.path().join("out");
         let err = render(&session, &out, "cpu", &args, 2);
@@ -451,5 +451,128 @@ fn variants_and_renders_without_spills_read_the_cache_too() {
             // The report's outputs are the main's and every variant's.
             assert!(want.keys().any(|k| k.contains("vocal-up")) && want.keys().any(|k| k.contains("instrumental")));
         }
+    }
+}
+
+/// `song` with a reference mix: the stems' sum at 0 dB (the bass, mono, routed to both sides),
+/// rounded to f32 once, with a little of its own noise so that the null has something to read.
+fn song_with_mix(dir: &Path, vocals_gain_db: f64) -> PathBuf {
+    let session = song(dir, vocals_gain_db, 2.0);
+    let mix = dir.join("mix.wav");
+    if !mix.exists() {
+        let frames = 2 * FS as usize;
+        let mut sum = music(99, frames, 2, -40.0);
+        for name in ["drums", "bass", "music", "vocals"] {
+            let (_, s) = read_audio(&dir.join(format!("{name}.wav")));
+            for (c, acc) in sum.iter_mut().enumerate() {
+                let (src, w) = if s.len() == 1 { (0, stemforge::pipeline::plan::MONO_TO_STEREO) } else { (c, 1.0) };
+                for (a, &x) in acc.iter_mut().zip(&s[src]) {
+                    *a += w * x;
+                }
+            }
+        }
+        write_wav(&mix, &sum, FS, 0);
+    }
+    let toml = std::fs::read_to_string(&session).unwrap();
+    std::fs::write(
+        &session,
+        toml.replacen("layout = \"stereo\"\n", "layout = \"stereo\"\nreference_mix = \"mix.wav\"\n", 1),
+    )
+    .unwrap();
+    session
+}
+
+/// The fields (`proof.master.momentary_lufs`, `proof.stems[2].spectrum`, ...) where two proof
+/// data differ; empty when they are equal.
+fn proof_differences(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Vec<String> {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) if x.len() == y.len() => {
+            x.iter().flat_map(|(k, v)| proof_differences(v, &y[k], &format!("{at}.{k}"))).collect()
+        }
+        (serde_json::Value::Array(x), serde_json::Value::Array(y))
+            if x.len() == y.len() && x.iter().any(|v| v.is_object()) =>
+        {
+            x.iter().zip(y).enumerate().flat_map(|(i, (v, w))| proof_differences(v, w, &format!("{at}[{i}]"))).collect()
+        }
+        _ if a == b => Vec::new(),
+        _ => vec![at.to_string()],
+    }
+}
+
+/// With --proof, a render with --cache keeps the proof page's measures of the stem files and the
+/// reference mix's null (measured as the stems are computed, on either engine); the revision
+/// "vocals +1 dB" reads them back without reading a stem file, and its whole proof data (master
+/// curves, each stem's level, EQ and spectra, findings, the null) equals an uncached CPU --proof
+/// render's. A cache filled without --proof gets them by one more read of the stem files; a
+/// corrupt record is measured again, never trusted.
+#[test]
+fn a_revision_with_proof_reads_the_proof_data_from_the_cache() {
+    let proof_of = |r: &serde_json::Value| {
+        let p = r["proof"].clone();
+        assert!(p["stems"].as_array().is_some_and(|s| s.len() == 4), "no stems in the proof: {p}");
+        assert!(p["reference"]["residual_dbfs"].as_array().is_some_and(|c| c.len() >= 19), "no null: {p}");
+        p
+    };
+    let same = |a: &serde_json::Value, b: &serde_json::Value, what: &str| {
+        let d = proof_differences(&proof_of(a), &proof_of(b), "proof");
+        assert!(d.is_empty(), "{what}: the proof data differ at {d:?}");
+    };
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let out = |n: &str| dir.path().join(n);
+        let session = song_with_mix(dir.path(), 0.0);
+        let page = |n: &str| out(n).join("proof.html").to_string_lossy().into_owned();
+        // The reference is an uncached CPU render: a cached render mixes, limits and meters on the
+        // CPU engine whatever engine computed its stems (an uncached GPU render meters its master
+        // on the device, within the parity contract but not to the bit).
+        let plain = run(&session, &out("plain"), "cpu", &["--proof", &page("plain")]);
+        let first = cached(&session, &out("first"), engine, &cache, &["--proof", &page("first")]);
+        assert!(actions(&first).values().all(|(a, _)| a == "stored"), "{engine}: {:?}", actions(&first));
+        assert_eq!(first["cache"]["proof"], "measured as the stems were computed", "{engine}");
+        same(&first, &plain, &format!("{engine}: first render's proof data"));
+        assert_eq!(outputs(&first, &out("first")), outputs(&plain, &out("plain")), "{engine}");
+
+        let session = song_with_mix(dir.path(), 1.0);
+        let plain = run(&session, &out("plain"), "cpu", &["--proof", &page("plain")]);
+        let warm = cached(&session, &out("warm"), engine, &cache, &["--proof", &page("warm")]);
+        assert!(actions(&warm).values().all(|(a, _)| a == "reused"), "{engine}: {:?}", actions(&warm));
+        assert_eq!(warm["cache"]["proof"], "reused", "{engine}");
+        assert!(warm["passes"].as_array().unwrap().iter().all(|p| p["input"] != "stems"), "{engine}: no stem read");
+        same(&warm, &plain, &format!("{engine}: the revision's proof data"));
+        assert_eq!(outputs(&warm, &out("warm")), outputs(&plain, &out("plain")), "{engine}");
+        let html = std::fs::read_to_string(page("warm")).unwrap();
+        assert!(html.contains("The master against the approved reference mix"), "{engine}: the page's null section");
+    }
+
+    // A cache filled without --proof: the first --proof render reads the stem files once more.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let session = song_with_mix(dir.path(), 1.0);
+    let page = |n: &str| dir.path().join(n).join("proof.html").to_string_lossy().into_owned();
+    let plain = run(&session, &dir.path().join("plain"), "cpu", &["--proof", &page("plain")]);
+    cached(&session, &dir.path().join("o1"), "cpu", &cache, &[]);
+    let r = cached(&session, &dir.path().join("o2"), "cpu", &cache, &["--proof", &page("o2")]);
+    assert!(actions(&r).values().all(|(a, _)| a == "reused"), "{:?}", actions(&r));
+    let how = r["cache"]["proof"].as_str().unwrap();
+    assert!(how.starts_with("measured: the stem files read once more"), "{how}");
+    same(&r, &plain, "after one more read");
+    let r = cached(&session, &dir.path().join("o3"), "cpu", &cache, &["--proof", &page("o3")]);
+    assert_eq!(r["cache"]["proof"], "reused");
+    same(&r, &plain, "read back");
+
+    // Each record with one byte flipped (in its data, past the checksum line): measured again.
+    let records: Vec<PathBuf> =
+        files_under(&cache).into_iter().filter(|p| p.extension().is_some_and(|x| x == "proof")).collect();
+    assert_eq!(records.len(), 5, "four stems' records and the null's: {records:?}");
+    for record in &records {
+        let mut bytes = std::fs::read(record).unwrap();
+        let at = bytes.len() - 10;
+        bytes[at] ^= 0x01;
+        std::fs::write(record, &bytes).unwrap();
+        let r = cached(&session, &dir.path().join("o4"), "cpu", &cache, &["--proof", &page("o4")]);
+        let how = r["cache"]["proof"].as_str().unwrap();
+        assert!(how.starts_with("measured"), "{} flipped: {how}", record.display());
+        same(&r, &plain, &format!("{} flipped", record.display()));
     }
 }

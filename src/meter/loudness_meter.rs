@@ -9,6 +9,12 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::Layout;
 
+/// Frames of the meter's 100 ms step at `sample_rate`: rates that are not a multiple of 10 Hz
+/// step at the nearest frame, as the crate rounds its 100 ms block.
+pub fn step_frames_at(sample_rate: u32) -> usize {
+    ((sample_rate as usize + 5) / 10).max(1)
+}
+
 /// A streaming loudness meter for one program.
 pub struct LoudnessMeter {
     /// The K-weighting and what it is read through.
@@ -97,9 +103,7 @@ impl LoudnessMeter {
                 Error::Usage(format!("loudness meter: cannot meter {channels} channels at {sample_rate} Hz ({e})"))
             })
         };
-        // Rates that are not a multiple of 10 Hz step at the nearest frame, as the crate rounds
-        // its 100 ms block.
-        let step = ((sample_rate as usize + 5) / 10).max(1);
+        let step = step_frames_at(sample_rate);
         let step_energies = sample_rate as usize / 10 == step;
         let (mode, peaks) = match scope {
             MeterScope::Integrated if step_energies => (Mode::M, Vec::new()),

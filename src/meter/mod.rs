@@ -33,7 +33,7 @@ pub use energy::EnergyMeter;
 pub use file::{METER_BLOCK, measure_file, meter_reader, meter_reader_blocks};
 pub use gating::{LoudnessCurves, StepMaxima, channel_map, channel_weight, gated_loudness, loudness_range};
 pub use k_weighting::KWeighting;
-pub use loudness_meter::{LoudnessMeter, StepCurves};
+pub use loudness_meter::{LoudnessMeter, StepCurves, step_frames_at};
 pub use peak_scan::PeakScan;
 pub use true_peak::TruePeakMeter;
 

@@ -16,12 +16,12 @@ use crate::model::Filter;
 use crate::model::content::{CLIP_LEVEL, CLIP_RUN, DC_OFFSET_DBFS, SILENCE_DBFS};
 use crate::pipeline::plan::routes;
 use crate::pipeline::sink::MasterCurves;
-use crate::report::proof::{EqCurve, MasterProof, NullProof, ProofData, Spectrum, StemProof, curve};
+use crate::report::proof::{Curve, EqCurve, MasterProof, NullProof, ProofData, Spectrum, StemProof, curve};
 use crate::session::Session;
 
 /// Frames per spectrum frame: 4096 at 48 kHz resolves 11.7 Hz, enough for the sixth-octave bands
 /// the page draws from 20 Hz up.
-const FFT_LEN: usize = 4096;
+pub const FFT_LEN: usize = 4096;
 /// Bands per octave of the page's spectra (bins averaged in power).
 const BANDS_PER_OCTAVE: f64 = 6.0;
 /// Points of the EQ's response curve, log-spaced from 20 Hz.
@@ -60,7 +60,6 @@ pub struct StemProbe {
 /// The reference mix, read beside the stems: metered, and nulled against the stems' sum as
 /// delivered (mute and mono routing; gain and EQ are mastering moves), as `check` nulls it.
 pub struct MixProbe {
-    path: std::path::PathBuf,
     reader: Box<dyn BlockReader>,
     meter: LoudnessMeter,
     /// Per stem in plan order: (stem channel, bus channel, weight) at 0 dB.
@@ -105,7 +104,6 @@ impl MixProbe {
             LoudnessMeter::with_scope(bus, rate, Some(layout), MeterScope::Full).map_err(|e| e.to_string())?;
         meter.record_curves();
         Ok(MixProbe {
-            path: path.to_path_buf(),
             reader,
             meter,
             routes: channels.iter().map(|&c| routes(layout, c, 0.0).unwrap_or_default()).collect(),
@@ -170,8 +168,42 @@ impl MixProbe {
         }
     }
 
-    fn finish(mut self, threshold_db: f64) -> NullProof {
+    /// The mix's measures, before the session's threshold judges the null (`MixMeasures::null`).
+    fn finish(mut self) -> MixMeasures {
         let curves = self.meter.take_curves();
+        MixMeasures {
+            integrated_lufs: Some(self.meter.result().integrated_lufs).filter(|v| v.is_finite()),
+            momentary_lufs: curve(&curves.momentary),
+            short_term_lufs: curve(&curves.short_term),
+            residual_dbfs: curve(&self.residual_steps),
+            res_energy: self.res_energy,
+            mix_energy: self.mix_energy,
+            res_peak: self.res_peak,
+            failed: self.failed,
+        }
+    }
+}
+
+/// What `MixProbe` measured of the reference mix and its null against the stems. It depends only
+/// on the mix file, the stem files and the programme's framing (a revision of gains or EQ leaves
+/// it as it is), so `render --cache` keeps it (`pipeline::cache::proof_record`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MixMeasures {
+    pub integrated_lufs: Option<f64>,
+    pub momentary_lufs: Curve,
+    pub short_term_lufs: Curve,
+    pub residual_dbfs: Curve,
+    /// Σ residual² and Σ mix² over the programme, and the residual's peak.
+    pub res_energy: f64,
+    pub mix_energy: f64,
+    pub res_peak: f64,
+    /// Why the mix could not be read to the end (the null covers what was read).
+    pub failed: Option<String>,
+}
+
+impl MixMeasures {
+    /// The null test of the mix at `path`, judged against `threshold_db` (`[check] null_threshold_db`).
+    pub fn null(self, path: &std::path::Path, threshold_db: f64) -> NullProof {
         let rel = if self.res_energy == 0.0 {
             f64::NEG_INFINITY
         } else if self.mix_energy == 0.0 {
@@ -180,11 +212,11 @@ impl MixProbe {
             10.0 * (self.res_energy / self.mix_energy).log10()
         };
         NullProof {
-            path: self.path,
-            integrated_lufs: Some(self.meter.result().integrated_lufs).filter(|v| v.is_finite()),
-            momentary_lufs: curve(&curves.momentary),
-            short_term_lufs: curve(&curves.short_term),
-            residual_dbfs: curve(&self.residual_steps),
+            path: path.to_path_buf(),
+            integrated_lufs: self.integrated_lufs,
+            momentary_lufs: self.momentary_lufs,
+            short_term_lufs: self.short_term_lufs,
+            residual_dbfs: self.residual_dbfs,
             residual_db_rel_mix: Some(rel).filter(|v| v.is_finite()),
             residual_peak_dbfs: Some(amplitude_db(self.res_peak)).filter(|v| v.is_finite()),
             threshold_db,
@@ -194,14 +226,35 @@ impl MixProbe {
     }
 }
 
-/// What `StemProbe` measured, per stem in plan order.
-pub struct StemMeasures {
-    pub level_dbfs: Vec<Vec<f32>>,
+/// What `StemProbe` measured of one stem file. It depends only on the file and the programme's
+/// framing, so `render --cache` keeps it (`pipeline::cache::proof_record`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StemMeasure {
+    /// Mean square over every channel per 100 ms step, dBFS (None: digital silence).
+    pub level_dbfs: Curve,
     /// Mean power per FFT bin (Hann window, normalised so a full-scale sine's bin reads 0 dB).
-    pub power: Vec<Vec<f64>>,
-    pub findings: Vec<Vec<String>>,
-    /// The reference mix's measures and null test; its threshold is given at `finish`.
-    pub mix: Option<MixProbe>,
+    pub power: Vec<f64>,
+    pub findings: Vec<String>,
+}
+
+/// What `StemProbe` measured, per stem in plan order.
+#[derive(Debug, Clone, Default)]
+pub struct StemMeasures {
+    pub stems: Vec<StemMeasure>,
+    /// The reference mix's measures and null test; its threshold is applied by `proof_data`.
+    pub mix: Option<MixMeasures>,
+}
+
+/// The proof page's probe of `plan`'s stems, stepping every `step` frames (the meter's 100 ms),
+/// with the session's reference mix beside them when it can be nulled against them (else why not).
+pub fn stem_probe(session: &Session, plan: &RenderPlan, step: usize) -> (StemProbe, Option<String>) {
+    let channels: Vec<usize> = plan.stems.iter().map(|s| s.channels).collect();
+    let probe = StemProbe::new(&channels, step);
+    let Some(mix) = &session.reference_mix else { return (probe, None) };
+    match MixProbe::open(mix, plan.layout, plan.sample_rate, &channels, plan.block) {
+        Ok(m) => (probe.with_mix(m), None),
+        Err(why) => (probe, Some(why)),
+    }
 }
 
 impl StemProbe {
@@ -317,10 +370,10 @@ impl StemProbe {
     pub fn finish(self) -> StemMeasures {
         // A full-scale sine through the Hann window: |X| = N/4 at its bin.
         let norm = (FFT_LEN as f64 / 4.0).powi(2);
-        let mut out = StemMeasures { level_dbfs: Vec::new(), power: Vec::new(), findings: Vec::new(), mix: self.mix };
+        let mut out = StemMeasures { stems: Vec::new(), mix: self.mix.map(MixProbe::finish) };
         for st in self.stems {
             let frames = (st.spectrum_frames * st.channels as u64).max(1) as f64;
-            out.power.push(st.power.iter().map(|p| p / frames / norm).collect());
+            let power = st.power.iter().map(|p| p / frames / norm).collect();
             let mut findings = Vec::new();
             let peak = amplitude_db(st.peak as f64);
             if st.frames > 0 && peak < SILENCE_DBFS {
@@ -338,8 +391,7 @@ impl StemProbe {
                     findings.push(format!("DC offset on channel {}: {dc:.1} dBFS", c + 1));
                 }
             }
-            out.findings.push(findings);
-            out.level_dbfs.push(st.level);
+            out.stems.push(StemMeasure { level_dbfs: curve(&st.level), power, findings });
         }
         out
     }
@@ -375,7 +427,7 @@ pub fn proof_data(
     reference_note: Option<String>,
 ) -> ProofData {
     let fs = plan.sample_rate as f64;
-    let step = curves.map_or(((plan.sample_rate as usize + 5) / 10).max(1), |c| c.step);
+    let step = curves.map_or(crate::meter::step_frames_at(plan.sample_rate), |c| c.step);
     let master = match curves {
         Some(c) => MasterProof {
             momentary_lufs: curve(&c.loudness.momentary),
@@ -398,9 +450,11 @@ pub fn proof_data(
         }
         lo = hi;
     }
-    let mut measures =
-        stems.unwrap_or(StemMeasures { level_dbfs: Vec::new(), power: Vec::new(), findings: Vec::new(), mix: None });
-    let reference = measures.mix.take().map(|m| m.finish(session.check.null_threshold_db));
+    let measures = stems.unwrap_or_default();
+    let reference = match (measures.mix, &session.reference_mix) {
+        (Some(m), Some(path)) => Some(m.null(path, session.check.null_threshold_db)),
+        _ => None,
+    };
     let stems = plan
         .stems
         .iter()
@@ -420,7 +474,9 @@ pub fn proof_data(
                 EqCurve { freq_hz: freq_hz.iter().map(|&f| f as f32).collect(), response_db, design_db }
             });
             let gain = 10f64.powf(stem.gain_db / 10.0);
-            let spectrum = measures.power.get(i).map(|p| {
+            let measure = measures.stems.get(i);
+            let spectrum = measure.map(|m| {
+                let p = &m.power;
                 let mut freq_hz = Vec::new();
                 let (mut before, mut after) = (Vec::new(), Vec::new());
                 for &(centre, a, b) in &bands {
@@ -441,10 +497,10 @@ pub fn proof_data(
                 name: stem.name.clone(),
                 gain_db: stem.gain_db,
                 process: sp.process.iter().map(|p| p.name().to_string()).collect(),
-                level_dbfs: measures.level_dbfs.get(i).map_or_else(Vec::new, |l| curve(l)),
+                level_dbfs: measure.map_or_else(Vec::new, |m| m.level_dbfs.clone()),
                 eq,
                 spectrum,
-                findings: measures.findings.get(i).cloned().unwrap_or_default(),
+                findings: measure.map_or_else(Vec::new, |m| m.findings.clone()),
             }
         })
         .collect();

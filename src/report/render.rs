@@ -110,6 +110,10 @@ pub struct CacheReport {
     /// Entries deleted to keep the folder under its limit, least recently used first.
     pub evicted: Vec<String>,
     pub stems: Vec<CacheStem>,
+    /// With `--proof`: how the proof page's measures of the stem files and the reference mix's
+    /// null were had ("reused", "measured as the stems were computed", or measured by reading the
+    /// stem files once more); None without `--proof`.
+    pub proof: Option<&'static str>,
 }
 
 /// One stem's use of the cache.
@@ -308,6 +312,7 @@ pub fn print(r: &RenderReport, json: bool) {
                 "event": "cache", "dir": c.dir, "reused": count("reused"), "stored": count("stored"),
                 "recomputed": count("recomputed"), "uncached": count("uncached"), "bytes_read": c.bytes_read,
                 "bytes_written": c.bytes_written, "stems_engine": c.stems_engine, "mix_engine": c.mix_engine,
+                "proof": c.proof,
             }));
         }
         for v in &r.variants {
@@ -387,6 +392,9 @@ pub fn print(r: &RenderReport, json: bool) {
             c.stems_engine.as_deref().unwrap_or("none (all reused)"),
             c.mix_engine
         );
+        if let Some(how) = c.proof {
+            eprintln!("  cache {}: the proof page's measures of the stem files {how}", c.dir.display());
+        }
     }
     for st in &r.process_stages {
         if let Some(gr) = st.gain_reduction {

@@ -19,6 +19,7 @@
 //!   −180 dB would not rest: `super::prepare` refuses it (exit 2), to be rendered without --cache.
 use crate::engine::{Delivery, Engine, PassBlock, PassParams, PassSink, RenderPlan, StemPlan, StemSource};
 use crate::error::Result;
+use crate::pipeline::proof::{StemMeasures, StemProbe};
 use crate::pipeline::source::FileStemSource;
 use crate::session::Session;
 
@@ -26,7 +27,9 @@ use super::entry::EntryWriter;
 
 /// The render's stems at plan indices `group` (those to store and the key stems their compressors
 /// read) through `engine`, `blocks` blocks of each stream from the render's first iteration;
-/// `writers[j]` takes `group[j]`'s stream (None: a key stem computed only to be read).
+/// `writers[j]` takes `group[j]`'s stream (None: a key stem computed only to be read). With a
+/// `probe` (of the group's stems, as read), also the proof page's measures of them.
+#[allow(clippy::too_many_arguments)]
 pub fn capture(
     engine: &mut dyn Engine,
     session: &Session,
@@ -35,7 +38,8 @@ pub fn capture(
     group: &[usize],
     writers: &mut [Option<EntryWriter>],
     blocks: u64,
-) -> Result<()> {
+    probe: Option<StemProbe>,
+) -> Result<Option<StemMeasures>> {
     let b = plan.block;
     let mut stems: Vec<StemPlan> = group
         .iter()
@@ -67,11 +71,15 @@ pub fn capture(
     };
     let readers =
         group.iter().map(|&i| crate::io::open(&session.stems[plan.stems[i].index].path)).collect::<Result<Vec<_>>>()?;
-    let inner = FileStemSource::start(readers, b, plan.frames, false);
+    let inner = match probe {
+        Some(p) => FileStemSource::start_probed(readers, b, plan.frames, false, p),
+        None => FileStemSource::start(readers, b, plan.frames, false),
+    };
     let mut source = Preroll { inner, silent: lag_blocks as u64, done: 0, real: group.len() };
     let mut sink = CaptureSink { writers };
     let params = PassParams { gain_db: 0.0, limit: false, stems: true };
-    engine.run_pass(&capture_plan, &params, &mut source, &mut sink)
+    engine.run_pass(&capture_plan, &params, &mut source, &mut sink)?;
+    source.inner.measures()
 }
 
 /// The stems after `silent` blocks of silence; a stand-in stem past the first `real` gets silence.

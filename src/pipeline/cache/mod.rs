@@ -21,6 +21,7 @@
 mod capture;
 pub mod entry;
 mod key;
+mod proof_record;
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -34,6 +35,7 @@ use crate::progress::Progress;
 use crate::report::render::{CacheReport, CacheStem, PassRecord};
 use crate::session::Session;
 use entry::{EntrySource, EntryWriter, Expect, Verified};
+use proof_record::ProofCache;
 
 /// `--cache DIR --cache-max-gb F`.
 #[derive(Debug, Clone)]
@@ -67,17 +69,19 @@ impl CachedStems {
     }
 }
 
-/// What `prepare` hands the render: the replay plan, its entries, the report's section, and the
-/// capture pass's record when one ran.
+/// What `prepare` hands the render: the replay plan, its entries, the report's section, the
+/// capture pass's record when one ran, and with `--proof` the proof page's stem measures.
 pub struct Prepared {
     pub plan: RenderPlan,
     pub stems: CachedStems,
     pub report: CacheReport,
     pub capture: Option<PassRecord>,
+    pub proof: Option<proof_record::ProofMeasures>,
 }
 
 /// Look up, verify, compute and store the stems of `plan` (the render's writing plan), and build
-/// the plan that replays them.
+/// the plan that replays them; with `proof`, the proof page's measures of the stem files too
+/// (`proof_record`).
 pub fn prepare(
     session: &Session,
     plan: &RenderPlan,
@@ -85,6 +89,7 @@ pub fn prepare(
     opts: &CacheOptions,
     scratch: &Path,
     progress: &Progress,
+    proof: bool,
 ) -> Result<Prepared> {
     std::fs::create_dir_all(&opts.dir).map_err(|e| Error::output(&opts.dir, format!("--cache: {e}")))?;
     refuse_restless(session, plan)?;
@@ -111,6 +116,7 @@ pub fn prepare(
         parts[i] = Some(p);
     }
     let keys: Vec<[u8; 32]> = keys.into_iter().map(|k| k.expect("every stem is in a level")).collect();
+    let mut proof = proof.then(|| ProofCache::look_up(session, plan, &opts.dir, &files)).transpose()?;
     let parts: Vec<key::Parts> = parts.into_iter().map(|p| p.expect("every stem is in a level")).collect();
 
     let mut found: Vec<Option<Verified>> = Vec::new();
@@ -169,6 +175,7 @@ pub fn prepare(
     let mut evicted = evict(&opts.dir, opts.max_bytes.saturating_sub(incoming))?;
     let mut capture_record = None;
     let mut bytes_written = 0;
+    let mut measured = None;
     if !group.is_empty() {
         let t0 = Instant::now();
         let names: Vec<&str> = missing.iter().map(|&i| plan.stems[i].name.as_str()).collect();
@@ -189,7 +196,9 @@ pub fn prepare(
                     .map_err(|e| Error::output(&opts.dir, format!("--cache: cannot write an entry: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        capture::capture(engine, session, plan, lag, &group, &mut writers, stored_blocks)?;
+        // A capture of every stem reads them all: the proof page's measures ride along.
+        let probe = if group.len() == plan.stems.len() { proof.as_mut().and_then(ProofCache::probe) } else { None };
+        measured = capture::capture(engine, session, plan, lag, &group, &mut writers, stored_blocks, probe)?;
         for (&i, w) in group.iter().zip(writers) {
             let Some(w) = w else { continue };
             let (v, named) =
@@ -230,7 +239,9 @@ pub fn prepare(
     evicted.extend(evict(&opts.dir, opts.max_bytes)?);
     let entries: Vec<Verified> = found.into_iter().map(|v| v.expect("every stem found or computed")).collect();
     let bytes_read = records.iter().filter(|r| r.action == "reused").map(|r| r.bytes).sum();
+    let proof = proof.map(|p| p.finish(&opts.dir, session, plan, measured)).transpose()?;
     let report = CacheReport {
+        proof: proof.as_ref().map(|p| p.action),
         dir: opts.dir.clone(),
         max_bytes: opts.max_bytes,
         stems_engine: (!group.is_empty()).then(|| engine.info().engine),
@@ -250,7 +261,7 @@ pub fn prepare(
     }
     let blocks =
         entries.iter().map(|v| (v.bytes - entry::HEADER_BYTES) / (v.channels * v.block * 4) as u64).min().unwrap_or(0);
-    Ok(Prepared { plan: replay, stems: CachedStems { entries, blocks }, report, capture: capture_record })
+    Ok(Prepared { plan: replay, stems: CachedStems { entries, blocks }, report, capture: capture_record, proof })
 }
 
 /// A stem's last key in this cache (`<hash of session file and stem name>.slot`, a few hundred
@@ -284,13 +295,19 @@ impl Slot {
 }
 
 /// Best effort, atomically: a small JSON record beside the entries (a slot, a stem file's stat
-/// record), under a temporary name in `dir` and renamed to `path`. A record only saves work or
+/// record, a proof record), under a temporary name in `dir` and renamed to `path`. A record only saves work or
 /// explains; a render does not fail for it.
 fn write_record(dir: &Path, path: &Path, record: &impl serde::Serialize) {
-    let Ok(json) = serde_json::to_vec(record) else { return };
+    if let Ok(json) = serde_json::to_vec(record) {
+        write_record_bytes(dir, path, &json);
+    }
+}
+
+/// As `write_record`, of bytes already made (a proof record with its checksum line).
+fn write_record_bytes(dir: &Path, path: &Path, bytes: &[u8]) {
     if let Ok(mut tmp) = tempfile::Builder::new().prefix(entry::TEMP_PREFIX).tempfile_in(dir) {
         use std::io::Write;
-        if tmp.write_all(&json).is_ok() {
+        if tmp.write_all(bytes).is_ok() {
             let _ = tmp.persist(path);
         }
     }
@@ -345,7 +362,7 @@ pub fn evict(dir: &Path, limit: u64) -> Result<Vec<String>> {
             } else {
                 total += meta.len();
             }
-        } else if [entry::EXTENSION, SLOT_EXTENSION, key::STAT_EXTENSION]
+        } else if [entry::EXTENSION, SLOT_EXTENSION, key::STAT_EXTENSION, proof_record::EXTENSION]
             .iter()
             .any(|x| name.ends_with(&format!(".{x}")))
         {

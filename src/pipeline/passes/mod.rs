@@ -24,7 +24,7 @@ use crate::paths;
 use crate::pipeline::cache::CachedStems;
 use crate::pipeline::normalise::{self, Normalise, Rule, dialogue_stems};
 use crate::pipeline::plan::{aim_db, replay_plan, with_aim};
-use crate::pipeline::proof::{MixProbe, StemMeasures, StemProbe};
+use crate::pipeline::proof::{StemMeasures, StemProbe};
 use crate::pipeline::sink::{
     MasterCurves, OutputSink, PassResult, ProgressSink, SealedOutputs, ThreadedSink, VariantPass, Writers,
 };
@@ -199,19 +199,14 @@ impl Runner<'_> {
         }));
     }
 
-    /// The proof page's probe of a pass's stems (`StemProbe`), with the reference mix beside
-    /// them when the session has one that can be nulled (else why not, in `reference_note`).
+    /// The proof page's probe of a pass's stems (`proof::stem_probe`), noting why the reference
+    /// mix is not nulled when it cannot be.
     fn stem_probe(&mut self, plan: &RenderPlan, step: usize) -> StemProbe {
-        let channels: Vec<usize> = plan.stems.iter().map(|s| s.channels).collect();
-        let probe = StemProbe::new(&channels, step);
-        let Some(mix) = &self.session.reference_mix else { return probe };
-        match MixProbe::open(mix, plan.layout, plan.sample_rate, &channels, plan.block) {
-            Ok(m) => probe.with_mix(m),
-            Err(why) => {
-                self.reference_note = Some(why);
-                probe
-            }
+        let (probe, note) = crate::pipeline::proof::stem_probe(self.session, plan, step);
+        if note.is_some() {
+            self.reference_note = note;
         }
+        probe
     }
 
     /// A message for people on stderr (a JSON `note` event for farms).

@@ -236,20 +236,24 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     let spill_dir = opts.spill_dir.as_deref().unwrap_or(&out_dir);
     // --cache: the stems from the cache (those it lacks computed on the render's engine and
     // stored), then every pass on the host CPU engine from them (`pipeline::cache`).
-    let (engine, prepared) = match &opts.cache {
+    let (engine, mut prepared) = match &opts.cache {
         Some(c) => {
-            if opts.proof.is_some() {
-                return Err(Error::Usage(
-                    "--cache with --proof: the proof page measures the stem files as they are read, which a cached                      render does not read; render the proof page without --cache"
-                        .into(),
-                ));
-            }
             let mut engine = engine;
-            let p = crate::pipeline::cache::prepare(&session, &out_plan, engine.as_mut(), c, spill_dir, &progress)?;
+            let p = crate::pipeline::cache::prepare(
+                &session,
+                &out_plan,
+                engine.as_mut(),
+                c,
+                spill_dir,
+                &progress,
+                opts.proof.is_some(),
+            )?;
             (Box::new(CpuEngine::new()) as Box<dyn Engine>, Some(p))
         }
         None => (engine, None),
     };
+    // The proof page draws each stem's EQ as designed: the bus plan's, not the replay plan's.
+    let eq_plan = bus_plan.clone();
     let (bus_plan, out_plan) = match &prepared {
         Some(p) => (p.plan.clone(), p.plan.clone()),
         None => (bus_plan, out_plan),
@@ -270,6 +274,12 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         opts.proof.is_some(),
     )?;
 
+    // A cached render reads no stem file in its passes: the proof page's measures of them came
+    // from the cache, or were measured as it prepared.
+    if let Some(p) = prepared.as_mut().and_then(|p| p.proof.take()) {
+        result.measures = Some(p.measures);
+        result.reference_note = p.reference_note;
+    }
     if let Some(capture) = prepared.as_ref().and_then(|p| p.capture.clone()) {
         passes.insert(0, capture);
         for (n, p) in passes.iter_mut().enumerate() {
@@ -401,7 +411,7 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     }
     let proof = opts.proof.as_ref().map(|_| {
         let note = result.reference_note.take();
-        proof_data(&session, &bus_plan, result.curves.as_ref(), result.measures.take(), LOUDNESS_TOLERANCE_LU, note)
+        proof_data(&session, &eq_plan, result.curves.as_ref(), result.measures.take(), LOUDNESS_TOLERANCE_LU, note)
     });
     let wall = t0.elapsed().as_secs_f64();
     let duration = out_plan.frames as f64 / fs as f64;
