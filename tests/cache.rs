@@ -323,6 +323,13 @@ fn the_cache_stays_under_its_limit_least_recently_used_out_first() {
     assert!(evicted.contains(&name(&ea).as_str()), "a's entry went first: {evicted:?}");
     assert!(!ea.exists() && eb.exists() && entry_of(&c, &cache, "c").exists());
     under("c");
+    // With --proof, its records (a spectrum and a level curve, about 45 kB here) count too.
+    let page = dir.path().join("o3p").join("proof.html");
+    let with_proof = [&flags[..], &["--proof", page.to_str().unwrap()]].concat();
+    let c = cached(&session("c", &[("c", false)]), &dir.path().join("o3p"), "cpu", &cache, &with_proof);
+    assert_eq!(actions(&c)["c"].0, "reused");
+    assert!(files_under(&cache).iter().any(|p| p.extension().is_some_and(|x| x == "proof")), "c's proof record");
+    under("c with its proof record");
 
     // Bigger than the whole cache: computed, used, not kept.
     let mut s = music(130, 5 * FS as usize, 2, -10.0);

@@ -234,12 +234,13 @@ pub fn prepare(
             Slot { stem: s.name.clone(), key: entry::hex(&keys[i]), parts: parts[i].clone() }.write(&opts.dir, session);
         }
     }
-    // The limit holds after this render too (its slots, another render's entries meanwhile). An
-    // evicted entry this render holds open stays readable until it is done (unlinked).
+    let proof = proof.map(|p| p.finish(&opts.dir, session, plan, measured)).transpose()?;
+    // The limit holds after this render too (its slots and proof records, another render's
+    // entries meanwhile). An evicted entry this render holds open stays readable until it is
+    // done (unlinked).
     evicted.extend(evict(&opts.dir, opts.max_bytes)?);
     let entries: Vec<Verified> = found.into_iter().map(|v| v.expect("every stem found or computed")).collect();
     let bytes_read = records.iter().filter(|r| r.action == "reused").map(|r| r.bytes).sum();
-    let proof = proof.map(|p| p.finish(&opts.dir, session, plan, measured)).transpose()?;
     let report = CacheReport {
         proof: proof.as_ref().map(|p| p.action),
         dir: opts.dir.clone(),
