@@ -82,8 +82,15 @@ impl KWeighting {
     /// The step just completed, as the crate's `loudness_window(100)` reads it (LUFS, −inf for
     /// silence); the sums start again.
     pub fn step_loudness(&mut self) -> f64 {
+        self.step_loudness_of(0..self.map.len())
+    }
+
+    /// As `step_loudness`, of the programme whose channels are `channels` of these (a
+    /// `MeterBank` K-weights several files' channels together): only their sums are read and
+    /// start again, summed in channel order from 0.0 as the crate sums a programme of its own.
+    pub fn step_loudness_of(&mut self, channels: std::ops::Range<usize>) -> f64 {
         let mut sum = 0.0;
-        for (channel, s) in self.map.iter().zip(&mut self.sums) {
+        for (channel, s) in self.map[channels.clone()].iter().zip(&mut self.sums[channels]) {
             let mut channel_sum = std::mem::take(s);
             if *channel == Channel::Unused {
                 continue;

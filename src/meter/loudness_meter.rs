@@ -52,6 +52,9 @@ pub struct LoudnessMeter {
 enum Weighting {
     /// Step mode: the 100 ms window energies, read at every step.
     Steps(KWeighting),
+    /// Step mode, K-weighted elsewhere (`MeterBank`): each step's window loudness is handed in
+    /// (`external_step`) after the block that completes it.
+    External { pending: usize },
     /// Rates whose tenth is not a whole number of frames: the crate in its own modes.
     Crate(Box<EbuR128>),
 }
@@ -223,6 +226,7 @@ impl LoudnessMeter {
             }
             match &mut self.weighting {
                 Weighting::Steps(k) => k.add(&part[..self.channels]),
+                Weighting::External { .. } => {}
                 Weighting::Crate(m) => {
                     m.add_frames_planar_f32(&part[..self.channels])
                         .expect("ebur128 accepts a block with the meter's channel count");
@@ -232,11 +236,36 @@ impl LoudnessMeter {
             self.in_step += n;
             if self.in_step == self.step {
                 self.in_step = 0;
-                if self.steps.is_some() || self.scope == MeterScope::Full {
+                if let Weighting::External { pending } = &mut self.weighting {
+                    *pending += 1;
+                } else if self.steps.is_some() || self.scope == MeterScope::Full {
                     self.read_step();
                 }
             }
         }
+    }
+
+    /// Leave the K-weighting to a `MeterBank`, which filters this meter's channels with other
+    /// meters' in shared vector lanes (the filter is a chain of dependent operations: lanes are
+    /// free, frames are not) and hands in each step's loudness (`external_step`). Returns the
+    /// channel map to weight with; None (and nothing changes) outside step mode.
+    pub fn weighted_externally(&mut self) -> Option<Vec<Channel>> {
+        if !matches!(self.weighting, Weighting::Steps(_)) || self.steps.is_none() {
+            return None;
+        }
+        self.weighting = Weighting::External { pending: 0 };
+        Some(self.map.clone())
+    }
+
+    /// The window loudness of the oldest step completed and not yet read (`weighted_externally`),
+    /// as `KWeighting::step_loudness` reads it.
+    pub fn external_step(&mut self, loudness: f64) {
+        let (Weighting::External { pending }, Some(steps)) = (&mut self.weighting, &mut self.steps) else {
+            panic!("LoudnessMeter::external_step on a meter that weights its own steps");
+        };
+        assert!(*pending > 0, "LoudnessMeter::external_step: no step completed");
+        *pending -= 1;
+        steps.add_step(10f64.powf((loudness + 0.691) / 10.0));
     }
 
     /// At each 100 ms boundary, the momentary and short-term readings are candidates for the max.
@@ -297,7 +326,7 @@ impl LoudnessMeter {
     fn crate_meter(&self) -> &EbuR128 {
         match &self.weighting {
             Weighting::Crate(m) => m,
-            Weighting::Steps(_) => unreachable!("a meter in step mode reads its steps"),
+            Weighting::Steps(_) | Weighting::External { .. } => unreachable!("a meter in step mode reads its steps"),
         }
     }
 
@@ -320,6 +349,9 @@ impl LoudnessMeter {
     /// momentary/short-term step (Tech 3341) but does count for the peaks and the gating blocks the
     /// crate completes.
     pub fn result(&self) -> LoudnessStats {
+        if let Weighting::External { pending } = self.weighting {
+            assert_eq!(pending, 0, "LoudnessMeter::result: {pending} step(s) not handed in by its MeterBank");
+        }
         let from_steps = self.steps.as_ref().map(|s| s.result());
         let integrated = match &from_steps {
             Some(r) => r.integrated_lufs,

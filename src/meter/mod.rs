@@ -19,6 +19,7 @@
 //! interpolator, reproduced to the bit but run several output frames at a time (the crate's runs
 //! each channel on its own, so a one-channel reading is exactly what the multichannel one reads),
 //! fed in parallel beside the loudness instance.
+mod bank;
 mod dialogue;
 mod energy;
 mod file;
@@ -28,6 +29,7 @@ mod loudness_meter;
 mod peak_scan;
 mod true_peak;
 
+pub use bank::MeterBank;
 pub use dialogue::{DialogueLoudness, dialogue_gated};
 pub use energy::EnergyMeter;
 pub use file::{METER_BLOCK, measure_file, meter_reader, meter_reader_blocks};

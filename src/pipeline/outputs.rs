@@ -2,6 +2,7 @@
 //! against the inputs and each other before anything is read, and opened as writers for a pass.
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::dsp::resample::output_frames;
 use sha2::{Digest, Sha256};
@@ -11,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::io::WriterSpec;
 use crate::io::bext::{Bext, BextLoudness, LoudnessTap};
 use crate::io::wav_writer::WavWriter;
-use crate::meter::LoudnessMeter;
+use crate::meter::{LoudnessMeter, LoudnessStats, MeterBank};
 use crate::model::{Dither, Origination, OutputKind, SampleFormat};
 use crate::paths::{self, Role};
 use crate::pipeline::sink::{VariantWriters, Writers};
@@ -42,14 +43,34 @@ impl PlannedFile {
     /// writer still takes blocks of every channel unless `whole_blocks` is false (the segment
     /// join hands it its own channel's parts).
     pub(super) fn open(&self, frames: u64, whole_blocks: bool) -> Result<WavWriter> {
+        self.open_metered(frames, whole_blocks, Box::new(MeterTap(self.meter()?)))
+    }
+
+    /// As `open`, its `bext` loudness metered by `tap`.
+    fn open_metered(&self, frames: u64, whole_blocks: bool, tap: Box<dyn LoudnessTap>) -> Result<WavWriter> {
         let mut w = WavWriter::create(&self.final_path, &self.spec)?;
         w.expect_frames(frames)?;
-        let meter = LoudnessMeter::new(self.spec.channels, self.spec.sample_rate, self.spec.layout)?;
-        w.set_bext(self.bext.clone(), Box::new(MeterTap(meter)))?;
+        w.set_bext(self.bext.clone(), tap)?;
         if let (Some(c), true) = (self.channel, whole_blocks) {
             w.pick_channel(c, self.signal_channels)?;
         }
         Ok(w)
+    }
+
+    /// The reference meter of this file's samples.
+    fn meter(&self) -> Result<LoudnessMeter> {
+        LoudnessMeter::new(self.spec.channels, self.spec.sample_rate, self.spec.layout)
+    }
+}
+
+/// A meter's readings as the `bext` chunk carries them.
+fn bext_loudness(r: LoudnessStats) -> BextLoudness {
+    BextLoudness {
+        integrated_lufs: r.integrated_lufs,
+        lra_lu: r.lra_lu,
+        true_peak_dbtp: r.true_peak_dbtp,
+        max_momentary_lufs: r.max_momentary_lufs,
+        max_short_term_lufs: r.max_short_term_lufs,
     }
 }
 
@@ -61,14 +82,23 @@ impl LoudnessTap for MeterTap {
         self.0.add_planar(planar);
     }
     fn loudness(&mut self) -> BextLoudness {
-        let r = self.0.result();
-        BextLoudness {
-            integrated_lufs: r.integrated_lufs,
-            lra_lu: r.lra_lu,
-            true_peak_dbtp: r.true_peak_dbtp,
-            max_momentary_lufs: r.max_momentary_lufs,
-            max_short_term_lufs: r.max_short_term_lufs,
-        }
+        bext_loudness(self.0.result())
+    }
+}
+
+/// A writer's meter in a pass's `MeterBank` (file `file` of it): the same readings as its own
+/// `MeterTap`, K-weighted beside the pass's other files.
+struct BankTap {
+    bank: Arc<MeterBank>,
+    file: usize,
+}
+
+impl LoudnessTap for BankTap {
+    fn add_planar(&mut self, planar: &[&[f32]]) {
+        self.bank.add(self.file, planar);
+    }
+    fn loudness(&mut self) -> BextLoudness {
+        bext_loudness(self.bank.result(self.file))
     }
 }
 
@@ -324,11 +354,28 @@ pub fn check_writes(session: &Session, mut writes: Vec<Role>, report: Option<&Pa
 
 /// Writers for a pass of `frames` frames at `sample_rate` (told, so each writes its final header
 /// first and hashes as it goes; a resampled output holds `resample::output_frames` of them).
+///
+/// The files at the pass's own rate are written block for block together, so their meters share
+/// one `MeterBank` (one K-weighting for all their channels); a resampled file meters alone.
 pub(super) fn make_writers(files: &[PlannedFile], frames: u64, sample_rate: u32) -> Result<Writers> {
     let mut writers = Writers::none();
     let mut stem_output: Option<usize> = None;
-    for f in files {
-        let w = f.open(output_frames(frames, sample_rate, f.spec.sample_rate), true)?;
+    let mut banked = Vec::new();
+    let mut slot = vec![None; files.len()];
+    for (i, f) in files.iter().enumerate().filter(|(_, f)| f.spec.sample_rate == sample_rate) {
+        let mut meter = f.meter()?;
+        if let Some(map) = meter.weighted_externally() {
+            slot[i] = Some(banked.len());
+            banked.push((meter, map));
+        }
+    }
+    let bank = (banked.len() > 1).then(|| Arc::new(MeterBank::new(sample_rate, banked)));
+    for (f, slot) in files.iter().zip(slot) {
+        let frames = output_frames(frames, sample_rate, f.spec.sample_rate);
+        let w = match (&bank, slot) {
+            (Some(bank), Some(file)) => f.open_metered(frames, true, Box::new(BankTap { bank: bank.clone(), file }))?,
+            _ => f.open(frames, true)?,
+        };
         match f.kind {
             OutputKind::Master => writers.masters.push(w),
             OutputKind::Stems => {
