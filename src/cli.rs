@@ -267,12 +267,7 @@ pub fn args_ask_for_json(args: &[std::ffi::OsString]) -> bool {
 /// `--cache-max-gb`: a finite number of GB above 0.
 fn parse_cache_gb(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of GB"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!("{s} GB: the cache's limit must be a positive number of GB"));
-    }
-    if v * 1e9 < crate::pipeline::cache::entry::HEADER_BYTES as f64 {
-        return Err(format!("{s} GB is less than one entry's header: give at least 1e-6"));
-    }
+    crate::pipeline::cache::check_max_gb(v)?;
     Ok(v)
 }
 

@@ -84,8 +84,7 @@ pub fn run(command: Command) -> Result<u8> {
                 hold_before_publish,
                 fingerprint: None,
                 proof,
-                cache: cache
-                    .map(|dir| crate::pipeline::cache::CacheOptions { dir, max_bytes: gb_to_bytes(cache_max_gb) }),
+                cache: cache_options(cache, cache_max_gb)?,
             };
             let json = opts.progress == ProgressMode::Json;
             let r = render(&session, &opts)?;
@@ -124,8 +123,7 @@ pub fn run(command: Command) -> Result<u8> {
         Command::Album { album, engine, adapter, out_dir, report, force, cache, cache_max_gb } => {
             // The report's folder is checked by making its temporary file, before any work.
             let report_file = report.as_deref().map(ReportFile::create).transpose()?;
-            let cache =
-                cache.map(|dir| crate::pipeline::cache::CacheOptions { dir, max_bytes: gb_to_bytes(cache_max_gb) });
+            let cache = cache_options(cache, cache_max_gb)?;
             let render = RenderOptions { engine, adapter, out_dir, force, cache, ..RenderOptions::default() };
             let (r, code) = crate::album::run(&album, &crate::album::AlbumOptions { render })?;
             eprint!("{}", r.to_text());
@@ -297,6 +295,10 @@ fn proof_from_report(report: &std::path::Path, out: &std::path::Path, force: boo
 }
 
 /// `--cache-max-gb` (validated by the CLI: finite, above 0) in bytes.
-fn gb_to_bytes(gb: f64) -> u64 {
-    (gb * 1e9).floor() as u64
+/// `--cache DIR --cache-max-gb GB` as the renders take them.
+fn cache_options(dir: Option<std::path::PathBuf>, max_gb: f64) -> Result<Option<crate::pipeline::cache::CacheOptions>> {
+    dir.map(|d| {
+        crate::pipeline::cache::CacheOptions::new(d, max_gb).map_err(|e| Error::Usage(format!("--cache-max-gb: {e}")))
+    })
+    .transpose()
 }

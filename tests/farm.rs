@@ -392,3 +392,65 @@ fn a_bad_batch_file_and_two_sessions_of_one_name_are_exit_2() {
     assert!(summary["sessions"][0]["message"].as_str().unwrap().contains("is also the name of sessions[1]"));
     assert!(!d.path().join("out/same").exists());
 }
+
+/// The stem actions of a batch render's report: stem name -> "reused" / "stored" / ...
+fn cache_actions(report: &Path) -> BTreeMap<String, String> {
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    r["cache"]["stems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cache section in {}", report.display()))
+        .iter()
+        .map(|s| (s["stem"].as_str().unwrap().to_string(), s["action"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// A batch file's `cache` (with `cache_max_gb`): every render keeps its stems there, so a batch of
+/// revisions (a stem's gain changed in one session) renders that session from the kept stems,
+/// skips the rest by fingerprint, and gives an uncached render's outputs to the bit. A limit that
+/// is not a positive number, or a limit without a folder, is exit 2 naming the batch file.
+#[test]
+fn a_batch_of_revisions_reads_the_stems_its_last_run_kept() {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..2 {
+        session(&d.path().join(format!("s{i}")), &format!("song-{i}"), 40 + i as u64, "stems/b.wav", 2.0);
+    }
+    let b = d.path().join("batch.toml");
+    let sessions = "[[sessions]]\npath = \"s0/session.toml\"\n[[sessions]]\npath = \"s1/session.toml\"\n";
+    std::fs::write(
+        &b,
+        format!("name = \"rev\"\nout_root = \"out\"\ncache = \"stem-cache\"\ncache_max_gb = 1\n{sessions}"),
+    )
+    .unwrap();
+    let (summary, _) = batch(&b, &["--jobs", "2"], 0);
+    assert_eq!(statuses(&summary), ["rendered", "rendered"]);
+    let report = |i: usize| d.path().join(format!("out/song-{i}/stemforge-report.json"));
+    for i in 0..2 {
+        assert!(cache_actions(&report(i)).values().all(|a| a == "stored"), "{:?}", cache_actions(&report(i)));
+    }
+
+    // The revision: stem b of song-0 up 1 dB.
+    let s0 = d.path().join("s0/session.toml");
+    let toml = std::fs::read_to_string(&s0).unwrap();
+    std::fs::write(&s0, toml.replace("gain_db = -1.0", "gain_db = 0.0")).unwrap();
+    let (summary, _) = batch(&b, &["--jobs", "2"], 0);
+    assert_eq!(statuses(&summary), ["rendered", "skipped"]);
+    let actions = cache_actions(&report(0));
+    assert_eq!(actions.len(), 2);
+    assert!(actions.values().all(|a| a == "reused"), "{actions:?}");
+    let plain = d.path().join("plain");
+    render(&s0, &plain, "cpu", &[], 0);
+    let got = outputs(&d.path().join("out/song-0"));
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got, outputs(&plain), "the revision from the cache against an uncached render");
+
+    for (extra, says) in [
+        ("cache = \"c\"\ncache_max_gb = 0\n", "cache_max_gb = 0 GB: the cache's limit must be a positive number"),
+        ("cache_max_gb = 1\n", "cache_max_gb without cache"),
+    ] {
+        std::fs::write(&b, format!("name = \"rev\"\nout_root = \"out\"\n{extra}{sessions}")).unwrap();
+        let out = stemforge().arg("batch").arg(&b).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        assert!(err.contains("batch.toml") && err.contains(says), "{extra}: {err}");
+    }
+}

@@ -276,7 +276,7 @@ fn attempt(batch: &Batch, index: usize, names: &[Option<String>], opts: &BatchOp
         hold_before_publish: None,
         fingerprint: fp,
         proof: None,
-        cache: None,
+        cache: batch.cache.clone(),
     };
     let report = catch_unwind(AssertUnwindSafe(|| render(&entry.path, &opts))).map_err(|p| {
         let why = p

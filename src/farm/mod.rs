@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::pipeline::cache::CacheOptions;
 use crate::pipeline::render::EngineChoice;
 
 pub mod batch;
@@ -23,6 +24,9 @@ pub const REPORT_NAME: &str = "stemforge-report.json";
 struct RawBatch {
     name: String,
     out_root: PathBuf,
+    /// Every session's `render --cache` folder (shared by the nodes), and its limit.
+    cache: Option<PathBuf>,
+    cache_max_gb: Option<f64>,
     #[serde(default)]
     sessions: Vec<RawEntry>,
 }
@@ -54,6 +58,9 @@ pub struct Batch {
     /// Absolute: each session renders into `out_root/<session name>/`.
     pub out_root: PathBuf,
     pub sessions: Vec<Entry>,
+    /// `cache` and `cache_max_gb`: every render's `--cache` (`pipeline::cache`), so that a
+    /// batch of revisions reads the stems the last batch kept.
+    pub cache: Option<CacheOptions>,
 }
 
 impl Batch {
@@ -85,7 +92,15 @@ impl Batch {
             }
             sessions.push(Entry { path: dir.join(&s.path), engine: s.engine, adapter: s.adapter, block: s.block });
         }
-        Ok(Batch { file, name: raw.name, out_root: dir.join(raw.out_root), sessions })
+        let cache = match (raw.cache, raw.cache_max_gb) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(Error::input(path, "cache_max_gb without cache (the folder it limits)")),
+            (Some(c), gb) => Some(
+                CacheOptions::new(dir.join(c), gb.unwrap_or(crate::pipeline::cache::DEFAULT_MAX_GB))
+                    .map_err(|e| Error::input(path, format!("cache_max_gb = {e}")))?,
+            ),
+        };
+        Ok(Batch { file, name: raw.name, out_root: dir.join(raw.out_root), sessions, cache })
     }
 
     pub fn state_dir(&self) -> PathBuf {

@@ -45,6 +45,26 @@ pub struct CacheOptions {
     pub max_bytes: u64,
 }
 
+impl CacheOptions {
+    /// `--cache DIR --cache-max-gb GB` (a batch file's `cache` and `cache_max_gb`), the limit
+    /// checked (`check_max_gb`).
+    pub fn new(dir: PathBuf, max_gb: f64) -> std::result::Result<CacheOptions, String> {
+        check_max_gb(max_gb)?;
+        Ok(CacheOptions { dir, max_bytes: (max_gb * 1e9).floor() as u64 })
+    }
+}
+
+/// A cache limit of `gb` GB is a positive number, at least one entry's header.
+pub fn check_max_gb(gb: f64) -> std::result::Result<(), String> {
+    if !gb.is_finite() || gb <= 0.0 {
+        return Err(format!("{gb} GB: the cache's limit must be a positive number of GB"));
+    }
+    if gb * 1e9 < entry::HEADER_BYTES as f64 {
+        return Err(format!("{gb} GB is less than one entry's header: give at least 1e-6"));
+    }
+    Ok(())
+}
+
 /// `--cache-max-gb` when not given: room for about 20 minutes of 12 stereo stems at 48 kHz
 /// (18 GB), a few revisions' worth of a feature's 5.1 DME stems.
 pub const DEFAULT_MAX_GB: f64 = 20.0;
