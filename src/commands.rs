@@ -294,7 +294,6 @@ fn proof_from_report(report: &std::path::Path, out: &std::path::Path, force: boo
     Ok(())
 }
 
-/// `--cache-max-gb` (validated by the CLI: finite, above 0) in bytes.
 /// `--cache DIR --cache-max-gb GB` as the renders take them.
 fn cache_options(dir: Option<std::path::PathBuf>, max_gb: f64) -> Result<Option<crate::pipeline::cache::CacheOptions>> {
     dir.map(|d| {

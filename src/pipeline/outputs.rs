@@ -360,22 +360,29 @@ pub fn check_writes(session: &Session, mut writes: Vec<Role>, report: Option<&Pa
 pub(super) fn make_writers(files: &[PlannedFile], frames: u64, sample_rate: u32) -> Result<Writers> {
     let mut writers = Writers::none();
     let mut stem_output: Option<usize> = None;
+    // Each file's meter: its own (`Err`), or its place in the bank (`Ok`).
     let mut banked = Vec::new();
-    let mut slot = vec![None; files.len()];
-    for (i, f) in files.iter().enumerate().filter(|(_, f)| f.spec.sample_rate == sample_rate) {
+    let mut meters: Vec<std::result::Result<usize, LoudnessMeter>> = Vec::with_capacity(files.len());
+    for f in files {
         let mut meter = f.meter()?;
-        if let Some(map) = meter.weighted_externally() {
-            slot[i] = Some(banked.len());
-            banked.push((meter, map));
+        let map = if f.spec.sample_rate == sample_rate { meter.weighted_externally() } else { None };
+        match map {
+            Some(map) => {
+                meters.push(Ok(banked.len()));
+                banked.push((meter, map));
+            }
+            None => meters.push(Err(meter)),
         }
     }
-    let bank = (banked.len() > 1).then(|| Arc::new(MeterBank::new(sample_rate, banked)));
-    for (f, slot) in files.iter().zip(slot) {
-        let frames = output_frames(frames, sample_rate, f.spec.sample_rate);
-        let w = match (&bank, slot) {
-            (Some(bank), Some(file)) => f.open_metered(frames, true, Box::new(BankTap { bank: bank.clone(), file }))?,
-            _ => f.open(frames, true)?,
+    // None banked (a rate without whole 100 ms steps, every file resampled): no bank to build.
+    let bank = (!banked.is_empty()).then(|| Arc::new(MeterBank::new(sample_rate, banked)));
+    for (f, meter) in files.iter().zip(meters) {
+        let tap: Box<dyn LoudnessTap> = match (meter, &bank) {
+            (Ok(file), Some(bank)) => Box::new(BankTap { bank: bank.clone(), file }),
+            (Ok(_), None) => unreachable!("a banked file has its bank"),
+            (Err(own), _) => Box::new(MeterTap(own)),
         };
+        let w = f.open_metered(output_frames(frames, sample_rate, f.spec.sample_rate), true, tap)?;
         match f.kind {
             OutputKind::Master => writers.masters.push(w),
             OutputKind::Stems => {

@@ -136,8 +136,8 @@ pub fn prepare(
         parts[i] = Some(p);
     }
     let keys: Vec<[u8; 32]> = keys.into_iter().map(|k| k.expect("every stem is in a level")).collect();
-    let mut proof = proof.then(|| ProofCache::look_up(session, plan, &opts.dir, &files)).transpose()?;
     let parts: Vec<key::Parts> = parts.into_iter().map(|p| p.expect("every stem is in a level")).collect();
+    let mut proof = proof.then(|| ProofCache::look_up(session, plan, &opts.dir, &files)).transpose()?;
 
     let mut found: Vec<Option<Verified>> = Vec::new();
     let mut records = Vec::new();
@@ -316,8 +316,8 @@ impl Slot {
 }
 
 /// Best effort, atomically: a small JSON record beside the entries (a slot, a stem file's stat
-/// record, a proof record), under a temporary name in `dir` and renamed to `path`. A record only saves work or
-/// explains; a render does not fail for it.
+/// record, a proof record), under a temporary name in `dir` and renamed to `path`. A record only
+/// saves work or explains; a render does not fail for it.
 fn write_record(dir: &Path, path: &Path, record: &impl serde::Serialize) {
     if let Ok(json) = serde_json::to_vec(record) {
         write_record_bytes(dir, path, &json);
