@@ -157,6 +157,7 @@ fn main() {
                 routes: vec![(0, 0, 0.5), (1, 1, 0.5)],
                 linear: true,
                 replayed_latency: None,
+                replayed_stages: None,
             })
             .collect(),
         bus_fir: Some(FirPlan { taps: vec![eq.clone(), eq.clone()], latency: eq_latency(8191, Phase::Linear) }),

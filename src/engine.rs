@@ -41,6 +41,20 @@ pub struct StemPlan {
     /// takes no pre-delay and joins the other stems' lag unchanged. None for a stem read from its
     /// file.
     pub replayed_latency: Option<usize>,
+    /// For a replayed stem whose chain is not empty: what its chain's stages did when it ran, for
+    /// the report (`stage_activity`), since the replay runs no chain.
+    pub replayed_stages: Option<std::sync::Arc<RecordedStages>>,
+}
+
+/// A stem chain's gain reduction as the capture pass took it (`pipeline::cache`), for passes of
+/// every length a render reading the entry can run: a pass of n iterations ran each stage on
+/// n · B frames, and its figures are `reductions[n - first]`, one per stage in chain order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedStages {
+    /// The chain's stages (`Process::name`), in order.
+    pub names: Vec<&'static str>,
+    pub first: u64,
+    pub reductions: Vec<Vec<Option<StageReduction>>>,
 }
 
 impl StemPlan {
@@ -382,7 +396,7 @@ pub struct EngineInfo {
 }
 
 /// What one process stage did over the program (for the report): its gain reduction.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StageReduction {
     /// The largest reduction over channels and frames (dB, positive = reduction).
     pub max_db: f64,
@@ -403,28 +417,61 @@ pub struct StageActivity {
     pub gain_reduction: Option<StageReduction>,
 }
 
-/// Every stage of `plan`'s chains, stems in plan order then the bus, each with what `reduction`
-/// (stem plan index or None for the bus, index in its chain) says it did.
+/// Every stage of `plan`'s chains after a pass of `iterations` iterations, stems in plan order
+/// then the bus, each with what `reduction` (stem plan index or None for the bus, index in its
+/// chain) says it did; a replayed stem's stages with what its record says for a pass that long.
 pub fn stage_activity(
     plan: &RenderPlan,
+    iterations: u64,
     mut reduction: impl FnMut(Option<usize>, usize) -> Option<StageReduction>,
-) -> Vec<StageActivity> {
-    let stems = plan.stems.iter().enumerate().map(|(i, s)| (Some(i), Some(s.name.clone()), &s.process));
-    stems
-        .chain(std::iter::once((None, None, &plan.bus_process)))
-        .flat_map(|(i, name, chain)| {
-            chain
-                .iter()
-                .enumerate()
-                .map(|(j, p)| StageActivity {
-                    stem: name.clone(),
-                    index: j,
-                    stage: p.name(),
-                    gain_reduction: reduction(i, j),
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
+) -> Result<Vec<StageActivity>> {
+    let mut out = Vec::new();
+    for (i, s) in plan.stems.iter().enumerate() {
+        if let Some(r) = &s.replayed_stages {
+            let at = iterations.checked_sub(r.first).and_then(|k| r.reductions.get(k as usize)).ok_or_else(|| {
+                crate::error::Error::Internal(format!(
+                    "stem `{}`: its cache entry records its stages for passes of {} to {} blocks, not {iterations}",
+                    s.name,
+                    r.first,
+                    r.first + r.reductions.len() as u64 - 1
+                ))
+            })?;
+            out.extend(r.names.iter().zip(at).enumerate().map(|(j, (&stage, &gain_reduction))| StageActivity {
+                stem: Some(s.name.clone()),
+                index: j,
+                stage,
+                gain_reduction,
+            }));
+        }
+        out.extend(s.process.iter().enumerate().map(|(j, p)| StageActivity {
+            stem: Some(s.name.clone()),
+            index: j,
+            stage: p.name(),
+            gain_reduction: reduction(Some(i), j),
+        }));
+    }
+    out.extend(plan.bus_process.iter().enumerate().map(|(j, p)| StageActivity {
+        stem: None,
+        index: j,
+        stage: p.name(),
+        gain_reduction: reduction(None, j),
+    }));
+    Ok(out)
+}
+
+/// Whether a pass of `plan` has stages to report (`stage_activity`): a chain, or a replayed one.
+pub fn has_stages(plan: &RenderPlan) -> bool {
+    !plan.bus_process.is_empty() || plan.stems.iter().any(|s| !s.process.is_empty() || s.replayed_stages.is_some())
+}
+
+/// Before a pass: take the stems' stage figures (`stage_activity`, stems only) when the chains
+/// have run iteration `at` (0-based), as a pass of `as_iterations` iterations would report them
+/// (each stage's mean over `as_iterations` · B frames). The capture pass takes them for every pass
+/// length a render reading its entries can run (`pipeline::cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageSnapshot {
+    pub at: u64,
+    pub as_iterations: u64,
 }
 
 pub trait Engine {
@@ -434,6 +481,11 @@ pub trait Engine {
     fn stage_activity(&self) -> Vec<StageActivity> {
         Vec::new()
     }
+    /// Before the next pass: the stem stage figures to take during it (`StageSnapshot`).
+    fn snapshot_stages_at(&mut self, at: Vec<StageSnapshot>);
+    /// What the last pass took for `snapshot_stages_at`, in its order: (as_iterations, the stems'
+    /// stages).
+    fn take_stage_snapshots(&mut self) -> Vec<(u64, Vec<StageActivity>)>;
     /// Whether the engine takes stems as raw PCM bytes (`StemSource::next_raw_block`).
     fn takes_raw_pcm(&self) -> bool {
         false
@@ -486,6 +538,7 @@ mod tests {
             routes: Vec::new(),
             linear: false,
             replayed_latency: None,
+            replayed_stages: None,
         }
     }
 

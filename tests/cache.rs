@@ -150,6 +150,56 @@ fn a_gain_revision_reuses_every_stem_and_matches_an_uncached_render() {
     }
 }
 
+/// The report's process stages, each with its gain reduction; the stems' compressors must have
+/// reduced gain, so that equal figures say something (the bass's transient shaper only boosts:
+/// its cuts are 0).
+fn stages(r: &serde_json::Value) -> Vec<serde_json::Value> {
+    let all = r["process_stages"].as_array().unwrap_or_else(|| panic!("no process_stages: {r}")).clone();
+    for (stem, index) in [("bass", 0), ("music", 0)] {
+        let st = all.iter().find(|s| s["stem"] == stem && s["index"] == index);
+        let max = st.and_then(|s| s["gain_reduction"]["max_db"].as_f64());
+        assert!(max.is_some_and(|m| m > 0.1), "{stem} process[{index}] reduced no gain: {all:?}");
+    }
+    all
+}
+
+/// A cached render reports its stems' process stages (their chains ran in the capture pass, or in
+/// an earlier render) with the figures of an uncached render, to the bit: the first render, the
+/// revision "vocals +1 dB", and a revision whose longer limiter look-ahead makes its passes a
+/// block longer (each stage's mean is over the frames of its pass, so the figures move, and the
+/// entry's record of every pass length it can serve gives the new ones). On the GPU engine the
+/// capture pass takes the figures from the device, as its uncached render does.
+#[test]
+fn a_cached_render_reports_the_stems_stages_as_an_uncached_render() {
+    // Blocks of 2048 frames, so that 50 ms more look-ahead is a block more.
+    const B: &[&str] = &["--block", "2048"];
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let session = song(dir.path(), 0.0, 2.0);
+        let plain = stages(&run(&session, &dir.path().join("plain"), engine, B));
+        let first = cached(&session, &dir.path().join("first"), engine, &cache, B);
+        assert!(actions(&first).values().all(|(a, _)| a == "stored"), "{engine}: {:?}", actions(&first));
+        assert_eq!(stages(&first), plain, "{engine}: the first render");
+
+        let session = song(dir.path(), 1.0, 2.0);
+        let plain = stages(&run(&session, &dir.path().join("plain"), engine, B));
+        let warm = cached(&session, &dir.path().join("warm"), engine, &cache, B);
+        assert!(actions(&warm).values().all(|(a, _)| a == "reused"), "{engine}: {:?}", actions(&warm));
+        assert_eq!(stages(&warm), plain, "{engine}: vocals +1 dB");
+
+        let text = std::fs::read_to_string(&session).unwrap();
+        std::fs::write(&session, text.replace("ceiling_dbtp = -1.0", "ceiling_dbtp = -1.0\nlookahead_ms = 50.0"))
+            .unwrap();
+        let longer = stages(&run(&session, &dir.path().join("plain"), engine, B));
+        let bass = |s: &[serde_json::Value]| s.iter().find(|s| s["stem"] == "bass").unwrap()["gain_reduction"].clone();
+        assert_ne!(bass(&longer)["mean_db"], bass(&plain)["mean_db"], "{engine}: the passes did not grow");
+        let warm = cached(&session, &dir.path().join("longer"), engine, &cache, B);
+        assert!(actions(&warm).values().all(|(a, _)| a == "reused"), "{engine}: {:?}", actions(&warm));
+        assert_eq!(stages(&warm), longer, "{engine}: a longer look-ahead");
+    }
+}
+
 /// The entry of `stem` named in a cached render's report.
 fn entry_of(r: &serde_json::Value, cache: &Path, stem: &str) -> PathBuf {
     let s = r["cache"]["stems"].as_array().unwrap().iter().find(|s| s["stem"] == stem).unwrap();

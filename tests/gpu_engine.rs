@@ -270,6 +270,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             routes: vec![(0, 0, g(1.5)), (1, 1, g(1.5))],
             linear: true,
             replayed_latency: None,
+            replayed_stages: None,
         },
         StemPlan {
             index: 1,
@@ -280,6 +281,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             routes: vec![(0, 0, m * g(-1.0)), (0, 1, m * g(-1.0))],
             linear: true,
             replayed_latency: None,
+            replayed_stages: None,
         },
         StemPlan {
             index: 3,
@@ -290,6 +292,7 @@ fn test_plan(block: usize, frames: usize) -> (RenderPlan, Vec<Vec<Vec<f32>>>) {
             routes: vec![(0, 0, g(-2.0)), (1, 1, g(-2.0))],
             linear: true,
             replayed_latency: None,
+            replayed_stages: None,
         },
     ];
     let plan = RenderPlan {

@@ -49,8 +49,8 @@ impl BusChain {
     }
 
     /// The bus stage `j`'s gain reduction (`Stage::reduction`).
-    pub fn reduction(&self, j: usize) -> Option<crate::engine::StageReduction> {
-        self.stages.get(j).and_then(|s| s.stage.reduction())
+    pub fn reduction(&self, j: usize, frames: u64) -> Option<crate::engine::StageReduction> {
+        self.stages.get(j).and_then(|s| s.stage.reduction(frames))
     }
 
     /// Every stage's `Stage::state_bytes`, the bus's then its stem copies', in order (a delay line

@@ -156,8 +156,6 @@ pub struct Compressor {
     /// Per channel: the largest reduction −z and the sum of −z over the frames (the report's
     /// gain reduction; the shader keeps the same two in its state).
     reduction: Vec<[f64; 2]>,
-    /// Frames processed since the last reset.
-    frames: u64,
     /// `[channel][frame]`: the level v, then the target gain g, then z.
     gz: Vec<Vec<f64>>,
     /// Levels of one frame (x_c), one per channel.
@@ -185,7 +183,6 @@ impl Compressor {
             squares: vec![vec![0.0; if rms { history + block } else { 0 }]; channels],
             state: vec![[0.0; 3]; channels],
             reduction: vec![[0.0; 2]; channels],
-            frames: 0,
             gz: vec![vec![0.0; block]; channels],
             xs: vec![0.0; channels],
             key_squares: Vec::new(),
@@ -276,11 +273,10 @@ impl Stage for Compressor {
             self.ballistics(c);
             self.apply(c, x);
         }
-        self.frames += frames as u64;
     }
 
-    fn reduction(&self) -> Option<crate::engine::StageReduction> {
-        Some(reduction_of(&self.reduction, self.frames))
+    fn reduction(&self, frames: u64) -> Option<crate::engine::StageReduction> {
+        Some(reduction_of(&self.reduction, frames))
     }
 
     fn apply_envelope(&self, part: &mut [Vec<f32>]) {
@@ -323,7 +319,6 @@ impl Stage for Compressor {
             self.ballistics(c);
             self.apply(c, x);
         }
-        self.frames += frames as u64;
     }
 
     fn state_bytes(&self) -> Option<Vec<u8>> {
@@ -345,7 +340,6 @@ impl Stage for Compressor {
         self.squares.iter_mut().for_each(|s| s.fill(0.0));
         self.state.iter_mut().for_each(|s| *s = [0.0; 3]);
         self.reduction.iter_mut().for_each(|r| *r = [0.0; 2]);
-        self.frames = 0;
     }
 }
 

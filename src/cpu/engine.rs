@@ -19,8 +19,8 @@ use crate::cpu::limiter::LimiterFifo;
 use crate::cpu::limiter_apply;
 use crate::cpu::{self, Stage};
 use crate::engine::{
-    Alignment, Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StageActivity, StemSource,
-    chain_levels, stage_activity,
+    Alignment, Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StageActivity, StageSnapshot,
+    StemSource, chain_levels, has_stages, stage_activity,
 };
 use crate::error::{Error, Result};
 use crate::model::Process;
@@ -83,6 +83,9 @@ pub struct CpuEngine {
     /// taken (`snapshot_chains_at`), and what was taken.
     snap_at: Vec<u64>,
     snaps: Vec<(u64, Option<Vec<u8>>)>,
+    /// The stem stage figures to take in the next pass (`Engine::snapshot_stages_at`), and taken.
+    stage_snap_at: Vec<StageSnapshot>,
+    stage_snaps: Vec<(u64, Vec<StageActivity>)>,
 }
 
 impl CpuEngine {
@@ -92,6 +95,8 @@ impl CpuEngine {
             activity: Vec::new(),
             snap_at: Vec::new(),
             snaps: Vec::new(),
+            stage_snap_at: Vec::new(),
+            stage_snaps: Vec::new(),
         }
     }
 
@@ -168,6 +173,15 @@ impl Engine for CpuEngine {
 
     fn stage_activity(&self) -> Vec<StageActivity> {
         self.activity.clone()
+    }
+
+    fn snapshot_stages_at(&mut self, at: Vec<StageSnapshot>) {
+        self.stage_snap_at = at;
+        self.stage_snaps.clear();
+    }
+
+    fn take_stage_snapshots(&mut self) -> Vec<(u64, Vec<StageActivity>)> {
+        std::mem::take(&mut self.stage_snaps)
     }
 
     fn run_pass(
@@ -318,6 +332,13 @@ impl Engine for CpuEngine {
                     inputs[i] = sig;
                 }
             }
+            for snap in self.stage_snap_at.iter().filter(|s| s.at == t) {
+                let frames = snap.as_iterations * b as u64;
+                let stages = stage_activity(plan, snap.as_iterations, |stem, j| {
+                    stem.and_then(|i| chains[i][j].reduction(frames))
+                })?;
+                self.stage_snaps.push((snap.as_iterations, stages));
+            }
             // 3. Gain, routing, sum (per stem contribution when stems are delivered).
             if let Some(sb) = &mut spectral {
                 // Stems with a FIR in the frequency domain: each bus channel accumulated and inverted.
@@ -448,11 +469,13 @@ impl Engine for CpuEngine {
                     }
                 }
                 if k + 1 == total_blocks {
-                    if !bus_chain.is_empty() || chains.iter().any(|c| !c.is_empty()) {
-                        self.activity = stage_activity(plan, |stem, j| match stem {
-                            Some(i) => chains[i][j].reduction(),
-                            None => bus_chain.reduction(j),
-                        });
+                    if has_stages(plan) {
+                        // Every stage ran on the t + 1 blocks of this pass.
+                        let frames = (t + 1) * b as u64;
+                        self.activity = stage_activity(plan, t + 1, |stem, j| match stem {
+                            Some(i) => chains[i][j].reduction(frames),
+                            None => bus_chain.reduction(j, frames),
+                        })?;
                     }
                     if self.snap_at.contains(&(t + 1)) {
                         self.snaps.push((t + 1, chains_state(&chains, &bus_chain)));

@@ -37,8 +37,11 @@ pub trait Stage: Send + Sync {
     }
     /// Forget all history (as if newly built).
     fn reset(&mut self);
-    /// For a stage that reduces gain (`compressor`): its reduction since it was built or reset.
-    fn reduction(&self) -> Option<crate::engine::StageReduction> {
+    /// For a stage that reduces gain (`compressor`): its reduction since it was built or reset,
+    /// the mean over `frames` frames (the blocks it ran on: the engine's count, which the stem
+    /// cache's capture pass also gives for passes other than its own).
+    fn reduction(&self, frames: u64) -> Option<crate::engine::StageReduction> {
+        let _ = frames;
         None
     }
     /// A bus stage whose `Process::share` is `Envelope`, with stem outputs: apply the gains the

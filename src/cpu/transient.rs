@@ -32,7 +32,6 @@ pub struct Transient {
     /// cut (dB, boosts count as 0) and the sum of the cuts, summed per block and then over blocks.
     most_cut: f32,
     sum_cut: f32,
-    frames: u64,
 }
 
 /// The followers' coefficients and the gains' scale, computed once in f64 and rounded to f32,
@@ -97,7 +96,6 @@ impl Transient {
             gains: vec![1.0; block],
             most_cut: 0.0,
             sum_cut: 0.0,
-            frames: 0,
             coef: Coefficients::new(p, sample_rate),
             attack_db: p.attack_db as f32,
             sustain_db: p.sustain_db as f32,
@@ -134,11 +132,10 @@ impl Stage for Transient {
         (self.fast, self.slow) = (fast, slow);
         self.most_cut = most;
         self.sum_cut += block_cut;
-        self.frames += len as u64;
     }
 
-    fn reduction(&self) -> Option<crate::engine::StageReduction> {
-        Some(cut_reduction(self.most_cut, self.sum_cut, self.frames))
+    fn reduction(&self, frames: u64) -> Option<crate::engine::StageReduction> {
+        Some(cut_reduction(self.most_cut, self.sum_cut, frames))
     }
 
     fn state_bytes(&self) -> Option<Vec<u8>> {
@@ -148,7 +145,7 @@ impl Stage for Transient {
 
     fn reset(&mut self) {
         (self.fast, self.slow) = (0.0, 0.0);
-        (self.most_cut, self.sum_cut, self.frames) = (0.0, 0.0, 0);
+        (self.most_cut, self.sum_cut) = (0.0, 0.0);
     }
 
     fn apply_envelope(&self, part: &mut [Vec<f32>]) {

@@ -21,7 +21,7 @@ use std::sync::mpsc;
 
 use crate::engine::{
     BusBytes, Engine, EngineInfo, GainStats, MeterReadings, PassBlock, PassParams, PassSink, RenderPlan, StageActivity,
-    StemSource, stage_activity,
+    StageSnapshot, StemSource, has_stages, stage_activity,
 };
 use crate::error::{Error, Result};
 use crate::gpu::chain::{Chain, ChainKey, Delivered, IN_FLIGHT, Pipelines, f32_bytes};
@@ -48,6 +48,9 @@ pub struct GpuEngine {
     device_meter: bool,
     /// The process stages of the last pass that ran any.
     activity: Vec<StageActivity>,
+    /// The stem stage figures to take in the next pass (`Engine::snapshot_stages_at`), and taken.
+    stage_snap_at: Vec<StageSnapshot>,
+    stage_snaps: Vec<(u64, Vec<StageActivity>)>,
 }
 
 /// Whether the GPU engine meters on its device: `STEMFORGE_GPU_METER=cpu|device` when set, else
@@ -74,6 +77,8 @@ impl GpuEngine {
             built: None,
             bus: BusBytes::default(),
             activity: Vec::new(),
+            stage_snap_at: Vec::new(),
+            stage_snaps: Vec::new(),
         })
     }
 
@@ -233,6 +238,15 @@ impl Engine for GpuEngine {
         self.activity.clone()
     }
 
+    fn snapshot_stages_at(&mut self, at: Vec<StageSnapshot>) {
+        self.stage_snap_at = at;
+        self.stage_snaps.clear();
+    }
+
+    fn take_stage_snapshots(&mut self) -> Vec<(u64, Vec<StageActivity>)> {
+        std::mem::take(&mut self.stage_snaps)
+    }
+
     fn run_pass(
         &mut self,
         plan: &RenderPlan,
@@ -287,6 +301,26 @@ impl Engine for GpuEngine {
 }
 
 impl GpuEngine {
+    /// Every stage's figures as they stand on the device (`stage_activity`), each mean over `frames`.
+    fn stages(&self, chain: &Chain, plan: &RenderPlan, iterations: u64, frames: u64) -> Result<Vec<StageActivity>> {
+        let firsts = &chain.stem_process_first;
+        let mut failed = None;
+        let stages = stage_activity(plan, iterations, |stem, j| {
+            let stage = match stem {
+                Some(i) => &chain.stem_process[firsts[i] + j],
+                None => &chain.bus_process[j].stage,
+            };
+            stage.reduction(&self.ctx, frames).unwrap_or_else(|e| {
+                failed = Some(e);
+                None
+            })
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(stages),
+        }
+    }
+
     fn run_chain(
         &mut self,
         chain: &mut Chain,
@@ -381,6 +415,12 @@ impl GpuEngine {
             let (cmd, down) = chain.encode(&self.ctx, t, valid, deliver);
             self.bus.down += down;
             let submission = self.ctx.queue.submit([cmd]);
+            // The read-back waits for this iteration's commands: a few waits per capture pass.
+            let snaps: Vec<StageSnapshot> = self.stage_snap_at.iter().filter(|s| s.at == t).copied().collect();
+            for snap in snaps {
+                let stages = self.stages(chain, plan, snap.as_iterations, snap.as_iterations * b as u64)?;
+                self.stage_snaps.push((snap.as_iterations, stages));
+            }
             if let Some(d) = deliver {
                 let (tx, rx) = mpsc::channel();
                 chain.staging[d.slot].map_async(wgpu::MapMode::Read, .., move |r| {
@@ -399,24 +439,9 @@ impl GpuEngine {
         while let Some(f) = in_flight.pop_front() {
             self.finish_block(chain, plan, f, &mut host, sink)?;
         }
-        if !plan.bus_process.is_empty() || plan.stems.iter().any(|s| !s.process.is_empty()) {
+        if has_stages(plan) {
             // Every stage ran on the t + 1 blocks encoded.
-            let frames = (t + 1) * b as u64;
-            let firsts = &chain.stem_process_first;
-            let mut failed = None;
-            self.activity = stage_activity(plan, |stem, j| {
-                let stage = match stem {
-                    Some(i) => &chain.stem_process[firsts[i] + j],
-                    None => &chain.bus_process[j].stage,
-                };
-                stage.reduction(&self.ctx, frames).unwrap_or_else(|e| {
-                    failed = Some(e);
-                    None
-                })
-            });
-            if let Some(e) = failed {
-                return Err(e);
-            }
+            self.activity = self.stages(chain, plan, t + 1, (t + 1) * b as u64)?;
         }
         Ok(())
     }

@@ -192,6 +192,7 @@ fn plan_of_kind(
             routes,
             linear,
             replayed_latency: None,
+            replayed_stages: None,
         });
     }
     if link {
@@ -254,6 +255,7 @@ pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
         // A spilled signal is replayed as it was recorded: a copy, whatever made it.
         linear: true,
         replayed_latency: None,
+        replayed_stages: None,
     };
     let spilled = if stems {
         plan.stems.iter().map(|s| replayed(s.index, &s.name)).collect()

@@ -59,6 +59,7 @@ pub fn capture(
             routes: Vec::new(),
             linear: true,
             replayed_latency: Some(lag_blocks * b),
+            replayed_stages: None,
         });
     }
     let capture_plan = RenderPlan {

@@ -1,13 +1,15 @@
 //! One stem cache entry on disk: a 128-byte header (magic, format version, channels, block,
-//! blocks, key, payload XXH3-128 checksum) then the stem's processed stream as f32 blocks; written under a
-//! temporary name and renamed, verified in full before any use, replayed block by block.
+//! blocks, key, XXH3-128 checksum of the rest, the trailer's length), the stem's processed stream
+//! as f32 blocks, then a trailer: what its chain's stages did (JSON, empty for a stem without a
+//! chain). Written under a temporary name and renamed, verified in full before any use, replayed
+//! block by block.
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::engine::StemSource;
+use crate::engine::{StageReduction, StemSource};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"SFSTEMC\0";
@@ -15,14 +17,25 @@ const MAGIC: &[u8; 8] = b"SFSTEMC\0";
 /// another version is recomputed (it is also part of every key, `key::FORMAT_VERSION`).
 /// 2: the payload checksum is XXH3-128 (was SHA-256): a checksum against damage, read at memory
 /// speed; what an entry stands for is its key, which stays SHA-256.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: the trailer of stage figures (`StoredStages`), in the checksum.
+pub const FORMAT_VERSION: u32 = 3;
 pub const HEADER_BYTES: u64 = 128;
 /// The file name of an entry: its key in hex and this extension (eviction counts only these and
 /// the temporary names below).
 pub const EXTENSION: &str = "sfstem";
 pub const TEMP_PREFIX: &str = ".sfstem-";
 
-/// Bytes of an entry of `blocks` blocks of `channels` × `block` f32.
+/// What the stem's chain did when the entry was stored: its stages' gain reduction (one per stage,
+/// in chain order) at the end of a pass of n iterations, for each n from `first` on
+/// (`engine::RecordedStages`, whose stage names the key fixes), so that a render reading the entry
+/// reports the figures an uncached render would.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredStages {
+    pub first: u64,
+    pub reductions: Vec<Vec<Option<StageReduction>>>,
+}
+
+/// Bytes of an entry of `blocks` blocks of `channels` × `block` f32, less its trailer.
 pub fn entry_bytes(channels: usize, block: usize, blocks: u64) -> u64 {
     HEADER_BYTES + blocks * (channels * block * 4) as u64
 }
@@ -43,6 +56,8 @@ pub struct Expect {
     pub block: usize,
     /// Blocks this render will read (it may hold more).
     pub blocks: u64,
+    /// Stages in the stem's chain: its trailer holds that many figures per pass length.
+    pub stages: usize,
 }
 
 /// Why a stored entry was not used (the report's `reason`); None from `open_verified` means there
@@ -85,7 +100,10 @@ pub struct Verified {
     pub file: File,
     pub channels: usize,
     pub block: usize,
+    pub blocks: u64,
     pub bytes: u64,
+    /// None for a stem without a chain.
+    pub stages: Option<StoredStages>,
 }
 
 /// The entry at `path` checked against `want` in full (header, length, payload checksum) before
@@ -121,7 +139,9 @@ pub fn open_verified(path: &Path, want: &Expect) -> std::result::Result<Option<V
         )));
     }
     let blocks = u64::from_le_bytes(header[24..32].try_into().expect("8 bytes"));
-    let full = entry_bytes(channels, block, blocks);
+    let trailer = u64::from_le_bytes(header[96..104].try_into().expect("8 bytes"));
+    let payload = entry_bytes(channels, block, blocks);
+    let full = payload.saturating_add(trailer);
     if len != full {
         return Err(Unusable::Truncated { have: len, want: full });
     }
@@ -140,9 +160,32 @@ pub fn open_verified(path: &Path, want: &Expect) -> std::result::Result<Option<V
     if checksum_field(&hasher) != header[64..96] {
         return Err(Unusable::Corrupt);
     }
+    let stages = read_stages(&mut file, payload, trailer, want.stages)?;
     // Best effort: an entry on a read-only cache is still used, only its age is not refreshed.
     let _ = file.set_modified(std::time::SystemTime::now());
-    Ok(Some(Verified { file, channels, block, bytes: len }))
+    Ok(Some(Verified { file, channels, block, blocks, bytes: len, stages }))
+}
+
+/// The trailer of `len` bytes at `at`, checked to hold `stages` figures per pass length.
+fn read_stages(
+    file: &mut File,
+    at: u64,
+    len: u64,
+    stages: usize,
+) -> std::result::Result<Option<StoredStages>, Unusable> {
+    if stages == 0 && len == 0 {
+        return Ok(None);
+    }
+    let mut bytes = vec![0u8; len as usize];
+    file.seek(SeekFrom::Start(at))
+        .and_then(|_| file.read_exact(&mut bytes))
+        .map_err(|e| Unusable::Unreadable(e.to_string()))?;
+    let stored: StoredStages = serde_json::from_slice(&bytes)
+        .map_err(|e| Unusable::BadHeader(format!("its stage figures do not read: {e}")))?;
+    if stored.reductions.is_empty() || stored.reductions.iter().any(|r| r.len() != stages) {
+        return Err(Unusable::BadHeader(format!("its stage figures are not of {stages} stage(s)")));
+    }
+    Ok(Some(stored))
 }
 
 /// The header's 32-byte checksum field: the payload's XXH3-128, little-endian, then zeros.
@@ -208,12 +251,19 @@ impl EntryWriter {
         self.blocks += 1;
     }
 
-    /// The header written, the entry renamed to its final name (when named), and opened for
-    /// replay; else why not (a full disk).
-    pub fn finish(mut self) -> std::result::Result<(Verified, bool), String> {
+    /// The trailer (`stages`, none for a stem without a chain) and the header written, the entry
+    /// renamed to its final name (when named), and opened for replay; else why not (a full disk).
+    pub fn finish(mut self, stages: Option<StoredStages>) -> std::result::Result<(Verified, bool), String> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
+        let io = |e: std::io::Error| e.to_string();
+        let trailer = match &stages {
+            Some(s) => serde_json::to_vec(s).map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
+        self.hasher.update(&trailer);
+        self.target.file().write_all(&trailer).map_err(io)?;
         let mut header = [0u8; HEADER_BYTES as usize];
         header[..8].copy_from_slice(MAGIC);
         header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -222,8 +272,8 @@ impl EntryWriter {
         header[24..32].copy_from_slice(&self.blocks.to_le_bytes());
         header[32..64].copy_from_slice(&self.key);
         header[64..96].copy_from_slice(&checksum_field(&self.hasher));
-        let bytes = entry_bytes(self.channels, self.block, self.blocks);
-        let io = |e: std::io::Error| e.to_string();
+        header[96..104].copy_from_slice(&(trailer.len() as u64).to_le_bytes());
+        let bytes = entry_bytes(self.channels, self.block, self.blocks) + trailer.len() as u64;
         let f = self.target.file();
         f.seek(SeekFrom::Start(0)).map_err(io)?;
         f.write_all(&header).map_err(io)?;
@@ -237,7 +287,7 @@ impl EntryWriter {
             }
             Target::Unlinked(file) => (file, false),
         };
-        Ok((Verified { file, channels: self.channels, block: self.block, bytes }, named))
+        Ok((Verified { file, channels: self.channels, block: self.block, blocks: self.blocks, bytes, stages }, named))
     }
 }
 

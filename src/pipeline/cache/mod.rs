@@ -28,13 +28,13 @@ use std::time::{Instant, SystemTime};
 
 use rayon::prelude::*;
 
-use crate::engine::{Alignment, Engine, RenderPlan, chain_levels};
+use crate::engine::{Alignment, Engine, RecordedStages, RenderPlan, StageSnapshot, chain_levels};
 use crate::error::{Error, Result};
 use crate::model::Process;
 use crate::progress::Progress;
 use crate::report::render::{CacheReport, CacheStem, PassRecord};
 use crate::session::Session;
-use entry::{EntrySource, EntryWriter, Expect, Verified};
+use entry::{EntrySource, EntryWriter, Expect, StoredStages, Verified};
 use proof_record::ProofCache;
 
 /// `--cache DIR --cache-max-gb F`.
@@ -148,7 +148,7 @@ pub fn prepare(
         .par_iter()
         .enumerate()
         .map(|(i, s)| {
-            let want = Expect { key: keys[i], channels: s.channels, block: b, blocks: needed };
+            let want = Expect { key: keys[i], channels: s.channels, block: b, blocks: needed, stages: s.process.len() };
             entry::open_verified(&entry::entry_path(&opts.dir, &keys[i]), &want)
         })
         .collect();
@@ -218,11 +218,36 @@ pub fn prepare(
             .collect::<Result<Vec<_>>>()?;
         // A capture of every stem reads them all: the proof page's measures ride along.
         let probe = if group.len() == plan.stems.len() { proof.as_mut().and_then(ProofCache::probe) } else { None };
+        // Each chain's figures for every pass length a render reading the entries can run: from
+        // the programme's blocks plus the stems' lag (a pass without bus or limiter latency) to
+        // every block stored. Capture iteration c is the render's iteration c - lag.
+        let first = plan.blocks() + lag as u64;
+        let chained = group.iter().any(|&i| !plan.stems[i].process.is_empty());
+        let snaps: Vec<StageSnapshot> = (first..=stored_blocks)
+            .filter(|_| chained)
+            .map(|n| StageSnapshot { at: n - 1 + lag as u64, as_iterations: n })
+            .collect();
+        engine.snapshot_stages_at(snaps.clone());
         measured = capture::capture(engine, session, plan, lag, &group, &mut writers, stored_blocks, probe)?;
+        let taken = engine.take_stage_snapshots();
+        if taken.iter().map(|(n, _)| *n).ne(snaps.iter().map(|s| s.as_iterations)) {
+            return Err(Error::Internal("the capture pass did not take every stage snapshot asked".into()));
+        }
         for (&i, w) in group.iter().zip(writers) {
             let Some(w) = w else { continue };
-            let (v, named) =
-                w.finish().map_err(|e| Error::output(&opts.dir, format!("--cache: cannot write an entry: {e}")))?;
+            let s = &plan.stems[i];
+            let stages = (!s.process.is_empty()).then(|| StoredStages {
+                first,
+                reductions: taken
+                    .iter()
+                    .map(|(_, all)| {
+                        all.iter().filter(|a| a.stem.as_deref() == Some(&s.name)).map(|a| a.gain_reduction).collect()
+                    })
+                    .collect(),
+            });
+            let (v, named) = w
+                .finish(stages)
+                .map_err(|e| Error::output(&opts.dir, format!("--cache: cannot write an entry: {e}")))?;
             if named {
                 bytes_written += v.bytes;
             } else {
@@ -274,14 +299,20 @@ pub fn prepare(
     };
     // The replay plan: each stem is its entry, aligned as the render aligned its path.
     let mut replay = plan.clone();
-    for s in &mut replay.stems {
+    for (s, v) in replay.stems.iter_mut().zip(&entries) {
+        s.replayed_stages = v.stages.as_ref().map(|st| {
+            std::sync::Arc::new(RecordedStages {
+                names: s.process.iter().map(Process::name).collect(),
+                first: st.first,
+                reductions: st.reductions.clone(),
+            })
+        });
         s.fir = None;
         s.process = Vec::new();
         s.linear = true;
         s.replayed_latency = Some(lag * b);
     }
-    let blocks =
-        entries.iter().map(|v| (v.bytes - entry::HEADER_BYTES) / (v.channels * v.block * 4) as u64).min().unwrap_or(0);
+    let blocks = entries.iter().map(|v| v.blocks).min().unwrap_or(0);
     Ok(Prepared { plan: replay, stems: CachedStems { entries, blocks }, report, capture: capture_record, proof })
 }
 
