@@ -40,6 +40,13 @@ pub fn entry_bytes(channels: usize, block: usize, blocks: u64) -> u64 {
     HEADER_BYTES + blocks * (channels * block * 4) as u64
 }
 
+/// The most bytes a trailer of `stages` stages' figures for `lengths` pass lengths takes (each
+/// figure's JSON is at most about 90 bytes), so that eviction makes room before the entry is
+/// written.
+pub fn trailer_bound(stages: usize, lengths: u64) -> u64 {
+    if stages == 0 { 0 } else { 64 + lengths * (4 + stages as u64 * 100) }
+}
+
 pub fn entry_path(dir: &Path, key: &[u8; 32]) -> PathBuf {
     dir.join(format!("{}.{EXTENSION}", hex(key)))
 }
@@ -343,5 +350,22 @@ impl StemSource for EntrySource {
         }
         self.next += 1;
         Ok(out.first().and_then(|s| s.first()).map_or(0, Vec::len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_trailer_fits_its_bound() {
+        let worst = StageReduction { max_db: -f64::MAX, mean_db: -f64::MIN_POSITIVE };
+        for (stages, lengths) in [(1, 1), (3, 7), (8, 40)] {
+            let st = StoredStages { first: u64::MAX, reductions: vec![vec![Some(worst); stages]; lengths] };
+            let len = serde_json::to_vec(&st).unwrap().len() as u64;
+            assert!(len <= trailer_bound(stages, lengths as u64), "{len} bytes for {stages} x {lengths}");
+            assert!(len * 2 > trailer_bound(stages, lengths as u64), "a loose bound: {len}");
+        }
+        assert_eq!(trailer_bound(0, 5), 0);
     }
 }

@@ -186,7 +186,14 @@ pub fn prepare(
         }
     }
     group.sort_unstable();
-    let size = |i: usize| entry::entry_bytes(plan.stems[i].channels, b, stored_blocks);
+    // The stage figures cover each pass length from the programme's blocks plus the stems' lag (a
+    // pass without bus or limiter latency) to every block stored.
+    let first = plan.blocks() + lag as u64;
+    let size = |i: usize| {
+        let s = &plan.stems[i];
+        entry::entry_bytes(s.channels, b, stored_blocks)
+            + entry::trailer_bound(s.process.len(), stored_blocks + 1 - first.min(stored_blocks))
+    };
     // An entry bigger than the whole cache is never stored: it is written unlinked to the spill
     // folder, used by this render and gone with it.
     let keep = |i: usize| size(i) <= opts.max_bytes;
@@ -218,10 +225,8 @@ pub fn prepare(
             .collect::<Result<Vec<_>>>()?;
         // A capture of every stem reads them all: the proof page's measures ride along.
         let probe = if group.len() == plan.stems.len() { proof.as_mut().and_then(ProofCache::probe) } else { None };
-        // Each chain's figures for every pass length a render reading the entries can run: from
-        // the programme's blocks plus the stems' lag (a pass without bus or limiter latency) to
-        // every block stored. Capture iteration c is the render's iteration c - lag.
-        let first = plan.blocks() + lag as u64;
+        // Each chain's figures for every pass length a render reading the entries can run (from
+        // `first`); capture iteration c is the render's iteration c - lag.
         let chained = group.iter().any(|&i| !plan.stems[i].process.is_empty());
         let snaps: Vec<StageSnapshot> = (first..=stored_blocks)
             .filter(|_| chained)
