@@ -400,8 +400,9 @@ pub struct EngineInfo {
 pub struct StageReduction {
     /// The largest reduction over channels and frames (dB, positive = reduction).
     pub max_db: f64,
-    /// The mean over channels and the frames the stage ran on (the program and the flush that
-    /// aligns it, a few blocks).
+    /// The mean over channels and the frames the stage ran on: a stem's stage over
+    /// `stem_stages_at` blocks (the programme and the stems' lag), a bus stage over its pass (the
+    /// programme and the flush that aligns it, a few blocks).
     pub mean_db: f64,
 }
 
@@ -417,20 +418,35 @@ pub struct StageActivity {
     pub gain_reduction: Option<StageReduction>,
 }
 
-/// Every stage of `plan`'s chains after a pass of `iterations` iterations, stems in plan order
-/// then the bus, each with what `reduction` (stem plan index or None for the bus, index in its
-/// chain) says it did; a replayed stem's stages with what its record says for a pass that long.
+/// Each stem stage's gain reduction (`[stem][stage]`, plan order) as it stands, the mean over
+/// `frames`: the engines take them when the chains have run `stem_stages_at(plan)` blocks.
+pub type StemFigures = Vec<Vec<Option<StageReduction>>>;
+
+/// The blocks over which a render reports its stems' process stages (`stage_activity`): the
+/// programme's blocks plus the stems' lag, every block in which the programme passes through a
+/// stem's chain. The same in every pass of the render, whatever its bus and limiter latency, so
+/// the figures do not depend on which pass ran the chains last (a writing pass from a spill runs
+/// none), and a stem cache entry can hold them (`pipeline::cache`).
+pub fn stem_stages_at(plan: &RenderPlan) -> u64 {
+    plan.blocks() + Alignment::of(plan, false).stems.blocks as u64
+}
+
+/// Every stage of `plan`'s chains, stems in plan order then the bus: a stem's with its figures in
+/// `stems` (taken after `stems_at` blocks), a replayed stem's with what its record says for
+/// `stems_at` blocks, the bus's with what `bus` (index in its chain) says it did.
 pub fn stage_activity(
     plan: &RenderPlan,
-    iterations: u64,
-    mut reduction: impl FnMut(Option<usize>, usize) -> Option<StageReduction>,
+    stems: &StemFigures,
+    stems_at: u64,
+    mut bus: impl FnMut(usize) -> Option<StageReduction>,
 ) -> Result<Vec<StageActivity>> {
+    let internal = crate::error::Error::Internal;
     let mut out = Vec::new();
     for (i, s) in plan.stems.iter().enumerate() {
         if let Some(r) = &s.replayed_stages {
-            let at = iterations.checked_sub(r.first).and_then(|k| r.reductions.get(k as usize)).ok_or_else(|| {
-                crate::error::Error::Internal(format!(
-                    "stem `{}`: its cache entry records its stages for passes of {} to {} blocks, not {iterations}",
+            let at = stems_at.checked_sub(r.first).and_then(|k| r.reductions.get(k as usize)).ok_or_else(|| {
+                internal(format!(
+                    "stem `{}`: its cache entry records its stages for {} to {} blocks, not {stems_at}",
                     s.name,
                     r.first,
                     r.first + r.reductions.len() as u64 - 1
@@ -443,18 +459,18 @@ pub fn stage_activity(
                 gain_reduction,
             }));
         }
-        out.extend(s.process.iter().enumerate().map(|(j, p)| StageActivity {
-            stem: Some(s.name.clone()),
-            index: j,
-            stage: p.name(),
-            gain_reduction: reduction(Some(i), j),
-        }));
+        for (j, p) in s.process.iter().enumerate() {
+            let figure = stems.get(i).and_then(|f| f.get(j)).ok_or_else(|| {
+                internal(format!("stem `{}`: process[{j}]'s figures were not taken after {stems_at} blocks", s.name))
+            })?;
+            out.push(StageActivity { stem: Some(s.name.clone()), index: j, stage: p.name(), gain_reduction: *figure });
+        }
     }
     out.extend(plan.bus_process.iter().enumerate().map(|(j, p)| StageActivity {
         stem: None,
         index: j,
         stage: p.name(),
-        gain_reduction: reduction(None, j),
+        gain_reduction: bus(j),
     }));
     Ok(out)
 }
@@ -464,10 +480,10 @@ pub fn has_stages(plan: &RenderPlan) -> bool {
     !plan.bus_process.is_empty() || plan.stems.iter().any(|s| !s.process.is_empty() || s.replayed_stages.is_some())
 }
 
-/// Before a pass: take the stems' stage figures (`stage_activity`, stems only) when the chains
-/// have run iteration `at` (0-based), as a pass of `as_iterations` iterations would report them
-/// (each stage's mean over `as_iterations` · B frames). The capture pass takes them for every pass
-/// length a render reading its entries can run (`pipeline::cache`).
+/// Before a pass: take the stems' stage figures when the chains have run iteration `at` (0-based),
+/// as a render whose `stem_stages_at` is `as_iterations` would report them (each stage's mean over
+/// `as_iterations` · B frames). The capture pass takes them for every such length a render reading
+/// its entries can have (`pipeline::cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StageSnapshot {
     pub at: u64,
@@ -477,15 +493,15 @@ pub struct StageSnapshot {
 pub trait Engine {
     fn info(&self) -> EngineInfo;
     /// Every process stage of the last pass that ran them (a pass replaying a spill runs none),
-    /// with its gain reduction.
+    /// with its gain reduction: the stems' over `stem_stages_at` blocks, the bus's over the pass.
     fn stage_activity(&self) -> Vec<StageActivity> {
         Vec::new()
     }
     /// Before the next pass: the stem stage figures to take during it (`StageSnapshot`).
     fn snapshot_stages_at(&mut self, at: Vec<StageSnapshot>);
     /// What the last pass took for `snapshot_stages_at`, in its order: (as_iterations, the stems'
-    /// stages).
-    fn take_stage_snapshots(&mut self) -> Vec<(u64, Vec<StageActivity>)>;
+    /// figures).
+    fn take_stage_snapshots(&mut self) -> Vec<(u64, StemFigures)>;
     /// Whether the engine takes stems as raw PCM bytes (`StemSource::next_raw_block`).
     fn takes_raw_pcm(&self) -> bool {
         false

@@ -166,9 +166,10 @@ fn stages(r: &serde_json::Value) -> Vec<serde_json::Value> {
 /// A cached render reports its stems' process stages (their chains ran in the capture pass, or in
 /// an earlier render) with the figures of an uncached render, to the bit: the first render, the
 /// revision "vocals +1 dB", and a revision whose longer limiter look-ahead makes its passes a
-/// block longer (each stage's mean is over the frames of its pass, so the figures move, and the
-/// entry's record of every pass length it can serve gives the new ones). On the GPU engine the
-/// capture pass takes the figures from the device, as its uncached render does.
+/// block longer. A stem stage's figures cover the programme's blocks plus the stems' lag, not
+/// its pass, so the look-ahead does not move them, nor does `--spill none` (whose writing pass
+/// runs the chains where the default's replays a spill). On the GPU engine the capture pass takes
+/// the figures from the device, as its uncached render does.
 #[test]
 fn a_cached_render_reports_the_stems_stages_as_an_uncached_render() {
     // Blocks of 2048 frames, so that 50 ms more look-ahead is a block more.
@@ -191,13 +192,80 @@ fn a_cached_render_reports_the_stems_stages_as_an_uncached_render() {
         let text = std::fs::read_to_string(&session).unwrap();
         std::fs::write(&session, text.replace("ceiling_dbtp = -1.0", "ceiling_dbtp = -1.0\nlookahead_ms = 50.0"))
             .unwrap();
-        let longer = stages(&run(&session, &dir.path().join("plain"), engine, B));
-        let bass = |s: &[serde_json::Value]| s.iter().find(|s| s["stem"] == "bass").unwrap()["gain_reduction"].clone();
-        assert_ne!(bass(&longer)["mean_db"], bass(&plain)["mean_db"], "{engine}: the passes did not grow");
+        let r = run(&session, &dir.path().join("plain"), engine, B);
+        let longer = stages(&r);
+        let stems_of = |s: &[serde_json::Value]| s.iter().filter(|s| !s["stem"].is_null()).cloned().collect::<Vec<_>>();
+        assert_eq!(stems_of(&longer), stems_of(&plain), "{engine}: the look-ahead moved the stems' figures");
+        let spill_none = [B, &["--spill", "none"]].concat();
+        assert_eq!(stages(&run(&session, &dir.path().join("plain"), engine, &spill_none)), longer, "{engine}");
         let warm = cached(&session, &dir.path().join("longer"), engine, &cache, B);
         assert!(actions(&warm).values().all(|(a, _)| a == "reused"), "{engine}: {:?}", actions(&warm));
         assert_eq!(stages(&warm), longer, "{engine}: a longer look-ahead");
     }
+}
+
+/// The programme is as long as its longest stem, and a stem stage's figures cover the programme's
+/// blocks. When that stem grows by a block, a chained stem's entry (which holds two spare blocks)
+/// is read with its figures for the longer programme; when it shrinks below what the entry was
+/// stored for, the entry is recomputed (said so), never reported with another length's figures.
+/// Each time the stages and the outputs equal an uncached render's.
+#[test]
+fn a_longer_programme_reads_a_chained_stem_a_shorter_one_recomputes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let wav = |name: &str, seconds: f64, seed: u64| {
+        let mut s = music(seed, (seconds * FS as f64) as usize, 2, -6.0);
+        quantise(&mut s, 24);
+        write_wav(&dir.path().join(name), &s, FS, 24);
+    };
+    wav("keys.wav", 2.0, 91);
+    wav("pad.wav", 3.0, 92);
+    let session = dir.path().join("session.toml");
+    std::fs::write(
+        &session,
+        r#"name = "short"
+layout = "stereo"
+[[stems]]
+name = "keys"
+path = "keys.wav"
+process = [ { type = "compressor", threshold_db = -24.0, ratio = 3.0 } ]
+[[stems]]
+name = "pad"
+path = "pad.wav"
+[master]
+target_lufs = -14.0
+[[outputs]]
+path = "master.wav"
+kind = "master"
+format = "pcm24"
+[[outputs]]
+path = "stems"
+kind = "stems"
+format = "pcm24"
+"#,
+    )
+    .unwrap();
+    let keys = |r: &serde_json::Value| r["process_stages"][0]["gain_reduction"].clone();
+    let first = cached(&session, &dir.path().join("first"), "cpu", &cache, &[]);
+    assert!(keys(&first)["max_db"].as_f64().is_some_and(|m| m > 0.1), "{first}");
+
+    wav("pad.wav", 3.1, 93);
+    let plain = run(&session, &dir.path().join("plain"), "cpu", &[]);
+    let r = cached(&session, &dir.path().join("longer"), "cpu", &cache, &[]);
+    assert_eq!(actions(&r)["keys"].0, "reused", "{:?}", actions(&r));
+    assert_ne!(keys(&plain), keys(&first), "the programme did not get a block longer");
+    assert_eq!(keys(&r), keys(&plain));
+    assert_eq!(outputs(&r, &dir.path().join("longer")), outputs(&plain, &dir.path().join("plain")));
+
+    wav("pad.wav", 1.0, 94);
+    let plain = run(&session, &dir.path().join("plain"), "cpu", &[]);
+    let r = cached(&session, &dir.path().join("shorter"), "cpu", &cache, &[]);
+    let a = actions(&r);
+    assert_eq!(a["keys"].0, "recomputed", "{a:?}");
+    assert!(a["keys"].1.contains("stage figures begin at passes of"), "{a:?}");
+    assert_ne!(keys(&plain), keys(&first), "the programme did not get shorter");
+    assert_eq!(keys(&r), keys(&plain));
+    assert_eq!(outputs(&r, &dir.path().join("shorter")), outputs(&plain, &dir.path().join("plain")));
 }
 
 /// The entry of `stem` named in a cached render's report.

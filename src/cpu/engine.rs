@@ -20,7 +20,7 @@ use crate::cpu::limiter_apply;
 use crate::cpu::{self, Stage};
 use crate::engine::{
     Alignment, Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StageActivity, StageSnapshot,
-    StemSource, chain_levels, has_stages, stage_activity,
+    StemFigures, StemSource, chain_levels, has_stages, stage_activity, stem_stages_at,
 };
 use crate::error::{Error, Result};
 use crate::model::Process;
@@ -85,7 +85,7 @@ pub struct CpuEngine {
     snaps: Vec<(u64, Option<Vec<u8>>)>,
     /// The stem stage figures to take in the next pass (`Engine::snapshot_stages_at`), and taken.
     stage_snap_at: Vec<StageSnapshot>,
-    stage_snaps: Vec<(u64, Vec<StageActivity>)>,
+    stage_snaps: Vec<(u64, StemFigures)>,
 }
 
 impl CpuEngine {
@@ -180,7 +180,7 @@ impl Engine for CpuEngine {
         self.stage_snaps.clear();
     }
 
-    fn take_stage_snapshots(&mut self) -> Vec<(u64, Vec<StageActivity>)> {
+    fn take_stage_snapshots(&mut self) -> Vec<(u64, StemFigures)> {
         std::mem::take(&mut self.stage_snaps)
     }
 
@@ -275,6 +275,8 @@ impl Engine for CpuEngine {
             .collect();
 
         let total_blocks = plan.blocks();
+        let stems_at = stem_stages_at(plan);
+        let mut stem_figures = StemFigures::new();
         let mut source_done = false;
         let mut t: u64 = 0;
         loop {
@@ -332,12 +334,14 @@ impl Engine for CpuEngine {
                     inputs[i] = sig;
                 }
             }
+            let figures = |n: u64| -> StemFigures {
+                chains.iter().map(|c| c.iter().map(|s| s.reduction(n * b as u64)).collect()).collect()
+            };
+            if t + 1 == stems_at {
+                stem_figures = figures(stems_at);
+            }
             for snap in self.stage_snap_at.iter().filter(|s| s.at == t) {
-                let frames = snap.as_iterations * b as u64;
-                let stages = stage_activity(plan, snap.as_iterations, |stem, j| {
-                    stem.and_then(|i| chains[i][j].reduction(frames))
-                })?;
-                self.stage_snaps.push((snap.as_iterations, stages));
+                self.stage_snaps.push((snap.as_iterations, figures(snap.as_iterations)));
             }
             // 3. Gain, routing, sum (per stem contribution when stems are delivered).
             if let Some(sb) = &mut spectral {
@@ -470,12 +474,10 @@ impl Engine for CpuEngine {
                 }
                 if k + 1 == total_blocks {
                     if has_stages(plan) {
-                        // Every stage ran on the t + 1 blocks of this pass.
+                        // The bus chain ran on the t + 1 blocks of this pass.
                         let frames = (t + 1) * b as u64;
-                        self.activity = stage_activity(plan, t + 1, |stem, j| match stem {
-                            Some(i) => chains[i][j].reduction(frames),
-                            None => bus_chain.reduction(j, frames),
-                        })?;
+                        self.activity =
+                            stage_activity(plan, &stem_figures, stems_at, |j| bus_chain.reduction(j, frames))?;
                     }
                     if self.snap_at.contains(&(t + 1)) {
                         self.snaps.push((t + 1, chains_state(&chains, &bus_chain)));

@@ -21,7 +21,7 @@ use std::sync::mpsc;
 
 use crate::engine::{
     BusBytes, Engine, EngineInfo, GainStats, MeterReadings, PassBlock, PassParams, PassSink, RenderPlan, StageActivity,
-    StageSnapshot, StemSource, has_stages, stage_activity,
+    StageSnapshot, StemFigures, StemSource, has_stages, stage_activity, stem_stages_at,
 };
 use crate::error::{Error, Result};
 use crate::gpu::chain::{Chain, ChainKey, Delivered, IN_FLIGHT, Pipelines, f32_bytes};
@@ -50,7 +50,7 @@ pub struct GpuEngine {
     activity: Vec<StageActivity>,
     /// The stem stage figures to take in the next pass (`Engine::snapshot_stages_at`), and taken.
     stage_snap_at: Vec<StageSnapshot>,
-    stage_snaps: Vec<(u64, Vec<StageActivity>)>,
+    stage_snaps: Vec<(u64, StemFigures)>,
 }
 
 /// Whether the GPU engine meters on its device: `STEMFORGE_GPU_METER=cpu|device` when set, else
@@ -243,7 +243,7 @@ impl Engine for GpuEngine {
         self.stage_snaps.clear();
     }
 
-    fn take_stage_snapshots(&mut self) -> Vec<(u64, Vec<StageActivity>)> {
+    fn take_stage_snapshots(&mut self) -> Vec<(u64, StemFigures)> {
         std::mem::take(&mut self.stage_snaps)
     }
 
@@ -301,24 +301,17 @@ impl Engine for GpuEngine {
 }
 
 impl GpuEngine {
-    /// Every stage's figures as they stand on the device (`stage_activity`), each mean over `frames`.
-    fn stages(&self, chain: &Chain, plan: &RenderPlan, iterations: u64, frames: u64) -> Result<Vec<StageActivity>> {
+    /// Each stem stage's figures as they stand on the device, each mean over `frames` (a read-back:
+    /// it waits for the commands submitted).
+    fn stem_figures(&self, chain: &Chain, plan: &RenderPlan, frames: u64) -> Result<StemFigures> {
         let firsts = &chain.stem_process_first;
-        let mut failed = None;
-        let stages = stage_activity(plan, iterations, |stem, j| {
-            let stage = match stem {
-                Some(i) => &chain.stem_process[firsts[i] + j],
-                None => &chain.bus_process[j].stage,
-            };
-            stage.reduction(&self.ctx, frames).unwrap_or_else(|e| {
-                failed = Some(e);
-                None
+        (0..plan.stems.len())
+            .map(|i| {
+                (0..plan.stems[i].process.len())
+                    .map(|j| chain.stem_process[firsts[i] + j].reduction(&self.ctx, frames))
+                    .collect()
             })
-        })?;
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(stages),
-        }
+            .collect()
     }
 
     fn run_chain(
@@ -331,6 +324,8 @@ impl GpuEngine {
     ) -> Result<()> {
         let b = chain.block;
         let total_blocks = plan.blocks();
+        let stems_at = stem_stages_at(plan);
+        let mut stem_figures = StemFigures::new();
         let m_total = (chain.m_pre_limiter + chain.m_lim) as u64;
         chain.gain_sum.set_gain(&self.ctx.queue, 10f64.powf(pass.gain_db / 20.0) as f32);
         chain.reset(&self.ctx);
@@ -415,11 +410,14 @@ impl GpuEngine {
             let (cmd, down) = chain.encode(&self.ctx, t, valid, deliver);
             self.bus.down += down;
             let submission = self.ctx.queue.submit([cmd]);
-            // The read-back waits for this iteration's commands: a few waits per capture pass.
+            // Read-backs wait for this iteration's commands: one per pass, a few more in a capture.
+            if t + 1 == stems_at && plan.stems.iter().any(|s| !s.process.is_empty()) {
+                stem_figures = self.stem_figures(chain, plan, stems_at * b as u64)?;
+            }
             let snaps: Vec<StageSnapshot> = self.stage_snap_at.iter().filter(|s| s.at == t).copied().collect();
             for snap in snaps {
-                let stages = self.stages(chain, plan, snap.as_iterations, snap.as_iterations * b as u64)?;
-                self.stage_snaps.push((snap.as_iterations, stages));
+                let figures = self.stem_figures(chain, plan, snap.as_iterations * b as u64)?;
+                self.stage_snaps.push((snap.as_iterations, figures));
             }
             if let Some(d) = deliver {
                 let (tx, rx) = mpsc::channel();
@@ -440,8 +438,18 @@ impl GpuEngine {
             self.finish_block(chain, plan, f, &mut host, sink)?;
         }
         if has_stages(plan) {
-            // Every stage ran on the t + 1 blocks encoded.
-            self.activity = self.stages(chain, plan, t + 1, (t + 1) * b as u64)?;
+            // The bus chain ran on the t + 1 blocks encoded.
+            let frames = (t + 1) * b as u64;
+            let mut failed = None;
+            self.activity = stage_activity(plan, &stem_figures, stems_at, |j| {
+                chain.bus_process[j].stage.reduction(&self.ctx, frames).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    None
+                })
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         Ok(())
     }

@@ -65,6 +65,9 @@ pub struct Expect {
     pub blocks: u64,
     /// Stages in the stem's chain: its trailer holds that many figures per pass length.
     pub stages: usize,
+    /// The shortest pass this render can run (its programme's blocks plus the stems' lag): the
+    /// trailer must have figures from there on.
+    pub first: u64,
 }
 
 /// Why a stored entry was not used (the report's `reason`); None from `open_verified` means there
@@ -85,6 +88,12 @@ pub enum Unusable {
         have: u64,
         want: u64,
     },
+    /// Its stage figures begin at longer passes than this render's can be (the programme, set by
+    /// the longest stem, got shorter).
+    Stages {
+        have: u64,
+        want: u64,
+    },
     Unreadable(String),
 }
 
@@ -97,6 +106,10 @@ impl std::fmt::Display for Unusable {
             Unusable::Short { have, want } => {
                 write!(f, "stale: holds {have} blocks, this render's bus and limiter latency need {want}")
             }
+            Unusable::Stages { have, want } => write!(
+                f,
+                "stale: its stage figures begin at passes of {have} blocks, this render's can be {want} (a shorter programme)"
+            ),
             Unusable::Unreadable(e) => write!(f, "unreadable: {e}"),
         }
     }
@@ -168,6 +181,18 @@ pub fn open_verified(path: &Path, want: &Expect) -> std::result::Result<Option<V
         return Err(Unusable::Corrupt);
     }
     let stages = read_stages(&mut file, payload, trailer, want.stages)?;
+    if let Some(st) = &stages {
+        if st.first + st.reductions.len() as u64 != blocks + 1 {
+            return Err(Unusable::BadHeader(format!(
+                "stage figures for passes of {} to {} blocks in an entry of {blocks}",
+                st.first,
+                st.first + st.reductions.len() as u64 - 1
+            )));
+        }
+        if st.first > want.first {
+            return Err(Unusable::Stages { have: st.first, want: want.first });
+        }
+    }
     // Best effort: an entry on a read-only cache is still used, only its age is not refreshed.
     let _ = file.set_modified(std::time::SystemTime::now());
     Ok(Some(Verified { file, channels, block, blocks, bytes: len, stages }))

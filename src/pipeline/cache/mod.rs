@@ -28,7 +28,7 @@ use std::time::{Instant, SystemTime};
 
 use rayon::prelude::*;
 
-use crate::engine::{Alignment, Engine, RecordedStages, RenderPlan, StageSnapshot, chain_levels};
+use crate::engine::{Alignment, Engine, RecordedStages, RenderPlan, StageSnapshot, chain_levels, stem_stages_at};
 use crate::error::{Error, Result};
 use crate::model::Process;
 use crate::progress::Progress;
@@ -143,12 +143,16 @@ pub fn prepare(
     let mut records = Vec::new();
     // Every entry read in full and hashed, the stems in parallel (the verification is most of a
     // warm render's reading).
+    // An entry's stage figures cover the stems' reporting length (`stem_stages_at`) of this render
+    // and of every longer programme whose render can still read it, up to every block stored.
+    let first = stem_stages_at(plan);
     let checked: Vec<_> = plan
         .stems
         .par_iter()
         .enumerate()
         .map(|(i, s)| {
-            let want = Expect { key: keys[i], channels: s.channels, block: b, blocks: needed, stages: s.process.len() };
+            let want =
+                Expect { key: keys[i], channels: s.channels, block: b, blocks: needed, stages: s.process.len(), first };
             entry::open_verified(&entry::entry_path(&opts.dir, &keys[i]), &want)
         })
         .collect();
@@ -186,9 +190,6 @@ pub fn prepare(
         }
     }
     group.sort_unstable();
-    // The stage figures cover each pass length from the programme's blocks plus the stems' lag (a
-    // pass without bus or limiter latency) to every block stored.
-    let first = plan.blocks() + lag as u64;
     let size = |i: usize| {
         let s = &plan.stems[i];
         entry::entry_bytes(s.channels, b, stored_blocks)
@@ -225,8 +226,8 @@ pub fn prepare(
             .collect::<Result<Vec<_>>>()?;
         // A capture of every stem reads them all: the proof page's measures ride along.
         let probe = if group.len() == plan.stems.len() { proof.as_mut().and_then(ProofCache::probe) } else { None };
-        // Each chain's figures for every pass length a render reading the entries can run (from
-        // `first`); capture iteration c is the render's iteration c - lag.
+        // Each chain's figures for every reporting length from `first`; capture iteration c is the
+        // render's iteration c - lag.
         let chained = group.iter().any(|&i| !plan.stems[i].process.is_empty());
         let snaps: Vec<StageSnapshot> = (first..=stored_blocks)
             .filter(|_| chained)
@@ -238,18 +239,11 @@ pub fn prepare(
         if taken.iter().map(|(n, _)| *n).ne(snaps.iter().map(|s| s.as_iterations)) {
             return Err(Error::Internal("the capture pass did not take every stage snapshot asked".into()));
         }
-        for (&i, w) in group.iter().zip(writers) {
+        for (g, (&i, w)) in group.iter().zip(writers).enumerate() {
             let Some(w) = w else { continue };
-            let s = &plan.stems[i];
-            let stages = (!s.process.is_empty()).then(|| StoredStages {
-                first,
-                reductions: taken
-                    .iter()
-                    .map(|(_, all)| {
-                        all.iter().filter(|a| a.stem.as_deref() == Some(&s.name)).map(|a| a.gain_reduction).collect()
-                    })
-                    .collect(),
-            });
+            // The capture plan's stems are the group's, in its order.
+            let stages = (!plan.stems[i].process.is_empty())
+                .then(|| StoredStages { first, reductions: taken.iter().map(|(_, all)| all[g].clone()).collect() });
             let (v, named) = w
                 .finish(stages)
                 .map_err(|e| Error::output(&opts.dir, format!("--cache: cannot write an entry: {e}")))?;
