@@ -46,9 +46,9 @@ pub struct StemPlan {
     pub replayed_stages: Option<std::sync::Arc<RecordedStages>>,
 }
 
-/// A stem chain's gain reduction as the capture pass took it (`pipeline::cache`), for passes of
-/// every length a render reading the entry can run: a pass of n iterations ran each stage on
-/// n · B frames, and its figures are `reductions[n - first]`, one per stage in chain order.
+/// A stem chain's gain reduction as the capture pass took it (`pipeline::cache`), for every
+/// `stem_stages_at` a render reading the entry can have: its figures over n blocks (each stage's
+/// mean over n · B frames) are `reductions[n - first]`, one per stage in chain order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedStages {
     /// The chain's stages (`Process::name`), in order.
