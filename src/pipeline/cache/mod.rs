@@ -10,6 +10,8 @@
 //! block (`entry::EntrySource`). The engines apply a stem's gain and routing after its chain
 //! (`cpu::gain_sum`, `gpu::gain_sum`), so the replayed render performs exactly the float
 //! operations of an uncached render from there on: the same sum, bus EQ, bus chain, G, limiter.
+//! What a stem's chain did (its stages' gain reduction, taken in the capture pass) is kept in its
+//! entry too (`entry::StoredStages`), so the report lists the stems' stages as an uncached one.
 //! Memory does not grow with programme length: entries stream in and out one block at a time.
 //!
 //! The folder: entries `<key>.sfstem`, written under a temporary name and renamed, so renders
