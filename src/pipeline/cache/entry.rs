@@ -26,9 +26,9 @@ pub const EXTENSION: &str = "sfstem";
 pub const TEMP_PREFIX: &str = ".sfstem-";
 
 /// What the stem's chain did when the entry was stored: its stages' gain reduction (one per stage,
-/// in chain order) at the end of a pass of n iterations, for each n from `first` on
-/// (`engine::RecordedStages`, whose stage names the key fixes), so that a render reading the entry
-/// reports the figures an uncached render would.
+/// in chain order) over n blocks, for each n from `first` to the entry's blocks: a render whose
+/// `engine::stem_stages_at` is n reports `reductions[n - first]` (`engine::RecordedStages`, whose
+/// stage names the key fixes), the figures an uncached render would.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredStages {
     pub first: u64,
@@ -40,7 +40,7 @@ pub fn entry_bytes(channels: usize, block: usize, blocks: u64) -> u64 {
     HEADER_BYTES + blocks * (channels * block * 4) as u64
 }
 
-/// The most bytes a trailer of `stages` stages' figures for `lengths` pass lengths takes (each
+/// The most bytes a trailer of `stages` stages' figures over `lengths` lengths takes (each
 /// figure's JSON is at most about 90 bytes), so that eviction makes room before the entry is
 /// written.
 pub fn trailer_bound(stages: usize, lengths: u64) -> u64 {
@@ -63,10 +63,10 @@ pub struct Expect {
     pub block: usize,
     /// Blocks this render will read (it may hold more).
     pub blocks: u64,
-    /// Stages in the stem's chain: its trailer holds that many figures per pass length.
+    /// Stages in the stem's chain: its trailer holds that many figures per length.
     pub stages: usize,
-    /// The shortest pass this render can run (its programme's blocks plus the stems' lag): the
-    /// trailer must have figures from there on.
+    /// The length this render reports its stems' stages over (`engine::stem_stages_at`: its
+    /// programme's blocks plus the stems' lag): the trailer must have figures from there on.
     pub first: u64,
 }
 
@@ -88,8 +88,8 @@ pub enum Unusable {
         have: u64,
         want: u64,
     },
-    /// Its stage figures begin at longer passes than this render's can be (the programme, set by
-    /// the longest stem, got shorter).
+    /// Its stage figures begin at more blocks than this render reports its stems' stages over (the
+    /// programme, set by the longest stem, got shorter).
     Stages {
         have: u64,
         want: u64,
@@ -108,7 +108,7 @@ impl std::fmt::Display for Unusable {
             }
             Unusable::Stages { have, want } => write!(
                 f,
-                "stale: its stage figures begin at passes of {have} blocks, this render's can be {want} (a shorter programme)"
+                "stale: its stage figures begin at {have} blocks, this render reports over {want} (a shorter programme)"
             ),
             Unusable::Unreadable(e) => write!(f, "unreadable: {e}"),
         }
@@ -180,31 +180,22 @@ pub fn open_verified(path: &Path, want: &Expect) -> std::result::Result<Option<V
     if checksum_field(&hasher) != header[64..96] {
         return Err(Unusable::Corrupt);
     }
-    let stages = read_stages(&mut file, payload, trailer, want.stages)?;
-    if let Some(st) = &stages {
-        if st.first + st.reductions.len() as u64 != blocks + 1 {
-            return Err(Unusable::BadHeader(format!(
-                "stage figures for passes of {} to {} blocks in an entry of {blocks}",
-                st.first,
-                st.first + st.reductions.len() as u64 - 1
-            )));
-        }
-        if st.first > want.first {
-            return Err(Unusable::Stages { have: st.first, want: want.first });
-        }
-    }
+    let stages = read_stages(&mut file, payload, trailer, blocks, want)?;
     // Best effort: an entry on a read-only cache is still used, only its age is not refreshed.
     let _ = file.set_modified(std::time::SystemTime::now());
     Ok(Some(Verified { file, channels, block, blocks, bytes: len, stages }))
 }
 
-/// The trailer of `len` bytes at `at`, checked to hold `stages` figures per pass length.
+/// The trailer of `len` bytes at `at` of an entry of `blocks` blocks, checked to hold `want.stages`
+/// figures for each length from at most `want.first` to `blocks`.
 fn read_stages(
     file: &mut File,
     at: u64,
     len: u64,
-    stages: usize,
+    blocks: u64,
+    want: &Expect,
 ) -> std::result::Result<Option<StoredStages>, Unusable> {
+    let stages = want.stages;
     if stages == 0 && len == 0 {
         return Ok(None);
     }
@@ -216,6 +207,16 @@ fn read_stages(
         .map_err(|e| Unusable::BadHeader(format!("its stage figures do not read: {e}")))?;
     if stored.reductions.is_empty() || stored.reductions.iter().any(|r| r.len() != stages) {
         return Err(Unusable::BadHeader(format!("its stage figures are not of {stages} stage(s)")));
+    }
+    let last = stored.first + stored.reductions.len() as u64 - 1;
+    if last != blocks {
+        return Err(Unusable::BadHeader(format!(
+            "stage figures for {} to {last} blocks in an entry of {blocks}",
+            stored.first
+        )));
+    }
+    if stored.first > want.first {
+        return Err(Unusable::Stages { have: stored.first, want: want.first });
     }
     Ok(Some(stored))
 }
