@@ -155,7 +155,6 @@ fn main() {
                 fir: Some(FirPlan { taps: vec![eq.clone(), eq.clone()], latency: eq_latency(8191, Phase::Linear) }),
                 process: Vec::new(),
                 routes: vec![(0, 0, 0.5), (1, 1, 0.5)],
-                linear: true,
                 replayed_latency: None,
                 replayed_stages: None,
             })

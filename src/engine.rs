@@ -28,12 +28,6 @@ pub struct StemPlan {
     /// (source channel, bus channel, weight): gain 10^(gain_db/20) times the routing weight
     /// (mono -> C for 5.1/7.1, mono -> L and R at -3 dB for stereo, else channel c -> c).
     pub routes: Vec<(usize, usize, f32)>,
-    /// The stem's path from its file to the bus is linear and time-invariant, so that filtering
-    /// commutes with summing: the shortcuts that rely on it (the bus EQ folded into the stem's
-    /// FIR, `plan::PlanKind::StemsLinked`; the CPU engine's frequency-domain sum) are taken only
-    /// when every stem of the plan is linear. Gain, routing and an EQ or FIR are; a `process`
-    /// chain clears it.
-    pub linear: bool,
     /// Some(l) for a stem whose signal already went through its path: a stem cache entry
     /// (`pipeline::cache`) replayed from its first stored block, which is the path's output at the
     /// first block of the render that stored it. The engines align it as a stem of latency l whose
@@ -217,11 +211,6 @@ pub struct RenderPlan {
 }
 
 impl RenderPlan {
-    /// Every stem's path is linear (`StemPlan::linear`): the linear shortcuts may be taken.
-    pub fn all_linear(&self) -> bool {
-        self.stems.iter().all(|s| s.linear)
-    }
-
     /// Frames by which the bus path (its EQ, then its process chain) delays the bus.
     pub fn bus_latency(&self) -> usize {
         self.bus_fir.as_ref().map_or(0, |f| f.latency)
@@ -552,7 +541,6 @@ mod tests {
             fir: None,
             process: keys.iter().map(|k| comp(k)).collect(),
             routes: Vec::new(),
-            linear: false,
             replayed_latency: None,
             replayed_stages: None,
         }

@@ -9,11 +9,9 @@
 //! zeroed outside [0, N) before the limiter, so EQ pre-ringing never reaches the limiter's state.
 use rayon::prelude::*;
 
-use realfft::num_complex::Complex;
-
 use crate::cpu::bus_chain::BusChain;
 use crate::cpu::delay_line::DelayLine;
-use crate::cpu::fir_convolve::{FirConvolve, FirInverse};
+use crate::cpu::fir_convolve::FirConvolve;
 use crate::cpu::gain_sum::gain_sum;
 use crate::cpu::limiter::LimiterFifo;
 use crate::cpu::limiter_apply;
@@ -56,23 +54,6 @@ impl Lane {
             fir.process_in_place(signal);
         }
     }
-    /// The split form (`FirConvolve::push`): the delayed input into the FIR's delay line, for a
-    /// bus summed in the frequency domain. A lane without a FIR only delays `signal`.
-    fn push(&mut self, signal: &mut [f32]) {
-        self.delay.process(signal);
-        if let Some(fir) = &mut self.fir {
-            fir.push(signal);
-        }
-    }
-}
-
-/// The bus summed in the frequency domain (a pass that delivers no stems): every stem channel's
-/// input spectrum times its FIR, weighted by its routes, is accumulated per bus channel and each
-/// bus channel pays one inverse FFT, instead of one per stem channel. Same function as filtering
-/// each stem and summing (DESIGN.md DSP 2-3); the sum runs in f64 before the single rounding.
-struct SpectralBus {
-    acc: Vec<Vec<Complex<f64>>>,
-    inverse: Vec<FirInverse>,
 }
 
 pub struct CpuEngine {
@@ -253,14 +234,6 @@ impl Engine for CpuEngine {
         // The bus's process chain, shared out among the stem contributions when they are delivered.
         let mut bus_chain =
             BusChain::new(&plan.bus_process, bus_ch, if pass.stems { n_stems } else { 0 }, b, plan.sample_rate);
-        // Without stem outputs, stems whose EQ is a FIR are summed in the frequency domain (when
-        // every stem's path is linear: only then does filtering commute with summing).
-        let mut spectral =
-            (!pass.stems && plan.all_linear() && plan.stems.iter().any(|s| s.fir.is_some())).then(|| SpectralBus {
-                acc: vec![vec![Complex::new(0.0, 0.0); b + 1]; bus_ch],
-                inverse: (0..bus_ch).map(|_| FirInverse::new(b)).collect(),
-            });
-
         let gain = 10f64.powf(pass.gain_db / 20.0) as f32;
         let mut inputs: Vec<Vec<Vec<f32>>> = plan.stems.iter().map(|s| zeroed(s.channels, b)).collect();
         let mut contrib: Vec<Vec<Vec<f32>>> = (0..bus_signals).map(|_| zeroed(bus_ch, b)).collect();
@@ -291,16 +264,18 @@ impl Engine for CpuEngine {
                 inputs.iter_mut().flatten().for_each(|c| c.fill(0.0));
             }
             contrib.iter_mut().flatten().for_each(|c| c.fill(0.0));
-            // 2. Stem EQ, every (stem, channel) in parallel; for a spectral bus only the forward
-            // transform (into the FIR's delay line), the rest is summed per bus channel below.
-            let spectral_sum = spectral.is_some();
+            // 2. Stem EQ, every (stem, channel) in parallel, each rounded to f32 as it leaves its
+            // FIR. The stems are summed in the time domain whatever the pass delivers, so that a
+            // render from the stem cache, which holds each stem's f32 signal, gives an uncached
+            // render's bits (design/proof.md). A bus summed in the frequency domain (one inverse
+            // FFT per bus channel instead of one per stem channel) was a little faster on
+            // master-only renders but rounded otherwise (BENCHMARKS.md, "The time-domain sum").
             stem_lanes
                 .par_iter_mut()
                 .zip(inputs.par_iter_mut())
                 .flat_map(|(lanes, chans)| lanes.par_iter_mut().zip(chans.par_iter_mut()))
-                .for_each(|(lane, sig)| if spectral_sum { lane.push(sig) } else { lane.process(sig) });
-            // 2b. Each stem's process chain (never on a spectral bus: it needs every stem linear,
-            // `RenderPlan::all_linear`), level by level of the key graph (`chain_levels`), the
+                .for_each(|(lane, sig)| lane.process(sig));
+            // 2b. Each stem's process chain, level by level of the key graph (`chain_levels`), the
             // stems of one level in parallel. A keyed compressor (ducking) reads its key stem's
             // block of this same index after that stem's EQ and whole chain (an earlier level).
             // Alignment: each stem's path (EQ and chain, latency l) is pre-delayed by M·B − l
@@ -344,32 +319,7 @@ impl Engine for CpuEngine {
                 self.stage_snaps.push((snap.as_iterations, figures(snap.as_iterations)));
             }
             // 3. Gain, routing, sum (per stem contribution when stems are delivered).
-            if let Some(sb) = &mut spectral {
-                // Stems with a FIR in the frequency domain: each bus channel accumulated and inverted.
-                let lanes = &stem_lanes;
-                contrib[0]
-                    .par_iter_mut()
-                    .zip(sb.acc.par_iter_mut())
-                    .zip(sb.inverse.par_iter_mut())
-                    .enumerate()
-                    .for_each(|(c, ((out, acc), inv))| {
-                        acc.fill(Complex::new(0.0, 0.0));
-                        let mut any = false;
-                        for (s, stem_lanes) in plan.stems.iter().zip(lanes) {
-                            for &(src, _, w) in s.routes.iter().filter(|r| r.1 == c) {
-                                if let Some(fir) = &stem_lanes[src].fir {
-                                    fir.accumulate(w, acc);
-                                    any = true;
-                                }
-                            }
-                        }
-                        if any {
-                            inv.process(acc, out);
-                        }
-                    });
-            }
-            // In the time domain: every stem, or on a spectral bus those without a FIR.
-            for (i, s) in plan.stems.iter().enumerate().filter(|(_, s)| !spectral_sum || s.fir.is_none()) {
+            for (i, s) in plan.stems.iter().enumerate() {
                 let target = if pass.stems { &mut contrib[i] } else { &mut contrib[0] };
                 gain_sum(&s.routes, &inputs[i], target, b);
             }

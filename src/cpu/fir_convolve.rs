@@ -95,7 +95,7 @@ impl FirConvolve {
         assert!(input.len() == b && output.len() == b, "FirConvolve::process: block is {b}");
         self.push(input);
         let mut acc = std::mem::take(&mut self.acc);
-        self.spectrum(&mut acc, None);
+        self.spectrum(&mut acc);
         inverse(&*self.c2r, &mut acc, &mut self.out_frame, &mut self.scratch_inv, output);
         self.acc = acc;
     }
@@ -104,22 +104,13 @@ impl FirConvolve {
     pub fn process_in_place(&mut self, signal: &mut [f32]) {
         self.push(signal);
         let mut acc = std::mem::take(&mut self.acc);
-        self.spectrum(&mut acc, None);
+        self.spectrum(&mut acc);
         inverse(&*self.c2r, &mut acc, &mut self.out_frame, &mut self.scratch_inv, signal);
         self.acc = acc;
     }
 
-    /// Bins of the spectra `accumulate` adds into: block + 1.
-    pub fn bins(&self) -> usize {
-        self.bins
-    }
-
-    /// First half of the split form of `process`: transform the next `block` input frames into the
-    /// frequency-domain delay line. The split form lets an engine sum many convolutions in the
-    /// frequency domain (stems into a bus) and pay one inverse FFT per output channel instead of
-    /// one per input: `push` every input, `accumulate` each into its outputs' spectra, then
-    /// `FirInverse::process` each output. With one input and weight 1 it gives `process`'s bits.
-    pub fn push(&mut self, input: &[f32]) {
+    /// Transform the next `block` input frames into the frequency-domain delay line.
+    fn push(&mut self, input: &[f32]) {
         let b = self.block;
         assert_eq!(input.len(), b, "FirConvolve::push: block is {b}");
         let (first, second) = self.frame.split_at_mut(b);
@@ -134,36 +125,19 @@ impl FirConvolve {
             .expect("realfft: buffer sizes fixed in new");
     }
 
-    /// acc += weight * (spectrum of this block's output), i.e. sum_p weight H_p X_{k-p}, for the
-    /// input last `push`ed. `acc.len() == bins()`.
-    pub fn accumulate(&self, weight: f32, acc: &mut [Complex<f64>]) {
-        assert_eq!(acc.len(), self.bins, "FirConvolve::accumulate: {} bins", self.bins);
-        self.spectrum(acc, Some(weight as f64));
-    }
-
-    /// `weight` None: acc = sum_p H_p X_{k-p}; Some(w): acc += w * H_p X_{k-p}, partition by
-    /// partition (for w = 1 the very operations of the None case after its first partition).
-    fn spectrum(&self, acc: &mut [Complex<f64>], weight: Option<f64>) {
+    /// acc = sum_p H_p X_{k-p}: this block's output spectrum, for the input last `push`ed.
+    fn spectrum(&self, acc: &mut [Complex<f64>]) {
         let bins = self.bins;
         for (p, hp) in self.h_spec.chunks_exact(bins).enumerate() {
             let slot = if p <= self.head { self.head - p } else { self.head + self.parts - p };
             let xp = &self.fdl[slot * bins..(slot + 1) * bins];
-            match weight {
-                None if p == 0 => {
-                    for (a, (h, x)) in acc.iter_mut().zip(hp.iter().zip(xp)) {
-                        *a = cmul(*h, *x);
-                    }
+            if p == 0 {
+                for (a, (h, x)) in acc.iter_mut().zip(hp.iter().zip(xp)) {
+                    *a = cmul(*h, *x);
                 }
-                None => {
-                    for (a, (h, x)) in acc.iter_mut().zip(hp.iter().zip(xp)) {
-                        *a = cmac(*a, *h, *x);
-                    }
-                }
-                Some(w) => {
-                    for (a, (h, x)) in acc.iter_mut().zip(hp.iter().zip(xp)) {
-                        let m = cmul(*h, *x);
-                        *a = Complex::new(a.re + w * m.re, a.im + w * m.im);
-                    }
+            } else {
+                for (a, (h, x)) in acc.iter_mut().zip(hp.iter().zip(xp)) {
+                    *a = cmac(*a, *h, *x);
                 }
             }
         }
@@ -193,29 +167,6 @@ fn inverse(
     c2r.process_with_scratch(acc, out_frame, scratch).expect("realfft: buffer sizes fixed in new");
     let kept = &out_frame[output.len()..];
     output.iter_mut().zip(kept).for_each(|(y, &v)| *y = v as f32);
-}
-
-/// Second half of the split form of `FirConvolve::process`: spectrum sum -> output block. Build one
-/// per thread or output; `process` allocates nothing.
-pub struct FirInverse {
-    block: usize,
-    c2r: Arc<dyn ComplexToReal<f64>>,
-    out_frame: Vec<f64>,
-    scratch: Vec<Complex<f64>>,
-}
-
-impl FirInverse {
-    pub fn new(block: usize) -> Self {
-        let c2r = RealFftPlanner::<f64>::new().plan_fft_inverse(2 * block);
-        FirInverse { block, scratch: c2r.make_scratch_vec(), c2r, out_frame: vec![0.0; 2 * block] }
-    }
-
-    /// `output[..block]` from `acc` (block + 1 bins, summed by `FirConvolve::accumulate`); `acc` is
-    /// used as scratch and must be cleared (or overwritten) before the next block's sums.
-    pub fn process(&mut self, acc: &mut [Complex<f64>], output: &mut [f32]) {
-        assert!(acc.len() == self.block + 1 && output.len() == self.block, "FirInverse::process: shape");
-        inverse(&*self.c2r, acc, &mut self.out_frame, &mut self.scratch, output);
-    }
 }
 
 #[inline(always)]

@@ -74,13 +74,13 @@ fn convolve_firs(a: &[f32], b: &[f32]) -> Vec<f32> {
 /// What to build the plan for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanKind {
-    /// Stem EQ and bus EQ as written: the bus for the analysis pass and master-only renders.
+    /// Stem EQ and bus EQ as written: the bus for the GPU engine's analysis pass.
     Bus,
     /// Stem outputs are delivered: the bus EQ is folded into each stem's FIR (exact convolution
     /// of the two tables, latencies added), so each stem leaves the chain already bus-EQ'd and
     /// the stems sum to the master. One FFT convolution per stem channel instead of two. When a
-    /// stem's path is not linear (`StemPlan::linear`) the plan stays as `Bus` would build it, and
-    /// the engines apply the bus EQ to each stem's contribution instead.
+    /// stem's path is not linear (`stem_path_is_linear`) the plan stays as `Bus` would build it,
+    /// and the engines apply the bus EQ to each stem's contribution instead.
     StemsLinked,
 }
 
@@ -181,7 +181,6 @@ fn plan_of_kind(
                 }
             }
         }
-        let linear = stem_path_is_linear(stem);
         let process = stem.process.clone();
         stems.push(StemPlan {
             index,
@@ -190,7 +189,6 @@ fn plan_of_kind(
             fir,
             process,
             routes,
-            linear,
             replayed_latency: None,
             replayed_stages: None,
         });
@@ -252,8 +250,6 @@ pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
         fir: None,
         process: Vec::new(),
         routes: identity.clone(),
-        // A spilled signal is replayed as it was recorded: a copy, whatever made it.
-        linear: true,
         replayed_latency: None,
         replayed_stages: None,
     };
@@ -266,7 +262,8 @@ pub fn replay_plan(plan: &RenderPlan, stems: bool) -> RenderPlan {
     RenderPlan { stems: spilled, bus_fir: None, bus_process: Vec::new(), ..plan.clone() }
 }
 
-/// Whether a stem's path is linear, time-invariant and per channel (`StemPlan::linear`): gain,
+/// Whether a stem's path is linear, time-invariant and per channel, so that the bus EQ can be
+/// folded into its FIR (`PlanKind::StemsLinked`): gain,
 /// routing and an EQ or FIR file are; a `process` chain is not (a compressor is not linear, and a
 /// `width` stage, linear as it is, mixes the stem's channels before the bus EQ that the linked
 /// plan would fold per channel into its FIR).

@@ -57,7 +57,6 @@ pub fn capture(
             fir: None,
             process: Vec::new(),
             routes: Vec::new(),
-            linear: true,
             replayed_latency: Some(lag_blocks * b),
             replayed_stages: None,
         });

@@ -310,7 +310,6 @@ pub fn prepare(
         });
         s.fir = None;
         s.process = Vec::new();
-        s.linear = true;
         s.replayed_latency = Some(lag * b);
     }
     let blocks = entries.iter().map(|v| v.blocks).min().unwrap_or(0);

@@ -204,13 +204,12 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     let report_file = opts.report.as_deref().map(ReportFile::create).transpose()?;
     let proof_file = opts.proof.as_deref().map(ReportFile::create).transpose()?;
     let (engine, fallback) = make_engine(opts.engine, opts.adapter.as_deref())?;
-    // Stem outputs need the linked plan (each stem leaves the chain bus-EQ'd). The CPU engine
-    // takes it for a master-only render too: it sums linked stems in the frequency domain, one
-    // inverse FFT per bus channel and no separate bus EQ.
-    // Variants are made of the stems' linked contributions too (design/deliverables.md "Variants").
-    // With --cache the passes run on the CPU engine from the cached stems: its plan.
-    let linked = stems_wanted || !session.variants.is_empty() || engine.replays_spill() || opts.cache.is_some();
-    let out_plan = if linked { linked_plan } else { bus_plan.clone() };
+    // The writing passes run the linked plan: stem outputs need it (each stem leaves the chain
+    // bus-EQ'd), variants are made of the stems' linked contributions (design/deliverables.md
+    // "Variants"), and a render from the stem cache replays linked stems. So a master-only render
+    // runs it too, on either engine: it then sums the same f32 linked stems that a cache entry
+    // holds, and a render from the cache gives an uncached render's bits (design/proof.md).
+    let out_plan = linked_plan;
     let info = engine.info();
     match &fallback {
         Some(why) => {
