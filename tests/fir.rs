@@ -2,7 +2,7 @@
 //! against one-shot.
 use stemforge::cpu::fir_convolve::FirConvolve;
 use stemforge::dsp::eq_design::design_eq;
-use stemforge::model::{EqBand, Phase};
+use stemforge::model::Phase;
 
 mod common;
 use common::exact_fir::{assert_f32_rounding_of, direct, residual_db};
