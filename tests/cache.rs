@@ -151,14 +151,15 @@ fn a_gain_revision_reuses_every_stem_and_matches_an_uncached_render() {
 }
 
 /// A master-only session whose stems are all linear (EQ only: the case an uncached CPU render once
-/// summed in the frequency domain): "vocals +1 dB" from the cache equals an uncached render of the
-/// revised session to the bit, on each engine.
+/// summed in the frequency domain), with a bus compressor (whose figures once depended on the plan
+/// the GPU engine's analysis pass ran, and with them G): "vocals +1 dB" from the cache equals an
+/// uncached render of the revised session to the bit, on each engine.
 #[test]
 fn a_master_only_revision_matches_an_uncached_render() {
     for engine in engines() {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
-        let frames = 2 * FS as usize;
+        let frames = 4 * FS as usize;
         let session = |vocals_gain_db: f64| {
             let mut toml = String::from("name = \"mo\"\nlayout = \"stereo\"\n");
             for (i, (n, ch)) in [("drums", 2), ("bass", 1), ("vocals", 2)].iter().enumerate() {
@@ -174,6 +175,7 @@ fn a_master_only_revision_matches_an_uncached_render() {
                     &format!("eq = [ {{ type = \"peak\", freq_hz = {}.0, gain_db = 2.0, q = 1.0 }} ]\n", 400 * (i + 1));
             }
             toml += "[bus]\neq = [ { type = \"low_shelf\", freq_hz = 150.0, gain_db = 1.0, q = 0.707 } ]\n";
+            toml += "process = [ { type = \"compressor\", threshold_db = -20.0, ratio = 2.0, release_ms = 100.0 } ]\n";
             toml += "[eq_design]\ntaps = 2047\n[master]\ntarget_lufs = -8.0\nceiling_dbtp = -1.0\n";
             toml += "[[outputs]]\npath = \"master.wav\"\nkind = \"master\"\nformat = \"pcm24\"\n";
             let p = dir.path().join("session.toml");
@@ -185,9 +187,18 @@ fn a_master_only_revision_matches_an_uncached_render() {
         let plain = run(&revised, &dir.path().join("plain"), engine, &[]);
         let warm = cached(&revised, &dir.path().join("warm"), engine, &cache, &[]);
         assert!(actions(&warm).values().all(|(a, _)| a == "reused"), "{engine}: {:?}", actions(&warm));
+        let bus = &plain["process_stages"][0]["gain_reduction"]["mean_db"];
+        assert!(bus.as_f64().unwrap() > 0.5, "{engine}: the bus compressor must work: {}", plain["process_stages"]);
         let reduction = plain["gain_reduction"]["max_db"].as_f64().unwrap();
         assert!(reduction > 0.5, "{engine}: the limiter must work, so that its envelope is compared: {reduction} dB");
         assert_eq!(outputs(&warm, &dir.path().join("warm")), outputs(&plain, &dir.path().join("plain")), "{engine}");
+        // The same solve, step by step: a G that moved by 1e-9 dB would seldom flip an output bit.
+        let gains = |r: &serde_json::Value| -> Vec<f64> {
+            r["passes"].as_array().unwrap().iter().filter_map(|p| p["gain_db"].as_f64()).collect()
+        };
+        let warm_gains = gains(&warm).split_off(gains(&warm).len() - gains(&plain).len());
+        assert_eq!(warm_gains, gains(&plain), "{engine}: the passes' G, cached and uncached");
+        assert_eq!(warm["gain_db"], plain["gain_db"], "{engine}");
     }
 }
 

@@ -74,7 +74,7 @@ fn convolve_firs(a: &[f32], b: &[f32]) -> Vec<f32> {
 /// What to build the plan for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanKind {
-    /// Stem EQ and bus EQ as written: the bus for the GPU engine's analysis pass.
+    /// Stem EQ and bus EQ as written: each stem's own EQ, as the proof page draws it.
     Bus,
     /// Stem outputs are delivered: the bus EQ is folded into each stem's FIR (exact convolution
     /// of the two tables, latencies added), so each stem leaves the chain already bus-EQ'd and

@@ -399,7 +399,6 @@ pub(super) fn run_passes<'a>(
     engine: Box<dyn Engine>,
     progress: &'a Progress,
     cached: Option<&'a CachedStems>,
-    bus_plan: &RenderPlan,
     out_plan: &RenderPlan,
     files: &[PlannedFile],
     variant_files: &[VariantFiles],
@@ -469,11 +468,13 @@ pub(super) fn run_passes<'a>(
         return Ok((outcome, runner.passes));
     };
 
-    // An engine that replays spills (the CPU engine) runs its analysis pass as the writing pass
-    // will (its plan, the stems delivered), so that the bus it meters and spills is the very sum
-    // the writing pass limits, and what it spills of the stems is what that pass would compute:
-    // the linked stems' contributions. Another engine meters the plain bus, unless a remaster
-    // variant needs the stems' contributions spilled (then it runs the linked plan too).
+    // The analysis pass runs the writing pass's plan (the linked one) on every engine, so that the
+    // bus it meters is the very sum the writing pass limits: the loudness that seeds the solve, and
+    // with it G, is then the same bits on either engine and from the stem cache, whose passes run
+    // on the CPU engine (design/proof.md: a cached render gives an uncached render's bits). An
+    // engine that replays spills (the CPU engine) also runs it with the writing pass's stem flag,
+    // so that what it spills of the stems is what that pass would compute: the linked stems'
+    // contributions.
     let replays = runner.engine.replays_spill();
     // Replaying stands in for the writing pass's whole chain before G: the analysis pass of a
     // replaying engine runs the writing pass's plan and stem flag, and every stage (stem EQ and
@@ -492,9 +493,8 @@ pub(super) fn run_passes<'a>(
     // A remaster variant replays the stems' contributions whatever the engine (the session refuses
     // a remaster beside a bus chain).
     let spill_for_remasters = spill_mode == SpillMode::All && remasters && out_plan.bus_process.is_empty();
-    let linked_analysis = replays || spill_for_remasters;
-    let analysis_plan = if linked_analysis { out_plan } else { bus_plan };
-    let (ch, frames) = (bus_plan.bus_channels(), bus_plan.frames);
+    let analysis_plan = out_plan;
+    let (ch, frames) = (out_plan.bus_channels(), out_plan.frames);
     // While a replayed spill is read, the outputs are being written beside it: those on its file
     // system (their folders exist by now) take from the same free space.
     let outputs: u64 = if replay || spill_for_remasters {
@@ -530,7 +530,6 @@ pub(super) fn run_passes<'a>(
         }
     }
     let params = PassParams { gain_db: 0.0, limit: false, stems: stem_channels > 0 || (replays && deliver_stems) };
-    let params = PassParams { stems: params.stems && linked_analysis, ..params };
     // Dialogue gating meters the dialogue stems' contributions beside the bus.
     runner.dialogue_tap = dialogue_stems(session, analysis_plan.stems.iter().map(|s| s.index));
     let params = PassParams { stems: params.stems || runner.dialogue_tap.is_some(), ..params };
@@ -542,7 +541,7 @@ pub(super) fn run_passes<'a>(
     runner.normalise = Some(normalise);
     unmeasurable_bus(session, analysis_plan, l, target)?;
     let finish = |w: Option<SpillWriter>, what: &str, channels: usize, instead: &str| {
-        w.and_then(|w| match w.finish(frames, bus_plan.block) {
+        w.and_then(|w| match w.finish(frames, out_plan.block) {
             Ok(s) => Some(s),
             Err(e) => {
                 let size = spill_bytes(channels, frames) as f64 / 1e9;

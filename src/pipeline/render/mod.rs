@@ -253,16 +253,15 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
     };
     // The proof page draws each stem's EQ as designed: the bus plan's, not the replay plan's.
     let eq_plan = bus_plan.clone();
-    let (bus_plan, out_plan) = match &prepared {
-        Some(p) => (p.plan.clone(), p.plan.clone()),
-        None => (bus_plan, out_plan),
+    let out_plan = match &prepared {
+        Some(p) => p.plan.clone(),
+        None => out_plan,
     };
     let (mut result, mut passes) = run_passes(
         &session,
         engine,
         &progress,
         prepared.as_ref().map(|p| &p.stems),
-        &bus_plan,
         &out_plan,
         &files,
         &variant_files,
