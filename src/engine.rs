@@ -420,9 +420,20 @@ pub fn stem_stages_at(plan: &RenderPlan) -> u64 {
     plan.blocks() + Alignment::of(plan, false).stems.blocks as u64
 }
 
+/// The blocks over which a render reports its bus's process stages: the programme's blocks plus
+/// the lag of the stems and the bus path, every block in which the programme passes through the
+/// bus chain. The same in every pass, as `stem_stages_at` is for the stems: a writing pass that
+/// limits runs more blocks than the analysis pass (the limiter's look-ahead), and a writing pass
+/// from the bus spill runs no bus chain, so a figure taken at a pass's end would depend on which
+/// pass ran the chain last, and on the engine.
+pub fn bus_stages_at(plan: &RenderPlan) -> u64 {
+    plan.blocks() + Alignment::of(plan, false).before_limiter() as u64
+}
+
 /// Every stage of `plan`'s chains, stems in plan order then the bus: a stem's with its figures in
 /// `stems` (taken after `stems_at` blocks), a replayed stem's with what its record says for
-/// `stems_at` blocks, the bus's with what `bus` (index in its chain) says it did.
+/// `stems_at` blocks, the bus's with what `bus` (index in its chain) says it did after
+/// `bus_stages_at` blocks.
 pub fn stage_activity(
     plan: &RenderPlan,
     stems: &StemFigures,

@@ -18,7 +18,7 @@ use crate::cpu::limiter_apply;
 use crate::cpu::{self, Stage};
 use crate::engine::{
     Alignment, Engine, EngineInfo, FirPlan, PassBlock, PassParams, PassSink, RenderPlan, StageActivity, StageSnapshot,
-    StemFigures, StemSource, chain_levels, has_stages, stage_activity, stem_stages_at,
+    StemFigures, StemSource, bus_stages_at, chain_levels, has_stages, stage_activity, stem_stages_at,
 };
 use crate::error::{Error, Result};
 use crate::model::Process;
@@ -250,6 +250,8 @@ impl Engine for CpuEngine {
         let total_blocks = plan.blocks();
         let stems_at = stem_stages_at(plan);
         let mut stem_figures = StemFigures::new();
+        let bus_at = bus_stages_at(plan);
+        let mut bus_figures = None;
         let mut source_done = false;
         let mut t: u64 = 0;
         loop {
@@ -359,6 +361,10 @@ impl Engine for CpuEngine {
                 }
             }
 
+            if t + 1 == bus_at {
+                let frames = bus_at * b as u64;
+                bus_figures = Some((0..plan.bus_process.len()).map(|j| bus_chain.reduction(j, frames)).collect());
+            }
             // The program is x[n] for n in [0, N) and zero elsewhere (DESIGN.md DSP 6: a[k] = 0 for
             // k < 0): the EQs' pre-ringing before frame 0 and ring-out past N are not program.
             let aligned = t as i64 - align.before_limiter() as i64;
@@ -424,10 +430,10 @@ impl Engine for CpuEngine {
                 }
                 if k + 1 == total_blocks {
                     if has_stages(plan) {
-                        // The bus chain ran on the t + 1 blocks of this pass.
-                        let frames = (t + 1) * b as u64;
-                        self.activity =
-                            stage_activity(plan, &stem_figures, stems_at, |j| bus_chain.reduction(j, frames))?;
+                        let bus: &Vec<_> = bus_figures.as_ref().ok_or_else(|| {
+                            Error::Internal(format!("the bus stages' figures were not taken after {bus_at} blocks"))
+                        })?;
+                        self.activity = stage_activity(plan, &stem_figures, stems_at, |j| bus[j])?;
                     }
                     if self.snap_at.contains(&(t + 1)) {
                         self.snaps.push((t + 1, chains_state(&chains, &bus_chain)));

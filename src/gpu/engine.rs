@@ -21,7 +21,7 @@ use std::sync::mpsc;
 
 use crate::engine::{
     BusBytes, Engine, EngineInfo, GainStats, MeterReadings, PassBlock, PassParams, PassSink, RenderPlan, StageActivity,
-    StageSnapshot, StemFigures, StemSource, has_stages, stage_activity, stem_stages_at,
+    StageSnapshot, StemFigures, StemSource, bus_stages_at, has_stages, stage_activity, stem_stages_at,
 };
 use crate::error::{Error, Result};
 use crate::gpu::chain::{Chain, ChainKey, Delivered, IN_FLIGHT, Pipelines, f32_bytes};
@@ -326,6 +326,8 @@ impl GpuEngine {
         let total_blocks = plan.blocks();
         let stems_at = stem_stages_at(plan);
         let mut stem_figures = StemFigures::new();
+        let bus_at = bus_stages_at(plan);
+        let mut bus_figures = None;
         let m_total = (chain.m_pre_limiter + chain.m_lim) as u64;
         chain.gain_sum.set_gain(&self.ctx.queue, 10f64.powf(pass.gain_db / 20.0) as f32);
         chain.reset(&self.ctx);
@@ -410,9 +412,16 @@ impl GpuEngine {
             let (cmd, down) = chain.encode(&self.ctx, t, valid, deliver);
             self.bus.down += down;
             let submission = self.ctx.queue.submit([cmd]);
-            // Read-backs wait for this iteration's commands: one per pass, a few more in a capture.
+            // Read-backs wait for this iteration's commands: one or two per pass (stem and bus stages),
+            // a few more in a capture.
             if t + 1 == stems_at && plan.stems.iter().any(|s| !s.process.is_empty()) {
                 stem_figures = self.stem_figures(chain, plan, stems_at * b as u64)?;
+            }
+            if t + 1 == bus_at {
+                let frames = bus_at * b as u64;
+                let figures: Result<Vec<_>> =
+                    chain.bus_process.iter().map(|p| p.stage.reduction(&self.ctx, frames)).collect();
+                bus_figures = Some(figures?);
             }
             let snaps: Vec<StageSnapshot> = self.stage_snap_at.iter().filter(|s| s.at == t).copied().collect();
             for snap in snaps {
@@ -438,18 +447,10 @@ impl GpuEngine {
             self.finish_block(chain, plan, f, &mut host, sink)?;
         }
         if has_stages(plan) {
-            // The bus chain ran on the t + 1 blocks encoded.
-            let frames = (t + 1) * b as u64;
-            let mut failed = None;
-            self.activity = stage_activity(plan, &stem_figures, stems_at, |j| {
-                chain.bus_process[j].stage.reduction(&self.ctx, frames).unwrap_or_else(|e| {
-                    failed = Some(e);
-                    None
-                })
+            let bus: &Vec<_> = bus_figures.as_ref().ok_or_else(|| {
+                Error::Internal(format!("the bus stages' figures were not taken after {bus_at} blocks"))
             })?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
+            self.activity = stage_activity(plan, &stem_figures, stems_at, |j| bus[j])?;
         }
         Ok(())
     }
