@@ -251,8 +251,6 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
         }
         None => (engine, None),
     };
-    // The proof page draws each stem's EQ as designed: the bus plan's, not the replay plan's.
-    let eq_plan = bus_plan.clone();
     let out_plan = match &prepared {
         Some(p) => p.plan.clone(),
         None => out_plan,
@@ -407,9 +405,10 @@ pub fn render_session(session: Session, opts: &RenderOptions) -> Result<RenderRe
             }
         }
     }
+    // The proof page draws each stem's EQ as designed: the bus plan's, not the replay plan's.
     let proof = opts.proof.as_ref().map(|_| {
         let note = result.reference_note.take();
-        proof_data(&session, &eq_plan, result.curves.as_ref(), result.measures.take(), LOUDNESS_TOLERANCE_LU, note)
+        proof_data(&session, &bus_plan, result.curves.as_ref(), result.measures.take(), LOUDNESS_TOLERANCE_LU, note)
     });
     let wall = t0.elapsed().as_secs_f64();
     let duration = out_plan.frames as f64 / fs as f64;
